@@ -1,0 +1,39 @@
+# gonogo — make targets. `make run` and `make test` work on a fresh machine
+# (they install redis-server from Debian when it is missing and we are root).
+
+GO      ?= go
+BIN     := bin/harness
+PKGS    := ./...
+
+.PHONY: run test bench lint build deps clean
+
+build: $(BIN)
+
+$(BIN): $(shell find . -name '*.go' -not -path './reports/*/*' 2>/dev/null) go.mod go.sum
+	$(GO) build -o $(BIN) ./cmd/harness
+
+deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing redis-server redis-tools (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; \
+	  else echo "redis-server missing: sudo apt-get install -y redis-server redis-tools" >&2; exit 4; fi; }
+	@# the Debian package starts a system redis on 6379; the harness never uses it.
+
+run: deps build
+	./$(BIN) doctor
+
+test: deps
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+
+clean:
+	rm -rf bin

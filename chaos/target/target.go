@@ -1,0 +1,63 @@
+// Package target is where Redis comes from for a run: a redis-server process
+// the harness spawns and owns, any URL it does not own, or (later) a
+// container. Each target says what it owns and which destructive abilities it
+// offers; faults find those abilities by type assertion.
+package target
+
+import (
+	"context"
+	"crypto/tls"
+)
+
+// Target is a Redis the harness can connect to.
+type Target interface {
+	// Kind is "process", "url", "container" or "remote-sim".
+	Kind() string
+	// Addr is host:port of the Redis listener (the upstream of a proxy).
+	Addr() string
+	// URL is the redis:// or rediss:// URL clients use, credentials
+	// included. It is a secret: print Redacted instead.
+	URL() string
+	// Redacted is URL with any password masked.
+	Redacted() string
+	// TLS is the client TLS configuration for this target, or nil for
+	// plain TCP.
+	TLS() *tls.Config
+	// Owned reports whether the harness owns the server, so destructive
+	// faults (kill, pause, restart, CONFIG SET, FLUSH) are allowed.
+	Owned() bool
+	// KeyPrefix is the namespace every key the harness writes must carry
+	// on this target ("" when the target is owned and private).
+	KeyPrefix() string
+	// Close releases everything the target started. It is safe to call
+	// more than once.
+	Close() error
+}
+
+// Killer can kill the server with SIGKILL (or the container equivalent).
+type Killer interface {
+	Kill(ctx context.Context) error
+}
+
+// Pauser can freeze and thaw the server (SIGSTOP/SIGCONT, docker pause).
+type Pauser interface {
+	Pause(ctx context.Context) error
+	Resume(ctx context.Context) error
+}
+
+// Restarter can start the server again on the same address and data dir,
+// after a kill or a clean stop.
+type Restarter interface {
+	Restart(ctx context.Context) error
+}
+
+// Stopper can stop the server cleanly without restarting it.
+type Stopper interface {
+	Stop(ctx context.Context) error
+}
+
+// Configurer can change server settings at run time (CONFIG SET), e.g.
+// maxmemory and maxmemory-policy.
+type Configurer interface {
+	ConfigSet(ctx context.Context, key, value string) error
+}

@@ -1,0 +1,140 @@
+package impl
+
+import (
+	"crypto/tls"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Config configures one Layer. Zero values mean the default stated on each
+// field; defaults are applied in one place (withDefaults).
+type Config struct {
+	// Enabled is REDIS_ENABLED; false means memory only (the rollback).
+	Enabled bool
+	// URL is REDIS_URL (redis:// or rediss://). Default redis://localhost:6379/0.
+	URL string
+	// EventBus, Cache, SSE are REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE:
+	// per-component flags; a false flag keeps that component in memory.
+	EventBus, Cache, SSE bool
+	// ServerID is SERVER_ID; default a random id.
+	ServerID string
+	// TLS overrides the TLS settings derived from a rediss:// URL (custom CA,
+	// client certificate). Nil: system roots.
+	TLS *tls.Config
+	// Hooks are added to every Redis client the layer makes (counting).
+	Hooks []redis.Hook
+	// KeyPrefix is prepended to every key and channel (per-run namespace).
+	KeyPrefix string
+
+	// PoolSize is the connection pool size. Default 50.
+	PoolSize int
+	// ConnectTimeout bounds dialling. Default 5s.
+	ConnectTimeout time.Duration
+	// PublishBudget bounds one Publish (hardened). Default 50ms.
+	PublishBudget time.Duration
+	// CallBudget bounds one cache or registry call (hardened). Default 50ms.
+	CallBudget time.Duration
+	// ProbeInterval is how often a layer in memory mode probes Redis to
+	// switch back (hardened). Default 250ms.
+	ProbeInterval time.Duration
+	// HealthInterval is the health check interval. Default 30s (TASK-003).
+	HealthInterval time.Duration
+
+	// StreamMaxLen is the approximate MAXLEN of a flow stream. Default 10000.
+	StreamMaxLen int64
+	// StreamTTL is the flow stream's TTL. Default 24h.
+	StreamTTL time.Duration
+	// MemoryEvents is the per-flow memory fallback size. Default 1000.
+	MemoryEvents int
+	// OutboxCap bounds events held for replay while Redis is down
+	// (hardened). Default 100000; overflow is counted, never silent.
+	OutboxCap int
+
+	// RegistryTTL is a connection's TTL without heartbeat. Default 300s.
+	RegistryTTL time.Duration
+	// CleanupInterval is how often stale connections are swept. Default 60s.
+	CleanupInterval time.Duration
+
+	// CacheTTLActive, CacheTTLCompleted, CacheTTLFailed are the status TTLs.
+	// Defaults 300s, 3600s, 1800s.
+	CacheTTLActive, CacheTTLCompleted, CacheTTLFailed time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.URL == "" {
+		c.URL = "redis://localhost:6379/0"
+	}
+	if c.ServerID == "" {
+		c.ServerID = "srv-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	}
+	if c.PoolSize == 0 {
+		c.PoolSize = 50
+	}
+	def(&c.ConnectTimeout, 5*time.Second)
+	def(&c.PublishBudget, 50*time.Millisecond)
+	def(&c.CallBudget, 50*time.Millisecond)
+	def(&c.ProbeInterval, 250*time.Millisecond)
+	def(&c.HealthInterval, 30*time.Second)
+	if c.StreamMaxLen == 0 {
+		c.StreamMaxLen = 10000
+	}
+	def(&c.StreamTTL, 24*time.Hour)
+	if c.MemoryEvents == 0 {
+		c.MemoryEvents = 1000
+	}
+	if c.OutboxCap == 0 {
+		c.OutboxCap = 100000
+	}
+	def(&c.RegistryTTL, 300*time.Second)
+	def(&c.CleanupInterval, 60*time.Second)
+	def(&c.CacheTTLActive, 300*time.Second)
+	def(&c.CacheTTLCompleted, 3600*time.Second)
+	def(&c.CacheTTLFailed, 1800*time.Second)
+	return c
+}
+
+// ConfigFromEnv reads the tracker's variables (REDIS_ENABLED, REDIS_URL,
+// REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID). The component flags
+// default to true when REDIS_ENABLED is true (the tracker defaults them to
+// false, which would make REDIS_ENABLED=true a no-op).
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	var c Config
+	var err error
+	if c.Enabled, err = envBool(getenv, "REDIS_ENABLED", false); err != nil {
+		return c, err
+	}
+	c.URL = getenv("REDIS_URL")
+	for _, f := range []struct {
+		name string
+		dst  *bool
+	}{{"REDIS_EVENT_BUS", &c.EventBus}, {"REDIS_CACHE", &c.Cache}, {"REDIS_SSE", &c.SSE}} {
+		if *f.dst, err = envBool(getenv, f.name, c.Enabled); err != nil {
+			return c, err
+		}
+	}
+	c.ServerID = getenv("SERVER_ID")
+	return c.withDefaults(), nil
+}
+
+func envBool(getenv func(string) string, name string, def bool) (bool, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s=%q: want true or false", name, v)
+}

@@ -1,0 +1,168 @@
+// Package impl declares the real-time layer the harness puts under test: the
+// event bus, the SSE connection registry, the flow-state cache and the
+// connection manager of the tracker's TASK-003 to TASK-012, and a registry of
+// profiles (named constructors) so any implementation of these interfaces can
+// be run through the same scenarios.
+package impl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Event is one flow event (the tracker's FlowEvent).
+type Event struct {
+	// ID is unique per event and set by the publisher; implementations use
+	// it to drop duplicates (e.g. on outbox replay).
+	ID            string          `json:"id"`
+	FlowID        string          `json:"flow_id"`
+	Type          string          `json:"event_type"`
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	Timestamp     time.Time       `json:"timestamp"`
+	Source        string          `json:"source,omitempty"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	// Cursor is the event's position in its flow's history (a Redis stream
+	// ID, or a memory sequence). Set on events read back or delivered; it
+	// is what an SSE client sends back as Last-Event-ID.
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// Bus is the flow event bus (TASK-005).
+type Bus interface {
+	// Publish stores and broadcasts e. A nil error is an acknowledgement:
+	// the event must then be readable from History (after any outage).
+	Publish(ctx context.Context, e Event) error
+	// History returns up to count of the flow's most recent events with
+	// Timestamp >= since (zero since: no bound), oldest first.
+	History(ctx context.Context, flowID string, count int, since time.Time) ([]Event, error)
+	// Subscribe delivers the flow's events as they are published. With a
+	// non-empty after cursor it first delivers the stored events that
+	// follow it. The channel is closed when ctx ends.
+	Subscribe(ctx context.Context, flowID, after string) (<-chan Event, error)
+}
+
+// Conn is one SSE connection (TASK-006).
+type Conn struct {
+	ID         string            `json:"connection_id"`
+	FlowID     string            `json:"flow_id"`
+	UserID     string            `json:"user_id"`
+	ClientInfo map[string]string `json:"client_info,omitempty"`
+}
+
+// Registry tracks SSE connections across service instances (TASK-006).
+type Registry interface {
+	Register(ctx context.Context, c Conn) error
+	Heartbeat(ctx context.Context, connID string) error
+	Unregister(ctx context.Context, connID string) error
+	// Lookup returns the IDs of the flow's live connections, on any instance.
+	Lookup(ctx context.Context, flowID string) ([]string, error)
+	// Cleanup removes connections whose heartbeats stopped; it returns how
+	// many it removed.
+	Cleanup(ctx context.Context) (int, error)
+	// Count is the number of live connections across instances.
+	Count(ctx context.Context) (int, error)
+}
+
+// Entry is what a cache read returns.
+type Entry struct {
+	State map[string]any
+	Hit   bool
+	// Lease, on a miss, is a token to pass to Set so that the fill is
+	// refused if the flow was invalidated in between. Implementations
+	// that do not guard fills return "".
+	Lease string
+}
+
+// CacheMetrics are the TASK-007 access metrics of one flow.
+type CacheMetrics struct {
+	Access  int64   `json:"access_count"`
+	Hits    int64   `json:"hits"`
+	Misses  int64   `json:"misses"`
+	HitRate float64 `json:"hit_rate"` // percent
+}
+
+// Cache is the flow-state cache (TASK-007).
+type Cache interface {
+	Get(ctx context.Context, flowID string) (Entry, error)
+	// Set caches state with a TTL chosen by status. lease is the token a
+	// missing Get returned, or "" for an unconditional write.
+	Set(ctx context.Context, flowID string, state map[string]any, status, lease string) error
+	Invalidate(ctx context.Context, flowID string) error
+	Metrics(ctx context.Context, flowID string) (CacheMetrics, error)
+}
+
+// Health is the Redis part of GET /health (TASK-004).
+type Health struct {
+	// Status is "healthy", "unhealthy", "unavailable" or "disabled".
+	Status    string  `json:"status"`
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+	Error     string  `json:"error,omitempty"`
+	// Mode is where the layer serves from now: "redis" or "memory".
+	Mode string `json:"mode"`
+}
+
+// Manager is the connection manager and monitor (TASK-003, TASK-004, TASK-012).
+type Manager interface {
+	// Mode is "redis" or "memory".
+	Mode() string
+	Health(ctx context.Context) Health
+	// Info returns the TASK-012 INFO fields, or {"status": "unavailable"}.
+	Info(ctx context.Context) map[string]any
+}
+
+// Layer is one instance of an implementation: what one service process runs.
+type Layer struct {
+	Profile  string
+	Manager  Manager
+	Bus      Bus
+	Registry Registry
+	Cache    Cache
+	// Close stops background work and closes connections.
+	Close func() error
+}
+
+// Constructor builds a Layer from a Config.
+type Constructor func(ctx context.Context, cfg Config) (*Layer, error)
+
+// Profiles is a set of named constructors.
+type Profiles struct {
+	mu sync.RWMutex
+	m  map[string]Constructor
+}
+
+// Register adds (or replaces) a profile.
+func (p *Profiles) Register(name string, c Constructor) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]Constructor{}
+	}
+	p.m[name] = c
+}
+
+// Names lists the registered profiles, sorted.
+func (p *Profiles) Names() []string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	names := make([]string, 0, len(p.m))
+	for n := range p.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New builds a layer with the named profile.
+func (p *Profiles) New(ctx context.Context, name string, cfg Config) (*Layer, error) {
+	p.mu.RLock()
+	c, ok := p.m[name]
+	p.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown profile %q (known: %v)", name, p.Names())
+	}
+	return c(ctx, cfg.withDefaults())
+}

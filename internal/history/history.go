@@ -1,0 +1,185 @@
+// Package history is the record a scenario run leaves behind: every operation
+// with its call and return time as offsets from one base time, and every fault
+// with its window. Workloads only append to it; checkers only read it.
+package history
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Kinds of operation a workload records.
+const (
+	Publish      = "publish"       // EventID, Seq, Flow; OK means acknowledged
+	Read         = "history"       // Flow; Values = event IDs read, in stream order
+	Deliver      = "deliver"       // Client is the subscriber; EventID; Return = receive time
+	Subscribe    = "subscribe"     // Client subscribed (Call) / unsubscribed (Return)
+	CacheGet     = "cache_get"     // Flow; Version read (0 = miss)
+	CacheSet     = "cache_set"     // Flow; Version written
+	CacheInval   = "cache_invalidate"
+	DBWrite      = "db_write"      // Flow; Version now authoritative
+	RegRegister  = "reg_register"  // Value = connection id
+	RegHeartbeat = "reg_heartbeat" // Value = connection id
+	RegUnreg     = "reg_unregister"
+	RegLookup    = "reg_lookup" // Flow; Values = connection ids seen
+	Health       = "health"     // Value = reported redis state ("healthy", "unavailable", ...)
+	RedisState   = "redis_state"
+)
+
+// Op is one operation as a client saw it.
+type Op struct {
+	Client  string        `json:"client"`
+	Kind    string        `json:"kind"`
+	Flow    string        `json:"flow,omitempty"`
+	EventID string        `json:"event_id,omitempty"`
+	Seq     int64         `json:"seq,omitempty"`
+	Version int64         `json:"version,omitempty"`
+	Value   string        `json:"value,omitempty"`
+	Values  []string      `json:"values,omitempty"`
+	Call    time.Duration `json:"call"`
+	Return  time.Duration `json:"return"`
+	OK      bool          `json:"ok"`
+	Err     string        `json:"err,omitempty"`
+	// Mode is what the implementation said it served from ("redis",
+	// "memory"), when it says.
+	Mode string `json:"mode,omitempty"`
+}
+
+// Latency is the time the call took.
+func (o Op) Latency() time.Duration { return o.Return - o.Call }
+
+// Fault is a window during which a fault was injected.
+type Fault struct {
+	Name   string            `json:"name"`
+	Params map[string]string `json:"params,omitempty"`
+	Start  time.Duration     `json:"start"`
+	End    time.Duration     `json:"end"`
+}
+
+// Contains reports whether t falls in the fault window.
+func (f Fault) Contains(t time.Duration) bool { return t >= f.Start && t < f.End }
+
+// History is one run's record.
+type History struct {
+	Base   time.Time         `json:"base"`
+	End    time.Duration     `json:"end"`
+	Ops    []Op              `json:"ops"`
+	Faults []Fault           `json:"faults"`
+	Meta   map[string]string `json:"meta,omitempty"`
+}
+
+// Recorder appends to a History from many goroutines.
+type Recorder struct {
+	mu   sync.Mutex
+	base time.Time
+	h    History
+}
+
+// NewRecorder starts a history whose base time is now.
+func NewRecorder() *Recorder {
+	now := time.Now()
+	return &Recorder{base: now, h: History{Base: now, Meta: map[string]string{}}}
+}
+
+// Since is the offset of t from the base time.
+func (r *Recorder) Since(t time.Time) time.Duration { return t.Sub(r.base) }
+
+// Now is the current offset from the base time.
+func (r *Recorder) Now() time.Duration { return time.Since(r.base) }
+
+// Add records an operation.
+func (r *Recorder) Add(op Op) {
+	r.mu.Lock()
+	r.h.Ops = append(r.h.Ops, op)
+	r.mu.Unlock()
+}
+
+// AddFault records a fault window.
+func (r *Recorder) AddFault(f Fault) {
+	r.mu.Lock()
+	r.h.Faults = append(r.h.Faults, f)
+	r.mu.Unlock()
+}
+
+// SetMeta records a key/value about the run.
+func (r *Recorder) SetMeta(k, v string) {
+	r.mu.Lock()
+	r.h.Meta[k] = v
+	r.mu.Unlock()
+}
+
+// History returns a copy of what was recorded, ops sorted by call time.
+func (r *Recorder) History() History {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.h
+	h.End = time.Since(r.base)
+	h.Ops = append([]Op(nil), r.h.Ops...)
+	h.Faults = append([]Fault(nil), r.h.Faults...)
+	h.Meta = make(map[string]string, len(r.h.Meta))
+	for k, v := range r.h.Meta {
+		h.Meta[k] = v
+	}
+	sort.SliceStable(h.Ops, func(i, j int) bool { return h.Ops[i].Call < h.Ops[j].Call })
+	return h
+}
+
+// Save writes h as JSON to path atomically (temp file, then rename).
+func Save(path string, h History) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, b)
+}
+
+// Load reads a history saved by Save.
+func Load(path string) (History, error) {
+	var h History
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return h, err
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("%s: not a saved history: %w", path, err)
+	}
+	return h, nil
+}
+
+// WriteFileAtomic writes data to a temp file beside path and renames it into
+// place, so a reader never sees a half-written file.
+func WriteFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
