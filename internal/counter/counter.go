@@ -9,6 +9,7 @@ import (
 	"context"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -97,7 +98,8 @@ func (h *Hook) DialHook(next redis.DialHook) redis.DialHook {
 func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		h.get(Op(ctx)).add([]redis.Cmder{cmd}, err)
+		cmds := []redis.Cmder{cmd}
+		h.get(opOf(ctx, cmds)).add(cmds, err)
 		return err
 	}
 }
@@ -108,9 +110,36 @@ func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h *Hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		h.get(Op(ctx)).add(cmds, err)
+		h.get(opOf(ctx, cmds)).add(cmds, err)
 		return err
 	}
+}
+
+// ConnInit is the operation kind under which the commands go-redis sends to
+// set up a new connection (HELLO, AUTH, SELECT, CLIENT SETINFO/SETNAME/
+// MAINT_NOTIFICATIONS) are
+// counted, whatever operation caused the dial.
+const ConnInit = "conn_init"
+
+func opOf(ctx context.Context, cmds []redis.Cmder) string {
+	for _, c := range cmds {
+		switch c.Name() {
+		case "hello", "auth", "select", "readonly":
+		case "client":
+			sub := ""
+			if args := c.Args(); len(args) > 1 {
+				sub, _ = args[1].(string)
+			}
+			switch strings.ToLower(sub) {
+			case "setinfo", "setname", "maint_notifications":
+			default:
+				return Op(ctx)
+			}
+		default:
+			return Op(ctx)
+		}
+	}
+	return ConnInit
 }
 
 // Dials is the number of connections dialled so far.

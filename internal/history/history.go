@@ -15,12 +15,12 @@ import (
 
 // Kinds of operation a workload records.
 const (
-	Publish      = "publish"       // EventID, Seq, Flow; OK means acknowledged
-	Read         = "history"       // Flow; Values = event IDs read, in stream order
-	Deliver      = "deliver"       // Client is the subscriber; EventID; Return = receive time
-	Subscribe    = "subscribe"     // Client subscribed (Call) / unsubscribed (Return)
-	CacheGet     = "cache_get"     // Flow; Version read (0 = miss)
-	CacheSet     = "cache_set"     // Flow; Version written
+	Publish      = "publish"   // EventID, Seq, Flow; OK means acknowledged
+	Read         = "history"   // Flow; Values = event IDs read, in stream order
+	Deliver      = "deliver"   // Client is the subscriber; EventID; Return = receive time
+	Subscribe    = "subscribe" // Client subscribed (Call) / unsubscribed (Return)
+	CacheGet     = "cache_get" // Flow; Version read (0 = miss)
+	CacheSet     = "cache_set" // Flow; Version written
 	CacheInval   = "cache_invalidate"
 	DBWrite      = "db_write"      // Flow; Version now authoritative
 	RegRegister  = "reg_register"  // Value = connection id

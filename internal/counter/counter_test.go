@@ -1,0 +1,54 @@
+package counter_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/internal/counter"
+)
+
+func TestCountsRoundTripsAndCommands(t *testing.T) {
+	ctx := context.Background()
+	p, err := target.StartProcess(ctx, target.ProcessOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	h := counter.New()
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, PoolSize: 2})
+	rdb.AddHook(h)
+	defer rdb.Close()
+
+	pub := counter.WithOp(ctx, "publish")
+	if _, err := rdb.Pipelined(pub, func(pl redis.Pipeliner) error {
+		pl.XAdd(pub, &redis.XAddArgs{Stream: "s", Values: []string{"k", "v"}})
+		pl.Publish(pub, "c", "m")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	get := counter.WithOp(ctx, "cache_get")
+	rdb.Get(get, "missing") // redis.Nil is not an error for counting
+	rdb.Set(get, "k", "v", 0)
+
+	snap := h.Snapshot()
+	if got := snap["publish"]; got.RoundTrips != 1 || got.Commands != 2 || got.ByCommand["xadd"] != 1 {
+		t.Errorf("publish = %+v; want 1 round trip, 2 commands, 1 xadd", got)
+	}
+	if got := snap["cache_get"]; got.RoundTrips != 2 || got.Commands != 2 || got.Errors != 0 {
+		t.Errorf("cache_get = %+v; want 2 round trips, 2 commands, 0 errors", got)
+	}
+	if h.Dials() < 1 {
+		t.Errorf("Dials() = %d; want >= 1", h.Dials())
+	}
+	if got := counter.Op(ctx); got != "other" {
+		t.Errorf("Op(untagged) = %q; want other", got)
+	}
+	h.Reset()
+	if len(h.Ops()) != 0 || h.Dials() != 0 {
+		t.Errorf("Reset left %v, %d dials", h.Ops(), h.Dials())
+	}
+}
