@@ -1,0 +1,461 @@
+package check
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gonogo/harness/internal/history"
+)
+
+// eventKey names one event: its flow and id.
+type eventKey struct{ flow, id string }
+
+func (k eventKey) String() string { return k.flow + "/" + k.id }
+
+// publishes indexes every publish op by event; when an event was published
+// more than once (a retry), the acknowledged attempt wins.
+func publishes(h history.History) map[eventKey]history.Op {
+	m := map[eventKey]history.Op{}
+	for _, o := range h.Ops {
+		if o.Kind != history.Publish {
+			continue
+		}
+		k := eventKey{o.Flow, o.EventID}
+		if old, ok := m[k]; !ok || (!old.OK && o.OK) {
+			m[k] = o
+		}
+	}
+	return m
+}
+
+// ackedByFlow returns the acknowledged publishes of each flow in call order.
+func ackedByFlow(h history.History) map[string][]history.Op {
+	m := map[string][]history.Op{}
+	for _, o := range sortedOps(h) {
+		if o.Kind == history.Publish && o.OK {
+			m[o.Flow] = append(m[o.Flow], o)
+		}
+	}
+	return m
+}
+
+// sortedOps returns h.Ops ordered by call time (stable): h.Ops itself when
+// already sorted (as Recorder.History leaves it), else a sorted copy. The
+// result must not be modified.
+func sortedOps(h history.History) []history.Op {
+	call := func(o history.Op) time.Duration { return o.Call }
+	if slices.IsSortedFunc(h.Ops, func(a, b history.Op) int { return cmp.Compare(a.Call, b.Call) }) {
+		return h.Ops
+	}
+	return sortedBy(h.Ops, call)
+}
+
+// sortedBy returns a copy of ops in stable order of key. It sorts indices,
+// not the (large) ops themselves.
+func sortedBy(ops []history.Op, key func(history.Op) time.Duration) []history.Op {
+	idx := make([]int, len(ops))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(key(ops[a]), key(ops[b])) })
+	out := make([]history.Op, len(ops))
+	for i, j := range idx {
+		out[i] = ops[j]
+	}
+	return out
+}
+
+// reads returns the successful history reads, in call order.
+func reads(h history.History) []history.Op {
+	var out []history.Op
+	for _, o := range sortedOps(h) {
+		if o.Kind == history.Read && o.OK {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// lastFaultEnd is the end of the last fault window (0 without faults,
+// forever when a fault was never undone).
+func lastFaultEnd(fs []history.Fault) time.Duration {
+	var end time.Duration
+	for _, f := range fs {
+		end = max(end, f.End)
+	}
+	return end
+}
+
+// Lost judges ErrLost: every acknowledged publish must be in the flow's
+// final history read, the last successful read of the flow, made after the
+// last fault ended. Events acknowledged after that read began are not
+// judged. A flow with acknowledged events but no such read makes the result
+// INCONCLUSIVE unless some other flow lost events.
+func Lost(h history.History, c Config) Result {
+	c = c.withDefaults()
+	r := result("lost", ErrLost.Error())
+	acked := ackedByFlow(h)
+	if len(acked) == 0 {
+		return r.noData("no acknowledged publish")
+	}
+	final := map[string]history.Op{}
+	for _, o := range reads(h) {
+		final[o.Flow] = o
+	}
+	fs := faultsOf(h)
+	recovered := lastFaultEnd(fs)
+	var lost, judged int
+	var unread, notes []string
+	for _, flow := range sortedKeys(acked) {
+		rd, ok := final[flow]
+		switch {
+		case !ok:
+			unread = append(unread, flow)
+			notes = append(notes, fmt.Sprintf("flow %s: %d acknowledged events, no final history read", flow, len(acked[flow])))
+			continue
+		case rd.Call < recovered:
+			unread = append(unread, flow)
+			notes = append(notes, fmt.Sprintf("flow %s: last history read at %s is before the faults ended (%s)", flow, secs(rd.Call), endText(recovered)))
+			continue
+		}
+		seen := make(map[string]bool, len(rd.Values))
+		for _, id := range rd.Values {
+			seen[id] = true
+		}
+		for _, p := range acked[flow] {
+			if p.Return > rd.Call {
+				continue
+			}
+			judged++
+			if !seen[p.EventID] {
+				lost++
+				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s (seq %d, %s) acknowledged at %s, missing from the history read at %s",
+					flow, p.EventID, p.Seq, where(fs, p.Call), secs(p.Return), secs(rd.Call)))
+			}
+		}
+	}
+	r.Evidence = append(r.Evidence, notes...)
+	r.Metrics["lost"] = float64(lost)
+	r.Metrics["acknowledged"] = float64(judged)
+	r.Metrics["unread_flows"] = float64(len(unread))
+	var fails []error
+	if lost > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d of %d acknowledged events missing", ErrLost, lost, judged))
+	}
+	unjudged := ""
+	switch {
+	case len(unread) > 0:
+		unjudged = "no final history read after the faults for flow " + strings.Join(unread, ", ")
+	case judged == 0:
+		unjudged = "no acknowledged event precedes a final history read"
+	}
+	return r.finish(c, fails, unjudged)
+}
+
+func endText(d time.Duration) string {
+	if d == forever {
+		return "never"
+	}
+	return secs(d)
+}
+
+// Duplicated judges ErrDuplicate: no event id twice in one history read, no
+// event delivered twice to one subscriber (on one flow). Each duplicated
+// event counts once however many reads or copies show it.
+func Duplicated(h history.History, c Config) Result {
+	c = c.withDefaults()
+	r := result("duplicated", ErrDuplicate.Error())
+	rds := reads(h)
+	dels := deliveries(h)
+	if len(rds) == 0 && len(dels) == 0 {
+		return r.noData("no history read and no delivery")
+	}
+	inRead := map[eventKey]bool{}
+	for _, rd := range rds {
+		pos := map[string][]int{}
+		for i, id := range rd.Values {
+			pos[id] = append(pos[id], i)
+		}
+		for _, id := range rd.Values {
+			k := eventKey{rd.Flow, id}
+			if p := pos[id]; len(p) > 1 && !inRead[k] {
+				inRead[k] = true
+				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s appears %d times in the history read of %s at %s (positions %s)",
+					k, len(p), rd.Flow, secs(rd.Call), ints(p)))
+			}
+		}
+	}
+	delivered := 0
+	for _, k := range sortedSubKeys(dels) {
+		for _, id := range dels[k].order {
+			ds := dels[k].byID[id]
+			if len(ds) < 2 {
+				continue
+			}
+			delivered++
+			at := make([]string, len(ds))
+			for i, d := range ds {
+				at[i] = secs(d.Return)
+			}
+			r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s delivered %d times to %s (at %s)",
+				k.flow, id, len(ds), k.client, strings.Join(at, ", ")))
+		}
+	}
+	r.Metrics["duplicates"] = float64(len(inRead))
+	r.Metrics["duplicates_delivered"] = float64(delivered)
+	var fails []error
+	if n := len(inRead) + delivered; n > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d events in history reads, %d deliveries", ErrDuplicate, len(inRead), delivered))
+	}
+	return r.finish(c, fails, "")
+}
+
+func ints(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+// Reordered judges ErrReordered: in every successful history read, the
+// acknowledged events of one publisher on the flow appear in increasing Seq.
+// Only the first occurrence of an id is considered (repeats are
+// Duplicated's business); each out-of-order event counts once.
+func Reordered(h history.History, c Config) Result {
+	c = c.withDefaults()
+	r := result("reordered", ErrReordered.Error())
+	pubs := publishes(h)
+	judged := 0
+	bad := map[eventKey]bool{}
+	for _, rd := range reads(h) {
+		type top struct {
+			seq int64
+			id  string
+		}
+		highest := map[string]top{}
+		seen := map[string]bool{}
+		for i, id := range rd.Values {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			k := eventKey{rd.Flow, id}
+			p, ok := pubs[k]
+			if !ok || !p.OK {
+				continue
+			}
+			judged++
+			t, ok := highest[p.Client]
+			if !ok || p.Seq > t.seq {
+				highest[p.Client] = top{p.Seq, id}
+				continue
+			}
+			if !bad[k] {
+				bad[k] = true
+				r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s publisher %s: event %s (seq %d) at position %d follows %s (seq %d) in the history read at %s",
+					rd.Flow, p.Client, id, p.Seq, i, t.id, t.seq, secs(rd.Call)))
+			}
+		}
+	}
+	if judged == 0 {
+		return r.noData("no history read holds an acknowledged event")
+	}
+	r.Metrics["reordered"] = float64(len(bad))
+	var fails []error
+	if len(bad) > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d events out of order", ErrReordered, len(bad)))
+	}
+	return r.finish(c, fails, "")
+}
+
+// subKey names one subscriber on one flow.
+type subKey struct{ client, flow string }
+
+// receipt is one delivery: the deliver op's Call and Return.
+type receipt struct{ Call, Return time.Duration }
+
+// received is what one subscriber got on one flow: receipts per event id,
+// ids in first-receive order.
+type received struct {
+	byID  map[string][]receipt
+	order []string
+}
+
+// deliveries groups deliver ops by subscriber and flow, in receive order.
+func deliveries(h history.History) map[subKey]*received {
+	var idx []int
+	for i, o := range h.Ops {
+		if o.Kind == history.Deliver {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(h.Ops[a].Return, h.Ops[b].Return) })
+	m := map[subKey]*received{}
+	for _, i := range idx {
+		o := &h.Ops[i]
+		k := subKey{o.Client, o.Flow}
+		rc := m[k]
+		if rc == nil {
+			rc = &received{byID: map[string][]receipt{}}
+			m[k] = rc
+		}
+		if len(rc.byID[o.EventID]) == 0 {
+			rc.order = append(rc.order, o.EventID)
+		}
+		rc.byID[o.EventID] = append(rc.byID[o.EventID], receipt{o.Call, o.Return})
+	}
+	return m
+}
+
+func sortedSubKeys[V any](m map[subKey]V) []subKey {
+	ks := make([]subKey, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if ks[i].client != ks[j].client {
+			return ks[i].client < ks[j].client
+		}
+		return ks[i].flow < ks[j].flow
+	})
+	return ks
+}
+
+// Delivery judges live delivery per subscriber and flow. An event is
+// expected by a subscription window [subscribe Call, subscribe Return) when
+// its publish was called at or after the window opened and acknowledged at
+// least Config.DeliveryGrace before it closed (a subscribe op whose Return is
+// not after its Call is open to the end of the run); with
+// Config.SkipFaultWindows, events published inside a fault window are not
+// expected. An expected event never received breaks ErrDeliveryLost; one
+// received twice ErrDeliveryDuplicate; one received more than
+// Config.DeliveryLate after its publish call, when published outside a fault
+// window, ErrDeliveryLate. Latency (publish call → receive, or the deliver
+// op's own Call when the publish is not recorded) is measured over the first
+// receipt of every event.
+func Delivery(h history.History, c Config) Result {
+	c = c.withDefaults()
+	r := result("delivery", strings.Join([]string{ErrDeliveryLost.Error(), ErrDeliveryDuplicate.Error(), ErrDeliveryLate.Error()}, "; "))
+	windows := map[subKey][]history.Op{}
+	for _, o := range sortedOps(h) {
+		if o.Kind == history.Subscribe && o.OK {
+			k := subKey{o.Client, o.Flow}
+			windows[k] = append(windows[k], o)
+		}
+	}
+	if len(windows) == 0 {
+		return r.noData("no subscription")
+	}
+	fs := faultsOf(h)
+	acked := ackedByFlow(h)
+	pubs := publishes(h)
+	dels := deliveries(h)
+	for k := range dels {
+		if _, ok := windows[k]; !ok {
+			windows[k] = nil
+		}
+	}
+	var lat []time.Duration
+	var lostN, lateN, dupN, expectedN int
+	var lostEv, lateEv, dupEv []string
+	for _, k := range sortedSubKeys(windows) {
+		got := dels[k]
+		if got == nil {
+			got = &received{byID: map[string][]receipt{}}
+		}
+		for _, p := range acked[k.flow] {
+			w, ok := expectedIn(windows[k], p, c, fs)
+			if !ok {
+				continue
+			}
+			expectedN++
+			if len(got.byID[p.EventID]) == 0 {
+				lostN++
+				lostEv = append(lostEv, fmt.Sprintf("event %s/%s (%s) acknowledged at %s, never delivered to %s (subscribed %s–%s)",
+					k.flow, p.EventID, where(fs, p.Call), secs(p.Return), k.client, secs(w.Call), endText(subEnd(w))))
+			}
+		}
+		for _, id := range got.order {
+			ds := got.byID[id]
+			if len(ds) > 1 {
+				dupN++
+				dupEv = append(dupEv, fmt.Sprintf("event %s/%s delivered %d times to %s, first at %s",
+					k.flow, id, len(ds), k.client, secs(ds[0].Return)))
+			}
+			d := ds[0]
+			start := d.Call
+			p, known := pubs[eventKey{k.flow, id}]
+			if known {
+				start = p.Call
+			}
+			l := d.Return - start
+			lat = append(lat, l)
+			if c.DeliveryLate > 0 && l > c.DeliveryLate && phaseIn(fs, start) != During {
+				lateN++
+				lateEv = append(lateEv, fmt.Sprintf("event %s/%s delivered to %s at %s, %s after its publish at %s (bound %s)",
+					k.flow, id, k.client, secs(d.Return), l.Round(time.Millisecond), secs(start), c.DeliveryLate))
+			}
+		}
+	}
+	r.Evidence = append(append(append(r.Evidence, lostEv...), dupEv...), lateEv...)
+	r.Metrics["delivery_expected"] = float64(expectedN)
+	r.Metrics["delivery_lost"] = float64(lostN)
+	r.Metrics["delivery_duplicates"] = float64(dupN)
+	r.Metrics["delivery_late"] = float64(lateN)
+	if len(lat) > 0 {
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		r.Metrics["delivery_p50_ms"] = ms(rank(lat, 50))
+		r.Metrics["delivery_p99_ms"] = ms(rank(lat, 99))
+		r.Metrics["delivery_max_ms"] = ms(lat[len(lat)-1])
+	}
+	var fails []error
+	if lostN > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d of %d expected deliveries missing", ErrDeliveryLost, lostN, expectedN))
+	}
+	if dupN > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d events delivered more than once", ErrDeliveryDuplicate, dupN))
+	}
+	if lateN > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d deliveries later than %s", ErrDeliveryLate, lateN, c.DeliveryLate))
+	}
+	unjudged := ""
+	if expectedN == 0 && len(lat) == 0 {
+		unjudged = "no event was published inside a subscription window"
+	}
+	return r.finish(c, fails, unjudged)
+}
+
+// subEnd is when a subscription window closed (forever when still open).
+func subEnd(s history.Op) time.Duration {
+	if s.Return <= s.Call {
+		return forever
+	}
+	return s.Return
+}
+
+// expectedIn returns the window among subs that expects publish p.
+func expectedIn(subs []history.Op, p history.Op, c Config, fs []history.Fault) (history.Op, bool) {
+	if c.SkipFaultWindows && phaseIn(fs, p.Call) == During {
+		return history.Op{}, false
+	}
+	for _, s := range subs {
+		if p.Call >= s.Call && p.Return <= subEnd(s)-c.DeliveryGrace {
+			return s, true
+		}
+	}
+	return history.Op{}, false
+}

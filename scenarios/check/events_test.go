@@ -1,0 +1,139 @@
+package check
+
+import (
+	"testing"
+
+	"github.com/gonogo/harness/internal/history"
+)
+
+func kill() []history.Fault { return []history.Fault{fault("kill", 1, 2)} }
+
+func TestLost(t *testing.T) {
+	p1, p2 := pub("p0", "f1", 1, 0.5, 0.51, true), pub("p0", "f1", 2, 1.5, 1.51, true)
+	runTable(t, "lost", Lost, []tc{
+		{name: "all read back", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2")),
+			verdict: Pass, metrics: map[string]float64{"lost": 0, "acknowledged": 2, "unread_flows": 0}},
+		{name: "acknowledged during the fault, missing", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1")),
+			verdict: Fail, err: ErrLost,
+			evidence: []string{"event f1/p0-2 (seq 2, during fault kill) acknowledged at 1.510s, missing from the history read at 5.000s"},
+			metrics:  map[string]float64{"lost": 1, "acknowledged": 2}},
+		{name: "only the last read counts", h: hist(kill(), p1, p2, rd("f1", 4, "p0-1", "p0-2"), rd("f1", 5, "p0-2")),
+			verdict: Fail, err: ErrLost, evidence: []string{"event f1/p0-1 (seq 1, before the first fault)"}},
+		{name: "unacknowledged publish need not be read", h: hist(kill(), p1, pub("p0", "f1", 2, 1.5, 1.6, false), rd("f1", 5, "p0-1")),
+			verdict: Pass, metrics: map[string]float64{"acknowledged": 1}},
+		{name: "acknowledged after the read began is not judged", h: hist(kill(), p1, pub("p0", "f1", 2, 4.9, 5.05, true), rd("f1", 5, "p0-1")),
+			verdict: Pass, metrics: map[string]float64{"acknowledged": 1}},
+		{name: "flow without final read", h: hist(kill(), p1, p2, pub("p1", "f2", 1, 0.5, 0.51, true), rd("f1", 5, "p0-1", "p0-2")),
+			verdict: Inconclusive, err: ErrNoData,
+			evidence: []string{"flow f2: 1 acknowledged events, no final history read"},
+			metrics:  map[string]float64{"lost": 0, "unread_flows": 1}},
+		{name: "a loss outranks an unread flow", h: hist(kill(), p1, p2, pub("p1", "f2", 1, 0.5, 0.51, true), rd("f1", 5, "p0-2")),
+			verdict: Fail, err: ErrLost, evidence: []string{"f1/p0-1", "flow f2: 1 acknowledged events, no final history read"}},
+		{name: "read before recovery is no final read", h: hist(kill(), p1, rd("f1", 1.5, "p0-1")),
+			verdict: Inconclusive, err: ErrNoData, evidence: []string{"flow f1: last history read at 1.500s is before the faults ended (2.000s)"}},
+		{name: "failed read is no read", h: hist(kill(), p1, history.Op{Kind: history.Read, Flow: "f1", Call: s(5), Return: s(6)}),
+			verdict: Inconclusive, err: ErrNoData},
+		{name: "overlapping faults: read must follow the last end", h: hist([]history.Fault{fault("a", 1, 3), fault("b", 2, 4)}, p1, rd("f1", 3.5, "p0-1")),
+			verdict: Inconclusive, err: ErrNoData, evidence: []string{"before the faults ended (4.000s)"}},
+		{name: "fault never undone", h: hist([]history.Fault{{Name: "x", Start: s(1), End: 0}}, p1, rd("f1", 5, "p0-1")),
+			verdict: Inconclusive, err: ErrNoData, evidence: []string{"faults ended (never)"}},
+		{name: "no publish", h: hist(kill(), rd("f1", 5)), verdict: Inconclusive, err: ErrNoData},
+	})
+}
+
+func dlv(client, flow, id string, pubCall, recv float64) history.Op {
+	return history.Op{Client: client, Kind: history.Deliver, Flow: flow, EventID: id, Call: s(pubCall), Return: s(recv), OK: true}
+}
+
+func subscribe(client, flow string, from, to float64) history.Op {
+	return history.Op{Client: client, Kind: history.Subscribe, Flow: flow, Call: s(from), Return: s(to), OK: true}
+}
+
+func TestDuplicated(t *testing.T) {
+	p1, p2 := pub("p0", "f1", 1, 0.5, 0.51, true), pub("p0", "f1", 2, 1.5, 1.51, true)
+	runTable(t, "duplicated", Duplicated, []tc{
+		{name: "unique", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), dlv("s1", "f1", "p0-1", 0.5, 0.6), dlv("s2", "f1", "p0-1", 0.5, 0.6)),
+			verdict: Pass, metrics: map[string]float64{"duplicates": 0, "duplicates_delivered": 0}},
+		{name: "twice in one read", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2", "p0-1"), rd("f1", 6, "p0-1", "p0-2", "p0-1")),
+			verdict: Fail, err: ErrDuplicate,
+			evidence: []string{"event f1/p0-1 appears 2 times in the history read of f1 at 5.000s (positions 0, 2)"},
+			metrics:  map[string]float64{"duplicates": 1, "duplicates_delivered": 0}},
+		{name: "same event in two reads is fine", h: hist(kill(), p1, rd("f1", 3, "p0-1"), rd("f1", 5, "p0-1")),
+			verdict: Pass},
+		{name: "delivered twice to one subscriber", h: hist(kill(), p1, dlv("s1", "f1", "p0-1", 0.5, 0.6), dlv("s1", "f1", "p0-1", 0.5, 2.5)),
+			verdict: Fail, err: ErrDuplicate,
+			evidence: []string{"event f1/p0-1 delivered 2 times to s1 (at 0.600s, 2.500s)"},
+			metrics:  map[string]float64{"duplicates_delivered": 1}},
+		{name: "no read, no delivery", h: hist(kill(), p1), verdict: Inconclusive, err: ErrNoData},
+	})
+}
+
+func TestReordered(t *testing.T) {
+	ops := []history.Op{
+		pub("p0", "f1", 1, 0.1, 0.11, true), pub("p1", "f1", 1, 0.15, 0.16, true),
+		pub("p0", "f1", 2, 0.2, 0.21, true), pub("p1", "f1", 2, 0.25, 0.26, true),
+		pub("p0", "f1", 3, 0.3, 0.31, true), pub("p0", "f1", 4, 0.4, 0.41, false),
+	}
+	with := func(extra ...history.Op) history.History {
+		return hist(kill(), append(append([]history.Op(nil), ops...), extra...)...)
+	}
+	runTable(t, "reordered", Reordered, []tc{
+		{name: "in order, publishers interleaved", h: with(rd("f1", 5, "p1-1", "p0-1", "p1-2", "p0-2", "p0-3")),
+			verdict: Pass, metrics: map[string]float64{"reordered": 0}},
+		{name: "swapped", h: with(rd("f1", 5, "p0-2", "p0-1", "p0-3")),
+			verdict: Fail, err: ErrReordered,
+			evidence: []string{"flow f1 publisher p0: event p0-1 (seq 1) at position 1 follows p0-2 (seq 2) in the history read at 5.000s"},
+			metrics:  map[string]float64{"reordered": 1}},
+		{name: "counted once over many reads", h: with(rd("f1", 5, "p0-3", "p0-1", "p0-2"), rd("f1", 6, "p0-3", "p0-1", "p0-2")),
+			verdict: Fail, err: ErrReordered, metrics: map[string]float64{"reordered": 2}},
+		{name: "unacknowledged event ignored", h: with(rd("f1", 5, "p0-4", "p0-1", "p0-2", "p0-3")),
+			verdict: Pass},
+		{name: "repeat is not a reorder", h: with(rd("f1", 5, "p0-1", "p0-2", "p0-1", "p0-3")),
+			verdict: Pass},
+		{name: "no read", h: with(), verdict: Inconclusive, err: ErrNoData},
+	})
+}
+
+func TestDelivery(t *testing.T) {
+	p := []history.Op{
+		pub("p0", "f1", 1, 1.0, 1.005, true),
+		pub("p0", "f1", 2, 2.0, 2.005, true),
+		pub("p0", "f1", 3, 3.0, 3.005, true),
+	}
+	s1 := subscribe("s1", "f1", 0, 10)
+	all := []history.Op{dlv("s1", "f1", "p0-1", 1, 1.01), dlv("s1", "f1", "p0-2", 2, 2.02), dlv("s1", "f1", "p0-3", 3, 3.03)}
+	mk := func(faults []history.Fault, ops ...history.Op) history.History {
+		return hist(faults, append(append([]history.Op(nil), p...), ops...)...)
+	}
+	outage := []history.Fault{fault("down", 1.9, 2.5)}
+	runTable(t, "delivery", Delivery, []tc{
+		{name: "all delivered", h: mk(nil, append([]history.Op{s1}, all...)...), verdict: Pass,
+			metrics: map[string]float64{"delivery_expected": 3, "delivery_lost": 0, "delivery_p50_ms": 20, "delivery_p99_ms": 30, "delivery_max_ms": 30}},
+		{name: "one never delivered", h: mk(nil, s1, all[0], all[2]), verdict: Fail, err: ErrDeliveryLost,
+			evidence: []string{"event f1/p0-2 (no fault) acknowledged at 2.005s, never delivered to s1 (subscribed 0.000s–10.000s)"},
+			metrics:  map[string]float64{"delivery_lost": 1, "delivery_expected": 3}},
+		{name: "published before subscribing is not expected", h: mk(nil, subscribe("s1", "f1", 1.5, 10), all[1], all[2]), verdict: Pass,
+			metrics: map[string]float64{"delivery_expected": 2}},
+		{name: "acknowledged within the grace of the end is not expected", h: mk(nil, subscribe("s1", "f1", 0, 3.4), all[0], all[1]), verdict: Pass,
+			metrics: map[string]float64{"delivery_expected": 2}},
+		{name: "open window lasts to the end", h: mk(nil, subscribe("s1", "f1", 0, 0), all[0], all[1]), verdict: Fail, err: ErrDeliveryLost,
+			evidence: []string{"p0-3", "subscribed 0.000s–never"}},
+		{name: "duplicate and lost together", h: mk(nil, s1, all[0], all[0], all[2]), verdict: Fail, err: ErrDeliveryLost, errs: []error{ErrDeliveryDuplicate},
+			evidence: []string{"event f1/p0-1 delivered 2 times to s1, first at 1.010s"},
+			metrics:  map[string]float64{"delivery_duplicates": 1, "delivery_lost": 1}},
+		{name: "late", h: mk(nil, s1, all[0], all[1], dlv("s1", "f1", "p0-3", 3, 4.5)), verdict: Fail, err: ErrDeliveryLate,
+			evidence: []string{"event f1/p0-3 delivered to s1 at 4.500s, 1.5s after its publish at 3.000s (bound 1s)"},
+			metrics:  map[string]float64{"delivery_late": 1, "delivery_max_ms": 1500}},
+		{name: "late bound disabled", c: Config{DeliveryLate: -1}, h: mk(nil, s1, all[0], all[1], dlv("s1", "f1", "p0-3", 3, 4.5)), verdict: Pass},
+		{name: "published during the outage, delivered after: not late", h: mk(outage, s1, all[0], dlv("s1", "f1", "p0-2", 2, 4), all[2]), verdict: Pass,
+			metrics: map[string]float64{"delivery_late": 0, "delivery_max_ms": 2000}},
+		{name: "lost during the outage", h: mk(outage, s1, all[0], all[2]), verdict: Fail, err: ErrDeliveryLost,
+			evidence: []string{"event f1/p0-2 (during fault down)"}},
+		{name: "outage exempt when asked", c: Config{SkipFaultWindows: true}, h: mk(outage, s1, all[0], all[2]), verdict: Pass,
+			metrics: map[string]float64{"delivery_expected": 2}},
+		{name: "other flow not expected", h: mk(nil, subscribe("s1", "f2", 0, 10)), verdict: Inconclusive, err: ErrNoData},
+		{name: "publish call unknown: deliver op's own times", h: mk(nil, s1, all[0], all[1], dlv("s1", "f1", "x-9", 3.5, 3.6), all[2]), verdict: Pass,
+			metrics: map[string]float64{"delivery_max_ms": 100}},
+		{name: "no subscription", h: mk(nil, all...), verdict: Inconclusive, err: ErrNoData},
+	})
+}

@@ -1,0 +1,76 @@
+package check
+
+import "fmt"
+
+// Metric describes one metric a checker can produce, so that a scenario or
+// gate threshold on a name that no checker produces is rejected up front.
+type Metric struct {
+	Name string `json:"name"`
+	// Unit is "count", "ms", "%" or "ops/s".
+	Unit string `json:"unit"`
+	// Check is the checker that produces it.
+	Check       string `json:"check"`
+	Description string `json:"description"`
+}
+
+// Metrics is the catalogue of every metric name a checker can produce. A
+// checker omits a metric it could not measure (no sample), so a threshold
+// on it should then be judged INCONCLUSIVE, not PASS.
+var Metrics = catalogue()
+
+var metricsByName = func() map[string]Metric {
+	m := make(map[string]Metric, len(Metrics))
+	for _, x := range Metrics {
+		m[x.Name] = x
+	}
+	return m
+}()
+
+// MetricNamed returns the catalogue entry of name.
+func MetricNamed(name string) (Metric, bool) {
+	m, ok := metricsByName[name]
+	return m, ok
+}
+
+func catalogue() []Metric {
+	ms := []Metric{
+		{"lost", "count", "lost", "acknowledged events missing from their flow's final history read"},
+		{"acknowledged", "count", "lost", "acknowledged events judged by the lost check"},
+		{"unread_flows", "count", "lost", "flows with acknowledged events but no final history read after the faults"},
+		{"duplicates", "count", "duplicated", "events appearing more than once in a history read"},
+		{"duplicates_delivered", "count", "duplicated", "events delivered more than once to one subscriber"},
+		{"reordered", "count", "reordered", "acknowledged events read after a later event of the same publisher"},
+		{"delivery_expected", "count", "delivery", "(subscriber, event) pairs that had to be delivered"},
+		{"delivery_lost", "count", "delivery", "expected deliveries that never arrived"},
+		{"delivery_duplicates", "count", "delivery", "(subscriber, event) pairs delivered more than once"},
+		{"delivery_late", "count", "delivery", "deliveries later than the delivery bound after their publish"},
+		{"delivery_p50_ms", "ms", "delivery", "median publish → receive latency"},
+		{"delivery_p99_ms", "ms", "delivery", "99th percentile publish → receive latency"},
+		{"delivery_max_ms", "ms", "delivery", "worst publish → receive latency"},
+		{"stale_reads", "count", "stale_read", "cache reads older than the last completed invalidation"},
+		{"cache_reads", "count", "stale_read", "successful cache reads"},
+		{"cache_hit_rate", "%", "stale_read", "share of successful cache reads that hit"},
+		{"vanished", "count", "registry", "heartbeating connections missing from a lookup of their flow"},
+		{"lingered", "count", "registry", "dead connections still listed past TTL + cleanup interval"},
+		{"lookups", "count", "registry", "registry lookups that had a connection to judge"},
+		{"over_budget", "count", "budget", "calls that took longer than their budget"},
+		{"budget_worst_ms", "ms", "budget", "slowest call among the budgeted kinds"},
+		{"fallback_ms", "ms", "fallback_time", "worst time from a fault's start to the first successful call"},
+		{"recover_ms", "ms", "recover_time", "worst time from a fault's end to the first call served from Redis"},
+		{"health_mismatches", "count", "health", "Redis state changes the health endpoint did not report in time"},
+		{"health_lag_ms", "ms", "health", "worst time from a Redis state change to a health report of it"},
+		{"publish_rate_before", "ops/s", "load", "acknowledged publishes per second before the first fault"},
+	}
+	for _, p := range Periods {
+		ms = append(ms, Metric{"error_rate_" + string(p), "%", "error_rate", fmt.Sprintf("share of failed layer calls called %s the faults", p)})
+	}
+	for _, k := range LatencyKinds {
+		for _, s := range latencyStats {
+			ms = append(ms, Metric{latencyName(k, s.name, ""), "ms", "latency", fmt.Sprintf("%s latency of %s over the run", s.name, k)})
+			for _, p := range Periods {
+				ms = append(ms, Metric{latencyName(k, s.name, p), "ms", "latency", fmt.Sprintf("%s latency of %s called %s the faults", s.name, k, p)})
+			}
+		}
+	}
+	return ms
+}

@@ -1,0 +1,260 @@
+package check
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/gonogo/harness/internal/history"
+)
+
+// versionAt is a version that became known at time at.
+type versionAt struct {
+	at      time.Duration
+	version int64
+}
+
+// completed returns, per flow, the successful ops of kind in completion
+// order, each carrying the highest version completed so far (and when that
+// one completed).
+func completed(h history.History, kind string) map[string][]versionAt {
+	m := map[string][]versionAt{}
+	for _, o := range h.Ops {
+		if o.Kind == kind && o.OK {
+			m[o.Flow] = append(m[o.Flow], versionAt{o.Return, o.Version})
+		}
+	}
+	for _, vs := range m {
+		sort.SliceStable(vs, func(i, j int) bool { return vs[i].at < vs[j].at })
+		for i := 1; i < len(vs); i++ {
+			if vs[i].version < vs[i-1].version {
+				vs[i].version, vs[i].at = vs[i-1].version, vs[i-1].at
+			}
+		}
+	}
+	return m
+}
+
+// highestBy returns the highest version among vs (as made by completed)
+// completed at or before t, and when it completed.
+func highestBy(vs []versionAt, t time.Duration) (versionAt, bool) {
+	i := sort.Search(len(vs), func(i int) bool { return vs[i].at > t })
+	if i == 0 {
+		return versionAt{}, false
+	}
+	return vs[i-1], true
+}
+
+// StaleRead judges ErrStaleRead: a successful cache_get that hits (Version >
+// 0) must return at least the highest version of the flow's invalidations
+// that completed before the get was called. Gets called before any
+// invalidation of their flow completed are not judged. It also measures the
+// hit rate of successful gets.
+func StaleRead(h history.History, c Config) Result {
+	c = c.withDefaults()
+	r := result("stale_read", ErrStaleRead.Error())
+	inval := completed(h, history.CacheInval)
+	writes := completed(h, history.DBWrite)
+	fs := faultsOf(h)
+	var gets, hits, judged, stale int
+	for _, g := range sortedOps(h) {
+		if g.Kind != history.CacheGet || !g.OK {
+			continue
+		}
+		gets++
+		if g.Version > 0 {
+			hits++
+		}
+		inv, ok := highestBy(inval[g.Flow], g.Call)
+		if !ok {
+			continue
+		}
+		judged++
+		if g.Version == 0 || g.Version >= inv.version {
+			continue
+		}
+		stale++
+		auth := ""
+		if w, ok := highestBy(writes[g.Flow], g.Call); ok {
+			auth = fmt.Sprintf(" (authoritative version %d since %s)", w.version, secs(w.at))
+		}
+		r.Evidence = append(r.Evidence, fmt.Sprintf("cache_get of %s by %s at %s (%s) returned version %d; the invalidation for version %d completed at %s%s",
+			g.Flow, g.Client, secs(g.Call), where(fs, g.Call), g.Version, inv.version, secs(inv.at), auth))
+	}
+	if gets == 0 {
+		return r.noData("no successful cache read")
+	}
+	r.Metrics["stale_reads"] = float64(stale)
+	r.Metrics["cache_reads"] = float64(gets)
+	r.Metrics["cache_hit_rate"] = 100 * float64(hits) / float64(gets)
+	var fails []error
+	if stale > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d of %d reads after an invalidation", ErrStaleRead, stale, judged))
+	}
+	unjudged := ""
+	if judged == 0 {
+		unjudged = "no cache read follows a completed invalidation"
+	}
+	return r.finish(c, fails, unjudged)
+}
+
+// conn is what the history says about one registry connection.
+type conn struct {
+	id, flow string
+	// ok holds the Return of every successful register or heartbeat;
+	// tried the Call of every register or heartbeat attempt. Both sorted.
+	ok, tried []time.Duration
+	// registered is when the first successful register returned.
+	registered time.Duration
+	isReg      bool
+	// unreg is the Call of the first unregister attempt (forever if none).
+	unreg time.Duration
+}
+
+// latest returns the last t in sorted ts with t <= at.
+func latest(ts []time.Duration, at time.Duration) (time.Duration, bool) {
+	i := sort.Search(len(ts), func(i int) bool { return ts[i] > at })
+	if i == 0 {
+		return 0, false
+	}
+	return ts[i-1], true
+}
+
+// conns gathers registry connections by flow, each flow's sorted by id.
+func conns(h history.History) map[string][]*conn {
+	byID := map[string]*conn{}
+	var order []string
+	for _, o := range sortedOps(h) {
+		switch o.Kind {
+		case history.RegRegister, history.RegHeartbeat, history.RegUnreg:
+		default:
+			continue
+		}
+		cn := byID[o.Value]
+		if cn == nil {
+			cn = &conn{id: o.Value, flow: o.Flow, unreg: forever}
+			byID[o.Value] = cn
+			order = append(order, o.Value)
+		}
+		if o.Kind == history.RegUnreg {
+			cn.unreg = min(cn.unreg, o.Call)
+			continue
+		}
+		cn.tried = append(cn.tried, o.Call)
+		if o.OK {
+			cn.ok = append(cn.ok, o.Return)
+			if o.Kind == history.RegRegister && (!cn.isReg || o.Return < cn.registered) {
+				cn.registered, cn.isReg = o.Return, true
+			}
+		}
+	}
+	m := map[string][]*conn{}
+	sort.Strings(order)
+	for _, id := range order {
+		cn := byID[id]
+		sort.Slice(cn.ok, func(i, j int) bool { return cn.ok[i] < cn.ok[j] })
+		m[cn.flow] = append(m[cn.flow], cn)
+	}
+	return m
+}
+
+// Registry judges registry visibility on every successful reg_lookup.
+// ErrVanished: a connection whose registration completed before the lookup
+// was called, that was not being unregistered before the lookup returned,
+// and whose last successful register or heartbeat returned less than
+// Config.RegistryTTL before the lookup was called, must be in the lookup.
+// ErrLingered: a connection whose last register or heartbeat attempt was
+// called more than RegistryTTL + Config.CleanupInterval before the lookup
+// returned must not be in it. With Config.SkipFaultWindows, lookups called
+// inside a fault window are not judged. Each connection counts once.
+func Registry(h history.History, c Config) Result {
+	c = c.withDefaults()
+	r := result("registry", ErrVanished.Error()+"; "+ErrLingered.Error())
+	fs := faultsOf(h)
+	byFlow := conns(h)
+	var vanished, lingered findings
+	var lookups, judged int
+	for _, l := range sortedOps(h) {
+		if l.Kind != history.RegLookup || !l.OK {
+			continue
+		}
+		lookups++
+		if c.SkipFaultWindows && phaseIn(fs, l.Call) == During {
+			continue
+		}
+		seen := make(map[string]bool, len(l.Values))
+		for _, id := range l.Values {
+			seen[id] = true
+		}
+		counted := false
+		for _, cn := range byFlow[l.Flow] {
+			last, ok := latest(cn.ok, l.Call)
+			if cn.isReg && cn.registered <= l.Call && cn.unreg >= l.Return && ok && l.Call-last < c.RegistryTTL {
+				counted = true
+				if !seen[cn.id] {
+					vanished.note(cn.id, func() string {
+						return fmt.Sprintf("lookup of %s by %s at %s (%s): last heartbeat at %s, %s before (TTL %s)",
+							l.Flow, l.Client, secs(l.Call), where(fs, l.Call), secs(last), (l.Call - last).Round(time.Millisecond), c.RegistryTTL)
+					})
+				}
+				continue
+			}
+			lastTry, ok := latest(cn.tried, l.Return)
+			if ok && l.Return-lastTry > c.RegistryTTL+c.CleanupInterval {
+				counted = true
+				if seen[cn.id] {
+					lingered.note(cn.id, func() string {
+						return fmt.Sprintf("lookup of %s by %s at %s (%s): last heartbeat attempt at %s, %s before (TTL + cleanup %s)",
+							l.Flow, l.Client, secs(l.Call), where(fs, l.Call), secs(lastTry), (l.Return - lastTry).Round(time.Millisecond), c.RegistryTTL+c.CleanupInterval)
+					})
+				}
+			}
+		}
+		if counted {
+			judged++
+		}
+	}
+	if lookups == 0 {
+		return r.noData("no successful registry lookup")
+	}
+	for _, id := range vanished.order {
+		r.Evidence = append(r.Evidence, fmt.Sprintf("connection %s missing from %d lookups while heartbeating; first: %s", id, vanished.n[id], vanished.first[id]))
+	}
+	for _, id := range lingered.order {
+		r.Evidence = append(r.Evidence, fmt.Sprintf("connection %s still listed by %d lookups after it stopped heartbeating; first: %s", id, lingered.n[id], lingered.first[id]))
+	}
+	r.Metrics["vanished"] = float64(len(vanished.order))
+	r.Metrics["lingered"] = float64(len(lingered.order))
+	r.Metrics["lookups"] = float64(judged)
+	var fails []error
+	if n := len(vanished.order); n > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d connections", ErrVanished, n))
+	}
+	if n := len(lingered.order); n > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d connections", ErrLingered, n))
+	}
+	unjudged := ""
+	if judged == 0 {
+		unjudged = "no lookup had a connection to require or forbid"
+	}
+	return r.finish(c, fails, unjudged)
+}
+
+// findings counts, per connection in first-seen order, how often a rule
+// broke and describes the first time.
+type findings struct {
+	order []string
+	n     map[string]int
+	first map[string]string
+}
+
+func (f *findings) note(id string, describe func() string) {
+	if f.n == nil {
+		f.n, f.first = map[string]int{}, map[string]string{}
+	}
+	if f.n[id] == 0 {
+		f.order = append(f.order, id)
+		f.first[id] = describe()
+	}
+	f.n[id]++
+}

@@ -1,0 +1,93 @@
+package check
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gonogo/harness/internal/history"
+)
+
+func versioned(kind, flow string, version int64, call, ret float64, ok bool) history.Op {
+	return history.Op{Client: "c1", Kind: kind, Flow: flow, Version: version, Call: s(call), Return: s(ret), OK: ok}
+}
+
+func TestStaleRead(t *testing.T) {
+	base := []history.Op{
+		versioned(history.CacheGet, "f1", 1, 0.5, 0.51, true),
+		versioned(history.DBWrite, "f1", 2, 1.0, 1.05, true),
+		versioned(history.CacheInval, "f1", 2, 1.06, 1.1, true),
+	}
+	mk := func(ops ...history.Op) history.History {
+		return hist(nil, append(append([]history.Op(nil), base...), ops...)...)
+	}
+	runTable(t, "stale_read", StaleRead, []tc{
+		{name: "fresh hit and a miss", h: mk(versioned(history.CacheGet, "f1", 2, 1.2, 1.21, true), versioned(history.CacheGet, "f1", 0, 1.3, 1.31, true)),
+			verdict: Pass, metrics: map[string]float64{"stale_reads": 0, "cache_reads": 3, "cache_hit_rate": 200.0 / 3}},
+		{name: "stale after invalidate", h: mk(versioned(history.CacheGet, "f1", 1, 1.2, 1.21, true)),
+			verdict: Fail, err: ErrStaleRead,
+			evidence: []string{"cache_get of f1 by c1 at 1.200s (no fault) returned version 1; the invalidation for version 2 completed at 1.100s (authoritative version 2 since 1.050s)"},
+			metrics:  map[string]float64{"stale_reads": 1}},
+		{name: "read racing the invalidation is not judged", h: mk(versioned(history.CacheGet, "f1", 1, 1.08, 1.09, true)),
+			verdict: Inconclusive, err: ErrNoData, metrics: map[string]float64{"stale_reads": 0}},
+		{name: "failed invalidation does not count", h: hist(nil, versioned(history.CacheInval, "f1", 2, 1.0, 1.1, false), versioned(history.CacheGet, "f1", 1, 1.2, 1.21, true)),
+			verdict: Inconclusive, err: ErrNoData, metrics: map[string]float64{"cache_hit_rate": 100}},
+		{name: "other flow's invalidation does not count", h: mk(versioned(history.CacheGet, "f2", 1, 1.2, 1.21, true)),
+			verdict: Inconclusive, err: ErrNoData},
+		{name: "highest completed invalidation wins", h: mk(versioned(history.CacheInval, "f1", 3, 1.11, 1.15, true), versioned(history.CacheGet, "f1", 2, 1.2, 1.21, true)),
+			verdict: Fail, err: ErrStaleRead, evidence: []string{"returned version 2; the invalidation for version 3 completed at 1.150s"}},
+		{name: "no read", h: hist(nil, base[1:]...), verdict: Inconclusive, err: ErrNoData},
+	})
+}
+
+func reg(kind, conn, flow string, call, ret float64) history.Op {
+	return history.Op{Client: "i0", Kind: kind, Flow: flow, Value: conn, Call: s(call), Return: s(ret), OK: true}
+}
+
+func lookup(client, flow string, at float64, ids ...string) history.Op {
+	return history.Op{Client: client, Kind: history.RegLookup, Flow: flow, Values: ids, Call: s(at), Return: s(at + 0.01), OK: true}
+}
+
+func TestRegistry(t *testing.T) {
+	// c1 registers at 0, heartbeats every 0.3s until 3.0s, then stops.
+	ops := []history.Op{reg(history.RegRegister, "c1", "f1", 0, 0.01)}
+	for x := 0.3; x <= 3.01; x += 0.3 {
+		ops = append(ops, reg(history.RegHeartbeat, "c1", "f1", x, x+0.01))
+	}
+	c := Config{RegistryTTL: time.Second, CleanupInterval: time.Second}
+	mk := func(faults []history.Fault, extra ...history.Op) history.History {
+		return hist(faults, append(append([]history.Op(nil), ops...), extra...)...)
+	}
+	runTable(t, "registry", Registry, []tc{
+		{name: "visible while heartbeating, gone after", c: c,
+			h:       mk(nil, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5, "c1"), lookup("i1", "f1", 5.5), lookup("i1", "f2", 2.5)),
+			verdict: Pass, metrics: map[string]float64{"vanished": 0, "lingered": 0, "lookups": 3}},
+		{name: "vanished while heartbeating", c: c,
+			h:       mk(nil, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5), lookup("i1", "f1", 2.7)),
+			verdict: Fail, err: ErrVanished,
+			evidence: []string{"connection c1 missing from 2 lookups while heartbeating; first: lookup of f1 by i1 at 2.500s (no fault): last heartbeat at 2.410s, 90ms before (TTL 1s)"},
+			metrics:  map[string]float64{"vanished": 1}},
+		{name: "lingered past TTL + cleanup", c: c,
+			h:       mk(nil, lookup("i1", "f1", 5.5, "c1")),
+			verdict: Fail, err: ErrLingered,
+			evidence: []string{"connection c1 still listed by 1 lookups after it stopped heartbeating; first: lookup of f1 by i1 at 5.500s (no fault): last heartbeat attempt at 3.000s, 2.51s before (TTL + cleanup 2s)"},
+			metrics:  map[string]float64{"lingered": 1}},
+		{name: "between TTL and TTL + cleanup either way", c: c,
+			h:       mk(nil, lookup("i1", "f1", 2.5, "c1"), lookup("i1", "f1", 4.5, "c1"), lookup("i1", "f1", 4.6)),
+			verdict: Pass},
+		{name: "unregistered need not appear", c: c,
+			h:       mk(nil, reg(history.RegUnreg, "c1", "f1", 2.0, 2.01), lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5)),
+			verdict: Pass},
+		{name: "registration still in flight is not required", c: c,
+			h:       hist(nil, reg(history.RegRegister, "c2", "f1", 1, 1.2), lookup("i1", "f1", 1.1)),
+			verdict: Inconclusive, err: ErrNoData},
+		{name: "lookup during a fault is judged by default", c: c,
+			h:       mk([]history.Fault{fault("down", 2, 3)}, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5)),
+			verdict: Fail, err: ErrVanished, evidence: []string{"(during fault down)"}},
+		{name: "lookup during a fault exempt when asked", c: Config{RegistryTTL: time.Second, CleanupInterval: time.Second, SkipFaultWindows: true},
+			h:       mk([]history.Fault{fault("down", 2, 3)}, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5)),
+			verdict: Pass, metrics: map[string]float64{"lookups": 1}},
+		{name: "default TTL keeps it required", h: mk(nil, lookup("i1", "f1", 200)),
+			verdict: Fail, err: ErrVanished},
+		{name: "no lookup", c: c, h: mk(nil), verdict: Inconclusive, err: ErrNoData},
+	})
+}
