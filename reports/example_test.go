@@ -1,0 +1,58 @@
+package reports_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/gonogo/harness/reports"
+)
+
+// A gate run, end to end: pick the gate, record what was measured, judge,
+// compare with the previous run and write the four renderings.
+func Example() {
+	gate, err := reports.DefaultGates().Gate("local")
+	if err != nil {
+		panic(err)
+	}
+	start := time.Date(2026, 11, 28, 20, 15, 0, 0, time.UTC)
+	run := reports.Run{
+		ID:          reports.NewRunID(start),
+		Started:     start,
+		Finished:    start.Add(time.Minute),
+		Environment: reports.Environment{TargetKind: "process", TargetURL: "redis://:s3cret@127.0.0.1:6390", Profile: "seed"},
+		Scenarios: []reports.Scenario{
+			{Name: "basic", Verdict: reports.Pass,
+				Checks: []reports.Check{
+					{Name: "connect", Verdict: reports.Pass}, {Name: "ping", Verdict: reports.Pass}, {Name: "health", Verdict: reports.Pass},
+				},
+				Metrics: map[string]reports.Stat{"errors": reports.Distribution([]float64{0, 0, 0, 0})}},
+			{Name: "pool_exhaustion", Verdict: reports.Pass, Checks: []reports.Check{{Name: "pool_bounded", Verdict: reports.Pass}}},
+			{Name: "startup_down", Verdict: reports.Fail, Checks: []reports.Check{
+				{Name: "memory_mode", Verdict: reports.Fail, Evidence: []string{"start-up failed: connection refused"}}}},
+		},
+	}
+	run.Judge(gate)
+
+	dir, err := os.MkdirTemp("", "reports")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	if prev, ok, err := reports.Previous(dir, run); err == nil && ok {
+		t := reports.Compare(prev, run)
+		run.Trend = &t
+	}
+	out, err := reports.Write(dir, run)
+	if err != nil {
+		panic(err)
+	}
+	summary, _ := os.ReadFile(out + "/" + reports.SummaryMD)
+	line, _, _ := bytes.Cut(summary, []byte("\n"))
+	fmt.Println(string(line))
+	fmt.Println("exit code", run.Verdict.ExitCode())
+	// Output:
+	// # NO-GO — local gate (1 of 6 criteria failed)
+	// exit code 1
+}

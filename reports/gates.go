@@ -1,0 +1,604 @@
+package reports
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gonogo/harness/internal/exitcode"
+)
+
+//go:embed gates.yaml
+var defaultGates []byte
+
+// Gates is a parsed gates file: the gates in file order.
+type Gates struct {
+	File  string `json:"file"`
+	Gates []Gate `json:"gates"`
+}
+
+// Gate is one go/no-go decision point: what it runs and what must hold.
+// Included gates are already merged in: Scenarios, Benchmarks and Criteria
+// are complete.
+type Gate struct {
+	Name        string      `json:"name"`
+	Day         int         `json:"day,omitempty"`
+	Description string      `json:"description"`
+	Include     []string    `json:"include,omitempty"`
+	Scenarios   []string    `json:"scenarios,omitempty"`  // scenario names it runs
+	Benchmarks  []string    `json:"benchmarks,omitempty"` // benchmark ops it runs
+	Criteria    []Criterion `json:"criteria"`
+	pos         string
+}
+
+// Criterion is one thing that must hold for a gate to say GO:
+// Aggregation(Metric) Comparator Bound, e.g. p99(bench:publish:latency_ms) < 10.
+//
+// Metric names one measured series:
+//
+//	scenario:<scenario>:<metric>  a metric a scenario produced (any aggregation)
+//	check:<scenario>:<check>      a check's verdict: 1 PASS, 0 FAIL (value)
+//	bench:<op>:<field>            latency_ms (count, value = mean, p50…max), or
+//	                              ops_per_sec, round_trips_per_op, commands_per_op, errors (value)
+//	env:<field>                   tls (1/0), remote (1/0), rtt_ms (value)
+type Criterion struct {
+	ID          string  `json:"id"`
+	Metric      string  `json:"metric"`
+	Aggregation string  `json:"aggregation"`
+	Comparator  string  `json:"comparator"`
+	Bound       float64 `json:"bound"`
+	Unit        string  `json:"unit,omitempty"`
+	Why         string  `json:"why"`
+	// MinSamples is the fewest samples the aggregation needs; 0 means the
+	// default: 1000 for p99.9, 100 for p99, 10 for p90, 1 otherwise (0 for count).
+	MinSamples int64 `json:"min_samples,omitempty"`
+	// Precondition marks a condition on how the evidence was gathered (the
+	// target is remote, the load was high enough): when it does not hold the
+	// criterion is INCONCLUSIVE, not FAIL.
+	Precondition bool `json:"precondition,omitempty"`
+	pos          string
+}
+
+// Comparators a criterion may use.
+var comparators = []string{"<", "<=", ">", ">=", "=="}
+
+// benchFields are the fields of a Bench a criterion may name.
+var benchFields = []string{"latency_ms", "ops_per_sec", "round_trips_per_op", "commands_per_op", "errors"}
+
+// envFields are the environment facts a criterion may name.
+var envFields = []string{"tls", "remote", "rtt_ms"}
+
+// DefaultGates returns the gates file shipped with the harness (gates.yaml).
+func DefaultGates() Gates {
+	g, err := ParseGates("gates.yaml", defaultGates)
+	if err != nil {
+		panic("reports: embedded gates.yaml: " + err.Error())
+	}
+	return g
+}
+
+// DefaultGatesYAML returns the text of the shipped gates file, for users to
+// copy and edit.
+func DefaultGatesYAML() []byte { return slices.Clone(defaultGates) }
+
+// LoadGates reads and parses a gates file. Every error is bad input (exit 3)
+// and names file:line.
+func LoadGates(path string) (Gates, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Gates{}, exitcode.Config(fmt.Errorf("read gates file: %w", err))
+	}
+	return ParseGates(path, b)
+}
+
+// Gate returns the gate called name, or a bad-input error naming the gates
+// there are.
+func (g Gates) Gate(name string) (Gate, error) {
+	for _, x := range g.Gates {
+		if x.Name == name {
+			return x, nil
+		}
+	}
+	return Gate{}, exitcode.Configf("unknown gate %q (have %s)", name, strings.Join(g.Names(), ", "))
+}
+
+// Names lists the gates in file order.
+func (g Gates) Names() []string {
+	var ns []string
+	for _, x := range g.Gates {
+		ns = append(ns, x.Name)
+	}
+	return ns
+}
+
+// Validate checks every gate against what the harness can measure: known is
+// asked about each criterion's metric, and about "scenario:<name>" and
+// "bench:<op>" for each scenario and benchmark a gate runs. Anything unknown
+// is a bad-input error naming file:line: a criterion on a metric nothing
+// produces must never pass silently.
+func (g Gates) Validate(known func(metric string) bool) error {
+	var errs []error
+	seen := map[string]bool{}
+	add := func(pos, format string, args ...any) {
+		msg := pos + ": " + fmt.Sprintf(format, args...)
+		if !seen[msg] {
+			seen[msg] = true
+			errs = append(errs, errors.New(msg))
+		}
+	}
+	for _, x := range g.Gates {
+		for _, s := range x.Scenarios {
+			if !known("scenario:" + s) {
+				add(x.pos, "gate %s: unknown scenario %q", x.Name, s)
+			}
+		}
+		for _, b := range x.Benchmarks {
+			if !known("bench:" + b) {
+				add(x.pos, "gate %s: unknown benchmark %q", x.Name, b)
+			}
+		}
+		for _, c := range x.Criteria {
+			if !known(c.Metric) {
+				add(c.pos, "criterion %s: no scenario or benchmark produces metric %q", c.ID, c.Metric)
+			}
+		}
+	}
+	return exitcode.Config(errors.Join(errs...))
+}
+
+// Catalogue is what the scenario engine and benchmarks can produce; its Has
+// method is a Validate known func.
+type Catalogue struct {
+	Scenarios  map[string][]string // scenario name → metric names it produces
+	Checks     map[string][]string // scenario name → check names it runs
+	Benchmarks []string            // benchmark ops
+}
+
+// Has reports whether metric (a criterion metric, "scenario:<name>" or
+// "bench:<op>") is produced.
+func (c Catalogue) Has(metric string) bool {
+	parts := strings.Split(metric, ":")
+	switch {
+	case len(parts) == 2 && parts[0] == "scenario":
+		_, ok := c.Scenarios[parts[1]]
+		return ok
+	case len(parts) == 2 && parts[0] == "bench":
+		return slices.Contains(c.Benchmarks, parts[1])
+	case len(parts) == 2 && parts[0] == "env":
+		return slices.Contains(envFields, parts[1])
+	case len(parts) == 3 && parts[0] == "scenario":
+		return slices.Contains(c.Scenarios[parts[1]], parts[2])
+	case len(parts) == 3 && parts[0] == "check":
+		return slices.Contains(c.Checks[parts[1]], parts[2])
+	case len(parts) == 3 && parts[0] == "bench":
+		return slices.Contains(c.Benchmarks, parts[1]) && slices.Contains(benchFields, parts[2])
+	}
+	return false
+}
+
+// Describe prints the gates and their criteria, for `harness gates list`.
+func (g Gates) Describe(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, x := range g.Gates {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		day := ""
+		if x.Day > 0 {
+			day = fmt.Sprintf(" (Day %d)", x.Day)
+		}
+		fmt.Fprintf(tw, "%s%s: %s\n", x.Name, day, x.Description)
+		fmt.Fprintf(tw, "  scenarios: %s\n", listOrNone(x.Scenarios))
+		fmt.Fprintf(tw, "  benchmarks: %s\n", listOrNone(x.Benchmarks))
+		for _, c := range x.Criteria {
+			fmt.Fprintf(tw, "  %s\t%s %s\t%s\n", c.ID, c.Expr(), c.Threshold(), c.Why)
+		}
+	}
+	return tw.Flush()
+}
+
+func listOrNone(xs []string) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	return strings.Join(xs, ", ")
+}
+
+// Expr is the measured side of the criterion: "p99(bench:publish:latency_ms)",
+// or the metric alone for the value aggregation.
+func (c Criterion) Expr() string {
+	if c.Aggregation == AggValue {
+		return c.Metric
+	}
+	return c.Aggregation + "(" + c.Metric + ")"
+}
+
+// Threshold is the comparator and bound with its unit: "< 10 ms".
+func (c Criterion) Threshold() string {
+	return c.Comparator + " " + withUnit(c.Bound, c.Unit)
+}
+
+// minSamples is the number of samples the criterion needs.
+func (c Criterion) minSamples() int64 {
+	if c.MinSamples > 0 {
+		return c.MinSamples
+	}
+	switch c.Aggregation {
+	case AggCount:
+		return 0
+	case AggP999:
+		return 1000
+	case AggP99:
+		return 100
+	case AggP90:
+		return 10
+	}
+	return 1
+}
+
+// ParseGates parses a gates file's text; name is used in error positions.
+// Parsing is strict: an unknown key, comparator, aggregation or metric form,
+// a missing required field or a bad include is a bad-input error (exit 3)
+// naming name:line.
+func ParseGates(name string, data []byte) (Gates, error) {
+	p := &gateParser{file: name}
+	g := p.parse(data)
+	if len(p.errs) > 0 {
+		return Gates{}, exitcode.Config(errors.Join(p.errs...))
+	}
+	return g, nil
+}
+
+type gateParser struct {
+	file string
+	errs []error
+}
+
+func (p *gateParser) pos(n *yaml.Node) string { return p.file + ":" + strconv.Itoa(n.Line) }
+
+func (p *gateParser) errorf(n *yaml.Node, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", p.pos(n), fmt.Sprintf(format, args...)))
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
+
+func (p *gateParser) parse(data []byte) Gates {
+	g := Gates{File: p.file}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		msg := err.Error()
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			msg = p.file + ":" + m[1] + ": " + msg[len(m[0]):]
+		} else {
+			msg = p.file + ": " + msg
+		}
+		p.errs = append(p.errs, errors.New(msg))
+		return g
+	}
+	if len(doc.Content) == 0 {
+		p.errs = append(p.errs, fmt.Errorf("%s: empty gates file", p.file))
+		return g
+	}
+	top := p.mapping(doc.Content[0], "gates file", []string{"version", "gates"}, []string{"version", "gates"})
+	if top == nil {
+		return g
+	}
+	if v, ok := p.integer(top["version"]); ok && v != 1 {
+		p.errorf(top["version"], "gates file version %d, this harness reads version 1", v)
+	}
+	gates := deref(top["gates"])
+	if gates.Kind != yaml.MappingNode {
+		p.errorf(gates, "gates: want a mapping of gate name to gate")
+		return g
+	}
+	byName := map[string]Gate{}
+	for i := 0; i+1 < len(gates.Content); i += 2 {
+		k, v := gates.Content[i], gates.Content[i+1]
+		if _, dup := byName[k.Value]; dup {
+			p.errorf(k, "gate %q defined twice", k.Value)
+			continue
+		}
+		x := p.gate(k, v, byName)
+		byName[x.Name] = x
+		g.Gates = append(g.Gates, x)
+	}
+	if len(g.Gates) == 0 {
+		p.errorf(gates, "no gates defined")
+	}
+	return g
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+
+func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
+	x := Gate{Name: k.Value, pos: p.pos(k)}
+	if !nameRE.MatchString(x.Name) {
+		p.errorf(k, "gate name %q: want lowercase letters, digits, _ . -", x.Name)
+	}
+	f := p.mapping(v, "gate "+x.Name,
+		[]string{"day", "description", "include", "scenarios", "benchmarks", "criteria"},
+		[]string{"description"})
+	if f == nil {
+		return x
+	}
+	if d, ok := p.integer(f["day"]); ok {
+		x.Day = int(d)
+	}
+	x.Description = p.str(f["description"], "description")
+	x.Include = p.strs(f["include"], "include")
+	own := p.strs(f["scenarios"], "scenarios")
+	bench := p.strs(f["benchmarks"], "benchmarks")
+	for _, inc := range x.Include {
+		in, ok := earlier[inc]
+		if !ok {
+			p.errorf(f["include"], "gate %s includes %q, which is not a gate defined above it", x.Name, inc)
+			continue
+		}
+		x.Scenarios = appendNew(x.Scenarios, in.Scenarios...)
+		x.Benchmarks = appendNew(x.Benchmarks, in.Benchmarks...)
+		for _, c := range in.Criteria {
+			x.Criteria = p.addCriterion(x.Criteria, c, f["include"])
+		}
+	}
+	x.Scenarios = p.appendUnique(x.Scenarios, own, f["scenarios"], "scenario")
+	x.Benchmarks = p.appendUnique(x.Benchmarks, bench, f["benchmarks"], "benchmark")
+	if cs := f["criteria"]; cs != nil {
+		cs = deref(cs)
+		if cs.Kind != yaml.SequenceNode {
+			p.errorf(cs, "criteria: want a list")
+		} else {
+			for _, cn := range cs.Content {
+				c, ok := p.criterion(cn, x)
+				if ok {
+					x.Criteria = p.addCriterion(x.Criteria, c, cn)
+				}
+			}
+		}
+	}
+	if len(x.Criteria) == 0 {
+		p.errorf(k, "gate %s has no criteria", x.Name)
+	}
+	return x
+}
+
+// addCriterion appends c unless the same criterion (same source position,
+// reached through two includes or an alias) is already there; another
+// criterion with the same id is an error.
+func (p *gateParser) addCriterion(cs []Criterion, c Criterion, at *yaml.Node) []Criterion {
+	for _, o := range cs {
+		if o.pos == c.pos {
+			return cs
+		}
+		if o.ID == c.ID {
+			p.errorf(deref(at), "criterion id %q used twice (first at %s)", c.ID, o.pos)
+			return cs
+		}
+	}
+	return append(cs, c)
+}
+
+// appendUnique appends names to have, reporting names listed twice in the
+// gate's own list; names that came from an include are merged silently.
+func (p *gateParser) appendUnique(have, names []string, n *yaml.Node, what string) []string {
+	seen := map[string]bool{}
+	for _, s := range names {
+		if seen[s] {
+			p.errorf(deref(n), "%s %q listed twice", what, s)
+		}
+		seen[s] = true
+		if !nameRE.MatchString(s) {
+			p.errorf(deref(n), "%s name %q: want lowercase letters, digits, _ . -", what, s)
+		}
+	}
+	return appendNew(have, names...)
+}
+
+func appendNew(have []string, xs ...string) []string {
+	for _, x := range xs {
+		if !slices.Contains(have, x) {
+			have = append(have, x)
+		}
+	}
+	return have
+}
+
+func (p *gateParser) criterion(n *yaml.Node, x Gate) (Criterion, bool) {
+	c := Criterion{pos: p.pos(deref(n))}
+	f := p.mapping(n, "criterion",
+		[]string{"id", "metric", "aggregation", "comparator", "bound", "unit", "why", "min_samples", "precondition"},
+		[]string{"id", "metric", "aggregation", "comparator", "bound", "why"})
+	if f == nil {
+		return c, false
+	}
+	before := len(p.errs)
+	c.ID = p.str(f["id"], "id")
+	c.Metric = p.str(f["metric"], "metric")
+	c.Aggregation = p.str(f["aggregation"], "aggregation")
+	c.Comparator = p.str(f["comparator"], "comparator")
+	c.Unit = p.str(f["unit"], "unit")
+	c.Why = p.str(f["why"], "why")
+	if b, ok := p.number(f["bound"]); ok {
+		c.Bound = b
+	}
+	if m, ok := p.integer(f["min_samples"]); ok {
+		if m < 1 {
+			p.errorf(f["min_samples"], "min_samples %d: want at least 1", m)
+		}
+		c.MinSamples = m
+	}
+	if b := f["precondition"]; b != nil {
+		if err := deref(b).Decode(&c.Precondition); err != nil || deref(b).Tag != "!!bool" {
+			p.errorf(b, "precondition: want true or false")
+		}
+	}
+	if c.ID != "" && !nameRE.MatchString(c.ID) {
+		p.errorf(f["id"], "criterion id %q: want lowercase letters, digits, _ . -", c.ID)
+	}
+	if strings.ContainsAny(c.Why, "\n\r") {
+		p.errorf(f["why"], "criterion %s: why must be one line", c.ID)
+	}
+	if f["comparator"] != nil && !slices.Contains(comparators, c.Comparator) {
+		p.errorf(f["comparator"], "criterion %s: unknown comparator %q (want one of %s)", c.ID, c.Comparator, strings.Join(comparators, " "))
+	}
+	if f["aggregation"] != nil && !slices.Contains(aggregations, c.Aggregation) {
+		p.errorf(f["aggregation"], "criterion %s: unknown aggregation %q (want one of %s)", c.ID, c.Aggregation, strings.Join(aggregations, ", "))
+	} else if f["metric"] != nil {
+		if msg := checkMetric(c.Metric, c.Aggregation, x); msg != "" {
+			p.errorf(f["metric"], "criterion %s: %s", c.ID, msg)
+		}
+	}
+	return c, len(p.errs) == before
+}
+
+// checkMetric checks a metric reference's form, that the aggregation suits
+// it, and that the gate runs the scenario or benchmark it names.
+func checkMetric(metric, agg string, x Gate) string {
+	parts := strings.Split(metric, ":")
+	valueOnly := func() string {
+		if agg != AggValue {
+			return fmt.Sprintf("metric %q has one value; aggregation must be value, not %s", metric, agg)
+		}
+		return ""
+	}
+	switch {
+	case len(parts) == 3 && parts[0] == "scenario" && parts[2] != "",
+		len(parts) == 3 && parts[0] == "check" && parts[2] != "":
+		if !slices.Contains(x.Scenarios, parts[1]) {
+			return fmt.Sprintf("metric %q names scenario %q, which gate %s does not run (add it to scenarios)", metric, parts[1], x.Name)
+		}
+		if parts[0] == "check" {
+			return valueOnly()
+		}
+		return ""
+	case len(parts) == 3 && parts[0] == "bench":
+		if !slices.Contains(x.Benchmarks, parts[1]) {
+			return fmt.Sprintf("metric %q names benchmark %q, which gate %s does not run (add it to benchmarks)", metric, parts[1], x.Name)
+		}
+		if !slices.Contains(benchFields, parts[2]) {
+			return fmt.Sprintf("metric %q: unknown benchmark field %q (want one of %s)", metric, parts[2], strings.Join(benchFields, ", "))
+		}
+		if parts[2] == "latency_ms" {
+			if agg == AggRate {
+				return fmt.Sprintf("metric %q: aggregation rate does not apply to latency", metric)
+			}
+			return ""
+		}
+		return valueOnly()
+	case len(parts) == 2 && parts[0] == "env":
+		if !slices.Contains(envFields, parts[1]) {
+			return fmt.Sprintf("metric %q: unknown environment field %q (want one of %s)", metric, parts[1], strings.Join(envFields, ", "))
+		}
+		return valueOnly()
+	}
+	return fmt.Sprintf("metric %q: want scenario:<scenario>:<metric>, check:<scenario>:<check>, bench:<op>:<field> or env:<field>", metric)
+}
+
+// deref follows YAML aliases to the node they name.
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// mapping checks n is a mapping whose keys are all allowed and that holds
+// every required key; it returns key → value node, or nil on error.
+func (p *gateParser) mapping(n *yaml.Node, what string, allowed, required []string) map[string]*yaml.Node {
+	n = deref(n)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s: want a mapping", what)
+		return nil
+	}
+	f := map[string]*yaml.Node{}
+	ok := true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		switch {
+		case !slices.Contains(allowed, k.Value):
+			p.errorf(k, "%s: unknown key %q (want one of %s)", what, k.Value, strings.Join(allowed, ", "))
+			ok = false
+		case f[k.Value] != nil:
+			p.errorf(k, "%s: key %q given twice", what, k.Value)
+			ok = false
+		default:
+			f[k.Value] = n.Content[i+1]
+		}
+	}
+	for _, r := range required {
+		if f[r] == nil {
+			p.errorf(n, "%s: missing %q", what, r)
+			ok = false
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return f
+}
+
+func (p *gateParser) str(n *yaml.Node, what string) string {
+	if n == nil {
+		return ""
+	}
+	n = deref(n)
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "%s: want a string", what)
+		return ""
+	}
+	return n.Value
+}
+
+func (p *gateParser) strs(n *yaml.Node, what string) []string {
+	if n == nil {
+		return nil
+	}
+	n = deref(n)
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s: want a list of names", what)
+		return nil
+	}
+	var out []string
+	for _, e := range n.Content {
+		if s := p.str(e, what); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *gateParser) number(n *yaml.Node) (float64, bool) {
+	if n == nil {
+		return 0, false
+	}
+	n = deref(n)
+	var f float64
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil ||
+		math.IsNaN(f) || math.IsInf(f, 0) {
+		p.errorf(n, "want a number, got %q", n.Value)
+		return 0, false
+	}
+	return f, true
+}
+
+func (p *gateParser) integer(n *yaml.Node) (int64, bool) {
+	if n == nil {
+		return 0, false
+	}
+	n = deref(n)
+	var i int64
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
+		p.errorf(n, "want an integer, got %q", n.Value)
+		return 0, false
+	}
+	return i, true
+}

@@ -1,0 +1,297 @@
+package reports
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/gonogo/harness/internal/exitcode"
+)
+
+// catalogueOf is a Catalogue producing exactly what gs refers to.
+func catalogueOf(gs Gates) Catalogue {
+	c := Catalogue{Scenarios: map[string][]string{}, Checks: map[string][]string{}}
+	for _, g := range gs.Gates {
+		for _, s := range g.Scenarios {
+			c.Scenarios[s] = c.Scenarios[s]
+		}
+		c.Benchmarks = appendNew(c.Benchmarks, g.Benchmarks...)
+		for _, cr := range g.Criteria {
+			p := strings.Split(cr.Metric, ":")
+			switch p[0] {
+			case "scenario":
+				c.Scenarios[p[1]] = append(c.Scenarios[p[1]], p[2])
+			case "check":
+				c.Checks[p[1]] = append(c.Checks[p[1]], p[2])
+			}
+		}
+	}
+	return c
+}
+
+func TestDefaultGates(t *testing.T) {
+	gs := DefaultGates()
+	if got, want := strings.Join(gs.Names(), " "), "local eventbus production release"; got != want {
+		t.Fatalf("gates: got %q; want %q", got, want)
+	}
+	days := map[string]int{"local": 3, "eventbus": 6, "production": 9, "release": 12}
+	byID := map[string]map[string]Criterion{}
+	for _, g := range gs.Gates {
+		if g.Day != days[g.Name] {
+			t.Errorf("gate %s: day %d; want %d", g.Name, g.Day, days[g.Name])
+		}
+		byID[g.Name] = map[string]Criterion{}
+		for _, c := range g.Criteria {
+			byID[g.Name][c.ID] = c
+		}
+	}
+	// The tracker's success metrics, in the release gate.
+	for _, w := range []struct{ id, expr, threshold string }{
+		{"api_p99", "p99(bench:api:latency_ms)", "< 200 ms"},
+		{"publish_p99", "p99(bench:publish:latency_ms)", "< 10 ms"},
+		{"cache_hit_rate", "rate(scenario:basic:cache_hit)", "> 80 %"},
+		{"sse_p99", "p99(scenario:fanout_2:deliver_ms)", "< 50 ms"},
+		{"lost_kill_aof", "scenario:kill_aof:acked_lost", "== 0"},
+		{"lost_flapping", "scenario:flapping:acked_lost", "== 0"},
+		{"connect", "check:basic:connect", "== 1"},                      // from local
+		{"bounded_blackhole", "scenario:blackhole:over_budget", "== 0"}, // from eventbus
+		{"tls_expired", "check:tls_expired:fails_safe", "== 1"},         // alias of production's
+	} {
+		c, ok := byID["release"][w.id]
+		if !ok {
+			t.Errorf("release lacks criterion %s", w.id)
+			continue
+		}
+		if c.Expr() != w.expr || c.Threshold() != w.threshold {
+			t.Errorf("release %s: got %s %s; want %s %s", w.id, c.Expr(), c.Threshold(), w.expr, w.threshold)
+		}
+	}
+	// Release is everything but the remote-target preconditions.
+	for _, g := range []string{"local", "eventbus"} {
+		for id := range byID[g] {
+			if _, ok := byID["release"][id]; !ok {
+				t.Errorf("release lacks %s's criterion %s", g, id)
+			}
+		}
+	}
+	if _, ok := byID["release"]["remote_target"]; ok {
+		t.Error("release requires a remote target; it must run on the process target")
+	}
+	if !byID["production"]["remote_target"].Precondition {
+		t.Error("production remote_target is not a precondition")
+	}
+	// Every catalogue scenario is run by some gate.
+	head, _, _ := strings.Cut(string(DefaultGatesYAML()), "version:")
+	cat := catalogueOf(gs)
+	for _, name := range regexp.MustCompile(`\b[a-z][a-z0-9_]+\b`).FindAllString(head[strings.Index(head, "catalogue"):strings.Index(head, "# Benchmark")], -1) {
+		if name == "catalogue" || name == "names" || name == "the" || name == "scenario" || name == "engine" || name == "runs" {
+			continue
+		}
+		if _, ok := cat.Scenarios[name]; !ok {
+			t.Errorf("catalogue scenario %s is run by no gate", name)
+		}
+	}
+	if err := gs.Validate(cat.Has); err != nil {
+		t.Errorf("default gates against their own catalogue: %v", err)
+	}
+}
+
+func TestValidateRejectsUnknownMetric(t *testing.T) {
+	gs := DefaultGates()
+	cat := catalogueOf(gs)
+	cat.Scenarios["fanout_2"] = []string{"count_mismatch"}          // deliver_ms no longer produced
+	cat.Benchmarks = []string{"publish", "cache_get", "reg_lookup"} // no api
+	err := gs.Validate(cat.Has)
+	if err == nil {
+		t.Fatal("got nil; want an error")
+	}
+	if exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("exit code %d; want %d", exitcode.Of(err), exitcode.BadInput)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`no scenario or benchmark produces metric "scenario:fanout_2:deliver_ms"`,
+		`gate release: unknown benchmark "api"`,
+		`no scenario or benchmark produces metric "bench:api:latency_ms"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if !regexp.MustCompile(`gates\.yaml:\d+: criterion sse_p99:`).MatchString(msg) {
+		t.Errorf("error does not name gates.yaml:line:\n%s", msg)
+	}
+	if n := strings.Count(msg, "\n") + 1; n != 3 {
+		t.Errorf("got %d errors; want 3 (no duplicates through includes):\n%s", n, msg)
+	}
+}
+
+func TestCatalogueHas(t *testing.T) {
+	c := Catalogue{Scenarios: map[string][]string{"basic": {"publish_ms"}}, Checks: map[string][]string{"basic": {"connect"}}, Benchmarks: []string{"publish"}}
+	for metric, want := range map[string]bool{
+		"scenario:basic":                 true,
+		"scenario:basic:publish_ms":      true,
+		"scenario:basic:deliver_ms":      false,
+		"scenario:other:publish_ms":      false,
+		"check:basic:connect":            true,
+		"check:basic:ping":               false,
+		"bench:publish":                  true,
+		"bench:publish:latency_ms":       true,
+		"bench:publish:commands_per_op":  true,
+		"bench:publish:nope":             false,
+		"bench:api:latency_ms":           false,
+		"env:tls":                        true,
+		"env:nope":                       false,
+		"junk":                           false,
+		"scenario:basic:publish_ms:more": false,
+	} {
+		if got := c.Has(metric); got != want {
+			t.Errorf("Has(%q): got %v; want %v", metric, got, want)
+		}
+	}
+}
+
+// gateFile is a valid gates file with one criterion; cases patch it.
+const gateFile = `version: 1
+gates:
+  g:
+    description: a gate
+    scenarios: [basic]
+    benchmarks: [publish]
+    criteria:
+      - id: c1
+        metric: "bench:publish:latency_ms"
+        aggregation: p99
+        comparator: "<"
+        bound: 10
+        unit: ms
+        why: fast
+`
+
+func TestParseGatesErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, old, new, want string
+	}{
+		{"unknown key", "        unit: ms", "        unit: ms\n        bund: 3", `g.yaml:14: criterion: unknown key "bund"`},
+		{"unknown gate key", "    description: a gate", "    description: a gate\n    dayz: 3", `g.yaml:5: gate g: unknown key "dayz"`},
+		{"unknown top key", "version: 1", "version: 1\nextra: 2", `g.yaml:2: gates file: unknown key "extra"`},
+		{"unknown comparator", `comparator: "<"`, `comparator: "=<"`, `g.yaml:11: criterion c1: unknown comparator "=<"`},
+		{"unknown aggregation", "aggregation: p99", "aggregation: p95", `g.yaml:10: criterion c1: unknown aggregation "p95"`},
+		{"missing bound", "        bound: 10\n", "", `g.yaml:8: criterion: missing "bound"`},
+		{"missing why", "        why: fast\n", "", `g.yaml:8: criterion: missing "why"`},
+		{"bound not a number", "bound: 10", "bound: ten", `g.yaml:12: want a number, got "ten"`},
+		{"bound infinite", "bound: 10", "bound: .inf", `g.yaml:12: want a number`},
+		{"bad metric", `"bench:publish:latency_ms"`, `"publish_latency"`, `g.yaml:9: criterion c1: metric "publish_latency": want scenario:`},
+		{"bench field", `"bench:publish:latency_ms"`, `"bench:publish:speed"`, `unknown benchmark field "speed"`},
+		{"scenario not run", `"bench:publish:latency_ms"`, `"scenario:kill_aof:acked_lost"`, `g.yaml:9: criterion c1: metric "scenario:kill_aof:acked_lost" names scenario "kill_aof", which gate g does not run`},
+		{"bench not run", `"bench:publish:latency_ms"`, `"bench:api:latency_ms"`, `names benchmark "api", which gate g does not run`},
+		{"check needs value", `"bench:publish:latency_ms"`, `"check:basic:connect"`, `aggregation must be value, not p99`},
+		{"rate on latency", "aggregation: p99", "aggregation: rate", `aggregation rate does not apply to latency`},
+		{"two-line why", "why: fast", "why: \"fast\\nslow\"", `g.yaml:14: criterion c1: why must be one line`},
+		{"version", "version: 1", "version: 2", `g.yaml:1: gates file version 2`},
+		{"include unknown", "    description: a gate", "    description: a gate\n    include: [nope]", `g.yaml:5: gate g includes "nope", which is not a gate defined above it`},
+		{"no criteria", gateFile[strings.Index(gateFile, "    criteria:"):], "    criteria: []\n", `g.yaml:3: gate g has no criteria`},
+		{"duplicate scenario", "scenarios: [basic]", "scenarios: [basic, basic]", `scenario "basic" listed twice`},
+		{"duplicate key", "        unit: ms", "        unit: ms\n        unit: s", `g.yaml:14: criterion: key "unit" given twice`},
+		{"yaml syntax", "    criteria:\n", "    criteria: [\n", `g.yaml:`},
+		{"precondition not bool", "        unit: ms", "        unit: ms\n        precondition: maybe", `g.yaml:14: precondition: want true or false`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := strings.Replace(gateFile, tc.old, tc.new, 1)
+			if text == gateFile {
+				t.Fatalf("patch %q did not apply", tc.old)
+			}
+			_, err := ParseGates("g.yaml", []byte(text))
+			if err == nil {
+				t.Fatalf("got nil error; want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %q; want it to contain %q", err, tc.want)
+			}
+			if exitcode.Of(err) != exitcode.BadInput {
+				t.Errorf("exit code %d; want %d", exitcode.Of(err), exitcode.BadInput)
+			}
+		})
+	}
+}
+
+func TestParseGatesIncludeAndAlias(t *testing.T) {
+	text := `version: 1
+gates:
+  a:
+    description: first
+    scenarios: [basic]
+    criteria:
+      - &c1 {id: c1, metric: "check:basic:connect", aggregation: value, comparator: "==", bound: 1, why: up}
+  b:
+    description: second
+    include: [a]
+    scenarios: [kill_aof]
+    criteria:
+      - {id: c2, metric: "scenario:kill_aof:acked_lost", aggregation: value, comparator: "==", bound: 0, why: kept, min_samples: 1}
+  c:
+    description: third
+    include: [a, b]
+    criteria:
+      - *c1
+`
+	gs, err := ParseGates("x.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gs.Gate("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, cr := range c.Criteria {
+		ids = append(ids, cr.ID)
+	}
+	if got := strings.Join(ids, " ") + " / " + strings.Join(c.Scenarios, " "); got != "c1 c2 / basic kill_aof" {
+		t.Errorf("gate c: got %q; want %q", got, "c1 c2 / basic kill_aof")
+	}
+	if _, err := gs.Gate("nope"); err == nil || !strings.Contains(err.Error(), "have a, b, c") || exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("Gate(nope): got %v; want a bad-input error listing a, b, c", err)
+	}
+}
+
+func TestLoadGates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mine.yaml")
+	if err := os.WriteFile(path, []byte(strings.Replace(gateFile, "bound: 10", "bound: x", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadGates(path); err == nil || !strings.Contains(err.Error(), path+":12:") {
+		t.Errorf("got %v; want an error at %s:12", err, path)
+	}
+	_, err := LoadGates(filepath.Join(t.TempDir(), "missing.yaml"))
+	if err == nil || exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("missing file: got %v (code %d); want a bad-input error", err, exitcode.Of(err))
+	}
+	// The shipped file, copied out and loaded from a path, is the default.
+	if err := os.WriteFile(path, DefaultGatesYAML(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := LoadGates(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gs.Gates) != 4 || len(gs.Gates[3].Criteria) != len(DefaultGates().Gates[3].Criteria) {
+		t.Errorf("loaded copy differs from the default")
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	var b bytes.Buffer
+	if err := DefaultGates().Describe(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"local (Day 3): ", "release (Day 12): ", "publish_p99", "p99(bench:publish:latency_ms) < 10 ms", "scenarios: basic, startup_down, pool_exhaustion"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Describe lacks %q", want)
+		}
+	}
+}

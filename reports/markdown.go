@@ -1,0 +1,170 @@
+package reports
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Markdown renders summary.md: the verdict on line one, then the criteria
+// table, failed and inconclusive criteria with their evidence, scenarios,
+// benchmarks, anomalies, trend and environment.
+func Markdown(r Run) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# %s\n\n", headline(r))
+	if r.GateDescription != "" {
+		fmt.Fprintf(&b, "Gate **%s**: %s.\n\n", r.Gate, mdCell(r.GateDescription))
+	}
+	if r.Interrupted {
+		b.WriteString("**The run was interrupted; the results below are partial.**\n\n")
+	}
+	b.WriteString("## Criteria\n\n")
+	if len(r.Criteria) == 0 {
+		b.WriteString("No criteria were judged.\n\n")
+	} else {
+		b.WriteString("| Criterion | Threshold | Measured | Margin | Result |\n|---|---|---|---|---|\n")
+		for _, c := range r.Criteria {
+			fmt.Fprintf(&b, "| **%s** %s | %s | %s | %s | %s |\n", mdCell(c.Criterion.ID), mdCell(c.Criterion.Expr()),
+				mdCell(c.Criterion.Threshold()), mdCell(fmtMeasured(c)), mdCell(fmtMargin(c)), c.Verdict)
+		}
+		b.WriteString("\n")
+	}
+	mdDetails(&b, "Failed criteria", criteriaWith(r.Criteria, Fail))
+	mdDetails(&b, "Inconclusive criteria", criteriaWith(r.Criteria, Inconclusive))
+	if len(r.Scenarios) > 0 {
+		b.WriteString("## Scenarios\n\n| Scenario | Profile | Verdict | Duration | Faults | Failed checks |\n|---|---|---|---|---|---|\n")
+		for _, s := range r.Scenarios {
+			var faults, failed []string
+			for _, f := range s.Faults {
+				faults = append(faults, fmt.Sprintf("%s %s–%s", f.Name, fmtMs(f.StartMs), fmtMs(f.EndMs)))
+			}
+			for _, c := range s.Checks {
+				if c.Verdict != Pass {
+					failed = append(failed, c.Name+" "+string(c.Verdict))
+				}
+			}
+			verdict := string(s.Verdict)
+			if s.Inconclusive != "" {
+				verdict += " (" + s.Inconclusive + ")"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", mdCell(s.Name), mdCell(s.Profile), mdCell(verdict),
+				fmtMs(s.DurationMs), mdCell(strings.Join(faults, ", ")), mdCell(strings.Join(failed, ", ")))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Benchmarks) > 0 {
+		b.WriteString("## Benchmarks\n\nLatency in ms.\n\n")
+		b.WriteString("| Op | Profile | Target | ops/s | p50 | p90 | p99 | p99.9 | max | round trips/op | commands/op | errors |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, x := range r.Benchmarks {
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(mdCells(benchRow(x)), " | "))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Anomalies) > 0 {
+		b.WriteString("## Anomalies\n\n")
+		for _, a := range r.Anomalies {
+			fmt.Fprintf(&b, "- %s: %d %s: %s", mdCell(a.Scenario), len(a.IDs), mdCell(a.Kind), mdCell(elide(a.IDs, 50)))
+			if a.Detail != "" {
+				fmt.Fprintf(&b, " (%s)", mdCell(a.Detail))
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("## Trend\n\n")
+	mdTrend(&b, r.Trend)
+	b.WriteString("## Environment\n\n| | |\n|---|---|\n")
+	for _, row := range envRows(r) {
+		fmt.Fprintf(&b, "| %s | %s |\n", row[0], mdCell(row[1]))
+	}
+	return b.Bytes()
+}
+
+func mdDetails(w io.Writer, title string, rs []CriterionResult) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "## %s\n\n", title)
+	for _, c := range rs {
+		fmt.Fprintf(w, "### %s: %s %s\n\n", c.Criterion.ID, c.Criterion.Expr(), c.Criterion.Threshold())
+		fmt.Fprintf(w, "- Why it matters: %s\n- Found: %s\n", mdLine(c.Criterion.Why), mdLine(c.Reason))
+		if len(c.Evidence) > 0 {
+			fmt.Fprintf(w, "- Evidence:\n")
+			for _, e := range c.Evidence {
+				fmt.Fprintf(w, "  - %s\n", mdLine(e))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func mdTrend(w io.Writer, t *Trend) {
+	if t == nil {
+		fmt.Fprint(w, "No previous run of this gate to compare with.\n\n")
+		return
+	}
+	fmt.Fprintf(w, "Compared with run %s (%s).\n\n", t.PreviousID, t.PreviousVerdict)
+	if len(t.Flipped) == 0 {
+		fmt.Fprint(w, "No criterion changed verdict.\n\n")
+	} else {
+		fmt.Fprint(w, "Criteria that changed verdict:\n\n")
+		for _, f := range t.Flipped {
+			fmt.Fprintf(w, "- **%s** %s: %s → %s\n", mdCell(f.ID), mdCell(f.Expr), f.From, f.To)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(t.Moved) == 0 {
+		fmt.Fprint(w, "No metric moved beyond noise.\n\n")
+	} else {
+		fmt.Fprint(w, "| Metric | Previous | Now | Change | |\n|---|---|---|---|---|\n")
+		for _, m := range t.Moved {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(mdCells(moveRow(m)), " | "))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "Noise rule: %s.\n\n", t.Rule)
+}
+
+// benchRow is a benchmark's table row.
+func benchRow(x Bench) []string {
+	l := x.Latency
+	row := []string{x.Op, x.Profile, x.Target, fmtNum(x.OpsPerSec), fmtNum(l.P50), fmtNum(l.P90), fmtNum(l.P99),
+		fmtNum(l.P999), fmtNum(l.Max), fmtNum(x.RoundTripsPerOp), fmtNum(x.CommandsPerOp), fmt.Sprint(x.Errors)}
+	if x.Inconclusive != "" {
+		row[0] += " (inconclusive: " + x.Inconclusive + ")"
+	}
+	return row
+}
+
+// moveRow is a moved metric's table row.
+func moveRow(m Move) []string {
+	change := fmtSigned(m.Delta, m.Unit)
+	if m.DeltaPct != nil {
+		change += " (" + fmtSigned(*m.DeltaPct, "%") + ")"
+	}
+	dir := "worse"
+	if m.Better {
+		dir = "better"
+	}
+	return []string{m.Metric, withUnit(m.Old, m.Unit), withUnit(m.New, m.Unit), change, dir}
+}
+
+func mdCells(xs []string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = mdCell(x)
+	}
+	return out
+}
+
+// mdCell makes s safe inside a table cell: one line, pipes escaped.
+func mdCell(s string) string {
+	return strings.ReplaceAll(mdLine(s), "|", `\|`)
+}
+
+// mdLine makes s one line.
+func mdLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
