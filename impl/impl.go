@@ -8,6 +8,7 @@ package impl
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -166,3 +167,8 @@ func (p *Profiles) New(ctx context.Context, name string, cfg Config) (*Layer, er
 	}
 	return c(ctx, cfg.withDefaults())
 }
+
+// ErrFillRefused is what Cache.Set returns (wrapped) when its lease is
+// stale: the flow was invalidated after the Get that issued the lease.
+// Callers check it with errors.Is (the HTTP service answers 409).
+var ErrFillRefused = errors.New("cache fill refused: flow invalidated after the lease was issued")

@@ -29,6 +29,7 @@ type command struct {
 // commands is the table of subcommands.
 var commands = map[string]command{
 	"doctor": {"report what this machine offers: redis-server, TLS, Docker, ports, usable targets", runDoctor},
+	"serve":  {"serve a profile of the layer over HTTP (contract: docs/http.md)", runServe},
 }
 
 const usageHead = `harness — go/no-go verdicts for a Redis-backed real-time layer

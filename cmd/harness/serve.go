@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/impl/profiles"
+	"github.com/gonogo/harness/impl/service"
+	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/redact"
+)
+
+// runServe serves one layer of a profile over HTTP until interrupted. Redis
+// settings come from the tracker's environment variables (REDIS_ENABLED,
+// REDIS_URL, REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID).
+func runServe(ctx context.Context, args []string, e env) (int, error) {
+	fs := newFlags("serve", "serve [-profile hardened|seed] [-addr 127.0.0.1:8080]", e)
+	reg := profiles.Default()
+	profile := fs.String("profile", "hardened", fmt.Sprintf("implementation to serve %v", reg.Names()))
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address (host:port)")
+	heartbeat := fs.Duration("heartbeat", 15*time.Second, "SSE heartbeat interval")
+	if err := parse(fs, args); err != nil {
+		return 0, err
+	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return 0, exitcode.Configf("-addr %q: %v", *addr, err)
+	}
+	if *heartbeat <= 0 {
+		return 0, exitcode.Configf("-heartbeat must be positive, got %s", *heartbeat)
+	}
+	cfg, err := impl.ConfigFromEnv(e.getenv)
+	if err != nil {
+		return 0, exitcode.Config(err)
+	}
+	hook := counter.New()
+	cfg.Hooks = append(cfg.Hooks, hook)
+	layer, err := reg.New(ctx, *profile, cfg)
+	if err != nil {
+		return 0, exitcode.Config(err)
+	}
+	defer layer.Close()
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	svc := service.New(layer, service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log})
+	url, err := svc.Start(ctx, *addr)
+	if err != nil {
+		return 0, exitcode.Config(err)
+	}
+	fmt.Fprintf(e.stdout, "serving profile %s on %s (redis %s, mode %s)\n", *profile, url,
+		redact.URL(cfg.URL), layer.Manager.Mode())
+	<-ctx.Done()
+	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := svc.Shutdown(shut); err != nil {
+		return 0, exitcode.Harness(err)
+	}
+	fmt.Fprintln(e.stdout, "stopped: SSE connections unregistered")
+	return exitcode.Go, nil
+}

@@ -1,0 +1,419 @@
+package hardened
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrOutboxFull is returned by Publish when Redis is unreachable and the
+// outbox already holds Config.OutboxCap events: the event is refused (not
+// acknowledged) and counted in OutboxStats.Overflow.
+var ErrOutboxFull = errors.New("hardened: outbox full, event refused")
+
+// replayBatch is how many outbox events one replay round trip carries.
+const replayBatch = 100
+
+// OutboxStats describes the outbox of events acknowledged while Redis was
+// unreachable.
+type OutboxStats struct {
+	// Pending events wait for replay to the stream.
+	Pending int `json:"pending"`
+	// Overflow counts publishes refused because the outbox was full.
+	Overflow int64 `json:"overflow"`
+	// Replayed counts events written to the stream by replay (duplicates
+	// of events already there included: the script skips them).
+	Replayed int64 `json:"replayed"`
+	// Dropped counts events that Redis rejected on replay with an error
+	// that is not an outage (e.g. a key of the wrong type).
+	Dropped int64 `json:"dropped"`
+}
+
+// Bus is the hardened event bus (TASK-005).
+//
+// Publish is one EVALSHA (one round trip, one command): a script that
+// appends the event to the flow's stream (XADD MAXLEN ~) unless its ID is
+// already there, refreshes the stream TTL when this instance has not done
+// so for StreamTTL/10, and PUBLISHes it with its stream ID for live
+// delivery. While Redis is unreachable (or a flow still has events waiting
+// in the outbox) an event is acknowledged from memory: delivered to local
+// subscribers at once and queued in one in-order outbox that a single
+// replayer writes back, a batch per round trip, when Redis returns.
+//
+// Cursors. An event stored in Redis has its stream ID ("ms-seq") as cursor.
+// An event acknowledged from memory gets a memory cursor of the same shape,
+// "ms-seq" with seq >= 2^40: local clock milliseconds, and a sequence far
+// above what Redis assigns within one millisecond. Memory cursors therefore
+// sort among stream IDs by time, are valid XRANGE bounds, and are told apart
+// by their seq. A subscriber resuming from a memory cursor gets the stream
+// entries after that time (minus the events this instance knows it
+// already delivered up to that cursor) and the local events after it.
+type Bus struct {
+	m     *manager
+	k     keys
+	redis bool // Enabled && EventBus
+	hub   *hub
+
+	mu        sync.Mutex
+	ring      map[string][]impl.Event // recent memory-acknowledged events per flow
+	outbox    []impl.Event            // waiting for replay, in publish order
+	pending   map[string]int          // outbox events per flow
+	refreshed map[string]time.Time    // last stream TTL refresh per flow
+	lastMs    int64                   // memory cursor clock
+	seq       int64
+	stats     OutboxStats
+
+	wakeReplay chan struct{}
+}
+
+func newBus(m *manager, k keys) *Bus {
+	b := &Bus{
+		m: m, k: k,
+		redis:      m.cfg.Enabled && m.cfg.EventBus,
+		ring:       map[string][]impl.Event{},
+		pending:    map[string]int{},
+		refreshed:  map[string]time.Time{},
+		wakeReplay: make(chan struct{}, 1),
+	}
+	b.hub = newHub(b)
+	if b.redis {
+		m.listen(func(rdb *redis.Client, gen uint64) {
+			b.hub.up(rdb)
+			b.kick()
+		}, b.hub.down)
+		m.closers = append(m.closers, b.hub.close)
+		m.goroutine(b.replayLoop)
+	}
+	return b
+}
+
+// Outbox returns the outbox counters.
+func (b *Bus) Outbox() OutboxStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.stats
+	s.Pending = len(b.outbox)
+	return s
+}
+
+// Publish stores and broadcasts e within PublishBudget. An empty e.ID is
+// replaced by a random one (IDs are what make replay idempotent).
+func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
+	if e.FlowID == "" {
+		return errors.New("hardened: event without flow_id")
+	}
+	if e.ID == "" {
+		e.ID = newID()
+	}
+	e.Cursor = ""
+	if b.redis {
+		b.mu.Lock()
+		direct := b.pending[e.FlowID] == 0
+		ttl := b.ttlDue(e.FlowID)
+		b.mu.Unlock()
+		if direct {
+			err := b.m.call(ctx, "publish", b.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
+				keys, args, err := b.publishArgs(e, ttl)
+				if err != nil {
+					return err
+				}
+				return publishScript.Run(ctx, rdb, keys, args...).Err()
+			})
+			switch {
+			case err == nil:
+				return nil
+			case ctx.Err() != nil:
+				return fmt.Errorf("hardened: publish %s: %w", e.ID, ctx.Err())
+			case !errors.Is(err, errOffline) && !outage(err):
+				return fmt.Errorf("hardened: publish %s: %w", e.ID, err)
+			}
+			if ttl > 0 {
+				b.mu.Lock()
+				delete(b.refreshed, e.FlowID)
+				b.mu.Unlock()
+			}
+		}
+	}
+	e, err := b.remember(e)
+	if err != nil {
+		return err
+	}
+	b.hub.local(e)
+	b.kick()
+	return nil
+}
+
+// remember acknowledges e from memory: a memory cursor, the flow's ring,
+// and (with the Redis bus on) the outbox.
+func (b *Bus) remember(e impl.Event) (impl.Event, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e.Cursor = b.memCursor()
+	if b.redis {
+		if len(b.outbox) >= b.m.cfg.OutboxCap {
+			b.stats.Overflow++
+			return e, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
+		}
+		b.outbox = append(b.outbox, e)
+		b.pending[e.FlowID]++
+	}
+	r := append(b.ring[e.FlowID], e)
+	if n := b.m.cfg.MemoryEvents; len(r) > n {
+		r = slices.Clone(r[len(r)-n:])
+	}
+	b.ring[e.FlowID] = r
+	return e, nil
+}
+
+// memSeqBase is the lowest seq of a memory cursor.
+const memSeqBase = 1 << 40
+
+func (b *Bus) memCursor() string {
+	ms := time.Now().UnixMilli()
+	if ms <= b.lastMs {
+		b.seq++
+	} else {
+		b.lastMs, b.seq = ms, 0
+	}
+	return fmt.Sprintf("%d-%d", b.lastMs, memSeqBase+b.seq)
+}
+
+// ttlDue returns the stream TTL in ms if this instance should refresh it
+// with this publish (once per flow per StreamTTL/10), else 0, and marks it
+// refreshed. Callers hold b.mu.
+func (b *Bus) ttlDue(flow string) int64 {
+	now := time.Now()
+	ttl := b.m.cfg.StreamTTL
+	if last, ok := b.refreshed[flow]; ok && now.Sub(last) < ttl/10 {
+		return 0
+	}
+	if len(b.refreshed) > 10000 {
+		for f, t := range b.refreshed {
+			if now.Sub(t) >= ttl/10 {
+				delete(b.refreshed, f)
+			}
+		}
+	}
+	b.refreshed[flow] = now
+	return ttl.Milliseconds()
+}
+
+func (b *Bus) publishArgs(e impl.Event, ttl int64) ([]string, []any, error) {
+	e.Cursor = ""
+	js, err := json.Marshal(e)
+	if err != nil {
+		return nil, nil, fmt.Errorf("hardened: encoding event %s: %w", e.ID, err)
+	}
+	payload := string(e.Payload)
+	if payload == "" {
+		payload = "null"
+	}
+	keys := []string{b.k.events(e.FlowID), b.k.eventIDs(e.FlowID)}
+	args := []any{e.ID, b.m.cfg.StreamMaxLen, ttl, b.k.channel(e.FlowID), string(js),
+		"id", e.ID, "flow_id", e.FlowID, "event_type", e.Type, "payload", payload,
+		"timestamp", e.Timestamp.UTC().Format(time.RFC3339Nano),
+		"source", e.Source, "correlation_id", e.CorrelationID}
+	return keys, args, nil
+}
+
+// parseEntry turns a stream entry back into an event.
+func parseEntry(flow string, x redis.XMessage) impl.Event {
+	str := func(k string) string { s, _ := x.Values[k].(string); return s }
+	e := impl.Event{
+		ID: str("id"), FlowID: flow, Type: str("event_type"),
+		Source: str("source"), CorrelationID: str("correlation_id"), Cursor: x.ID,
+	}
+	if p := str("payload"); p != "" && p != "null" {
+		e.Payload = json.RawMessage(p)
+	}
+	e.Timestamp, _ = time.Parse(time.RFC3339Nano, str("timestamp"))
+	return e
+}
+
+// kick wakes the replayer.
+func (b *Bus) kick() {
+	select {
+	case b.wakeReplay <- struct{}{}:
+	default:
+	}
+}
+
+// replayLoop writes the outbox back to Redis in order whenever it is
+// reachable. Publish never waits for it.
+func (b *Bus) replayLoop() {
+	for {
+		select {
+		case <-b.m.stop:
+			return
+		case <-b.wakeReplay:
+		}
+		for b.replayOnce() {
+			select {
+			case <-b.m.stop:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// replayOnce writes up to replayBatch events from the head of the outbox
+// in one pipelined round trip. It reports whether to go on.
+func (b *Bus) replayOnce() bool {
+	if rdb, _ := b.m.client(); rdb == nil {
+		return false
+	}
+	b.mu.Lock()
+	batch := slices.Clone(b.outbox[:min(len(b.outbox), replayBatch)])
+	ttls := make([]int64, len(batch))
+	for i, e := range batch {
+		ttls[i] = b.ttlDue(e.FlowID)
+	}
+	b.mu.Unlock()
+	if len(batch) == 0 {
+		return false
+	}
+	var cmds []redis.Cmder
+	err := b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		var err error
+		cmds, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, e := range batch {
+				keys, args, err := b.publishArgs(e, ttls[i])
+				if err != nil {
+					return err
+				}
+				publishScript.EvalSha(ctx, p, keys, args...)
+			}
+			return nil
+		})
+		return err
+	})
+	if isNoScript(err) {
+		// The script cache was flushed: load the scripts, then retry.
+		return b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+			return loadScripts(ctx, rdb)
+		}) == nil
+	}
+	// The events before the first failure are in; a failure that is an
+	// answer (not an outage) drops that one event, counted; an outage
+	// stops the replay until Redis is back.
+	done, dropped := len(batch), 0
+	if err != nil {
+		done = 0
+		for _, c := range cmds {
+			if c.Err() == nil {
+				done++
+				continue
+			}
+			if !outage(c.Err()) {
+				done++
+				dropped++
+			}
+			break
+		}
+	}
+	b.mu.Lock()
+	for _, e := range b.outbox[:done] {
+		if b.pending[e.FlowID]--; b.pending[e.FlowID] <= 0 {
+			delete(b.pending, e.FlowID)
+		}
+	}
+	b.outbox = b.outbox[done:]
+	b.stats.Replayed += int64(done - dropped)
+	b.stats.Dropped += int64(dropped)
+	b.mu.Unlock()
+	return err == nil || dropped > 0
+}
+
+func isNoScript(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") }
+
+// History returns up to count of the flow's latest events with Timestamp >=
+// since, oldest first: the stream (one XREVRANGE) merged with the flow's
+// events still in the outbox; from memory while Redis is unreachable.
+func (b *Bus) History(ctx context.Context, flowID string, count int, since time.Time) ([]impl.Event, error) {
+	if count <= 0 {
+		return []impl.Event{}, nil
+	}
+	var stored []impl.Event
+	err := errOffline
+	if b.redis {
+		err = b.m.call(ctx, "history", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+			xs, err := rdb.XRevRangeN(ctx, b.k.events(flowID), "+", "-", int64(count)).Result()
+			for i := len(xs) - 1; i >= 0; i-- {
+				stored = append(stored, parseEntry(flowID, xs[i]))
+			}
+			return err
+		})
+	}
+	b.mu.Lock()
+	var extra []impl.Event
+	if err != nil {
+		extra = slices.Clone(b.ring[flowID])
+	} else if b.pending[flowID] > 0 {
+		for _, e := range b.outbox {
+			if e.FlowID == flowID {
+				extra = append(extra, e)
+			}
+		}
+	}
+	b.mu.Unlock()
+	if err != nil && !errors.Is(err, errOffline) && !outage(err) {
+		return nil, fmt.Errorf("hardened: history of %s: %w", flowID, err)
+	}
+	seen := make(map[string]bool, len(stored))
+	for _, e := range stored {
+		seen[e.ID] = true
+	}
+	out := []impl.Event{}
+	for _, e := range append(stored, extra...) {
+		if e.Timestamp.Before(since) || (seen[e.ID] && e.Cursor != "" && isMemCursor(e.Cursor)) {
+			continue
+		}
+		out = append(out, e)
+	}
+	if len(out) > count {
+		out = out[len(out)-count:]
+	}
+	return out, nil
+}
+
+// newID returns a random event ID.
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// parseCursor splits "ms-seq"; ok is false for anything else.
+func parseCursor(c string) (ms, seq uint64, ok bool) {
+	a, s, found := strings.Cut(c, "-")
+	if !found {
+		return 0, 0, false
+	}
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(s, 10, 64)
+	return ms, seq, err1 == nil && err2 == nil
+}
+
+func isMemCursor(c string) bool {
+	_, seq, ok := parseCursor(c)
+	return ok && seq >= memSeqBase
+}
+
+// cursorAfter reports whether cursor a sorts after b (both "ms-seq").
+func cursorAfter(a, b string) bool {
+	am, as, _ := parseCursor(a)
+	bm, bs, _ := parseCursor(b)
+	return am > bm || (am == bm && as > bs)
+}

@@ -1,0 +1,387 @@
+package hardened
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrFillRefused is returned by Set when its lease is stale: the flow was
+// invalidated after the Get that issued the lease, so the state being
+// filled may be older than the last invalidation.
+var ErrFillRefused = impl.ErrFillRefused
+
+// offlineLease is the lease of a miss served without Redis: no fill can
+// present it successfully, since no generation ever equals it.
+const offlineLease = "offline"
+
+// metricsFlushInterval is how often hit/miss counts are flushed to Redis.
+const metricsFlushInterval = time.Second
+
+// Cache is the hardened flow-state cache (TASK-007).
+//
+// Get is one MGET of the state and the flow's generation (one round trip,
+// one command): a hit returns the state, a miss returns the generation as
+// the lease. Set is one script call that stores state and metadata with the
+// status TTL only if the lease still equals the generation; Invalidate is
+// one script call that deletes both and increments the generation. Hits and
+// misses are counted in memory and flushed in batches, never on the read
+// path. While Redis is unreachable Get misses (a cached value could be
+// stale), fills are dropped and invalidations are queued; when Redis
+// returns, the queued invalidations are replayed before the cache serves
+// again. With the Redis cache off it is a memory cache with the same rules.
+type Cache struct {
+	m     *manager
+	k     keys
+	redis bool // Enabled && Cache
+
+	mu      sync.Mutex
+	ready   uint64              // client generation whose queued invalidations are replayed
+	pending map[string]struct{} // invalidations waiting for Redis
+	stats   map[string]*flowStats
+	mem     map[string]memEntry // memory mode
+	memGen  map[string]int64
+}
+
+type flowStats struct{ hits, misses, flushHits, flushMisses int64 }
+
+type memEntry struct {
+	state []byte
+	until time.Time
+}
+
+func newCache(m *manager, k keys) *Cache {
+	c := &Cache{m: m, k: k, redis: m.cfg.Enabled && m.cfg.Cache,
+		pending: map[string]struct{}{}, stats: map[string]*flowStats{},
+		mem: map[string]memEntry{}, memGen: map[string]int64{}}
+	if c.redis {
+		m.listen(c.restore, nil)
+		m.goroutine(c.flushLoop)
+	}
+	return c
+}
+
+// ttl is the TTL of a state with this status (TASK-007).
+func (c *Cache) ttl(status string) time.Duration {
+	switch status {
+	case "completed", "success":
+		return c.m.cfg.CacheTTLCompleted
+	case "failed", "error", "cancelled":
+		return c.m.cfg.CacheTTLFailed
+	}
+	return c.m.cfg.CacheTTLActive
+}
+
+// genTTL keeps a generation at least as long as any state it guards.
+func (c *Cache) genTTL() time.Duration {
+	return max(c.m.cfg.CacheTTLActive, c.m.cfg.CacheTTLCompleted, c.m.cfg.CacheTTLFailed)
+}
+
+func (c *Cache) count(flow string, hit bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats[flow]
+	if s == nil {
+		s = &flowStats{}
+		c.stats[flow] = s
+	}
+	if hit {
+		s.hits++
+	} else {
+		s.misses++
+	}
+}
+
+// serving returns the client when the cache may use Redis: breaker closed
+// and the invalidations queued during the outage replayed.
+func (c *Cache) serving() *redis.Client {
+	rdb, gen := c.m.client()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rdb == nil || c.ready != gen {
+		return nil
+	}
+	return rdb
+}
+
+// Get reads the flow's state within CallBudget.
+func (c *Cache) Get(ctx context.Context, flowID string) (impl.Entry, error) {
+	ent, err := c.get(ctx, flowID)
+	if err == nil {
+		c.count(flowID, ent.Hit)
+	}
+	return ent, err
+}
+
+func (c *Cache) get(ctx context.Context, flowID string) (impl.Entry, error) {
+	if !c.redis {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		e, ok := c.mem[flowID]
+		if !ok || time.Now().After(e.until) {
+			return impl.Entry{Lease: strconv.FormatInt(c.memGen[flowID], 10)}, nil
+		}
+		return decodeState(flowID, e.state)
+	}
+	if c.serving() == nil {
+		return impl.Entry{Lease: offlineLease}, nil
+	}
+	var vals []any
+	err := c.m.call(ctx, "cache_get", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+		var err error
+		vals, err = rdb.MGet(ctx, c.k.state(flowID), c.k.gen(flowID)).Result()
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, errOffline) || outage(err) {
+			return impl.Entry{Lease: offlineLease}, nil
+		}
+		return impl.Entry{}, fmt.Errorf("hardened: cache get %s: %w", flowID, err)
+	}
+	if s, ok := vals[0].(string); ok {
+		return decodeState(flowID, []byte(s))
+	}
+	lease := "0"
+	if g, ok := vals[1].(string); ok {
+		lease = g
+	}
+	return impl.Entry{Lease: lease}, nil
+}
+
+func decodeState(flowID string, b []byte) (impl.Entry, error) {
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		return impl.Entry{}, fmt.Errorf("hardened: cached state of %s: %w", flowID, err)
+	}
+	return impl.Entry{State: st, Hit: true}, nil
+}
+
+// Set caches state with its status TTL; a non-empty lease that is stale
+// makes it ErrFillRefused. While Redis is unreachable the fill is dropped.
+func (c *Cache) Set(ctx context.Context, flowID string, state map[string]any, status, lease string) error {
+	js, err := json.Marshal(state)
+	if err != nil {
+		return fmt.Errorf("hardened: cache set %s: %w", flowID, err)
+	}
+	ttl := c.ttl(status)
+	if !c.redis {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if lease != "" && lease != strconv.FormatInt(c.memGen[flowID], 10) {
+			return ErrFillRefused
+		}
+		c.mem[flowID] = memEntry{state: js, until: time.Now().Add(ttl)}
+		return nil
+	}
+	if c.serving() == nil {
+		return nil
+	}
+	metaStatus := status
+	if metaStatus == "" {
+		metaStatus, _ = state["status"].(string)
+	}
+	if metaStatus == "" {
+		metaStatus = "unknown"
+	}
+	meta, _ := json.Marshal(map[string]any{"flow_id": flowID, "status": metaStatus,
+		"cached_at": time.Now().UTC().Format(time.RFC3339Nano), "ttl": int64(ttl.Seconds())})
+	var stored int
+	err = c.m.call(ctx, "cache_set", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+		var err error
+		stored, err = fillScript.Run(ctx, rdb, []string{c.k.state(flowID), c.k.meta(flowID), c.k.gen(flowID)},
+			lease, string(js), string(meta), ttl.Milliseconds()).Int()
+		return err
+	})
+	switch {
+	case err == nil && stored == 0:
+		return ErrFillRefused
+	case err == nil, errors.Is(err, errOffline), outage(err):
+		return nil
+	}
+	return fmt.Errorf("hardened: cache set %s: %w", flowID, err)
+}
+
+// Invalidate drops the flow's state and refuses fills leased before it.
+// While Redis is unreachable it is queued and replayed before the cache
+// serves from Redis again.
+func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
+	if !c.redis {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.mem, flowID)
+		c.memGen[flowID]++
+		return nil
+	}
+	if c.serving() != nil {
+		err := c.m.call(ctx, "cache_invalidate", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+			return c.invalidate(ctx, rdb, flowID).Err()
+		})
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errOffline) && !outage(err) {
+			return fmt.Errorf("hardened: cache invalidate %s: %w", flowID, err)
+		}
+	}
+	c.mu.Lock()
+	c.pending[flowID] = struct{}{}
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Cache) invalidate(ctx context.Context, s redis.Scripter, flowID string) *redis.Cmd {
+	return invalidateScript.EvalSha(ctx, s, []string{c.k.state(flowID), c.k.meta(flowID), c.k.gen(flowID)},
+		c.genTTL().Milliseconds())
+}
+
+// restore replays the invalidations queued while Redis was unreachable
+// (one pipelined round trip per pass), then lets the cache serve.
+func (c *Cache) restore(rdb *redis.Client, gen uint64) {
+	for {
+		c.mu.Lock()
+		if len(c.pending) == 0 {
+			c.ready = gen
+			c.mu.Unlock()
+			return
+		}
+		flows := make([]string, 0, len(c.pending))
+		for f := range c.pending {
+			flows = append(flows, f)
+		}
+		c.mu.Unlock()
+		err := c.m.call(context.Background(), "cache_invalidate", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, f := range flows {
+					c.invalidate(ctx, p, f)
+				}
+				return nil
+			})
+			return err
+		})
+		if err != nil {
+			return
+		}
+		c.mu.Lock()
+		for _, f := range flows {
+			delete(c.pending, f)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// unflushed takes the counts not yet in Redis (all flows, or one).
+func (c *Cache) unflushed(only string) map[string][2]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string][2]int64{}
+	for f, s := range c.stats {
+		if only != "" && f != only {
+			continue
+		}
+		if dh, dm := s.hits-s.flushHits, s.misses-s.flushMisses; dh != 0 || dm != 0 {
+			out[f] = [2]int64{dh, dm}
+			s.flushHits, s.flushMisses = s.hits, s.misses
+		}
+	}
+	return out
+}
+
+// giveBack returns counts whose flush failed.
+func (c *Cache) giveBack(d map[string][2]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for f, v := range d {
+		c.stats[f].flushHits -= v[0]
+		c.stats[f].flushMisses -= v[1]
+	}
+}
+
+func (c *Cache) queueFlush(ctx context.Context, p redis.Pipeliner, d map[string][2]int64) {
+	for f, v := range d {
+		if v[0] != 0 {
+			p.HIncrBy(ctx, c.k.metrics(), "hits:"+f, v[0])
+		}
+		if v[1] != 0 {
+			p.HIncrBy(ctx, c.k.metrics(), "misses:"+f, v[1])
+		}
+	}
+}
+
+func (c *Cache) flushLoop() {
+	t := time.NewTicker(metricsFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.m.stop:
+			return
+		case <-t.C:
+		}
+		d := c.unflushed("")
+		if len(d) == 0 {
+			continue
+		}
+		err := c.m.call(context.Background(), "cache_metrics", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				c.queueFlush(ctx, p, d)
+				return nil
+			})
+			return err
+		})
+		if err != nil {
+			c.giveBack(d)
+		}
+	}
+}
+
+// Metrics returns the flow's access metrics across instances: its unflushed
+// counts and the HMGET of the totals in one round trip. In memory mode (or
+// while Redis is unreachable) this instance's counts.
+func (c *Cache) Metrics(ctx context.Context, flowID string) (impl.CacheMetrics, error) {
+	if c.redis {
+		d := c.unflushed(flowID)
+		var vals []any
+		err := c.m.call(ctx, "cache_metrics", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+			var get *redis.SliceCmd
+			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				c.queueFlush(ctx, p, d)
+				get = p.HMGet(ctx, c.k.metrics(), "hits:"+flowID, "misses:"+flowID)
+				return nil
+			})
+			vals = get.Val()
+			return err
+		})
+		if err == nil {
+			return metrics(atoi(vals[0]), atoi(vals[1])), nil
+		}
+		c.giveBack(d)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats[flowID]
+	if s == nil {
+		return metrics(0, 0), nil
+	}
+	return metrics(s.hits, s.misses), nil
+}
+
+func atoi(v any) int64 {
+	s, _ := v.(string)
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+func metrics(hits, misses int64) impl.CacheMetrics {
+	m := impl.CacheMetrics{Access: hits + misses, Hits: hits, Misses: misses}
+	if m.Access > 0 {
+		m.HitRate = math.Round(float64(hits)/float64(m.Access)*10000) / 100
+	}
+	return m
+}

@@ -1,0 +1,441 @@
+package hardened_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/impl/hardened"
+	"github.com/gonogo/harness/internal/counter"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// layer builds a hardened layer on p with fast probing and a counting
+// hook, closed at cleanup.
+func layer(t *testing.T, p *target.Process, serverID string, mod func(*impl.Config)) (*impl.Layer, *counter.Hook, impl.Config) {
+	t.Helper()
+	hook := counter.New()
+	cfg := conformance.Config(p, serverID)
+	cfg.Hooks = append(cfg.Hooks, hook)
+	cfg.ProbeInterval = 50 * time.Millisecond
+	cfg.ConnectTimeout = time.Second
+	if mod != nil {
+		mod(&cfg)
+	}
+	l, err := hardened.New(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l, hook, cfg
+}
+
+// shared gives a second layer the first one's key prefix (two instances of
+// one service).
+func shared(prefix string, mod func(*impl.Config)) func(*impl.Config) {
+	return func(c *impl.Config) {
+		c.KeyPrefix = prefix
+		if mod != nil {
+			mod(c)
+		}
+	}
+}
+
+func waitMode(t *testing.T, l *impl.Layer, want string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	require.Eventually(t, func() bool { return l.Manager.Mode() == want }, within, 5*time.Millisecond,
+		"mode: got %s; want %s within %s", l.Manager.Mode(), want, within)
+	return time.Since(start)
+}
+
+func ev(flow string, i int) impl.Event {
+	return conformance.Event(flow, fmt.Sprintf("%s-%03d", flow, i), i, time.Now().UTC())
+}
+
+func bg(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestRoundTrips counts, with the go-redis hook, the round trips and
+// commands of the operations guarantee 9 names.
+func TestRoundTrips(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	// Generous budgets: a slow call on a loaded machine must not trip the
+	// breaker and move traffic to the outbox while counting.
+	l, hook, _ := layer(t, p, "A", func(c *impl.Config) {
+		c.PublishBudget, c.CallBudget = 2*time.Second, 2*time.Second
+	})
+	ctx := bg(t)
+	require.NoError(t, l.Registry.Register(ctx, impl.Conn{ID: "c1", FlowID: "f", UserID: "u"}))
+	require.NoError(t, l.Cache.Set(ctx, "f", map[string]any{"status": "active"}, "active", ""))
+	hook.Reset()
+
+	const n = 100
+	for i := 0; i < n; i++ {
+		require.NoError(t, l.Bus.Publish(ctx, ev("f", i)))
+	}
+	for i := 0; i < n; i++ {
+		got, err := l.Cache.Get(ctx, "f")
+		require.NoError(t, err)
+		require.True(t, got.Hit)
+	}
+	for i := 0; i < n; i++ {
+		ids, err := l.Registry.Lookup(ctx, "f")
+		require.NoError(t, err)
+		require.Equal(t, []string{"c1"}, ids)
+		require.NoError(t, l.Registry.Heartbeat(ctx, "c1"))
+	}
+	snap := hook.Snapshot()
+	for _, c := range []struct {
+		op                string
+		roundTrips, maxCm int64
+	}{
+		{"publish", n, 2 * n},
+		{"cache_get", n, n},
+		{"reg_lookup", n, n},
+		{"reg_heartbeat", n, n},
+	} {
+		got := snap[c.op]
+		t.Logf("%s: %d ops, %d round trips, %d commands %v", c.op, n, got.RoundTrips, got.Commands, got.ByCommand)
+		assert.Equal(t, c.roundTrips, got.RoundTrips, "%s: round trips for %d ops", c.op, n)
+		assert.LessOrEqual(t, got.Commands, c.maxCm, "%s: commands for %d ops", c.op, n)
+		assert.Zero(t, got.Errors, "%s: errors", c.op)
+	}
+	assert.Equal(t, "redis", l.Manager.Mode())
+}
+
+// receive reads n events from ch.
+func receive(t *testing.T, ch <-chan impl.Event, n int) []impl.Event {
+	t.Helper()
+	out := make([]impl.Event, n)
+	for i := range out {
+		out[i] = conformance.Receive(t, ch, 5*time.Second)
+	}
+	return out
+}
+
+// noMore fails if ch delivers anything within d.
+func noMore(t *testing.T, ch <-chan impl.Event, d time.Duration) {
+	t.Helper()
+	select {
+	case e := <-ch:
+		t.Errorf("extra delivery %s (cursor %s)", e.ID, e.Cursor)
+	case <-time.After(d):
+	}
+}
+
+// TestOutageReplay kills Redis, publishes through the outage, restarts it:
+// every acknowledged event is in history once and in order, local
+// subscribers got them live and get nothing twice, and clients resuming
+// with a cursor (a memory cursor on the same instance, a stream ID on
+// another) get exactly what they missed.
+func TestOutageReplay(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, _, cfg := layer(t, p, "A", nil)
+	ctx := bg(t)
+	local, err := a.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 0)))
+	require.Equal(t, "f-000", conformance.Receive(t, local, 5*time.Second).ID)
+
+	require.NoError(t, p.Kill(ctx)) // no AOF: f-000 is gone for good
+	var want []string
+	var slowest time.Duration
+	for i := 1; i <= 30; i++ {
+		e := ev("f", i)
+		start := time.Now()
+		require.NoError(t, a.Bus.Publish(ctx, e), "publish during outage is acknowledged from memory")
+		slowest = max(slowest, time.Since(start))
+		want = append(want, e.ID)
+	}
+	t.Logf("slowest publish during the outage: %s", slowest)
+	assert.Less(t, slowest, 10*cfg.WithDefaults().PublishBudget, "publish during outage")
+	assert.Equal(t, "memory", a.Manager.Mode())
+	during := receive(t, local, 30)
+	assert.Equal(t, want, conformance.IDs(during), "local live delivery during the outage")
+	assert.Equal(t, 30, a.Bus.(*hardened.Bus).Outbox().Pending, "outbox pending")
+
+	require.NoError(t, p.Restart(ctx))
+	took := waitMode(t, a, "redis", 5*time.Second)
+	t.Logf("back to redis mode %s after restart", took)
+	require.Eventually(t, func() bool { return a.Bus.(*hardened.Bus).Outbox().Pending == 0 }, 5*time.Second, 10*time.Millisecond)
+	for i := 31; i <= 35; i++ {
+		e := ev("f", i)
+		require.NoError(t, a.Bus.Publish(ctx, e))
+		want = append(want, e.ID)
+	}
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	got, err := b.Bus.History(ctx, "f", 1000, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, want, conformance.IDs(got), "history after recovery (read by instance B): every acknowledged event, once, in order")
+
+	after := receive(t, local, 5)
+	assert.Equal(t, want[30:], conformance.IDs(after), "local delivery after recovery")
+	noMore(t, local, 200*time.Millisecond)
+
+	for _, c := range []struct {
+		name  string
+		l     *impl.Layer
+		after string
+		want  []string
+	}{
+		{"memory cursor on the same instance", a, during[9].Cursor, want[10:]},
+		{"stream ID on another instance", b, got[0].Cursor, want[1:]},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ch, err := c.l.Bus.Subscribe(ctx, "f", c.after)
+			require.NoError(t, err)
+			assert.Equal(t, c.want, conformance.IDs(receive(t, ch, len(c.want))), "resumed after %s", c.after)
+			noMore(t, ch, 200*time.Millisecond)
+		})
+	}
+}
+
+// TestPausedRedis freezes Redis (SIGSTOP: a blackhole that still accepts
+// connections) and checks that publish, cache and registry calls return
+// within their budget and fall back, that the events are replayed once and
+// in order after SIGCONT, and that an invalidation made during the pause
+// is not undone: the stale state is never served again.
+func TestPausedRedis(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, _, cfg := layer(t, p, "A", nil)
+	cfg = cfg.WithDefaults()
+	ctx := bg(t)
+	require.NoError(t, a.Cache.Set(ctx, "f", map[string]any{"status": "active", "v": 1.0}, "active", ""))
+	require.NoError(t, a.Registry.Register(ctx, impl.Conn{ID: "c1", FlowID: "f", UserID: "u"}))
+
+	require.NoError(t, p.Pause(ctx))
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			p.Resume(context.Background())
+		}
+	})
+	limit := 10 * cfg.PublishBudget
+	var want []string
+	slowest := map[string]time.Duration{}
+	timed := func(name string, f func() error) {
+		t.Helper()
+		start := time.Now()
+		require.NoError(t, f(), name)
+		took := time.Since(start)
+		kind, _, _ := strings.Cut(name, " f-")
+		slowest[kind] = max(slowest[kind], took)
+		assert.Less(t, took, limit, "%s while Redis is paused", name)
+	}
+	for i := 0; i < 20; i++ {
+		e := ev("f", i)
+		timed("publish "+e.ID, func() error { return a.Bus.Publish(ctx, e) })
+		want = append(want, e.ID)
+	}
+	assert.Equal(t, "memory", a.Manager.Mode(), "breaker open after a blackholed call")
+	timed("invalidate", func() error { return a.Cache.Invalidate(ctx, "f") })
+	timed("cache get", func() error {
+		got, err := a.Cache.Get(ctx, "f")
+		assert.False(t, got.Hit, "no possibly-stale read during the outage")
+		return err
+	})
+	timed("heartbeat", func() error { return a.Registry.Heartbeat(ctx, "c1") })
+	timed("lookup", func() error {
+		ids, err := a.Registry.Lookup(ctx, "f")
+		assert.Equal(t, []string{"c1"}, ids, "lookup from memory")
+		return err
+	})
+	t.Logf("slowest call while paused (budget %s): %v", cfg.PublishBudget, slowest)
+	h := a.Manager.Health(ctx)
+	assert.Equal(t, "unavailable", h.Status, "health while paused")
+
+	require.NoError(t, p.Resume(ctx))
+	resumed = true
+	waitMode(t, a, "redis", 5*time.Second)
+	require.Eventually(t, func() bool { return a.Bus.(*hardened.Bus).Outbox().Pending == 0 }, 5*time.Second, 10*time.Millisecond)
+	got, err := a.Bus.History(ctx, "f", 100, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, want, conformance.IDs(got), "history after the pause: once, in order")
+	require.Eventually(t, func() bool {
+		ent, err := a.Cache.Get(ctx, "f")
+		require.NoError(t, err)
+		require.False(t, ent.Hit, "stale state served after recovery: %v", ent.State)
+		return ent.Lease != "offline" // served by Redis again
+	}, 5*time.Second, 10*time.Millisecond)
+	h = a.Manager.Health(ctx)
+	assert.Equal(t, "healthy", h.Status)
+	assert.Positive(t, h.LatencyMS, "health latency")
+}
+
+// TestStartDownThenUp starts the layer with Redis stopped: it serves from
+// memory (refusing, and counting, publishes past the outbox cap), then
+// switches to Redis within a few probe intervals of Redis coming up, and
+// replays what it acknowledged meanwhile.
+func TestStartDownThenUp(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	ctx := bg(t)
+	require.NoError(t, p.Stop(ctx))
+	a, _, cfg := layer(t, p, "A", func(c *impl.Config) { c.OutboxCap = 3 })
+	assert.Equal(t, "memory", a.Manager.Mode())
+	assert.Equal(t, "unavailable", a.Manager.Health(ctx).Status)
+	assert.Equal(t, "unavailable", a.Manager.Info(ctx)["status"])
+	var want []string
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, a.Bus.Publish(ctx, ev("f", i)))
+		want = append(want, ev("f", i).ID)
+	}
+	assert.ErrorIs(t, a.Bus.Publish(ctx, ev("f", 4)), hardened.ErrOutboxFull, "publish past the outbox cap")
+	assert.Equal(t, hardened.OutboxStats{Pending: 3, Overflow: 1}, a.Bus.(*hardened.Bus).Outbox())
+
+	require.NoError(t, p.Restart(ctx))
+	took := waitMode(t, a, "redis", 20*cfg.ProbeInterval)
+	t.Logf("redis mode %s after Redis came up (probe interval %s)", took, cfg.ProbeInterval)
+	info := a.Manager.Info(ctx)
+	assert.Equal(t, "healthy", info["status"])
+	assert.NotEmpty(t, info["version"])
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	require.Eventually(t, func() bool {
+		got, err := b.Bus.History(ctx, "f", 10, time.Time{})
+		return err == nil && assert.ObjectsAreEqual(want, conformance.IDs(got))
+	}, 5*time.Second, 10*time.Millisecond, "events acknowledged before Redis came up are replayed")
+	assert.Equal(t, hardened.OutboxStats{Overflow: 1, Replayed: 3}, a.Bus.(*hardened.Bus).Outbox())
+}
+
+// TestRedisDisabled never dials.
+func TestRedisDisabled(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, hook, _ := layer(t, p, "A", func(c *impl.Config) { c.Enabled = false })
+	ctx := bg(t)
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 1)))
+	require.NoError(t, a.Registry.Register(ctx, impl.Conn{ID: "c1", FlowID: "f"}))
+	_, err := a.Cache.Get(ctx, "f")
+	require.NoError(t, err)
+	assert.Equal(t, "disabled", a.Manager.Health(ctx).Status)
+	assert.Zero(t, hook.Dials(), "dials with REDIS_ENABLED=false")
+}
+
+// TestHeartbeat keeps one connection alive past the TTL while another one
+// stops heartbeating and disappears within TTL + one cleanup interval, and
+// two instances agree on the count all along.
+func TestHeartbeat(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	fast := func(c *impl.Config) {
+		c.RegistryTTL = time.Second
+		c.CleanupInterval = 200 * time.Millisecond
+		c.CallBudget = time.Second
+	}
+	a, _, cfg := layer(t, p, "A", fast)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, fast))
+	ctx := bg(t)
+	require.NoError(t, a.Registry.Register(ctx, impl.Conn{ID: "alive", FlowID: "f", UserID: "u"}))
+	require.NoError(t, b.Registry.Register(ctx, impl.Conn{ID: "dead", FlowID: "f", UserID: "u"}))
+	registered := time.Now()
+	var goneAfter time.Duration
+	for time.Since(registered) < 3*cfg.RegistryTTL {
+		require.NoError(t, a.Registry.Heartbeat(ctx, "alive"))
+		for name, l := range map[string]*impl.Layer{"A": a, "B": b} {
+			ids, err := l.Registry.Lookup(ctx, "f")
+			require.NoError(t, err)
+			assert.Contains(t, ids, "alive", "lookup on %s at %s", name, time.Since(registered))
+			if goneAfter == 0 && len(ids) == 1 {
+				goneAfter = time.Since(registered)
+			}
+		}
+		na, err := a.Registry.Count(ctx)
+		require.NoError(t, err)
+		nb, err := b.Registry.Count(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, na, nb, "count on A and B")
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("stale connection gone from lookup %s after its last heartbeat (TTL %s)", goneAfter, cfg.RegistryTTL)
+	assert.NotZero(t, goneAfter, "stale connection never disappeared")
+	assert.Less(t, goneAfter, cfg.RegistryTTL+cfg.CleanupInterval+500*time.Millisecond)
+	n, err := b.Registry.Count(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "count")
+	// The cleanup loop deleted the stale entry from Redis, not only hid it.
+	rdb := conformance.Client(t, p)
+	live, err := rdb.ZCard(ctx, cfg.KeyPrefix+"sse:live").Result()
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, live, "entries in sse:live after cleanup")
+
+	// A heartbeat on another instance than the one that registered works.
+	require.NoError(t, b.Registry.Heartbeat(ctx, "alive"))
+	assert.ErrorIs(t, b.Registry.Heartbeat(ctx, "never"), hardened.ErrNotRegistered)
+}
+
+// TestFillAfterInvalidate: a fill leased before an invalidation (made on
+// another instance) is refused; a fill leased after it is stored.
+func TestFillAfterInvalidate(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, _, cfg := layer(t, p, "A", func(c *impl.Config) { c.CallBudget = time.Second })
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, func(c *impl.Config) { c.CallBudget = time.Second }))
+	for _, c := range []struct {
+		name string
+		l    *impl.Layer
+	}{{"redis", a}, {"memory", memoryLayer(t)}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := bg(t)
+			other := b
+			if c.name == "memory" {
+				other = c.l
+			}
+			miss, err := c.l.Cache.Get(ctx, "f")
+			require.NoError(t, err)
+			require.False(t, miss.Hit)
+			require.NoError(t, other.Cache.Invalidate(ctx, "f"))
+			err = c.l.Cache.Set(ctx, "f", map[string]any{"v": "old"}, "active", miss.Lease)
+			assert.ErrorIs(t, err, hardened.ErrFillRefused, "fill leased before the invalidation")
+			got, err := c.l.Cache.Get(ctx, "f")
+			require.NoError(t, err)
+			assert.False(t, got.Hit, "read after a refused fill")
+			require.NoError(t, c.l.Cache.Set(ctx, "f", map[string]any{"v": "new"}, "active", got.Lease))
+			got, err = c.l.Cache.Get(ctx, "f")
+			require.NoError(t, err)
+			assert.Equal(t, map[string]any{"v": "new"}, got.State)
+		})
+	}
+}
+
+func memoryLayer(t *testing.T) *impl.Layer {
+	l, err := hardened.New(context.Background(), impl.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// TestLiveAcrossOutage: a subscriber on instance B gets A's events live,
+// misses them while Redis is down (B cannot see A's memory), and gets them
+// once, in order, when Redis is back, with nothing twice.
+func TestLiveAcrossOutage(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, _, cfg := layer(t, p, "A", nil)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	ctx := bg(t)
+	ch, err := b.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	var want []string
+	publish := func(from, to int) {
+		for i := from; i <= to; i++ {
+			e := ev("f", i)
+			require.NoError(t, a.Bus.Publish(ctx, e))
+			want = append(want, e.ID)
+		}
+	}
+	publish(1, 5)
+	assert.Equal(t, want, conformance.IDs(receive(t, ch, 5)))
+	require.NoError(t, p.Stop(ctx))
+	publish(6, 10)
+	require.NoError(t, p.Restart(ctx))
+	waitMode(t, a, "redis", 5*time.Second)
+	publish(11, 15)
+	assert.Equal(t, want[5:], conformance.IDs(receive(t, ch, 10)), "B after the outage")
+	noMore(t, ch, 200*time.Millisecond)
+}

@@ -1,0 +1,51 @@
+package hardened
+
+// Key layout. Every key starts with Config.KeyPrefix. A flow's keys share
+// the hash tag {flow:<id>} so they live in one slot on a cluster target and
+// a Lua script or pipeline may touch them together. The registry's two
+// global keys (sse:live, sse:connflow) are the only keys outside a flow's
+// slot; the scripts that reach a flow's keys from them (heartbeat of a
+// connection registered elsewhere, unregister, cleanup) therefore assume a
+// single-node Redis (as Upstash and the process target are).
+type keys struct{ prefix string }
+
+func (k keys) flow(id, suffix string) string { return k.prefix + "{flow:" + id + "}:" + suffix }
+
+// events is the flow's stream (XADD MAXLEN ~ StreamMaxLen, TTL StreamTTL).
+func (k keys) events(flow string) string { return k.flow(flow, "events") }
+
+// eventIDs maps event ID to stream ID: the dedupe record that makes a
+// publish idempotent (outbox replay, retried publishes). Same TTL as the
+// stream.
+func (k keys) eventIDs(flow string) string { return k.flow(flow, "eventids") }
+
+// channel is the flow's Pub/Sub channel for live delivery.
+func (k keys) channel(flow string) string { return k.flow(flow, "updates") }
+
+// conns is a ZSET of the flow's connections scored by expiry (ms since
+// epoch): last heartbeat + RegistryTTL.
+func (k keys) conns(flow string) string { return k.flow(flow, "conns") }
+
+// connInfo is a HASH connection ID -> JSON metadata (user, server, client
+// info, connected_at).
+func (k keys) connInfo(flow string) string { return k.flow(flow, "conninfo") }
+
+// live is the global ZSET connection ID -> expiry (ms), for Count and
+// Cleanup across instances.
+func (k keys) live() string { return k.prefix + "sse:live" }
+
+// connFlow is the global HASH connection ID -> flow ID.
+func (k keys) connFlow() string { return k.prefix + "sse:connflow" }
+
+// state and meta hold the cached flow state and its metadata, both with the
+// status TTL.
+func (k keys) state(flow string) string { return k.flow(flow, "state") }
+func (k keys) meta(flow string) string  { return k.flow(flow, "meta") }
+
+// gen is the flow's cache generation, INCRed by Invalidate; a Get miss
+// returns it as the lease a fill must present.
+func (k keys) gen(flow string) string { return k.flow(flow, "gen") }
+
+// metrics is the global HASH of cache counters, fields hits:<flow> and
+// misses:<flow> (flushed in batches, never on the read path).
+func (k keys) metrics() string { return k.prefix + "cache:metrics" }

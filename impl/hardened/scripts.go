@@ -1,0 +1,137 @@
+package hardened
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Every write path is one script call: one round trip and one billed
+// command (Upstash bills EVALSHA as one command). Scripts are loaded when
+// the layer connects (SCRIPT LOAD, tagged "probe"), so EVALSHA hits; after
+// a SCRIPT FLUSH go-redis falls back to EVAL once.
+
+// publishScript appends an event unless its ID was already appended, and
+// publishes it for live delivery with its stream ID.
+//
+// KEYS: stream, eventids. ARGV: event ID, maxlen, ttl ms (0: do not
+// refresh), channel, event JSON, then the entry's field/value pairs.
+// Returns {stream ID, 1 if added / 0 if it was a duplicate}.
+var publishScript = newScript(`
+local sid = redis.call('HGET', KEYS[2], ARGV[1])
+if sid then return {sid, 0} end
+sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], ARGV[1], sid)
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+redis.call('PUBLISH', ARGV[4], sid .. '\n' .. ARGV[5])
+return {sid, 1}
+`)
+
+// registerScript records a connection (or refreshes it: heartbeat of a
+// connection this instance knows).
+//
+// KEYS: live, connflow, conns, conninfo. ARGV: conn ID, flow ID, expiry ms,
+// info JSON, key TTL ms.
+var registerScript = newScript(`
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('PEXPIRE', KEYS[4], ARGV[5])
+return 1
+`)
+
+// heartbeatScript refreshes a connection this instance did not register,
+// finding its flow through connflow. Returns 0 for an unknown connection.
+//
+// KEYS: live, connflow. ARGV: conn ID, expiry ms, key TTL ms, key prefix.
+var heartbeatScript = newScript(`
+local f = redis.call('HGET', KEYS[2], ARGV[1])
+if not f then return 0 end
+local tag = ARGV[4] .. '{flow:' .. f .. '}:'
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZADD', tag .. 'conns', ARGV[2], ARGV[1])
+redis.call('PEXPIRE', tag .. 'conns', ARGV[3])
+redis.call('PEXPIRE', tag .. 'conninfo', ARGV[3])
+return 1
+`)
+
+// removeScript unregisters connections: every ID in ARGV[3..], or, with
+// ARGV[1] non-empty, every connection whose expiry is before ARGV[1] (at
+// most 1000 per call). Returns how many it removed.
+//
+// KEYS: live, connflow. ARGV: now ms or "", key prefix, conn IDs.
+var removeScript = newScript(`
+local ids
+if ARGV[1] ~= '' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 1000)
+else
+  ids = {}
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local n = 0
+for _, id in ipairs(ids) do
+  local f = redis.call('HGET', KEYS[2], id)
+  if f then
+    local tag = ARGV[2] .. '{flow:' .. f .. '}:'
+    redis.call('ZREM', tag .. 'conns', id)
+    redis.call('HDEL', tag .. 'conninfo', id)
+  end
+  redis.call('HDEL', KEYS[2], id)
+  n = n + redis.call('ZREM', KEYS[1], id)
+end
+return n
+`)
+
+// fillScript caches a flow's state unless the lease is stale: a non-empty
+// lease must equal the flow's current generation ("0" when it has none).
+// Returns 1 when stored, 0 when refused.
+//
+// KEYS: state, meta, gen. ARGV: lease, state JSON, meta JSON, ttl ms.
+var fillScript = newScript(`
+if ARGV[1] ~= '' then
+  local g = redis.call('GET', KEYS[3]) or '0'
+  if g ~= ARGV[1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+return 1
+`)
+
+// invalidateScript drops a flow's cached state and bumps its generation so
+// that leases issued before are refused.
+//
+// KEYS: state, meta, gen. ARGV: gen TTL ms.
+var invalidateScript = newScript(`
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+return 1
+`)
+
+// script keeps its source next to go-redis's Script: Script.Load inside a
+// pipeline would record an empty hash before the pipeline runs.
+type script struct {
+	src string
+	*redis.Script
+}
+
+func newScript(src string) script { return script{src: src, Script: redis.NewScript(src)} }
+
+var allScripts = []script{publishScript, registerScript, heartbeatScript, removeScript, fillScript, invalidateScript}
+
+// loadScripts loads every script in one round trip.
+func loadScripts(ctx context.Context, rdb redis.Cmdable) error {
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, s := range allScripts {
+			p.ScriptLoad(ctx, s.src)
+		}
+		return nil
+	})
+	return err
+}

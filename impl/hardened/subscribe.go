@@ -1,0 +1,389 @@
+package hardened
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/counter"
+	"github.com/redis/go-redis/v9"
+)
+
+// catchUpPage is how many stream entries one catch-up XRANGE reads.
+const catchUpPage = 500
+
+// hub multiplexes every flow a layer's subscribers follow onto one Redis
+// Pub/Sub connection, and fans out events acknowledged from memory to local
+// subscribers.
+type hub struct {
+	b *Bus
+
+	mu     sync.Mutex
+	subs   map[string]map[*sub]struct{} // by flow
+	ps     *redis.PubSub                // nil while Redis is unreachable
+	closed bool
+}
+
+func newHub(b *Bus) *hub { return &hub{b: b, subs: map[string]map[*sub]struct{}{}} }
+
+// up opens the Pub/Sub connection on a new client, subscribes every
+// followed flow, and has every subscriber catch up from the stream.
+func (h *hub) up(rdb *redis.Client) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	ps := rdb.Subscribe(counter.WithOp(context.Background(), "subscribe"))
+	h.ps = ps
+	var chans []string
+	for flow := range h.subs {
+		chans = append(chans, h.b.k.channel(flow))
+	}
+	h.mu.Unlock()
+	h.b.m.goroutine(func() { h.read(rdb, ps) })
+	if len(chans) > 0 {
+		h.subscribe(rdb, ps, chans...)
+	}
+}
+
+// subscribe sends SUBSCRIBE; the confirmation, read by read, makes the
+// flow's subscribers catch up.
+func (h *hub) subscribe(rdb *redis.Client, ps *redis.PubSub, chans ...string) {
+	ctx, cancel := context.WithTimeout(counter.WithOp(context.Background(), "subscribe"), h.b.m.io)
+	defer cancel()
+	if err := ps.Subscribe(ctx, chans...); err != nil && outage(err) {
+		h.b.m.fail(rdb, err)
+	}
+}
+
+// down drops the Pub/Sub connection; subscribers keep getting local events
+// and catch up from the stream when Redis is back.
+func (h *hub) down() {
+	h.mu.Lock()
+	ps := h.ps
+	h.ps = nil
+	for _, set := range h.subs {
+		for s := range set {
+			s.resync()
+		}
+	}
+	h.mu.Unlock()
+	if ps != nil {
+		ps.Close()
+	}
+}
+
+// close is run when the layer closes: it unblocks the reader.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	ps := h.ps
+	h.ps = nil
+	h.mu.Unlock()
+	if ps != nil {
+		ps.Close()
+	}
+}
+
+// read receives from ps until it fails or is closed. A failure of the
+// current connection opens the breaker (the probe reconnects, and the
+// subscribers catch up from the stream).
+func (h *hub) read(rdb *redis.Client, ps *redis.PubSub) {
+	for {
+		msg, err := ps.Receive(context.Background())
+		if err != nil {
+			h.mu.Lock()
+			current := h.ps == ps
+			h.mu.Unlock()
+			if current {
+				h.b.m.fail(rdb, fmt.Errorf("pubsub: %w", err))
+			}
+			return
+		}
+		switch v := msg.(type) {
+		case *redis.Subscription:
+			if v.Kind == "subscribe" {
+				h.each(h.flowOf(v.Channel), func(s *sub) { s.resync() })
+			}
+		case *redis.Message:
+			sid, js, ok := strings.Cut(v.Payload, "\n")
+			var e impl.Event
+			if !ok || json.Unmarshal([]byte(js), &e) != nil {
+				continue
+			}
+			e.Cursor = sid
+			h.each(e.FlowID, func(s *sub) { s.push(item{e: e}) })
+		}
+	}
+}
+
+// flowOf inverts keys.channel.
+func (h *hub) flowOf(channel string) string {
+	s := strings.TrimPrefix(channel, h.b.k.prefix+"{flow:")
+	return strings.TrimSuffix(s, "}:updates")
+}
+
+func (h *hub) each(flow string, f func(*sub)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[flow] {
+		f(s)
+	}
+}
+
+// local delivers an event acknowledged from memory to local subscribers.
+func (h *hub) local(e impl.Event) {
+	h.each(e.FlowID, func(s *sub) { s.push(item{e: e, mem: true}) })
+}
+
+// add registers s; the first subscriber of a flow subscribes its channel.
+func (h *hub) add(s *sub) {
+	h.mu.Lock()
+	first := len(h.subs[s.flow]) == 0
+	if first {
+		h.subs[s.flow] = map[*sub]struct{}{}
+	}
+	h.subs[s.flow][s] = struct{}{}
+	ps := h.ps
+	h.mu.Unlock()
+	if rdb, _ := h.b.m.client(); first && ps != nil && rdb != nil {
+		h.subscribe(rdb, ps, h.b.k.channel(s.flow))
+	}
+}
+
+// remove unregisters s; the last subscriber of a flow unsubscribes it.
+func (h *hub) remove(s *sub) {
+	h.mu.Lock()
+	delete(h.subs[s.flow], s)
+	last := len(h.subs[s.flow]) == 0
+	if last {
+		delete(h.subs, s.flow)
+	}
+	ps := h.ps
+	h.mu.Unlock()
+	if last && ps != nil {
+		ctx, cancel := context.WithTimeout(counter.WithOp(context.Background(), "subscribe"), h.b.m.io)
+		ps.Unsubscribe(ctx, h.b.k.channel(s.flow))
+		cancel()
+	}
+}
+
+// item is one event on its way to a subscriber: from Redis Pub/Sub (cursor
+// is a stream ID) or acknowledged from memory (mem, memory cursor).
+type item struct {
+	e   impl.Event
+	mem bool
+}
+
+// sub is one subscriber. Its pump goroutine delivers, in order and once
+// each: the backlog, then live items, catching up from the stream (XRANGE
+// after the last stream ID it delivered) whenever its Pub/Sub view may have
+// a gap (first subscription, reconnect). Events it delivered from memory
+// are remembered by ID so that their later replay to the stream is not
+// delivered again.
+type sub struct {
+	b    *Bus
+	flow string
+	out  chan impl.Event
+	wake chan struct{}
+
+	mu         sync.Mutex
+	queue      []item
+	needSync   bool
+	lastStream string // last stream position delivered
+	// seen holds the IDs of events delivered once through one path (from
+	// memory, or from the stream while a memory copy waits in the queue)
+	// whose other copy has not come by yet; memQueued counts queued
+	// memory copies per ID.
+	seen      map[string]struct{}
+	memQueued map[string]int
+}
+
+func (s *sub) push(it item) {
+	s.mu.Lock()
+	s.enqueue(it)
+	s.mu.Unlock()
+	s.poke()
+}
+
+// enqueue appends it; callers hold s.mu.
+func (s *sub) enqueue(it item) {
+	s.queue = append(s.queue, it)
+	if it.mem {
+		s.memQueued[it.e.ID]++
+	}
+}
+
+func (s *sub) resync() {
+	s.mu.Lock()
+	s.needSync = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *sub) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Subscribe delivers the flow's events from now on (after == "") or after
+// the given cursor (a stream ID or a memory cursor, see Bus), each once and
+// in order. The channel is closed when ctx ends or the layer closes.
+func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.Event, error) {
+	if flowID == "" {
+		return nil, fmt.Errorf("hardened: subscribe without flow id")
+	}
+	s := &sub{b: b, flow: flowID, out: make(chan impl.Event), wake: make(chan struct{}, 1),
+		seen: map[string]struct{}{}, memQueued: map[string]int{}, needSync: b.redis}
+	if _, _, ok := parseCursor(after); !ok {
+		after = ""
+	}
+	// Resuming: local events after the cursor come first; with a memory
+	// cursor, the local events up to it were delivered already.
+	var backlog []impl.Event
+	if after != "" {
+		b.mu.Lock()
+		for _, e := range b.ring[flowID] {
+			switch {
+			case cursorAfter(e.Cursor, after):
+				backlog = append(backlog, e)
+			case isMemCursor(after):
+				s.seen[e.ID] = struct{}{}
+			}
+		}
+		b.mu.Unlock()
+	}
+	switch {
+	case after != "":
+		s.lastStream = after
+	case b.redis:
+		// Where the stream ends now: the catch-up after the channel is
+		// confirmed starts there. Without Redis, the local clock stands in.
+		s.lastStream = fmt.Sprintf("%d-0", time.Now().UnixMilli())
+		b.m.call(ctx, "subscribe", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+			xs, err := rdb.XRevRangeN(ctx, b.k.events(flowID), "+", "-", 1).Result()
+			if err == nil {
+				s.lastStream = "0-0"
+				if len(xs) > 0 {
+					s.lastStream = xs[0].ID
+				}
+			}
+			return err
+		})
+	}
+	for _, e := range backlog {
+		s.enqueue(item{e: e, mem: true})
+	}
+	b.hub.add(s)
+	s.poke()
+	b.m.goroutine(func() { s.pump(ctx) })
+	return s.out, nil
+}
+
+// pump is the subscriber's goroutine.
+func (s *sub) pump(ctx context.Context) {
+	defer close(s.out)
+	defer s.b.hub.remove(s)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.b.m.stop:
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		syncing := s.needSync
+		s.mu.Unlock()
+		if syncing {
+			syncing = !s.catchUp(ctx)
+		}
+		s.mu.Lock()
+		items := s.queue
+		s.queue = nil
+		s.mu.Unlock()
+		for _, it := range items {
+			if !s.deliver(ctx, it, syncing) {
+				return
+			}
+		}
+	}
+}
+
+// catchUp reads the stream after lastStream and delivers it; it reports
+// whether the subscriber is now in sync.
+func (s *sub) catchUp(ctx context.Context) bool {
+	for {
+		s.mu.Lock()
+		from := s.lastStream
+		s.mu.Unlock()
+		var xs []redis.XMessage
+		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+			var err error
+			xs, err = rdb.XRangeN(ctx, s.b.k.events(s.flow), "("+from, "+", catchUpPage).Result()
+			return err
+		})
+		if err != nil {
+			return false
+		}
+		for _, x := range xs {
+			if !s.deliver(ctx, item{e: parseEntry(s.flow, x)}, false) {
+				return false
+			}
+		}
+		if len(xs) < catchUpPage {
+			s.mu.Lock()
+			s.needSync = false
+			s.mu.Unlock()
+			return true
+		}
+	}
+}
+
+// deliver sends one item unless it was delivered already. Stream items are
+// skipped while the subscriber is out of sync (the catch-up reads them).
+func (s *sub) deliver(ctx context.Context, it item, syncing bool) bool {
+	if !s.fresh(it, syncing) {
+		return true
+	}
+	select {
+	case s.out <- it.e:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.b.m.stop:
+		return false
+	}
+}
+
+// fresh decides whether it is to be delivered and records it.
+func (s *sub) fresh(it item, syncing bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := it.e.ID
+	if it.mem {
+		if s.memQueued[id]--; s.memQueued[id] <= 0 {
+			delete(s.memQueued, id)
+		}
+	} else {
+		if syncing || !cursorAfter(it.e.Cursor, s.lastStream) {
+			return false
+		}
+		s.lastStream = it.e.Cursor
+	}
+	if _, dup := s.seen[id]; dup {
+		delete(s.seen, id)
+		return false
+	}
+	if it.mem || s.memQueued[id] > 0 {
+		s.seen[id] = struct{}{}
+	}
+	return true
+}

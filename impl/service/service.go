@@ -1,0 +1,173 @@
+// Package service is the HTTP service over one *impl.Layer: health, Redis
+// monitor and metrics, an SSE stream per flow with registry bookkeeping and
+// Last-Event-ID resume, publish, history and the flow-state cache. The
+// contract is written down in docs/http.md so another implementation (the
+// tracker's Python backend) can be put under the same scenarios by URL.
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/counter"
+)
+
+// Options configure a Service. Zero values mean the default on each field.
+type Options struct {
+	// HeartbeatInterval is how often an SSE stream heartbeats, both in the
+	// registry and as an SSE comment line. Default 15s.
+	HeartbeatInterval time.Duration
+	// MaxBody bounds a request body in bytes; larger bodies get 413.
+	// Default 64 KiB.
+	MaxBody int64
+	// UnregisterTimeout bounds unregistering a stream that ended. Default 5s.
+	UnregisterTimeout time.Duration
+	// Counter, if set, is the counting hook of the layer's Redis clients;
+	// GET /metrics/redis reports its counts per operation.
+	Counter *counter.Hook
+	// Logger receives one line per failed layer call. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 15 * time.Second
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = 64 << 10
+	}
+	if o.UnregisterTimeout <= 0 {
+		o.UnregisterTimeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+// Service serves one layer over HTTP. It is an http.Handler; Start runs it
+// on its own listener.
+type Service struct {
+	layer *impl.Layer
+	opts  Options
+	mux   *http.ServeMux
+
+	mu      sync.Mutex
+	streams map[string]context.CancelFunc // connection ID -> stop
+	wg      sync.WaitGroup                // open streams
+	closing bool
+	srv     *http.Server
+	done    chan struct{} // closed when srv.Serve returns
+}
+
+// New returns a service over layer.
+func New(layer *impl.Layer, opts Options) *Service {
+	s := &Service{layer: layer, opts: opts.withDefaults(), mux: http.NewServeMux(), streams: map[string]context.CancelFunc{}}
+	s.mux.HandleFunc("GET /health", s.health)
+	s.mux.HandleFunc("GET /health/redis", s.healthRedis)
+	s.mux.HandleFunc("GET /metrics/redis", s.metrics)
+	s.mux.HandleFunc("GET /flows/{id}/events", s.stream)
+	s.mux.HandleFunc("POST /flows/{id}/events", s.publish)
+	s.mux.HandleFunc("GET /flows/{id}/events/history", s.history)
+	s.mux.HandleFunc("GET /flows/{id}/state", s.getState)
+	s.mux.HandleFunc("PUT /flows/{id}/state", s.putState)
+	s.mux.HandleFunc("DELETE /flows/{id}/state", s.deleteState)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Start listens on addr (e.g. "127.0.0.1:0" for a free port) and serves in
+// the background. It returns the base URL ("http://127.0.0.1:port").
+func (s *Service) Start(ctx context.Context, addr string) (string, error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("service: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.srv, s.done = srv, done
+	s.mu.Unlock()
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.opts.Logger.Error("serve", "err", err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Streams is the number of SSE streams open now.
+func (s *Service) Streams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.streams)
+}
+
+// Shutdown refuses new streams, ends the open ones (each unregisters its
+// connection), then stops the server if Start started one. It does not
+// close the layer.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, stop := range s.streams {
+		stop()
+	}
+	srv, done := s.srv, s.done
+	s.mu.Unlock()
+	ended := make(chan struct{})
+	go func() { s.wg.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		return fmt.Errorf("service: waiting for streams to end: %w", ctx.Err())
+	}
+	if srv == nil {
+		return nil
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("service: shutdown: %w", err)
+	}
+	<-done
+	return nil
+}
+
+// idRE is the accepted form of flow and event IDs.
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+
+// flowID validates the {id} path segment, answering 400 when it is bad.
+func flowID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !idRE.MatchString(id) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid flow id %q: want 1-128 characters of [A-Za-z0-9_.:-]", truncate(id, 64)))
+		return "", false
+	}
+	return id, true
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// newID returns prefix-<16 hex digits>.
+func newID(prefix string) string {
+	var b [8]byte
+	rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
