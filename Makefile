@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test bench lint build deps clean
+.PHONY: run test bench bench-baseline lint build deps clean
 
 build: $(BIN)
 
@@ -30,6 +30,13 @@ test: deps
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Harness overhead: redis-benchmark -c 50 and the harness's raw XADD at 50
+# workers against one spawned redis-server, in one run; prints both and the
+# ratio (goal >= 0.9). BASELINE_OPS sets the request count.
+BASELINE_OPS ?= 200000
+bench-baseline: deps build
+	./$(BIN) bench --preset baseline --workers 50 --ops $(BASELINE_OPS) --warmup 1s --redis-benchmark
 
 lint:
 	$(GO) vet $(PKGS)

@@ -46,6 +46,24 @@ type Toxic struct {
 	Attributes map[string]any `json:"attributes"`
 }
 
+// withDefaults fills the stream (downstream) and toxicity (1) Toxiproxy
+// would otherwise take as given.
+func (t Toxic) withDefaults() Toxic {
+	if t.Stream == "" {
+		t.Stream = Downstream
+	}
+	if t.Toxicity <= 0 {
+		t.Toxicity = 1
+	}
+	return t
+}
+
+// The two directions a toxic acts on.
+const (
+	Upstream   = "upstream"   // client to Redis
+	Downstream = "downstream" // Redis to client
+)
+
 // Proxy is a Toxiproxy proxy in front of Redis, embedded or external.
 type Proxy interface {
 	// Listen is the host:port clients dial instead of Redis.
@@ -56,6 +74,8 @@ type Proxy interface {
 	// AddToxic adds a toxic. Toxics are never updated in place: remove
 	// and add again (in-place updates race in toxiproxy).
 	AddToxic(ctx context.Context, t Toxic) error
+	// RemoveToxic removes a toxic by name; removing one that is not
+	// there is not an error (Undo after a failed Inject).
 	RemoveToxic(ctx context.Context, name string) error
 	// Close removes the proxy.
 	Close() error

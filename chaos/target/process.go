@@ -1,12 +1,12 @@
 package target
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gonogo/harness/chaos/certs"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/redact"
 )
 
 // ProcessOptions configure a spawned redis-server. Zero values mean defaults.
@@ -27,8 +30,20 @@ type ProcessOptions struct {
 	AOF bool
 	// MaxMemory (e.g. "2mb") and MaxMemoryPolicy (e.g. "allkeys-lru").
 	MaxMemory, MaxMemoryPolicy string
-	// Password sets requirepass (user "default").
+	// Password sets requirepass (user "default"), or the password of User.
 	Password string
+	// User, with Password, creates that ACL user with every permission and
+	// turns the default user off. Default: no ACL user.
+	User string
+	// TLS makes the server listen TLS-only on its port (--tls-port with
+	// --port 0), with certificates generated at start (see Certs). TLS()
+	// then returns a client configuration trusting the generated CA, and
+	// URL uses rediss://. Default: plain TCP.
+	TLS bool
+	// TLSAuthClients requires client certificates (--tls-auth-clients
+	// yes); TLS() then presents the generated client certificate. Only
+	// with TLS.
+	TLSAuthClients bool
 	// StartTimeout bounds waiting for the server to accept connections.
 	// Default 10s.
 	StartTimeout time.Duration
@@ -46,6 +61,52 @@ type Process struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	closed bool
+	certs  *certs.Set
+	state  TLSState
+}
+
+// TLSState is the server side of a process target's TLS: what the server
+// does now, which TLS faults change at run time. Clients keep the view given
+// by the options (TLS, URL), so a changed server shows as the error a
+// client would meet.
+type TLSState struct {
+	// On means the port speaks TLS only; off, plain TCP only.
+	On bool
+	// Cert is the server certificate presented (when On).
+	Cert certs.Pair
+	// AuthClients requires a client certificate from the CA.
+	AuthClients bool
+}
+
+// liveProcs tracks every running Process so CloseAll can end them on Ctrl-C.
+var liveProcs = struct {
+	sync.Mutex
+	procs map[*Process]struct{}
+}{procs: map[*Process]struct{}{}}
+
+// CloseAll closes every Process started and not yet closed. The CLI calls it
+// from its signal path so no redis-server outlives an interrupted run.
+func CloseAll() {
+	liveProcs.Lock()
+	procs := make([]*Process, 0, len(liveProcs.procs))
+	for p := range liveProcs.procs {
+		procs = append(procs, p)
+	}
+	liveProcs.Unlock()
+	for _, p := range procs {
+		p.Close()
+	}
+}
+
+// track adds p to (or removes it from) the processes CloseAll ends.
+func (p *Process) track(on bool) {
+	liveProcs.Lock()
+	defer liveProcs.Unlock()
+	if on {
+		liveProcs.procs[p] = struct{}{}
+	} else {
+		delete(liveProcs.procs, p)
+	}
 }
 
 // StartProcess spawns redis-server. A missing binary is a harness failure
@@ -57,6 +118,12 @@ func StartProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 10 * time.Second
 	}
+	if opts.TLSAuthClients && !opts.TLS {
+		return nil, exitcode.Configf("process target: client certificates need TLS")
+	}
+	if opts.User != "" && opts.Password == "" {
+		return nil, exitcode.Configf("process target: user %q needs a password", opts.User)
+	}
 	if _, err := exec.LookPath(opts.Binary); err != nil {
 		return nil, exitcode.Harnessf("redis-server not found (%s): install it (apt-get install -y redis-server) or pass its path", opts.Binary)
 	}
@@ -65,6 +132,15 @@ func StartProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
 		return nil, exitcode.Harness(err)
 	}
 	p := &Process{opts: opts, dir: dir}
+	if opts.TLS {
+		set, err := p.Certs()
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, exitcode.Harness(err)
+		}
+		p.state = TLSState{On: true, Cert: set.Server, AuthClients: opts.TLSAuthClients}
+	}
+	p.track(true)
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := FreePort()
@@ -77,6 +153,7 @@ func StartProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
 			return p, nil
 		}
 	}
+	p.track(false)
 	os.RemoveAll(dir)
 	return nil, exitcode.Harnessf("starting redis-server: %w", lastErr)
 }
@@ -91,42 +168,89 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (p *Process) args() []string {
-	a := []string{
-		"--port", strconv.Itoa(p.port),
-		"--bind", "127.0.0.1",
-		"--dir", p.dir,
-		"--save", "",
-		"--daemonize", "no",
-		"--logfile", filepath.Join(p.dir, "redis.log"),
+// config is the server's configuration file. It lives in the private dir
+// (mode 0600) so passwords never show in the process list.
+func (p *Process) config() string {
+	port := strconv.Itoa(p.port)
+	d := [][]string{
+		{"bind", "127.0.0.1"},
+		{"dir", p.dir},
+		{"save", ""},
+		{"daemonize", "no"},
+		{"logfile", filepath.Join(p.dir, "redis.log")},
+		{"appendonly", yesNo(p.opts.AOF)},
 	}
 	if p.opts.AOF {
-		a = append(a, "--appendonly", "yes", "--appendfsync", "everysec")
-	} else {
-		a = append(a, "--appendonly", "no")
+		d = append(d, []string{"appendfsync", "everysec"})
 	}
 	if p.opts.MaxMemory != "" {
-		a = append(a, "--maxmemory", p.opts.MaxMemory)
+		d = append(d, []string{"maxmemory", p.opts.MaxMemory})
 	}
 	if p.opts.MaxMemoryPolicy != "" {
-		a = append(a, "--maxmemory-policy", p.opts.MaxMemoryPolicy)
+		d = append(d, []string{"maxmemory-policy", p.opts.MaxMemoryPolicy})
 	}
-	if p.opts.Password != "" {
-		a = append(a, "--requirepass", p.opts.Password)
+	switch {
+	case p.opts.User != "":
+		d = append(d, []string{"user", "default", "off"},
+			[]string{"user", p.opts.User, "on", ">" + p.opts.Password, "~*", "&*", "+@all"})
+	case p.opts.Password != "":
+		d = append(d, []string{"requirepass", p.opts.Password})
 	}
-	return a
+	p.mu.Lock()
+	st := p.state
+	p.mu.Unlock()
+	if st.On {
+		d = append(d, []string{"port", "0"}, []string{"tls-port", port},
+			[]string{"tls-cert-file", st.Cert.CertFile}, []string{"tls-key-file", st.Cert.KeyFile},
+			[]string{"tls-ca-cert-file", p.certs.CAFile}, []string{"tls-auth-clients", yesNo(st.AuthClients)})
+	} else {
+		d = append(d, []string{"port", port})
+	}
+	var b strings.Builder
+	for _, line := range d {
+		for i, tok := range line {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(confQuote(tok))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// confQuote quotes a token for redis.conf.
+func confQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`)
+	return `"` + r.Replace(s) + `"`
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func (p *Process) start(ctx context.Context) error {
-	cmd := exec.Command(p.opts.Binary, p.args()...)
-	// The child dies with the harness even on SIGKILL of the harness.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	conf := filepath.Join(p.dir, "redis.conf")
+	if err := history.WriteFileAtomic(conf, []byte(p.config())); err != nil {
 		return err
 	}
+	cmd := exec.Command(p.opts.Binary, conf)
+	// The child dies with the harness even on SIGKILL of the harness.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return errors.New("process target closed")
+	}
+	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	go func() { cmd.Wait(); close(exited) }()
 	p.cmd, p.exited = cmd, exited
 	p.mu.Unlock()
 	if err := p.waitReady(ctx, exited); err != nil {
@@ -148,7 +272,7 @@ func (p *Process) waitReady(ctx context.Context, exited chan struct{}) error {
 			return ctx.Err()
 		default:
 		}
-		if ping(p.Addr(), p.opts.Password) == nil {
+		if p.ping(ctx) == nil {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -158,37 +282,142 @@ func (p *Process) waitReady(ctx context.Context, exited chan struct{}) error {
 
 func (p *Process) logTail() string {
 	b, _ := os.ReadFile(filepath.Join(p.dir, "redis.log"))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.Contains(l, "WARNING") {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > 3 {
 		lines = lines[len(lines)-3:]
 	}
 	return strings.Join(lines, " | ")
 }
 
-// ping sends a raw PING (after AUTH if needed) without a client library.
-func ping(addr, password string) error {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+// admin opens a raw connection for the harness's own calls, speaking
+// whatever the server speaks now. Over TLS it presents the client
+// certificate and skips verification: it talks to a child process on
+// loopback, and must reach it even while a TLS fault serves a bad
+// certificate.
+func (p *Process) admin(ctx context.Context) (*respConn, error) {
+	p.mu.Lock()
+	st, set := p.state, p.certs
+	p.mu.Unlock()
+	var tc *tls.Config
+	if st.On {
+		tc = &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{set.Client.Cert}}
+	}
+	return dialRESP(ctx, p.Addr(), tc, p.opts.User, p.opts.Password)
+}
+
+// ping answers nil when the server replies PONG.
+func (p *Process) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	c, err := p.admin(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	r := bufio.NewReader(c)
-	if password != "" {
-		fmt.Fprintf(c, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
-		if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
-			return fmt.Errorf("auth failed")
+	return c.ping()
+}
+
+// ConfigSet runs CONFIG SET key value.
+func (p *Process) ConfigSet(ctx context.Context, key, value string) error {
+	_, err := p.adminDo(ctx, "CONFIG", "SET", key, value)
+	return err
+}
+
+// ConfigGet returns the value of CONFIG GET key.
+func (p *Process) ConfigGet(ctx context.Context, key string) (string, error) {
+	v, err := p.adminDo(ctx, "CONFIG", "GET", key)
+	if err != nil {
+		return "", err
+	}
+	if kv, ok := v.([]any); ok && len(kv) == 2 {
+		if s, ok := kv[1].(string); ok {
+			return s, nil
 		}
 	}
-	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
-		return err
+	return "", fmt.Errorf("config get %s: unexpected reply %v", key, v)
+}
+
+// adminDo runs one command on a fresh admin connection.
+func (p *Process) adminDo(ctx context.Context, args ...string) (any, error) {
+	c, err := p.admin(ctx)
+	if err != nil {
+		return nil, err
 	}
-	line, err := r.ReadString('\n')
+	defer c.Close()
+	return c.do(args...)
+}
+
+// Certs returns the TLS material of this target, generating it under Dir()
+// on first use.
+func (p *Process) Certs() (*certs.Set, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.certs == nil {
+		set, err := certs.Generate(filepath.Join(p.dir, "tls"))
+		if err != nil {
+			return nil, fmt.Errorf("generating TLS material: %w", err)
+		}
+		p.certs = set
+	}
+	return p.certs, nil
+}
+
+// TLSState returns what the server does now.
+func (p *Process) TLSState() TLSState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+// SetTLSState switches the running server to st with CONFIG SET on the same
+// port (plain to TLS-only or back, another certificate, client certificates
+// required or not), then drops every client connection so clients reconnect
+// and meet the new setting. A restart keeps st.
+func (p *Process) SetTLSState(ctx context.Context, st TLSState) error {
+	set, err := p.Certs()
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return errors.New(strings.TrimSpace(line))
+	if st.On && st.Cert.CertFile == "" {
+		st.Cert = set.Server
+	}
+	c, err := p.admin(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	port := strconv.Itoa(p.port)
+	cmds := [][]string{
+		{"CONFIG", "SET", "tls-ca-cert-file", set.CAFile},
+		{"CONFIG", "SET", "tls-auth-clients", yesNo(st.AuthClients)},
+	}
+	if st.On {
+		cmds = append(cmds, []string{"CONFIG", "SET", "tls-cert-file", st.Cert.CertFile, "tls-key-file", st.Cert.KeyFile})
+	}
+	old := p.TLSState()
+	switch {
+	case st.On && !old.On:
+		cmds = append(cmds, []string{"CONFIG", "SET", "port", "0"}, []string{"CONFIG", "SET", "tls-port", port})
+	case !st.On && old.On:
+		cmds = append(cmds, []string{"CONFIG", "SET", "tls-port", "0"}, []string{"CONFIG", "SET", "port", port})
+	}
+	for _, cmd := range cmds {
+		if _, err := c.do(cmd...); err != nil {
+			return fmt.Errorf("%s: %w", strings.Join(cmd[:3], " "), err)
+		}
+	}
+	p.mu.Lock()
+	p.state = st
+	p.mu.Unlock()
+	for _, typ := range []string{"normal", "pubsub"} {
+		if _, err := c.do("CLIENT", "KILL", "TYPE", typ, "SKIPME", "yes"); err != nil {
+			return fmt.Errorf("client kill: %w", err)
+		}
 	}
 	return nil
 }
@@ -199,24 +428,33 @@ func (p *Process) Kind() string { return "process" }
 // Addr is 127.0.0.1:port.
 func (p *Process) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
 
-// URL is the redis:// URL with the password, if any.
+// URL is the redis:// (rediss:// with TLS) URL with the user and password,
+// if any.
 func (p *Process) URL() string {
-	if p.opts.Password != "" {
-		return "redis://:" + p.opts.Password + "@" + p.Addr() + "/0"
+	u := url.URL{Scheme: "redis", Host: p.Addr(), Path: "/0"}
+	if p.opts.TLS {
+		u.Scheme = "rediss"
 	}
-	return "redis://" + p.Addr() + "/0"
+	if p.opts.Password != "" {
+		u.User = url.UserPassword(p.opts.User, p.opts.Password)
+	}
+	return u.String()
 }
 
 // Redacted masks the password.
-func (p *Process) Redacted() string {
-	if p.opts.Password != "" {
-		return "redis://:xxxxx@" + p.Addr() + "/0"
-	}
-	return p.URL()
-}
+func (p *Process) Redacted() string { return redact.URL(p.URL()) }
 
-// TLS is nil: plain TCP.
-func (p *Process) TLS() *tls.Config { return nil }
+// TLS is nil for a plain target; with TLS, a client configuration trusting
+// the generated CA and verifying certs.ServerName, presenting the client
+// certificate when TLSAuthClients is set.
+func (p *Process) TLS() *tls.Config {
+	if !p.opts.TLS {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.certs.ClientTLS(p.opts.TLSAuthClients)
+}
 
 // Owned is true.
 func (p *Process) Owned() bool { return true }
@@ -316,6 +554,7 @@ func (p *Process) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	p.track(false)
 	if p.Pid() != 0 {
 		p.signal(syscall.SIGCONT)
 		p.Kill(context.Background())

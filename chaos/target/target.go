@@ -56,8 +56,19 @@ type Stopper interface {
 	Stop(ctx context.Context) error
 }
 
-// Configurer can change server settings at run time (CONFIG SET), e.g.
-// maxmemory and maxmemory-policy.
+// Configurer can read and change server settings at run time (CONFIG GET,
+// CONFIG SET), e.g. maxmemory and maxmemory-policy.
 type Configurer interface {
 	ConfigSet(ctx context.Context, key, value string) error
+	ConfigGet(ctx context.Context, key string) (string, error)
 }
+
+var (
+	_ Target     = (*Process)(nil)
+	_ Killer     = (*Process)(nil)
+	_ Pauser     = (*Process)(nil)
+	_ Restarter  = (*Process)(nil)
+	_ Stopper    = (*Process)(nil)
+	_ Configurer = (*Process)(nil)
+	_ Target     = (*Remote)(nil)
+)

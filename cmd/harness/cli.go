@@ -30,6 +30,7 @@ type command struct {
 var commands = map[string]command{
 	"doctor": {"report what this machine offers: redis-server, TLS, Docker, ports, usable targets", runDoctor},
 	"serve":  {"serve a profile of the layer over HTTP (contract: docs/http.md)", runServe},
+	"bench":  {"concurrency benchmarks: raw Redis baselines and each profile's ops, with command accounting", runBench},
 }
 
 const usageHead = `harness — go/no-go verdicts for a Redis-backed real-time layer

@@ -1,0 +1,514 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/redis/go-redis/v9"
+)
+
+// Target kinds.
+const (
+	TargetProcess   = "process"
+	TargetRemoteSim = "remote-sim"
+	TargetURL       = "url"
+)
+
+// Config is one bench invocation. Zero values mean the defaults stated.
+type Config struct {
+	// Target is "process" (default), "remote-sim" or "url".
+	Target string
+	// URL is the url target's redis:// or rediss:// URL (a secret).
+	URL string
+	// RTT is remote-sim's round-trip time, half each way. Default 20ms.
+	RTT time.Duration
+	// Profiles are the layer profiles to run, in column order. Default
+	// every profile Layers has.
+	Profiles []string
+	// Layers are the profile constructors.
+	Layers *impl.Profiles
+	// Ops are the op kinds to run (RawOps, LayerOps). Default: the
+	// preset's, or every raw and layer op.
+	Ops []string
+	// Preset names a fixed set of steps (see Presets); it overrides Ops
+	// and Load.
+	Preset string
+	// Load drives every step of the default preset.
+	Load Load
+	// SSEClients is the number of SSE clients of the sse op. Default 10.
+	SSEClients int
+	// MaxCommands is the command budget. On a url target it defaults to
+	// the estimated need; 0 elsewhere means no budget.
+	MaxCommands int64
+	// Plan is the metered plan projections are made against. Default
+	// UpstashFree.
+	Plan Plan
+	// EventRate is the event rate (per second) projections assume.
+	// Default 1.
+	EventRate float64
+	// Progress receives progress (nil: none).
+	Progress Progress
+	// CallBudget, when set, is the layers' PublishBudget and CallBudget
+	// (how long a call may wait for Redis before the layer falls back to
+	// memory). Zero keeps each layer's default.
+	CallBudget time.Duration
+	// RedisBenchmark runs redis-benchmark with the raw xadd step's
+	// clients and op count against the same server, before and after
+	// the harness's xadd (process target only).
+	RedisBenchmark bool
+}
+
+// Step is one op driven with one load (once per profile for layer ops).
+type Step struct {
+	Op   string
+	Load Load
+}
+
+// Presets lists the named step sets.
+var Presets = map[string]string{
+	"standard": "every raw op and every layer op with the given load (the default)",
+	"task011":  "TASK-011: 100 concurrent publishes (100 workers, one event each on its own flow), 1 KB cache set and get",
+	"publish":  "the hot path: raw XADD and publish per profile, with the given load",
+	"baseline": "raw XADD only, with the given load (make bench-baseline)",
+}
+
+// steps expands the preset and ops into steps.
+func (c Config) steps() ([]Step, error) {
+	one := func(ops []string) []Step {
+		s := make([]Step, len(ops))
+		for i, op := range ops {
+			s[i] = Step{Op: op, Load: c.Load}
+		}
+		return s
+	}
+	switch c.Preset {
+	case "", "standard":
+		if len(c.Ops) > 0 {
+			return one(c.Ops), nil
+		}
+		return one(append(append([]string(nil), RawOps...), LayerOps...)), nil
+	case "task011":
+		burst := Load{Workers: 100, Ops: 100, Interval: c.Load.Interval}
+		single := Load{Workers: 1, Ops: 100, Interval: c.Load.Interval}
+		return []Step{{OpXAdd, burst}, {OpPublish, burst}, {OpSet, single}, {OpCacheSet, single}, {OpGet, single}, {OpCacheGet, single}}, nil
+	case "publish":
+		return one([]string{OpXAdd, OpPublish}), nil
+	case "baseline":
+		return one([]string{OpXAdd}), nil
+	}
+	return nil, fmt.Errorf("unknown preset %q (known: %s)", c.Preset, strings.Join(presetNames(), ", "))
+}
+
+func containsStep(steps []Step, op string) bool {
+	for _, s := range steps {
+		if s.Op == op {
+			return true
+		}
+	}
+	return false
+}
+
+func presetNames() []string {
+	return []string{"baseline", "publish", "standard", "task011"}
+}
+
+// validate checks the configuration before anything starts. Every error
+// is bad input (exit 3).
+func (c *Config) validate() error {
+	if c.Target == "" {
+		c.Target = TargetProcess
+	}
+	if c.RTT == 0 {
+		c.RTT = 20 * time.Millisecond
+	}
+	if c.SSEClients == 0 {
+		c.SSEClients = 10
+	}
+	if c.Plan == (Plan{}) {
+		c.Plan = UpstashFree
+	}
+	if c.EventRate == 0 {
+		c.EventRate = 1
+	}
+	if c.Layers != nil && len(c.Profiles) == 0 {
+		c.Profiles = c.Layers.Names()
+	}
+	switch {
+	case c.Target != TargetProcess && c.Target != TargetRemoteSim && c.Target != TargetURL:
+		return exitcode.Configf("unknown target %q (want process, remote-sim or url)", c.Target)
+	case c.Target == TargetURL && c.URL == "":
+		return exitcode.Configf("target url needs --url (or REDIS_URL)")
+	case c.Target != TargetURL && c.URL != "":
+		return exitcode.Configf("--url is only for --target url")
+	case c.RTT < 0:
+		return exitcode.Configf("rtt %s: must not be negative", c.RTT)
+	case c.CallBudget < 0:
+		return exitcode.Configf("call-budget %s: must not be negative", c.CallBudget)
+	case c.MaxCommands < 0:
+		return exitcode.Configf("max-commands %d: must not be negative", c.MaxCommands)
+	case c.EventRate < 0:
+		return exitcode.Configf("event-rate %g: must be > 0", c.EventRate)
+	case c.Plan.CommandsPerMonth < 0 || c.Plan.CommandsPerSec < 0:
+		return exitcode.Configf("plan limits must not be negative")
+	case c.SSEClients < 0:
+		return exitcode.Configf("sse clients %d: must not be negative", c.SSEClients)
+	case c.RedisBenchmark && c.Target != TargetProcess:
+		return exitcode.Configf("--redis-benchmark needs --target process")
+	}
+	if err := c.Load.Validate(); err != nil {
+		return exitcode.Config(err)
+	}
+	if c.Load.Rate == 0 && c.Load.Ops == 0 && c.Load.Duration == 0 && c.Preset != "task011" {
+		c.Load.Duration = 5 * time.Second
+	}
+	steps, err := c.steps()
+	if err != nil {
+		return exitcode.Config(err)
+	}
+	if c.RedisBenchmark && !containsStep(steps, OpXAdd) {
+		return exitcode.Configf("--redis-benchmark compares with the xadd op, which this run does not have")
+	}
+	for _, s := range steps {
+		if !isRaw(s.Op) && !contains(LayerOps, s.Op) {
+			return exitcode.Configf("unknown op %q (known: %s, %s)", s.Op, strings.Join(RawOps, ","), strings.Join(LayerOps, ","))
+		}
+		if !isRaw(s.Op) && len(c.Profiles) == 0 {
+			return exitcode.Configf("op %s needs a profile (--profile)", s.Op)
+		}
+	}
+	if c.Layers != nil {
+		known := c.Layers.Names()
+		for _, p := range c.Profiles {
+			if !contains(known, p) {
+				return exitcode.Configf("unknown profile %q (known: %s)", p, strings.Join(known, ", "))
+			}
+		}
+	}
+	if c.metered() {
+		for _, s := range steps {
+			if s.Load.Rate == 0 && s.Load.Ops == 0 {
+				return exitcode.Configf("a metered target needs a known op count: give --ops (closed loop) or --rate (open loop), not only --duration")
+			}
+		}
+	}
+	return nil
+}
+
+// metered reports whether the run counts against a command budget.
+func (c *Config) metered() bool { return c.Target == TargetURL || c.MaxCommands > 0 }
+
+// meteredLoad makes the closed loop's warm-up a count (a tenth of the ops,
+// at most 100) so the command count is known before the run.
+func meteredLoad(l Load) Load {
+	if l.Rate == 0 && l.Warmup > 0 {
+		l.Warmup, l.WarmupOps = 0, min(l.Ops/10, 100)
+	}
+	return l
+}
+
+// Run runs the bench: it opens the target, computes and checks the command
+// budget on metered targets, runs every step (raw ops once, layer ops once
+// per profile), and returns the report. Bad configuration, an unreachable
+// URL or a budget below the estimated need are exit-3 errors returned
+// before any traffic to the target.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	steps, _ := cfg.steps()
+	if cfg.metered() {
+		for i := range steps {
+			steps[i].Load = meteredLoad(steps[i].Load)
+		}
+	}
+	tg, err := openTarget(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer tg.Close()
+	var estimate int64
+	if cfg.metered() {
+		if estimate, err = estimateCommands(ctx, cfg, steps); err != nil {
+			return nil, err
+		}
+		estimate += cleanupReserve(estimate)
+		if cfg.MaxCommands == 0 {
+			cfg.MaxCommands = estimate
+		} else if cfg.MaxCommands < estimate {
+			return nil, exitcode.Configf("--max-commands %d is below the %d commands this run needs (estimated); raise it or lower --ops/--rate", cfg.MaxCommands, estimate)
+		}
+	}
+	rep := &Report{Target: tg.Redacted(), Kind: cfg.Target, TLS: tg.TLS() != nil, Started: time.Now(), Plan: cfg.Plan}
+	if cfg.Target == TargetRemoteSim {
+		rep.RTT = cfg.RTT
+	}
+	var guard *Guard
+	if cfg.metered() {
+		// The target's own connect check and key clean-up (SCAN + UNLINK)
+		// do not pass the guard: keep a reserve for them.
+		guard = NewGuard(cfg.MaxCommands - cleanupReserve(estimate))
+		rep.Budget = &Budget{Max: cfg.MaxCommands, Estimated: estimate}
+	}
+	s := &session{cfg: cfg, tg: tg, guard: guard, run: runID()}
+	err = s.runSteps(ctx, steps, rep)
+	if guard != nil {
+		rep.Budget.Used, rep.Budget.Exhausted = guard.Used(), guard.Exhausted()
+	}
+	sortResults(rep.Results, append([]string{Raw}, cfg.Profiles...))
+	rep.finish(cfg.Profiles, cfg.EventRate)
+	rep.Elapsed = time.Since(rep.Started)
+	return rep, err
+}
+
+// cleanupReserve is the commands kept back for the target's connect check
+// and clean-up: SCAN and UNLINK per 500 keys, assuming no more keys than
+// commands (and a database not much larger than what the run writes).
+func cleanupReserve(commands int64) int64 {
+	return 10 + 2*(commands/500+1)
+}
+
+// runID is a short id that keeps event, connection and flow ids of this
+// run apart from any other run's on a shared server.
+func runID() string {
+	return "b" + strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36)
+}
+
+// session is one Run's shared state.
+type session struct {
+	cfg   Config
+	tg    target.Target
+	guard *Guard
+	run   string
+	n     int // steps run, for unique ids
+	// Commands sent by every step (set-up and teardown included; the
+	// connection set-up apart) and connections dialled.
+	sent, initSent, dials int64
+}
+
+// runSteps runs every step, appending rows; it stops at the first budget
+// refusal or cancellation.
+func (s *session) runSteps(ctx context.Context, steps []Step, rep *Report) error {
+	for _, st := range steps {
+		for _, p := range stepProfiles(st, s.cfg.Profiles) {
+			ext := s.cfg.RedisBenchmark && st.Op == OpXAdd
+			if ext {
+				if err := s.external(ctx, st, rep); err != nil {
+					return err
+				}
+			}
+			rows, err := s.step(ctx, st, p)
+			rep.Results = append(rep.Results, rows...)
+			if err != nil {
+				return err
+			}
+			if ext {
+				if err := s.external(ctx, st, rep); err != nil {
+					return err
+				}
+				rep.External.Harness = rows[0].OpsPerSec
+				rep.External.Ratio = ratio(rep.External.Harness, rep.External.Mean)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if s.guard != nil && s.guard.Exhausted() {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// hooks returns the hooks of one step's clients: the guard (outermost, so
+// refused commands are not counted) and a fresh counting hook.
+func (s *session) hooks() (*counter.Hook, []redis.Hook) {
+	h := counter.New()
+	if s.guard == nil {
+		return h, []redis.Hook{h}
+	}
+	return h, []redis.Hook{s.guard, h}
+}
+
+// step runs one op of one profile (Raw for a raw op) and returns its rows.
+// Errors that prevent the step from running at all (a layer that cannot be
+// built) are returned; failures of calls are counted in the rows.
+func (s *session) step(ctx context.Context, st Step, profile string) ([]Result, error) {
+	s.n++
+	hook, hooks := s.hooks()
+	rows, err := s.drive(ctx, st, profile, s.run+"s"+strconv.Itoa(s.n), hook, hooks)
+	for op, c := range hook.Snapshot() {
+		if op == counter.ConnInit {
+			s.initSent += c.Commands
+		} else {
+			s.sent += c.Commands
+		}
+	}
+	s.dials += hook.Dials()
+	return rows, err
+}
+
+// drive sets up, drives and tears down one step; every client it made is
+// closed when it returns.
+func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *counter.Hook, hooks []redis.Hook) ([]Result, error) {
+	var op Op
+	var closeFn func() error
+	var layer *impl.Layer
+	var side *sseRun
+	var err error
+	switch {
+	case profile == Raw:
+		var rdb *redis.Client
+		rdb, err = s.rawClient(hooks, st.Load.Workers)
+		if err != nil {
+			return nil, err
+		}
+		closeFn = rdb.Close
+		op, err = rawOp(ctx, st.Op, rdb, s.tg.KeyPrefix()+id+":", max(st.Load.Workers, 1))
+	case st.Op == OpSSE:
+		side, err = startSSE(ctx, s.cfg.Layers, profile, s.layerConfig(hooks), id, s.cfg.SSEClients)
+		if err != nil {
+			return nil, exitcode.Harnessf("sse %s: %w", profile, err)
+		}
+		closeFn, op = side.close, side.op()
+	default:
+		layer, err = s.cfg.Layers.New(ctx, profile, s.layerConfig(hooks))
+		if err != nil {
+			return nil, exitcode.Harnessf("profile %s: %w", profile, err)
+		}
+		closeFn = layer.Close
+		op, err = layerOp(ctx, st.Op, layer, id, max(st.Load.Workers, 1))
+	}
+	defer closeFn()
+	if err != nil {
+		return []Result{{Op: st.Op, Profile: profile, Target: s.cfg.Target, Model: st.Load.Model(),
+			Inconclusive: "set-up failed: " + err.Error()}}, nil
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if s.guard != nil {
+		defer s.guard.OnExhaust(cancel)()
+	}
+	var watch *modeWatch
+	if layer != nil {
+		watch = watchMode(layer.Manager)
+	}
+	stats, runErr := Drive(dctx, op, st.Load, hook, s.cfg.Progress)
+	if stats == nil {
+		return nil, exitcode.Config(runErr)
+	}
+	memory, samples := watch.stop()
+	kinds := []string{st.Op}
+	if side != nil {
+		kinds = side.finish(stats)
+	}
+	var rows []Result
+	for _, k := range kinds {
+		r := resultOf(stats, k, profile, s.cfg.Target)
+		switch {
+		case s.guard != nil && s.guard.Exhausted():
+			r.Inconclusive = "command budget reached: the run was stopped before it could exceed --max-commands"
+		case ctx.Err() != nil:
+			r.Inconclusive = "interrupted"
+		case errors.Is(runErr, ErrMissedRate):
+			r.Inconclusive = runErr.Error()
+		case memory > 0:
+			r.Inconclusive = fmt.Sprintf("the layer fell back to memory during the run (%d of %d mode samples): these are not Redis numbers (see --call-budget)", memory, samples)
+		}
+		if side != nil {
+			side.annotate(&r)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// layerConfig is the impl.Config of a layer on the target.
+func (s *session) layerConfig(hooks []redis.Hook) impl.Config {
+	return impl.Config{URL: s.tg.URL(), TLS: s.tg.TLS(), Enabled: true, EventBus: true, Cache: true, SSE: true,
+		Hooks: hooks, KeyPrefix: s.tg.KeyPrefix(), PublishBudget: s.cfg.CallBudget, CallBudget: s.cfg.CallBudget}
+}
+
+// rawClient is a client for the raw ops: a pool as large as the workers,
+// no retries (so counts are exact).
+func (s *session) rawClient(hooks []redis.Hook, workers int) (*redis.Client, error) {
+	return impl.NewClient(impl.Config{URL: s.tg.URL(), TLS: s.tg.TLS(), Hooks: hooks, PoolSize: max(workers, 10)},
+		func(o *redis.Options) { o.MaxRetries = -1 })
+}
+
+// external runs redis-benchmark once for step st and adds it to the
+// report's External.
+func (s *session) external(ctx context.Context, st Step, rep *Report) error {
+	n := st.Load.Ops
+	if n == 0 {
+		n = 100000
+	}
+	clients := max(st.Load.Workers, 1)
+	rps, cmd, err := redisBenchmark(ctx, s.tg.Addr(), clients, n, s.tg.KeyPrefix()+s.run+":rb:stream")
+	if err != nil {
+		return err
+	}
+	if rep.External == nil {
+		rep.External = &External{Command: cmd, Clients: clients, Requests: n}
+	}
+	e := rep.External
+	e.OpsPerSec = append(e.OpsPerSec, rps)
+	var sum float64
+	for _, v := range e.OpsPerSec {
+		sum += v
+	}
+	e.Mean = sum / float64(len(e.OpsPerSec))
+	return nil
+}
+
+// modeWatch samples a layer's mode while a step runs, so a fallback to
+// memory and back is not missed.
+type modeWatch struct {
+	done            chan struct{}
+	wg              sync.WaitGroup
+	memory, samples int
+}
+
+// modeEvery is the mode sampling interval.
+const modeEvery = 5 * time.Millisecond
+
+func watchMode(m impl.Manager) *modeWatch {
+	w := &modeWatch{done: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		t := time.NewTicker(modeEvery)
+		defer t.Stop()
+		for {
+			w.samples++
+			if m.Mode() != "redis" {
+				w.memory++
+			}
+			select {
+			case <-t.C:
+			case <-w.done:
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and returns how many samples saw memory mode, of
+// how many. A nil watch saw nothing.
+func (w *modeWatch) stop() (memory, samples int) {
+	if w == nil {
+		return 0, 0
+	}
+	close(w.done)
+	w.wg.Wait()
+	return w.memory, w.samples
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gonogo/harness/bench"
+	"github.com/gonogo/harness/impl/profiles"
+	"github.com/gonogo/harness/internal/exitcode"
+)
+
+const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL] [--profile seed,hardened]
+       [--preset standard|task011|publish|baseline] [--op xadd,publish,...]
+       [--workers N] [--ops N | --duration D] [--rate R] [--warmup D]
+       [--rtt D] [--max-commands N] [--plan-commands-month N] [--event-rate R] [--json]`
+
+func runBench(ctx context.Context, args []string, e env) (int, error) {
+	fs := newFlags("bench", benchSynopsis, e)
+	tgt := fs.String("target", bench.TargetProcess, "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT) or url")
+	rawURL := fs.String("url", "", "redis:// or rediss:// URL for --target url (default $REDIS_URL); never printed")
+	prof := fs.String("profile", "seed,hardened", "comma-separated profiles to run the layer ops with")
+	preset := fs.String("preset", "standard", "step set: "+presetHelp())
+	opList := fs.String("op", "", "comma-separated ops (default: the preset's): "+strings.Join(append(append([]string(nil), bench.RawOps...), bench.LayerOps...), ","))
+	workers := fs.Int("workers", 50, "concurrent workers (closed loop) or the worker pool (open loop)")
+	ops := fs.Int64("ops", 0, "measured ops per step (all workers together); 0: run for --duration")
+	rate := fs.Float64("rate", 0, "open loop: arrivals per second (must be > 0 when given)")
+	dur := fs.Duration("duration", 5*time.Second, "measured time per step")
+	warm := fs.Duration("warmup", time.Second, "warm-up per step, not measured")
+	lateAfter := fs.Duration("late-after", 10*time.Millisecond, "open loop: a call starting later than this after its intended start is late")
+	queue := fs.Int("queue", 10000, "open loop: calls waiting for a worker beyond this are dropped")
+	rtt := fs.Duration("rtt", 20*time.Millisecond, "remote-sim round-trip time")
+	maxCmds := fs.Int64("max-commands", 0, "command budget; never exceeded (url target: default the estimated need)")
+	planMonth := fs.Int64("plan-commands-month", bench.UpstashFree.CommandsPerMonth, "metered plan: commands per month")
+	planSec := fs.Int64("plan-commands-sec", bench.UpstashFree.CommandsPerSec, "metered plan: commands per second")
+	eventRate := fs.Float64("event-rate", 1, "events per second the command projection assumes")
+	sseClients := fs.Int("sse-clients", 10, "SSE clients of the sse op")
+	callBudget := fs.Duration("call-budget", 0, "the layers' publish/call budget before they fall back to memory (default: each profile's own, 50ms)")
+	rb := fs.Bool("redis-benchmark", false, "also run redis-benchmark for the xadd step against the same server and print the ratio")
+	asJSON := fs.Bool("json", false, "print the results as JSON instead of the table")
+	if err := parse(fs, args); err != nil {
+		return 0, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["rate"] && *rate <= 0:
+		return 0, exitcode.Configf("--rate %g: must be > 0 (omit it for the closed loop)", *rate)
+	case *dur < 0:
+		return 0, exitcode.Configf("--duration %s: must not be negative", *dur)
+	case *warm < 0:
+		return 0, exitcode.Configf("--warmup %s: must not be negative", *warm)
+	case *workers <= 0:
+		return 0, exitcode.Configf("--workers %d: must be > 0", *workers)
+	case set["event-rate"] && *eventRate <= 0:
+		return 0, exitcode.Configf("--event-rate %g: must be > 0", *eventRate)
+	}
+	if *tgt == bench.TargetURL && *rawURL == "" {
+		*rawURL = e.getenv("REDIS_URL")
+	}
+	cfg := bench.Config{
+		Target: *tgt, URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
+		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
+		Plan:      bench.Plan{Name: planName(*planMonth, *planSec), CommandsPerMonth: *planMonth, CommandsPerSec: *planSec},
+		EventRate: *eventRate, RedisBenchmark: *rb, CallBudget: *callBudget,
+		Load: bench.Load{Workers: *workers, Ops: *ops, Rate: *rate, Duration: *dur, Warmup: *warm,
+			LateAfter: *lateAfter, Queue: *queue},
+	}
+	if *ops > 0 && !set["duration"] {
+		cfg.Load.Duration = 0 // the op count alone ends the step
+	}
+	if !*asJSON {
+		cfg.Progress = bench.NewProgress(e.stderr)
+	}
+	rep, err := bench.Run(ctx, cfg)
+	if rep == nil {
+		return 0, err
+	}
+	if *asJSON {
+		if werr := rep.WriteJSON(e.stdout); werr != nil {
+			return 0, exitcode.Harness(werr)
+		}
+	} else {
+		fmt.Fprintln(e.stdout)
+		rep.WriteTable(e.stdout)
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return exitcode.Inconclusive, nil
+	case err != nil:
+		return 0, err
+	case rep.Inconclusive():
+		return exitcode.Inconclusive, nil
+	}
+	return exitcode.Go, nil
+}
+
+func presetHelp() string {
+	names := make([]string, 0, len(bench.Presets))
+	for n := range bench.Presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "\n  %s: %s", n, bench.Presets[n])
+	}
+	return b.String()
+}
+
+func planName(month, sec int64) string {
+	if month == bench.UpstashFree.CommandsPerMonth && sec == bench.UpstashFree.CommandsPerSec {
+		return bench.UpstashFree.Name
+	}
+	return "custom plan"
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/internal/exitcode"
+)
+
+func TestBenchBadInput(t *testing.T) {
+	free, err := target.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"rate 0", []string{"--rate", "0"}, "--rate 0"},
+		{"negative duration", []string{"--duration", "-1s"}, "--duration -1s"},
+		{"budget below need", []string{"--preset", "baseline", "--ops", "1000", "--workers", "2", "--max-commands", "10"}, "below the"},
+		{"unreachable url", []string{"--target", "url", "--url", fmt.Sprintf("redis://:s3cret@127.0.0.1:%d/0", free), "--preset", "baseline", "--ops", "10"}, "unreachable"},
+		{"unknown op", []string{"--op", "frob"}, "unknown op"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errs := call(t, nil, append([]string{"bench"}, c.args...)...)
+			if code != exitcode.BadInput {
+				t.Fatalf("exit = %d; want %d (stderr %q)", code, exitcode.BadInput, errs)
+			}
+			if !strings.Contains(errs, c.want) || strings.Count(strings.TrimSpace(errs), "\n") != 0 || strings.Contains(errs, "s3cret") {
+				t.Errorf("stderr %q: want one line containing %q, no password", errs, c.want)
+			}
+		})
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	code, out, errs := call(t, nil, "bench", "--preset", "publish", "--profile", "hardened", "--workers", "4", "--ops", "200", "--warmup", "0s", "--call-budget", "5s", "--json")
+	if code != exitcode.Go {
+		t.Fatalf("exit = %d; want 0 (stderr %q)", code, errs)
+	}
+	var rep struct {
+		Results []struct {
+			Op            string  `json:"op"`
+			Profile       string  `json:"profile"`
+			Ops           int64   `json:"ops"`
+			CommandsPerOp float64 `json:"commands_per_op"`
+		} `json:"results"`
+		Projections []struct {
+			PerMonth float64 `json:"commands_per_month"`
+		} `json:"projections"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+	}
+	if len(rep.Results) != 2 || rep.Results[0].Op != "xadd" || rep.Results[1].Profile != "hardened" {
+		t.Fatalf("results %+v; want raw xadd then hardened publish", rep.Results)
+	}
+	for _, r := range rep.Results {
+		if r.Ops != 200 || r.CommandsPerOp <= 0 {
+			t.Errorf("%s/%s: ops %d cmds/op %g; want 200 and > 0", r.Op, r.Profile, r.Ops, r.CommandsPerOp)
+		}
+	}
+	if len(rep.Projections) != 2 {
+		t.Errorf("%d projections; want 2", len(rep.Projections))
+	}
+}
