@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test bench bench-baseline lint build deps clean
+.PHONY: run test bench bench-baseline lint build deps clean images compose-test
 
 build: $(BIN)
 
@@ -31,6 +31,8 @@ test: deps
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+
 # Harness overhead: redis-benchmark -c 50 and the harness's raw XADD at 50
 # workers against one spawned redis-server, in one run; prints both and the
 # ratio (goal >= 0.9). BASELINE_OPS sets the request count.
@@ -41,6 +43,17 @@ bench-baseline: deps build
 lint:
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	$(GO) run $(ACTIONLINT) .github/workflows/*.yml
+
+# Local images, no registry needed (FROM scratch): gonogo/redis:7,
+# gonogo/toxiproxy, gonogo/harness. Re-runs skip unchanged images.
+images:
+	./images/build.sh
+
+# docker-compose.test.yml: up, wait for health, eventbus gate, down -v;
+# exits with the harness's code.
+compose-test: images
+	./images/compose-test.sh
 
 clean:
 	rm -rf bin

@@ -72,7 +72,11 @@ func runDoctor(ctx context.Context, args []string, e env) (int, error) {
 	add("target process", "", usable(redisOK, "needs redis-server and a free loopback port"))
 	add("target remote-sim", "", usable(redisOK, "needs redis-server with TLS"))
 	add("target url", "", "usable with a redis:// or rediss:// URL")
-	add("target container", "", usable(false, "not built yet"))
+	if img, err := target.ContainerAvailable(ctx, ""); err != nil {
+		add("target container", "", usable(false, err.Error()))
+	} else {
+		add("target container", "", "usable with image "+img)
+	}
 
 	if redisOK {
 		p, err := target.StartProcess(ctx, target.ProcessOptions{Binary: *bin})

@@ -7,18 +7,44 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/internal/exitcode"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first signal cancels the command, which cleans up and
+		// writes what it has; a second one does not wait for that.
+		<-sigs
+		fmt.Fprintln(os.Stderr, "harness: interrupted; finishing the report and cleaning up (again to quit now)")
+		cancel()
+		<-sigs
+		closeTargets()
+		os.Exit(exitcode.Inconclusive)
+	}()
 	code := run(ctx, os.Args[1:], env{
 		stdout: os.Stdout,
 		stderr: os.Stderr,
 		getenv: os.Getenv,
 	})
-	stop()
+	cancel()
+	// Backstop: no redis-server or container outlives the harness,
+	// whatever a command did.
+	closeTargets()
 	os.Exit(code)
+}
+
+func closeTargets() {
+	target.CloseAll()
+	if err := target.CloseContainers(); err != nil {
+		fmt.Fprintln(os.Stderr, "harness: removing containers:", err)
+	}
 }
