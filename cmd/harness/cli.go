@@ -30,6 +30,8 @@ type command struct {
 var commands = map[string]command{
 	"doctor": {"report what this machine offers: redis-server, TLS, Docker, ports, usable targets", runDoctor},
 	"serve":  {"serve a profile of the layer over HTTP (contract: docs/http.md)", runServe},
+	"run":    {"run scenarios (default: the whole catalogue) and decide each one", runRun},
+	"report": {"re-judge saved runs offline: harness report <run dir>", runReport},
 	"bench":  {"concurrency benchmarks: raw Redis baselines and each profile's ops, with command accounting", runBench},
 }
 

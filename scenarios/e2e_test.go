@@ -1,0 +1,144 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/impl/profiles"
+	"github.com/gonogo/harness/scenarios/check"
+)
+
+// runSpec runs spec against profile with the real dependencies and logs
+// what did not pass.
+func runSpec(t *testing.T, spec Spec, profile string, reg *impl.Profiles, seed int64) Outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o, err := Run(ctx, spec, Options{Profile: profile, Profiles: reg, Seed: seed, Dir: t.TempDir(), Deps: DefaultDeps()})
+	if err != nil {
+		t.Fatalf("Run(%s, %s): %v", spec.Name, profile, err)
+	}
+	for _, r := range o.Failed() {
+		ev := r.Evidence
+		if len(ev) > 3 {
+			ev = ev[:3]
+		}
+		t.Logf("%s/%s: %s %s: %s %q", spec.Name, profile, r.Check, r.Verdict, firstLine(r.Error), ev)
+	}
+	return o
+}
+
+func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
+
+func result(o Outcome, name string) (Result, bool) {
+	for _, r := range o.Results {
+		if r.Check == name {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// TestCatalogueEndToEnd runs catalogue scenarios against real redis-server
+// for both profiles: hardened passes; seed fails with the named guarantee.
+func TestCatalogueEndToEnd(t *testing.T) {
+	needRedis(t)
+	reg := profiles.Default()
+	known := DefaultKnown(reg)
+	tests := []struct {
+		scenario string
+		// seedFails maps each check the seed must fail to its guarantee.
+		seedFails map[string]error
+	}{
+		{"basic", map[string]error{"registry": check.ErrVanished, "round_trips": ErrRoundTrips}},
+		{"startup_down", map[string]error{"recover_time": check.ErrNoRecovery}},
+		{"kill_no_aof", map[string]error{"lost": check.ErrLost}},
+		{"blackhole", map[string]error{"budget": check.ErrBlocked}},
+	}
+	for _, tt := range tests {
+		spec, err := Load(tt.scenario, known)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The two profiles of a scenario run side by side; scenarios one
+		// after the other, so a loaded machine does not stall hardened
+		// past its budgets.
+		t.Run(tt.scenario, func(t *testing.T) {
+			t.Run("hardened", func(t *testing.T) {
+				t.Parallel()
+				o := runSpec(t, spec, "hardened", reg, 1)
+				if o.Verdict != check.Pass {
+					t.Errorf("verdict: got %s; want PASS", o.Verdict)
+				}
+			})
+			t.Run("seed", func(t *testing.T) {
+				t.Parallel()
+				o := runSpec(t, spec, "seed", reg, 1)
+				if o.Verdict != check.Fail {
+					t.Errorf("verdict: got %s; want FAIL", o.Verdict)
+				}
+				for name, want := range tt.seedFails {
+					r, ok := result(o, name)
+					if !ok || r.Verdict != check.Fail || !errors.Is(r.Err, want) {
+						t.Errorf("check %s: got %s (%v); want FAIL: %v", name, r.Verdict, r.Err, want)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestCatalogueValid loads every embedded scenario with the real catalogues
+// of faults, checks and profiles.
+func TestCatalogueValid(t *testing.T) {
+	known := DefaultKnown(profiles.Default())
+	names := Catalogue()
+	if len(names) < 28 {
+		t.Errorf("catalogue has %d scenarios; want at least 28", len(names))
+	}
+	for _, n := range names {
+		s, err := Load(n, known)
+		if err != nil {
+			t.Errorf("%s: %v", n, err)
+			continue
+		}
+		if s.Name != n {
+			t.Errorf("%s: name is %q; want the file name", n, s.Name)
+		}
+		if s.Description == "" {
+			t.Errorf("%s: no description", n)
+		}
+		if d := s.Workload.Duration.D(); d < 3*time.Second || d > 8*time.Second {
+			t.Errorf("%s: duration %s; want 3s to 8s", n, d)
+		}
+	}
+}
+
+// TestFlake runs a mixed scenario against hardened with ten seeds: no
+// checker may fire. It takes about a minute: set GONOGO_LONG=1.
+func TestFlake(t *testing.T) {
+	needRedis(t)
+	if os.Getenv("GONOGO_LONG") == "" {
+		t.Skip("set GONOGO_LONG=1 to run the 10-seed flake test")
+	}
+	reg := profiles.Default()
+	for _, name := range []string{"basic", "proxy_down"} {
+		spec, err := Load(name, DefaultKnown(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seed := int64(1); seed <= 10; seed++ {
+			t.Run(name+"/"+strconv.FormatInt(seed, 10), func(t *testing.T) {
+				if o := runSpec(t, spec, "hardened", reg, seed); o.Verdict != check.Pass {
+					t.Errorf("seed %d: got %s; want PASS", seed, o.Verdict)
+				}
+			})
+		}
+	}
+}

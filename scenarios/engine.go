@@ -1,0 +1,446 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gonogo/harness/chaos"
+	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/impl/profiles"
+	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/history"
+)
+
+// Options configure one Run. Zero values mean the default stated on each
+// field.
+type Options struct {
+	// Profile is the profile under test. Required.
+	Profile string
+	// Profiles are the constructors to pick Profile from. Default:
+	// profiles.Default() (seed and hardened).
+	Profiles *impl.Profiles
+	// Seed seeds the *rand.Rand every workload draws from, so a run can be
+	// replayed. 0 is a valid seed.
+	Seed int64
+	// Dir is the run directory: history.json and result.json are written
+	// there. Empty: nothing is saved.
+	Dir string
+	// Progress, when set, is told each phase as the run enters it
+	// ("setup", "traffic", "fault kill", "recover", "judge").
+	Progress func(phase string)
+	// Log receives verbose notes (-v). Default: discarded.
+	Log io.Writer
+	// Deps are the target, proxy, fault and service constructors.
+	// Default: DefaultDeps().
+	Deps *Deps
+}
+
+// Deps are the constructors the engine builds a run from; tests replace
+// them, the CLI uses DefaultDeps.
+type Deps struct {
+	// StartTarget starts Redis for the spec's target section.
+	StartTarget func(ctx context.Context, t Target) (target.Target, error)
+	// NewProxy puts a proxy in front of upstream (host:port).
+	NewProxy func(ctx context.Context, name, upstream string) (chaos.Proxy, error)
+	// Fault builds a fault from a timeline step.
+	Fault func(name string, params map[string]string) (chaos.Fault, error)
+	// Service, when set, serves a layer over HTTP for SSE clients; it
+	// returns the base URL and a stop function.
+	Service func(ctx context.Context, l *impl.Layer, cfg impl.Config) (base string, stop func() error, err error)
+}
+
+// run is the state of one Run: what was started and must be released.
+type run struct {
+	spec   Spec
+	opts   Options
+	deps   *Deps
+	rec    *history.Recorder
+	count  *counter.Hook
+	rng    *rand.Rand
+	logw   io.Writer
+	target target.Target
+	proxy  chaos.Proxy
+	cfg    impl.Config
+	layers []*impl.Layer
+	bases  []string // service base URLs, one per instance, when served
+	stops  []func() error
+	faults []*activeFault
+	notes  notes
+	// acked is the number of acknowledged publishes per flow, for the
+	// final history read.
+	ackMu sync.Mutex
+	acked map[string]map[string]bool
+}
+
+type notes struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (n *notes) add(format string, args ...any) {
+	n.mu.Lock()
+	n.lines = append(n.lines, fmt.Sprintf(format, args...))
+	n.mu.Unlock()
+}
+
+func (n *notes) all() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.lines...)
+}
+
+// Run runs spec against opts.Profile: it starts the target and a proxy in
+// front of it, builds the instances of the layer, runs the workload and the
+// fault timeline together under one context while recording every
+// operation, waits (bounded) for recovery, reads each flow's history once
+// more, judges the history with the spec's checks and saves history.json
+// and result.json in opts.Dir. Everything it started is released before it
+// returns, also when ctx is cancelled. An error means the run could not be
+// judged: bad input (exit 3) or a harness failure (exit 4).
+func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
+	started := time.Now()
+	out := Outcome{Scenario: spec.Name, Profile: opts.Profile, Seed: opts.Seed, Started: started, Dir: opts.Dir}
+	if opts.Profile == "" {
+		return out, exitcode.Configf("scenario %s: no profile", spec.Name)
+	}
+	if opts.Profiles == nil {
+		opts.Profiles = profiles.Default()
+	}
+	if opts.Deps == nil {
+		opts.Deps = DefaultDeps()
+	}
+	r := &run{
+		spec:  spec,
+		opts:  opts,
+		deps:  opts.Deps,
+		rec:   history.NewRecorder(),
+		count: counter.New(),
+		rng:   rand.New(rand.NewPCG(uint64(opts.Seed), 0x9e3779b97f4a7c15)),
+		logw:  opts.Log,
+		acked: map[string]map[string]bool{},
+	}
+	if r.logw == nil {
+		r.logw = io.Discard
+	}
+	defer r.teardown()
+	r.rec.SetMeta("scenario", spec.Name)
+	r.rec.SetMeta("profile", opts.Profile)
+	r.rec.SetMeta("seed", strconv.FormatInt(opts.Seed, 10))
+	r.rec.SetMeta("target", spec.Target.Kind)
+
+	if err := r.setup(ctx); err != nil {
+		return out, err
+	}
+	if err := r.traffic(ctx); err != nil {
+		return out, err
+	}
+	if ctx.Err() != nil {
+		return out, exitcode.Harnessf("scenario %s: interrupted: %w", spec.Name, ctx.Err())
+	}
+	r.phase("recover")
+	r.recover(ctx)
+	r.recordCounts()
+	r.phase("judge")
+	h := r.rec.History()
+	out.Notes = r.notes.all()
+	res, err := Judge(h, spec)
+	if err != nil {
+		return out, err
+	}
+	out.Results = res
+	out.Verdict = Verdict(res)
+	if opts.Dir != "" && len(spec.Source) > 0 {
+		if err := history.WriteFileAtomic(filepath.Join(opts.Dir, "scenario.yaml"), spec.Source); err != nil {
+			return out, exitcode.Harnessf("saving scenario: %w", err)
+		}
+	}
+	out.Counts = r.count.Snapshot()
+	out.Elapsed = time.Since(started)
+	if opts.Dir != "" {
+		if err := history.Save(filepath.Join(opts.Dir, "history.json"), h); err != nil {
+			return out, exitcode.Harnessf("saving history: %w", err)
+		}
+		if err := out.Save(filepath.Join(opts.Dir, "result.json")); err != nil {
+			return out, exitcode.Harnessf("saving result: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (r *run) phase(p string) {
+	fmt.Fprintf(r.logw, "%s/%s: %s at %s\n", r.spec.Name, r.opts.Profile, p, r.rec.Now().Round(time.Millisecond))
+	if r.opts.Progress != nil {
+		r.opts.Progress(p)
+	}
+}
+
+// childRand draws a new generator from the run's, in a fixed order, so
+// each workload goroutine has its own reproducible stream.
+func (r *run) childRand() *rand.Rand {
+	return rand.New(rand.NewPCG(r.rng.Uint64(), r.rng.Uint64()))
+}
+
+// setup starts the target, the proxy, the start-up faults and the layers.
+func (r *run) setup(ctx context.Context) error {
+	r.phase("setup")
+	tg, err := r.deps.StartTarget(ctx, r.spec.Target)
+	if err != nil {
+		return err
+	}
+	r.target = tg
+	r.proxy, err = r.deps.NewProxy(ctx, "redis-"+r.spec.Name, tg.Addr())
+	if err != nil {
+		return exitcode.Harnessf("proxy: %w", err)
+	}
+	if r.spec.Target.Kind == "remote-sim" {
+		if err := r.simulateRTT(ctx); err != nil {
+			return err
+		}
+	}
+	env := r.env()
+	for i, st := range r.spec.Faults {
+		f, err := r.deps.Fault(st.Fault, st.Params)
+		if err != nil {
+			return exitcode.Configf("%s:%d: faults[%d]: %w", r.spec.File, st.Line, i, err)
+		}
+		if err := f.Available(env); err != nil {
+			return exitcode.Configf("%s:%d: fault %s cannot act on a %s target: %w", r.spec.File, st.Line, st.Fault, tg.Kind(), err)
+		}
+		r.faults = append(r.faults, &activeFault{step: st, fault: f})
+	}
+	down := false
+	for _, af := range r.faults {
+		if af.step.At == 0 {
+			if err := r.inject(ctx, af); err != nil {
+				return err
+			}
+			down = down || af.down()
+		}
+	}
+	if !down {
+		r.redisState("up")
+	}
+	r.cfg, err = r.layerConfig()
+	if err != nil {
+		return err
+	}
+	for i := 0; i < r.spec.Instances; i++ {
+		cfg := r.cfg
+		cfg.ServerID = fmt.Sprintf("inst-%d", i)
+		l, err := r.opts.Profiles.New(ctx, r.opts.Profile, cfg)
+		if err != nil {
+			return exitcode.Harnessf("instance %d of profile %s: %w", i, r.opts.Profile, err)
+		}
+		r.layers = append(r.layers, l)
+		if r.spec.Workload.SSE.Clients > 0 && r.deps.Service != nil {
+			base, stop, err := r.deps.Service(ctx, l, cfg)
+			if err != nil {
+				return exitcode.Harnessf("service for instance %d: %w", i, err)
+			}
+			r.bases = append(r.bases, base)
+			r.stops = append(r.stops, stop)
+		}
+	}
+	return nil
+}
+
+// simulateRTT adds half the remote-sim round-trip time to each direction
+// of the proxy, for the whole run.
+func (r *run) simulateRTT(ctx context.Context) error {
+	rtt := r.spec.Target.RTT.D()
+	if rtt == 0 {
+		rtt = 20 * time.Millisecond
+	}
+	for _, stream := range []string{chaos.Upstream, chaos.Downstream} {
+		t := chaos.Toxic{Name: "rtt_" + stream, Type: "latency", Stream: stream, Toxicity: 1,
+			Attributes: map[string]any{"latency": (rtt / 2).Milliseconds()}}
+		if err := r.proxy.AddToxic(ctx, t); err != nil {
+			return exitcode.Harnessf("remote-sim latency: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *run) env() chaos.Env { return chaos.Env{Target: r.target, Proxy: r.proxy} }
+
+// layerConfig points the layer at the proxy, with the spec's overrides.
+func (r *run) layerConfig() (impl.Config, error) {
+	u, err := url.Parse(r.target.URL())
+	if err != nil {
+		return impl.Config{}, exitcode.Harnessf("target URL does not parse")
+	}
+	u.Host = r.proxy.Listen()
+	cfg := r.spec.LayerConfig()
+	cfg.URL = u.String()
+	cfg.TLS = r.target.TLS()
+	cfg.Hooks = []redis.Hook{r.count}
+	cfg.KeyPrefix = r.target.KeyPrefix() + "gonogo:" + r.spec.Name + ":"
+	return cfg, nil
+}
+
+// traffic runs the workload and the fault timeline together under one
+// context for the workload's duration.
+func (r *run) traffic(ctx context.Context) error {
+	r.phase("traffic")
+	tctx, cancel := context.WithTimeout(ctx, r.spec.Workload.Duration.D())
+	defer cancel()
+	g, gctx := errgroup.WithContext(tctx)
+	r.startWorkload(gctx, g)
+	r.startTimeline(gctx, g, cancel)
+	err := g.Wait()
+	// Faults whose window outlasts the traffic end now.
+	r.undoAll()
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// recover waits, bounded by spec.Recovery, for every layer to serve from
+// Redis and for each flow's history to hold every acknowledged event, then
+// records the final history read of each flow.
+func (r *run) recover(ctx context.Context) {
+	deadline := time.Now().Add(r.spec.Recovery.D())
+	if r.cfg.Enabled {
+		for !r.allRedis() && time.Now().Before(deadline) && sleepCtx(ctx, 50*time.Millisecond) {
+		}
+	}
+	flows := r.flows()
+	if len(flows) == 0 {
+		return
+	}
+	bus := r.layers[0].Bus
+	for _, flow := range flows {
+		for {
+			op, ids := r.readHistory(ctx, bus, flow)
+			if r.complete(flow, ids) || !time.Now().Before(deadline) || ctx.Err() != nil {
+				r.rec.Add(op)
+				break
+			}
+			sleepCtx(ctx, 50*time.Millisecond)
+		}
+	}
+}
+
+func (r *run) allRedis() bool {
+	for _, l := range r.layers {
+		if l.Manager.Mode() != "redis" {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *run) readHistory(ctx context.Context, bus impl.Bus, flow string) (history.Op, []string) {
+	r.ackMu.Lock()
+	n := len(r.acked[flow])
+	r.ackMu.Unlock()
+	op := history.Op{Client: "final", Kind: history.Read, Flow: flow, Call: r.rec.Now()}
+	cctx, cancel := context.WithTimeout(counter.WithOp(ctx, history.Read), 5*time.Second)
+	evs, err := bus.History(cctx, flow, 2*n+100, time.Time{})
+	cancel()
+	op.Return = r.rec.Now()
+	op.Mode = r.layers[0].Manager.Mode()
+	op.OK = err == nil
+	if err != nil {
+		op.Err = err.Error()
+	}
+	for _, e := range evs {
+		op.Values = append(op.Values, e.ID)
+	}
+	return op, op.Values
+}
+
+func (r *run) complete(flow string, ids []string) bool {
+	have := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		have[id] = true
+	}
+	r.ackMu.Lock()
+	defer r.ackMu.Unlock()
+	for id := range r.acked[flow] {
+		if !have[id] {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *run) ack(flow, id string) {
+	r.ackMu.Lock()
+	if r.acked[flow] == nil {
+		r.acked[flow] = map[string]bool{}
+	}
+	r.acked[flow][id] = true
+	r.ackMu.Unlock()
+}
+
+// recordCounts stores the round trips and commands counted per operation
+// kind in the history's meta, with the number of operations of that kind,
+// so a saved run carries them ("counter.publish.round_trips").
+func (r *run) recordCounts() {
+	for op, c := range r.count.Snapshot() {
+		r.rec.SetMeta("counter."+op+".round_trips", strconv.FormatInt(c.RoundTrips, 10))
+		r.rec.SetMeta("counter."+op+".commands", strconv.FormatInt(c.Commands, 10))
+	}
+	r.rec.SetMeta("counter.dials", strconv.FormatInt(r.count.Dials(), 10))
+}
+
+func (r *run) redisState(s string) {
+	now := r.rec.Now()
+	r.rec.Add(history.Op{Client: "engine", Kind: history.RedisState, Value: s, Call: now, Return: now, OK: true})
+}
+
+// teardown releases everything in reverse order, bounded in time.
+func (r *run) teardown() {
+	r.undoAll()
+	for _, stop := range r.stops {
+		bounded(5*time.Second, stop)
+	}
+	for _, l := range r.layers {
+		if l.Close != nil {
+			bounded(5*time.Second, l.Close)
+		}
+	}
+	if r.proxy != nil {
+		r.proxy.Close()
+	}
+	if r.target != nil {
+		r.target.Close()
+	}
+}
+
+// bounded runs f but gives up waiting after d (f keeps running).
+func bounded(d time.Duration, f func() error) {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+// sleepCtx sleeps d or until ctx ends; it reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

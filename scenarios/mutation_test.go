@@ -1,0 +1,155 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/impl/hardened"
+	"github.com/gonogo/harness/scenarios/check"
+)
+
+// mutationSpec drives every component enough for each mutation to show:
+// over 1000 publishes, cache reads after invalidations, heartbeating
+// registry connections past their TTL.
+const mutationSpec = `name: mutation
+description: every component under load, no fault
+config:
+  probe_interval: 100ms
+  registry_ttl: 1s
+  cleanup_interval: 250ms
+workload:
+  duration: 4s
+  publish: {rate: 300, flows: 4, publishers: 2}
+  cache: {rate: 200, write_ratio: 0.2, flows: 2}
+  registry: {connections: 4, heartbeat: 200ms}
+checks:
+  - name: lost
+  - name: duplicated
+  - name: reordered
+  - name: registry
+  - name: stale_read
+  - name: budget
+`
+
+// Broken implementations: each wraps the hardened layer and breaks one
+// guarantee the way a real bug would.
+
+// dropBus acknowledges its 500th publish without storing it (1 in 1000).
+type dropBus struct {
+	impl.Bus
+	n atomic.Int64
+}
+
+func (b *dropBus) Publish(ctx context.Context, e impl.Event) error {
+	if b.n.Add(1)%1000 == 500 {
+		return nil
+	}
+	return b.Bus.Publish(ctx, e)
+}
+
+// dupBus returns one event twice from history, as a non-idempotent outbox
+// replay would have stored it.
+type dupBus struct{ impl.Bus }
+
+func (b dupBus) History(ctx context.Context, flow string, count int, since time.Time) ([]impl.Event, error) {
+	evs, err := b.Bus.History(ctx, flow, count, since)
+	if len(evs) > 10 {
+		evs = slices.Insert(evs, 6, evs[5])
+	}
+	return evs, err
+}
+
+// reorderBus swaps two events of one publisher in history.
+type reorderBus struct{ impl.Bus }
+
+func (b reorderBus) History(ctx context.Context, flow string, count int, since time.Time) ([]impl.Event, error) {
+	evs, err := b.Bus.History(ctx, flow, count, since)
+	for i := 5; i < len(evs); i++ {
+		if j := slices.IndexFunc(evs[i+1:], func(e impl.Event) bool { return e.Source == evs[i].Source }); j >= 0 {
+			evs[i], evs[i+1+j] = evs[i+1+j], evs[i]
+			break
+		}
+	}
+	return evs, err
+}
+
+// blockBus makes every 50th publish wait 300 ms, past any budget.
+type blockBus struct {
+	impl.Bus
+	n atomic.Int64
+}
+
+func (b *blockBus) Publish(ctx context.Context, e impl.Event) error {
+	if b.n.Add(1)%50 == 0 {
+		time.Sleep(300 * time.Millisecond)
+	}
+	return b.Bus.Publish(ctx, e)
+}
+
+// lazyRegistry never refreshes conn-0's TTL on heartbeat.
+type lazyRegistry struct{ impl.Registry }
+
+func (r lazyRegistry) Heartbeat(ctx context.Context, id string) error {
+	if id == "conn-0" {
+		return nil
+	}
+	return r.Registry.Heartbeat(ctx, id)
+}
+
+// deafCache acknowledges invalidations without doing them.
+type deafCache struct{ impl.Cache }
+
+func (deafCache) Invalidate(context.Context, string) error { return nil }
+
+// mutant registers a profile that builds a hardened layer and breaks it.
+func mutant(wrap func(l *impl.Layer)) *impl.Profiles {
+	p := &impl.Profiles{}
+	p.Register("mutant", func(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
+		l, err := hardened.New(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		wrap(l)
+		return l, nil
+	})
+	return p
+}
+
+// TestMutationsCaught runs deliberately broken implementations and checks
+// that the intended checker fails each with its guarantee.
+func TestMutationsCaught(t *testing.T) {
+	needRedis(t)
+	tests := []struct {
+		name  string
+		wrap  func(l *impl.Layer)
+		check string
+		want  error
+	}{
+		{"drop 1 in 1000", func(l *impl.Layer) { l.Bus = &dropBus{Bus: l.Bus} }, "lost", check.ErrLost},
+		{"duplicate on replay", func(l *impl.Layer) { l.Bus = dupBus{l.Bus} }, "duplicated", check.ErrDuplicate},
+		{"reorder", func(l *impl.Layer) { l.Bus = reorderBus{l.Bus} }, "reordered", check.ErrReordered},
+		{"skip heartbeat refresh", func(l *impl.Layer) { l.Registry = lazyRegistry{l.Registry} }, "registry", check.ErrVanished},
+		{"ignore invalidate", func(l *impl.Layer) { l.Cache = deafCache{l.Cache} }, "stale_read", check.ErrStaleRead},
+		{"block past budget", func(l *impl.Layer) { l.Bus = &blockBus{Bus: l.Bus} }, "budget", check.ErrBlocked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			reg := mutant(tt.wrap)
+			spec, err := Parse("mutation.yaml", []byte(mutationSpec), DefaultKnown(reg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := runSpec(t, spec, "mutant", reg, 1)
+			r, _ := result(o, tt.check)
+			if r.Verdict != check.Fail || !errors.Is(r.Err, tt.want) {
+				t.Errorf("check %s: got %s (%v); want FAIL: %v", tt.check, r.Verdict, r.Err, tt.want)
+			}
+		})
+	}
+}

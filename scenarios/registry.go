@@ -1,0 +1,85 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/internal/history"
+)
+
+// startRegistry registers the spec's connections, spread over flows and
+// instances, heartbeats them, stops or unregisters some at StopAt, looks
+// each flow up on every instance, and runs each instance's stale sweep
+// every cleanup interval (the tracker's background task).
+func (r *run) startRegistry(ctx context.Context, g *errgroup.Group) {
+	w := r.spec.Workload.Registry
+	t0 := time.Now()
+	for i := 0; i < w.Connections; i++ {
+		conn := impl.Conn{ID: fmt.Sprintf("conn-%d", i), FlowID: fmt.Sprintf("reg-%d", i%w.Flows), UserID: "user"}
+		inst := i % len(r.layers)
+		end := "heartbeat"
+		switch {
+		case i < w.Stop:
+			end = "stop"
+		case i < w.Stop+w.Unregister:
+			end = "unregister"
+		}
+		rng := r.childRand()
+		g.Go(func() error { r.connection(ctx, conn, r.layers[inst], rng, end, t0.Add(w.StopAt.D())); return nil })
+	}
+	for i, l := range r.layers {
+		rng := r.childRand()
+		g.Go(func() error { r.lookups(ctx, fmt.Sprintf("lookup-%d", i), l, rng); return nil })
+		rng2 := r.childRand()
+		g.Go(func() error {
+			every(ctx, rng2, r.cfg.CleanupInterval, func() {
+				cctx, cancel := context.WithTimeout(counter.WithOp(ctx, "reg_cleanup"), time.Second)
+				l.Registry.Cleanup(cctx)
+				cancel()
+			})
+			return nil
+		})
+	}
+}
+
+// connection is one SSE connection's life: register, heartbeat until the
+// end (or until stopAt, when end is "stop" or "unregister").
+func (r *run) connection(ctx context.Context, c impl.Conn, l *impl.Layer, rng *rand.Rand, end string, stopAt time.Time) {
+	client := "reg-" + c.ID
+	op := history.Op{Client: client, Kind: history.RegRegister, Flow: c.FlowID, Value: c.ID, Call: r.rec.Now()}
+	r.record(ctx, op, l, l.Registry.Register(counter.WithOp(ctx, history.RegRegister), c))
+	hctx := ctx
+	if end != "heartbeat" {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithDeadline(ctx, stopAt)
+		defer cancel()
+	}
+	every(hctx, rng, r.spec.Workload.Registry.Heartbeat.D(), func() {
+		op := history.Op{Client: client, Kind: history.RegHeartbeat, Flow: c.FlowID, Value: c.ID, Call: r.rec.Now()}
+		r.record(ctx, op, l, l.Registry.Heartbeat(counter.WithOp(ctx, history.RegHeartbeat), c.ID))
+	})
+	if end == "unregister" && ctx.Err() == nil {
+		op := history.Op{Client: client, Kind: history.RegUnreg, Flow: c.FlowID, Value: c.ID, Call: r.rec.Now()}
+		r.record(ctx, op, l, l.Registry.Unregister(counter.WithOp(ctx, history.RegUnreg), c.ID))
+	}
+}
+
+// lookups looks every registry flow up on one instance every interval.
+func (r *run) lookups(ctx context.Context, client string, l *impl.Layer, rng *rand.Rand) {
+	w := r.spec.Workload.Registry
+	every(ctx, rng, w.Lookup.D(), func() {
+		for f := 0; f < w.Flows && ctx.Err() == nil; f++ {
+			flow := fmt.Sprintf("reg-%d", f)
+			op := history.Op{Client: client, Kind: history.RegLookup, Flow: flow, Call: r.rec.Now()}
+			ids, err := l.Registry.Lookup(counter.WithOp(ctx, history.RegLookup), flow)
+			op.Values = ids
+			r.record(ctx, op, l, err)
+		}
+	})
+}

@@ -1,0 +1,110 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gonogo/harness/chaos"
+	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/history"
+)
+
+// downFaults make Redis unreachable for the layer while they last, unless a
+// step says otherwise (redis: up|down).
+var downFaults = map[string]bool{"down": true, "kill": true, "pause": true, "timeout": true, "reset_peer": true}
+
+// activeFault is one timeline step and whether it is in effect.
+type activeFault struct {
+	step  FaultStep
+	fault chaos.Fault
+
+	mu       sync.Mutex
+	injected bool
+	start    time.Duration
+}
+
+func (af *activeFault) down() bool {
+	if af.step.Redis != "" {
+		return af.step.Redis == "down"
+	}
+	return downFaults[af.step.Fault]
+}
+
+// inject starts af and records the state change.
+func (r *run) inject(ctx context.Context, af *activeFault) error {
+	r.phase("fault " + af.step.Fault)
+	af.mu.Lock()
+	defer af.mu.Unlock()
+	// Mark first: Undo must follow even a partial Inject.
+	af.injected = true
+	if err := af.fault.Inject(ctx, r.env()); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return exitcode.Harnessf("injecting %s: %w", af.step.Fault, err)
+	}
+	af.start = r.rec.Now()
+	if af.down() {
+		r.redisState("down")
+	}
+	return nil
+}
+
+// undo ends af if it is in effect and records its window. It uses its own
+// bounded context so faults end even when the run was cancelled.
+func (r *run) undo(af *activeFault) {
+	af.mu.Lock()
+	defer af.mu.Unlock()
+	if !af.injected {
+		return
+	}
+	af.injected = false
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := af.fault.Undo(ctx, r.env()); err != nil {
+		r.notes.add("undoing %s: %v", af.step.Fault, err)
+	}
+	end := r.rec.Now()
+	r.rec.AddFault(history.Fault{Name: af.step.Fault, Params: af.step.Params, Start: af.start, End: end})
+	if af.down() {
+		r.redisState("up")
+	}
+	fmt.Fprintf(r.logw, "%s/%s: fault %s ended at %s\n", r.spec.Name, r.opts.Profile, af.step.Fault, end.Round(time.Millisecond))
+}
+
+func (r *run) undoAll() {
+	for _, af := range r.faults {
+		r.undo(af)
+	}
+}
+
+// startTimeline schedules every step relative to now (traffic start):
+// inject at At, undo For later. Steps at 0 were injected during setup and
+// only wait for their end here.
+func (r *run) startTimeline(ctx context.Context, g *errgroup.Group, cancel context.CancelFunc) {
+	t0 := time.Now()
+	for _, af := range r.faults {
+		g.Go(func() error {
+			if af.step.At > 0 {
+				if !sleepCtx(ctx, time.Until(t0.Add(af.step.At.D()))) {
+					return nil
+				}
+				if err := r.inject(ctx, af); err != nil {
+					cancel()
+					return err
+				}
+			}
+			if af.step.For == 0 {
+				return nil
+			}
+			if sleepCtx(ctx, time.Until(t0.Add(af.step.At.D()+af.step.For.D()))) {
+				r.undo(af)
+			}
+			return nil
+		})
+	}
+}

@@ -1,0 +1,216 @@
+package scenarios
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gonogo/harness/internal/exitcode"
+)
+
+// Known is what a scenario may name. Validation checks every name a file
+// uses against it before any traffic starts.
+type Known struct {
+	// Fault builds (and so validates) a fault from its name and params:
+	// chaos.Lookup.
+	Fault func(name string, params map[string]string) error
+	// Faults lists the fault names (for messages).
+	Faults []string
+	// Checks lists the checker names; Metrics the metric names thresholds
+	// may bound.
+	Checks  []string
+	Metrics []string
+	// Profiles lists the registered profile names.
+	Profiles []string
+}
+
+// Parse decodes and validates one scenario file. file names it in errors
+// (file:line). Every error is bad input (exit 3).
+func Parse(file string, data []byte, k Known) (Spec, error) {
+	var s Spec
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return s, exitcode.Configf("%s: %w", file, err)
+	}
+	d := &decoder{file: file}
+	if err := d.decode(&root, reflect.ValueOf(&s).Elem(), ""); err != nil {
+		return s, exitcode.Config(err)
+	}
+	s.File = file
+	s.Source = data
+	if err := s.validate(k); err != nil {
+		return s, exitcode.Config(err)
+	}
+	s.applyDefaults(k)
+	return s, nil
+}
+
+func (s *Spec) errf(line int, format string, args ...any) error {
+	return &posError{file: s.File, line: line, msg: fmt.Sprintf(format, args...)}
+}
+
+// validate checks the names and ranges a decoded spec uses. It reports
+// every problem, one per line.
+func (s *Spec) validate(k Known) error {
+	var errs []error
+	bad := func(line int, format string, args ...any) {
+		errs = append(errs, s.errf(line, format, args...))
+	}
+	base := strings.TrimSuffix(filepath.Base(s.File), filepath.Ext(s.File))
+	if s.Name == "" {
+		s.Name = base
+	}
+	switch s.Target.Kind {
+	case "", "process", "remote-sim":
+	default:
+		bad(s.Target.Line, "target.kind %q: want process or remote-sim", s.Target.Kind)
+	}
+	switch s.Target.Policy {
+	case "", "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl":
+	default:
+		bad(s.Target.Line, "target.policy %q is not a Redis maxmemory-policy", s.Target.Policy)
+	}
+	for _, p := range s.Profiles {
+		if len(k.Profiles) > 0 && !slices.Contains(k.Profiles, p) {
+			bad(s.Line, "unknown profile %q (known: %s)", p, strings.Join(k.Profiles, ", "))
+		}
+	}
+	if s.Instances < 0 || s.Instances > 8 {
+		bad(s.Line, "instances %d: want 1 to 8", s.Instances)
+	}
+	w := s.Workload
+	if w.Duration <= 0 {
+		bad(w.Line, "workload.duration is required and must be positive")
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+		line int
+	}{
+		{"workload.publish.rate", w.Publish.Rate, w.Publish.Line},
+		{"workload.publish.flows", float64(w.Publish.Flows), w.Publish.Line},
+		{"workload.publish.publishers", float64(w.Publish.Publishers), w.Publish.Line},
+		{"workload.publish.concurrency", float64(w.Publish.Concurrency), w.Publish.Line},
+		{"workload.publish.payload", float64(w.Publish.Payload), w.Publish.Line},
+		{"workload.sse.clients", float64(w.SSE.Clients), w.SSE.Line},
+		{"workload.cache.rate", w.Cache.Rate, w.Cache.Line},
+		{"workload.registry.connections", float64(w.Registry.Connections), w.Registry.Line},
+		{"workload.registry.stop", float64(w.Registry.Stop), w.Registry.Line},
+	} {
+		if f.v < 0 {
+			bad(f.line, "%s must not be negative", f.name)
+		}
+	}
+	if w.Cache.WriteRatio < 0 || w.Cache.WriteRatio > 1 {
+		bad(w.Cache.Line, "workload.cache.write_ratio %g: want 0 to 1", w.Cache.WriteRatio)
+	}
+	if r := w.Registry; r.Stop+r.Unregister > r.Connections {
+		bad(r.Line, "workload.registry: stop + unregister (%d) exceeds connections (%d)", r.Stop+r.Unregister, r.Connections)
+	}
+	if w.SSE.Clients > 0 && w.Publish.Rate == 0 {
+		bad(w.SSE.Line, "workload.sse needs publish traffic (workload.publish.rate)")
+	}
+	for i, f := range s.Faults {
+		errs = append(errs, s.validateFault(i, f, k)...)
+	}
+	if len(s.Checks) == 0 {
+		bad(s.Line, "no checks: a scenario must name at least one check")
+	}
+	for _, c := range s.Checks {
+		if !slices.Contains(k.Checks, c.Name) {
+			bad(c.Line, "unknown check %q (known: %s)", c.Name, strings.Join(k.Checks, ", "))
+		}
+		for _, t := range c.Thresholds {
+			if !slices.Contains(k.Metrics, t.Metric) {
+				bad(t.Line, "check %s: threshold on unknown metric %q (known: %s)", c.Name, t.Metric, strings.Join(k.Metrics, ", "))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Spec) validateFault(i int, f FaultStep, k Known) []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, s.errf(f.Line, "faults[%d]: "+format, append([]any{i}, args...)...))
+	}
+	if f.Fault == "" {
+		bad("fault name is required (known: %s)", strings.Join(k.Faults, ", "))
+		return errs
+	}
+	if !slices.Contains(k.Faults, f.Fault) {
+		bad("unknown fault %q (known: %s)", f.Fault, strings.Join(k.Faults, ", "))
+		return errs
+	}
+	if k.Fault != nil {
+		if err := k.Fault(f.Fault, f.Params); err != nil {
+			bad("%s: %v", f.Fault, err)
+		}
+	}
+	if d := s.Workload.Duration; d > 0 && f.At >= d {
+		bad("at %s is not before the end of the workload (%s)", f.At, d)
+	}
+	if d := s.Workload.Duration; d > 0 && f.At+f.For > d {
+		bad("at %s + for %s ends after the workload (%s)", f.At, f.For, d)
+	}
+	switch f.Redis {
+	case "", "up", "down":
+	default:
+		bad("redis %q: want up or down", f.Redis)
+	}
+	return errs
+}
+
+// applyDefaults fills the zero values that have a default.
+func (s *Spec) applyDefaults(k Known) {
+	if s.Target.Kind == "" {
+		s.Target.Kind = "process"
+	}
+	if len(s.Profiles) == 0 {
+		s.Profiles = append([]string(nil), k.Profiles...)
+	}
+	if s.Instances == 0 {
+		s.Instances = 1
+	}
+	if s.Recovery == 0 {
+		s.Recovery = Duration(3e9)
+	}
+	p := &s.Workload.Publish
+	setInt(&p.Flows, 4)
+	setInt(&p.Publishers, 2)
+	setInt(&p.Concurrency, 1)
+	setInt(&p.Payload, 64)
+	if s.Workload.SSE.Flows == 0 || s.Workload.SSE.Flows > p.Flows {
+		s.Workload.SSE.Flows = p.Flows
+	}
+	c := &s.Workload.Cache
+	if c.WriteRatio == 0 {
+		c.WriteRatio = 0.1
+	}
+	setInt(&c.Flows, 4)
+	setInt(&c.Clients, 2)
+	r := &s.Workload.Registry
+	setInt(&r.Flows, 2)
+	if r.Heartbeat == 0 {
+		r.Heartbeat = Duration(200e6)
+	}
+	if r.Lookup == 0 {
+		r.Lookup = Duration(100e6)
+	}
+	if r.StopAt == 0 {
+		r.StopAt = s.Workload.Duration / 3
+	}
+}
+
+func setInt(v *int, def int) {
+	if *v == 0 {
+		*v = def
+	}
+}

@@ -1,0 +1,173 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gonogo/harness/internal/exitcode"
+)
+
+// testKnown stands in for the chaos, check and profile catalogues: pure
+// name lists, so the validator is tested without Redis.
+var testKnown = Known{
+	Fault: func(name string, params map[string]string) error {
+		for k := range params {
+			if name == "latency" && (k == "latency" || k == "jitter") {
+				continue
+			}
+			return fmt.Errorf("unknown param %q", k)
+		}
+		return nil
+	},
+	Faults:   []string{"down", "latency", "kill"},
+	Checks:   []string{"lost", "bounded_blocking"},
+	Metrics:  []string{"lost", "publish_p99_ms"},
+	Profiles: []string{"hardened", "seed"},
+}
+
+const validSpec = `name: t
+description: a test
+target: {kind: process, aof: true}
+profiles: [seed]
+config:
+  registry_ttl: 1s
+workload:
+  duration: 4s
+  publish: {rate: 50}
+faults:
+  - at: 1s
+    for: 1s
+    fault: latency
+    params: {latency: "100", jitter: "10"}
+checks:
+  - name: lost
+  - name: bounded_blocking
+    thresholds:
+      publish_p99_ms: "<= 60ms"
+`
+
+func TestParseValid(t *testing.T) {
+	s, err := Parse("t.yaml", []byte(validSpec), testKnown)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got, want := s.Workload.Duration.D(), 4*time.Second; got != want {
+		t.Errorf("duration: got %s; want %s", got, want)
+	}
+	if got := s.Faults[0].Params["latency"]; got != "100" {
+		t.Errorf("fault param latency: got %q; want 100", got)
+	}
+	if got := s.Faults[0].Line; got != 11 {
+		t.Errorf("fault line: got %d; want 11", got)
+	}
+	th := s.Checks[1].Thresholds[0]
+	if th.Metric != "publish_p99_ms" || th.Op != "<=" || th.Value != 60 || th.Line != 19 {
+		t.Errorf("threshold: got %+v; want publish_p99_ms <= 60 at line 19", th)
+	}
+	if s.Instances != 1 || s.Workload.Publish.Flows != 4 || s.Config.RegistryTTL.D() != time.Second {
+		t.Errorf("defaults: got instances %d flows %d ttl %s; want 1, 4, 1s", s.Instances, s.Workload.Publish.Flows, s.Config.RegistryTTL)
+	}
+	if got := s.Profiles; len(got) != 1 || got[0] != "seed" {
+		t.Errorf("profiles: got %v; want [seed]", got)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	tests := []struct {
+		name, from, to string
+		want           string // file:line: text
+	}{
+		{"unknown top key", "description: a test", "descripton: a test", "t.yaml:2: unknown key \"descripton\""},
+		{"unknown nested key", "  registry_ttl: 1s", "  registry_tll: 1s", "t.yaml:6: config: unknown key \"registry_tll\""},
+		{"bad duration", "  duration: 4s", "  duration: 4 seconds", "t.yaml:8: workload.duration: bad duration \"4 seconds\""},
+		{"negative duration", "  registry_ttl: 1s", "  registry_ttl: -1s", "t.yaml:6: config.registry_ttl: bad duration"},
+		{"unknown fault", "    fault: latency", "    fault: latencyy", "t.yaml:11: faults[0]: unknown fault \"latencyy\""},
+		{"unknown fault param", "jitter: \"10\"", "jiter: \"10\"", "t.yaml:11: faults[0]: latency: unknown param \"jiter\""},
+		{"fault past end", "  - at: 1s", "  - at: 9s", "t.yaml:11: faults[0]: at 9s is not before the end"},
+		{"unknown check", "  - name: lost", "  - name: lots", "t.yaml:16: unknown check \"lots\""},
+		{"unknown metric", "      publish_p99_ms:", "      publish_p999_ms:", "t.yaml:19: check bounded_blocking: threshold on unknown metric \"publish_p999_ms\""},
+		{"bad threshold", "\"<= 60ms\"", "\"about 60\"", "t.yaml:19: checks[1].thresholds.publish_p99_ms: threshold \"about 60\""},
+		{"unknown profile", "profiles: [seed]", "profiles: [sede]", "unknown profile \"sede\""},
+		{"wrong type", "publish: {rate: 50}", "publish: {rate: fast}", "t.yaml:9: workload.publish.rate: want a float64"},
+		{"bad target kind", "kind: process", "kind: docker", "t.yaml:3: target.kind \"docker\""},
+		{"list expected", "profiles: [seed]", "profiles: seed", "t.yaml:4: profiles: want a list"},
+		{"duplicate key", "description: a test", "description: a test\ndescription: again", "key \"description\" given twice"},
+		{"not yaml", "name: t", "name: [t", "t.yaml: yaml:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(validSpec, tt.from) {
+				t.Fatalf("test bug: %q not in spec", tt.from)
+			}
+			src := strings.Replace(validSpec, tt.from, tt.to, 1)
+			_, err := Parse("t.yaml", []byte(src), testKnown)
+			if err == nil {
+				t.Fatalf("got no error; want %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %q; want it to contain %q", err, tt.want)
+			}
+			if got := exitcode.Of(err); got != exitcode.BadInput {
+				t.Errorf("exit code: got %d; want %d", got, exitcode.BadInput)
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	src := strings.Replace(strings.Replace(validSpec, "  - name: lost", "  - name: lots", 1), "fault: latency", "fault: nope", 1)
+	_, err := Parse("t.yaml", []byte(src), testKnown)
+	if err == nil {
+		t.Fatal("got no error; want two")
+	}
+	if got := strings.Count(err.Error(), "t.yaml:"); got != 2 {
+		t.Errorf("got %d problems in %q; want 2", got, err)
+	}
+}
+
+func TestParseThreshold(t *testing.T) {
+	tests := []struct {
+		in     string
+		op     string
+		value  float64
+		wantOK bool
+	}{
+		{"<= 50ms", "<=", 50, true},
+		{"<2s", "<", 2000, true},
+		{">= 80", ">=", 80, true},
+		{"== 0", "==", 0, true},
+		{"< 0.01", "<", 0.01, true},
+		{"50", "", 0, false},
+		{"<= lots", "", 0, false},
+		{"<= 5x", "", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseThreshold("m", tt.in)
+		if (err == nil) != tt.wantOK {
+			t.Errorf("ParseThreshold(%q): got err %v; want ok=%v", tt.in, err, tt.wantOK)
+			continue
+		}
+		if tt.wantOK && (got.Op != tt.op || got.Value != tt.value) {
+			t.Errorf("ParseThreshold(%q): got %s %g; want %s %g", tt.in, got.Op, got.Value, tt.op, tt.value)
+		}
+	}
+	if th, _ := ParseThreshold("m", "<= 50"); !th.Holds(50) || th.Holds(50.1) {
+		t.Error("<= 50: got wrong Holds at the bound")
+	}
+}
+
+func TestLoad(t *testing.T) {
+	if _, err := Load("no_such_scenario", testKnown); exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("unknown scenario: got %v; want bad input", err)
+	}
+	if _, err := Load("/no/such/file.yaml", testKnown); exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("missing file: got %v; want bad input", err)
+	}
+	var pe *posError
+	if _, err := Load("/no/such/file.yaml", testKnown); errors.As(err, &pe) {
+		t.Errorf("missing file: got a position error %v; want a plain one", err)
+	}
+}
