@@ -20,8 +20,15 @@ deps:
 	  else echo "redis-server missing: sudo apt-get install -y redis-server redis-tools" >&2; exit 4; fi; }
 	@# the Debian package starts a system redis on 6379; the harness never uses it.
 
+# The release gate (Day 12) against the default: a redis-server per
+# scenario (process target), embedded Toxiproxy, the hardened profile;
+# about 3.5 minutes. Reports land in reports/<run id>/. make run exits with
+# the harness's code: 0 GO, 1 NO-GO, 2 INCONCLUSIVE or interrupted, 3 bad
+# input, 4 harness failure.
 run: deps build
-	./$(BIN) doctor
+	@./$(BIN) run --gate release --profile hardened --report-dir reports; code=$$?; \
+	  echo "make run: harness exited $$code (0 GO, 1 NO-GO, 2 INCONCLUSIVE, 3 bad input, 4 harness failure); the report is under reports/"; \
+	  exit $$code
 
 test: deps
 	$(GO) vet $(PKGS)

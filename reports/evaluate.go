@@ -28,7 +28,8 @@ type Measurements map[string]Measurement
 // environment produced, under the names criteria use:
 //
 //   - scenario:<s>:<m> for each Scenario.Metrics entry, and for each check
-//     metric not also in Scenario.Metrics (first check wins);
+//     metric not also in Scenario.Metrics (first check wins); the metrics of
+//     a check that reached no verdict (INCONCLUSIVE) are missing evidence;
 //   - check:<s>:<c> as 1 for PASS and 0 for FAIL (any other verdict is
 //     missing evidence), with the check's evidence;
 //   - bench:<op>:<field> for benchmarks of the run's profile (or of any
@@ -53,10 +54,24 @@ func Measure(r Run) Measurements {
 		}
 		for _, c := range s.Checks {
 			ev := prefixed("check "+c.Name+": ", c.Evidence)
+			judged := c.Verdict == Pass || c.Verdict == Fail
+			unjudged := fmt.Sprintf("check %s of scenario %s is %s", c.Name, s.Name, orNone(string(c.Verdict)))
+			if c.Error != "" {
+				unjudged += ": " + firstLine(c.Error)
+			}
+			missing := func(name string) {
+				if mm := m[name]; mm.Missing == "" {
+					mm.Missing = unjudged
+					m[name] = mm
+				}
+			}
 			for k, v := range c.Metrics {
 				name := "scenario:" + s.Name + ":" + k
 				if _, done := m[name]; !done {
 					put(name, Value(v), slices.Concat(ev, evidence))
+					if !judged {
+						missing(name)
+					}
 				}
 			}
 			name := "check:" + s.Name + ":" + c.Name
@@ -67,11 +82,7 @@ func Measure(r Run) Measurements {
 				put(name, Value(0), ev)
 			default:
 				put(name, Stat{}, ev)
-				mm := m[name]
-				if mm.Missing == "" {
-					mm.Missing = fmt.Sprintf("check %s of scenario %s is %s", c.Name, s.Name, orNone(string(c.Verdict)))
-				}
-				m[name] = mm
+				missing(name)
 			}
 		}
 	}
@@ -267,6 +278,12 @@ func elide(ids []string, n int) string {
 		return strings.Join(s, ", ")
 	}
 	return strings.Join(s[:n], ", ") + fmt.Sprintf(" … (%d more)", len(s)-n)
+}
+
+// firstLine is s up to its first line break.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func b2f(b bool) float64 {

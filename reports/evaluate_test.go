@@ -101,7 +101,9 @@ func TestOverall(t *testing.T) {
 
 func TestMeasure(t *testing.T) {
 	r := fixtureRun(t)
-	r.Scenarios = append(r.Scenarios, Scenario{Name: "quota", Checks: []Check{{Name: "fallback", Verdict: Inconclusive}}})
+	r.Scenarios = append(r.Scenarios, Scenario{Name: "quota", Checks: []Check{
+		{Name: "fallback_time", Verdict: Inconclusive, Error: "a verdict needs the operations it judges to be in the history: no call after the fault\nmore", Metrics: map[string]float64{"fallback_ms": 12}},
+	}})
 	r.Benchmarks = append(r.Benchmarks, Bench{Op: "cache_get", Profile: "hardened", Inconclusive: "command budget exhausted", Latency: Value(1)})
 	m := Measure(r)
 	for _, tc := range []struct {
@@ -109,13 +111,14 @@ func TestMeasure(t *testing.T) {
 		want        float64
 		missing     string
 	}{
-		{"check:basic:connect", AggValue, 1, ""},
-		{"check:proxy_down:recovered", AggValue, 0, ""},
-		{"check:quota:fallback", AggValue, 0, "check fallback of scenario quota is INCONCLUSIVE"},
-		{"scenario:proxy_down:acked_lost", AggValue, 2, ""}, // from the check's metrics
-		{"scenario:basic:cache_hit", AggRate, 90, ""},
+		{"check:basic:health", AggValue, 1, ""},
+		{"check:proxy_down:recover_time", AggValue, 0, ""},
+		{"check:quota:fallback_time", AggValue, 0, "check fallback_time of scenario quota is INCONCLUSIVE: a verdict needs"},
+		{"scenario:quota:fallback_ms", AggValue, 12, "check fallback_time of scenario quota is INCONCLUSIVE"}, // an unjudged check's metric is no evidence
+		{"scenario:proxy_down:lost", AggValue, 2, ""},                                                         // from the check's metrics
+		{"scenario:basic:cache_hit_rate", AggValue, 90, ""},
 		{"scenario:basic:publish_ms", AggCount, 400, ""},
-		{"scenario:fanout_2:deliver_ms", AggP99, 4.45, "scenario fanout_2: load before the fault"},
+		{"scenario:fanout_2:delivery_p99_ms", AggValue, 4.2, "scenario fanout_2: load before the fault"},
 		{"bench:publish:latency_ms", AggP99, 0.9, ""}, // hardened, not seed's 12.5
 		{"bench:publish:round_trips_per_op", AggValue, 1, ""},
 		{"bench:cache_get:latency_ms", AggValue, 1, "benchmark cache_get: command budget exhausted"},
@@ -133,8 +136,11 @@ func TestMeasure(t *testing.T) {
 			t.Errorf("%s %s: got %v (missing %q); want %v (missing %q)", tc.agg, tc.metric, v, got.Missing, tc.want, tc.missing)
 		}
 	}
-	if ev := strings.Join(m["scenario:proxy_down:acked_lost"].Evidence, "\n"); !strings.Contains(ev, "fault proxy_down from 5 s to 8 s") || !strings.Contains(ev, "2 lost: evt-117, evt-118") {
-		t.Errorf("acked_lost evidence lacks the fault window or the lost ids:\n%s", ev)
+	if got := m["check:quota:fallback_time"].Missing; strings.Contains(got, "more") {
+		t.Errorf("missing reason %q: want the error's first line only", got)
+	}
+	if ev := strings.Join(m["scenario:proxy_down:lost"].Evidence, "\n"); !strings.Contains(ev, "fault proxy_down from 5 s to 8 s") || !strings.Contains(ev, "2 lost: evt-117, evt-118") {
+		t.Errorf("lost evidence lacks the fault window or the lost ids:\n%s", ev)
 	}
 	r.Environment.TargetKind = "remote-sim"
 	if v := Measure(r)["env:remote"].Value; v != 1 {

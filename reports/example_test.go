@@ -23,14 +23,27 @@ func Example() {
 		Finished:    start.Add(time.Minute),
 		Environment: reports.Environment{TargetKind: "process", TargetURL: "redis://:s3cret@127.0.0.1:6390", Profile: "seed"},
 		Scenarios: []reports.Scenario{
-			{Name: "basic", Verdict: reports.Pass,
-				Checks: []reports.Check{
-					{Name: "connect", Verdict: reports.Pass}, {Name: "ping", Verdict: reports.Pass}, {Name: "health", Verdict: reports.Pass},
-				},
-				Metrics: map[string]reports.Stat{"errors": reports.Distribution([]float64{0, 0, 0, 0})}},
-			{Name: "pool_exhaustion", Verdict: reports.Pass, Checks: []reports.Check{{Name: "pool_bounded", Verdict: reports.Pass}}},
+			{Name: "basic", Verdict: reports.Pass, Checks: []reports.Check{
+				{Name: "health", Guarantee: 8, Verdict: reports.Pass},
+				{Name: "error_rate", Verdict: reports.Pass, Metrics: map[string]float64{"error_rate_before": 0}},
+				{Name: "lost", Guarantee: 2, Verdict: reports.Pass, Metrics: map[string]float64{"lost": 0}},
+				{Name: "budget", Guarantee: 1, Verdict: reports.Pass, Metrics: map[string]float64{"over_budget": 0}},
+			}},
+			{Name: "pool_exhaustion", Verdict: reports.Pass, Checks: []reports.Check{
+				{Name: "budget", Guarantee: 1, Verdict: reports.Pass, Metrics: map[string]float64{"over_budget": 0}},
+				{Name: "lost", Guarantee: 2, Verdict: reports.Pass, Metrics: map[string]float64{"lost": 0}},
+			}},
 			{Name: "startup_down", Verdict: reports.Fail, Checks: []reports.Check{
-				{Name: "memory_mode", Verdict: reports.Fail, Evidence: []string{"start-up failed: connection refused"}}}},
+				{Name: "fallback_time", Guarantee: 1, Verdict: reports.Fail,
+					Error:    "after a fault starts, operations must succeed again within the fallback bound",
+					Evidence: []string{"fault down started at 0.000s: first success never, 120 calls over the next 2s"}},
+				{Name: "health", Guarantee: 8, Verdict: reports.Pass},
+			}},
+			{Name: "rollback", Verdict: reports.Pass, Checks: []reports.Check{
+				{Name: "error_rate", Verdict: reports.Pass, Metrics: map[string]float64{"error_rate_before": 0}},
+				{Name: "lost", Guarantee: 2, Verdict: reports.Pass, Metrics: map[string]float64{"lost": 0}},
+				{Name: "delivery", Guarantee: 4, Verdict: reports.Pass, Metrics: map[string]float64{"delivery_lost": 0}},
+			}},
 		},
 	}
 	run.Judge(gate)
@@ -53,6 +66,6 @@ func Example() {
 	fmt.Println(string(line))
 	fmt.Println("exit code", run.Verdict.ExitCode())
 	// Output:
-	// # NO-GO — local gate (1 of 6 criteria failed)
+	// # NO-GO — local gate (1 of 11 criteria failed)
 	// exit code 1
 }

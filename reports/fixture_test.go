@@ -84,18 +84,21 @@ func fixtureRun(t *testing.T) Run {
 			{
 				Name: "basic", Profile: "hardened", Verdict: Pass, DurationMs: 2000,
 				Checks: []Check{
-					{Name: "connect", Guarantee: 7, Verdict: Pass, Evidence: []string{"connected in 3 ms"}},
-					{Name: "ping", Verdict: Pass},
+					{Name: "health", Guarantee: 8, Verdict: Pass, Evidence: []string{"redis up at 0.000s: reported after 3 ms"}},
+					{Name: "stale_read", Guarantee: 6, Verdict: Pass, Metrics: map[string]float64{"stale_reads": 0, "cache_hit_rate": 90}},
 				},
-				Metrics: map[string]Stat{"publish_ms": Distribution(fixtureLatencies(400, 0.5)), "cache_hit": Distribution(hits)},
+				Metrics: map[string]Stat{"publish_ms": Distribution(fixtureLatencies(400, 0.5))},
 				Series:  SeriesFrom(history.History{End: 2 * time.Second, Ops: h.Ops[:60]}, 250*time.Millisecond),
 			},
 			{
 				Name: "proxy_down", Profile: "hardened", Verdict: Fail, DurationMs: 10000,
 				Checks: []Check{
-					{Name: "recovered", Guarantee: 7, Verdict: Fail,
+					{Name: "lost", Guarantee: 2, Verdict: Fail, Error: "an acknowledged event must be readable from history after recovery",
+						Evidence: []string{"event f1/evt-117 acknowledged at 6.100s, missing from the history read at 9.500s"},
+						Metrics:  map[string]float64{"lost": 2}},
+					{Name: "recover_time", Guarantee: 7, Verdict: Fail,
 						Evidence: []string{"still serving from memory 2 s after the fault ended", "AUTH " + secret + " refused"},
-						Metrics:  map[string]float64{"acked_lost": 2}},
+						Metrics:  map[string]float64{"recover_ms": 2000}},
 				},
 				Faults: []Fault{FaultFrom(h.Faults[0])},
 				Series: SeriesFrom(h, 500*time.Millisecond),
@@ -103,7 +106,7 @@ func fixtureRun(t *testing.T) Run {
 			{
 				Name: "fanout_2", Profile: "hardened", Verdict: Inconclusive, DurationMs: 4000,
 				Inconclusive: "load before the fault 40 ops/s, below the target 100 ops/s",
-				Metrics:      map[string]Stat{"deliver_ms": Distribution(fixtureLatencies(300, 2))},
+				Checks:       []Check{{Name: "delivery", Guarantee: 4, Verdict: Pass, Metrics: map[string]float64{"delivery_p99_ms": 4.2}}},
 			},
 		},
 		Benchmarks: []Bench{
@@ -128,7 +131,10 @@ func fixturePrevious(t *testing.T) Run {
 	r.ID = "20261127T201500Z-0c0d"
 	r.Started = fixtureStart.Add(-24 * time.Hour)
 	r.Finished = r.Started.Add(90 * time.Second)
-	r.Scenarios[1].Checks[0] = Check{Name: "recovered", Verdict: Pass, Metrics: map[string]float64{"acked_lost": 0}}
+	r.Scenarios[1].Checks = []Check{
+		{Name: "lost", Guarantee: 2, Verdict: Pass, Metrics: map[string]float64{"lost": 0}},
+		{Name: "recover_time", Guarantee: 7, Verdict: Pass, Metrics: map[string]float64{"recover_ms": 300}},
+	}
 	r.Scenarios[1].Verdict = Pass
 	r.Benchmarks[0].Latency.P99 = 0.5
 	r.Benchmarks[0].OpsPerSec = 2500

@@ -86,8 +86,8 @@ func fmtMeasured(r CriterionResult) string {
 	return s
 }
 
-// headline is the one-line verdict: "NO-GO — release gate (2 of 14 criteria failed)".
-func headline(r Run) string {
+// Headline is the one-line verdict: "NO-GO — release gate (2 of 14 criteria failed)".
+func Headline(r Run) string {
 	n := len(r.Criteria)
 	failed := len(criteriaWith(r.Criteria, Fail))
 	passed := len(criteriaWith(r.Criteria, Pass))

@@ -28,8 +28,8 @@ svg text.fault{fill:#a33}section.scenario{border-top:1px solid #ddd;margin-top:1
 func HTML(r Run) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>%s</title>\n<style>\n%s\n</style>\n</head>\n<body>\n",
-		esc(headline(r)), css)
-	fmt.Fprintf(&b, "<header class=\"banner v-%s\">\n<h1>%s</h1>\n", esc(string(r.Verdict)), esc(headline(r)))
+		esc(Headline(r)), css)
+	fmt.Fprintf(&b, "<header class=\"banner v-%s\">\n<h1>%s</h1>\n", esc(string(r.Verdict)), esc(Headline(r)))
 	if r.GateDescription != "" {
 		fmt.Fprintf(&b, "<p>Gate %s: %s.</p>\n", esc(r.Gate), esc(r.GateDescription))
 	}
@@ -105,7 +105,11 @@ func htmlScenario(w io.Writer, r Run, s Scenario) {
 			if c.Guarantee > 0 {
 				g = fmt.Sprint(c.Guarantee)
 			}
-			fmt.Fprintf(w, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", esc(c.Name), g, badge(c.Verdict), esc(strings.Join(c.Evidence, "; ")))
+			ev := c.Evidence
+			if c.Error != "" {
+				ev = append([]string{c.Error}, ev...)
+			}
+			fmt.Fprintf(w, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", esc(c.Name), g, badge(c.Verdict), esc(strings.Join(ev, "; ")))
 		}
 		fmt.Fprint(w, "</table>\n")
 	}

@@ -12,7 +12,7 @@ import (
 // benchmarks, anomalies, trend and environment.
 func Markdown(r Run) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# %s\n\n", headline(r))
+	fmt.Fprintf(&b, "# %s\n\n", Headline(r))
 	if r.GateDescription != "" {
 		fmt.Fprintf(&b, "Gate **%s**: %s.\n\n", r.Gate, mdCell(r.GateDescription))
 	}
@@ -98,6 +98,14 @@ func mdDetails(w io.Writer, title string, rs []CriterionResult) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// TrendMarkdown renders a comparison as summary.md's trend section does,
+// for `harness report --compare`.
+func TrendMarkdown(t Trend) []byte {
+	var b bytes.Buffer
+	mdTrend(&b, &t)
+	return b.Bytes()
 }
 
 func mdTrend(w io.Writer, t *Trend) {

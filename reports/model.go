@@ -104,11 +104,16 @@ type Check struct {
 	Name      string  `json:"name"`
 	Guarantee int     `json:"guarantee,omitempty"` // DESIGN.md guarantee number, 0 if none
 	Verdict   Verdict `json:"verdict"`
+	// Error is the broken guarantee (FAIL) or why the check could not
+	// judge (INCONCLUSIVE); empty on PASS.
+	Error string `json:"error,omitempty"`
 	// Evidence is what a reader needs to believe the verdict: event ids
 	// lost, the time the fault began, the slowest call.
 	Evidence []string `json:"evidence,omitempty"`
 	// Metrics are single values the check computed; they are also measured
 	// as scenario metrics (a Scenario.Metrics entry of the same name wins).
+	// They count as evidence only when the check reached a verdict (PASS or
+	// FAIL).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 

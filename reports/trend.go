@@ -144,9 +144,11 @@ func Compare(old, cur Run) Trend {
 }
 
 // Previous finds the newest run in the reports directory dir that started
-// before cur (by run id) and judged the same gate (any gate when cur.Gate is
-// empty). Directories that are not run ids, or whose report.json does not
-// load, are skipped. ok is false when there is none.
+// before cur (by run id), judged the same gate (any gate when cur.Gate is
+// empty) and tested the same profile (any when cur's Environment.Profile is
+// empty): a seed run is not the baseline of a hardened one. Directories
+// that are not run ids, or whose report.json does not load, are skipped.
+// ok is false when there is none.
 func Previous(dir string, cur Run) (prev Run, ok bool, err error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -164,7 +166,8 @@ func Previous(dir string, cur Run) (prev Run, ok bool, err error) {
 	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
 	for _, id := range ids {
 		r, err := LoadRun(filepath.Join(dir, id, ReportJSON))
-		if err != nil || (cur.Gate != "" && r.Gate != cur.Gate) {
+		if err != nil || (cur.Gate != "" && r.Gate != cur.Gate) ||
+			(cur.Environment.Profile != "" && r.Environment.Profile != cur.Environment.Profile) {
 			continue
 		}
 		return r, true, nil

@@ -25,7 +25,7 @@ func TestCompare(t *testing.T) {
 		}
 	}
 	// p99 publish went 0.5 → 0.9 ms: below the 1 ms floor, noise.
-	if got, want := strings.Join(moved, ", "), "lost_proxy_down: scenario:proxy_down:acked_lost, bench:publish:ops_per_sec [hardened]"; got != want {
+	if got, want := strings.Join(moved, ", "), "lost_proxy_down: scenario:proxy_down:lost, bench:publish:ops_per_sec [hardened]"; got != want {
 		t.Errorf("moved: got %q; want %q", got, want)
 	}
 	if tr.PreviousID != "20261127T201500Z-0c0d" || tr.Rule != NoiseRule {
@@ -59,7 +59,7 @@ func TestBeyondNoise(t *testing.T) {
 func TestPrevious(t *testing.T) {
 	dir := t.TempDir()
 	mk := func(id, gate string) Run {
-		r := Run{ID: id, Gate: gate, Verdict: Go, Started: fixtureStart}
+		r := Run{ID: id, Gate: gate, Verdict: Go, Started: fixtureStart, Environment: Environment{Profile: "hardened"}}
 		if _, err := Write(dir, r); err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,11 @@ func TestPrevious(t *testing.T) {
 	}
 	mk("20261126T000000Z-aaaa", "release")
 	want := mk("20261127T000000Z-bbbb", "release")
-	mk("20261127T120000Z-cccc", "local")                                                    // other gate
+	mk("20261127T120000Z-cccc", "local") // other gate
+	seed := Run{ID: "20261127T123000Z-abab", Gate: "release", Verdict: NoGo, Environment: Environment{Profile: "seed"}}
+	if _, err := Write(dir, seed); err != nil { // other profile
+		t.Fatal(err)
+	}
 	mk("20261129T000000Z-dddd", "release")                                                  // later than current
 	if err := os.MkdirAll(filepath.Join(dir, "20261127T130000Z-eeee"), 0o755); err != nil { // no report.json
 		t.Fatal(err)
@@ -75,14 +79,18 @@ func TestPrevious(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "testdata"), 0o755); err != nil { // not a run
 		t.Fatal(err)
 	}
-	cur := Run{ID: "20261128T000000Z-ffff", Gate: "release"}
+	cur := Run{ID: "20261128T000000Z-ffff", Gate: "release", Environment: Environment{Profile: "hardened"}}
 	got, ok, err := Previous(dir, cur)
 	if err != nil || !ok || got.ID != want.ID {
 		t.Errorf("got %q %v %v; want %q", got.ID, ok, err, want.ID)
 	}
+	cur.Environment.Profile = ""
+	if got, _, _ := Previous(dir, cur); got.ID != seed.ID {
+		t.Errorf("any profile: got %q; want the newest earlier release run %s", got.ID, seed.ID)
+	}
 	cur.Gate = ""
-	if got, _, _ := Previous(dir, cur); got.ID != "20261127T120000Z-cccc" {
-		t.Errorf("any gate: got %q; want the newest earlier run 20261127T120000Z-cccc", got.ID)
+	if got, _, _ := Previous(dir, cur); got.ID != seed.ID {
+		t.Errorf("any gate: got %q; want the newest earlier run %s", got.ID, seed.ID)
 	}
 	if _, ok, err := Previous(filepath.Join(dir, "nope"), cur); ok || err != nil {
 		t.Errorf("missing dir: got ok %v err %v; want false, nil", ok, err)

@@ -2,12 +2,14 @@ package scenarios
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/gonogo/harness/chaos"
 	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/service"
+	"github.com/gonogo/harness/internal/exitcode"
 )
 
 // embeddedProxy is a proxy of its own in-process Toxiproxy; closing it
@@ -38,26 +40,107 @@ func newEmbeddedProxy(ctx context.Context, name, upstream string) (chaos.Proxy, 
 }
 
 // DefaultDeps are the real constructors: a redis-server process per run
-// (TLS, AOF and eviction as the spec says), an embedded Toxiproxy in front
-// of it, the chaos catalogue's faults, and the HTTP service for SSE.
-func DefaultDeps() *Deps {
+// (TLS, AOF and eviction as the spec says; remote-sim when the spec says
+// so), an embedded Toxiproxy in front of it, the chaos catalogue's faults,
+// and the HTTP service for SSE.
+func DefaultDeps() *Deps { return NewDeps(TargetOptions{}) }
+
+// The target kinds a run can use (TargetOptions.Kind).
+const (
+	TargetProcess   = "process"
+	TargetContainer = "container"
+	TargetRemoteSim = "remote-sim"
+	TargetURL       = "url"
+)
+
+// TargetKinds lists the target kinds, for messages.
+var TargetKinds = []string{TargetProcess, TargetContainer, TargetRemoteSim, TargetURL}
+
+// TargetOptions choose where Redis comes from for every scenario of a run.
+// Zero values mean the default stated on each field.
+type TargetOptions struct {
+	// Kind is one of TargetKinds. Default "": each spec's own target.kind
+	// (process unless it says remote-sim).
+	Kind string
+	// URL is the url target's redis:// or rediss:// URL. It is a secret:
+	// never print it (target.Remote.Redacted does).
+	URL string
+	// URLOptions are the url target's TLS options (CA, client
+	// certificate, insecure). Its Prefix is left empty: every run gets a
+	// fresh random namespace, deleted when the run ends.
+	URLOptions target.URLOptions
+	// Image is the container target's image. Default: see
+	// target.ContainerOptions.Image.
+	Image string
+	// RTT is remote-sim's round-trip time. Default: the spec's
+	// target.rtt, else chaos.DefaultRTT.
+	RTT time.Duration
+	// AllowDestructive lets destructive faults act on a target the
+	// harness does not own (Deps.AllowDestructive).
+	AllowDestructive bool
+}
+
+// NewDeps returns the real constructors with the target o chooses. Each
+// run gets its own target, set up as its spec's target section says:
+// AOF, maxmemory and policy on the targets the harness owns (on a url
+// target the engine reports them unavailable), TLS on process and
+// container (remote-sim is always TLS; a url target is TLS when its
+// scheme is rediss://).
+func NewDeps(o TargetOptions) *Deps {
 	return &Deps{
-		StartTarget: startProcess,
-		NewProxy:    newEmbeddedProxy,
-		Fault:       chaos.Lookup,
-		Service:     startService,
+		StartTarget:      o.start,
+		NewProxy:         newEmbeddedProxy,
+		Fault:            chaos.Lookup,
+		Service:          startService,
+		AllowDestructive: o.AllowDestructive,
 	}
 }
 
-// startProcess spawns the redis-server a spec's target section asks for;
-// remote-sim is a TLS process (its round-trip time is added at the proxy).
+// start starts (or opens) the target for one run of a spec.
+func (o TargetOptions) start(ctx context.Context, t Target) (target.Target, error) {
+	kind := o.Kind
+	if kind == "" {
+		kind = t.Kind
+	}
+	switch kind {
+	case TargetContainer:
+		return started(target.StartContainer(ctx, target.ContainerOptions{
+			Image:           o.Image,
+			AOF:             t.AOF,
+			MaxMemory:       t.MaxMemory,
+			MaxMemoryPolicy: t.Policy,
+			TLS:             t.TLS,
+		}))
+	case TargetRemoteSim:
+		rtt := o.RTT
+		if rtt == 0 {
+			rtt = t.RTT.D()
+		}
+		return started(chaos.StartRemoteSim(ctx, rtt, processOptions(t)))
+	case TargetURL:
+		return started(target.OpenURL(ctx, o.URL, o.URLOptions))
+	case "", TargetProcess:
+		return startProcess(ctx, t)
+	}
+	return nil, exitcode.Configf("target %q: want one of %s", kind, strings.Join(TargetKinds, ", "))
+}
+
+// startProcess spawns the redis-server a spec's target section asks for.
 func startProcess(ctx context.Context, t Target) (target.Target, error) {
-	return target.StartProcess(ctx, target.ProcessOptions{
-		AOF:             t.AOF,
-		MaxMemory:       t.MaxMemory,
-		MaxMemoryPolicy: t.Policy,
-		TLS:             t.TLS || t.Kind == "remote-sim",
-	})
+	return started(target.StartProcess(ctx, processOptions(t)))
+}
+
+// started returns t as a Target, or a nil Target (not a typed nil) on
+// error.
+func started[T target.Target](t T, err error) (target.Target, error) {
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func processOptions(t Target) target.ProcessOptions {
+	return target.ProcessOptions{AOF: t.AOF, MaxMemory: t.MaxMemory, MaxMemoryPolicy: t.Policy, TLS: t.TLS}
 }
 
 // DefaultKnown is what scenario files may name: the chaos catalogue's

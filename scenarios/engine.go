@@ -60,6 +60,10 @@ type Deps struct {
 	// Service, when set, serves a layer over HTTP for SSE clients; it
 	// returns the base URL and a stop function.
 	Service func(ctx context.Context, l *impl.Layer, cfg impl.Config) (base string, stop func() error, err error)
+	// AllowDestructive lets destructive faults act on a target the
+	// harness does not own (--allow-destructive). Default false: such a
+	// scenario is not run (INCONCLUSIVE, ErrUnavailable).
+	AllowDestructive bool
 }
 
 // run is the state of one Run: what was started and must be released.
@@ -108,11 +112,13 @@ func (n *notes) all() []string {
 // operation, waits (bounded) for recovery, reads each flow's history once
 // more, judges the history with the spec's checks and saves history.json
 // and result.json in opts.Dir. Everything it started is released before it
-// returns, also when ctx is cancelled. An error means the run could not be
-// judged: bad input (exit 3) or a harness failure (exit 4).
+// returns, also when ctx is cancelled. A scenario whose target options or
+// faults the target does not offer (fault.Available refuses it) is not
+// run: before any traffic, its checks are INCONCLUSIVE with the reasons
+// (ErrUnavailable) and a note. An error means the run could not be judged:
+// bad input (exit 3) or a harness failure (exit 4).
 func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
-	started := time.Now()
-	out := Outcome{Scenario: spec.Name, Profile: opts.Profile, Seed: opts.Seed, Started: started, Dir: opts.Dir}
+	out := Outcome{Scenario: spec.Name, Profile: opts.Profile, Seed: opts.Seed, Started: time.Now(), Dir: opts.Dir}
 	if opts.Profile == "" {
 		return out, exitcode.Configf("scenario %s: no profile", spec.Name)
 	}
@@ -139,9 +145,12 @@ func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
 	r.rec.SetMeta("scenario", spec.Name)
 	r.rec.SetMeta("profile", opts.Profile)
 	r.rec.SetMeta("seed", strconv.FormatInt(opts.Seed, 10))
-	r.rec.SetMeta("target", spec.Target.Kind)
 
 	if err := r.setup(ctx); err != nil {
+		var un unavailableError
+		if errors.As(err, &un) {
+			return r.notRun(out, un)
+		}
 		return out, err
 	}
 	if err := r.traffic(ctx); err != nil {
@@ -153,27 +162,33 @@ func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
 	r.phase("recover")
 	r.recover(ctx)
 	r.recordCounts()
+	return r.finish(out, r.rec.History())
+}
+
+// finish judges h, fills out and saves scenario.yaml, history.json and
+// result.json in the run directory.
+func (r *run) finish(out Outcome, h history.History) (Outcome, error) {
 	r.phase("judge")
-	h := r.rec.History()
 	out.Notes = r.notes.all()
-	res, err := Judge(h, spec)
+	res, err := Judge(h, r.spec)
 	if err != nil {
 		return out, err
 	}
 	out.Results = res
 	out.Verdict = Verdict(res)
-	if opts.Dir != "" && len(spec.Source) > 0 {
-		if err := history.WriteFileAtomic(filepath.Join(opts.Dir, "scenario.yaml"), spec.Source); err != nil {
+	dir := r.opts.Dir
+	if dir != "" && len(r.spec.Source) > 0 {
+		if err := history.WriteFileAtomic(filepath.Join(dir, "scenario.yaml"), r.spec.Source); err != nil {
 			return out, exitcode.Harnessf("saving scenario: %w", err)
 		}
 	}
 	out.Counts = r.count.Snapshot()
-	out.Elapsed = time.Since(started)
-	if opts.Dir != "" {
-		if err := history.Save(filepath.Join(opts.Dir, "history.json"), h); err != nil {
+	out.Elapsed = time.Since(out.Started)
+	if dir != "" {
+		if err := history.Save(filepath.Join(dir, "history.json"), h); err != nil {
 			return out, exitcode.Harnessf("saving history: %w", err)
 		}
-		if err := out.Save(filepath.Join(opts.Dir, "result.json")); err != nil {
+		if err := out.Save(filepath.Join(dir, "result.json")); err != nil {
 			return out, exitcode.Harnessf("saving result: %w", err)
 		}
 	}
@@ -193,7 +208,10 @@ func (r *run) childRand() *rand.Rand {
 	return rand.New(rand.NewPCG(r.rng.Uint64(), r.rng.Uint64()))
 }
 
-// setup starts the target, the proxy, the start-up faults and the layers.
+// setup starts the target and the proxy, checks that the target offers
+// every target option and fault of the spec (an unavailableError when it
+// does not: nothing has run), records the target's facts, then starts the
+// start-up faults and the layers.
 func (r *run) setup(ctx context.Context) error {
 	r.phase("setup")
 	tg, err := r.deps.StartTarget(ctx, r.spec.Target)
@@ -205,21 +223,18 @@ func (r *run) setup(ctx context.Context) error {
 	if err != nil {
 		return exitcode.Harnessf("proxy: %w", err)
 	}
-	if r.spec.Target.Kind == "remote-sim" {
-		if err := r.simulateRTT(ctx); err != nil {
-			return err
-		}
-	}
-	env := r.env()
 	for i, st := range r.spec.Faults {
 		f, err := r.deps.Fault(st.Fault, st.Params)
 		if err != nil {
 			return exitcode.Configf("%s:%d: faults[%d]: %w", r.spec.File, st.Line, i, err)
 		}
-		if err := f.Available(env); err != nil {
-			return exitcode.Configf("%s:%d: fault %s cannot act on a %s target: %w", r.spec.File, st.Line, st.Fault, tg.Kind(), err)
-		}
 		r.faults = append(r.faults, &activeFault{step: st, fault: f})
+	}
+	r.recordTarget(ctx)
+	if why := r.unavailable(); len(why) > 0 {
+		// Nothing of the timeline was injected: teardown must not undo it.
+		r.faults = nil
+		return unavailableError(why)
 	}
 	down := false
 	for _, af := range r.faults {
@@ -257,24 +272,9 @@ func (r *run) setup(ctx context.Context) error {
 	return nil
 }
 
-// simulateRTT adds half the remote-sim round-trip time to each direction
-// of the proxy, for the whole run.
-func (r *run) simulateRTT(ctx context.Context) error {
-	rtt := r.spec.Target.RTT.D()
-	if rtt == 0 {
-		rtt = 20 * time.Millisecond
-	}
-	for _, stream := range []string{chaos.Upstream, chaos.Downstream} {
-		t := chaos.Toxic{Name: "rtt_" + stream, Type: "latency", Stream: stream, Toxicity: 1,
-			Attributes: map[string]any{"latency": (rtt / 2).Milliseconds()}}
-		if err := r.proxy.AddToxic(ctx, t); err != nil {
-			return exitcode.Harnessf("remote-sim latency: %w", err)
-		}
-	}
-	return nil
+func (r *run) env() chaos.Env {
+	return chaos.Env{Target: r.target, Proxy: r.proxy, AllowDestructive: r.deps.AllowDestructive}
 }
-
-func (r *run) env() chaos.Env { return chaos.Env{Target: r.target, Proxy: r.proxy} }
 
 // layerConfig points the layer at the proxy, with the spec's overrides.
 func (r *run) layerConfig() (impl.Config, error) {

@@ -156,8 +156,12 @@ func (s Spec) startupFault() bool {
 }
 
 // Judge applies the spec's checks and thresholds to a history. It is pure:
-// `harness report` re-judges a saved run with it.
+// `harness report` re-judges a saved run with it. A history of a scenario
+// that was not run (MetaUnavailable) judges every check INCONCLUSIVE.
 func Judge(h history.History, s Spec) ([]Result, error) {
+	if why := h.Meta[MetaUnavailable]; why != "" {
+		return unavailableResults(s, why), nil
+	}
 	var names []string
 	for _, c := range s.Checks {
 		if localChecks[c.Name] == nil {

@@ -48,7 +48,10 @@ type Spec struct {
 // Target says where Redis comes from and how it is set up.
 type Target struct {
 	// Kind is "process" (default) or "remote-sim" (a process behind TLS
-	// with an injected round-trip time).
+	// with an injected round-trip time). `harness run --target` overrides
+	// it for every scenario (TargetOptions.Kind); the other options map
+	// onto the chosen target, and a target that cannot honour one reports
+	// the scenario INCONCLUSIVE (ErrUnavailable).
 	Kind string `yaml:"kind"`
 	// AOF turns on appendonly everysec.
 	AOF bool `yaml:"aof"`

@@ -72,6 +72,9 @@ func (s *Spec) validate(k Known) error {
 	default:
 		bad(s.Target.Line, "target.kind %q: want process or remote-sim", s.Target.Kind)
 	}
+	if s.Target.RTT < 0 || s.Target.RTT > 0 && s.Target.Kind != "remote-sim" {
+		bad(s.Target.Line, "target.rtt %s: want a positive round-trip time, with kind remote-sim", s.Target.RTT)
+	}
 	switch s.Target.Policy {
 	case "", "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl":
 	default:

@@ -93,6 +93,7 @@ func TestParseRejects(t *testing.T) {
 		{"unknown profile", "profiles: [seed]", "profiles: [sede]", "unknown profile \"sede\""},
 		{"wrong type", "publish: {rate: 50}", "publish: {rate: fast}", "t.yaml:9: workload.publish.rate: want a float64"},
 		{"bad target kind", "kind: process", "kind: docker", "t.yaml:3: target.kind \"docker\""},
+		{"rtt without remote-sim", "aof: true}", "aof: true, rtt: 20ms}", "t.yaml:3: target.rtt 20ms: want a positive round-trip time, with kind remote-sim"},
 		{"list expected", "profiles: [seed]", "profiles: seed", "t.yaml:4: profiles: want a list"},
 		{"duplicate key", "description: a test", "description: a test\ndescription: again", "key \"description\" given twice"},
 		{"not yaml", "name: t", "name: [t", "t.yaml: yaml:"},

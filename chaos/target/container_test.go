@@ -2,24 +2,15 @@ package target
 
 import (
 	"context"
-	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	docker "github.com/moby/moby/client"
 
+	"github.com/gonogo/harness/internal/containertest"
 	"github.com/gonogo/harness/internal/exitcode"
-)
-
-var (
-	imageOnce sync.Once
-	imageErr  error
 )
 
 // needContainers skips the test, saying why, only when no Docker engine
@@ -27,48 +18,13 @@ var (
 // script `make images` runs, and returns a Docker client.
 func needContainers(t *testing.T) *docker.Client {
 	t.Helper()
-	ctx := context.Background()
-	cli, err := dockerClient(ctx)
+	containertest.Need(t, LocalImage, "redis")
+	cli, err := dockerClient(context.Background())
 	if err != nil {
-		t.Skipf("container target not tested: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	imageOnce.Do(func() {
-		if _, err := cli.ImageInspect(ctx, LocalImage); err == nil {
-			return
-		}
-		root, err := moduleRoot()
-		if err != nil {
-			imageErr = err
-			return
-		}
-		out, err := exec.Command(filepath.Join(root, "images", "build.sh"), "redis").CombinedOutput()
-		if err != nil {
-			imageErr = errors.New("images/build.sh redis: " + err.Error() + ": " + string(out))
-		}
-	})
-	if imageErr != nil {
-		t.Fatal(imageErr)
-	}
 	return cli.Client
-}
-
-// moduleRoot is the directory holding go.mod, above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found")
-		}
-		dir = parent
-	}
 }
 
 // startContainer starts a container target from LocalImage, closed at the

@@ -30,8 +30,9 @@ type command struct {
 var commands = map[string]command{
 	"doctor": {"report what this machine offers: redis-server, TLS, Docker, ports, usable targets", runDoctor},
 	"serve":  {"serve a profile of the layer over HTTP (contract: docs/http.md)", runServe},
-	"run":    {"run scenarios (default: the whole catalogue) and decide each one", runRun},
-	"report": {"re-judge saved runs offline: harness report <run dir>", runReport},
+	"run":    {"run a gate (--gate local|eventbus|production|release) or scenarios, judge, write reports", runRun},
+	"report": {"re-judge a saved run offline and re-render its reports; --compare old new: the trend", runReport},
+	"gates":  {"list the gates and their criteria: harness gates list [--gates FILE]", runGates},
 	"bench":  {"concurrency benchmarks: raw Redis baselines and each profile's ops, with command accounting", runBench},
 }
 

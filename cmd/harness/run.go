@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,9 +18,13 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/gonogo/harness/bench"
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/redact"
+	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
 	"github.com/gonogo/harness/scenarios/check"
 )
@@ -37,14 +43,46 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+const runSynopsis = `run [--gate G [--gates FILE] | --scenario name|file.yaml ...] [--profile hardened]
+           [--target process] [--seed N] [--report-dir reports] [-v]`
+
+// job is one scenario run: a spec against a profile, under a name in the
+// report model and a directory in the run's report directory.
+type job struct {
+	spec    scenarios.Spec
+	profile string
+	name    string // the scenario's name, or <scenario>.<profile> when several profiles run
+	dir     string // <scenario>-<profile>
+}
+
+// runPlan is one `harness run`, validated: what it runs, how it is judged,
+// where the report goes.
+type runPlan struct {
+	gate      reports.Gate
+	gatesFile []byte // the gates file's text, saved with the run; nil for the scenarios pseudo-gate
+	jobs      []job
+	benches   []string // bench ops to run (with the single profile)
+	profiles  []string
+	seed      int64
+	reportDir string
+	target    benchTarget // where the benchmarks' Redis comes from (--target)
+	deps      *scenarios.Deps
+	reg       *impl.Profiles
+	cmdline   []string
+	verbose   bool
+}
+
 func runRun(ctx context.Context, args []string, e env) (int, error) {
-	fs := newFlags("run", "run [--scenario name|file.yaml]... [--profile hardened] [--seed N] [--out reports]", e)
+	fs := newFlags("run", runSynopsis, e)
 	var sel, profs listFlag
-	fs.Var(&sel, "scenario", "scenario `name` from the catalogue or path to a .yaml file; repeatable or comma list (default: the whole catalogue)")
-	fs.Var(&profs, "profile", "`profile` under test; repeatable or comma list (default hardened)")
-	tgt := fs.String("target", "process", "where Redis comes from: process")
+	fs.Var(&sel, "scenario", "scenario `name` from the catalogue or path to a .yaml file; repeatable or comma list (default: the whole catalogue; not with --gate)")
+	fs.Var(&profs, "profile", "`profile` under test; repeatable or comma list (default hardened; one with --gate)")
+	gate := fs.String("gate", "", "run exactly what this gate of the gates file needs (scenarios and benchmarks) and judge its criteria: local, eventbus, production, release")
+	gatesFile := fs.String("gates", "", "gates `file` (default: the one shipped with the harness; see harness gates list)")
+	tgt := addTargetFlags(fs)
 	seed := fs.Int64("seed", 0, "seed of the workloads' random choices; 0 picks one from the clock (printed, so the run can be replayed)")
-	out := fs.String("out", "reports", "directory the run directory is created in")
+	reportDir := fs.String("report-dir", "reports", "directory the run's report directory <run id>/ is created in")
+	fs.StringVar(reportDir, "out", "reports", "same as --report-dir")
 	verbose := fs.Bool("v", false, "verbose: print engine notes and every phase")
 	list := fs.Bool("list", false, "list the catalogue and exit")
 	if err := parse(fs, args); err != nil {
@@ -56,9 +94,6 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 		}
 		return exitcode.Go, nil
 	}
-	if *tgt != "process" {
-		return 0, exitcode.Configf("--target %q: only process is supported by run", *tgt)
-	}
 	if len(profs) == 0 {
 		profs = listFlag{"hardened"}
 	}
@@ -68,84 +103,295 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 			return 0, exitcode.Configf("unknown profile %q (known: %s)", p, strings.Join(reg.Names(), ", "))
 		}
 	}
-	specs, err := scenarios.LoadAll(sel, scenarios.DefaultKnown(reg))
+	plan := runPlan{profiles: profs, seed: *seed, reportDir: *reportDir, reg: reg,
+		cmdline: append([]string{"harness", "run"}, args...), verbose: *verbose}
+	known := scenarios.DefaultKnown(reg)
+	switch {
+	case *gate != "" && len(sel) > 0:
+		return 0, exitcode.Configf("--gate runs the gate's scenarios: drop --scenario")
+	case *gate != "" && len(profs) != 1:
+		return 0, exitcode.Configf("--gate judges one profile; got %s", strings.Join(profs, ","))
+	case *gate == "" && *gatesFile != "":
+		return 0, exitcode.Configf("--gates needs --gate")
+	case *gate != "":
+		if err := plan.forGate(*gate, *gatesFile, known); err != nil {
+			return 0, err
+		}
+	default:
+		specs, err := scenarios.LoadAll(sel, known)
+		if err != nil {
+			return 0, err
+		}
+		plan.jobs = jobsFor(specs, profs)
+		plan.gate = scenarioGate(plan.jobs)
+	}
+	deps, err := tgt.deps(ctx, e.stderr)
 	if err != nil {
 		return 0, err
 	}
-	if *seed == 0 {
-		*seed = time.Now().UnixNano() % 1_000_000
+	plan.deps = deps
+	plan.target = benchTarget{kind: tgt.kind, url: tgt.url, rtt: tgt.rtt}
+	if plan.seed == 0 {
+		plan.seed = time.Now().UnixNano() % 1_000_000
 	}
-	runID := time.Now().Format("20060102-150405")
-	runDir := filepath.Join(*out, runID)
-	fmt.Fprintf(e.stderr, "run %s: %d scenario(s) × %s, seed %d → %s\n", runID, len(specs), strings.Join(profs, ","), *seed, runDir)
+	return plan.execute(ctx, e)
+}
 
-	type job struct {
-		spec    scenarios.Spec
-		profile string
+// forGate plans the gate called name of the gates file (validated against
+// the catalogue first): its scenarios, for the one profile, and its
+// benchmarks.
+func (p *runPlan) forGate(name, file string, known scenarios.Known) error {
+	gs, specs, err := loadGates(file, known)
+	if err != nil {
+		return err
 	}
+	g, err := gs.Gate(name)
+	if err != nil {
+		return err
+	}
+	p.gate = g
+	p.gatesFile = reports.DefaultGatesYAML()
+	if file != "" {
+		if p.gatesFile, err = os.ReadFile(file); err != nil {
+			return exitcode.Config(err)
+		}
+	}
+	var sel []scenarios.Spec
+	for _, s := range g.Scenarios {
+		sel = append(sel, specs[s])
+	}
+	p.jobs = jobsFor(sel, p.profiles)
+	p.benches = benchSteps(g.Benchmarks)
+	return nil
+}
+
+// jobsFor is each spec run against each profile it applies to. With more
+// than one profile a job's model name carries its profile.
+func jobsFor(specs []scenarios.Spec, profs []string) []job {
 	var jobs []job
 	for _, s := range specs {
 		for _, p := range profs {
-			if contains(s.Profiles, p) {
-				jobs = append(jobs, job{s, p})
+			if !contains(s.Profiles, p) {
+				continue
 			}
+			name := s.Name
+			if len(profs) > 1 {
+				name += "." + p
+			}
+			jobs = append(jobs, job{spec: s, profile: p, name: name, dir: s.Name + "-" + p})
 		}
 	}
-	prog := newProgress(e.stderr, *verbose)
+	return jobs
+}
+
+// execute runs the plan's scenarios, then its benchmarks, builds the report
+// model, judges it, compares it with the previous run in the report dir and
+// writes the reports. Cancelling ctx (Ctrl-C) stops the run where it is and
+// writes what it has, marked INCOMPLETE (exit 2).
+func (p runPlan) execute(ctx context.Context, e env) (int, error) {
+	start := time.Now()
+	run := reports.Run{Schema: reports.SchemaVersion, ID: reports.NewRunID(start), Started: start,
+		Environment: environment(p.target.kind, p.seed, p.profiles, p.cmdline)}
+	runDir := filepath.Join(p.reportDir, run.ID)
+	secrets := &targetSecrets{}
+	deps := secrets.wrap(p.deps)
+	fmt.Fprintf(e.stderr, "run %s: gate %s: %d scenario run(s), %d benchmark(s), profile %s, seed %d → %s\n",
+		run.ID, p.gate.Name, len(p.jobs), len(p.benches), strings.Join(p.profiles, ","), p.seed, runDir)
+	if p.gatesFile != nil {
+		if err := saveFile(runDir, gatesYAML, p.gatesFile); err != nil {
+			return 0, err
+		}
+	}
+	prog := newProgress(e.stderr, p.verbose)
 	// go-redis logs every failed dial; during a fault that is thousands of
 	// lines. Keep them for -v only.
 	logw := io.Discard
-	if *verbose {
-		logw = prog.writer()
+	if p.verbose {
+		logw = redactWriter{prog.writer(), secrets.list}
 	}
 	redis.SetLogger(redisLog{logw})
+	defer redis.SetLogger(redisLog{io.Discard})
 	var outcomes []scenarios.Outcome
+	var metas []map[string]string
 	var harnessErrs []error
-	for _, j := range jobs {
+	for _, j := range p.jobs {
 		if ctx.Err() != nil {
 			break
 		}
-		name := j.spec.Name + "/" + j.profile
-		tr := prog.track(name)
-		o, err := scenarios.Run(ctx, j.spec, scenarios.Options{
-			Profile:  j.profile,
-			Profiles: reg,
-			Seed:     *seed,
-			Dir:      filepath.Join(runDir, j.spec.Name+"-"+j.profile),
-			Progress: tr.phase,
-			Log:      logw,
-			Deps:     scenarios.DefaultDeps(),
-		})
+		jr, err := p.runJob(ctx, j, filepath.Join(runDir, j.dir), prog.track(j.name), logw, deps)
 		if err != nil {
-			tr.done("ERROR")
-			if exitcode.Of(err) == exitcode.BadInput {
-				prog.wait()
-				return 0, err
-			}
-			harnessErrs = append(harnessErrs, fmt.Errorf("%s: %w", name, err))
-			o.Verdict = "ERROR"
-			o.Notes = append(o.Notes, err.Error())
-		} else {
-			tr.done(string(o.Verdict))
+			prog.wait()
+			return 0, err
 		}
-		outcomes = append(outcomes, o)
+		if jr.err != nil {
+			harnessErrs = append(harnessErrs, fmt.Errorf("%s: %w", j.name, jr.err))
+		}
+		if jr.meta != nil {
+			metas = append(metas, jr.meta)
+		}
+		outcomes = append(outcomes, jr.outcome)
+		run.Scenarios = append(run.Scenarios, jr.scenario)
+		run.Anomalies = append(run.Anomalies, jr.anomalies...)
 	}
 	prog.wait()
-	if err := saveRun(filepath.Join(runDir, "results.json"), *seed, outcomes); err != nil {
+	if len(p.benches) > 0 && ctx.Err() == nil {
+		if err := p.runBenches(ctx, &run, runDir, e); err != nil {
+			if exitcode.Of(err) == exitcode.BadInput {
+				return 0, err
+			}
+			harnessErrs = append(harnessErrs, fmt.Errorf("benchmarks: %w", err))
+		}
+	}
+	if err := saveRun(filepath.Join(runDir, "results.json"), p.seed, outcomes); err != nil {
 		return 0, exitcode.Harnessf("saving results: %w", err)
 	}
-	printTable(e.stdout, outcomes)
+	run.Finished = time.Now()
+	run.Interrupted = ctx.Err() != nil
+	fillTargets(&run.Environment, metas)
+	out, err := judgeAndWrite(&run, p.gate, p.reportDir, secrets.list())
+	if err != nil {
+		return 0, err
+	}
+	printTable(redactWriter{e.stdout, secrets.list}, outcomes, p.gatesFile == nil)
+	printCriteria(redactWriter{e.stdout, secrets.list}, run)
 	for _, err := range harnessErrs {
-		fmt.Fprintf(e.stderr, "harness run: %v\n", err)
+		fmt.Fprintf(e.stderr, "harness run: %s\n", redact.Text(err.Error(), secrets.list()...))
 	}
-	if ctx.Err() != nil {
-		fmt.Fprintln(e.stderr, "harness run: interrupted")
+	fmt.Fprintf(e.stdout, "\n%s\nreport: %s\n", reports.Headline(run), filepath.Join(out, reports.ReportHTML))
+	switch {
+	case run.Interrupted:
+		fmt.Fprintln(e.stderr, "harness run: interrupted; the report is partial (INCOMPLETE)")
 		return exitcode.Inconclusive, nil
-	}
-	if len(harnessErrs) > 0 {
+	case len(harnessErrs) > 0:
 		return exitcode.Failure, nil
 	}
-	return verdictCode(outcomes), nil
+	return run.Verdict.ExitCode(), nil
+}
+
+// jobResult is what one scenario run adds to a run.
+type jobResult struct {
+	outcome   scenarios.Outcome
+	scenario  reports.Scenario
+	anomalies []reports.Anomaly
+	meta      map[string]string // the history's, nil when there is none
+	err       error             // a harness failure: the run goes on without this scenario
+}
+
+// runJob runs one scenario into dir and maps it into the report model,
+// with its latency histograms saved beside its history. A scenario cut
+// short by ctx is inconclusive ("interrupted"); an error returned is bad
+// input, which stops the run.
+func (p runPlan) runJob(ctx context.Context, j job, dir string, tr *tracker, logw io.Writer, deps *scenarios.Deps) (jobResult, error) {
+	o, err := scenarios.Run(ctx, j.spec, scenarios.Options{
+		Profile: j.profile, Profiles: p.reg, Seed: p.seed, Dir: dir,
+		Progress: tr.phase, Log: logw, Deps: deps,
+	})
+	unjudged := func(verdict, why string) jobResult {
+		tr.done(verdict)
+		o.Verdict, o.Elapsed = check.Verdict(verdict), time.Since(tr.start)
+		return jobResult{outcome: o, err: err, scenario: reports.Scenario{Name: j.name, Profile: j.profile,
+			Verdict: reports.Inconclusive, Inconclusive: why, DurationMs: reports.Ms(o.Elapsed)}}
+	}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		err = nil
+		return unjudged("INTERRUPTED", "interrupted before it finished"), nil
+	case exitcode.Of(err) == exitcode.BadInput:
+		tr.done("ERROR")
+		return jobResult{}, err
+	case err != nil:
+		o.Notes = append(o.Notes, err.Error())
+		return unjudged("ERROR", "harness error: "+firstLine(err.Error())), nil
+	}
+	tr.done(string(o.Verdict))
+	h, err := history.Load(filepath.Join(dir, "history.json"))
+	if err == nil {
+		err = writeHgrms(dir, h)
+	}
+	jr := jobResult{outcome: o, meta: h.Meta, err: err}
+	jr.scenario, jr.anomalies = scenarioModel(j.name, o, h)
+	return jr, nil
+}
+
+// gatesYAML is the copy of the gates file a gate run keeps, so that
+// `harness report` re-judges with the same criteria.
+const gatesYAML = "gates.yaml"
+
+// benchJSON is the benchmarks' full result in a run's report directory.
+const benchJSON = "bench.json"
+
+// runBenches runs the plan's benchmarks for its one profile and adds them
+// to run; the full bench result is saved as bench.json.
+func (p runPlan) runBenches(ctx context.Context, run *reports.Run, runDir string, e env) error {
+	cfg, err := p.target.config(p.profiles[0], p.reg, p.benches)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "harness run: %v: the gate's benchmark criteria will be inconclusive\n", err)
+		return nil
+	}
+	cfg.Progress = bench.NewProgress(e.stderr)
+	rep, err := bench.Run(ctx, cfg)
+	if rep == nil {
+		return err
+	}
+	run.Benchmarks = rep.Benches()
+	var b bytes.Buffer
+	if werr := rep.WriteJSON(&b); werr == nil {
+		if werr := saveFile(runDir, benchJSON, b.Bytes()); werr != nil {
+			return werr
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil // the run is marked interrupted
+	}
+	return err
+}
+
+// judgeAndWrite judges run against g, compares it with the previous run of
+// the same gate in reportDir, and writes its reports (every secret masked).
+// It returns the run's report directory.
+func judgeAndWrite(run *reports.Run, g reports.Gate, reportDir string, secrets []string) (string, error) {
+	run.Judge(g)
+	run.Trend = nil
+	if prev, ok, err := reports.Previous(reportDir, *run); err != nil {
+		return "", exitcode.Harness(err)
+	} else if ok {
+		t := reports.Compare(prev, *run)
+		run.Trend = &t
+	}
+	out, err := reports.Write(reportDir, *run, secrets...)
+	if err != nil {
+		return "", exitcode.Harness(err)
+	}
+	return out, nil
+}
+
+// printCriteria lists the criteria that did not pass, with why.
+func printCriteria(w io.Writer, r reports.Run) {
+	first := true
+	for _, c := range r.Criteria {
+		if c.Verdict == reports.Pass {
+			continue
+		}
+		if first {
+			fmt.Fprintf(w, "\ncriteria of gate %s that do not hold:\n", r.Gate)
+			first = false
+		}
+		fmt.Fprintf(w, "  %-12s %s: %s %s — %s\n", c.Verdict, c.Criterion.ID, c.Criterion.Expr(), c.Criterion.Threshold(), firstLine(c.Reason))
+	}
+}
+
+// redactWriter masks redis URL passwords and the secrets known at the time
+// of each write in everything written through it.
+type redactWriter struct {
+	w       io.Writer
+	secrets func() []string
+}
+
+func (r redactWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(r.w, redact.Text(string(b), r.secrets()...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // redisLog sends go-redis's internal log lines to w.
@@ -196,9 +442,9 @@ func saveRun(path string, seed int64, os []scenarios.Outcome) error {
 	return history.WriteFileAtomic(path, b)
 }
 
-// printTable prints one line per scenario and profile, then for each
-// verdict that is not PASS the checks behind it.
-func printTable(w io.Writer, os []scenarios.Outcome) {
+// printTable prints one line per scenario and profile, then, with details,
+// for each verdict that is not PASS the checks behind it.
+func printTable(w io.Writer, os []scenarios.Outcome, details bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCENARIO\tPROFILE\tVERDICT\tTIME\tNOT PASSING")
 	for _, o := range os {
@@ -213,6 +459,9 @@ func printTable(w io.Writer, os []scenarios.Outcome) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fs\t%s\n", o.Scenario, o.Profile, o.Verdict, o.Elapsed.Seconds(), strings.Join(bad, " "))
 	}
 	tw.Flush()
+	if !details {
+		return
+	}
 	for _, o := range os {
 		for _, r := range o.Failed() {
 			fmt.Fprintf(w, "\n%s/%s %s %s: %s\n", o.Scenario, o.Profile, r.Check, r.Verdict, firstLine(r.Error))
@@ -240,18 +489,31 @@ func firstLine(s string) string {
 // progress shows each scenario's phase: mpb bars on a terminal, plain
 // lines otherwise.
 type progress struct {
-	w       io.Writer
+	w       io.Writer // plain lines; engine goroutines and go-redis write to it at once
 	verbose bool
 	p       *mpb.Progress // nil: plain lines
 	mu      sync.Mutex
 }
 
 func newProgress(w io.Writer, verbose bool) *progress {
-	pr := &progress{w: w, verbose: verbose}
+	pr := &progress{verbose: verbose}
+	pr.w = lockedWriter{&pr.mu, w}
 	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 		pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(30))
 	}
 	return pr
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // writer is where verbose notes go: above the bars, or straight out.

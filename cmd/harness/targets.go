@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gonogo/harness/chaos"
+	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/redact"
+	"github.com/gonogo/harness/scenarios"
+)
+
+// targetOptions are the flags that choose where Redis comes from for
+// `harness run` (DESIGN.md "Targets"). After deps, kind is the kind chosen
+// (url when only --url was given), url the url target's URL (a secret)
+// and rtt remote-sim's round-trip time (the flag's default unless given).
+type targetOptions struct {
+	fs                         *flag.FlagSet
+	kind, url, image           string
+	caFile, certFile, keyFile  string
+	insecure, allowDestructive bool
+	rtt                        time.Duration
+}
+
+// addTargetFlags defines the target flags on fs. Read them with deps after
+// fs is parsed.
+func addTargetFlags(fs *flag.FlagSet) *targetOptions {
+	o := &targetOptions{fs: fs}
+	fs.StringVar(&o.kind, "target", scenarios.TargetProcess, "where Redis comes from: "+strings.Join(scenarios.TargetKinds, ", ")+
+		" (not given: each scenario's own target.kind, process unless it says remote-sim; url when --url is given)")
+	fs.StringVar(&o.url, "url", "", "`redis://` or rediss:// URL of the url target (password never printed; keys namespaced per scenario and deleted after)")
+	fs.StringVar(&o.image, "image", "", "Redis `image` of the container target (default "+target.DefaultImage+" if present, else "+target.LocalImage+"; nothing is pulled)")
+	fs.DurationVar(&o.rtt, "rtt", chaos.DefaultRTT, "round-trip `time` remote-sim adds (not given: the scenario's target.rtt, else the default)")
+	fs.StringVar(&o.caFile, "ca-file", "", "PEM CA `file` to verify a rediss:// url target with (default: system roots)")
+	fs.StringVar(&o.certFile, "cert-file", "", "client certificate PEM `file` for a rediss:// url target (with --key-file)")
+	fs.StringVar(&o.keyFile, "key-file", "", "client key PEM `file` for a rediss:// url target (with --cert-file)")
+	fs.BoolVar(&o.insecure, "insecure", false, "do not verify the url target's TLS certificate (reported loudly)")
+	fs.BoolVar(&o.allowDestructive, "allow-destructive", false, "let destructive faults (kill, pause, restart, CONFIG SET) act on a target the harness does not own")
+	return o
+}
+
+// deps checks the target flags and returns the scenario engine's
+// constructors for the chosen target. A url target is opened once here,
+// so a malformed or unreachable URL is bad input (exit 3) before any
+// scenario runs; w receives one line naming the target (password masked)
+// and any warning (TLS verification off).
+func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps, error) {
+	set := map[string]bool{}
+	o.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	topts := scenarios.TargetOptions{AllowDestructive: o.allowDestructive}
+	if !set["target"] && set["url"] {
+		o.kind = scenarios.TargetURL
+		set["target"] = true
+	}
+	if set["target"] {
+		topts.Kind = o.kind
+	}
+	if set["target"] && !contains(scenarios.TargetKinds, o.kind) {
+		return nil, exitcode.Configf("--target %q: want one of %s", o.kind, strings.Join(scenarios.TargetKinds, ", "))
+	}
+	tlsFlag := set["ca-file"] || set["cert-file"] || set["key-file"] || set["insecure"]
+	switch {
+	case topts.Kind == scenarios.TargetURL && o.url == "":
+		return nil, exitcode.Configf("--target url needs --url redis://… or rediss://…")
+	case topts.Kind != scenarios.TargetURL && (set["url"] || tlsFlag):
+		return nil, exitcode.Configf("--url, --ca-file, --cert-file, --key-file and --insecure are for --target url (got --target %s)", o.kind)
+	case set["image"] && topts.Kind != scenarios.TargetContainer:
+		return nil, exitcode.Configf("--image is for --target container (got --target %s)", o.kind)
+	case set["rtt"] && topts.Kind != "" && topts.Kind != scenarios.TargetRemoteSim:
+		return nil, exitcode.Configf("--rtt is for --target remote-sim (got --target %s)", o.kind)
+	case o.rtt <= 0:
+		return nil, exitcode.Configf("--rtt %s: want a positive duration", o.rtt)
+	}
+	if set["rtt"] {
+		topts.RTT = o.rtt
+	}
+	topts.Image = o.image
+	switch topts.Kind {
+	case scenarios.TargetURL:
+		topts.URL = o.url
+		topts.URLOptions = target.URLOptions{CAFile: o.caFile, CertFile: o.certFile, KeyFile: o.keyFile, Insecure: o.insecure}
+		// go-redis logs the check's failed dial itself; the error says it.
+		redis.SetLogger(redisLog{io.Discard})
+		r, err := target.OpenURL(ctx, o.url, topts.URLOptions)
+		if err != nil {
+			return nil, err
+		}
+		desc := "not owned: destructive faults refused"
+		if o.allowDestructive {
+			desc = "not owned: destructive faults ALLOWED"
+		}
+		fmt.Fprintf(w, "target: url %s (%s; keys namespaced per scenario and deleted after)\n", r.Redacted(), desc)
+		for _, warn := range r.Warnings() {
+			fmt.Fprintf(w, "WARNING: %s\n", warn)
+		}
+		if err := r.Close(); err != nil {
+			return nil, exitcode.Harnessf("url target: %s", redact.Text(err.Error(), redact.Password(o.url)))
+		}
+	case scenarios.TargetContainer:
+		img, err := target.ContainerAvailable(ctx, o.image)
+		if err != nil {
+			return nil, err
+		}
+		topts.Image = img
+		fmt.Fprintf(w, "target: container %s\n", img)
+	case scenarios.TargetRemoteSim:
+		fmt.Fprintf(w, "target: remote-sim (TLS verified against a CA made at run time; RTT %s)\n", rttOrSpec(topts.RTT))
+	}
+	return scenarios.NewDeps(topts), nil
+}
+
+func rttOrSpec(d time.Duration) string {
+	if d == 0 {
+		return "each scenario's target.rtt, else " + chaos.DefaultRTT.String()
+	}
+	return d.String()
+}
