@@ -18,6 +18,7 @@ import (
 // what did not pass.
 func runSpec(t *testing.T, spec Spec, profile string, reg *impl.Profiles, seed int64) Outcome {
 	t.Helper()
+	raceTolerance(&spec)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	o, err := Run(ctx, spec, Options{Profile: profile, Profiles: reg, Seed: seed, Dir: t.TempDir(), Deps: DefaultDeps()})
@@ -66,19 +67,16 @@ func TestCatalogueEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The two profiles of a scenario run side by side; scenarios one
-		// after the other, so a loaded machine does not stall hardened
-		// past its budgets.
+		// Profiles and scenarios run one after the other, so a loaded
+		// machine does not stall hardened past its budgets.
 		t.Run(tt.scenario, func(t *testing.T) {
 			t.Run("hardened", func(t *testing.T) {
-				t.Parallel()
 				o := runSpec(t, spec, "hardened", reg, 1)
 				if o.Verdict != check.Pass {
 					t.Errorf("verdict: got %s; want PASS", o.Verdict)
 				}
 			})
 			t.Run("seed", func(t *testing.T) {
-				t.Parallel()
 				o := runSpec(t, spec, "seed", reg, 1)
 				if o.Verdict != check.Fail {
 					t.Errorf("verdict: got %s; want FAIL", o.Verdict)

@@ -78,7 +78,8 @@ func (b reorderBus) History(ctx context.Context, flow string, count int, since t
 	return evs, err
 }
 
-// blockBus makes every 50th publish wait 300 ms, past any budget.
+// blockBus makes every 50th publish wait 1.5 s, past any budget (also the
+// race-scaled one).
 type blockBus struct {
 	impl.Bus
 	n atomic.Int64
@@ -86,7 +87,7 @@ type blockBus struct {
 
 func (b *blockBus) Publish(ctx context.Context, e impl.Event) error {
 	if b.n.Add(1)%50 == 0 {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(1500 * time.Millisecond)
 	}
 	return b.Bus.Publish(ctx, e)
 }

@@ -2,4 +2,5 @@
 
 package scenarios
 
-const raceEnabled = false
+// raceTolerance leaves spec as written without the race detector.
+func raceTolerance(*Spec) {}

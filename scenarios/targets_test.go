@@ -55,16 +55,7 @@ func runOn(t *testing.T, name string, deps *Deps) Outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if raceEnabled {
-		// Under the race detector CPU-bound code runs many times slower
-		// (Go's TLS handshake: 60 ms against 3 ms on loopback), and the
-		// layer's first calls on a cold pool, its first health PINGs and
-		// the workload share two cores with it. The checkers' timing
-		// tolerances get room for that; the layer's budgets and every
-		// other guarantee stay as the scenario says.
-		spec.Bounds.HealthLag = Duration(2 * time.Second)
-		spec.Bounds.BudgetSlack = Duration(500 * time.Millisecond)
-	}
+	raceTolerance(&spec)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	o, err := Run(ctx, spec, Options{Profile: "hardened", Seed: 1, Dir: t.TempDir(), Deps: deps})

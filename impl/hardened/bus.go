@@ -118,9 +118,14 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 	}
 	e.Cursor = ""
 	if b.redis {
+		// A flow with events in the outbox queues behind them: its order
+		// is the outbox's until the replay caught up.
+		var ttl int64
 		b.mu.Lock()
 		direct := b.pending[e.FlowID] == 0
-		ttl := b.ttlDue(e.FlowID)
+		if direct {
+			ttl = b.ttlDue(e.FlowID)
+		}
 		b.mu.Unlock()
 		if direct {
 			err := b.m.call(ctx, "publish", b.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
@@ -169,16 +174,26 @@ func (b *Bus) remember(e impl.Event) (impl.Event, error) {
 		b.pending[e.FlowID]++
 	}
 	r := append(b.ring[e.FlowID], e)
-	if n := b.m.cfg.MemoryEvents; len(r) > n {
+	if n := b.m.cfg.MemoryEvents; len(r) >= 2*n {
+		// Trimmed once per MemoryEvents publishes, not on each: copying
+		// the ring per publish costs as much as the rest of memory mode.
 		r = slices.Clone(r[len(r)-n:])
 	}
 	b.ring[e.FlowID] = r
 	return e, nil
 }
 
+// recent returns the flow's last MemoryEvents memory-acknowledged events.
+// Callers hold b.mu and must not modify the result.
+func (b *Bus) recent(flow string) []impl.Event {
+	r := b.ring[flow]
+	return r[max(0, len(r)-b.m.cfg.MemoryEvents):]
+}
+
 // memSeqBase is the lowest seq of a memory cursor.
 const memSeqBase = 1 << 40
 
+// memCursor returns the next memory cursor. Callers hold b.mu.
 func (b *Bus) memCursor() string {
 	ms := time.Now().UnixMilli()
 	if ms <= b.lastMs {
@@ -186,7 +201,8 @@ func (b *Bus) memCursor() string {
 	} else {
 		b.lastMs, b.seq = ms, 0
 	}
-	return fmt.Sprintf("%d-%d", b.lastMs, memSeqBase+b.seq)
+	// strconv, not fmt: the critical section stays short.
+	return strconv.FormatInt(b.lastMs, 10) + "-" + strconv.FormatInt(memSeqBase+b.seq, 10)
 }
 
 // ttlDue returns the stream TTL in ms if this instance should refresh it
@@ -250,13 +266,17 @@ func (b *Bus) kick() {
 }
 
 // replayLoop writes the outbox back to Redis in order whenever it is
-// reachable. Publish never waits for it.
+// reachable: when woken, and every ProbeInterval (a replay that failed
+// while the breaker stayed closed is retried). Publish never waits for it.
 func (b *Bus) replayLoop() {
+	t := time.NewTicker(b.m.cfg.ProbeInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-b.m.stop:
 			return
 		case <-b.wakeReplay:
+		case <-t.C:
 		}
 		for b.replayOnce() {
 			select {
@@ -359,7 +379,7 @@ func (b *Bus) History(ctx context.Context, flowID string, count int, since time.
 	b.mu.Lock()
 	var extra []impl.Event
 	if err != nil {
-		extra = slices.Clone(b.ring[flowID])
+		extra = slices.Clone(b.recent(flowID))
 	} else if b.pending[flowID] > 0 {
 		for _, e := range b.outbox {
 			if e.FlowID == flowID {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"strconv"
 	"sync"
@@ -37,18 +38,26 @@ const metricsFlushInterval = time.Second
 // path. While Redis is unreachable Get misses (a cached value could be
 // stale), fills are dropped and invalidations are queued; when Redis
 // returns, the queued invalidations are replayed before the cache serves
-// again. With the Redis cache off it is a memory cache with the same rules.
+// again. An invalidation that fails while the breaker stays closed is
+// queued the same way, and its flow is served as above (miss, fill dropped)
+// until it is replayed. With the Redis cache off it is a memory cache with
+// the same rules.
 type Cache struct {
 	m     *manager
 	k     keys
 	redis bool // Enabled && Cache
 
-	mu      sync.Mutex
-	ready   uint64              // client generation whose queued invalidations are replayed
-	pending map[string]struct{} // invalidations waiting for Redis
+	mu    sync.Mutex
+	ready uint64 // client generation whose queued invalidations are replayed
+	// pending are the invalidations waiting for Redis, each with the
+	// number of the latest one queued (seq).
+	pending map[string]uint64
+	seq     uint64
 	stats   map[string]*flowStats
 	mem     map[string]memEntry // memory mode
 	memGen  map[string]int64
+
+	wake chan struct{} // wakes replayLoop
 }
 
 type flowStats struct{ hits, misses, flushHits, flushMisses int64 }
@@ -60,11 +69,12 @@ type memEntry struct {
 
 func newCache(m *manager, k keys) *Cache {
 	c := &Cache{m: m, k: k, redis: m.cfg.Enabled && m.cfg.Cache,
-		pending: map[string]struct{}{}, stats: map[string]*flowStats{},
-		mem: map[string]memEntry{}, memGen: map[string]int64{}}
+		pending: map[string]uint64{}, stats: map[string]*flowStats{},
+		mem: map[string]memEntry{}, memGen: map[string]int64{}, wake: make(chan struct{}, 1)}
 	if c.redis {
 		m.listen(c.restore, nil)
 		m.goroutine(c.flushLoop)
+		m.goroutine(c.replayLoop)
 	}
 	return c
 }
@@ -100,13 +110,14 @@ func (c *Cache) count(flow string, hit bool) {
 	}
 }
 
-// serving returns the client when the cache may use Redis: breaker closed
-// and the invalidations queued during the outage replayed.
-func (c *Cache) serving() *redis.Client {
+// serving returns the client when the cache may use Redis for the flow:
+// breaker closed, the invalidations queued during the outage replayed, and
+// none of the flow's waiting.
+func (c *Cache) serving(flowID string) *redis.Client {
 	rdb, gen := c.m.client()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if rdb == nil || c.ready != gen {
+	if _, waiting := c.pending[flowID]; rdb == nil || c.ready != gen || waiting {
 		return nil
 	}
 	return rdb
@@ -131,7 +142,7 @@ func (c *Cache) get(ctx context.Context, flowID string) (impl.Entry, error) {
 		}
 		return decodeState(flowID, e.state)
 	}
-	if c.serving() == nil {
+	if c.serving(flowID) == nil {
 		return impl.Entry{Lease: offlineLease}, nil
 	}
 	var vals []any
@@ -181,7 +192,7 @@ func (c *Cache) Set(ctx context.Context, flowID string, state map[string]any, st
 		c.mem[flowID] = memEntry{state: js, until: time.Now().Add(ttl)}
 		return nil
 	}
-	if c.serving() == nil {
+	if c.serving(flowID) == nil {
 		return nil
 	}
 	metaStatus := status
@@ -220,7 +231,7 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 		c.memGen[flowID]++
 		return nil
 	}
-	if c.serving() != nil {
+	if c.serving(flowID) != nil {
 		err := c.m.call(ctx, "cache_invalidate", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 			return c.invalidate(ctx, rdb, flowID).Err()
 		})
@@ -232,8 +243,13 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 		}
 	}
 	c.mu.Lock()
-	c.pending[flowID] = struct{}{}
+	c.seq++
+	c.pending[flowID] = c.seq
 	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -242,24 +258,30 @@ func (c *Cache) invalidate(ctx context.Context, s redis.Scripter, flowID string)
 		c.genTTL().Milliseconds())
 }
 
-// restore replays the invalidations queued while Redis was unreachable
-// (one pipelined round trip per pass), then lets the cache serve.
-func (c *Cache) restore(rdb *redis.Client, gen uint64) {
+// restore replays the invalidations queued while Redis was unreachable,
+// then lets the cache serve.
+func (c *Cache) restore(_ *redis.Client, gen uint64) {
+	if c.drain() {
+		c.mu.Lock()
+		c.ready = gen
+		c.mu.Unlock()
+	}
+}
+
+// drain replays the queued invalidations, one pipelined round trip per
+// pass, and reports whether none is left. An invalidation queued again
+// while its replay was in flight stays queued.
+func (c *Cache) drain() bool {
 	for {
 		c.mu.Lock()
-		if len(c.pending) == 0 {
-			c.ready = gen
-			c.mu.Unlock()
-			return
-		}
-		flows := make([]string, 0, len(c.pending))
-		for f := range c.pending {
-			flows = append(flows, f)
-		}
+		queued := maps.Clone(c.pending)
 		c.mu.Unlock()
-		err := c.m.call(context.Background(), "cache_invalidate", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		if len(queued) == 0 {
+			return true
+		}
+		err := c.m.call(c.m.ctx, "cache_invalidate", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for _, f := range flows {
+				for f := range queued {
 					c.invalidate(ctx, p, f)
 				}
 				return nil
@@ -267,13 +289,38 @@ func (c *Cache) restore(rdb *redis.Client, gen uint64) {
 			return err
 		})
 		if err != nil {
-			return
+			return false
 		}
 		c.mu.Lock()
-		for _, f := range flows {
-			delete(c.pending, f)
+		for f, seq := range queued {
+			if c.pending[f] == seq {
+				delete(c.pending, f)
+			}
 		}
 		c.mu.Unlock()
+	}
+}
+
+// replayLoop replays invalidations that failed while the breaker stayed
+// closed: when one is queued, and every ProbeInterval while any waits.
+// (After an outage, restore replays them before the cache serves.)
+func (c *Cache) replayLoop() {
+	t := time.NewTicker(c.m.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.m.stop:
+			return
+		case <-c.wake:
+		case <-t.C:
+		}
+		rdb, gen := c.m.client()
+		c.mu.Lock()
+		due := rdb != nil && c.ready == gen && len(c.pending) > 0
+		c.mu.Unlock()
+		if due {
+			c.drain()
+		}
 	}
 }
 

@@ -73,6 +73,11 @@ func TestFresh(t *testing.T) {
 	if !s.fresh(stream("d", "104-0"), false) || s.fresh(m, false) {
 		t.Errorf("stream copy then queued memory copy: want exactly one delivery")
 	}
+	// Stream copy delivered before the memory copy was even queued (a
+	// publish that timed out after Redis ran it).
+	if !s.fresh(stream("e", "105-0"), false) || s.fresh(mem("e"), false) {
+		t.Errorf("stream copy then a later memory copy: want exactly one delivery")
+	}
 	if len(s.seen) != 0 || len(s.memQueued) != 0 {
 		t.Errorf("bookkeeping left: seen %v, memQueued %v; want empty", s.seen, s.memQueued)
 	}

@@ -203,7 +203,8 @@ func TestOutageReplay(t *testing.T) {
 
 // TestPausedRedis freezes Redis (SIGSTOP: a blackhole that still accepts
 // connections) and checks that publish, cache and registry calls return
-// within their budget and fall back, that the events are replayed once and
+// within their budget and fall back, that the breaker opens, that the
+// events are replayed once and
 // in order after SIGCONT, and that an invalidation made during the pause
 // is not undone: the stale state is never served again.
 func TestPausedRedis(t *testing.T) {
@@ -238,7 +239,9 @@ func TestPausedRedis(t *testing.T) {
 		timed("publish "+e.ID, func() error { return a.Bus.Publish(ctx, e) })
 		want = append(want, e.ID)
 	}
-	assert.Equal(t, "memory", a.Manager.Mode(), "breaker open after a blackholed call")
+	// One blackholed call only starts a verification; its failed PINGs
+	// open the breaker.
+	waitMode(t, a, "memory", 4*time.Second)
 	timed("invalidate", func() error { return a.Cache.Invalidate(ctx, "f") })
 	timed("cache get", func() error {
 		got, err := a.Cache.Get(ctx, "f")
@@ -438,4 +441,87 @@ func TestLiveAcrossOutage(t *testing.T) {
 	publish(11, 15)
 	assert.Equal(t, want[5:], conformance.IDs(receive(t, ch, 10)), "B after the outage")
 	noMore(t, ch, 200*time.Millisecond)
+}
+
+// TestStallKeepsBreaker freezes Redis for about one budget, as a GC pause
+// or a starved CPU would: the calls caught by it fall back within their
+// budget, but the breaker stays closed (no reconnect: no SCRIPT LOAD), the
+// event acknowledged from memory is replayed in order ahead of the next
+// one of its flow, and the invalidation that timed out is replayed before
+// its flow is served from Redis again.
+func TestStallKeepsBreaker(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, hook, cfg := layer(t, p, "A", nil)
+	cfg = cfg.WithDefaults()
+	ctx := bg(t)
+	require.NoError(t, a.Cache.Set(ctx, "f", map[string]any{"status": "active", "v": 1.0}, "active", ""))
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 0)))
+	loads := hook.Snapshot()["probe"].ByCommand["script"]
+
+	require.NoError(t, p.Pause(ctx))
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			p.Resume(context.Background())
+		}
+	})
+	for _, c := range []struct {
+		name string
+		f    func() error
+	}{
+		{"publish", func() error { return a.Bus.Publish(ctx, ev("f", 1)) }},
+		{"invalidate", func() error { return a.Cache.Invalidate(ctx, "f") }},
+	} {
+		start := time.Now()
+		require.NoError(t, c.f(), "%s while Redis is frozen", c.name)
+		assert.Less(t, time.Since(start), 10*cfg.PublishBudget, "%s while Redis is frozen", c.name)
+	}
+	require.NoError(t, p.Resume(ctx))
+	resumed = true
+
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 2)))
+	got, err := a.Cache.Get(ctx, "f")
+	require.NoError(t, err)
+	assert.False(t, got.Hit, "state invalidated during the stall served: %v", got.State)
+	require.Eventually(t, func() bool { return a.Bus.(*hardened.Bus).Outbox().Pending == 0 }, 5*time.Second, 10*time.Millisecond)
+	evs, err := a.Bus.History(ctx, "f", 10, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"f-000", "f-001", "f-002"}, conformance.IDs(evs), "history: once, in order")
+	assert.Never(t, func() bool { return a.Manager.Mode() != "redis" }, 600*time.Millisecond, 5*time.Millisecond,
+		"breaker opened after a stall of one budget")
+	assert.Equal(t, loads, hook.Snapshot()["probe"].ByCommand["script"], "SCRIPT LOADs (one per reconnect)")
+}
+
+// TestLookupDuringOutage: while Redis is unreachable, a lookup lists this
+// instance's live connections and the other instances' ones its last
+// lookup saw, each until the expiry it had then.
+func TestLookupDuringOutage(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	ttl := func(c *impl.Config) { c.RegistryTTL = 3 * time.Second }
+	a, _, cfg := layer(t, p, "A", ttl)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, ttl))
+	ctx := bg(t)
+	require.NoError(t, a.Registry.Register(ctx, impl.Conn{ID: "a1", FlowID: "f"}))
+	registered := time.Now() // b1 expires 3s after this, or later
+	require.NoError(t, b.Registry.Register(ctx, impl.Conn{ID: "b1", FlowID: "f"}))
+	ids, err := a.Registry.Lookup(ctx, "f")
+	require.NoError(t, err)
+	require.Equal(t, []string{"a1", "b1"}, ids, "lookup with Redis up")
+
+	require.NoError(t, p.Stop(ctx))
+	require.Eventually(t, func() bool {
+		_, err := a.Registry.Lookup(ctx, "f")
+		return err == nil && a.Manager.Mode() == "memory"
+	}, 5*time.Second, 10*time.Millisecond, "memory mode after Redis stopped")
+	ids, err = a.Registry.Lookup(ctx, "f")
+	require.NoError(t, err)
+	if time.Since(registered) < 3*time.Second {
+		assert.Equal(t, []string{"a1", "b1"}, ids, "lookup in memory mode before b1's expiry")
+	}
+	require.Eventually(t, func() bool {
+		require.NoError(t, a.Registry.Heartbeat(ctx, "a1"))
+		ids, err := a.Registry.Lookup(ctx, "f")
+		return err == nil && assert.ObjectsAreEqual([]string{"a1"}, ids)
+	}, 10*time.Second, 50*time.Millisecond, "b1 gone once its expiry passed")
+	assert.GreaterOrEqual(t, time.Since(registered), 3*time.Second, "b1 gone before its expiry")
 }

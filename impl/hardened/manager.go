@@ -3,9 +3,11 @@ package hardened
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gonogo/harness/impl"
@@ -20,12 +22,24 @@ var errOffline = errors.New("hardened: redis unavailable (memory mode)")
 
 // manager is the connection manager (TASK-003/004/012) with a breaker: it
 // holds one go-redis client while Redis answers and none while it does not.
-// The first failed or over-budget call opens the breaker (the client is
-// closed, so nothing waits on a dead pool); a background probe dials a fresh
-// client every ProbeInterval and closes the breaker when PING answers.
-// Each client that comes up gets a new generation number; components hear
-// of every transition through listeners run one at a time by the probe
-// goroutine (or by New for the first connect).
+//
+// One failed or over-budget call is weak evidence (a GC pause or a CPU
+// starved for a moment makes every call in flight miss its budget at once),
+// so it only fails that call — the caller falls back for it — and starts a
+// verification. The breaker opens (the client is closed, so nothing waits
+// on a dead pool) on strong evidence only:
+//   - the verification fails: PING does not answer within m.io, twice in a
+//     row for a timeout, and no call succeeded meanwhile; or
+//   - failures persist: at least breakerFailures calls failed in a row,
+//     with no success in between, over at least breakerWindow (Redis
+//     answers PING but every call misses its budget).
+//
+// A background probe dials a fresh client every ProbeInterval and closes
+// the breaker when PING answers. Each client that comes up gets a new
+// generation number; components hear of every transition through listeners
+// run one at a time by the probe goroutine (or by New for the first
+// connect), and of every failed call that left work behind through their
+// own retry loops.
 type manager struct {
 	cfg impl.Config
 	// io bounds socket reads and writes of the longer, unbudgeted calls
@@ -33,12 +47,30 @@ type manager struct {
 	// shorter context deadline.
 	io time.Duration
 
+	// window is how long failures must persist to open the breaker
+	// without a failed verification (see breakerWindow).
+	window time.Duration
+
+	// cur is the current client and its generation (nil while the
+	// breaker is open): read without a lock on every call, written under
+	// mu.
+	cur atomic.Pointer[current]
+	// wins counts successful calls, without a lock: a failure streak or a
+	// verification that sees it move knows that Redis answered meanwhile.
+	wins atomic.Uint64
+
 	mu      sync.Mutex
-	rdb     *redis.Client // nil while the breaker is open
 	gen     uint64
 	lastErr string
 	latency time.Duration
 	pinged  time.Time
+	// streak counts the calls that failed in a row (wins stayed at
+	// streakWins), the first of them at streakFrom; verifying is set while
+	// a verification runs.
+	streak     int
+	streakFrom time.Time
+	streakWins uint64
+	verifying  bool
 
 	onUp    []func(rdb *redis.Client, gen uint64)
 	onDown  []func()
@@ -52,15 +84,31 @@ type manager struct {
 
 	wake chan struct{}
 	stop chan struct{}
-	wg   sync.WaitGroup
+	// ctx ends when the layer closes: background work runs under it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
+// Breaker thresholds: the breaker opens on failures alone once at least
+// breakerFailures calls failed in a row over at least the window (the
+// larger of breakerWindow and ten budgets).
+const (
+	breakerFailures = 5
+	breakerWindow   = 500 * time.Millisecond
+)
+
 func newManager(cfg impl.Config) *manager {
+	ctx, cancel := context.WithCancel(context.Background())
+	budget := max(cfg.PublishBudget, cfg.CallBudget)
 	return &manager{
-		cfg:  cfg,
-		io:   max(2*max(cfg.PublishBudget, cfg.CallBudget), 250*time.Millisecond),
-		wake: make(chan struct{}, 1),
-		stop: make(chan struct{}),
+		cfg:    cfg,
+		io:     max(2*budget, 250*time.Millisecond),
+		window: max(breakerWindow, 10*budget),
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
 	}
 }
 
@@ -131,33 +179,117 @@ func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.D
 	if err == nil {
 		err = loadScripts(cctx, rdb)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
+		// Closing may wait on the network: never under m.mu.
 		rdb.Close()
+		m.mu.Lock()
 		m.lastErr = err.Error()
+		m.mu.Unlock()
 		return
 	}
-	m.rdb, m.lastErr, m.latency, m.pinged = rdb, "", lat, time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastErr, m.latency, m.pinged = "", lat, time.Now()
+	m.streak, m.verifying = 0, false
 	m.gen++
+	m.cur.Store(&current{rdb, m.gen})
+}
+
+// current is a client that is up and its generation.
+type current struct {
+	rdb *redis.Client
+	gen uint64
 }
 
 // client returns the current client and its generation, or nil in memory
 // mode.
 func (m *manager) client() (*redis.Client, uint64) {
+	if c := m.cur.Load(); c != nil {
+		return c.rdb, c.gen
+	}
+	return nil, 0
+}
+
+// rdb is the current client, or nil.
+func (m *manager) rdb() *redis.Client {
+	rdb, _ := m.client()
+	return rdb
+}
+
+// succeeded ends the failure streak: one atomic add, no lock.
+func (m *manager) succeeded() { m.wins.Add(1) }
+
+// failed records a call on rdb that failed like an outage. It opens the
+// breaker when failures persisted over the window, else it starts a
+// verification unless one runs.
+func (m *manager) failed(rdb *redis.Client, err error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.rdb, m.gen
+	if m.rdb() != rdb || rdb == nil {
+		m.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	wins := m.wins.Load()
+	if m.streak == 0 || wins != m.streakWins {
+		m.streak, m.streakFrom, m.streakWins = 0, now, wins
+	}
+	m.streak++
+	persisted := m.streak >= breakerFailures && now.Sub(m.streakFrom) >= m.window
+	verify := !persisted && !m.verifying
+	if verify {
+		m.verifying = true
+	}
+	m.mu.Unlock()
+	switch {
+	case persisted:
+		m.fail(rdb, fmt.Errorf("%d calls failed in a row over %s: %w", breakerFailures, m.window, err))
+	case verify:
+		m.goroutine(func() { m.verify(rdb, wins) })
+	}
+}
+
+// verify PINGs rdb after a failed call: a second time if the first timed
+// out (a starved process misses deadlines it would otherwise meet). It
+// opens the breaker when PING failed and no call succeeded since the
+// failure.
+func (m *manager) verify(rdb *redis.Client, wins uint64) {
+	var err error
+	for range 2 {
+		ctx, cancel := context.WithTimeout(counter.WithOp(m.ctx, "probe"), m.io)
+		err = rdb.Ping(ctx).Err()
+		cancel()
+		if err == nil || m.ctx.Err() != nil || !timeout(err) {
+			break
+		}
+	}
+	answered := m.wins.Load() != wins
+	m.mu.Lock()
+	m.verifying = false
+	if err == nil && m.rdb() == rdb {
+		m.pinged = time.Now()
+	}
+	m.mu.Unlock()
+	if err != nil && !answered && m.ctx.Err() == nil {
+		m.fail(rdb, fmt.Errorf("verification: %w", err))
+	}
+}
+
+// timeout tells whether err is a deadline that passed (as opposed to an
+// answer or a refused, reset or closed connection).
+func timeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) ||
+		(errors.As(err, &ne) && ne.Timeout())
 }
 
 // fail opens the breaker if rdb is still the current client.
 func (m *manager) fail(rdb *redis.Client, err error) {
 	m.mu.Lock()
-	if m.rdb != rdb || rdb == nil {
+	if m.rdb() != rdb || rdb == nil {
 		m.mu.Unlock()
 		return
 	}
-	m.rdb = nil
+	m.cur.Store(nil)
 	m.lastErr = err.Error()
 	m.mu.Unlock()
 	// Closing the pool may wait on its connections: not on the caller's
@@ -242,7 +374,7 @@ func (m *manager) probe(ctx context.Context, timeout time.Duration) {
 	}
 }
 
-// ping measures one PING on rdb; a failure opens the breaker.
+// ping measures one PING on rdb; a failure is a failed call (see failed).
 func (m *manager) ping(ctx context.Context, rdb *redis.Client) (time.Duration, error) {
 	cctx, cancel := context.WithTimeout(counter.WithOp(ctx, "probe"), m.io)
 	defer cancel()
@@ -251,10 +383,11 @@ func (m *manager) ping(ctx context.Context, rdb *redis.Client) (time.Duration, e
 	lat := time.Since(start)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.fail(rdb, err)
+			m.failed(rdb, err)
 		}
 		return lat, err
 	}
+	m.succeeded()
 	m.mu.Lock()
 	m.latency, m.pinged = lat, time.Now()
 	m.mu.Unlock()
@@ -262,10 +395,11 @@ func (m *manager) ping(ctx context.Context, rdb *redis.Client) (time.Duration, e
 }
 
 // call runs fn against the current client under a budget, tagging its
-// traffic op. In memory mode it returns errOffline without touching Redis;
-// an outage-like failure (network error, timeout, budget exceeded, server
-// loading or refusing) opens the breaker. A caller whose own context ended
-// does not open it.
+// traffic op. In memory mode it returns errOffline without touching Redis.
+// An outage-like failure (network error, timeout, budget exceeded, server
+// loading or refusing) is returned for the caller to fall back on, and
+// counts as evidence for the breaker (see failed); a caller whose own
+// context ended adds none.
 func (m *manager) call(ctx context.Context, op string, budget time.Duration, fn func(ctx context.Context, rdb *redis.Client) error) error {
 	rdb, _ := m.client()
 	if rdb == nil {
@@ -274,8 +408,11 @@ func (m *manager) call(ctx context.Context, op string, budget time.Duration, fn 
 	cctx, cancel := context.WithTimeout(counter.WithOp(ctx, op), budget)
 	defer cancel()
 	err := fn(cctx, rdb)
-	if err != nil && ctx.Err() == nil && outage(err) {
-		m.fail(rdb, err)
+	switch {
+	case err == nil || !outage(err):
+		m.succeeded()
+	case ctx.Err() == nil:
+		m.failed(rdb, err)
 	}
 	return err
 }
@@ -344,13 +481,14 @@ func (m *manager) Info(ctx context.Context) map[string]any {
 // client.
 func (m *manager) close() error {
 	close(m.stop)
+	m.cancel()
 	for _, f := range m.closers {
 		f()
 	}
 	m.wg.Wait()
 	m.mu.Lock()
-	rdb := m.rdb
-	m.rdb = nil
+	rdb := m.rdb()
+	m.cur.Store(nil)
 	m.mu.Unlock()
 	if rdb != nil {
 		return rdb.Close()

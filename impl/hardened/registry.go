@@ -26,9 +26,17 @@ var ErrNotRegistered = errors.New("hardened: connection not registered")
 // flow membership, and the flow keys' TTL); Lookup is one ZRANGEBYSCORE
 // with a lower bound of now, so a connection whose heartbeats stopped is
 // invisible from its expiry on, and Cleanup deletes it within one
-// CleanupInterval. While Redis is unreachable the registry answers from
-// the connections registered on this instance and re-registers the live
-// ones (and replays unregisters) when Redis returns.
+// CleanupInterval. A connection's expiry counts from the moment its
+// Register or Heartbeat was called, whenever the script runs, and only ever
+// grows (ZADD GT), so a late or repeated write never shortens or stretches
+// its life.
+//
+// While Redis is unreachable the registry answers from the connections
+// registered on this instance plus those of other instances its last
+// successful lookup of the flow saw, until their expiry then; it
+// re-registers the live ones (and replays unregisters) when Redis returns.
+// A register, heartbeat or unregister that fails while the breaker stays
+// closed is replayed the same way in the background.
 type Registry struct {
 	m     *manager
 	k     keys
@@ -38,26 +46,40 @@ type Registry struct {
 	local map[string]*localConn
 	// gone are connections unregistered while Redis was unreachable.
 	gone map[string]struct{}
+	// dirty are local connections whose last register or heartbeat
+	// failed.
+	dirty map[string]struct{}
+	// known is, per flow, what the last successful lookup returned: each
+	// connection's expiry (Unix ms).
+	known map[string]map[string]int64
+	wake  chan struct{}
 }
 
 type localConn struct {
 	c    impl.Conn
 	info string
-	last time.Time
+	last time.Time // guarded by Registry.mu
 }
 
 func newRegistry(m *manager, k keys) *Registry {
 	r := &Registry{m: m, k: k, redis: m.cfg.Enabled && m.cfg.SSE,
-		local: map[string]*localConn{}, gone: map[string]struct{}{}}
+		local: map[string]*localConn{}, gone: map[string]struct{}{}, dirty: map[string]struct{}{},
+		known: map[string]map[string]int64{}, wake: make(chan struct{}, 1)}
 	if r.redis {
-		m.listen(func(*redis.Client, uint64) { r.restore() }, nil)
+		m.listen(func(*redis.Client, uint64) { r.resync(true) }, nil)
+		m.goroutine(r.resyncLoop)
 	}
 	m.goroutine(r.cleanupLoop)
 	return r
 }
 
-// expiry is the score of a connection heartbeating now.
-func (r *Registry) expiry(now time.Time) int64 { return now.Add(r.m.cfg.RegistryTTL).UnixMilli() }
+// expiry is the score of a connection that heartbeated at t: t + TTL in
+// Unix ms, rounded up so that a lookup (bounded by its own time rounded
+// down) sees the connection until the TTL has fully run.
+func (r *Registry) expiry(t time.Time) int64 {
+	ns := t.Add(r.m.cfg.RegistryTTL).UnixNano()
+	return (ns + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+}
 
 // keyTTL outlives every member's expiry so a flow's keys vanish only after
 // all its connections stopped.
@@ -92,9 +114,37 @@ func (r *Registry) Register(ctx context.Context, c impl.Conn) error {
 		return nil
 	}
 	keys, args := r.registerArgs(lc, now)
-	return r.answer(r.m.call(ctx, "reg_register", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err = r.m.call(ctx, "reg_register", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 		return registerScript.Run(ctx, rdb, keys, args...).Err()
-	}))
+	})
+	r.settle(c.ID, err)
+	return r.answer(err)
+}
+
+// settle records the outcome of a register or heartbeat of a local
+// connection: a failure to reach Redis leaves it to resync.
+func (r *Registry) settle(id string, err error) {
+	if errors.Is(err, errOffline) {
+		return // the resync on reconnect re-registers every live connection
+	}
+	failed := err != nil && outage(err)
+	r.mu.Lock()
+	if failed {
+		r.dirty[id] = struct{}{}
+	} else {
+		delete(r.dirty, id)
+	}
+	r.mu.Unlock()
+	if failed {
+		r.kick()
+	}
+}
+
+func (r *Registry) kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // answer hides failures to reach Redis (the memory fallback answers) and
@@ -137,6 +187,9 @@ func (r *Registry) Heartbeat(ctx context.Context, connID string) error {
 	if (err == nil && !found) || (errors.Is(err, errOffline) && lc == nil) {
 		return ErrNotRegistered
 	}
+	if lc != nil {
+		r.settle(connID, err)
+	}
 	return r.answer(err)
 }
 
@@ -144,7 +197,11 @@ func (r *Registry) Heartbeat(ctx context.Context, connID string) error {
 // unreachable, when it returns).
 func (r *Registry) Unregister(ctx context.Context, connID string) error {
 	r.mu.Lock()
+	if lc := r.local[connID]; lc != nil {
+		delete(r.known[lc.c.FlowID], connID)
+	}
 	delete(r.local, connID)
+	delete(r.dirty, connID)
 	r.mu.Unlock()
 	if !r.redis {
 		return nil
@@ -156,48 +213,75 @@ func (r *Registry) Unregister(ctx context.Context, connID string) error {
 		r.mu.Lock()
 		r.gone[connID] = struct{}{}
 		r.mu.Unlock()
+		r.kick()
 	}
 	return r.answer(err)
 }
 
 // Lookup returns the flow's live connections on every instance: one
-// ZRANGEBYSCORE. While Redis is unreachable: this instance's.
+// ZRANGEBYSCORE (with the expiries, kept for the fallback). While Redis
+// is unreachable, or past CallBudget: this instance's live connections and
+// the other instances' ones the last lookup saw, until their expiry then.
 func (r *Registry) Lookup(ctx context.Context, flowID string) ([]string, error) {
 	if r.redis {
-		var ids []string
+		var zs []redis.Z
 		err := r.m.call(ctx, "reg_lookup", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 			var err error
-			ids, err = rdb.ZRangeByScore(ctx, r.k.conns(flowID), &redis.ZRangeBy{
+			zs, err = rdb.ZRangeByScoreWithScores(ctx, r.k.conns(flowID), &redis.ZRangeBy{
 				Min: "(" + strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf"}).Result()
 			return err
 		})
 		if err == nil {
+			ids := make([]string, len(zs))
+			seen := make(map[string]int64, len(zs))
+			for i, z := range zs {
+				ids[i], _ = z.Member.(string)
+				seen[ids[i]] = int64(z.Score)
+			}
+			r.mu.Lock()
+			r.known[flowID] = seen
+			r.mu.Unlock()
 			slices.Sort(ids)
-			return append([]string{}, ids...), nil
+			return ids, nil
 		}
 		if err = r.answer(err); err != nil {
 			return nil, err
 		}
 	}
+	now := time.Now()
 	ids := []string{}
-	for _, lc := range r.alive() {
+	for _, lc := range r.alive(now) {
 		if lc.c.FlowID == flowID {
 			ids = append(ids, lc.c.ID)
 		}
 	}
+	r.mu.Lock()
+	for id, exp := range r.known[flowID] {
+		if _, here := r.local[id]; !here && exp > now.UnixMilli() {
+			ids = append(ids, id)
+		}
+	}
+	r.mu.Unlock()
 	slices.Sort(ids)
 	return ids, nil
 }
 
-// alive returns this instance's connections that heartbeated within TTL.
-func (r *Registry) alive() []*localConn {
-	cut := time.Now().Add(-r.m.cfg.RegistryTTL)
+// live is a local connection and when it last heartbeated.
+type live struct {
+	*localConn
+	last time.Time
+}
+
+// alive returns this instance's connections that heartbeated within TTL
+// of now.
+func (r *Registry) alive(now time.Time) []live {
+	cut := now.Add(-r.m.cfg.RegistryTTL)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []*localConn
+	var out []live
 	for _, lc := range r.local {
 		if lc.last.After(cut) {
-			out = append(out, lc)
+			out = append(out, live{lc, lc.last})
 		}
 	}
 	return out
@@ -219,7 +303,7 @@ func (r *Registry) Count(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	return len(r.alive()), nil
+	return len(r.alive(time.Now())), nil
 }
 
 // Cleanup forgets this instance's connections whose heartbeats stopped and
@@ -275,25 +359,32 @@ func (r *Registry) cleanupLoop() {
 	}
 }
 
-// restore runs when Redis comes (back) up: one pipelined round trip
-// re-registers this instance's live connections and removes the ones
-// unregistered meanwhile.
-func (r *Registry) restore() {
-	live := r.alive()
+// resync writes what Redis may have missed in one pipelined round trip:
+// the live local connections (all of them when Redis comes (back) up, else
+// the dirty ones), each with the expiry of its last heartbeat, and the
+// unregisters that failed.
+func (r *Registry) resync(all bool) {
+	conns := r.alive(time.Now())
 	r.mu.Lock()
+	if !all {
+		conns = slices.DeleteFunc(conns, func(lc live) bool {
+			_, dirty := r.dirty[lc.c.ID]
+			return !dirty
+		})
+	}
 	gone := make([]any, 0, len(r.gone))
 	for id := range r.gone {
 		gone = append(gone, id)
 	}
+	r.dirty = map[string]struct{}{}
 	r.mu.Unlock()
-	if len(live) == 0 && len(gone) == 0 {
+	if len(conns) == 0 && len(gone) == 0 {
 		return
 	}
-	now := time.Now()
-	err := r.m.call(context.Background(), "reg_register", r.m.io, func(ctx context.Context, rdb *redis.Client) error {
+	err := r.m.call(r.m.ctx, "reg_register", r.m.io, func(ctx context.Context, rdb *redis.Client) error {
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, lc := range live {
-				keys, args := r.registerArgs(lc, now)
+			for _, lc := range conns {
+				keys, args := r.registerArgs(lc.localConn, lc.last)
 				registerScript.EvalSha(ctx, p, keys, args...)
 			}
 			if len(gone) > 0 {
@@ -303,11 +394,39 @@ func (r *Registry) restore() {
 		})
 		return err
 	})
-	if err == nil {
-		r.mu.Lock()
-		for _, id := range gone {
-			delete(r.gone, id.(string))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		for _, lc := range conns {
+			if _, here := r.local[lc.c.ID]; here {
+				r.dirty[lc.c.ID] = struct{}{}
+			}
 		}
+		return
+	}
+	for _, id := range gone {
+		delete(r.gone, id.(string))
+	}
+}
+
+// resyncLoop resyncs the dirty connections and failed unregisters: when
+// one is noted, and every ProbeInterval while any waits.
+func (r *Registry) resyncLoop() {
+	t := time.NewTicker(r.m.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.m.stop:
+			return
+		case <-r.wake:
+		case <-t.C:
+		}
+		rdb, _ := r.m.client()
+		r.mu.Lock()
+		due := rdb != nil && len(r.dirty)+len(r.gone) > 0
 		r.mu.Unlock()
+		if due {
+			r.resync(false)
+		}
 	}
 }

@@ -32,14 +32,15 @@ return {sid, 1}
 `)
 
 // registerScript records a connection (or refreshes it: heartbeat of a
-// connection this instance knows).
+// connection this instance knows). An expiry only ever grows (GT), so a
+// late or replayed write never shortens a connection's life.
 //
 // KEYS: live, connflow, conns, conninfo. ARGV: conn ID, flow ID, expiry ms,
 // info JSON, key TTL ms.
 var registerScript = newScript(`
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], 'GT', ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 redis.call('PEXPIRE', KEYS[4], ARGV[5])
@@ -47,15 +48,16 @@ return 1
 `)
 
 // heartbeatScript refreshes a connection this instance did not register,
-// finding its flow through connflow. Returns 0 for an unknown connection.
+// finding its flow through connflow (expiry only growing, as above).
+// Returns 0 for an unknown connection.
 //
 // KEYS: live, connflow. ARGV: conn ID, expiry ms, key TTL ms, key prefix.
 var heartbeatScript = newScript(`
 local f = redis.call('HGET', KEYS[2], ARGV[1])
 if not f then return 0 end
 local tag = ARGV[4] .. '{flow:' .. f .. '}:'
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZADD', tag .. 'conns', ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+redis.call('ZADD', tag .. 'conns', 'GT', ARGV[2], ARGV[1])
 redis.call('PEXPIRE', tag .. 'conns', ARGV[3])
 redis.call('PEXPIRE', tag .. 'conninfo', ARGV[3])
 return 1

@@ -202,6 +202,37 @@ type sub struct {
 	// memory copies per ID.
 	seen      map[string]struct{}
 	memQueued map[string]int
+	// streamed remembers the IDs of the last streamedCap events delivered
+	// from the stream: a publish that timed out after Redis ran it is
+	// acknowledged from memory too, and that copy may come after.
+	streamed recentIDs
+}
+
+// streamedCap bounds sub.streamed.
+const streamedCap = 1024
+
+// recentIDs is a set of the last streamedCap IDs added.
+type recentIDs struct {
+	set  map[string]struct{}
+	ring [streamedCap]string
+	next int
+}
+
+func (r *recentIDs) add(id string) {
+	if r.set == nil {
+		r.set = make(map[string]struct{}, streamedCap)
+	}
+	delete(r.set, r.ring[r.next])
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % streamedCap
+	r.set[id] = struct{}{}
+}
+
+// take reports whether id is in the set, and removes it.
+func (r *recentIDs) take(id string) bool {
+	_, ok := r.set[id]
+	delete(r.set, id)
+	return ok
 }
 
 func (s *sub) push(it item) {
@@ -250,7 +281,7 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	var backlog []impl.Event
 	if after != "" {
 		b.mu.Lock()
-		for _, e := range b.ring[flowID] {
+		for _, e := range b.recent(flowID) {
 			switch {
 			case cursorAfter(e.Cursor, after):
 				backlog = append(backlog, e)
@@ -381,6 +412,12 @@ func (s *sub) fresh(it item, syncing bool) bool {
 	if _, dup := s.seen[id]; dup {
 		delete(s.seen, id)
 		return false
+	}
+	if it.mem && s.streamed.take(id) {
+		return false
+	}
+	if !it.mem {
+		s.streamed.add(id)
 	}
 	if it.mem || s.memQueued[id] > 0 {
 		s.seen[id] = struct{}{}

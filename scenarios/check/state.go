@@ -101,9 +101,11 @@ func StaleRead(h history.History, c Config) Result {
 // conn is what the history says about one registry connection.
 type conn struct {
 	id, flow string
-	// ok holds the Return of every successful register or heartbeat;
-	// tried the Call of every register or heartbeat attempt. Both sorted.
-	ok, tried []time.Duration
+	// refreshed holds one mark per successful register or heartbeat: at
+	// its Return, the latest Call of those returned by then. tried holds
+	// one mark per register or heartbeat attempt: at its Call, the latest
+	// Return of those called by then. Both sorted by at.
+	refreshed, tried []mark
 	// registered is when the first successful register returned.
 	registered time.Duration
 	isReg      bool
@@ -111,13 +113,26 @@ type conn struct {
 	unreg time.Duration
 }
 
-// latest returns the last t in sorted ts with t <= at.
-func latest(ts []time.Duration, at time.Duration) (time.Duration, bool) {
-	i := sort.Search(len(ts), func(i int) bool { return ts[i] > at })
+// mark is an instant and the latest instant known by then.
+type mark struct{ at, latest time.Duration }
+
+// marks sorts ms by at and makes each latest the running maximum.
+func marks(ms []mark) []mark {
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].at < ms[j].at })
+	for i := 1; i < len(ms); i++ {
+		ms[i].latest = max(ms[i].latest, ms[i-1].latest)
+	}
+	return ms
+}
+
+// latestBy returns the latest instant of the marks (as made by marks) at
+// or before t.
+func latestBy(ms []mark, t time.Duration) (time.Duration, bool) {
+	i := sort.Search(len(ms), func(i int) bool { return ms[i].at > t })
 	if i == 0 {
 		return 0, false
 	}
-	return ts[i-1], true
+	return ms[i-1].latest, true
 }
 
 // conns gathers registry connections by flow, each flow's sorted by id.
@@ -140,9 +155,9 @@ func conns(h history.History) map[string][]*conn {
 			cn.unreg = min(cn.unreg, o.Call)
 			continue
 		}
-		cn.tried = append(cn.tried, o.Call)
+		cn.tried = append(cn.tried, mark{at: o.Call, latest: o.Return})
 		if o.OK {
-			cn.ok = append(cn.ok, o.Return)
+			cn.refreshed = append(cn.refreshed, mark{at: o.Return, latest: o.Call})
 			if o.Kind == history.RegRegister && (!cn.isReg || o.Return < cn.registered) {
 				cn.registered, cn.isReg = o.Return, true
 			}
@@ -152,21 +167,30 @@ func conns(h history.History) map[string][]*conn {
 	sort.Strings(order)
 	for _, id := range order {
 		cn := byID[id]
-		sort.Slice(cn.ok, func(i, j int) bool { return cn.ok[i] < cn.ok[j] })
+		cn.refreshed, cn.tried = marks(cn.refreshed), marks(cn.tried)
 		m[cn.flow] = append(m[cn.flow], cn)
 	}
 	return m
 }
 
-// Registry judges registry visibility on every successful reg_lookup.
-// ErrVanished: a connection whose registration completed before the lookup
-// was called, that was not being unregistered before the lookup returned,
-// and whose last successful register or heartbeat returned less than
-// Config.RegistryTTL before the lookup was called, must be in the lookup.
-// ErrLingered: a connection whose last register or heartbeat attempt was
-// called more than RegistryTTL + Config.CleanupInterval before the lookup
-// returned must not be in it. With Config.SkipFaultWindows, lookups called
-// inside a fault window are not judged. Each connection counts once.
+// Registry judges registry visibility on every successful reg_lookup. Each
+// rule holds whenever the layer's effects happen between a call and its
+// return, so neither fires on a lookup that races a heartbeat or the TTL.
+//
+// ErrVanished: a connection must be in the lookup when its registration
+// completed before the lookup was called, it was not being unregistered
+// before the lookup returned, and the lookup returned less than
+// Config.RegistryTTL after the call of its last successful register or
+// heartbeat that returned before the lookup was called (the refresh took
+// effect no earlier than that call).
+//
+// ErrLingered: a connection must not be in the lookup when the lookup was
+// called more than RegistryTTL + Config.CleanupInterval after the return of
+// its last register or heartbeat attempt called before the lookup returned
+// (successful or not: a failed one may have taken effect).
+//
+// With Config.SkipFaultWindows, lookups called inside a fault window are
+// not judged. Each connection counts once.
 func Registry(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("registry", ErrVanished.Error()+"; "+ErrLingered.Error())
@@ -188,24 +212,24 @@ func Registry(h history.History, c Config) Result {
 		}
 		counted := false
 		for _, cn := range byFlow[l.Flow] {
-			last, ok := latest(cn.ok, l.Call)
-			if cn.isReg && cn.registered <= l.Call && cn.unreg >= l.Return && ok && l.Call-last < c.RegistryTTL {
+			last, ok := latestBy(cn.refreshed, l.Call)
+			if cn.isReg && cn.registered <= l.Call && cn.unreg >= l.Return && ok && l.Return-last < c.RegistryTTL {
 				counted = true
 				if !seen[cn.id] {
 					vanished.note(cn.id, func() string {
-						return fmt.Sprintf("lookup of %s by %s at %s (%s): last heartbeat at %s, %s before (TTL %s)",
-							l.Flow, l.Client, secs(l.Call), where(fs, l.Call), secs(last), (l.Call - last).Round(time.Millisecond), c.RegistryTTL)
+						return fmt.Sprintf("lookup of %s by %s at %s (%s) returned at %s: last heartbeat called at %s, %s before (TTL %s)",
+							l.Flow, l.Client, secs(l.Call), where(fs, l.Call), secs(l.Return), secs(last), (l.Return - last).Round(time.Millisecond), c.RegistryTTL)
 					})
 				}
 				continue
 			}
-			lastTry, ok := latest(cn.tried, l.Return)
-			if ok && l.Return-lastTry > c.RegistryTTL+c.CleanupInterval {
+			lastTry, ok := latestBy(cn.tried, l.Return)
+			if ok && l.Call-lastTry > c.RegistryTTL+c.CleanupInterval {
 				counted = true
 				if seen[cn.id] {
 					lingered.note(cn.id, func() string {
-						return fmt.Sprintf("lookup of %s by %s at %s (%s): last heartbeat attempt at %s, %s before (TTL + cleanup %s)",
-							l.Flow, l.Client, secs(l.Call), where(fs, l.Call), secs(lastTry), (l.Return - lastTry).Round(time.Millisecond), c.RegistryTTL+c.CleanupInterval)
+						return fmt.Sprintf("lookup of %s by %s at %s (%s): last heartbeat attempt returned at %s, %s before (TTL + cleanup %s)",
+							l.Flow, l.Client, secs(l.Call), where(fs, l.Call), secs(lastTry), (l.Call - lastTry).Round(time.Millisecond), c.RegistryTTL+c.CleanupInterval)
 					})
 				}
 			}

@@ -64,12 +64,12 @@ func TestRegistry(t *testing.T) {
 		{name: "vanished while heartbeating", c: c,
 			h:       mk(nil, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5), lookup("i1", "f1", 2.7)),
 			verdict: Fail, err: ErrVanished,
-			evidence: []string{"connection c1 missing from 2 lookups while heartbeating; first: lookup of f1 by i1 at 2.500s (no fault): last heartbeat at 2.410s, 90ms before (TTL 1s)"},
+			evidence: []string{"connection c1 missing from 2 lookups while heartbeating; first: lookup of f1 by i1 at 2.500s (no fault) returned at 2.510s: last heartbeat called at 2.400s, 110ms before (TTL 1s)"},
 			metrics:  map[string]float64{"vanished": 1}},
 		{name: "lingered past TTL + cleanup", c: c,
 			h:       mk(nil, lookup("i1", "f1", 5.5, "c1")),
 			verdict: Fail, err: ErrLingered,
-			evidence: []string{"connection c1 still listed by 1 lookups after it stopped heartbeating; first: lookup of f1 by i1 at 5.500s (no fault): last heartbeat attempt at 3.000s, 2.51s before (TTL + cleanup 2s)"},
+			evidence: []string{"connection c1 still listed by 1 lookups after it stopped heartbeating; first: lookup of f1 by i1 at 5.500s (no fault): last heartbeat attempt returned at 3.010s, 2.49s before (TTL + cleanup 2s)"},
 			metrics:  map[string]float64{"lingered": 1}},
 		{name: "between TTL and TTL + cleanup either way", c: c,
 			h:       mk(nil, lookup("i1", "f1", 2.5, "c1"), lookup("i1", "f1", 4.5, "c1"), lookup("i1", "f1", 4.6)),
@@ -90,4 +90,67 @@ func TestRegistry(t *testing.T) {
 			verdict: Fail, err: ErrVanished},
 		{name: "no lookup", c: c, h: mk(nil), verdict: Inconclusive, err: ErrNoData},
 	})
+}
+
+// TestRegistryEdges pins both rules at the TTL edge: a connection is
+// required only while the lookup surely ran before the TTL counted from its
+// last heartbeat's call ran out, and forbidden only once the lookup surely
+// ran after TTL + cleanup counted from its last attempt's return.
+func TestRegistryEdges(t *testing.T) {
+	c := Config{RegistryTTL: time.Second, CleanupInterval: 250 * time.Millisecond}
+	at := func(call, ret float64) history.Op {
+		return history.Op{Client: "i1", Kind: history.RegLookup, Flow: "f1", Call: s(call), Return: s(ret), OK: true}
+	}
+	with := func(o history.Op, ids ...string) history.Op { o.Values = ids; return o }
+	// c1 registers at 0, then its last heartbeat is called at 0.4 and, the
+	// machine being loaded, returns only at 0.428.
+	ops := []history.Op{reg(history.RegRegister, "c1", "f1", 0, 0.01), reg(history.RegHeartbeat, "c1", "f1", 0.4, 0.428)}
+	mk := func(extra ...history.Op) history.History {
+		return hist(nil, append(append([]history.Op(nil), ops...), extra...)...)
+	}
+	failedLate := reg(history.RegHeartbeat, "c1", "f1", 0.5, 0.6)
+	failedLate.OK = false
+	runTable(t, "registry", Registry, []tc{
+		{name: "called 999ms after the heartbeat returned, returned past call + TTL: not required", c: c,
+			h: mk(at(1.427, 1.43)), verdict: Inconclusive, err: ErrNoData},
+		{name: "returned 1ms before call + TTL: required", c: c,
+			h: mk(at(1.39, 1.399)), verdict: Fail, err: ErrVanished,
+			evidence: []string{"returned at 1.399s: last heartbeat called at 0.400s, 999ms before (TTL 1s)"}},
+		{name: "returned 1ms before call + TTL and listed", c: c,
+			h: mk(with(at(1.39, 1.399), "c1")), verdict: Pass, metrics: map[string]float64{"lookups": 1}},
+		{name: "returned exactly at call + TTL: not required", c: c,
+			h: mk(at(1.39, 1.4)), verdict: Inconclusive, err: ErrNoData},
+		{name: "heartbeat still in flight when the lookup was called does not count", c: c,
+			h: mk(reg(history.RegHeartbeat, "c1", "f1", 1.3, 1.5), at(1.39, 1.45)), verdict: Inconclusive, err: ErrNoData},
+		{name: "called exactly TTL + cleanup after the last return: may still list it", c: c,
+			h: mk(with(at(1.678, 1.68), "c1")), verdict: Inconclusive, err: ErrNoData},
+		{name: "called 1ms past TTL + cleanup after the last return: must not list it", c: c,
+			h: mk(with(at(1.679, 1.68), "c1")), verdict: Fail, err: ErrLingered,
+			evidence: []string{"last heartbeat attempt returned at 0.428s, 1.251s before (TTL + cleanup 1.25s)"}},
+		{name: "called 1ms past TTL + cleanup and not listed", c: c,
+			h: mk(at(1.679, 1.68)), verdict: Pass, metrics: map[string]float64{"lingered": 0, "lookups": 1}},
+		{name: "a failed attempt may have refreshed it", c: c,
+			h: mk(failedLate, with(at(1.7, 1.71), "c1")), verdict: Inconclusive, err: ErrNoData},
+		{name: "an attempt called after the lookup returned does not count", c: c,
+			h: mk(reg(history.RegHeartbeat, "c1", "f1", 1.72, 1.73), with(at(1.7, 1.71), "c1")), verdict: Fail, err: ErrLingered},
+	})
+}
+
+// TestRegistrySavedRun re-judges a hardened stale_cleanup run saved on a
+// loaded machine: conn-1's last heartbeat was called at 1.425s and
+// returned at 1.428s; a lookup called at 2.426s (998ms after that return,
+// 1.001s after that call, TTL 1s) rightly no longer listed it. The rule
+// that counted the TTL from the heartbeat's return called it vanished.
+func TestRegistrySavedRun(t *testing.T) {
+	h, err := history.Load("testdata/stale_cleanup-hardened.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Registry(h, Config{RegistryTTL: time.Second, CleanupInterval: 250 * time.Millisecond})
+	if r.Verdict != Pass {
+		t.Errorf("verdict: got %s (%v, %q); want PASS", r.Verdict, r.Err, r.Evidence)
+	}
+	if r.Metrics["lookups"] < 100 {
+		t.Errorf("judged lookups: got %v; want at least 100 of the run's 200", r.Metrics["lookups"])
+	}
 }
