@@ -502,16 +502,7 @@ func (c *Container) ConfigSet(ctx context.Context, key, value string) error {
 
 // ConfigGet returns the value of CONFIG GET key.
 func (c *Container) ConfigGet(ctx context.Context, key string) (string, error) {
-	v, err := c.adminDo(ctx, "CONFIG", "GET", key)
-	if err != nil {
-		return "", err
-	}
-	if kv, ok := v.([]any); ok && len(kv) == 2 {
-		if s, ok := kv[1].(string); ok {
-			return s, nil
-		}
-	}
-	return "", fmt.Errorf("config get %s: unexpected reply %v", key, v)
+	return configGet(ctx, c.adminDo, key)
 }
 
 // Close removes the container and its volumes. Safe to call more than once

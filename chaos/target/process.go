@@ -330,7 +330,12 @@ func (p *Process) ConfigSet(ctx context.Context, key, value string) error {
 
 // ConfigGet returns the value of CONFIG GET key.
 func (p *Process) ConfigGet(ctx context.Context, key string) (string, error) {
-	v, err := p.adminDo(ctx, "CONFIG", "GET", key)
+	return configGet(ctx, p.adminDo, key)
+}
+
+// configGet runs CONFIG GET key through do and returns the value.
+func configGet(ctx context.Context, do func(context.Context, ...string) (any, error), key string) (string, error) {
+	v, err := do(ctx, "CONFIG", "GET", key)
 	if err != nil {
 		return "", err
 	}
@@ -500,6 +505,11 @@ func (p *Process) Kill(ctx context.Context) error {
 	if err := p.signal(syscall.SIGKILL); err != nil {
 		return err
 	}
+	return p.waitExited(ctx)
+}
+
+// waitExited waits until the server process is gone.
+func (p *Process) waitExited(ctx context.Context) error {
 	p.mu.Lock()
 	exited := p.exited
 	p.mu.Unlock()
@@ -517,15 +527,7 @@ func (p *Process) Stop(ctx context.Context) error {
 	if err := p.signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	exited := p.exited
-	p.mu.Unlock()
-	select {
-	case <-exited:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return p.waitExited(ctx)
 }
 
 // Pause freezes the server with SIGSTOP.
