@@ -341,7 +341,24 @@ func runClosed(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, s
 		deadline = start.Add(l.Duration)
 	}
 	var tickets atomic.Int64
-	for w := 0; w < l.Workers; w++ {
+	spawn(l.Workers, recs, wg, func(w int, rec *Recorder) {
+		for seq := int64(0); ctx.Err() == nil; seq++ {
+			if l.Ops > 0 && tickets.Add(1) > l.Ops {
+				return
+			}
+			now := time.Now()
+			if !deadline.IsZero() && !now.Before(deadline) {
+				return
+			}
+			do(ctx, op, Call{Worker: w, Seq: seq, Warmup: ph.warmup}, now, ph, rec)
+		}
+	})
+}
+
+// spawn starts n workers on wg, each with its own recorder (nil when recs
+// is nil).
+func spawn(n int, recs *recorders, wg *sync.WaitGroup, work func(w int, rec *Recorder)) {
+	for w := 0; w < n; w++ {
 		var rec *Recorder
 		if recs != nil {
 			rec = recs.New()
@@ -349,16 +366,7 @@ func runClosed(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, s
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for seq := int64(0); ctx.Err() == nil; seq++ {
-				if l.Ops > 0 && tickets.Add(1) > l.Ops {
-					return
-				}
-				now := time.Now()
-				if !deadline.IsZero() && !now.Before(deadline) {
-					return
-				}
-				do(ctx, op, Call{Worker: w, Seq: seq, Warmup: ph.warmup}, now, ph, rec)
-			}
+			work(w, rec)
 		}(w)
 	}
 }
@@ -370,28 +378,20 @@ func runClosed(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, s
 func runOpen(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, start time.Time, offered *atomic.Int64, wg *sync.WaitGroup) {
 	queue := make(chan time.Time, l.Queue)
 	var over atomic.Bool
-	for w := 0; w < l.Workers; w++ {
-		var rec *Recorder
-		if recs != nil {
-			rec = recs.New()
-		}
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			var seq int64
-			for intended := range queue {
-				if over.Load() || ctx.Err() != nil {
-					ph.dropped.Add(1)
-					continue
-				}
-				if time.Since(intended) > l.LateAfter {
-					ph.late.Add(1)
-				}
-				do(ctx, op, Call{Worker: w, Seq: seq, Warmup: ph.warmup}, intended, ph, rec)
-				seq++
+	spawn(l.Workers, recs, wg, func(w int, rec *Recorder) {
+		var seq int64
+		for intended := range queue {
+			if over.Load() || ctx.Err() != nil {
+				ph.dropped.Add(1)
+				continue
 			}
-		}(w)
-	}
+			if time.Since(intended) > l.LateAfter {
+				ph.late.Add(1)
+			}
+			do(ctx, op, Call{Worker: w, Seq: seq, Warmup: ph.warmup}, intended, ph, rec)
+			seq++
+		}
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
