@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -231,4 +232,19 @@ func startRedisB(b *testing.B) string {
 	}
 	b.Cleanup(func() { p.Close() })
 	return p.URL()
+}
+
+// benchEvent's hand-built payload is the JSON of a benchPayload.
+func TestBenchEventPayload(t *testing.T) {
+	e := benchEvent("r", "f", Call{Worker: 3, Seq: 42})
+	var p benchPayload
+	if err := json.Unmarshal(e.Payload, &p); err != nil {
+		t.Fatalf("payload %s: %v", e.Payload, err)
+	}
+	if p.Sent != e.Timestamp.UnixNano() || !p.Measured || p.Worker != 3 || p.Seq != 42 {
+		t.Fatalf("payload %s decodes to %+v; want sent %d, measured, worker 3, seq 42", e.Payload, p, e.Timestamp.UnixNano())
+	}
+	if w := benchEvent("r", "f", Call{Warmup: true}); json.Unmarshal(w.Payload, &p) != nil || p.Measured {
+		t.Fatalf("warm-up payload %s: want measured false", w.Payload)
+	}
 }

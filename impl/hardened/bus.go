@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gonogo/harness/impl"
@@ -64,15 +65,25 @@ type Bus struct {
 	k     keys
 	redis bool // Enabled && EventBus
 	hub   *hub
+	// The publish script's MAXLEN and TTL arguments, formatted once.
+	maxLenArg, ttlArg string
 
-	mu        sync.Mutex
-	ring      map[string][]impl.Event // recent memory-acknowledged events per flow
-	outbox    []impl.Event            // waiting for replay, in publish order
-	pending   map[string]int          // outbox events per flow
-	refreshed map[string]time.Time    // last stream TTL refresh per flow
-	lastMs    int64                   // memory cursor clock
-	seq       int64
-	stats     OutboxStats
+	mu      sync.Mutex
+	ring    map[string][]impl.Event // recent memory-acknowledged events per flow
+	outbox  []pending               // waiting for replay, in publish order
+	pending map[string]int          // outbox events per flow
+	lastMs  int64                   // memory cursor clock
+	seq     int64
+	stats   OutboxStats
+
+	// queued is len(outbox), readable without mu: Publish takes mu only
+	// when the outbox holds events.
+	queued atomic.Int64
+	// refreshed holds the last stream TTL refresh (time.Time) per flow;
+	// refreshes counts its entries and sweptAt (unix ns) is its last sweep.
+	refreshed sync.Map
+	refreshes atomic.Int64
+	sweptAt   atomic.Int64
 
 	wakeReplay chan struct{}
 }
@@ -81,9 +92,10 @@ func newBus(m *manager, k keys) *Bus {
 	b := &Bus{
 		m: m, k: k,
 		redis:      m.cfg.Enabled && m.cfg.EventBus,
+		maxLenArg:  strconv.FormatInt(m.cfg.StreamMaxLen, 10),
+		ttlArg:     strconv.FormatInt(m.cfg.StreamTTL.Milliseconds(), 10),
 		ring:       map[string][]impl.Event{},
 		pending:    map[string]int{},
-		refreshed:  map[string]time.Time{},
 		wakeReplay: make(chan struct{}, 1),
 	}
 	b.hub = newHub(b)
@@ -117,19 +129,21 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		e.ID = newID()
 	}
 	e.Cursor = ""
+	var attempted int64
 	if b.redis {
 		// A flow with events in the outbox queues behind them: its order
 		// is the outbox's until the replay caught up.
-		var ttl int64
-		b.mu.Lock()
-		direct := b.pending[e.FlowID] == 0
-		if direct {
-			ttl = b.ttlDue(e.FlowID)
+		direct := true
+		if b.queued.Load() > 0 {
+			b.mu.Lock()
+			direct = b.pending[e.FlowID] == 0
+			b.mu.Unlock()
 		}
-		b.mu.Unlock()
 		if direct {
+			ttl := b.ttlDue(e.FlowID)
+			sent := time.Now().UnixMilli()
 			err := b.m.call(ctx, "publish", b.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
-				keys, args, err := b.publishArgs(e, ttl)
+				keys, args, err := b.publishArgs(pending{e: e}, ttl)
 				if err != nil {
 					return err
 				}
@@ -143,14 +157,15 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			case !errors.Is(err, errOffline) && !outage(err):
 				return fmt.Errorf("hardened: publish %s: %w", e.ID, err)
 			}
-			if ttl > 0 {
-				b.mu.Lock()
-				delete(b.refreshed, e.FlowID)
-				b.mu.Unlock()
+			if ttl {
+				b.forgetRefresh(e.FlowID)
+			}
+			if !errors.Is(err, errOffline) {
+				attempted = sent // the request may have reached Redis
 			}
 		}
 	}
-	e, err := b.remember(e)
+	e, err := b.remember(e, attempted)
 	if err != nil {
 		return err
 	}
@@ -159,9 +174,17 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 	return nil
 }
 
+// pending is an outbox event. attempted is when (unix ms) a publish of it
+// that may have reached Redis was made, 0 if none was: its replay then
+// looks for it in the stream first.
+type pending struct {
+	e         impl.Event
+	attempted int64
+}
+
 // remember acknowledges e from memory: a memory cursor, the flow's ring,
 // and (with the Redis bus on) the outbox.
-func (b *Bus) remember(e impl.Event) (impl.Event, error) {
+func (b *Bus) remember(e impl.Event, attempted int64) (impl.Event, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e.Cursor = b.memCursor()
@@ -170,7 +193,8 @@ func (b *Bus) remember(e impl.Event) (impl.Event, error) {
 			b.stats.Overflow++
 			return e, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
 		}
-		b.outbox = append(b.outbox, e)
+		b.outbox = append(b.outbox, pending{e: e, attempted: attempted})
+		b.queued.Store(int64(len(b.outbox)))
 		b.pending[e.FlowID]++
 	}
 	r := append(b.ring[e.FlowID], e)
@@ -205,55 +229,66 @@ func (b *Bus) memCursor() string {
 	return strconv.FormatInt(b.lastMs, 10) + "-" + strconv.FormatInt(memSeqBase+b.seq, 10)
 }
 
-// ttlDue returns the stream TTL in ms if this instance should refresh it
-// with this publish (once per flow per StreamTTL/10), else 0, and marks it
-// refreshed. Callers hold b.mu.
-func (b *Bus) ttlDue(flow string) int64 {
+// ttlDue reports whether this instance should refresh the stream TTL with
+// this publish (once per flow per StreamTTL/10), and marks it refreshed.
+// Lock-free on the hot path: a flow refreshed recently costs one map read.
+func (b *Bus) ttlDue(flow string) bool {
 	now := time.Now()
-	ttl := b.m.cfg.StreamTTL
-	if last, ok := b.refreshed[flow]; ok && now.Sub(last) < ttl/10 {
-		return 0
+	every := b.m.cfg.StreamTTL / 10
+	if last, ok := b.refreshed.Load(flow); ok && now.Sub(last.(time.Time)) < every {
+		return false
 	}
-	if len(b.refreshed) > 10000 {
-		for f, t := range b.refreshed {
-			if now.Sub(t) >= ttl/10 {
-				delete(b.refreshed, f)
-			}
+	if _, loaded := b.refreshed.Swap(flow, now); !loaded && b.refreshes.Add(1) > 10000 {
+		// Forget flows not refreshed for a while, at most once per period.
+		if last := b.sweptAt.Load(); now.UnixNano()-last >= int64(every) && b.sweptAt.CompareAndSwap(last, now.UnixNano()) {
+			b.refreshed.Range(func(f, t any) bool {
+				if now.Sub(t.(time.Time)) >= every {
+					b.forgetRefresh(f.(string))
+				}
+				return true
+			})
 		}
 	}
-	b.refreshed[flow] = now
-	return ttl.Milliseconds()
+	return true
 }
 
-func (b *Bus) publishArgs(e impl.Event, ttl int64) ([]string, []any, error) {
+// forgetRefresh makes the next publish of flow refresh the stream TTL.
+func (b *Bus) forgetRefresh(flow string) {
+	if _, ok := b.refreshed.LoadAndDelete(flow); ok {
+		b.refreshes.Add(-1)
+	}
+}
+
+func (b *Bus) publishArgs(p pending, refreshTTL bool) ([]string, []any, error) {
+	e := p.e
 	e.Cursor = ""
-	js, err := json.Marshal(e)
+	js, err := appendEvent(make([]byte, 0, 256+len(e.Payload)), e)
 	if err != nil {
 		return nil, nil, fmt.Errorf("hardened: encoding event %s: %w", e.ID, err)
 	}
-	payload := string(e.Payload)
-	if payload == "" {
-		payload = "null"
+	ttl := "0"
+	if refreshTTL {
+		ttl = b.ttlArg
 	}
-	keys := []string{b.k.events(e.FlowID), b.k.eventIDs(e.FlowID)}
-	args := []any{e.ID, b.m.cfg.StreamMaxLen, ttl, b.k.channel(e.FlowID), string(js),
-		"id", e.ID, "flow_id", e.FlowID, "event_type", e.Type, "payload", payload,
-		"timestamp", e.Timestamp.UTC().Format(time.RFC3339Nano),
-		"source", e.Source, "correlation_id", e.CorrelationID}
-	return keys, args, nil
+	attempted, needle := "0", ""
+	if p.attempted > 0 {
+		// The JSON up to and including the ID: {"id":"…",
+		id, _ := json.Marshal(e.ID)
+		attempted, needle = strconv.FormatInt(p.attempted, 10), `{"id":`+string(id)+`,`
+	}
+	args := []any{attempted, needle, b.maxLenArg, ttl, b.k.channel(e.FlowID), js}
+	return []string{b.k.events(e.FlowID)}, args, nil
 }
 
-// parseEntry turns a stream entry back into an event.
+// parseEntry turns a stream entry back into an event. An entry that is
+// not an event's JSON (written by something else) becomes an event with
+// only its cursor and flow, which the checkers report rather than hide.
 func parseEntry(flow string, x redis.XMessage) impl.Event {
-	str := func(k string) string { s, _ := x.Values[k].(string); return s }
-	e := impl.Event{
-		ID: str("id"), FlowID: flow, Type: str("event_type"),
-		Source: str("source"), CorrelationID: str("correlation_id"), Cursor: x.ID,
+	var e impl.Event
+	if s, ok := x.Values["event"].(string); ok {
+		json.Unmarshal([]byte(s), &e)
 	}
-	if p := str("payload"); p != "" && p != "null" {
-		e.Payload = json.RawMessage(p)
-	}
-	e.Timestamp, _ = time.Parse(time.RFC3339Nano, str("timestamp"))
+	e.FlowID, e.Cursor = flow, x.ID
 	return e
 }
 
@@ -296,20 +331,21 @@ func (b *Bus) replayOnce() bool {
 	}
 	b.mu.Lock()
 	batch := slices.Clone(b.outbox[:min(len(b.outbox), replayBatch)])
-	ttls := make([]int64, len(batch))
-	for i, e := range batch {
-		ttls[i] = b.ttlDue(e.FlowID)
+	ttls := make([]bool, len(batch))
+	for i, p := range batch {
+		ttls[i] = b.ttlDue(p.e.FlowID)
 	}
 	b.mu.Unlock()
 	if len(batch) == 0 {
 		return false
 	}
+	sent := time.Now().UnixMilli()
 	var cmds []redis.Cmder
 	err := b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
 		var err error
 		cmds, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, e := range batch {
-				keys, args, err := b.publishArgs(e, ttls[i])
+			for i, o := range batch {
+				keys, args, err := b.publishArgs(o, ttls[i])
 				if err != nil {
 					return err
 				}
@@ -319,16 +355,20 @@ func (b *Bus) replayOnce() bool {
 		})
 		return err
 	})
-	if isNoScript(err) {
-		// The script cache was flushed: load the scripts, then retry.
-		return b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
-			return loadScripts(ctx, rdb)
-		}) == nil
-	}
 	// The events before the first failure are in; a failure that is an
 	// answer (not an outage) drops that one event, counted; an outage
-	// stops the replay until Redis is back.
+	// stops the replay until Redis is back. The events after it may or may
+	// not have been applied: their next replay looks for them first.
 	done, dropped := len(batch), 0
+	if isNoScript(err) {
+		// The script cache was flushed: load the scripts, then retry.
+		done = 0
+		err = b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+			return loadScripts(ctx, rdb)
+		})
+		b.markAttempted(len(batch), sent)
+		return err == nil
+	}
 	if err != nil {
 		done = 0
 		for _, c := range cmds {
@@ -344,16 +384,33 @@ func (b *Bus) replayOnce() bool {
 		}
 	}
 	b.mu.Lock()
-	for _, e := range b.outbox[:done] {
-		if b.pending[e.FlowID]--; b.pending[e.FlowID] <= 0 {
-			delete(b.pending, e.FlowID)
+	for _, p := range b.outbox[:done] {
+		if b.pending[p.e.FlowID]--; b.pending[p.e.FlowID] <= 0 {
+			delete(b.pending, p.e.FlowID)
 		}
 	}
 	b.outbox = b.outbox[done:]
+	b.queued.Store(int64(len(b.outbox)))
 	b.stats.Replayed += int64(done - dropped)
 	b.stats.Dropped += int64(dropped)
 	b.mu.Unlock()
+	if err != nil {
+		b.markAttempted(len(batch)-done, sent)
+	}
 	return err == nil || dropped > 0
+}
+
+// markAttempted records that the first n outbox events were sent at ms
+// (unless an earlier attempt was recorded): a replay may have reached
+// Redis even though it failed.
+func (b *Bus) markAttempted(n int, ms int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.outbox[:min(n, len(b.outbox))] {
+		if b.outbox[i].attempted == 0 {
+			b.outbox[i].attempted = ms
+		}
+	}
 }
 
 func isNoScript(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") }
@@ -381,9 +438,9 @@ func (b *Bus) History(ctx context.Context, flowID string, count int, since time.
 	if err != nil {
 		extra = slices.Clone(b.recent(flowID))
 	} else if b.pending[flowID] > 0 {
-		for _, e := range b.outbox {
-			if e.FlowID == flowID {
-				extra = append(extra, e)
+		for _, p := range b.outbox {
+			if p.e.FlowID == flowID {
+				extra = append(extra, p.e)
 			}
 		}
 	}

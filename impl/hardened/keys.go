@@ -14,11 +14,6 @@ func (k keys) flow(id, suffix string) string { return k.prefix + "{flow:" + id +
 // events is the flow's stream (XADD MAXLEN ~ StreamMaxLen, TTL StreamTTL).
 func (k keys) events(flow string) string { return k.flow(flow, "events") }
 
-// eventIDs maps event ID to stream ID: the dedupe record that makes a
-// publish idempotent (outbox replay, retried publishes). Same TTL as the
-// stream.
-func (k keys) eventIDs(flow string) string { return k.flow(flow, "eventids") }
-
 // channel is the flow's Pub/Sub channel for live delivery.
 func (k keys) channel(flow string) string { return k.flow(flow, "updates") }
 

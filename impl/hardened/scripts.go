@@ -11,25 +11,47 @@ import (
 // the layer connects (SCRIPT LOAD, tagged "probe"), so EVALSHA hits; after
 // a SCRIPT FLUSH go-redis falls back to EVAL once.
 
-// publishScript appends an event unless its ID was already appended, and
-// publishes it for live delivery with its stream ID.
+// publishScript appends an event to its flow's stream and publishes it for
+// live delivery with its stream ID. The stream entry is one field,
+// "event", holding the event's JSON: the same bytes the PUBLISH carries, so
+// the request sends them once.
 //
-// KEYS: stream, eventids. ARGV: event ID, maxlen, ttl ms (0: do not
-// refresh), channel, event JSON, then the entry's field/value pairs.
-// Returns {stream ID, 1 if added / 0 if it was a duplicate}.
+// A publish whose earlier attempt may have reached Redis (it timed out or
+// the connection broke after the request was written) passes the time of
+// that attempt: the script then first looks for the event in the stream,
+// newest first, back to that time less skewMs, and appends nothing if it
+// is there. A first attempt passes 0 and costs no lookup. The stream is
+// the only dedupe record: a per-event ID set would cost a write per
+// publish and grow with every event the stream's MAXLEN already dropped.
+//
+// KEYS: stream. ARGV: attempt ms ("0": first attempt), the event's JSON
+// prefix up to its ID ({"id":"…",), maxlen, ttl ms ("0": do not refresh),
+// channel, event JSON. Returns 1 if added, 0 if it was there already.
 var publishScript = newScript(`
-local sid = redis.call('HGET', KEYS[2], ARGV[1])
-if sid then return {sid, 0} end
-sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 6))
-redis.call('HSET', KEYS[2], ARGV[1], sid)
-local ttl = tonumber(ARGV[3])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
+local from = tonumber(ARGV[1])
+if from > 0 then
+  from = from - ` + skewMs + `
+  local needle, last = ARGV[2], '+'
+  while true do
+    local xs = redis.call('XREVRANGE', KEYS[1], last, '-', 'COUNT', 100)
+    for _, x in ipairs(xs) do
+      if tonumber(string.match(x[1], '^%d+')) < from then xs = {} break end
+      local f = x[2]
+      if f[1] == 'event' and string.sub(f[2], 1, #needle) == needle then return 0 end
+    end
+    if #xs < 100 then break end
+    last = '(' .. xs[#xs][1]
+  end
 end
-redis.call('PUBLISH', ARGV[4], sid .. '\n' .. ARGV[5])
-return {sid, 1}
+local sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6])
+if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+redis.call('PUBLISH', ARGV[5], sid .. '\n' .. ARGV[6])
+return 1
 `)
+
+// skewMs is how far Redis's clock may be behind this instance's for the
+// publish script's lookup of an earlier attempt.
+const skewMs = "60000"
 
 // registerScript records a connection (or refreshes it: heartbeat of a
 // connection this instance knows). An expiry only ever grows (GT), so a
