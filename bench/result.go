@@ -192,7 +192,7 @@ func (r *Report) finish(profiles []string, eventRate float64) {
 	}
 	for i := range r.Results {
 		x := &r.Results[i]
-		if x.Profile == Raw {
+		if x.Profile == Raw || x.Inconclusive != "" {
 			continue
 		}
 		b := find(baselineOf[x.Op], Raw)

@@ -310,3 +310,23 @@ func TestRunSSEDeliversEveryEventToEveryClient(t *testing.T) {
 			sse.Delivered, sse.Expected, sse.Latency.Count, sse.Errors)
 	}
 }
+
+// An inconclusive row gets no ratio against its baseline: a layer that fell
+// back to memory must not show as many times faster than Redis.
+func TestFinishSkipsInconclusiveRows(t *testing.T) {
+	r := &Report{Results: []Result{
+		{Op: OpXAdd, Profile: Raw, Ops: 100, OpsPerSec: 1000},
+		{Op: OpPublish, Profile: "hardened", Ops: 100, OpsPerSec: 12000, Inconclusive: "the layer fell back to memory"},
+		{Op: OpPublish, Profile: "seed", Ops: 100, OpsPerSec: 400},
+	}}
+	r.finish([]string{"seed", "hardened"}, 1)
+	if x := r.Results[1]; x.Baseline != "" || x.ThroughputVsB != 0 {
+		t.Errorf("inconclusive row: baseline %q ratio %g; want none", x.Baseline, x.ThroughputVsB)
+	}
+	if x := r.Results[2]; x.Baseline != OpXAdd || x.ThroughputVsB != 0.4 {
+		t.Errorf("seed row: baseline %q ratio %g; want xadd 0.4", x.Baseline, x.ThroughputVsB)
+	}
+	if len(r.Compare) != 0 {
+		t.Errorf("comparisons %+v; want none (hardened is inconclusive)", r.Compare)
+	}
+}
