@@ -179,6 +179,9 @@ func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.D
 	if err == nil {
 		err = loadScripts(cctx, rdb)
 	}
+	if err == nil {
+		warm(cctx, rdb)
+	}
 	if err != nil {
 		// Closing may wait on the network: never under m.mu.
 		rdb.Close()
@@ -193,6 +196,19 @@ func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.D
 	m.streak, m.verifying = 0, false
 	m.gen++
 	m.cur.Store(&current{rdb, m.gen})
+}
+
+// warm readies the pool's idle connections before the client serves
+// budgeted calls: go-redis dials them ahead (TCP and TLS) but sends their
+// HELLO on first use, one more round trip that a call on a remote target
+// would otherwise pay within its budget. Best effort: a PING that fails
+// here only leaves its connection to be readied on first use.
+func warm(ctx context.Context, rdb *redis.Client) {
+	var wg sync.WaitGroup
+	for range rdb.Options().MinIdleConns {
+		wg.Go(func() { rdb.Ping(ctx) })
+	}
+	wg.Wait()
 }
 
 // current is a client that is up and its generation.
