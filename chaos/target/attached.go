@@ -7,6 +7,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	docker "github.com/moby/moby/client"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gonogo/harness/internal/exitcode"
 )
@@ -21,6 +22,7 @@ type Attached struct {
 	*Remote
 	name string
 	ctr  dockerCtr
+	via  *redis.Client // Redis through the services' path, or nil
 }
 
 var (
@@ -32,10 +34,11 @@ var (
 )
 
 // AttachContainer finds the container called name (or with that id) and
-// opens its Redis at rawURL (see OpenURL). A missing container or an
-// unusable URL is bad input (exit 3); no Docker engine a harness failure
-// (exit 4).
-func AttachContainer(ctx context.Context, name, rawURL string, o URLOptions) (*Attached, error) {
+// opens its Redis at rawURL (see OpenURL). via, if not "", is the host:port
+// the services reach that Redis through (their proxy): Restart also waits
+// for PING to answer there. A missing container or an unusable URL is bad
+// input (exit 3); no Docker engine a harness failure (exit 4).
+func AttachContainer(ctx context.Context, name, rawURL, via string, o URLOptions) (*Attached, error) {
 	cli, err := dockerClient(ctx)
 	if err != nil {
 		return nil, err
@@ -53,7 +56,13 @@ func AttachContainer(ctx context.Context, name, rawURL string, o URLOptions) (*A
 		cli.Close()
 		return nil, err
 	}
-	return &Attached{Remote: r, name: name, ctr: dockerCtr{cli, res.Container.ID}}, nil
+	a := &Attached{Remote: r, name: name, ctr: dockerCtr{cli, res.Container.ID}}
+	if via != "" {
+		opt := *r.rdb.Options()
+		opt.Addr, opt.Dialer = via, nil
+		a.via = redis.NewClient(&opt)
+	}
+	return a, nil
 }
 
 // Kind is "container".
@@ -93,7 +102,12 @@ func (a *Attached) Stop(ctx context.Context) error {
 
 // Restart starts the container again (docker start; a running one is
 // stopped cleanly first) and waits, at most 30 s, for Redis to answer PING
-// at the URL (AOF, if on, is loaded by then).
+// at the URL (AOF, if on, is loaded by then) and through the services'
+// path. The latter can lag: Toxiproxy dials upstream in its accept loop,
+// and a dial begun while the container was gone (its address answering
+// nothing) holds every new connection until it fails, a few seconds later.
+// That is the rig's delay, not the layer's: the restart ends when the
+// services can reach Redis again.
 func (a *Attached) Restart(ctx context.Context) error {
 	if a.ctr.pid(ctx) != 0 {
 		if err := a.Stop(ctx); err != nil {
@@ -104,9 +118,30 @@ func (a *Attached) Restart(ctx context.Context) error {
 		return fmt.Errorf("docker start %s: %w", a.name, err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for {
+	for _, c := range []struct {
+		rdb  *redis.Client
+		what string
+	}{{a.rdb, "at " + a.Redacted()}, {a.via, "through " + a.viaAddr()}} {
+		if err := pingUntil(ctx, c.rdb, deadline); err != nil {
+			return fmt.Errorf("redis in %s did not answer PING %s within 30s of docker start: %w", a.name, c.what, err)
+		}
+	}
+	return nil
+}
+
+func (a *Attached) viaAddr() string {
+	if a.via == nil {
+		return ""
+	}
+	return a.via.Options().Addr
+}
+
+// pingUntil PINGs rdb (nil: nothing to wait for) until it answers or the
+// deadline passes.
+func pingUntil(ctx context.Context, rdb *redis.Client, deadline time.Time) error {
+	for rdb != nil {
 		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		err := a.rdb.Ping(pctx).Err()
+		err := rdb.Ping(pctx).Err()
 		cancel()
 		switch {
 		case err == nil:
@@ -114,10 +149,11 @@ func (a *Attached) Restart(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case time.Now().After(deadline):
-			return fmt.Errorf("redis in %s did not answer PING within 30s of docker start: %w", a.name, err)
+			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return nil
 }
 
 // ConfigGet returns the value of CONFIG GET key.
@@ -134,5 +170,8 @@ func (a *Attached) ConfigGet(ctx context.Context, key string) (string, error) {
 func (a *Attached) Close() error {
 	err := a.Remote.Close()
 	a.ctr.cli.Close()
+	if a.via != nil {
+		a.via.Close()
+	}
 	return err
 }

@@ -17,7 +17,7 @@ func TestAttachedContainer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := startContainer(t, ContainerOptions{AOF: true})
-	a, err := AttachContainer(ctx, c.ID(), c.URL(), URLOptions{})
+	a, err := AttachContainer(ctx, c.ID(), c.URL(), c.Addr(), URLOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestAttachedContainer(t *testing.T) {
 	if n, err := c.adminDo(ctx, "EXISTS", key); err != nil || n != int64(0) {
 		t.Errorf("EXISTS %s after Close = %v, %v; want 0 (keys under the prefix deleted)", key, n, err)
 	}
-	_, err = AttachContainer(ctx, "gonogo-no-such-container", c.URL(), URLOptions{})
+	_, err = AttachContainer(ctx, "gonogo-no-such-container", c.URL(), "", URLOptions{})
 	if exitcode.Of(err) != exitcode.BadInput {
 		t.Errorf("attaching a missing container: got %v (exit %d); want exit %d", err, exitcode.Of(err), exitcode.BadInput)
 	}

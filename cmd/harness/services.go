@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"strings"
 
 	"github.com/gonogo/harness/chaos"
@@ -86,7 +88,7 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 	}
 	ext.profile = orUnknown(ext.profile)
 	so := scenarios.ServiceOptions{Services: services, AllowDestructive: t.allowDestructive}
-	redisURL := t.url
+	redisURL, via := t.url, ""
 	if o.toxiproxy != "" {
 		api, err := chaos.NewExternal(o.toxiproxy)
 		if err != nil {
@@ -97,6 +99,9 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 			return ext, err
 		}
 		so.Proxy = p
+		if via, err = proxyAddr(o.toxiproxy, p.Listen()); err != nil {
+			return ext, err
+		}
 		if redisURL == "" {
 			redisURL = "redis://" + p.Upstream() + "/0"
 		}
@@ -107,7 +112,7 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 	uopts := target.URLOptions{CAFile: t.caFile, CertFile: t.certFile, KeyFile: t.keyFile, Insecure: t.insecure}
 	so.Redis = func(ctx context.Context) (target.Target, error) {
 		if o.redisContainer != "" {
-			return target.AttachContainer(ctx, o.redisContainer, redisURL, uopts)
+			return target.AttachContainer(ctx, o.redisContainer, redisURL, via, uopts)
 		}
 		return target.OpenURL(ctx, redisURL, uopts)
 	}
@@ -130,6 +135,23 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 	fmt.Fprintf(w, "redis: %s (%s; keys namespaced per scenario and deleted after)\n", redact.URL(redisURL), desc)
 	ext.deps = scenarios.ServiceDeps(so)
 	return ext, nil
+}
+
+// proxyAddr is where the harness reaches a proxy of the Toxiproxy at api
+// that listens on listen ("[::]:26379"): the API's host, the proxy's port.
+func proxyAddr(api, listen string) (string, error) {
+	if !strings.Contains(api, "://") {
+		api = "http://" + api
+	}
+	u, err := url.Parse(api)
+	if err != nil {
+		return "", exitcode.Configf("--toxiproxy %s: %v", api, err)
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", exitcode.Harnessf("toxiproxy proxy listens on %q: %v", listen, err)
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 func orUnknown(s string) string {

@@ -85,3 +85,14 @@ func TestRunService(t *testing.T) {
 		t.Errorf("environment: %+v; want implementation external at %s, profile hardened, target url", e, s.base)
 	}
 }
+
+func TestProxyAddr(t *testing.T) {
+	for _, c := range []struct{ api, listen, want string }{
+		{"http://toxiproxy:8474", "[::]:26379", "toxiproxy:26379"},
+		{"127.0.0.1:8474", "127.0.0.1:31000", "127.0.0.1:31000"},
+	} {
+		if got, err := proxyAddr(c.api, c.listen); err != nil || got != c.want {
+			t.Errorf("proxyAddr(%q, %q) = %q, %v; want %q", c.api, c.listen, got, err, c.want)
+		}
+	}
+}
