@@ -135,7 +135,9 @@ func (s *Service) Close() {
 // Layer returns the service as a layer. With the Reset ability it first
 // resets the service to cfg (its overrides and KeyPrefix; the service keeps
 // its own Redis URL and server ID) with heartbeat as the SSE heartbeat (0:
-// the service's); without it the service runs as configured and cfg is not
+// the service's), and closing the layer resets it to its own configuration
+// again, so that nothing it does afterwards lands under cfg's prefix;
+// without the ability the service runs as configured and cfg is not
 // applied. Registry calls need the Registry ability (else ErrNoControl).
 func (s *Service) Layer(ctx context.Context, cfg impl.Config, heartbeat time.Duration) (*impl.Layer, error) {
 	c := &client{Service: s, streams: map[string]bool{}}
@@ -157,8 +159,22 @@ func (s *Service) Layer(ctx context.Context, cfg impl.Config, heartbeat time.Dur
 		Bus:      (*bus)(c),
 		Registry: (*registry)(c),
 		Cache:    (*cache)(c),
-		Close:    func() error { s.hc.CloseIdleConnections(); return nil },
+		Close:    c.close,
 	}, nil
+}
+
+// close puts a service that was reset back to its own configuration.
+func (c *client) close() error {
+	defer c.hc.CloseIdleConnections()
+	if !c.Has(Reset) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.call(ctx, http.MethodPost, "/_harness/reset", service.Reset{}, nil, http.StatusOK); err != nil {
+		return fmt.Errorf("service %s: %w", c.base, err)
+	}
+	return nil
 }
 
 // client is one layer's view of a service: the calls, and the mode the

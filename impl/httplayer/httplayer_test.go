@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,5 +142,17 @@ func TestResetAndCounts(t *testing.T) {
 		require.True(t, ok, "the reference service counts")
 		assert.Equal(t, int64(3), ops["publish"].RoundTrips, "publish round trips since the reset")
 		assert.Equal(t, "redis", l.Manager.Mode())
+		require.NoError(t, l.Close())
+	}
+	// Closed, the layer put the service back on its own prefix.
+	resp, err := http.Post(s.Base()+"/flows/after/events", "application/json", strings.NewReader(`{"event_type":"X"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Contains(t, strings.Join(conformance.Keys(t, rdb, base.KeyPrefix), " "), "after", "a publish after Close lands under the service's own prefix %s", base.KeyPrefix)
+	for _, prefix := range []string{"run1:", "run2:"} {
+		for _, k := range conformance.Keys(t, rdb, prefix) {
+			assert.NotContains(t, k, "after", "a publish after Close landed under the closed layer's prefix")
+		}
 	}
 }

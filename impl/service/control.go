@@ -89,7 +89,9 @@ func ResetFor(cfg impl.Config, heartbeat time.Duration) Reset {
 // Apply returns base with the reset's overrides.
 func (r Reset) Apply(base impl.Config) impl.Config {
 	c := base
-	c.KeyPrefix = r.KeyPrefix
+	if r.KeyPrefix != "" {
+		c.KeyPrefix = r.KeyPrefix
+	}
 	for _, f := range []struct {
 		v   *bool
 		dst *bool
