@@ -37,6 +37,34 @@ func (e *External) NewProxy(name, upstream string) (*ExternalProxy, error) {
 	return &ExternalProxy{p: p}, nil
 }
 
+// Proxy attaches to the existing proxy called name (the one the services
+// under test reach Redis through, say) and resets it: enabled, with no
+// toxics. An unknown name is bad input (exit 3).
+func (e *External) Proxy(name string) (*ExternalProxy, error) {
+	p, err := e.c.Proxy(name)
+	if err != nil {
+		if strings.Contains(err.Error(), "HTTP 404") {
+			return nil, exitcode.Configf("toxiproxy: no proxy called %q", name)
+		}
+		return nil, fmt.Errorf("toxiproxy: proxy %s: %w", name, err)
+	}
+	toxics, err := p.Toxics()
+	if err != nil {
+		return nil, fmt.Errorf("toxiproxy: proxy %s: toxics: %w", name, err)
+	}
+	for _, t := range toxics {
+		if err := p.RemoveToxic(t.Name); err != nil {
+			return nil, fmt.Errorf("toxiproxy: proxy %s: remove toxic %s: %w", name, t.Name, err)
+		}
+	}
+	if !p.Enabled {
+		if err := p.Enable(); err != nil {
+			return nil, fmt.Errorf("toxiproxy: proxy %s: enable: %w", name, err)
+		}
+	}
+	return &ExternalProxy{p: p}, nil
+}
+
 // ExternalProxy is one proxy of an External Toxiproxy. The client package
 // takes no context: calls are bounded by its HTTP client, not by ctx.
 type ExternalProxy struct {
@@ -45,6 +73,9 @@ type ExternalProxy struct {
 
 // Listen is the address the Toxiproxy server bound.
 func (p *ExternalProxy) Listen() string { return p.p.Listen }
+
+// Upstream is the host:port the proxy forwards to.
+func (p *ExternalProxy) Upstream() string { return p.p.Upstream }
 
 // SetEnabled enables or disables the proxy.
 func (p *ExternalProxy) SetEnabled(ctx context.Context, on bool) error {

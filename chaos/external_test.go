@@ -79,3 +79,44 @@ func TestNewExternalUnreachable(t *testing.T) {
 		t.Fatalf("got %v (exit %d); want exit %d", err, exitcode.Of(err), exitcode.BadInput)
 	}
 }
+
+func TestExternalAttach(t *testing.T) {
+	ctx := context.Background()
+	api := startToxiproxyAPI(t)
+	var ext *External
+	eventually(t, 5*time.Second, "toxiproxy API up", func() bool {
+		var err error
+		ext, err = NewExternal(api)
+		return err == nil
+	})
+	r := startRedis(t, target.ProcessOptions{})
+	p, err := ext.NewProxy("redis", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// Left behind by an earlier run: a toxic, the proxy disabled.
+	if err := p.AddToxic(ctx, Toxic{Name: "left", Type: "latency", Attributes: map[string]any{"latency": 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetEnabled(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	a, err := ext.Proxy("redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Listen() != p.Listen() || a.Upstream() != r.Addr() {
+		t.Fatalf("attached listen %s upstream %s; want %s, %s", a.Listen(), a.Upstream(), p.Listen(), r.Addr())
+	}
+	if d := timed(func() {
+		if err := pingErr(t, a.Listen(), nil); err != nil {
+			t.Errorf("PING through the attached proxy: %v", err)
+		}
+	}); d > 500*time.Millisecond {
+		t.Errorf("PING took %s: the toxic left behind was not removed", d)
+	}
+	if _, err := ext.Proxy("nope"); exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("attaching an unknown proxy: got %v; want exit %d", err, exitcode.BadInput)
+	}
+}

@@ -131,6 +131,11 @@ func envRows(r Run) [][2]string {
 		{"Started", r.Started.UTC().Format("2006-01-02 15:04:05Z")},
 		{"Duration", fmtMs(float64(r.Finished.Sub(r.Started).Milliseconds()))},
 		{"Profile", orNone(e.Profile)},
+	}
+	if e.Implementation != "" {
+		rows = append(rows, [2]string{"Implementation", e.Implementation + ": " + strings.Join(e.Services, ", ")})
+	}
+	rows = append(rows, [][2]string{
 		{"Target", orNone(e.TargetKind) + " " + e.TargetURL},
 		{"TLS", onOff(e.TLS)},
 		{"RTT", rtt},
@@ -139,7 +144,7 @@ func envRows(r Run) [][2]string {
 		{"Git SHA", orNone(e.GitSHA)},
 		{"Seed", strconv.FormatInt(e.Seed, 10)},
 		{"Command line", strings.Join(e.CommandLine, " ")},
-	}
+	}...)
 	if r.Interrupted {
 		rows = append(rows, [2]string{"Interrupted", "yes — partial results"})
 	}

@@ -75,7 +75,17 @@ type Environment struct {
 	Seed         int64    `json:"seed"`
 	Profile      string   `json:"profile,omitempty"`
 	CommandLine  []string `json:"command_line,omitempty"`
+	// Implementation is External when the layer under test ran elsewhere,
+	// reached over HTTP (`harness run --service`); "" for the harness's
+	// own in-process profiles.
+	Implementation string `json:"implementation,omitempty"`
+	// Services are the base URLs of the external implementation's
+	// instances (passwords masked).
+	Services []string `json:"services,omitempty"`
 }
+
+// External is Environment.Implementation for services reached by URL.
+const External = "external"
 
 // Remote reports whether the target is reached over a real or simulated
 // network rather than on this machine's loopback.

@@ -331,3 +331,25 @@ func TestWriteHgrm(t *testing.T) {
 		}
 	}
 }
+
+// TestExternalImplementationShown: a run against services reached by URL
+// says so, and where, in every rendering's environment.
+func TestExternalImplementationShown(t *testing.T) {
+	r := fixtureRun(t)
+	r.Environment.Implementation, r.Environment.Services = External, []string{"http://service-a:8080", "http://service-b:8080"}
+	dir, err := Write(t.TempDir(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "external: http://service-a:8080, http://service-b:8080"
+	for _, f := range []string{SummaryMD, ReportHTML, JUnitXML} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(b), ":&#47;&#47;", "://") // as HTML writes URLs
+		if !strings.Contains(text, want) {
+			t.Errorf("%s does not say %q", f, want)
+		}
+	}
+}

@@ -146,7 +146,9 @@ func Compare(old, cur Run) Trend {
 // Previous finds the newest run in the reports directory dir that started
 // before cur (by run id), judged the same gate (any gate when cur.Gate is
 // empty) and tested the same profile (any when cur's Environment.Profile is
-// empty): a seed run is not the baseline of a hardened one. Directories
+// empty) of the same implementation: a seed run is not the baseline of a
+// hardened one, nor a service reached by URL that of the in-process
+// profile. Directories
 // that are not run ids, or whose report.json does not load, are skipped.
 // ok is false when there is none.
 func Previous(dir string, cur Run) (prev Run, ok bool, err error) {
@@ -167,7 +169,8 @@ func Previous(dir string, cur Run) (prev Run, ok bool, err error) {
 	for _, id := range ids {
 		r, err := LoadRun(filepath.Join(dir, id, ReportJSON))
 		if err != nil || (cur.Gate != "" && r.Gate != cur.Gate) ||
-			(cur.Environment.Profile != "" && r.Environment.Profile != cur.Environment.Profile) {
+			(cur.Environment.Profile != "" && r.Environment.Profile != cur.Environment.Profile) ||
+			r.Environment.Implementation != cur.Environment.Implementation {
 			continue
 		}
 		return r, true, nil

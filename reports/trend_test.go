@@ -72,6 +72,10 @@ func TestPrevious(t *testing.T) {
 	if _, err := Write(dir, seed); err != nil { // other profile
 		t.Fatal(err)
 	}
+	ext := Run{ID: "20261127T124000Z-acac", Gate: "release", Verdict: Go, Environment: Environment{Profile: "hardened", Implementation: External, Services: []string{"http://a:8080"}}}
+	if _, err := Write(dir, ext); err != nil { // external implementation
+		t.Fatal(err)
+	}
 	mk("20261129T000000Z-dddd", "release")                                                  // later than current
 	if err := os.MkdirAll(filepath.Join(dir, "20261127T130000Z-eeee"), 0o755); err != nil { // no report.json
 		t.Fatal(err)
@@ -91,6 +95,10 @@ func TestPrevious(t *testing.T) {
 	cur.Gate = ""
 	if got, _, _ := Previous(dir, cur); got.ID != seed.ID {
 		t.Errorf("any gate: got %q; want the newest earlier run %s", got.ID, seed.ID)
+	}
+	cur.Environment.Implementation = External
+	if got, _, _ := Previous(dir, cur); got.ID != ext.ID {
+		t.Errorf("external: got %q; want the earlier run of the external implementation %s", got.ID, ext.ID)
 	}
 	if _, ok, err := Previous(filepath.Join(dir, "nope"), cur); ok || err != nil {
 		t.Errorf("missing dir: got ok %v err %v; want false, nil", ok, err)

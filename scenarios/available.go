@@ -62,6 +62,9 @@ func (r *run) unavailable() []string {
 			}
 		}
 	}
+	if r.deps.Unavailable != nil {
+		why = append(why, r.deps.Unavailable(r.spec, r.target)...)
+	}
 	env := r.env()
 	for _, af := range r.faults {
 		if err := af.fault.Available(env); err != nil {

@@ -64,6 +64,13 @@ type Deps struct {
 	// harness does not own (--allow-destructive). Default false: such a
 	// scenario is not run (INCONCLUSIVE, ErrUnavailable).
 	AllowDestructive bool
+	// Instance, when set, provides instance i of the layer under test
+	// instead of Options.Profiles (an implementation run elsewhere, e.g.
+	// ServiceDeps); Service is then not needed for SSE.
+	Instance func(ctx context.Context, i int, cfg impl.Config) (*impl.Layer, error)
+	// Unavailable, when set, lists more reasons the run cannot offer what
+	// spec needs on t (see ErrUnavailable).
+	Unavailable func(spec Spec, t target.Target) []string
 }
 
 // run is the state of one Run: what was started and must be released.
@@ -255,7 +262,7 @@ func (r *run) setup(ctx context.Context) error {
 	for i := 0; i < r.spec.Instances; i++ {
 		cfg := r.cfg
 		cfg.ServerID = fmt.Sprintf("inst-%d", i)
-		l, err := r.opts.Profiles.New(ctx, r.opts.Profile, cfg)
+		l, err := r.newLayer(ctx, i, cfg)
 		if err != nil {
 			return exitcode.Harnessf("instance %d of profile %s: %w", i, r.opts.Profile, err)
 		}
@@ -272,6 +279,14 @@ func (r *run) setup(ctx context.Context) error {
 	return nil
 }
 
+// newLayer builds instance i of the layer under test.
+func (r *run) newLayer(ctx context.Context, i int, cfg impl.Config) (*impl.Layer, error) {
+	if r.deps.Instance != nil {
+		return r.deps.Instance(ctx, i, cfg)
+	}
+	return r.opts.Profiles.New(ctx, r.opts.Profile, cfg)
+}
+
 func (r *run) env() chaos.Env {
 	return chaos.Env{Target: r.target, Proxy: r.proxy, AllowDestructive: r.deps.AllowDestructive}
 }
@@ -282,7 +297,9 @@ func (r *run) layerConfig() (impl.Config, error) {
 	if err != nil {
 		return impl.Config{}, exitcode.Harnessf("target URL does not parse")
 	}
-	u.Host = r.proxy.Listen()
+	if r.proxy != nil {
+		u.Host = r.proxy.Listen()
+	}
 	cfg := r.spec.LayerConfig()
 	cfg.URL = u.String()
 	cfg.TLS = r.target.TLS()
@@ -392,6 +409,7 @@ func (r *run) ack(flow, id string) {
 // kind in the history's meta, with the number of operations of that kind,
 // so a saved run carries them ("counter.publish.round_trips").
 func (r *run) recordCounts() {
+	r.addServiceCounts()
 	for op, c := range r.count.Snapshot() {
 		r.rec.SetMeta("counter."+op+".round_trips", strconv.FormatInt(c.RoundTrips, 10))
 		r.rec.SetMeta("counter."+op+".commands", strconv.FormatInt(c.Commands, 10))

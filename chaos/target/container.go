@@ -322,12 +322,52 @@ func (c *Container) running(ctx context.Context) bool { return c.pid(ctx) != 0 }
 
 // pid is the host pid of the container's redis-server, 0 when it is not
 // running (or the engine does not answer).
-func (c *Container) pid(ctx context.Context) int {
-	res, err := c.cli.ContainerInspect(ctx, c.ctr.GetContainerID(), docker.ContainerInspectOptions{})
+func (c *Container) pid(ctx context.Context) int { return c.engine().pid(ctx) }
+
+// engine is the container as the Docker engine knows it.
+func (c *Container) engine() dockerCtr { return dockerCtr{c.cli, c.ctr.GetContainerID()} }
+
+// dockerCtr is a container driven by id through the Docker engine: the
+// process faults both container targets share.
+type dockerCtr struct {
+	cli *testcontainers.DockerClient
+	id  string
+}
+
+// pid is the host pid of the container's main process, 0 when it is not
+// running (or the engine does not answer).
+func (d dockerCtr) pid(ctx context.Context) int {
+	res, err := d.cli.ContainerInspect(ctx, d.id, docker.ContainerInspectOptions{})
 	if err != nil || res.Container.State == nil || !res.Container.State.Running {
 		return 0
 	}
 	return res.Container.State.Pid
+}
+
+// kill sends SIGKILL (docker kill) and waits for the container to stop.
+func (d dockerCtr) kill(ctx context.Context) error {
+	wait := d.cli.ContainerWait(ctx, d.id, docker.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	if _, err := d.cli.ContainerKill(ctx, d.id, docker.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		return fmt.Errorf("docker kill: %w", err)
+	}
+	select {
+	case <-wait.Result:
+		return nil
+	case err := <-wait.Error:
+		return fmt.Errorf("waiting for the killed container: %w", err)
+	}
+}
+
+// pause freezes the container (docker pause).
+func (d dockerCtr) pause(ctx context.Context) error {
+	_, err := d.cli.ContainerPause(ctx, d.id, docker.ContainerPauseOptions{})
+	return err
+}
+
+// resume thaws it (docker unpause).
+func (d dockerCtr) resume(ctx context.Context) error {
+	_, err := d.cli.ContainerUnpause(ctx, d.id, docker.ContainerUnpauseOptions{})
+	return err
 }
 
 // Pid is the host pid of the container's redis-server, or 0 when it is not
@@ -363,7 +403,7 @@ func (c *Container) logTail(ctx context.Context) string {
 func (c *Container) remove() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c.cli.ContainerUnpause(ctx, c.ctr.GetContainerID(), docker.ContainerUnpauseOptions{})
+	c.engine().resume(ctx)
 	return c.ctr.Terminate(ctx, testcontainers.StopTimeout(0))
 }
 
@@ -447,38 +487,21 @@ func (c *Container) Image() string { return c.opts.Image }
 func (c *Container) ID() string { return c.ctr.GetContainerID() }
 
 // Kill sends SIGKILL (docker kill) and waits for the container to stop.
-func (c *Container) Kill(ctx context.Context) error {
-	wait := c.cli.ContainerWait(ctx, c.ID(), docker.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
-	if _, err := c.cli.ContainerKill(ctx, c.ID(), docker.ContainerKillOptions{Signal: "KILL"}); err != nil {
-		return fmt.Errorf("docker kill: %w", err)
-	}
-	select {
-	case <-wait.Result:
-		return nil
-	case err := <-wait.Error:
-		return fmt.Errorf("waiting for the killed container: %w", err)
-	}
-}
+func (c *Container) Kill(ctx context.Context) error { return c.engine().kill(ctx) }
 
 // Stop shuts the server down cleanly (docker stop: SIGTERM, then SIGKILL
 // after 10 s) and waits.
 func (c *Container) Stop(ctx context.Context) error {
-	c.cli.ContainerUnpause(ctx, c.ID(), docker.ContainerUnpauseOptions{}) // a paused server cannot handle SIGTERM
+	c.engine().resume(ctx) // a paused server cannot handle SIGTERM
 	timeout := 10 * time.Second
 	return c.ctr.Stop(ctx, &timeout)
 }
 
 // Pause freezes the container (docker pause).
-func (c *Container) Pause(ctx context.Context) error {
-	_, err := c.cli.ContainerPause(ctx, c.ID(), docker.ContainerPauseOptions{})
-	return err
-}
+func (c *Container) Pause(ctx context.Context) error { return c.engine().pause(ctx) }
 
 // Resume thaws it (docker unpause).
-func (c *Container) Resume(ctx context.Context) error {
-	_, err := c.cli.ContainerUnpause(ctx, c.ID(), docker.ContainerUnpauseOptions{})
-	return err
-}
+func (c *Container) Resume(ctx context.Context) error { return c.engine().resume(ctx) }
 
 // Restart starts the same container again (same port, same data in
 // /data); a running server is stopped cleanly first.

@@ -139,7 +139,8 @@ func TestScenarioGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := scenarioGate(jobsFor(specs, []string{"seed", "hardened"}))
+	plan := runPlan{profiles: []string{"seed", "hardened"}, reg: profiles.Default()}
+	g := scenarioGate(plan.jobsFor(specs))
 	if got, want := strings.Join(g.Scenarios, " "), "eviction.seed eviction.hardened"; got != want {
 		t.Errorf("scenarios: got %q; want %q", got, want)
 	}

@@ -44,7 +44,9 @@ func (l *listFlag) Set(v string) error {
 }
 
 const runSynopsis = `run [--gate G [--gates FILE] | --scenario name|file.yaml ...] [--profile hardened]
-           [--target process] [--seed N] [--report-dir reports] [-v]`
+           [--target process] [--seed N] [--report-dir reports] [-v]
+       run ... --service URL[,URL...] [--toxiproxy URL [--toxiproxy-proxy redis]] [--url redis://...]
+           [--redis-container NAME]: an implementation served elsewhere (docs/http.md) under test`
 
 // job is one scenario run: a spec against a profile, under a name in the
 // report model and a directory in the run's report directory.
@@ -70,6 +72,7 @@ type runPlan struct {
 	reg       *impl.Profiles
 	cmdline   []string
 	verbose   bool
+	services  []string // --service: the services under test (passwords masked); nil in-process
 }
 
 func runRun(ctx context.Context, args []string, e env) (int, error) {
@@ -80,6 +83,7 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 	gate := fs.String("gate", "", "run exactly what this gate of the gates file needs (scenarios and benchmarks) and judge its criteria: local, eventbus, production, release")
 	gatesFile := fs.String("gates", "", "gates `file` (default: the one shipped with the harness; see harness gates list)")
 	tgt := addTargetFlags(fs)
+	svc := addServiceFlags(fs)
 	seed := fs.Int64("seed", 0, "seed of the workloads' random choices; 0 picks one from the clock (printed, so the run can be replayed)")
 	reportDir := fs.String("report-dir", "reports", "directory the run's report directory <run id>/ is created in")
 	fs.StringVar(reportDir, "out", "reports", "same as --report-dir")
@@ -94,17 +98,25 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 		}
 		return exitcode.Go, nil
 	}
+	reg := profiles.Default()
+	var ext external
+	if len(svc.urls) > 0 {
+		var err error
+		if ext, err = svc.open(ctx, e.stderr, tgt, len(profs) > 0); err != nil {
+			return 0, err
+		}
+		profs = listFlag{ext.profile}
+	}
 	if len(profs) == 0 {
 		profs = listFlag{"hardened"}
 	}
-	reg := profiles.Default()
 	for _, p := range profs {
-		if !contains(reg.Names(), p) {
+		if ext.deps == nil && !contains(reg.Names(), p) {
 			return 0, exitcode.Configf("unknown profile %q (known: %s)", p, strings.Join(reg.Names(), ", "))
 		}
 	}
 	plan := runPlan{profiles: profs, seed: *seed, reportDir: *reportDir, reg: reg,
-		cmdline: append([]string{"harness", "run"}, args...), verbose: *verbose}
+		cmdline: append([]string{"harness", "run"}, args...), verbose: *verbose, services: ext.shown}
 	known := scenarios.DefaultKnown(reg)
 	switch {
 	case *gate != "" && len(sel) > 0:
@@ -122,15 +134,24 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		plan.jobs = jobsFor(specs, profs)
+		plan.jobs = plan.jobsFor(specs)
 		plan.gate = scenarioGate(plan.jobs)
 	}
-	deps, err := tgt.deps(ctx, e.stderr)
-	if err != nil {
-		return 0, err
+	switch {
+	case ext.deps != nil:
+		plan.deps = ext.deps
+		if len(plan.benches) > 0 {
+			fmt.Fprintln(e.stderr, "harness run: benchmarks measure in-process profiles only: with --service the gate's benchmark criteria are INCONCLUSIVE")
+			plan.benches = nil
+		}
+	default:
+		deps, err := tgt.deps(ctx, e.stderr)
+		if err != nil {
+			return 0, err
+		}
+		plan.deps = deps
+		plan.target = benchTarget{kind: tgt.kind, url: tgt.url, rtt: tgt.rtt}
 	}
-	plan.deps = deps
-	plan.target = benchTarget{kind: tgt.kind, url: tgt.url, rtt: tgt.rtt}
 	if plan.seed == 0 {
 		plan.seed = time.Now().UnixNano() % 1_000_000
 	}
@@ -160,18 +181,21 @@ func (p *runPlan) forGate(name, file string, known scenarios.Known) error {
 	for _, s := range g.Scenarios {
 		sel = append(sel, specs[s])
 	}
-	p.jobs = jobsFor(sel, p.profiles)
+	p.jobs = p.jobsFor(sel)
 	p.benches = benchSteps(g.Benchmarks)
 	return nil
 }
 
-// jobsFor is each spec run against each profile it applies to. With more
-// than one profile a job's model name carries its profile.
-func jobsFor(specs []scenarios.Spec, profs []string) []job {
+// jobsFor is each spec run against each of the plan's profiles it applies
+// to (a profile that is not registered, an external implementation's,
+// takes every spec). With more than one profile a job's model name
+// carries its profile.
+func (plan *runPlan) jobsFor(specs []scenarios.Spec) []job {
+	profs := plan.profiles
 	var jobs []job
 	for _, s := range specs {
 		for _, p := range profs {
-			if !contains(s.Profiles, p) {
+			if !contains(s.Profiles, p) && contains(plan.reg.Names(), p) {
 				continue
 			}
 			name := s.Name
@@ -192,6 +216,9 @@ func (p runPlan) execute(ctx context.Context, e env) (int, error) {
 	start := time.Now()
 	run := reports.Run{Schema: reports.SchemaVersion, ID: reports.NewRunID(start), Started: start,
 		Environment: environment(p.target.kind, p.seed, p.profiles, p.cmdline)}
+	if p.services != nil {
+		run.Environment.Implementation, run.Environment.Services = reports.External, p.services
+	}
 	runDir := filepath.Join(p.reportDir, run.ID)
 	secrets := &targetSecrets{}
 	deps := secrets.wrap(p.deps)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/gonogo/harness/impl"
@@ -24,8 +25,16 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 	profile := fs.String("profile", "hardened", fmt.Sprintf("implementation to serve %v", reg.Names()))
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (host:port)")
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "SSE heartbeat interval")
+	control := fs.Bool("control", false, "serve the harness control API under /_harness/ (docs/http.md) so that `harness run --service` can reset the layer per scenario and drive the registry; also HARNESS_CONTROL=true. Test stacks only: never in production")
 	if err := parse(fs, args); err != nil {
 		return 0, err
+	}
+	if v := e.getenv("HARNESS_CONTROL"); v != "" && !*control {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return 0, exitcode.Configf("HARNESS_CONTROL=%q: want true or false", v)
+		}
+		*control = on
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return 0, exitcode.Configf("-addr %q: %v", *addr, err)
@@ -43,12 +52,21 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 	if err != nil {
 		return 0, exitcode.Config(err)
 	}
-	defer layer.Close()
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	svc := service.New(layer, service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log})
+	opts := service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log}
+	if *control {
+		opts.Control = &service.Control{Base: cfg, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
+			return reg.New(ctx, *profile, c)
+		}}
+	}
+	svc := service.New(layer, opts)
+	defer func() { svc.Layer().Close() }()
 	url, err := svc.Start(ctx, *addr)
 	if err != nil {
 		return 0, exitcode.Config(err)
+	}
+	if *control {
+		fmt.Fprintln(e.stderr, "WARNING: harness control API on (/_harness/): any client can reset the layer and touch the registry; for test stacks only")
 	}
 	fmt.Fprintf(e.stdout, "serving profile %s on %s (redis %s, mode %s)\n", *profile, url,
 		redact.URL(cfg.URL), layer.Manager.Mode())

@@ -35,31 +35,69 @@ func (s *syncBuffer) String() string {
 
 var servingRE = regexp.MustCompile(`on (http://\S+)`)
 
+// serving is `harness serve` running in the background.
+type serving struct {
+	base      string
+	out, errb *syncBuffer
+	cancel    context.CancelFunc
+	done      chan int
+}
+
+// startServe runs `harness serve` with args and the environment vars until
+// stop, and waits for it to say where it listens.
+func startServe(t *testing.T, vars map[string]string, args ...string) *serving {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &serving{out: &syncBuffer{}, errb: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	go func() {
+		s.done <- run(ctx, append([]string{"serve"}, args...),
+			env{stdout: s.out, stderr: s.errb, getenv: func(k string) string { return vars[k] }})
+	}()
+	for deadline := time.Now().Add(20 * time.Second); s.base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := servingRE.FindStringSubmatch(s.out.String()); m != nil {
+			s.base = m[1]
+		}
+	}
+	if s.base == "" {
+		cancel()
+		t.Fatalf("serve never said where it listens; stdout %q stderr %q", s.out.String(), s.errb.String())
+	}
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// stop cancels serve and returns its exit code.
+func (s *serving) stop(t *testing.T) int {
+	t.Helper()
+	s.cancel()
+	select {
+	case code := <-s.done:
+		s.done <- code // a second stop gets it again
+		return code
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop after cancel")
+	}
+	return -1
+}
+
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func TestServeAgainstRedisAndStops(t *testing.T) {
 	p, err := target.StartProcess(context.Background(), target.ProcessOptions{Password: "s3cr3t-pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	vars := map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL()}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-profile", "hardened", "-addr", "127.0.0.1:0"},
-			env{stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }})
-	}()
-	var base string
-	for deadline := time.Now().Add(20 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := servingRE.FindStringSubmatch(out.String()); m != nil {
-			base = m[1]
-		}
-	}
-	if base == "" {
-		cancel()
-		t.Fatalf("serve never said where it listens; stdout %q stderr %q", out.String(), errb.String())
-	}
-	resp, err := http.Get(base + "/health")
+	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL()}, "-profile", "hardened", "-addr", "127.0.0.1:0")
+	resp, err := http.Get(s.base + "/health")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,17 +111,37 @@ func TestServeAgainstRedisAndStops(t *testing.T) {
 	if health.Services.Redis.Status != "healthy" || health.Services.Redis.Mode != "redis" {
 		t.Errorf("health redis = %+v; want healthy/redis", health.Services.Redis)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitcode.Go {
-			t.Errorf("exit = %d; want 0 (stderr %q)", code, errb.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop after cancel")
+	if code := getStatus(t, s.base+"/_harness"); code != http.StatusNotFound {
+		t.Errorf("GET /_harness without -control: %d; want 404 (the control API is off by default)", code)
 	}
-	if all := out.String() + errb.String(); strings.Contains(all, "s3cr3t-pw") {
+	if code := s.stop(t); code != exitcode.Go {
+		t.Errorf("exit = %d; want 0 (stderr %q)", code, s.errb.String())
+	}
+	if all := s.out.String() + s.errb.String(); strings.Contains(all, "s3cr3t-pw") {
 		t.Fatalf("password leaked in output: %q", all)
+	}
+}
+
+// TestServeControl: the control API is on with -control or
+// HARNESS_CONTROL=true, and says so on stderr.
+func TestServeControl(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		vars map[string]string
+		args []string
+	}{
+		{"flag", nil, []string{"-control"}},
+		{"env", map[string]string{"HARNESS_CONTROL": "true"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := startServe(t, c.vars, append([]string{"-profile", "seed", "-addr", "127.0.0.1:0"}, c.args...)...)
+			if code := getStatus(t, s.base+"/_harness"); code != http.StatusOK {
+				t.Errorf("GET /_harness: %d; want 200", code)
+			}
+			if !strings.Contains(s.errb.String(), "WARNING: harness control API on") {
+				t.Errorf("stderr %q; want the control API warning", s.errb.String())
+			}
+		})
 	}
 }
 
@@ -98,6 +156,7 @@ func TestServeBadInput(t *testing.T) {
 		{"unknown profile", []string{"serve", "-profile", "turbo", "-addr", "127.0.0.1:0"}, nil, `unknown profile "turbo"`},
 		{"bad flag value", []string{"serve", "-addr", "127.0.0.1:0"}, map[string]string{"REDIS_ENABLED": "maybe"}, "REDIS_ENABLED"},
 		{"bad url", []string{"serve", "-addr", "127.0.0.1:0"}, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": "http://u:topsecret@x"}, "REDIS_URL"},
+		{"bad HARNESS_CONTROL", []string{"serve", "-addr", "127.0.0.1:0"}, map[string]string{"HARNESS_CONTROL": "sometimes"}, "HARNESS_CONTROL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -62,7 +62,8 @@ func isObject(raw json.RawMessage) bool {
 }
 
 func (s *Service) health(w http.ResponseWriter, r *http.Request) {
-	h := s.layer.Manager.Health(r.Context())
+	l := s.current()
+	h := l.Manager.Health(r.Context())
 	redis := map[string]any{"status": h.Status, "mode": h.Mode}
 	if h.Status == "healthy" {
 		redis["latency_ms"] = h.LatencyMS
@@ -77,23 +78,24 @@ func (s *Service) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status":    status,
 		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
-		"profile":   s.layer.Profile,
+		"profile":   l.Profile,
 		"services":  map[string]any{"database": "unknown", "redis": redis},
 	})
 }
 
 func (s *Service) healthRedis(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.layer.Manager.Info(r.Context()))
+	writeJSON(w, http.StatusOK, s.current().Manager.Info(r.Context()))
 }
 
 func (s *Service) metrics(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	l := s.current()
 	out := map[string]any{
-		"profile": s.layer.Profile,
-		"mode":    s.layer.Manager.Mode(),
+		"profile": l.Profile,
+		"mode":    l.Manager.Mode(),
 		"streams": s.Streams(),
 	}
-	if n, err := s.layer.Registry.Count(ctx); err != nil {
+	if n, err := l.Registry.Count(ctx); err != nil {
 		out["connections_error"] = err.Error()
 	} else {
 		out["connections"] = n
@@ -107,7 +109,7 @@ func (s *Service) metrics(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid flow id %q", truncate(f, 64)))
 			return
 		}
-		m, err := s.layer.Cache.Metrics(ctx, f)
+		m, err := l.Cache.Metrics(ctx, f)
 		if err != nil {
 			s.unavailable(w, "cache metrics", err)
 			return
@@ -157,7 +159,7 @@ func (s *Service) publish(w http.ResponseWriter, r *http.Request) {
 	if req.Timestamp != nil {
 		e.Timestamp = req.Timestamp.UTC()
 	}
-	if err := s.layer.Bus.Publish(r.Context(), e); err != nil {
+	if err := s.current().Bus.Publish(r.Context(), e); err != nil {
 		s.unavailable(w, "publish failed", err)
 		return
 	}
@@ -188,7 +190,7 @@ func (s *Service) history(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
-	evs, err := s.layer.Bus.History(r.Context(), flow, count, since)
+	evs, err := s.current().Bus.History(r.Context(), flow, count, since)
 	if err != nil {
 		s.unavailable(w, "history", err)
 		return
@@ -204,7 +206,7 @@ func (s *Service) getState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	e, err := s.layer.Cache.Get(r.Context(), flow)
+	e, err := s.current().Cache.Get(r.Context(), flow)
 	if err != nil {
 		s.unavailable(w, "cache get", err)
 		return
@@ -239,7 +241,7 @@ func (s *Service) putState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "state is required and must be a JSON object")
 		return
 	}
-	err := s.layer.Cache.Set(r.Context(), flow, req.State, req.Status, req.Lease)
+	err := s.current().Cache.Set(r.Context(), flow, req.State, req.Status, req.Lease)
 	switch {
 	case errors.Is(err, impl.ErrFillRefused):
 		writeError(w, http.StatusConflict, err.Error())
@@ -255,7 +257,7 @@ func (s *Service) deleteState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.layer.Cache.Invalidate(r.Context(), flow); err != nil {
+	if err := s.current().Cache.Invalidate(r.Context(), flow); err != nil {
 		s.unavailable(w, "cache invalidate", err)
 		return
 	}

@@ -38,6 +38,10 @@ type Options struct {
 	Counter *counter.Hook
 	// Logger receives one line per failed layer call. Default: discard.
 	Logger *slog.Logger
+	// Control, when set, serves the harness control API under /_harness/
+	// (docs/http.md). Default nil: not served (404). Never set it in
+	// production: it lets any caller replace the layer.
+	Control *Control
 }
 
 func (o Options) withDefaults() Options {
@@ -59,21 +63,25 @@ func (o Options) withDefaults() Options {
 // Service serves one layer over HTTP. It is an http.Handler; Start runs it
 // on its own listener.
 type Service struct {
-	layer *impl.Layer
-	opts  Options
-	mux   *http.ServeMux
+	opts Options
+	mux  *http.ServeMux
 
-	mu      sync.Mutex
-	streams map[string]context.CancelFunc // connection ID -> stop
-	wg      sync.WaitGroup                // open streams
-	closing bool
-	srv     *http.Server
-	done    chan struct{} // closed when srv.Serve returns
+	mu        sync.Mutex
+	layer     *impl.Layer                   // replaced by a reset (control API)
+	heartbeat time.Duration                 // SSE heartbeat interval of new streams
+	streams   map[string]context.CancelFunc // connection ID -> stop
+	wg        sync.WaitGroup                // open streams
+	closing   bool                          // Shutdown has begun
+	resetting bool                          // a reset waits for the streams to end
+	srv       *http.Server
+	done      chan struct{} // closed when srv.Serve returns
 }
 
-// New returns a service over layer.
+// New returns a service over layer. Every response carries the header
+// X-Layer-Mode: the layer's mode (redis or memory) when it answered.
 func New(layer *impl.Layer, opts Options) *Service {
-	s := &Service{layer: layer, opts: opts.withDefaults(), mux: http.NewServeMux(), streams: map[string]context.CancelFunc{}}
+	opts = opts.withDefaults()
+	s := &Service{layer: layer, heartbeat: opts.HeartbeatInterval, opts: opts, mux: http.NewServeMux(), streams: map[string]context.CancelFunc{}}
 	s.mux.HandleFunc("GET /health", s.health)
 	s.mux.HandleFunc("GET /health/redis", s.healthRedis)
 	s.mux.HandleFunc("GET /metrics/redis", s.metrics)
@@ -83,11 +91,53 @@ func New(layer *impl.Layer, opts Options) *Service {
 	s.mux.HandleFunc("GET /flows/{id}/state", s.getState)
 	s.mux.HandleFunc("PUT /flows/{id}/state", s.putState)
 	s.mux.HandleFunc("DELETE /flows/{id}/state", s.deleteState)
+	if opts.Control != nil {
+		s.control()
+	}
 	return s
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(&modeWriter{ResponseWriter: w, s: s}, r)
+}
+
+// current is the layer requests are served by now.
+func (s *Service) current() *impl.Layer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.layer
+}
+
+// Layer is the layer the service serves now: the one given to New, or the
+// one the last reset built. It is the caller's to close.
+func (s *Service) Layer() *impl.Layer { return s.current() }
+
+// modeWriter sets X-Layer-Mode when the response header is written, so
+// that it says the mode the layer answered in.
+type modeWriter struct {
+	http.ResponseWriter
+	s     *Service
+	wrote bool
+}
+
+func (m *modeWriter) WriteHeader(code int) {
+	if !m.wrote {
+		m.wrote = true
+		m.Header().Set("X-Layer-Mode", m.s.current().Manager.Mode())
+	}
+	m.ResponseWriter.WriteHeader(code)
+}
+
+func (m *modeWriter) Write(b []byte) (int, error) {
+	if !m.wrote {
+		m.WriteHeader(http.StatusOK)
+	}
+	return m.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the flusher.
+func (m *modeWriter) Unwrap() http.ResponseWriter { return m.ResponseWriter }
 
 // Start listens on addr (e.g. "127.0.0.1:0" for a free port) and serves in
 // the background. It returns the base URL ("http://127.0.0.1:port").
@@ -150,9 +200,15 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 
 // flowID validates the {id} path segment, answering 400 when it is bad.
 func flowID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("id")
+	return pathID(w, r, "id", "flow")
+}
+
+// pathID validates the path segment key (a what id), answering 400 when
+// it is bad.
+func pathID(w http.ResponseWriter, r *http.Request, key, what string) (string, bool) {
+	id := r.PathValue(key)
 	if !idRE.MatchString(id) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid flow id %q: want 1-128 characters of [A-Za-z0-9_.:-]", truncate(id, 64)))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid %s id %q: want 1-128 characters of [A-Za-z0-9_.:-]", what, truncate(id, 64)))
 		return "", false
 	}
 	return id, true

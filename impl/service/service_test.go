@@ -394,3 +394,69 @@ func TestHealthDegradedWhenRedisDown(t *testing.T) {
 	assert.Equal(t, "unavailable", body["status"])
 	post(t, in.url, "f-mem", "m1") // publishing still works, in memory
 }
+
+// TestControlAPI drives the harness control API of a memory-only seed
+// service: a reset ends the open streams and applies its SSE heartbeat to
+// new ones, the registry endpoints work, every reply says the layer's mode,
+// and bad input gets 400.
+func TestControlAPI(t *testing.T) {
+	ctx := context.Background()
+	newSeed := func(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
+		return profiles.Default().New(ctx, "seed", cfg)
+	}
+	l0, err := newSeed(ctx, impl.Config{})
+	require.NoError(t, err)
+	svc := service.New(l0, service.Options{HeartbeatInterval: time.Hour, Control: &service.Control{New: newSeed}})
+	base, err := svc.Start(ctx, "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		svc.Shutdown(sctx)
+		svc.Layer().Close()
+	})
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+
+	old := dial(t, client, base+"/flows/f/events", "")
+	code, body := do(t, "POST", base+"/_harness/reset", `{"key_prefix":"p:","heartbeat_interval_ms":50,"enabled":false}`)
+	require.Equal(t, http.StatusOK, code, "reset: %v", body)
+	assert.Equal(t, map[string]any{"profile": "seed", "mode": "memory", "key_prefix": "p:"}, body)
+	select {
+	case _, open := <-old.frames:
+		for open {
+			_, open = <-old.frames
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream opened before the reset did not end")
+	}
+	assert.NotSame(t, l0, svc.Layer(), "the reset built a new layer")
+
+	s := dial(t, client, base+"/flows/f/events", "")
+	f := s.next(t, 5*time.Second, true)
+	assert.True(t, strings.HasPrefix(f.comment, "heartbeat "), "first frame after connected: got %+v; want a heartbeat at the reset's 50ms", f)
+	assert.Equal(t, "memory", s.resp.Header.Get("X-Layer-Mode"), "X-Layer-Mode of the stream")
+
+	code, _ = do(t, "POST", base+"/_harness/registry/connections", `{"connection_id":"c1","flow_id":"f","user_id":"u"}`)
+	require.Equal(t, http.StatusNoContent, code, "register")
+	code, _ = do(t, "POST", base+"/_harness/registry/connections/c1/heartbeat", "")
+	require.Equal(t, http.StatusNoContent, code, "heartbeat")
+	code, body = do(t, "GET", base+"/_harness/registry/flows/f", "")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body["connections"], "c1", "lookup")
+	assert.Len(t, body["connections"], 2, "lookup: c1 and the open stream")
+	code, _ = do(t, "DELETE", base+"/_harness/registry/connections/c1", "")
+	require.Equal(t, http.StatusNoContent, code, "unregister")
+	code, body = do(t, "POST", base+"/_harness/registry/cleanup", "")
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, 0.0, body["removed"], "cleanup with every connection alive")
+
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/_harness/registry/connections", `{"connection_id":"a b","flow_id":"f"}`},
+		{"POST", "/_harness/registry/connections/a%20b/heartbeat", ""},
+		{"POST", "/_harness/reset", `{"key_prefix":`},
+	} {
+		code, body := do(t, c.method, base+c.path, c.body)
+		assert.Equal(t, http.StatusBadRequest, code, "%s %s: %v", c.method, c.path, body)
+	}
+}

@@ -12,16 +12,18 @@ import (
 	"github.com/gonogo/harness/impl"
 )
 
-// open records a new stream; it returns false once Shutdown has begun.
-func (s *Service) open(connID string, stop context.CancelFunc) bool {
+// open records a new stream and returns the layer it runs on and its
+// heartbeat interval; it returns false once Shutdown has begun or while a
+// reset (control API) waits for the streams of the layer it replaces.
+func (s *Service) open(connID string, stop context.CancelFunc) (*impl.Layer, time.Duration, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
-		return false
+	if s.closing || s.resetting {
+		return nil, 0, false
 	}
 	s.streams[connID] = stop
 	s.wg.Add(1)
-	return true
+	return s.layer, s.heartbeat, true
 }
 
 func (s *Service) closeStream(connID string) {
@@ -47,25 +49,26 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 	connID := newID("conn")
 	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
-	if !s.open(connID, stop) {
-		writeError(w, http.StatusServiceUnavailable, "shutting down")
+	l, heartbeat, ok := s.open(connID, stop)
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, "shutting down or resetting")
 		return
 	}
 	defer s.closeStream(connID)
 
-	events, err := s.layer.Bus.Subscribe(ctx, flow, after)
+	events, err := l.Bus.Subscribe(ctx, flow, after)
 	if err != nil {
 		s.unavailable(w, "subscribe", err)
 		return
 	}
-	if err := s.layer.Registry.Register(ctx, s.conn(r, connID, flow)); err != nil {
+	if err := l.Registry.Register(ctx, s.conn(r, connID, flow)); err != nil {
 		s.unavailable(w, "register", err)
 		return
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.UnregisterTimeout)
 		defer cancel()
-		if err := s.layer.Registry.Unregister(uctx, connID); err != nil {
+		if err := l.Registry.Unregister(uctx, connID); err != nil {
 			s.opts.Logger.Warn("unregister", "conn", connID, "err", err)
 		}
 	}()
@@ -87,14 +90,14 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 	if !send(": connected " + connID + "\n\n") {
 		return
 	}
-	tick := time.NewTicker(s.opts.HeartbeatInterval)
+	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case t := <-tick.C:
-			if err := s.layer.Registry.Heartbeat(ctx, connID); err != nil {
+			if err := l.Registry.Heartbeat(ctx, connID); err != nil {
 				s.opts.Logger.Warn("heartbeat", "conn", connID, "err", err)
 			}
 			if !send(": heartbeat " + t.UTC().Format(time.RFC3339) + "\n\n") {

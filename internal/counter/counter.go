@@ -142,6 +142,23 @@ func opOf(ctx context.Context, cmds []redis.Cmder) string {
 	return ConnInit
 }
 
+// Add adds counts made elsewhere (another process's hook, reported over
+// HTTP) to op's.
+func (h *Hook) Add(op string, c Counts) {
+	k := h.get(op)
+	k.roundTrips.Add(c.RoundTrips)
+	k.commands.Add(c.Commands)
+	k.errors.Add(c.Errors)
+	k.mu.Lock()
+	for cmd, n := range c.ByCommand {
+		k.byCommand[cmd] += n
+	}
+	k.mu.Unlock()
+}
+
+// AddDials adds n dials made elsewhere.
+func (h *Hook) AddDials(n int64) { h.dials.Add(n) }
+
 // Dials is the number of connections dialled so far.
 func (h *Hook) Dials() int64 { return h.dials.Load() }
 

@@ -52,3 +52,17 @@ func TestCountsRoundTripsAndCommands(t *testing.T) {
 		t.Errorf("Reset left %v, %d dials", h.Ops(), h.Dials())
 	}
 }
+
+func TestAddMergesCountsMadeElsewhere(t *testing.T) {
+	h := counter.New()
+	h.Add("publish", counter.Counts{RoundTrips: 2, Commands: 6, Errors: 1, ByCommand: map[string]int64{"xadd": 2}})
+	h.Add("publish", counter.Counts{RoundTrips: 1, Commands: 3, ByCommand: map[string]int64{"xadd": 1, "expire": 1}})
+	h.AddDials(4)
+	got := h.Snapshot()["publish"]
+	if got.RoundTrips != 3 || got.Commands != 9 || got.Errors != 1 || got.ByCommand["xadd"] != 3 || got.ByCommand["expire"] != 1 {
+		t.Errorf("publish = %+v; want 3 round trips, 9 commands, 1 error, 3 xadd, 1 expire", got)
+	}
+	if h.Dials() != 4 {
+		t.Errorf("Dials() = %d; want 4", h.Dials())
+	}
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/reports"
+)
+
+func TestRunServiceBadInput(t *testing.T) {
+	port, err := target.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unreachable service", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0"}, "--service: service " + dead + ": GET /health: dial tcp"},
+		{"not a URL", []string{"--service", "service-a:8080", "--url", "redis://127.0.0.1:1/0"}, "want an http:// or https:// URL"},
+		{"with --profile", []string{"--service", dead, "--profile", "seed"}, "--profile picks an in-process profile"},
+		{"with --target", []string{"--service", dead, "--target", "container"}, "--target chooses where an in-process profile's Redis comes from"},
+		{"no redis", []string{"--service", dead}, "--service needs the services' Redis"},
+		{"proxy name alone", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0", "--toxiproxy-proxy", "r"}, "--toxiproxy-proxy needs --toxiproxy"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errs := call(t, nil, append([]string{"run", "--scenario", "basic"}, tt.args...)...)
+			if code != exitcode.BadInput {
+				t.Errorf("exit: got %d; want %d (stderr %q)", code, exitcode.BadInput, errs)
+			}
+			if !strings.Contains(errs, tt.want) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+				t.Errorf("stderr: got %q; want one line containing %q", errs, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunService puts a `harness serve -control` under basic and fanout_2
+// by URL: basic passes, fanout_2 (two instances; one given) is
+// INCONCLUSIVE with the reason, the run exits 2, and the report says the
+// implementation is external and where.
+func TestRunService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	p, err := target.StartProcess(context.Background(), target.ProcessOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL()}, "-profile", "hardened", "-addr", "127.0.0.1:0", "-control")
+	port, err := target.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := fmt.Sprintf("127.0.0.1:%d", port)
+	if code, _, errs := call(t, nil, "run", "--service", s.base, "--toxiproxy", dead); code != exitcode.BadInput || !strings.Contains(errs, "toxiproxy API "+dead) {
+		t.Errorf("unreachable toxiproxy: exit %d, stderr %q; want %d, toxiproxy API %s", code, errs, exitcode.BadInput, dead)
+	}
+	out := t.TempDir()
+	code, stdout, errs := call(t, nil, "run", "--service", s.base, "--url", p.URL(), "--scenario", "basic,fanout_2", "--seed", "5", "--out", out)
+	if code != exitcode.Inconclusive {
+		t.Fatalf("exit %d; want %d\n%s\n%s", code, exitcode.Inconclusive, stdout, errs)
+	}
+	for _, want := range []string{"basic     hardened  PASS", "fanout_2  hardened  INCONCLUSIVE", "needs 2 service instances; --service gave 1"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout: got\n%s\nwant it to contain %q", stdout, want)
+		}
+	}
+	if want := "service: " + s.base + " (profile hardened; control API)"; !strings.Contains(errs, want) {
+		t.Errorf("stderr: got %q; want %q", errs, want)
+	}
+	r, err := reports.LoadRun(newestRun(t, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := r.Environment
+	if e.Implementation != reports.External || len(e.Services) != 1 || e.Services[0] != s.base || e.Profile != "hardened" || e.TargetKind != "url" {
+		t.Errorf("environment: %+v; want implementation external at %s, profile hardened, target url", e, s.base)
+	}
+}
+
+func TestProxyAddr(t *testing.T) {
+	for _, c := range []struct{ api, listen, want string }{
+		{"http://toxiproxy:8474", "[::]:26379", "toxiproxy:26379"},
+		{"127.0.0.1:8474", "127.0.0.1:31000", "127.0.0.1:31000"},
+	} {
+		if got, err := proxyAddr(c.api, c.listen); err != nil || got != c.want {
+			t.Errorf("proxyAddr(%q, %q) = %q, %v; want %q", c.api, c.listen, got, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package httplayer_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/impl/hardened"
+	"github.com/gonogo/harness/impl/httplayer"
+	"github.com/gonogo/harness/impl/service"
+	"github.com/gonogo/harness/internal/counter"
+)
+
+// serve starts a reference service of the hardened profile with the
+// control API, over a memory-only layer whose base configuration is cfg,
+// and returns it dialled.
+func serve(t *testing.T, cfg impl.Config, opts service.Options) *httplayer.Service {
+	t.Helper()
+	ctx := context.Background()
+	l0, err := hardened.New(ctx, impl.Config{})
+	require.NoError(t, err)
+	if opts.Control != nil {
+		opts.Control.Base = cfg
+		opts.Control.New = hardened.New
+	}
+	svc := service.New(l0, opts)
+	base, err := svc.Start(ctx, "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		svc.Shutdown(sctx)
+		svc.Layer().Close()
+	})
+	s, err := httplayer.Dial(ctx, base)
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestConformance runs the profiles' conformance suite through the HTTP
+// layer: each instance is a reference service (hardened, control API on)
+// over the suite's real redis-server, reset to the suite's configuration.
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func(t *testing.T, cfg impl.Config) *impl.Layer {
+		h := counter.New()
+		base := cfg
+		base.Hooks = append(base.Hooks, h)
+		s := serve(t, base, service.Options{Counter: h, Control: &service.Control{}})
+		l, err := s.Layer(context.Background(), cfg, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { l.Close() })
+		return l
+	})
+}
+
+func TestDialBadInput(t *testing.T) {
+	ctx := context.Background()
+	port, err := target.FreePort()
+	require.NoError(t, err)
+	notContract := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer notContract.Close()
+	for _, c := range []struct{ url, want string }{
+		{fmt.Sprintf("http://127.0.0.1:%d", port), "connection refused"},
+		{"ftp://example.com", "want an http:// or https:// URL"},
+		{"127.0.0.1:8080", "want an http:// or https:// URL"},
+		{notContract.URL, "no services.redis"},
+	} {
+		_, err := httplayer.Dial(ctx, c.url)
+		if assert.Error(t, err, "Dial(%s)", c.url) {
+			assert.Contains(t, err.Error(), c.want, "Dial(%s)", c.url)
+			assert.Contains(t, err.Error(), c.url, "the error names the service")
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		}
+	}
+}
+
+func TestWithoutControl(t *testing.T) {
+	s := serve(t, impl.Config{}, service.Options{})
+	assert.False(t, s.Has(httplayer.Reset), "reset ability of a service without the control API")
+	assert.False(t, s.Has(httplayer.Registry), "registry ability of a service without the control API")
+	assert.Equal(t, "hardened", s.Profile())
+	ctx := context.Background()
+	l, err := s.Layer(ctx, impl.Config{KeyPrefix: "ignored:"}, 0)
+	require.NoError(t, err)
+	require.NoError(t, l.Bus.Publish(ctx, conformance.Event("f", "e1", 1, time.Now())), "publish: core contract")
+	got, err := l.Bus.History(ctx, "f", 10, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"e1"}, conformance.IDs(got))
+	assert.Equal(t, "memory", l.Manager.Mode())
+	err = l.Registry.Register(ctx, impl.Conn{ID: "c1", FlowID: "f"})
+	assert.ErrorIs(t, err, httplayer.ErrNoControl, "register without the control API")
+	n, err := l.Registry.Count(ctx)
+	require.NoError(t, err, "count: core contract (GET /metrics/redis)")
+	assert.Zero(t, n)
+	_, _, ok, err := l.Manager.(interface {
+		Counts(context.Context) (map[string]counter.Counts, int64, bool, error)
+	}).Counts(ctx)
+	require.NoError(t, err)
+	assert.False(t, ok, "counts of a service that does not count")
+}
+
+func TestResetAndCounts(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	rdb := conformance.Client(t, p)
+	cfg := conformance.Config(p, "A")
+	h := counter.New()
+	base := cfg
+	base.Hooks = []redis.Hook{h}
+	s := serve(t, base, service.Options{Counter: h, Control: &service.Control{}})
+	assert.True(t, s.Has(httplayer.Reset) && s.Has(httplayer.Registry), "abilities")
+	ctx := context.Background()
+	for i, prefix := range []string{"run1:", "run2:"} {
+		cfg.KeyPrefix = prefix
+		l, err := s.Layer(ctx, cfg, 0)
+		require.NoError(t, err)
+		for n := 1; n <= 3; n++ {
+			require.NoError(t, l.Bus.Publish(ctx, conformance.Event("f", fmt.Sprintf("e%d-%d", i, n), n, time.Now())))
+		}
+		got, err := l.Bus.History(ctx, "f", 10, time.Time{})
+		require.NoError(t, err)
+		assert.Len(t, got, 3, "history under the fresh prefix %s holds only its own events", prefix)
+		assert.NotEmpty(t, conformance.Keys(t, rdb, prefix), "keys under %s", prefix)
+		ops, _, ok, err := l.Manager.(interface {
+			Counts(context.Context) (map[string]counter.Counts, int64, bool, error)
+		}).Counts(ctx)
+		require.NoError(t, err)
+		require.True(t, ok, "the reference service counts")
+		assert.Equal(t, int64(3), ops["publish"].RoundTrips, "publish round trips since the reset")
+		assert.Equal(t, "redis", l.Manager.Mode())
+		require.NoError(t, l.Close())
+	}
+	// Closed, the layer put the service back on its own prefix.
+	resp, err := http.Post(s.Base()+"/flows/after/events", "application/json", strings.NewReader(`{"event_type":"X"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Contains(t, strings.Join(conformance.Keys(t, rdb, base.KeyPrefix), " "), "after", "a publish after Close lands under the service's own prefix %s", base.KeyPrefix)
+	for _, prefix := range []string{"run1:", "run2:"} {
+		for _, k := range conformance.Keys(t, rdb, prefix) {
+			assert.NotContains(t, k, "after", "a publish after Close landed under the closed layer's prefix")
+		}
+	}
+}
