@@ -160,7 +160,9 @@ func TestOutageReplay(t *testing.T) {
 	}
 	t.Logf("slowest publish during the outage: %s", slowest)
 	assert.Less(t, slowest, 10*cfg.WithDefaults().PublishBudget, "publish during outage")
-	assert.Equal(t, "memory", a.Manager.Mode())
+	// The breaker opens on the failed verification PING the first refused
+	// call started: soon, not necessarily before the 30th publish returns.
+	waitMode(t, a, "memory", 5*time.Second)
 	during := receive(t, local, 30)
 	assert.Equal(t, want, conformance.IDs(during), "local live delivery during the outage")
 	assert.Equal(t, 30, a.Bus.(*hardened.Bus).Outbox().Pending, "outbox pending")
