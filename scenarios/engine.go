@@ -254,7 +254,7 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	for i := 0; i < r.spec.Instances; i++ {
 		cfg := r.cfg
-		cfg.ServerID = fmt.Sprintf("inst-%d", i)
+		cfg.ServerID = instanceID(i)
 		l, err := r.opts.Profiles.New(ctx, r.opts.Profile, cfg)
 		if err != nil {
 			return exitcode.Harnessf("instance %d of profile %s: %w", i, r.opts.Profile, err)

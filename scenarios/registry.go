@@ -15,8 +15,9 @@ import (
 
 // startRegistry registers the spec's connections, spread over flows and
 // instances, heartbeats them, stops or unregisters some at StopAt, looks
-// each flow up on every instance, and runs each instance's stale sweep
-// every cleanup interval (the tracker's background task).
+// each flow up and reads the count of live connections on every instance,
+// and runs each instance's stale sweep every cleanup interval (the
+// tracker's background task).
 func (r *run) startRegistry(ctx context.Context, g *errgroup.Group) {
 	w := r.spec.Workload.Registry
 	t0 := time.Now()
@@ -35,7 +36,7 @@ func (r *run) startRegistry(ctx context.Context, g *errgroup.Group) {
 	}
 	for i, l := range r.layers {
 		rng := r.childRand()
-		g.Go(func() error { r.lookups(ctx, fmt.Sprintf("lookup-%d", i), l, rng); return nil })
+		g.Go(func() error { r.lookups(ctx, fmt.Sprintf("lookup-%d", i), instanceID(i), l, rng); return nil })
 		rng2 := r.childRand()
 		g.Go(func() error {
 			every(ctx, rng2, r.cfg.CleanupInterval, func() {
@@ -70,8 +71,9 @@ func (r *run) connection(ctx context.Context, c impl.Conn, l *impl.Layer, rng *r
 	}
 }
 
-// lookups looks every registry flow up on one instance every interval.
-func (r *run) lookups(ctx context.Context, client string, l *impl.Layer, rng *rand.Rand) {
+// lookups looks every registry flow up on one instance every interval,
+// then reads the instance's count of live connections.
+func (r *run) lookups(ctx context.Context, client, inst string, l *impl.Layer, rng *rand.Rand) {
 	w := r.spec.Workload.Registry
 	every(ctx, rng, w.Lookup.D(), func() {
 		for f := 0; f < w.Flows && ctx.Err() == nil; f++ {
@@ -81,5 +83,12 @@ func (r *run) lookups(ctx context.Context, client string, l *impl.Layer, rng *ra
 			op.Values = ids
 			r.record(ctx, op, l, err)
 		}
+		if ctx.Err() != nil {
+			return
+		}
+		op := history.Op{Client: client, Kind: history.RegCount, Value: inst, Call: r.rec.Now()}
+		n, err := l.Registry.Count(counter.WithOp(ctx, history.RegCount))
+		op.Count = int64(n)
+		r.record(ctx, op, l, err)
 	})
 }

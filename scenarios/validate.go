@@ -135,6 +135,11 @@ func (s *Spec) validate(k Known) error {
 				bad(t.Line, "check %s: threshold on unknown metric %q (known: %s)", c.Name, t.Metric, strings.Join(k.Metrics, ", "))
 			}
 		}
+		if c.Name == "registry_count" && w.SSE.Clients > 0 {
+			// The service registers its SSE streams in the same registry,
+			// and the history does not record them.
+			bad(c.Line, "check registry_count cannot judge a run with workload.sse clients: the service's SSE streams are counted too but not recorded")
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -172,3 +172,21 @@ func TestLoad(t *testing.T) {
 		t.Errorf("missing file: got a position error %v; want a plain one", err)
 	}
 }
+
+// TestParseRejectsCountWithSSE: the service registers its SSE streams in
+// the registry without the history knowing, so a count cannot be judged.
+func TestParseRejectsCountWithSSE(t *testing.T) {
+	k := testKnown
+	k.Checks = append([]string{"registry_count"}, k.Checks...)
+	src := strings.Replace(strings.Replace(validSpec, "  - name: lost", "  - name: registry_count", 1),
+		"publish: {rate: 50}", "publish: {rate: 50}\n  sse: {clients: 1}", 1)
+	_, err := Parse("t.yaml", []byte(src), k)
+	want := "t.yaml:17: check registry_count cannot judge a run with workload.sse clients"
+	if err == nil || !strings.Contains(err.Error(), want) || exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("got %v; want exit %d with %q", err, exitcode.BadInput, want)
+	}
+	src = strings.Replace(validSpec, "  - name: lost", "  - name: registry_count", 1)
+	if _, err := Parse("t.yaml", []byte(src), k); err != nil {
+		t.Errorf("without SSE clients: %v; want no error", err)
+	}
+}

@@ -58,6 +58,9 @@ func (r *run) startWorkload(ctx context.Context, g *errgroup.Group) {
 
 func flowName(i int) string { return fmt.Sprintf("flow-%d", i) }
 
+// instanceID is the SERVER_ID of the i-th service instance.
+func instanceID(i int) string { return fmt.Sprintf("inst-%d", i) }
+
 // flows lists the published flows.
 func (r *run) flows() []string {
 	if r.spec.Workload.Publish.Rate == 0 {

@@ -21,7 +21,8 @@
 //	                                       miss counts are flushed once a second in one pipeline
 //	Register/Heartbeat [reg_register/reg_heartbeat] 1 round trip, 1 command (EVALSHA)
 //	Unregister         [reg_unregister]    1 round trip, 1 command (EVALSHA)
-//	Lookup, Count      [reg_lookup]        1 round trip, 1 command (ZRANGEBYSCORE, ZCOUNT)
+//	Lookup             [reg_lookup]        1 round trip, 1 command (ZRANGEBYSCORE)
+//	Count              [reg_count]         1 round trip, 1 command (ZCOUNT)
 //	Cleanup            [reg_cleanup]       1 EVALSHA per 1000 expired connections
 //	outbox replay      [replay]            1 round trip per 100 events
 //	probe              [probe]             memory mode: a TCP connect per ProbeInterval, then

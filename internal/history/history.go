@@ -27,6 +27,7 @@ const (
 	RegHeartbeat = "reg_heartbeat" // Value = connection id
 	RegUnreg     = "reg_unregister"
 	RegLookup    = "reg_lookup" // Flow; Values = connection ids seen
+	RegCount     = "reg_count"  // Value = instance read on; Count = live connections it reported
 	Health       = "health"     // Value = reported redis state ("healthy", "unavailable", ...)
 	RedisState   = "redis_state"
 )
@@ -41,6 +42,7 @@ type Op struct {
 	Version int64         `json:"version,omitempty"`
 	Value   string        `json:"value,omitempty"`
 	Values  []string      `json:"values,omitempty"`
+	Count   int64         `json:"count,omitempty"`
 	Call    time.Duration `json:"call"`
 	Return  time.Duration `json:"return"`
 	OK      bool          `json:"ok"`

@@ -53,6 +53,8 @@ func catalogue() []Metric {
 		{"vanished", "count", "registry", "heartbeating connections missing from a lookup of their flow"},
 		{"lingered", "count", "registry", "dead connections still listed past TTL + cleanup interval"},
 		{"lookups", "count", "registry", "registry lookups that had a connection to judge"},
+		{"count_reads", "count", "registry_count", "registry count reads judged, on every instance"},
+		{"count_mismatches", "count", "registry_count", "registry count reads outside the range the live connections allow"},
 		{"over_budget", "count", "budget", "calls that took longer than their budget"},
 		{"budget_worst_ms", "ms", "budget", "slowest call among the budgeted kinds"},
 		{"fallback_ms", "ms", "fallback_time", "worst time from a fault's start to the first successful call"},

@@ -14,7 +14,7 @@ import (
 var LayerKinds = []string{
 	history.Publish, history.Read,
 	history.CacheGet, history.CacheSet, history.CacheInval,
-	history.RegRegister, history.RegHeartbeat, history.RegUnreg, history.RegLookup,
+	history.RegRegister, history.RegHeartbeat, history.RegUnreg, history.RegLookup, history.RegCount,
 }
 
 // LatencyKinds are the kinds whose latency is measured (every kind with a
