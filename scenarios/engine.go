@@ -142,6 +142,8 @@ func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
 		r.logw = io.Discard
 	}
 	defer r.teardown()
+	stopWatch := r.watchStalls()
+	defer stopWatch()
 	r.rec.SetMeta("scenario", spec.Name)
 	r.rec.SetMeta("profile", opts.Profile)
 	r.rec.SetMeta("seed", strconv.FormatInt(opts.Seed, 10))
@@ -162,6 +164,7 @@ func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
 	r.phase("recover")
 	r.recover(ctx)
 	r.recordCounts()
+	stopWatch()
 	return r.finish(out, r.rec.History())
 }
 
