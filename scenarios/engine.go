@@ -87,6 +87,10 @@ type run struct {
 	// final history read.
 	ackMu sync.Mutex
 	acked map[string]map[string]bool
+
+	// restart is held shared by every layer call of the workload, alone
+	// while the flag step restarts the layers.
+	restart sync.RWMutex
 }
 
 type notes struct {
@@ -227,7 +231,7 @@ func (r *run) setup(ctx context.Context) error {
 		return exitcode.Harnessf("proxy: %w", err)
 	}
 	for i, st := range r.spec.Faults {
-		f, err := r.deps.Fault(st.Fault, st.Params)
+		f, err := r.buildFault(st)
 		if err != nil {
 			return exitcode.Configf("%s:%d: faults[%d]: %w", r.spec.File, st.Line, i, err)
 		}

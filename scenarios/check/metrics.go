@@ -37,6 +37,7 @@ func catalogue() []Metric {
 		{"lost", "count", "lost", "acknowledged events missing from their flow's final history read"},
 		{"acknowledged", "count", "lost", "acknowledged events judged by the lost check"},
 		{"unread_flows", "count", "lost", "flows with acknowledged events but no final history read after the faults"},
+		{"memory_only", "count", "lost", "events acknowledged during a rollback (REDIS_ENABLED=false), in memory only by design and not judged"},
 		{"duplicates", "count", "duplicated", "events appearing more than once in a history read"},
 		{"duplicates_delivered", "count", "duplicated", "events delivered more than once to one subscriber"},
 		{"reordered", "count", "reordered", "acknowledged events read after a later event of the same publisher"},
