@@ -10,6 +10,7 @@ import (
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/service"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/scenarios/check"
 )
 
 // embeddedProxy is a proxy of its own in-process Toxiproxy; closing it
@@ -144,14 +145,19 @@ func processOptions(t Target) target.ProcessOptions {
 }
 
 // DefaultKnown is what scenario files may name: the chaos catalogue's
-// faults, the checkers and their metrics, and the registered profiles.
+// faults and the engine's flag step, the checkers and their metrics, and
+// the registered profiles.
 func DefaultKnown(p *impl.Profiles) Known {
 	return Known{
 		Fault: func(name string, params map[string]string) error {
+			if name == check.FlagFault {
+				_, err := parseFlag(params)
+				return err
+			}
 			_, err := chaos.Lookup(name, params)
 			return err
 		},
-		Faults:   chaos.Names(),
+		Faults:   append(chaos.Names(), check.FlagFault),
 		Checks:   checkNames(),
 		Metrics:  metricNames(),
 		Profiles: p.Names(),

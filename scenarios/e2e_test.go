@@ -61,6 +61,7 @@ func TestCatalogueEndToEnd(t *testing.T) {
 		{"startup_down", map[string]error{"recover_time": check.ErrNoRecovery}},
 		{"kill_no_aof", map[string]error{"lost": check.ErrLost}},
 		{"blackhole", map[string]error{"budget": check.ErrBlocked}},
+		{"rollback_flip", map[string]error{"stale_read": check.ErrStaleRead}},
 	}
 	for _, tt := range tests {
 		spec, err := Load(tt.scenario, known)

@@ -94,6 +94,10 @@ type run struct {
 	// final history read.
 	ackMu sync.Mutex
 	acked map[string]map[string]bool
+
+	// restart is held shared by every layer call of the workload, alone
+	// while the flag step restarts the layers.
+	restart sync.RWMutex
 }
 
 type notes struct {
@@ -149,6 +153,8 @@ func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
 		r.logw = io.Discard
 	}
 	defer r.teardown()
+	stopWatch := r.watchStalls()
+	defer stopWatch()
 	r.rec.SetMeta("scenario", spec.Name)
 	r.rec.SetMeta("profile", opts.Profile)
 	r.rec.SetMeta("seed", strconv.FormatInt(opts.Seed, 10))
@@ -169,6 +175,7 @@ func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
 	r.phase("recover")
 	r.recover(ctx)
 	r.recordCounts()
+	stopWatch()
 	return r.finish(out, r.rec.History())
 }
 
@@ -231,7 +238,7 @@ func (r *run) setup(ctx context.Context) error {
 		return exitcode.Harnessf("proxy: %w", err)
 	}
 	for i, st := range r.spec.Faults {
-		f, err := r.deps.Fault(st.Fault, st.Params)
+		f, err := r.buildFault(st)
 		if err != nil {
 			return exitcode.Configf("%s:%d: faults[%d]: %w", r.spec.File, st.Line, i, err)
 		}
@@ -261,7 +268,7 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	for i := 0; i < r.spec.Instances; i++ {
 		cfg := r.cfg
-		cfg.ServerID = fmt.Sprintf("inst-%d", i)
+		cfg.ServerID = instanceID(i)
 		l, err := r.newLayer(ctx, i, cfg)
 		if err != nil {
 			return exitcode.Harnessf("instance %d of profile %s: %w", i, r.opts.Profile, err)

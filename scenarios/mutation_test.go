@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -107,6 +108,36 @@ type deafCache struct{ impl.Cache }
 
 func (deafCache) Invalidate(context.Context, string) error { return nil }
 
+// localCount counts only the connections this instance registered and
+// did not unregister, as a registry that forgot the other instances
+// would; lookups stay right.
+type localCount struct {
+	impl.Registry
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (r *localCount) Register(ctx context.Context, c impl.Conn) error {
+	err := r.Registry.Register(ctx, c)
+	r.mu.Lock()
+	r.ids[c.ID] = true
+	r.mu.Unlock()
+	return err
+}
+
+func (r *localCount) Unregister(ctx context.Context, id string) error {
+	r.mu.Lock()
+	delete(r.ids, id)
+	r.mu.Unlock()
+	return r.Registry.Unregister(ctx, id)
+}
+
+func (r *localCount) Count(context.Context) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ids), nil
+}
+
 // mutant registers a profile that builds a hardened layer and breaks it.
 func mutant(wrap func(l *impl.Layer)) *impl.Profiles {
 	p := &impl.Profiles{}
@@ -138,6 +169,7 @@ func TestMutationsCaught(t *testing.T) {
 		{"ignore invalidate", func(l *impl.Layer) { l.Cache = deafCache{l.Cache} }, "stale_read", check.ErrStaleRead},
 		{"block past budget", func(l *impl.Layer) { l.Bus = &blockBus{Bus: l.Bus} }, "budget", check.ErrBlocked},
 	}
+
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -152,5 +184,49 @@ func TestMutationsCaught(t *testing.T) {
 				t.Errorf("check %s: got %s (%v); want FAIL: %v", tt.check, r.Verdict, r.Err, tt.want)
 			}
 		})
+	}
+}
+
+// countSpec is stale_cleanup's registry traffic on two instances, judged
+// by every check that looks at the registry.
+const countSpec = `name: mutation_count
+description: registry across two instances, no fault
+instances: 2
+config:
+  probe_interval: 100ms
+  registry_ttl: 1s
+  cleanup_interval: 250ms
+workload:
+  duration: 3s
+  registry: {connections: 6, flows: 2, stop: 2, unregister: 1, stop_at: 1s}
+checks:
+  - name: registry
+  - name: registry_count
+  - name: budget
+  - name: error_rate
+  - name: round_trips
+`
+
+// TestCountMutationCaught runs a registry whose Count sees only its own
+// instance's connections: the registry_count check must fail it with its
+// guarantee, and no other check may fail (lookups are right).
+func TestCountMutationCaught(t *testing.T) {
+	needRedis(t)
+	t.Parallel()
+	reg := mutant(func(l *impl.Layer) { l.Registry = &localCount{Registry: l.Registry, ids: map[string]bool{}} })
+	spec, err := Parse("mutation_count.yaml", []byte(countSpec), DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := runSpec(t, spec, "mutant", reg, 1)
+	for _, r := range o.Results {
+		switch {
+		case r.Check == "registry_count":
+			if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrCountMismatch) {
+				t.Errorf("check registry_count: got %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrCountMismatch)
+			}
+		case r.Verdict == check.Fail:
+			t.Errorf("check %s: got FAIL (%v); want only registry_count to catch this mutant", r.Check, r.Err)
+		}
 	}
 }

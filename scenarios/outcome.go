@@ -114,7 +114,7 @@ func (s Spec) CheckConfig() check.Config {
 	}
 	budget := map[string]time.Duration{history.Publish: lc.PublishBudget + slack}
 	for _, k := range []string{history.CacheGet, history.CacheSet, history.CacheInval,
-		history.RegRegister, history.RegHeartbeat, history.RegUnreg, history.RegLookup} {
+		history.RegRegister, history.RegHeartbeat, history.RegUnreg, history.RegLookup, history.RegCount} {
 		budget[k] = lc.CallBudget + slack
 	}
 	lag := b.HealthLag.D()

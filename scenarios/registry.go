@@ -15,8 +15,9 @@ import (
 
 // startRegistry registers the spec's connections, spread over flows and
 // instances, heartbeats them, stops or unregisters some at StopAt, looks
-// each flow up on every instance, and runs each instance's stale sweep
-// every cleanup interval (the tracker's background task).
+// each flow up and reads the count of live connections on every instance,
+// and runs each instance's stale sweep every cleanup interval (the
+// tracker's background task).
 func (r *run) startRegistry(ctx context.Context, g *errgroup.Group) {
 	w := r.spec.Workload.Registry
 	t0 := time.Now()
@@ -31,14 +32,16 @@ func (r *run) startRegistry(ctx context.Context, g *errgroup.Group) {
 			end = "unregister"
 		}
 		rng := r.childRand()
-		g.Go(func() error { r.connection(ctx, conn, r.layers[inst], rng, end, t0.Add(w.StopAt.D())); return nil })
+		g.Go(func() error { r.connection(ctx, conn, inst, rng, end, t0.Add(w.StopAt.D())); return nil })
 	}
-	for i, l := range r.layers {
+	for i := range r.layers {
 		rng := r.childRand()
-		g.Go(func() error { r.lookups(ctx, fmt.Sprintf("lookup-%d", i), l, rng); return nil })
+		g.Go(func() error { r.lookups(ctx, fmt.Sprintf("lookup-%d", i), i, rng); return nil })
 		rng2 := r.childRand()
 		g.Go(func() error {
 			every(ctx, rng2, r.cfg.CleanupInterval, func() {
+				l, release := r.use(i)
+				defer release()
 				cctx, cancel := context.WithTimeout(counter.WithOp(ctx, "reg_cleanup"), time.Second)
 				l.Registry.Cleanup(cctx)
 				cancel()
@@ -50,10 +53,15 @@ func (r *run) startRegistry(ctx context.Context, g *errgroup.Group) {
 
 // connection is one SSE connection's life: register, heartbeat until the
 // end (or until stopAt, when end is "stop" or "unregister").
-func (r *run) connection(ctx context.Context, c impl.Conn, l *impl.Layer, rng *rand.Rand, end string, stopAt time.Time) {
+func (r *run) connection(ctx context.Context, c impl.Conn, inst int, rng *rand.Rand, end string, stopAt time.Time) {
 	client := "reg-" + c.ID
-	op := history.Op{Client: client, Kind: history.RegRegister, Flow: c.FlowID, Value: c.ID, Call: r.rec.Now()}
-	r.record(ctx, op, l, l.Registry.Register(counter.WithOp(ctx, history.RegRegister), c))
+	call := func(kind string, do func(ctx context.Context, reg impl.Registry) error) {
+		l, release := r.use(inst)
+		defer release()
+		op := history.Op{Client: client, Kind: kind, Flow: c.FlowID, Value: c.ID, Call: r.rec.Now()}
+		r.record(ctx, op, l, do(counter.WithOp(ctx, kind), l.Registry))
+	}
+	call(history.RegRegister, func(ctx context.Context, reg impl.Registry) error { return reg.Register(ctx, c) })
 	hctx := ctx
 	if end != "heartbeat" {
 		var cancel context.CancelFunc
@@ -61,19 +69,20 @@ func (r *run) connection(ctx context.Context, c impl.Conn, l *impl.Layer, rng *r
 		defer cancel()
 	}
 	every(hctx, rng, r.spec.Workload.Registry.Heartbeat.D(), func() {
-		op := history.Op{Client: client, Kind: history.RegHeartbeat, Flow: c.FlowID, Value: c.ID, Call: r.rec.Now()}
-		r.record(ctx, op, l, l.Registry.Heartbeat(counter.WithOp(ctx, history.RegHeartbeat), c.ID))
+		call(history.RegHeartbeat, func(ctx context.Context, reg impl.Registry) error { return reg.Heartbeat(ctx, c.ID) })
 	})
 	if end == "unregister" && ctx.Err() == nil {
-		op := history.Op{Client: client, Kind: history.RegUnreg, Flow: c.FlowID, Value: c.ID, Call: r.rec.Now()}
-		r.record(ctx, op, l, l.Registry.Unregister(counter.WithOp(ctx, history.RegUnreg), c.ID))
+		call(history.RegUnreg, func(ctx context.Context, reg impl.Registry) error { return reg.Unregister(ctx, c.ID) })
 	}
 }
 
-// lookups looks every registry flow up on one instance every interval.
-func (r *run) lookups(ctx context.Context, client string, l *impl.Layer, rng *rand.Rand) {
+// lookups looks every registry flow up on one instance every interval,
+// then reads the instance's count of live connections.
+func (r *run) lookups(ctx context.Context, client string, inst int, rng *rand.Rand) {
 	w := r.spec.Workload.Registry
 	every(ctx, rng, w.Lookup.D(), func() {
+		l, release := r.use(inst)
+		defer release()
 		for f := 0; f < w.Flows && ctx.Err() == nil; f++ {
 			flow := fmt.Sprintf("reg-%d", f)
 			op := history.Op{Client: client, Kind: history.RegLookup, Flow: flow, Call: r.rec.Now()}
@@ -81,5 +90,12 @@ func (r *run) lookups(ctx context.Context, client string, l *impl.Layer, rng *ra
 			op.Values = ids
 			r.record(ctx, op, l, err)
 		}
+		if ctx.Err() != nil {
+			return
+		}
+		op := history.Op{Client: client, Kind: history.RegCount, Value: instanceID(inst), Call: r.rec.Now()}
+		n, err := l.Registry.Count(counter.WithOp(ctx, history.RegCount))
+		op.Count = int64(n)
+		r.record(ctx, op, l, err)
 	})
 }

@@ -175,7 +175,11 @@ type Health struct {
 // FaultStep is one entry of the fault timeline: Fault with Params is
 // injected At after traffic starts and undone For later (0: at the end of
 // the workload). A step at 0 is injected before the layers start (start-up
-// faults).
+// faults). Fault names a chaos fault or "flag", the engine's rollback step:
+// params name REDIS_* flags set to "false" (redis_enabled, event_bus,
+// cache, sse); at At every instance restarts with them off, at its end with
+// the scenario's configuration again (see flagFault for what each
+// guarantee means across the flips).
 type FaultStep struct {
 	At     Duration          `yaml:"at"`
 	For    Duration          `yaml:"for"`

@@ -34,6 +34,13 @@ func (af *activeFault) down() bool {
 	return downFaults[af.step.Fault]
 }
 
+// windowed is a fault that knows when it took and lost effect (the flag
+// step: from holding the instances to having rebuilt them), rather than
+// when its Inject and Undo returned.
+type windowed interface {
+	Window() (start, end time.Duration)
+}
+
 // inject starts af and records the state change.
 func (r *run) inject(ctx context.Context, af *activeFault) error {
 	r.phase("fault " + af.step.Fault)
@@ -48,6 +55,9 @@ func (r *run) inject(ctx context.Context, af *activeFault) error {
 		return exitcode.Harnessf("injecting %s: %w", af.step.Fault, err)
 	}
 	af.start = r.rec.Now()
+	if w, ok := af.fault.(windowed); ok {
+		af.start, _ = w.Window()
+	}
 	if af.down() {
 		r.redisState("down")
 	}
@@ -69,6 +79,9 @@ func (r *run) undo(af *activeFault) {
 		r.notes.add("undoing %s: %v", af.step.Fault, err)
 	}
 	end := r.rec.Now()
+	if w, ok := af.fault.(windowed); ok {
+		_, end = w.Window()
+	}
 	r.rec.AddFault(history.Fault{Name: af.step.Fault, Params: af.step.Params, Start: af.start, End: end})
 	if af.down() {
 		r.redisState("up")

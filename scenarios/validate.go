@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/scenarios/check"
 )
 
 // Known is what a scenario may name. Validation checks every name a file
@@ -135,6 +136,11 @@ func (s *Spec) validate(k Known) error {
 				bad(t.Line, "check %s: threshold on unknown metric %q (known: %s)", c.Name, t.Metric, strings.Join(k.Metrics, ", "))
 			}
 		}
+		if c.Name == "registry_count" && w.SSE.Clients > 0 {
+			// The service registers its SSE streams in the same registry,
+			// and the history does not record them.
+			bad(c.Line, "check registry_count cannot judge a run with workload.sse clients: the service's SSE streams are counted too but not recorded")
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -167,6 +173,41 @@ func (s *Spec) validateFault(i int, f FaultStep, k Known) []error {
 	case "", "up", "down":
 	default:
 		bad("redis %q: want up or down", f.Redis)
+	}
+	if f.Fault == check.FlagFault {
+		errs = append(errs, s.validateFlag(i, f)...)
+	}
+	return errs
+}
+
+// validateFlag checks what a rollback step needs of the rest of the spec.
+func (s *Spec) validateFlag(i int, f FaultStep) []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, s.errf(f.Line, "faults[%d]: %s: "+format, append([]any{i, f.Fault}, args...)...))
+	}
+	if f.At == 0 {
+		bad("at 0: a rollback restarts running instances; to start rolled back, set config.enabled: false")
+	}
+	if s.Config.Enabled != nil && !*s.Config.Enabled {
+		bad("config.enabled is false: there is nothing to roll back")
+	}
+	if s.Workload.SSE.Clients > 0 || s.Workload.Registry.Connections > 0 {
+		bad("a restart drops SSE streams and registry connections, which the workload does not reopen: leave workload.sse and workload.registry out")
+	}
+	if f.Redis != "" {
+		bad("redis %q: a rollback leaves Redis as it is", f.Redis)
+	}
+	end := func(st FaultStep) Duration {
+		if st.For == 0 {
+			return s.Workload.Duration
+		}
+		return st.At + st.For
+	}
+	for j, g := range s.Faults[:i] {
+		if g.Fault == check.FlagFault && g.At < end(f) && f.At < end(g) {
+			bad("overlaps faults[%d], another rollback", j)
+		}
 	}
 	return errs
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 )
 
@@ -170,5 +171,67 @@ func TestLoad(t *testing.T) {
 	var pe *posError
 	if _, err := Load("/no/such/file.yaml", testKnown); errors.As(err, &pe) {
 		t.Errorf("missing file: got a position error %v; want a plain one", err)
+	}
+}
+
+// TestParseRejectsCountWithSSE: the service registers its SSE streams in
+// the registry without the history knowing, so a count cannot be judged.
+func TestParseRejectsCountWithSSE(t *testing.T) {
+	k := testKnown
+	k.Checks = append([]string{"registry_count"}, k.Checks...)
+	src := strings.Replace(strings.Replace(validSpec, "  - name: lost", "  - name: registry_count", 1),
+		"publish: {rate: 50}", "publish: {rate: 50}\n  sse: {clients: 1}", 1)
+	_, err := Parse("t.yaml", []byte(src), k)
+	want := "t.yaml:17: check registry_count cannot judge a run with workload.sse clients"
+	if err == nil || !strings.Contains(err.Error(), want) || exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("got %v; want exit %d with %q", err, exitcode.BadInput, want)
+	}
+	src = strings.Replace(validSpec, "  - name: lost", "  - name: registry_count", 1)
+	if _, err := Parse("t.yaml", []byte(src), k); err != nil {
+		t.Errorf("without SSE clients: %v; want no error", err)
+	}
+}
+
+// TestParseFlag: the rollback step is validated as strictly as a chaos
+// fault, plus what it needs of the rest of the spec.
+func TestParseFlag(t *testing.T) {
+	k := DefaultKnown(profiles.Default())
+	const spec = `name: f
+description: a rollback
+workload:
+  duration: 4s
+  publish: {rate: 50}
+faults:
+  - at: 1s
+    for: 1s
+    fault: flag
+    params: {redis_enabled: "false"}
+checks:
+  - name: lost
+`
+	if _, err := Parse("f.yaml", []byte(spec), k); err != nil {
+		t.Fatalf("valid rollback: %v", err)
+	}
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"unknown param", `{redis_enabled: "false"}`, `{redis_enable: "false"}`, `f.yaml:7: faults[0]: flag: bad fault parameter: fault flag has no parameter "redis_enable" (known: redis_enabled, event_bus, cache, sse)`},
+		{"not false", `{redis_enabled: "false"}`, `{redis_enabled: "true"}`, `f.yaml:7: faults[0]: flag: bad fault parameter: fault flag: redis_enabled "true": want "false"`},
+		{"no param", `    params: {redis_enabled: "false"}`, ``, `f.yaml:7: faults[0]: flag: bad fault parameter: fault flag needs at least one of`},
+		{"at 0", `  - at: 1s`, `  - at: 0s`, `f.yaml:7: faults[0]: flag: at 0: a rollback restarts running instances`},
+		{"nothing to roll back", `workload:`, "config: {enabled: false}\nworkload:", `faults[0]: flag: config.enabled is false`},
+		{"registry", `  publish: {rate: 50}`, "  publish: {rate: 50}\n  registry: {connections: 2}", `faults[0]: flag: a restart drops SSE streams and registry connections`},
+		{"overlap", "checks:", "  - {at: 1500ms, for: 1s, fault: flag, params: {cache: \"false\"}}\nchecks:", `faults[1]: flag: overlaps faults[0], another rollback`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(spec, tt.from) {
+				t.Fatalf("test bug: %q not in spec", tt.from)
+			}
+			_, err := Parse("f.yaml", []byte(strings.Replace(spec, tt.from, tt.to, 1)), k)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || exitcode.Of(err) != exitcode.BadInput {
+				t.Errorf("got %v; want exit %d with %q", err, exitcode.BadInput, tt.want)
+			}
+		})
 	}
 }

@@ -41,22 +41,25 @@ func (r *run) startWorkload(ctx context.Context, g *errgroup.Group) {
 		for c := 0; c < w.Cache.Clients; c++ {
 			rng := r.childRand()
 			client := fmt.Sprintf("cache-%d", c)
-			l := r.layers[c%len(r.layers)]
-			g.Go(func() error { r.cacheClient(ctx, client, l, db, rng); return nil })
+			inst := c % len(r.layers)
+			g.Go(func() error { r.cacheClient(ctx, client, inst, db, rng); return nil })
 		}
 	}
 	if w.Registry.Connections > 0 {
 		r.startRegistry(ctx, g)
 	}
 	if w.Health.Interval > 0 {
-		for i, l := range r.layers {
+		for i := range r.layers {
 			rng := r.childRand()
-			g.Go(func() error { r.healthPoller(ctx, fmt.Sprintf("health-%d", i), l, rng); return nil })
+			g.Go(func() error { r.healthPoller(ctx, fmt.Sprintf("health-%d", i), i, rng); return nil })
 		}
 	}
 }
 
 func flowName(i int) string { return fmt.Sprintf("flow-%d", i) }
+
+// instanceID is the SERVER_ID of the i-th service instance.
+func instanceID(i int) string { return fmt.Sprintf("inst-%d", i) }
 
 // flows lists the published flows.
 func (r *run) flows() []string {
@@ -91,6 +94,16 @@ func every(ctx context.Context, rng *rand.Rand, period time.Duration, f func()) 
 	}
 }
 
+// use returns instance i's layer, held against a restart (the flag fault)
+// until release is called. A layer call is timed from when use returns:
+// while every instance restarts, the service is not serving, and the wait
+// is the restart's, not the layer's. Callers release before they wait or
+// call use again.
+func (r *run) use(i int) (l *impl.Layer, release func()) {
+	r.restart.RLock()
+	return r.layers[i], r.restart.RUnlock
+}
+
 // record fills an op's return time, result and mode and adds it. A call
 // that failed because the run's traffic ended is not recorded: it says
 // nothing about the layer.
@@ -113,7 +126,6 @@ func (r *run) record(ctx context.Context, op history.Op, l *impl.Layer, err erro
 // increase, and each event id names publisher, flow and sequence.
 func (r *run) publisher(ctx context.Context, client string, rng *rand.Rand, rate float64) {
 	flows := r.flows()
-	l := r.layers[0]
 	seq := map[string]int64{}
 	i := rng.IntN(len(flows))
 	pad := make([]byte, r.spec.Workload.Publish.Payload)
@@ -134,6 +146,8 @@ func (r *run) publisher(ctx context.Context, client string, rng *rand.Rand, rate
 			Timestamp: time.Now().UTC(),
 			Source:    client,
 		}
+		l, release := r.use(0)
+		defer release()
 		op := history.Op{Client: client, Kind: history.Publish, Flow: flow, EventID: e.ID, Seq: seq[flow], Call: r.rec.Now()}
 		err := l.Bus.Publish(counter.WithOp(ctx, history.Publish), e)
 		if err == nil {
@@ -147,17 +161,18 @@ func (r *run) publisher(ctx context.Context, client string, rng *rand.Rand, rate
 // event it saw whenever its subscription ends early. It uses the
 // instance's HTTP service when there is one, else the bus directly.
 func (r *run) subscriber(ctx context.Context, client, flow string, inst int) {
-	l := r.layers[inst]
 	cursor := ""
 	for ctx.Err() == nil {
 		sub := history.Op{Client: client, Kind: history.Subscribe, Flow: flow}
 		var ch <-chan impl.Event
 		var err error
+		l, release := r.use(inst)
 		if len(r.bases) > inst {
 			ch, err = sseSubscribe(ctx, r.bases[inst], flow, cursor)
 		} else {
 			ch, err = l.Bus.Subscribe(counter.WithOp(ctx, history.Subscribe), flow, cursor)
 		}
+		release()
 		sub.Call = r.rec.Now()
 		if err != nil {
 			sub.Return, sub.Err = sub.Call, err.Error()
@@ -207,21 +222,23 @@ func (d *database) bump(flow string) int64 {
 // tries the cache, and on a miss reads the database and fills the cache
 // with the lease the miss returned; an update writes the database, then
 // invalidates.
-func (r *run) cacheClient(ctx context.Context, client string, l *impl.Layer, db *database, rng *rand.Rand) {
+func (r *run) cacheClient(ctx context.Context, client string, inst int, db *database, rng *rand.Rand) {
 	c := r.spec.Workload.Cache
 	period := time.Duration(float64(time.Second) * float64(c.Clients) / c.Rate)
 	every(ctx, rng, period, func() {
 		flow := fmt.Sprintf("state-%d", rng.IntN(c.Flows))
 		if rng.Float64() < c.WriteRatio {
-			r.cacheWrite(ctx, client, l, db, flow)
+			r.cacheWrite(ctx, client, inst, db, flow)
 			return
 		}
+		l, release := r.use(inst)
 		op := history.Op{Client: client, Kind: history.CacheGet, Flow: flow, Call: r.rec.Now()}
 		e, err := l.Cache.Get(counter.WithOp(ctx, history.CacheGet), flow)
 		if err == nil && e.Hit {
 			op.Version = stateVersion(e.State)
 		}
 		r.record(ctx, op, l, err)
+		release()
 		if err != nil || e.Hit {
 			return
 		}
@@ -229,17 +246,21 @@ func (r *run) cacheClient(ctx context.Context, client string, l *impl.Layer, db 
 		if c.FillDelay > 0 && !sleepCtx(ctx, c.FillDelay.D()) {
 			return
 		}
+		l, release = r.use(inst)
+		defer release()
 		set := history.Op{Client: client, Kind: history.CacheSet, Flow: flow, Version: v, Call: r.rec.Now()}
 		err = l.Cache.Set(counter.WithOp(ctx, history.CacheSet), flow, map[string]any{"version": v, "status": "running"}, "running", e.Lease)
 		r.record(ctx, set, l, err)
 	})
 }
 
-func (r *run) cacheWrite(ctx context.Context, client string, l *impl.Layer, db *database, flow string) {
+func (r *run) cacheWrite(ctx context.Context, client string, inst int, db *database, flow string) {
 	call := r.rec.Now()
 	v := db.bump(flow)
 	now := r.rec.Now()
 	r.rec.Add(history.Op{Client: client, Kind: history.DBWrite, Flow: flow, Version: v, Call: call, Return: now, OK: true})
+	l, release := r.use(inst)
+	defer release()
 	op := history.Op{Client: client, Kind: history.CacheInval, Flow: flow, Version: v, Call: r.rec.Now()}
 	err := l.Cache.Invalidate(counter.WithOp(ctx, history.CacheInval), flow)
 	r.record(ctx, op, l, err)
@@ -262,8 +283,10 @@ func stateVersion(s map[string]any) int64 {
 }
 
 // healthPoller asks one instance for its health every interval.
-func (r *run) healthPoller(ctx context.Context, client string, l *impl.Layer, rng *rand.Rand) {
+func (r *run) healthPoller(ctx context.Context, client string, inst int, rng *rand.Rand) {
 	every(ctx, rng, r.spec.Workload.Health.Interval.D(), func() {
+		l, release := r.use(inst)
+		defer release()
 		op := history.Op{Client: client, Kind: history.Health, Call: r.rec.Now()}
 		h := l.Manager.Health(counter.WithOp(ctx, history.Health))
 		op.Return = r.rec.Now()

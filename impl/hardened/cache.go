@@ -41,7 +41,10 @@ const metricsFlushInterval = time.Second
 // again. An invalidation that fails while the breaker stays closed is
 // queued the same way, and its flow is served as above (miss, fill dropped)
 // until it is replayed. With the Redis cache off it is a memory cache with
-// the same rules.
+// the same rules. States are cached per cache epoch, so that a rollback to
+// REDIS_ENABLED=false cannot leave states in Redis that later reads trust
+// (see leaseScript): the cache serves from Redis while this instance holds
+// a live membership in the current epoch.
 type Cache struct {
 	m     *manager
 	k     keys
@@ -56,6 +59,15 @@ type Cache struct {
 	stats   map[string]*flowStats
 	mem     map[string]memEntry // memory mode
 	memGen  map[string]int64
+	// epoch is the cache epoch this instance serves in ("": none yet),
+	// while its membership is leased, until leaseUntil; renewed is when
+	// the lease was last renewed, joined whether it ever was, used when
+	// the cache was last called (an unused cache holds no membership).
+	epoch      string
+	leaseUntil time.Time
+	renewed    time.Time
+	used       time.Time
+	joined     bool
 
 	wake chan struct{} // wakes replayLoop
 }
@@ -73,6 +85,7 @@ func newCache(m *manager, k keys) *Cache {
 		mem: map[string]memEntry{}, memGen: map[string]int64{}, wake: make(chan struct{}, 1)}
 	if c.redis {
 		m.listen(c.restore, nil)
+		m.beforeClose(c.leave)
 		m.goroutine(c.flushLoop)
 		m.goroutine(c.replayLoop)
 	}
@@ -110,17 +123,35 @@ func (c *Cache) count(flow string, hit bool) {
 	}
 }
 
-// serving returns the client when the cache may use Redis for the flow:
-// breaker closed, the invalidations queued during the outage replayed, and
-// none of the flow's waiting.
-func (c *Cache) serving(flowID string) *redis.Client {
+// serving returns the epoch in which the cache may use Redis for the flow:
+// breaker closed, the invalidations queued during the outage replayed,
+// none of the flow's waiting, and this instance's membership in the epoch
+// leased. ok is false when it may not. A cache holds no membership before
+// its first use, nor once unused for a lease: the call that finds none
+// takes it, within CallBudget (one more round trip, once).
+func (c *Cache) serving(ctx context.Context, flowID string) (epoch string, ok bool) {
 	rdb, gen := c.m.client()
+	now := time.Now()
+	c.mu.Lock()
+	c.used = now
+	_, waiting := c.pending[flowID]
+	ready := rdb != nil && c.ready == gen && !waiting
+	epoch, leased := c.epoch, now.Before(c.leaseUntil)
+	c.mu.Unlock()
+	switch {
+	case !ready:
+		return "", false
+	case epoch != "" && leased:
+		return epoch, true
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.m.cfg.CallBudget)
+	defer cancel()
+	if c.renew(rctx) != nil {
+		return "", false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, waiting := c.pending[flowID]; rdb == nil || c.ready != gen || waiting {
-		return nil
-	}
-	return rdb
+	return c.epoch, c.epoch != ""
 }
 
 // Get reads the flow's state within CallBudget.
@@ -142,13 +173,14 @@ func (c *Cache) get(ctx context.Context, flowID string) (impl.Entry, error) {
 		}
 		return decodeState(flowID, e.state)
 	}
-	if c.serving(flowID) == nil {
+	epoch, ok := c.serving(ctx, flowID)
+	if !ok {
 		return impl.Entry{Lease: offlineLease}, nil
 	}
 	var vals []any
 	err := c.m.call(ctx, "cache_get", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 		var err error
-		vals, err = rdb.MGet(ctx, c.k.state(flowID), c.k.gen(flowID)).Result()
+		vals, err = rdb.MGet(ctx, c.k.state(flowID, epoch), c.k.gen(flowID)).Result()
 		return err
 	})
 	if err != nil {
@@ -192,7 +224,8 @@ func (c *Cache) Set(ctx context.Context, flowID string, state map[string]any, st
 		c.mem[flowID] = memEntry{state: js, until: time.Now().Add(ttl)}
 		return nil
 	}
-	if c.serving(flowID) == nil {
+	epoch, ok := c.serving(ctx, flowID)
+	if !ok {
 		return nil
 	}
 	metaStatus := status
@@ -207,7 +240,7 @@ func (c *Cache) Set(ctx context.Context, flowID string, state map[string]any, st
 	var stored int
 	err = c.m.call(ctx, "cache_set", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 		var err error
-		stored, err = fillScript.Run(ctx, rdb, []string{c.k.state(flowID), c.k.meta(flowID), c.k.gen(flowID)},
+		stored, err = fillScript.Run(ctx, rdb, []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)},
 			lease, string(js), string(meta), ttl.Milliseconds()).Int()
 		return err
 	})
@@ -231,9 +264,9 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 		c.memGen[flowID]++
 		return nil
 	}
-	if c.serving(flowID) != nil {
+	if epoch, ok := c.serving(ctx, flowID); ok {
 		err := c.m.call(ctx, "cache_invalidate", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
-			return c.invalidate(ctx, rdb, flowID).Err()
+			return c.invalidate(ctx, rdb, flowID, epoch).Err()
 		})
 		if err == nil {
 			return nil
@@ -253,17 +286,24 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 	return nil
 }
 
-func (c *Cache) invalidate(ctx context.Context, s redis.Scripter, flowID string) *redis.Cmd {
-	return invalidateScript.EvalSha(ctx, s, []string{c.k.state(flowID), c.k.meta(flowID), c.k.gen(flowID)},
+func (c *Cache) invalidate(ctx context.Context, s redis.Scripter, flowID, epoch string) *redis.Cmd {
+	return invalidateScript.EvalSha(ctx, s, []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)},
 		c.genTTL().Milliseconds())
 }
 
-// restore replays the invalidations queued while Redis was unreachable,
-// then lets the cache serve.
+// restore renews (or takes) the membership of a cache that was used,
+// replays the invalidations queued while Redis was unreachable, then lets
+// the cache serve.
 func (c *Cache) restore(_ *redis.Client, gen uint64) {
+	c.mu.Lock()
+	used := !c.used.IsZero()
+	c.mu.Unlock()
+	if used && c.renew(c.m.ctx) != nil {
+		return
+	}
 	if c.drain() {
 		c.mu.Lock()
-		c.ready = gen
+		c.ready = max(c.ready, gen)
 		c.mu.Unlock()
 	}
 }
@@ -274,15 +314,18 @@ func (c *Cache) restore(_ *redis.Client, gen uint64) {
 func (c *Cache) drain() bool {
 	for {
 		c.mu.Lock()
-		queued := maps.Clone(c.pending)
+		queued, epoch := maps.Clone(c.pending), c.epoch
 		c.mu.Unlock()
 		if len(queued) == 0 {
 			return true
 		}
+		if epoch == "" {
+			return false
+		}
 		err := c.m.call(c.m.ctx, "cache_invalidate", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for f := range queued {
-					c.invalidate(ctx, p, f)
+					c.invalidate(ctx, p, f, epoch)
 				}
 				return nil
 			})
@@ -303,7 +346,10 @@ func (c *Cache) drain() bool {
 
 // replayLoop replays invalidations that failed while the breaker stayed
 // closed: when one is queued, and every ProbeInterval while any waits.
-// (After an outage, restore replays them before the cache serves.)
+// (After an outage, restore replays them before the cache serves.) Every
+// ProbeInterval it also renews the membership of a cache used within the
+// lease once a third of the lease has passed, and retries a restore that
+// failed.
 func (c *Cache) replayLoop() {
 	t := time.NewTicker(c.m.cfg.ProbeInterval)
 	defer t.Stop()
@@ -315,9 +361,21 @@ func (c *Cache) replayLoop() {
 		case <-t.C:
 		}
 		rdb, gen := c.m.client()
+		if rdb == nil {
+			continue
+		}
+		lease := c.lease()
 		c.mu.Lock()
-		due := rdb != nil && c.ready == gen && len(c.pending) > 0
+		restore := c.ready != gen
+		renew := !restore && time.Since(c.used) < lease && (c.epoch == "" || time.Since(c.renewed) >= lease/3)
+		due := !restore && len(c.pending) > 0
 		c.mu.Unlock()
+		switch {
+		case restore:
+			c.restore(rdb, gen)
+		case renew:
+			c.renew(c.m.ctx)
+		}
 		if due {
 			c.drain()
 		}

@@ -17,11 +17,14 @@
 //	Cache.Get          [cache_get]         1 round trip, 1 command (MGET state, generation)
 //	Cache.Set          [cache_set]         1 round trip, 1 command (EVALSHA)
 //	Cache.Invalidate   [cache_invalidate]  1 round trip, 1 command (EVALSHA)
+//	cache membership   [cache_lease]       1 EVALSHA on connect and per third of its lease
+//	                                       (3 health intervals); 1 ZREM on Close
 //	Cache.Metrics      [cache_metrics]     1 round trip (pending HINCRBYs + HMGET); hit and
 //	                                       miss counts are flushed once a second in one pipeline
 //	Register/Heartbeat [reg_register/reg_heartbeat] 1 round trip, 1 command (EVALSHA)
 //	Unregister         [reg_unregister]    1 round trip, 1 command (EVALSHA)
-//	Lookup, Count      [reg_lookup]        1 round trip, 1 command (ZRANGEBYSCORE, ZCOUNT)
+//	Lookup             [reg_lookup]        1 round trip, 1 command (ZRANGEBYSCORE)
+//	Count              [reg_count]         1 round trip, 1 command (ZCOUNT)
 //	Cleanup            [reg_cleanup]       1 EVALSHA per 1000 expired connections
 //	outbox replay      [replay]            1 round trip per 100 events
 //	probe              [probe]             memory mode: a TCP connect per ProbeInterval, then
@@ -42,12 +45,17 @@ const Profile = "hardened"
 // New builds a hardened layer. With cfg.Enabled it tries Redis once within
 // ConnectTimeout; if Redis is down the layer starts in memory mode and the
 // probe switches it to Redis when it comes up. With cfg.Enabled false it
-// never dials. Only a REDIS_URL that does not parse is an error.
+// never dials. Only a REDIS_URL that does not parse is an error. The
+// layer's Close first writes the outbox to Redis (ErrOutboxLost names what
+// it could not) and gives up the cache membership (see leaseScript): a
+// restart loses no acknowledged event silently, and a rollback cannot leave
+// states in Redis that reads trust afterwards.
 func New(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
 	cfg = cfg.WithDefaults()
 	m := newManager(cfg)
 	k := keys{prefix: cfg.KeyPrefix}
 	bus := newBus(m, k)
+	m.beforeClose(bus.drain)
 	reg := newRegistry(m, k)
 	cache := newCache(m, k)
 	if err := m.start(ctx); err != nil {

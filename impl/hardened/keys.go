@@ -32,14 +32,21 @@ func (k keys) live() string { return k.prefix + "sse:live" }
 // connFlow is the global HASH connection ID -> flow ID.
 func (k keys) connFlow() string { return k.prefix + "sse:connflow" }
 
-// state and meta hold the cached flow state and its metadata, both with the
-// status TTL.
-func (k keys) state(flow string) string { return k.flow(flow, "state") }
-func (k keys) meta(flow string) string  { return k.flow(flow, "meta") }
+// state holds the flow state cached in a cache epoch (see Cache), meta its
+// metadata, both with the status TTL. A state of an earlier epoch is never
+// read again and expires with its TTL.
+func (k keys) state(flow, epoch string) string { return k.flow(flow, "state:"+epoch) }
+func (k keys) meta(flow string) string         { return k.flow(flow, "meta") }
 
 // gen is the flow's cache generation, INCRed by Invalidate; a Get miss
 // returns it as the lease a fill must present.
 func (k keys) gen(flow string) string { return k.flow(flow, "gen") }
+
+// cacheMembers is the global ZSET server ID -> lease expiry (ms) of the
+// instances serving the cache from Redis; cacheEpoch is the global STRING
+// naming the current cache epoch.
+func (k keys) cacheMembers() string { return k.prefix + "cache:members" }
+func (k keys) cacheEpoch() string   { return k.prefix + "cache:epoch" }
 
 // metrics is the global HASH of cache counters, fields hits:<flow> and
 // misses:<flow> (flushed in batches, never on the read path).

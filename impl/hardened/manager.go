@@ -75,6 +75,10 @@ type manager struct {
 	onUp    []func(rdb *redis.Client, gen uint64)
 	onDown  []func()
 	closers []func()
+	// finals run at Close once background work stopped, while the client
+	// (if any) is still open: what a component must write before the
+	// layer goes. Their errors are Close's.
+	finals []func() error
 	// notified is the generation the listeners last heard as up (0: down).
 	notified uint64
 
@@ -121,6 +125,9 @@ func (m *manager) listen(up func(rdb *redis.Client, gen uint64), down func()) {
 		m.onDown = append(m.onDown, down)
 	}
 }
+
+// beforeClose adds a final step of Close (see finals); call before start.
+func (m *manager) beforeClose(f func() error) { m.finals = append(m.finals, f) }
 
 // start makes the first connection attempt (bounded by ConnectTimeout; a
 // failure leaves the layer in memory mode), tells the listeners, and starts
@@ -493,8 +500,9 @@ func (m *manager) Info(ctx context.Context) map[string]any {
 	return impl.RedisInfo(cctx, rdb)
 }
 
-// close stops the probe and every goroutine of the layer, then closes the
-// client.
+// close stops the probe and every goroutine of the layer, runs the final
+// steps (the bus writes its outbox, the cache gives up its membership),
+// then closes the client.
 func (m *manager) close() error {
 	close(m.stop)
 	m.cancel()
@@ -502,12 +510,19 @@ func (m *manager) close() error {
 		f()
 	}
 	m.wg.Wait()
+	var errs []error
+	for _, f := range m.finals {
+		errs = append(errs, f())
+	}
+	// A final step's failed call may have started a verification or a
+	// pool close.
+	m.wg.Wait()
 	m.mu.Lock()
 	rdb := m.rdb()
 	m.cur.Store(nil)
 	m.mu.Unlock()
 	if rdb != nil {
-		return rdb.Close()
+		errs = append(errs, rdb.Close())
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -291,7 +291,7 @@ func (r *Registry) alive(now time.Time) []live {
 func (r *Registry) Count(ctx context.Context) (int, error) {
 	if r.redis {
 		var n int64
-		err := r.m.call(ctx, "reg_lookup", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+		err := r.m.call(ctx, "reg_count", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 			var err error
 			n, err = rdb.ZCount(ctx, r.k.live(), "("+strconv.FormatInt(time.Now().UnixMilli(), 10), "+inf").Result()
 			return err

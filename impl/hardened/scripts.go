@@ -147,7 +147,7 @@ type script struct {
 
 func newScript(src string) script { return script{src: src, Script: redis.NewScript(src)} }
 
-var allScripts = []script{publishScript, registerScript, heartbeatScript, removeScript, fillScript, invalidateScript}
+var allScripts = []script{publishScript, registerScript, heartbeatScript, removeScript, fillScript, invalidateScript, leaseScript}
 
 // loadScripts loads every script in one round trip.
 func loadScripts(ctx context.Context, rdb redis.Cmdable) error {

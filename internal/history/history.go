@@ -27,6 +27,7 @@ const (
 	RegHeartbeat = "reg_heartbeat" // Value = connection id
 	RegUnreg     = "reg_unregister"
 	RegLookup    = "reg_lookup" // Flow; Values = connection ids seen
+	RegCount     = "reg_count"  // Value = instance read on; Count = live connections it reported
 	Health       = "health"     // Value = reported redis state ("healthy", "unavailable", ...)
 	RedisState   = "redis_state"
 )
@@ -41,6 +42,7 @@ type Op struct {
 	Version int64         `json:"version,omitempty"`
 	Value   string        `json:"value,omitempty"`
 	Values  []string      `json:"values,omitempty"`
+	Count   int64         `json:"count,omitempty"`
 	Call    time.Duration `json:"call"`
 	Return  time.Duration `json:"return"`
 	OK      bool          `json:"ok"`
@@ -64,12 +66,21 @@ type Fault struct {
 // Contains reports whether t falls in the fault window.
 func (f Fault) Contains(t time.Duration) bool { return t >= f.Start && t < f.End }
 
+// Stall is a window during which the harness process itself did not run
+// (GC, scheduler or CPU starvation on a loaded machine): no call could
+// return in it, whatever the layer did.
+type Stall struct {
+	Start time.Duration `json:"start"`
+	End   time.Duration `json:"end"`
+}
+
 // History is one run's record.
 type History struct {
 	Base   time.Time         `json:"base"`
 	End    time.Duration     `json:"end"`
 	Ops    []Op              `json:"ops"`
 	Faults []Fault           `json:"faults"`
+	Stalls []Stall           `json:"stalls,omitempty"`
 	Meta   map[string]string `json:"meta,omitempty"`
 }
 
@@ -106,6 +117,13 @@ func (r *Recorder) AddFault(f Fault) {
 	r.mu.Unlock()
 }
 
+// AddStall records a harness stall.
+func (r *Recorder) AddStall(s Stall) {
+	r.mu.Lock()
+	r.h.Stalls = append(r.h.Stalls, s)
+	r.mu.Unlock()
+}
+
 // SetMeta records a key/value about the run.
 func (r *Recorder) SetMeta(k, v string) {
 	r.mu.Lock()
@@ -121,6 +139,7 @@ func (r *Recorder) History() History {
 	h.End = time.Since(r.base)
 	h.Ops = append([]Op(nil), r.h.Ops...)
 	h.Faults = append([]Fault(nil), r.h.Faults...)
+	h.Stalls = append([]Stall(nil), r.h.Stalls...)
 	h.Meta = make(map[string]string, len(r.h.Meta))
 	for k, v := range r.h.Meta {
 		h.Meta[k] = v

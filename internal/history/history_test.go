@@ -12,6 +12,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	r.Add(Op{Client: "p1", Kind: Publish, Flow: "f1", EventID: "e2", Seq: 2, Call: 20, Return: 25, OK: true})
 	r.Add(Op{Client: "p1", Kind: Publish, Flow: "f1", EventID: "e1", Seq: 1, Call: 10, Return: 15, OK: true})
 	r.AddFault(Fault{Name: "down", Start: time.Second, End: 2 * time.Second})
+	r.AddStall(Stall{Start: 3 * time.Second, End: 3*time.Second + 300*time.Millisecond})
 	r.SetMeta("seed", "7")
 	h := r.History()
 	if h.Ops[0].EventID != "e1" {
@@ -25,7 +26,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Ops) != 2 || got.Meta["seed"] != "7" || got.Faults[0].End != 2*time.Second {
+	if len(got.Ops) != 2 || got.Meta["seed"] != "7" || got.Faults[0].End != 2*time.Second || len(got.Stalls) != 1 || got.Stalls[0].End != 3300*time.Millisecond {
 		t.Fatalf("round trip lost data: %+v", got)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))

@@ -9,8 +9,8 @@ import (
 )
 
 // large is a 10 s run: n publishes over 10 flows, 2 subscribers per flow, a
-// final read per flow, n/4 cache reads and n/20 registry lookups over 10
-// connections, recorded out of call order.
+// final read per flow, n/4 cache reads and n/20 registry lookups and counts
+// over 10 connections, recorded out of call order.
 func large(n int) history.History {
 	var ops []history.Op
 	ids := map[string][]string{}
@@ -40,7 +40,8 @@ func large(n int) history.History {
 	}
 	for i := 0; i < n/20; i++ {
 		flow := fmt.Sprintf("f%d", i%10)
-		ops = append(ops, history.Op{Client: "i1", Kind: history.RegLookup, Flow: flow, Values: []string{"c" + flow}, Call: at(20 * i), Return: at(20*i) + step/2, OK: true, Mode: "redis"})
+		ops = append(ops, history.Op{Client: "i1", Kind: history.RegLookup, Flow: flow, Values: []string{"c" + flow}, Call: at(20 * i), Return: at(20*i) + step/2, OK: true, Mode: "redis"},
+			history.Op{Client: "i1", Kind: history.RegCount, Value: "inst-1", Count: 10, Call: at(20*i) + step/2, Return: at(20*i) + step, OK: true, Mode: "redis"})
 	}
 	ops = append(ops, state("up", 0), history.Op{Client: "hc", Kind: history.Health, Value: "healthy", Call: 100 * time.Millisecond, Return: 101 * time.Millisecond, OK: true})
 	return hist([]history.Fault{fault("latency", 4, 5)}, ops...)

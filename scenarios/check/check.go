@@ -74,6 +74,7 @@ var (
 	ErrStaleRead         = errors.New("a cache read must never return a state older than the last completed invalidation")
 	ErrVanished          = errors.New("a connection that heartbeats within its TTL must appear in every lookup of its flow")
 	ErrLingered          = errors.New("a connection that stopped heartbeating must disappear from lookups within TTL plus one cleanup interval")
+	ErrCountMismatch     = errors.New("a registry count must agree, on every instance, with the connections live across instances when it is read")
 	ErrBlocked           = errors.New("no call may take longer than its budget")
 	ErrNoFallback        = errors.New("after a fault starts, operations must succeed again within the fallback bound")
 	ErrNoRecovery        = errors.New("after a fault ends, operations must be served from Redis again within the recovery bound")
@@ -100,6 +101,7 @@ var Checks = []Check{
 	{"delivery", Delivery},
 	{"stale_read", StaleRead},
 	{"registry", Registry},
+	{"registry_count", RegistryCount},
 	{"budget", Budget},
 	{"fallback_time", FallbackTime},
 	{"recover_time", RecoverTime},
@@ -251,7 +253,7 @@ func (c Config) withDefaults() Config {
 		c.Budget = map[string]time.Duration{}
 		for _, k := range []string{
 			history.Publish, history.CacheGet, history.CacheSet, history.CacheInval,
-			history.RegRegister, history.RegHeartbeat, history.RegUnreg, history.RegLookup,
+			history.RegRegister, history.RegHeartbeat, history.RegUnreg, history.RegLookup, history.RegCount,
 		} {
 			c.Budget[k] = defaultBudget
 		}

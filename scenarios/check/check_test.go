@@ -125,6 +125,7 @@ func rich() history.History {
 		history.Op{Client: "c", Kind: history.CacheGet, Flow: "f1", Version: 1, Call: s(0.3), Return: s(0.31), OK: true},
 		history.Op{Client: "i0", Kind: history.RegRegister, Flow: "f1", Value: "c1", Call: s(0.1), Return: s(0.11), OK: true},
 		history.Op{Client: "i0", Kind: history.RegLookup, Flow: "f1", Values: []string{"c1"}, Call: s(0.5), Return: s(0.51), OK: true},
+		history.Op{Client: "i0", Kind: history.RegCount, Value: "inst-0", Count: 1, Call: s(0.52), Return: s(0.53), OK: true},
 		history.Op{Client: "e", Kind: history.RedisState, Value: "up", Call: s(0), Return: s(0), OK: true},
 		history.Op{Client: "e", Kind: history.RedisState, Value: "down", Call: s(2), Return: s(2), OK: true},
 		history.Op{Client: "e", Kind: history.RedisState, Value: "up", Call: s(3), Return: s(3), OK: true},

@@ -99,11 +99,26 @@ func lastFaultEnd(fs []history.Fault) time.Duration {
 	return end
 }
 
+// FlagFault is the name of the rollback step (package scenarios): a fault
+// window during which every instance ran with the REDIS_* flags its params
+// name ("redis_enabled", "event_bus", "cache", "sse") set to "false".
+const FlagFault = "flag"
+
+// memoryOnly reports whether f is a rollback window in which the event bus
+// ran without Redis: events acknowledged in it live in memory only, by
+// design.
+func memoryOnly(f history.Fault) bool {
+	return f.Name == FlagFault && (f.Params["redis_enabled"] == "false" || f.Params["event_bus"] == "false")
+}
+
 // Lost judges ErrLost: every acknowledged publish must be in the flow's
 // final history read, the last successful read of the flow, made after the
 // last fault ended. Events acknowledged after that read began are not
 // judged. A flow with acknowledged events but no such read makes the result
-// INCONCLUSIVE unless some other flow lost events.
+// INCONCLUSIVE unless some other flow lost events. Events published in a
+// rollback window (a flag fault turning REDIS_ENABLED or REDIS_EVENT_BUS
+// off) were acknowledged from memory only, by design: they are not judged,
+// but counted (metric memory_only) and named in the evidence.
 func Lost(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("lost", ErrLost.Error())
@@ -117,7 +132,13 @@ func Lost(h history.History, c Config) Result {
 	}
 	fs := faultsOf(h)
 	recovered := lastFaultEnd(fs)
-	var lost, judged int
+	var rollback []history.Fault
+	for _, f := range fs {
+		if memoryOnly(f) {
+			rollback = append(rollback, f)
+		}
+	}
+	var lost, judged, memOnly int
 	var unread, notes []string
 	for _, flow := range sortedKeys(acked) {
 		rd, ok := final[flow]
@@ -139,6 +160,10 @@ func Lost(h history.History, c Config) Result {
 			if p.Return > rd.Call {
 				continue
 			}
+			if inAny(rollback, p.Call) {
+				memOnly++
+				continue
+			}
 			judged++
 			if !seen[p.EventID] {
 				lost++
@@ -148,6 +173,15 @@ func Lost(h history.History, c Config) Result {
 		}
 	}
 	r.Evidence = append(r.Evidence, notes...)
+	if len(rollback) > 0 {
+		var ws []string
+		for _, f := range rollback {
+			ws = append(ws, fmt.Sprintf("%s to %s", secs(f.Start), endText(f.End)))
+		}
+		r.Evidence = append(r.Evidence, fmt.Sprintf("not judged: %d events acknowledged while the event bus ran without Redis (rollback %s), in memory only by design",
+			memOnly, strings.Join(ws, ", ")))
+		r.Metrics["memory_only"] = float64(memOnly)
+	}
 	r.Metrics["lost"] = float64(lost)
 	r.Metrics["acknowledged"] = float64(judged)
 	r.Metrics["unread_flows"] = float64(len(unread))
@@ -163,6 +197,16 @@ func Lost(h history.History, c Config) Result {
 		unjudged = "no acknowledged event precedes a final history read"
 	}
 	return r.finish(c, fails, unjudged)
+}
+
+// inAny reports whether t falls in one of the windows fs.
+func inAny(fs []history.Fault, t time.Duration) bool {
+	for _, f := range fs {
+		if f.Contains(t) {
+			return true
+		}
+	}
+	return false
 }
 
 func endText(d time.Duration) string {

@@ -41,6 +41,33 @@ func TestLost(t *testing.T) {
 	})
 }
 
+// TestLostAcrossRollback: events acknowledged while a flag fault had the
+// event bus off are memory-only by design: counted, not judged; events
+// acknowledged before and after it are judged as ever.
+func TestLostAcrossRollback(t *testing.T) {
+	flag := func(params map[string]string) []history.Fault {
+		return []history.Fault{{Name: FlagFault, Params: params, Start: s(1), End: s(2)}}
+	}
+	off := flag(map[string]string{"redis_enabled": "false"})
+	before, during, after := pub("p0", "f1", 1, 0.5, 0.51, true), pub("p0", "f1", 2, 1.5, 1.51, true), pub("p0", "f1", 3, 2.5, 2.51, true)
+	runTable(t, "lost", Lost, []tc{
+		{name: "memory-only events missing: counted, not judged", h: hist(off, before, during, after, rd("f1", 5, "p0-1", "p0-3")),
+			verdict:  Pass,
+			evidence: []string{"not judged: 1 events acknowledged while the event bus ran without Redis (rollback 1.000s to 2.000s), in memory only by design"},
+			metrics:  map[string]float64{"lost": 0, "acknowledged": 2, "memory_only": 1}},
+		{name: "an event acknowledged before the rollback is still required", h: hist(off, before, during, after, rd("f1", 5, "p0-3")),
+			verdict: Fail, err: ErrLost, evidence: []string{"event f1/p0-1 (seq 1, before the first fault)"}, metrics: map[string]float64{"memory_only": 1}},
+		{name: "and one acknowledged after it", h: hist(off, before, during, after, rd("f1", 5, "p0-1")),
+			verdict: Fail, err: ErrLost, evidence: []string{"event f1/p0-3 (seq 3, after a fault)"}},
+		{name: "event bus flag alone counts too", h: hist(flag(map[string]string{"event_bus": "false"}), before, during, rd("f1", 5, "p0-1")),
+			verdict: Pass, metrics: map[string]float64{"memory_only": 1}},
+		{name: "cache flag alone keeps events judged", h: hist(flag(map[string]string{"cache": "false"}), before, during, rd("f1", 5, "p0-1")),
+			verdict: Fail, err: ErrLost, absent: []string{"memory_only"}},
+		{name: "another fault's window is judged", h: hist(kill(), before, during, rd("f1", 5, "p0-1")),
+			verdict: Fail, err: ErrLost, absent: []string{"memory_only"}},
+	})
+}
+
 func dlv(client, flow, id string, pubCall, recv float64) history.Op {
 	return history.Op{Client: client, Kind: history.Deliver, Flow: flow, EventID: id, Call: s(pubCall), Return: s(recv), OK: true}
 }

@@ -33,6 +33,38 @@ func TestBudget(t *testing.T) {
 	})
 }
 
+// TestBudgetStalls: harness stalls are subtracted from a call by their
+// overlap with it, merged first, never more.
+func TestBudgetStalls(t *testing.T) {
+	stalls := func(h history.History, ws ...[2]float64) history.History {
+		for _, w := range ws {
+			h.Stalls = append(h.Stalls, history.Stall{Start: s(w[0]), End: s(w[1])})
+		}
+		return h
+	}
+	call := func(from, to float64) history.History { return hist(nil, pub("p0", "f1", 1, from, to, true)) }
+	runTable(t, "budget", Budget, []tc{
+		{name: "call fully explained by a stall", h: stalls(call(2.0, 2.4), [2]float64{2.0, 2.38}), verdict: Pass,
+			evidence: []string{"1 calls over budget only for harness stalls (not the layer's); slowest: publish by p0 (flow f1, event p0-1) took 400ms, 380ms of it a harness stall, called at 2.000s"},
+			metrics:  map[string]float64{"over_budget": 0, "stall_excused": 1, "harness_stalls": 1, "harness_stall_max_ms": 380, "budget_worst_ms": 400}},
+		{name: "over budget by more than the stall", h: stalls(call(2.0, 2.5), [2]float64{2.1, 2.3}), verdict: Fail, err: ErrBlocked,
+			evidence: []string{"publish by p0 (flow f1, event p0-1) took 500ms (300ms after subtracting 200ms of harness stall) (budget 50ms), called at 2.000s no fault"},
+			metrics:  map[string]float64{"over_budget": 1, "stall_excused": 0}},
+		{name: "overlapping stalls merged, not double-counted", h: stalls(call(2.0, 2.36), [2]float64{2.0, 2.2}, [2]float64{2.1, 2.3}), verdict: Fail, err: ErrBlocked,
+			evidence: []string{"took 360ms (60ms after subtracting 300ms of harness stall)"},
+			metrics:  map[string]float64{"over_budget": 1, "harness_stalls": 1, "harness_stall_max_ms": 300}},
+		{name: "touching stalls merged", h: stalls(call(2.0, 2.3), [2]float64{2.0, 2.1}, [2]float64{2.1, 2.26}), verdict: Pass,
+			metrics: map[string]float64{"harness_stalls": 1, "harness_stall_max_ms": 260, "stall_excused": 1}},
+		{name: "only the overlap is excused", h: stalls(call(2.0, 2.2), [2]float64{1.5, 2.05}), verdict: Fail, err: ErrBlocked,
+			evidence: []string{"took 200ms (150ms after subtracting 50ms of harness stall)"}},
+		{name: "two stalls inside one call add up", h: stalls(call(2.0, 2.3), [2]float64{2.0, 2.1}, [2]float64{2.14, 2.3}), verdict: Pass,
+			metrics: map[string]float64{"harness_stalls": 2, "stall_excused": 1}},
+		{name: "a stall outside the call excuses nothing", h: stalls(call(2.0, 2.2), [2]float64{2.2, 2.6}, [2]float64{1.0, 2.0}), verdict: Fail, err: ErrBlocked,
+			evidence: []string{"took 200ms (budget 50ms)"}, metrics: map[string]float64{"harness_stall_max_ms": 1000}},
+		{name: "no stall", h: call(2.0, 2.04), verdict: Pass, metrics: map[string]float64{"harness_stalls": 0, "harness_stall_max_ms": 0}},
+	})
+}
+
 func TestFallbackTime(t *testing.T) {
 	failing := func(call float64) history.Op { return pub("p0", "f1", int64(call*100), call, call+0.05, false) }
 	down := []history.Fault{fault("down", 1, 3)}

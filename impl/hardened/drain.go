@@ -1,0 +1,34 @@
+package hardened
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrOutboxLost is what Close returns (wrapped) when the outbox still held
+// acknowledged events it could not write to Redis: they are lost with the
+// layer, and Close says how many.
+var ErrOutboxLost = errors.New("hardened: closed with acknowledged events not written to Redis")
+
+// drain writes the outbox to Redis before the layer closes (a restart,
+// such as the tracker's rollback to REDIS_ENABLED=false, must not drop
+// events it acknowledged): with the breaker open it first tries one
+// connection, and it gives up after ConnectTimeout. Close runs it once the
+// replayer stopped, so it is the only writer.
+func (b *Bus) drain() error {
+	if !b.redis || b.Outbox().Pending == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(b.m.cfg.ConnectTimeout)
+	if rdb, _ := b.m.client(); rdb == nil {
+		b.m.probe(context.Background(), b.m.cfg.ConnectTimeout)
+	}
+	for b.replayOnce() && time.Now().Before(deadline) {
+	}
+	if n := b.Outbox().Pending; n > 0 {
+		return fmt.Errorf("%w: %d events lost", ErrOutboxLost, n)
+	}
+	return nil
+}
