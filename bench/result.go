@@ -57,6 +57,9 @@ type Result struct {
 	P50VsB        float64 `json:"p50_vs_baseline,omitempty"`
 
 	Timeline []Window `json:"timeline,omitempty"`
+	// RoundsOpsPerSec is the throughput of every round (Config.Rounds > 1)
+	// in run order; the row is the round with the median one.
+	RoundsOpsPerSec []float64 `json:"rounds_ops_per_sec,omitempty"`
 	// Inconclusive says why the numbers cannot be trusted (budget
 	// reached, missed rate, layer in memory mode, run interrupted).
 	Inconclusive string `json:"inconclusive,omitempty"`
@@ -277,6 +280,13 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		if x.FirstErr != "" {
 			notes = append(notes, fmt.Sprintf("%s/%s first error: %s", x.Op, x.Profile, x.FirstErr))
+		}
+		if len(x.RoundsOpsPerSec) > 1 {
+			rs := make([]string, len(x.RoundsOpsPerSec))
+			for i, v := range x.RoundsOpsPerSec {
+				rs[i] = fmt.Sprintf("%.0f", v)
+			}
+			notes = append(notes, fmt.Sprintf("%s/%s ops/s per round: %s (the row is the median round)", x.Op, x.Profile, strings.Join(rs, ", ")))
 		}
 		if x.Inconclusive != "" {
 			notes = append(notes, fmt.Sprintf("%s/%s INCONCLUSIVE: %s", x.Op, x.Profile, x.Inconclusive))

@@ -65,12 +65,18 @@ type Config struct {
 	// clients and op count against the same server, before and after
 	// the harness's xadd (process target only).
 	RedisBenchmark bool
+	// Rounds repeats the whole step list, interleaved (round 1's steps,
+	// then round 2's, ...), and reports per row the round with the median
+	// throughput, so a ratio is not decided by one noisy step. Default 1.
+	Rounds int
 }
 
 // Step is one op driven with one load (once per profile for layer ops).
+// Round numbers the repetitions of the step list (Config.Rounds) from 0.
 type Step struct {
-	Op   string
-	Load Load
+	Op    string
+	Load  Load
+	Round int
 }
 
 // Presets lists the named step sets.
@@ -99,7 +105,7 @@ func (c Config) steps() ([]Step, error) {
 	case "task011":
 		burst := Load{Workers: 100, Ops: 100, Interval: c.Load.Interval}
 		single := Load{Workers: 1, Ops: 100, Interval: c.Load.Interval}
-		return []Step{{OpXAdd, burst}, {OpPublish, burst}, {OpSet, single}, {OpCacheSet, single}, {OpGet, single}, {OpCacheGet, single}}, nil
+		return []Step{{Op: OpXAdd, Load: burst}, {Op: OpPublish, Load: burst}, {Op: OpSet, Load: single}, {Op: OpCacheSet, Load: single}, {Op: OpGet, Load: single}, {Op: OpCacheGet, Load: single}}, nil
 	case "publish":
 		return one([]string{OpXAdd, OpPublish}), nil
 	case "baseline":
@@ -161,6 +167,8 @@ func (c *Config) validate() error {
 		return exitcode.Configf("plan limits must not be negative")
 	case c.SSEClients < 0:
 		return exitcode.Configf("sse clients %d: must not be negative", c.SSEClients)
+	case c.Rounds < 0:
+		return exitcode.Configf("rounds %d: must not be negative", c.Rounds)
 	case c.RedisBenchmark && c.Target != TargetProcess:
 		return exitcode.Configf("--redis-benchmark needs --target process")
 	}
@@ -225,6 +233,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	steps, _ := cfg.steps()
+	steps = repeat(steps, cfg.Rounds)
 	if cfg.metered() {
 		for i := range steps {
 			steps[i].Load = meteredLoad(steps[i].Load)
@@ -263,6 +272,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if guard != nil {
 		rep.Budget.Used, rep.Budget.Exhausted = guard.Used(), guard.Exhausted()
 	}
+	rep.Results = medianRounds(rep.Results)
 	sortResults(rep.Results, append([]string{Raw}, cfg.Profiles...))
 	rep.finish(cfg.Profiles, cfg.EventRate)
 	rep.Elapsed = time.Since(rep.Started)
@@ -299,7 +309,7 @@ type session struct {
 func (s *session) runSteps(ctx context.Context, steps []Step, rep *Report) error {
 	for _, st := range steps {
 		for _, p := range stepProfiles(st, s.cfg.Profiles) {
-			ext := s.cfg.RedisBenchmark && st.Op == OpXAdd
+			ext := s.cfg.RedisBenchmark && st.Op == OpXAdd && st.Round == 0
 			if ext {
 				if err := s.external(ctx, st, rep); err != nil {
 					return err

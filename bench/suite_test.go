@@ -107,6 +107,25 @@ func TestRunWithinBudget(t *testing.T) {
 	}
 }
 
+// Rounds repeat every step and are budgeted as such: three rounds of 1000
+// ops need more than 3000 commands, and the one row carries three rounds.
+func TestRunRoundsWithinBudget(t *testing.T) {
+	_, err := Run(context.Background(), Config{Preset: "baseline", Rounds: 3, MaxCommands: 2500, Load: Load{Workers: 2, Ops: 1000}})
+	if exitcode.Of(err) != exitcode.BadInput {
+		t.Fatalf("3 rounds of 1000 ops under a 2500-command budget: err %v; want exit 3", err)
+	}
+	rep, err := Run(context.Background(), Config{Preset: "baseline", Rounds: 3, MaxCommands: 5000, Load: Load{Workers: 2, Ops: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || len(rep.Results[0].RoundsOpsPerSec) != 3 || rep.Results[0].Ops != 1000 {
+		t.Fatalf("rows %+v; want one xadd row of 1000 ops with 3 rounds", rep.Results)
+	}
+	if b := rep.Budget; b.Estimated < 3000 || b.Used > b.Max {
+		t.Errorf("budget %+v; want estimated ≥ 3000, used ≤ max", b)
+	}
+}
+
 func TestRunBadInput(t *testing.T) {
 	free, err := target.FreePort()
 	if err != nil {
@@ -119,6 +138,7 @@ func TestRunBadInput(t *testing.T) {
 	}{
 		{"negative rate", Config{Preset: "baseline", Load: Load{Rate: -5}}, "rate"},
 		{"negative duration", Config{Preset: "baseline", Load: Load{Duration: -time.Second}}, "duration"},
+		{"negative rounds", Config{Preset: "baseline", Rounds: -1}, "rounds"},
 		{"unknown target", Config{Target: "moon"}, "unknown target"},
 		{"unknown preset", Config{Preset: "nope"}, "unknown preset"},
 		{"unknown op", Config{Ops: []string{"frob"}}, "unknown op"},

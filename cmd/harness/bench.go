@@ -17,7 +17,7 @@ import (
 const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL] [--profile seed,hardened]
        [--preset standard|task011|publish|baseline] [--op xadd,publish,...]
        [--workers N] [--ops N | --duration D] [--rate R] [--warmup D]
-       [--rtt D] [--max-commands N] [--plan-commands-month N] [--event-rate R] [--json]`
+       [--rtt D] [--max-commands N] [--plan-commands-month N] [--event-rate R] [--rounds N] [--json]`
 
 func runBench(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlags("bench", benchSynopsis, e)
@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 	eventRate := fs.Float64("event-rate", 1, "events per second the command projection assumes")
 	sseClients := fs.Int("sse-clients", 10, "SSE clients of the sse op")
 	callBudget := fs.Duration("call-budget", 0, "the layers' publish/call budget before they fall back to memory (default: each profile's own, 50ms)")
+	rounds := fs.Int("rounds", 1, "repeat the steps this many times, interleaved, and report each row's median round (a noisy machine then decides no ratio by one step)")
 	rb := fs.Bool("redis-benchmark", false, "also run redis-benchmark for the xadd step against the same server and print the ratio")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of the table")
 	if err := parse(fs, args); err != nil {
@@ -56,6 +57,8 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 		return 0, exitcode.Configf("--warmup %s: must not be negative", *warm)
 	case *workers <= 0:
 		return 0, exitcode.Configf("--workers %d: must be > 0", *workers)
+	case *rounds <= 0:
+		return 0, exitcode.Configf("--rounds %d: must be > 0", *rounds)
 	case set["event-rate"] && *eventRate <= 0:
 		return 0, exitcode.Configf("--event-rate %g: must be > 0", *eventRate)
 	}
@@ -66,7 +69,7 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 		Target: *tgt, URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
 		Plan:      bench.Plan{Name: planName(*planMonth, *planSec), CommandsPerMonth: *planMonth, CommandsPerSec: *planSec},
-		EventRate: *eventRate, RedisBenchmark: *rb, CallBudget: *callBudget,
+		EventRate: *eventRate, RedisBenchmark: *rb, CallBudget: *callBudget, Rounds: *rounds,
 		Load: bench.Load{Workers: *workers, Ops: *ops, Rate: *rate, Duration: *dur, Warmup: *warm,
 			LateAfter: *lateAfter, Queue: *queue},
 	}

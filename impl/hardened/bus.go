@@ -65,8 +65,9 @@ type Bus struct {
 	k     keys
 	redis bool // Enabled && EventBus
 	hub   *hub
-	// The publish script's MAXLEN and TTL arguments, formatted once.
-	maxLenArg, ttlArg string
+	// The publish script's MAXLEN and TTL arguments, formatted (and boxed)
+	// once: the hot path allocates only what differs per event.
+	maxLenArg, ttlArg any
 
 	mu      sync.Mutex
 	ring    map[string][]impl.Event // recent memory-acknowledged events per flow
@@ -259,6 +260,9 @@ func (b *Bus) forgetRefresh(flow string) {
 	}
 }
 
+// argZero and argEmpty are the publish script's "no" arguments, boxed once.
+var argZero, argEmpty any = "0", ""
+
 func (b *Bus) publishArgs(p pending, refreshTTL bool) ([]string, []any, error) {
 	e := p.e
 	e.Cursor = ""
@@ -266,11 +270,11 @@ func (b *Bus) publishArgs(p pending, refreshTTL bool) ([]string, []any, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("hardened: encoding event %s: %w", e.ID, err)
 	}
-	ttl := "0"
+	ttl := argZero
 	if refreshTTL {
 		ttl = b.ttlArg
 	}
-	attempted, needle := "0", ""
+	attempted, needle := argZero, argEmpty
 	if p.attempted > 0 {
 		// The JSON up to and including the ID: {"id":"…",
 		id, _ := json.Marshal(e.ID)
