@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -246,5 +247,37 @@ func TestBenchEventPayload(t *testing.T) {
 	}
 	if w := benchEvent("r", "f", Call{Warmup: true}); json.Unmarshal(w.Payload, &p) != nil || p.Measured {
 		t.Fatalf("warm-up payload %s: want measured false", w.Payload)
+	}
+}
+
+// xadd_event writes each worker's event JSON to that worker's stream, one
+// XADD per call.
+func TestXAddEventOp(t *testing.T) {
+	p := startRedis(t)
+	hook := counter.New()
+	rdb := client(t, p, hook)
+	ctx := context.Background()
+	op, err := rawOp(ctx, OpXAddEvent, rdb, "t:", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Drive(ctx, op, Load{Workers: 3, Ops: 300}, hook, nil)
+	if err != nil || st.Errors != 0 {
+		t.Fatalf("drive: %v, %d errors (%s)", err, st.Errors, st.FirstErr)
+	}
+	var total int64
+	for w := range 3 {
+		xs, err := rdb.XRange(ctx, "t:bench:raw:events:"+strconv.Itoa(w), "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += int64(len(xs))
+		var e impl.Event
+		if len(xs) == 0 || json.Unmarshal([]byte(xs[0].Values["event"].(string)), &e) != nil || e.FlowID != "raw-flow-"+strconv.Itoa(w) {
+			t.Fatalf("worker %d stream: %d entries, first %v; want the worker's event JSON", w, len(xs), xs)
+		}
+	}
+	if c := st.Counts[OpXAddEvent]; total != 300 || c.Commands != 300 || c.RoundTrips != 300 {
+		t.Errorf("%d entries, %d commands in %d round trips; want 300 of each", total, c.Commands, c.RoundTrips)
 	}
 }

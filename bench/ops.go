@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -19,6 +20,13 @@ const (
 	OpSet  = "set"
 	OpGet  = "get"
 	OpXAdd = "xadd"
+	// OpXAddEvent stores what a publish must store, and nothing else: a
+	// bench event's JSON as one field, to a stream per worker (a flow),
+	// MAXLEN ~ 10000, the same bytes each call (encoded once). The
+	// publish rows are compared with it too: xadd says what publishing
+	// costs over the smallest XADD, xadd_event what the layer adds over
+	// storing the event.
+	OpXAddEvent = "xadd_event"
 )
 
 // Operations of the layer under test, named as the history kinds.
@@ -42,7 +50,7 @@ const (
 // RawOps are the raw baselines, LayerOps the layer's operations (run once
 // per profile), in table order.
 var (
-	RawOps   = []string{OpPing, OpSet, OpGet, OpXAdd}
+	RawOps   = []string{OpPing, OpSet, OpGet, OpXAdd, OpXAddEvent}
 	LayerOps = []string{OpPublish, OpHistory, OpRegRegister, OpRegHeartbeat, OpRegLookup,
 		OpCacheGet, OpCacheSet, OpCacheInvalidate, OpSSE}
 )
@@ -54,6 +62,9 @@ var baselineOf = map[string]string{
 	OpHistory: OpPing, OpRegRegister: OpPing, OpRegHeartbeat: OpPing, OpRegLookup: OpPing,
 	OpCacheInvalidate: OpPing, OpSSE: OpPing, OpSSEPublish: OpPing,
 }
+
+// storageOf is the raw op that stores what a layer op must store.
+var storageOf = map[string]string{OpPublish: OpXAddEvent}
 
 func isRaw(op string) bool { return contains(RawOps, op) }
 
@@ -106,6 +117,17 @@ func rawOp(ctx context.Context, name string, rdb *redis.Client, prefix string, w
 		stream := prefix + "bench:raw:stream"
 		args := &redis.XAddArgs{Stream: stream, Values: []string{"k", "v"}}
 		do = func(ctx context.Context, c Call) error { return rdb.XAdd(ctx, args).Err() }
+	case OpXAddEvent:
+		adds := make([]*redis.XAddArgs, workers)
+		for w := range adds {
+			js, err := json.Marshal(benchEvent(prefix+"raw", "raw-flow-"+strconv.Itoa(w), Call{Worker: w}))
+			if err != nil {
+				return Op{}, fmt.Errorf("xadd_event setup: %w", err)
+			}
+			adds[w] = &redis.XAddArgs{Stream: prefix + "bench:raw:events:" + strconv.Itoa(w), MaxLen: 10000, Approx: true,
+				Values: []any{"event", js}}
+		}
+		do = func(ctx context.Context, c Call) error { return rdb.XAdd(ctx, adds[c.Worker]).Err() }
 	default:
 		return Op{}, fmt.Errorf("unknown raw op %q", name)
 	}

@@ -55,6 +55,11 @@ type Result struct {
 	Baseline      string  `json:"baseline,omitempty"`
 	ThroughputVsB float64 `json:"throughput_vs_baseline,omitempty"`
 	P50VsB        float64 `json:"p50_vs_baseline,omitempty"`
+	// Storage is the raw op that stores what this op must store (publish:
+	// xadd_event), and ThroughputVsStorage this row's throughput against
+	// it: what the layer adds over the bare write of the same bytes.
+	Storage             string  `json:"storage_baseline,omitempty"`
+	ThroughputVsStorage float64 `json:"throughput_vs_storage,omitempty"`
 
 	Timeline []Window `json:"timeline,omitempty"`
 	// RoundsOpsPerSec is the throughput of every round (Config.Rounds > 1)
@@ -205,6 +210,9 @@ func (r *Report) finish(profiles []string, eventRate float64) {
 		x.Baseline = b.Op
 		x.ThroughputVsB = ratio(x.OpsPerSec, b.OpsPerSec)
 		x.P50VsB = ratio(float64(x.Latency.P50), float64(b.Latency.P50))
+		if st := find(storageOf[x.Op], Raw); st != nil {
+			x.Storage, x.ThroughputVsStorage = st.Op, ratio(x.OpsPerSec, st.OpsPerSec)
+		}
 	}
 	r.Compare = nil
 	for i, x := range r.Results {
@@ -263,6 +271,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		vs := "-"
 		if x.Baseline != "" {
 			vs = fmt.Sprintf("%.2f× %s", x.ThroughputVsB, x.Baseline)
+		}
+		if x.Storage != "" {
+			vs += fmt.Sprintf(", %.2f× %s", x.ThroughputVsStorage, x.Storage)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%d\t%s\t\n",
 			x.Op, x.Profile, x.Model, x.Workers, x.Ops, x.OpsPerSec, msf(x.Latency.P50), msf(x.Latency.P90),

@@ -83,7 +83,7 @@ type Step struct {
 var Presets = map[string]string{
 	"standard": "every raw op and every layer op with the given load (the default)",
 	"task011":  "TASK-011: 100 concurrent publishes (100 workers, one event each on its own flow), 1 KB cache set and get",
-	"publish":  "the hot path: raw XADD and publish per profile, with the given load",
+	"publish":  "the hot path: raw XADD (k v, and the event's JSON: xadd_event) and publish per profile, with the given load",
 	"baseline": "raw XADD only, with the given load (make bench-baseline)",
 }
 
@@ -107,7 +107,7 @@ func (c Config) steps() ([]Step, error) {
 		single := Load{Workers: 1, Ops: 100, Interval: c.Load.Interval}
 		return []Step{{Op: OpXAdd, Load: burst}, {Op: OpPublish, Load: burst}, {Op: OpSet, Load: single}, {Op: OpCacheSet, Load: single}, {Op: OpGet, Load: single}, {Op: OpCacheGet, Load: single}}, nil
 	case "publish":
-		return one([]string{OpXAdd, OpPublish}), nil
+		return one([]string{OpXAdd, OpXAddEvent, OpPublish}), nil
 	case "baseline":
 		return one([]string{OpXAdd}), nil
 	}

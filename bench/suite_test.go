@@ -336,15 +336,16 @@ func TestRunSSEDeliversEveryEventToEveryClient(t *testing.T) {
 func TestFinishSkipsInconclusiveRows(t *testing.T) {
 	r := &Report{Results: []Result{
 		{Op: OpXAdd, Profile: Raw, Ops: 100, OpsPerSec: 1000},
+		{Op: OpXAddEvent, Profile: Raw, Ops: 100, OpsPerSec: 800},
 		{Op: OpPublish, Profile: "hardened", Ops: 100, OpsPerSec: 12000, Inconclusive: "the layer fell back to memory"},
 		{Op: OpPublish, Profile: "seed", Ops: 100, OpsPerSec: 400},
 	}}
 	r.finish([]string{"seed", "hardened"}, 1)
-	if x := r.Results[1]; x.Baseline != "" || x.ThroughputVsB != 0 {
-		t.Errorf("inconclusive row: baseline %q ratio %g; want none", x.Baseline, x.ThroughputVsB)
+	if x := r.Results[2]; x.Baseline != "" || x.ThroughputVsB != 0 || x.Storage != "" {
+		t.Errorf("inconclusive row: baseline %q ratio %g storage %q; want none", x.Baseline, x.ThroughputVsB, x.Storage)
 	}
-	if x := r.Results[2]; x.Baseline != OpXAdd || x.ThroughputVsB != 0.4 {
-		t.Errorf("seed row: baseline %q ratio %g; want xadd 0.4", x.Baseline, x.ThroughputVsB)
+	if x := r.Results[3]; x.Baseline != OpXAdd || x.ThroughputVsB != 0.4 || x.Storage != OpXAddEvent || x.ThroughputVsStorage != 0.5 {
+		t.Errorf("seed row: %s %g, %s %g; want xadd 0.4, xadd_event 0.5", x.Baseline, x.ThroughputVsB, x.Storage, x.ThroughputVsStorage)
 	}
 	if len(r.Compare) != 0 {
 		t.Errorf("comparisons %+v; want none (hardened is inconclusive)", r.Compare)
