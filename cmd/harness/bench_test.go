@@ -50,6 +50,7 @@ func TestBenchJSON(t *testing.T) {
 			Profile       string  `json:"profile"`
 			Ops           int64   `json:"ops"`
 			CommandsPerOp float64 `json:"commands_per_op"`
+			VsStorage     float64 `json:"throughput_vs_storage"`
 		} `json:"results"`
 		Projections []struct {
 			PerMonth float64 `json:"commands_per_month"`
@@ -58,8 +59,11 @@ func TestBenchJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
-	if len(rep.Results) != 2 || rep.Results[0].Op != "xadd" || rep.Results[1].Profile != "hardened" {
-		t.Fatalf("results %+v; want raw xadd then hardened publish", rep.Results)
+	if len(rep.Results) != 3 || rep.Results[0].Op != "xadd" || rep.Results[1].Op != "xadd_event" || rep.Results[2].Profile != "hardened" {
+		t.Fatalf("results %+v; want raw xadd, raw xadd_event, then hardened publish", rep.Results)
+	}
+	if rep.Results[2].VsStorage <= 0 {
+		t.Errorf("hardened publish: throughput_vs_storage %g; want its ratio to xadd_event", rep.Results[2].VsStorage)
 	}
 	for _, r := range rep.Results {
 		if r.Ops != 200 || r.CommandsPerOp <= 0 {
