@@ -81,3 +81,21 @@ func TestWatchStallsSeesFreeze(t *testing.T) {
 		t.Errorf("notes %q; want one about the stalls", got.Notes)
 	}
 }
+
+// A late wake-up is a stall only when the process got (almost) no CPU:
+// busy goroutines of its own delaying the watcher excuse nothing.
+func TestStalledNeedsAnIdleProcess(t *testing.T) {
+	for _, c := range []struct {
+		late, wall, cpu time.Duration
+		want            bool
+	}{
+		{300 * time.Millisecond, 305 * time.Millisecond, 2 * time.Millisecond, true},    // stopped or starved
+		{300 * time.Millisecond, 305 * time.Millisecond, 600 * time.Millisecond, false}, // both CPUs busy with its own work
+		{300 * time.Millisecond, 305 * time.Millisecond, 160 * time.Millisecond, false}, // more than half a CPU
+		{10 * time.Millisecond, 15 * time.Millisecond, 0, false},                        // not late enough
+	} {
+		if got := stalled(c.late, c.wall, c.cpu); got != c.want {
+			t.Errorf("stalled(late %s, wall %s, cpu %s) = %v; want %v", c.late, c.wall, c.cpu, got, c.want)
+		}
+	}
+}
