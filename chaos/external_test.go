@@ -29,8 +29,10 @@ func startToxiproxyAPI(t *testing.T) string {
 	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
-func TestExternalProxy(t *testing.T) {
-	ctx := context.Background()
+// externalProxy starts an external Toxiproxy API and a redis-server, and
+// has the API proxy "redis" to it (closed at cleanup).
+func externalProxy(t *testing.T) (*External, *target.Process, Proxy) {
+	t.Helper()
 	api := startToxiproxyAPI(t)
 	var ext *External
 	eventually(t, 5*time.Second, "toxiproxy API up", func() bool {
@@ -43,7 +45,13 @@ func TestExternalProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(func() { p.Close() })
+	return ext, r, p
+}
+
+func TestExternalProxy(t *testing.T) {
+	ctx := context.Background()
+	_, r, p := externalProxy(t)
 	env := Env{Target: r, Proxy: p}
 	rdb := rclient(t, p.Listen(), nil)
 	rdb.Ping(ctx)
@@ -82,19 +90,7 @@ func TestNewExternalUnreachable(t *testing.T) {
 
 func TestExternalAttach(t *testing.T) {
 	ctx := context.Background()
-	api := startToxiproxyAPI(t)
-	var ext *External
-	eventually(t, 5*time.Second, "toxiproxy API up", func() bool {
-		var err error
-		ext, err = NewExternal(api)
-		return err == nil
-	})
-	r := startRedis(t, target.ProcessOptions{})
-	p, err := ext.NewProxy("redis", r.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	ext, r, p := externalProxy(t)
 	// Left behind by an earlier run: a toxic, the proxy disabled.
 	if err := p.AddToxic(ctx, Toxic{Name: "left", Type: "latency", Attributes: map[string]any{"latency": 1000}}); err != nil {
 		t.Fatal(err)

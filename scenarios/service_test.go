@@ -93,28 +93,6 @@ func (s *serviceStack) deps(services ...*httplayer.Service) *Deps {
 	})
 }
 
-// runService runs a catalogue scenario against services of profile.
-func runService(t *testing.T, name, profile string, deps *Deps) Outcome {
-	t.Helper()
-	spec, err := Load(name, DefaultKnown(profiles.Default()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raceTolerance(&spec)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	o, err := Run(ctx, spec, Options{Profile: profile, Seed: 1, Dir: t.TempDir(), Deps: deps})
-	if err != nil {
-		t.Fatalf("Run(%s): %v", name, err)
-	}
-	for _, r := range o.Failed() {
-		if r.Verdict == check.Fail {
-			t.Logf("%s/%s: %s %s: %s", name, profile, r.Check, r.Verdict, firstLine(r.Error))
-		}
-	}
-	return o
-}
-
 // TestServiceMode runs scenarios against reference services reached only
 // over HTTP, with network faults on the proxy their Redis traffic goes
 // through: hardened passes basic and proxy_down; the seed's three round
@@ -125,7 +103,7 @@ func TestServiceMode(t *testing.T) {
 	s := newServiceStack(t)
 	for _, name := range []string{"basic", "proxy_down"} {
 		t.Run("hardened/"+name, func(t *testing.T) {
-			o := runService(t, name, "hardened", s.deps(s.serve(t, "hardened", true)))
+			o := runOn(t, name, "hardened", s.deps(s.serve(t, "hardened", true)))
 			if o.Verdict != check.Pass {
 				t.Errorf("verdict: got %s; want PASS", o.Verdict)
 			}
@@ -135,7 +113,7 @@ func TestServiceMode(t *testing.T) {
 		})
 	}
 	t.Run("seed/basic", func(t *testing.T) {
-		o := runService(t, "basic", "seed", s.deps(s.serve(t, "seed", true)))
+		o := runOn(t, "basic", "seed", s.deps(s.serve(t, "seed", true)))
 		var rt *Result
 		for i := range o.Results {
 			if o.Results[i].Check == "round_trips" {
@@ -182,7 +160,7 @@ func TestServiceModeUnavailable(t *testing.T) {
 		{"kill on a url", "kill_aof", s.deps(full), []string{"fault kill not available on target url"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			o := runService(t, tt.scenario, "hardened", tt.deps)
+			o := runOn(t, tt.scenario, "hardened", tt.deps)
 			if o.Verdict != check.Inconclusive {
 				t.Errorf("verdict: got %s; want INCONCLUSIVE", o.Verdict)
 			}

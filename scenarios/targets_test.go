@@ -47,9 +47,9 @@ func (a *keyAudit) Close() error {
 	return a.Target.Close()
 }
 
-// runOn runs a catalogue scenario for hardened with deps, saving in a
-// temporary directory.
-func runOn(t *testing.T, name string, deps *Deps) Outcome {
+// runOn runs a catalogue scenario for profile with deps, saving in a
+// temporary directory, and logs each failed check.
+func runOn(t *testing.T, name, profile string, deps *Deps) Outcome {
 	t.Helper()
 	spec, err := Load(name, DefaultKnown(profiles.Default()))
 	if err != nil {
@@ -58,13 +58,13 @@ func runOn(t *testing.T, name string, deps *Deps) Outcome {
 	raceTolerance(&spec)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	o, err := Run(ctx, spec, Options{Profile: "hardened", Seed: 1, Dir: t.TempDir(), Deps: deps})
+	o, err := Run(ctx, spec, Options{Profile: profile, Seed: 1, Dir: t.TempDir(), Deps: deps})
 	if err != nil {
 		t.Fatalf("Run(%s): %v", spec.Name, err)
 	}
 	for _, r := range o.Failed() {
 		if r.Verdict == check.Fail {
-			t.Logf("%s: %s %s: %s %q", spec.Name, r.Check, r.Verdict, firstLine(r.Error), r.Evidence[:min(2, len(r.Evidence))])
+			t.Logf("%s/%s: %s %s: %s %q", spec.Name, profile, r.Check, r.Verdict, firstLine(r.Error), r.Evidence[:min(2, len(r.Evidence))])
 		}
 	}
 	return o
@@ -97,7 +97,7 @@ func TestURLTarget(t *testing.T) {
 		audit = &keyAudit{Target: tt, rdb: rdb}
 		return audit, nil
 	}
-	o := runOn(t, "basic", deps)
+	o := runOn(t, "basic", "hardened", deps)
 	if o.Verdict != check.Pass {
 		t.Errorf("verdict: got %s; want PASS", o.Verdict)
 	}
@@ -176,7 +176,7 @@ func TestUnavailableNotRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			o := runOn(t, tt.scenario, tt.deps)
+			o := runOn(t, tt.scenario, "hardened", tt.deps)
 			if o.Verdict != check.Inconclusive {
 				t.Errorf("verdict: got %s; want INCONCLUSIVE", o.Verdict)
 			}
@@ -214,7 +214,7 @@ func TestUnavailableNotRun(t *testing.T) {
 // the history records the environment (TLS on, 20 ms RTT, Redis version).
 func TestRemoteSimTarget(t *testing.T) {
 	needRedis(t)
-	o := runOn(t, "remote_basic", DefaultDeps())
+	o := runOn(t, "remote_basic", "hardened", DefaultDeps())
 	if o.Verdict != check.Pass {
 		t.Errorf("verdict: got %s; want PASS", o.Verdict)
 	}
@@ -241,7 +241,7 @@ func TestContainerTarget(t *testing.T) {
 	deps := NewDeps(TargetOptions{Kind: TargetContainer, Image: target.LocalImage})
 	for _, name := range []string{"proxy_down", "blackhole", "kill_aof"} {
 		t.Run(name, func(t *testing.T) {
-			o := runOn(t, name, deps)
+			o := runOn(t, name, "hardened", deps)
 			if o.Verdict != check.Pass {
 				t.Errorf("verdict: got %s; want PASS", o.Verdict)
 			}
@@ -251,7 +251,7 @@ func TestContainerTarget(t *testing.T) {
 		})
 	}
 	t.Run("tls_expired", func(t *testing.T) {
-		o := runOn(t, "tls_expired", deps)
+		o := runOn(t, "tls_expired", "hardened", deps)
 		if o.Verdict != check.Inconclusive || !strings.Contains(strings.Join(o.Notes, " "), "fault tls_expired not available on target container") {
 			t.Errorf("got %s %q; want INCONCLUSIVE, fault tls_expired not available on target container", o.Verdict, o.Notes)
 		}
