@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,12 +9,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/impl/httplayer"
 	"github.com/gonogo/harness/impl/service"
 )
 
@@ -86,29 +85,18 @@ func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg im
 		bases[i] = base
 	}
 	r.pubURL = bases[0] + "/flows/" + url.PathEscape(r.flow) + "/events"
-	subURL := bases[1] + "/flows/" + url.PathEscape(r.flow) + "/events"
 	cctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	for i := 0; i < clients; i++ {
 		rec := r.recs.New()
-		req, err := http.NewRequestWithContext(cctx, http.MethodGet, subURL, nil)
-		if err != nil {
-			return r, err
-		}
-		req.Header.Set("Accept", "text/event-stream")
-		resp, err := r.http.Do(req)
+		events, err := httplayer.Subscribe(cctx, r.http, bases[1], r.flow, "")
 		if err != nil {
 			return r, fmt.Errorf("sse client: %w", err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			return r, fmt.Errorf("sse client: GET %s: %s", subURL, resp.Status)
 		}
 		r.wg.Add(1)
 		go func(i int) {
 			defer r.wg.Done()
-			defer resp.Body.Close()
-			r.read(resp.Body, rec, i)
+			r.read(events, rec, i)
 		}(i)
 	}
 	return r, r.probe(ctx)
@@ -143,32 +131,19 @@ func (r *sseRun) allProbed() bool {
 	return true
 }
 
-// read parses one client's SSE stream: each data field is a JSON event
-// whose payload carries its send time.
-func (r *sseRun) read(body io.Reader, rec *Recorder, client int) {
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	var data strings.Builder
-	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "data:"); ok {
-			data.WriteString(strings.TrimPrefix(v, " "))
-			continue
-		}
-		if line != "" || data.Len() == 0 {
-			continue
-		}
-		var e impl.Event
+// read takes one client's events: each payload carries its send time.
+func (r *sseRun) read(events <-chan impl.Event, rec *Recorder, client int) {
+	for e := range events {
 		var p benchPayload
-		if json.Unmarshal([]byte(data.String()), &e) == nil && json.Unmarshal(e.Payload, &p) == nil && p.Sent != 0 {
-			if p.Measured {
-				rec.Record(OpSSE, time.Since(time.Unix(0, p.Sent)))
-				r.received.Add(1)
-			} else {
-				r.probes[client].Add(1)
-			}
+		if json.Unmarshal(e.Payload, &p) != nil || p.Sent == 0 {
+			continue
 		}
-		data.Reset()
+		if p.Measured {
+			rec.Record(OpSSE, time.Since(time.Unix(0, p.Sent)))
+			r.received.Add(1)
+		} else {
+			r.probes[client].Add(1)
+		}
 	}
 }
 
