@@ -27,13 +27,12 @@ import (
 // lookups.
 func countRange(all []*conn, o history.Op, c Config) (must []string, may int) {
 	for _, cn := range all {
-		last, ok := latestBy(cn.refreshed, o.Call)
-		if cn.isReg && cn.registered <= o.Call && cn.unreg >= o.Return && ok && o.Return-last < c.RegistryTTL {
+		if _, ok := cn.mustAppear(o, c); ok {
 			must = append(must, cn.id)
 			may++
 			continue
 		}
-		if lastTry, ok := latestBy(cn.tried, o.Return); ok && o.Call-lastTry <= c.RegistryTTL+c.CleanupInterval {
+		if _, tried, gone := cn.expired(o, c); tried && !gone {
 			may++
 		}
 	}

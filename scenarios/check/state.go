@@ -173,6 +173,22 @@ func conns(h history.History) map[string][]*conn {
 	return m
 }
 
+// mustAppear reports whether a registry read o (a lookup or a count) must
+// see cn (ErrVanished's rule below); last is the call of the refresh that
+// keeps it alive.
+func (cn *conn) mustAppear(o history.Op, c Config) (last time.Duration, must bool) {
+	last, ok := latestBy(cn.refreshed, o.Call)
+	return last, ok && cn.isReg && cn.registered <= o.Call && cn.unreg >= o.Return && o.Return-last < c.RegistryTTL
+}
+
+// expired reports whether a registry read o must not see cn (ErrLingered's
+// rule below); lastTry is the return of cn's last register or heartbeat
+// attempt called before o returned, tried whether there was one.
+func (cn *conn) expired(o history.Op, c Config) (lastTry time.Duration, tried, gone bool) {
+	lastTry, tried = latestBy(cn.tried, o.Return)
+	return lastTry, tried, tried && o.Call-lastTry > c.RegistryTTL+c.CleanupInterval
+}
+
 // Registry judges registry visibility on every successful reg_lookup. Each
 // rule holds whenever the layer's effects happen between a call and its
 // return, so neither fires on a lookup that races a heartbeat or the TTL.
@@ -212,8 +228,7 @@ func Registry(h history.History, c Config) Result {
 		}
 		counted := false
 		for _, cn := range byFlow[l.Flow] {
-			last, ok := latestBy(cn.refreshed, l.Call)
-			if cn.isReg && cn.registered <= l.Call && cn.unreg >= l.Return && ok && l.Return-last < c.RegistryTTL {
+			if last, must := cn.mustAppear(l, c); must {
 				counted = true
 				if !seen[cn.id] {
 					vanished.note(cn.id, func() string {
@@ -223,8 +238,7 @@ func Registry(h history.History, c Config) Result {
 				}
 				continue
 			}
-			lastTry, ok := latestBy(cn.tried, l.Return)
-			if ok && l.Call-lastTry > c.RegistryTTL+c.CleanupInterval {
+			if lastTry, _, gone := cn.expired(l, c); gone {
 				counted = true
 				if seen[cn.id] {
 					lingered.note(cn.id, func() string {
