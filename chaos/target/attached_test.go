@@ -31,7 +31,6 @@ func TestAttachedContainer(t *testing.T) {
 	if v, err := a.ConfigGet(ctx, "appendonly"); err != nil || v != "yes" {
 		t.Fatalf("CONFIG GET appendonly = %q, %v; want yes", v, err)
 	}
-	time.Sleep(1100 * time.Millisecond) // appendfsync everysec
 	if err := a.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
