@@ -289,6 +289,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		if x.Expected > 0 {
 			notes = append(notes, fmt.Sprintf("%s/%s: %d of %d deliveries received", x.Op, x.Profile, x.Delivered, x.Expected))
 		}
+		if x.RoundTripsPerOp > 0 && x.RoundTripsPerOp < 0.995 {
+			notes = append(notes, fmt.Sprintf("%s/%s: %.2f round trips per op: ops in flight together shared pipelines (each waited for one round trip)",
+				x.Op, x.Profile, x.RoundTripsPerOp))
+		}
 		if x.FirstErr != "" {
 			notes = append(notes, fmt.Sprintf("%s/%s first error: %s", x.Op, x.Profile, x.FirstErr))
 		}

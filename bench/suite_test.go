@@ -255,6 +255,23 @@ func TestReportJSONShape(t *testing.T) {
 	}
 }
 
+// TestSharedRoundTripsNote: a row with fewer round trips than ops says
+// why (pipelines shared by ops in flight), one with one per op says nothing.
+func TestSharedRoundTripsNote(t *testing.T) {
+	rep := Report{Target: "redis://127.0.0.1:1/0", Kind: TargetProcess, Results: []Result{
+		{Op: OpPublish, Profile: "hardened", Ops: 100, RoundTripsPerOp: 0.25, CommandsPerOp: 1},
+		{Op: OpXAdd, Profile: Raw, Ops: 100, RoundTripsPerOp: 1, CommandsPerOp: 1},
+	}}
+	var table bytes.Buffer
+	rep.WriteTable(&table)
+	if !strings.Contains(table.String(), "publish/hardened: 0.25 round trips per op: ops in flight together shared pipelines") {
+		t.Errorf("no shared-pipeline note for 0.25 round trips per op:\n%s", table.String())
+	}
+	if strings.Contains(table.String(), "xadd/raw: 1.00 round trips") {
+		t.Errorf("a note for one round trip per op:\n%s", table.String())
+	}
+}
+
 func TestProject(t *testing.T) {
 	plan := Plan{Name: "p", CommandsPerMonth: 500_000, CommandsPerSec: 10_000}
 	cases := []struct {

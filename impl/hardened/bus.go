@@ -43,14 +43,16 @@ type OutboxStats struct {
 
 // Bus is the hardened event bus (TASK-005).
 //
-// Publish is one EVALSHA (one round trip, one command): a script that
-// appends the event to the flow's stream (XADD MAXLEN ~) unless its ID is
-// already there, refreshes the stream TTL when this instance has not done
-// so for StreamTTL/10, and PUBLISHes it with its stream ID for live
-// delivery. While Redis is unreachable (or a flow still has events waiting
+// Publish is one EVALSHA (one command, in one round trip that concurrent
+// publishes share as a pipeline): a script that appends the event to the
+// flow's stream (XADD MAXLEN ~) unless its ID is already there, refreshes
+// the stream TTL when this instance has not done so for StreamTTL/10, and
+// PUBLISHes it with its stream ID for live delivery. While Redis is unreachable (or a flow still has events waiting
 // in the outbox) an event is acknowledged from memory: delivered to local
 // subscribers at once and queued in one in-order outbox that a single
-// replayer writes back, a batch per round trip, when Redis returns.
+// replayer writes back, a batch per round trip, when Redis returns. A
+// publish behind its flow's outbox events while Redis answers waits for
+// the replayer (within its budget) rather than outrun it.
 //
 // Cursors. An event stored in Redis has its stream ID ("ms-seq") as cursor.
 // An event acknowledged from memory gets a memory cursor of the same shape,
@@ -65,6 +67,7 @@ type Bus struct {
 	k     keys
 	redis bool // Enabled && EventBus
 	hub   *hub
+	pub   *publisher
 	// The publish script's MAXLEN and TTL arguments, formatted (and boxed)
 	// once: the hot path allocates only what differs per event.
 	maxLenArg, ttlArg any
@@ -107,6 +110,7 @@ func newBus(m *manager, k keys) *Bus {
 		}, b.hub.down)
 		m.closers = append(m.closers, b.hub.close)
 		m.goroutine(b.replayLoop)
+		b.pub = newPublisher(m)
 	}
 	return b
 }
@@ -131,6 +135,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 	}
 	e.Cursor = ""
 	var attempted int64
+	behind := false
 	if b.redis {
 		// A flow with events in the outbox queues behind them: its order
 		// is the outbox's until the replay caught up.
@@ -140,16 +145,17 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			direct = b.pending[e.FlowID] == 0
 			b.mu.Unlock()
 		}
+		behind = !direct
 		if direct {
 			ttl := b.ttlDue(e.FlowID)
+			keys, args, err := b.publishArgs(pending{e: e}, ttl)
+			if err != nil {
+				return err
+			}
 			sent := time.Now().UnixMilli()
-			err := b.m.call(ctx, "publish", b.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
-				keys, args, err := b.publishArgs(pending{e: e}, ttl)
-				if err != nil {
-					return err
-				}
-				return publishScript.Run(ctx, rdb, keys, args...).Err()
-			})
+			cctx, cancel := context.WithTimeout(ctx, b.m.cfg.PublishBudget)
+			maybeSent, err := b.pub.run(cctx, keys, args)
+			cancel()
 			switch {
 			case err == nil:
 				return nil
@@ -161,17 +167,36 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			if ttl {
 				b.forgetRefresh(e.FlowID)
 			}
-			if !errors.Is(err, errOffline) {
+			if maybeSent {
 				attempted = sent // the request may have reached Redis
 			}
 		}
 	}
-	e, err := b.remember(e, attempted)
+	// Behind the flow's outbox events while Redis answers, a publish
+	// waits (within its budget) for the replay to write it: a publisher
+	// faster than the replay would otherwise keep its flow in the outbox
+	// until the outbox is full. During an outage it does not wait.
+	var written chan struct{}
+	if behind {
+		if rdb, _ := b.m.client(); rdb != nil {
+			written = make(chan struct{})
+		}
+	}
+	e, err := b.remember(e, attempted, written)
 	if err != nil {
 		return err
 	}
 	b.hub.local(e)
 	b.kick()
+	if written != nil {
+		t := time.NewTimer(b.m.cfg.PublishBudget)
+		defer t.Stop()
+		select {
+		case <-written:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
 	return nil
 }
 
@@ -181,11 +206,14 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 type pending struct {
 	e         impl.Event
 	attempted int64
+	// written, when not nil, is closed once the event left the outbox
+	// (written, or dropped as Redis refused it).
+	written chan struct{}
 }
 
 // remember acknowledges e from memory: a memory cursor, the flow's ring,
 // and (with the Redis bus on) the outbox.
-func (b *Bus) remember(e impl.Event, attempted int64) (impl.Event, error) {
+func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}) (impl.Event, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e.Cursor = b.memCursor()
@@ -194,7 +222,7 @@ func (b *Bus) remember(e impl.Event, attempted int64) (impl.Event, error) {
 			b.stats.Overflow++
 			return e, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
 		}
-		b.outbox = append(b.outbox, pending{e: e, attempted: attempted})
+		b.outbox = append(b.outbox, pending{e: e, attempted: attempted, written: written})
 		b.queued.Store(int64(len(b.outbox)))
 		b.pending[e.FlowID]++
 	}
@@ -391,6 +419,9 @@ func (b *Bus) replayOnce() bool {
 	for _, p := range b.outbox[:done] {
 		if b.pending[p.e.FlowID]--; b.pending[p.e.FlowID] <= 0 {
 			delete(b.pending, p.e.FlowID)
+		}
+		if p.written != nil {
+			close(p.written)
 		}
 	}
 	b.outbox = b.outbox[done:]

@@ -9,7 +9,8 @@
 // Redis traffic per operation (counted with internal/counter under the op
 // tag in brackets; every call is bounded by PublishBudget or CallBudget):
 //
-//	Publish            [publish]           1 round trip, 1 command (EVALSHA)
+//	Publish            [publish]           1 command (EVALSHA) in 1 round trip, which concurrent
+//	                                       publishes share (one pipeline: see coalesce.go)
 //	History            [history]           1 round trip, 1 command (XREVRANGE)
 //	Subscribe          [subscribe]         1 XREVRANGE (stream position), SUBSCRIBE on the
 //	                                       layer's one Pub/Sub connection for a flow's first

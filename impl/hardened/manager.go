@@ -169,11 +169,14 @@ func (m *manager) newClient() (*redis.Client, error) {
 		o.ReadTimeout = m.io
 		o.WriteTimeout = m.io
 		o.PoolTimeout = max(m.cfg.PublishBudget, m.cfg.CallBudget)
-		o.MinIdleConns = max(1, m.cfg.PoolSize/5)
+		o.MinIdleConns = idleConns(m.cfg)
 		o.DisableIdentity = true
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	})
 }
+
+// idleConns is how many connections the pool keeps dialled ahead.
+func idleConns(cfg impl.Config) int { return max(1, cfg.PoolSize/5) }
 
 // connect PINGs a fresh client and loads the scripts; on success it
 // becomes the current client, else it is closed.
@@ -208,12 +211,20 @@ func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.D
 // warm readies the pool's idle connections before the client serves
 // budgeted calls: go-redis dials them ahead (TCP and TLS) but sends their
 // HELLO on first use, one more round trip that a call on a remote target
-// would otherwise pay within its budget. Best effort: a PING that fails
-// here only leaves its connection to be readied on first use.
+// would otherwise pay within its budget. Pipelines (the coalesced
+// publishes) draw from go-redis's separate pipeline pool, which never
+// dials ahead: one pipeline per flusher, all at once, dials and readies
+// as many of its connections. Best effort: a PING that fails here only
+// leaves its connection to be readied on first use.
 func warm(ctx context.Context, rdb *redis.Client) {
 	var wg sync.WaitGroup
 	for range rdb.Options().MinIdleConns {
 		wg.Go(func() { rdb.Ping(ctx) })
+	}
+	for range flushers {
+		wg.Go(func() {
+			rdb.Pipelined(ctx, func(p redis.Pipeliner) error { return p.Ping(ctx).Err() })
+		})
 	}
 	wg.Wait()
 }

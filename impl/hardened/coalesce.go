@@ -1,0 +1,208 @@
+package hardened
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Publishes are coalesced: concurrent Publish calls hand their script call
+// to a few flusher goroutines, and each flusher sends whatever is waiting
+// as one pipeline. A publish waits for one round trip (its own pipeline's)
+// when a flusher is free, and otherwise first for a pipeline in flight to
+// come back (see run for how long). Under concurrency Redis and the client
+// then read and write many publishes per system call instead of one, which
+// is most of what a small command costs on a local server. A lone
+// publisher pays a goroutine hand-off (a few microseconds) for it.
+const (
+	// flushers is how many pipelines may be in flight at once. More
+	// flushers mean shallower pipelines (a publish finds a free flusher
+	// and goes alone) and fewer mean a publish waits more often for one
+	// in flight.
+	flushers = 8
+	// maxBatch bounds one pipeline (about 300 bytes a publish).
+	maxBatch = 128
+	// queueCap bounds the publishes waiting for a flusher; past it a
+	// publish waits for room within its budget.
+	queueCap = 1024
+	// coalesceWait is how long a publish waits for a flusher before it
+	// makes its own round trip.
+	coalesceWait = time.Millisecond
+)
+
+// A pubReq moves from queued to taken (a flusher will send it) or to
+// abandoned (its publisher gave up first, so it is never sent).
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqAbandoned
+)
+
+// pubReq is one publish script call waiting for a flusher.
+type pubReq struct {
+	keys  []string
+	args  []any
+	state atomic.Int32
+	// done receives the call's result once; buffered so that a flusher
+	// never waits for a publisher that gave up.
+	done chan error
+}
+
+// publisher is the flushers' queue.
+type publisher struct {
+	m     *manager
+	queue chan *pubReq
+	// slots bounds the publishes that make their own round trip past
+	// coalesceWait to the connections the pool dialled ahead: a publish
+	// that would dial (a TCP and TLS handshake on a remote target costs
+	// more than the budget) waits for a flusher instead.
+	slots chan struct{}
+}
+
+func newPublisher(m *manager) *publisher {
+	p := &publisher{m: m, queue: make(chan *pubReq, queueCap), slots: make(chan struct{}, idleConns(m.cfg))}
+	for range flushers {
+		m.goroutine(p.loop)
+	}
+	return p
+}
+
+// run makes one publish script call within ctx (which carries the publish
+// budget). sent reports whether the request may have reached Redis: false
+// when it never left the queue, so a retry need not look for it.
+//
+// A publish waits coalesceWait for a flusher; past that (every flusher
+// busy with a slow round trip, as on a remote target) it makes its own
+// round trip if one of the connections the pool dialled ahead is free
+// (slots), and waits on for a flusher otherwise.
+func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bool, err error) {
+	r := &pubReq{keys: keys, args: args, done: make(chan error, 1)}
+	select {
+	case p.queue <- r:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	t := time.NewTimer(coalesceWait)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-r.done:
+			return !errors.Is(err, errOffline), err
+		case <-t.C:
+			select {
+			case p.slots <- struct{}{}:
+				if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+					defer func() { <-p.slots }()
+					return p.direct(ctx, keys, args)
+				}
+				<-p.slots
+			default:
+			}
+		case <-ctx.Done():
+			return !r.state.CompareAndSwap(reqQueued, reqAbandoned), ctx.Err()
+		}
+	}
+}
+
+// direct makes the call on its own round trip.
+func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent bool, err error) {
+	err = p.m.call(ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
+		return publishScript.Run(ctx, rdb, keys, args...).Err()
+	})
+	return !errors.Is(err, errOffline), err
+}
+
+// loop is one flusher: it takes the first waiting publish and every other
+// one waiting behind it (up to maxBatch) and sends them as one pipeline.
+func (p *publisher) loop() {
+	batch := make([]*pubReq, 0, maxBatch)
+	for {
+		select {
+		case <-p.m.stop:
+			p.refuseQueued()
+			return
+		case r := <-p.queue:
+			batch = take(batch, r)
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-p.queue:
+				batch = take(batch, r)
+			default:
+				break more
+			}
+		}
+		if len(batch) > 0 {
+			p.flush(batch)
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// take appends r to batch unless its publisher gave up on it.
+func take(batch []*pubReq, r *pubReq) []*pubReq {
+	if r.state.CompareAndSwap(reqQueued, reqTaken) {
+		batch = append(batch, r)
+	}
+	return batch
+}
+
+// refuseQueued answers what is still queued when the layer closes.
+func (p *publisher) refuseQueued() {
+	for {
+		select {
+		case r := <-p.queue:
+			if r.state.CompareAndSwap(reqQueued, reqTaken) {
+				r.done <- errOffline
+			}
+		default:
+			return
+		}
+	}
+}
+
+// flush sends batch as one pipeline within the publish budget and answers
+// each publisher with its own call's result. A script cache flushed under
+// the layer (NOSCRIPT) costs the calls it hit one more round trip, EVAL
+// instead of EVALSHA.
+func (p *publisher) flush(batch []*pubReq) {
+	results := make([]error, len(batch))
+	err := p.m.call(p.m.ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
+		cmds, err := rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for _, r := range batch {
+				publishScript.EvalSha(ctx, pl, r.keys, r.args...)
+			}
+			return nil
+		})
+		var again []int
+		for i := range batch {
+			if results[i] = cmds[i].Err(); isNoScript(results[i]) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			return err
+		}
+		cmds, err = rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for _, i := range again {
+				publishScript.Eval(ctx, pl, batch[i].keys, batch[i].args...)
+			}
+			return nil
+		})
+		for j, i := range again {
+			results[i] = cmds[j].Err()
+		}
+		return err
+	})
+	for i, r := range batch {
+		if errors.Is(err, errOffline) {
+			results[i] = errOffline
+		}
+		r.done <- results[i]
+	}
+}
