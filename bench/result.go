@@ -164,7 +164,11 @@ type Report struct {
 	Project  []Projection  `json:"projections,omitempty"`
 	Budget   *Budget       `json:"budget,omitempty"`
 	External *External     `json:"redis_benchmark,omitempty"`
-	Warnings []string      `json:"warnings,omitempty"`
+	// CPUs is the machine's; ClientProcs the GOMAXPROCS the steps ran
+	// with (see Config.ClientProcs).
+	CPUs        int      `json:"cpus"`
+	ClientProcs int      `json:"client_procs"`
+	Warnings    []string `json:"warnings,omitempty"`
 }
 
 // Inconclusive reports whether any row could not be trusted.
@@ -264,7 +268,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	if r.RTT > 0 {
 		fmt.Fprintf(w, ", RTT %s", r.RTT)
 	}
-	fmt.Fprintf(w, ")\n\n")
+	fmt.Fprintf(w, "); client GOMAXPROCS %d of %d CPUs\n\n", r.ClientProcs, r.CPUs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tprofile\tmodel\tworkers\tops\tops/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tRTT/op\tcmds/op\terrors\tvs raw\t")
 	for _, x := range r.Results {
@@ -290,7 +294,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			notes = append(notes, fmt.Sprintf("%s/%s: %d of %d deliveries received", x.Op, x.Profile, x.Delivered, x.Expected))
 		}
 		if x.RoundTripsPerOp > 0 && x.RoundTripsPerOp < 0.995 {
-			notes = append(notes, fmt.Sprintf("%s/%s: %.2f round trips per op: ops in flight together shared pipelines (each waited for one round trip)",
+			notes = append(notes, fmt.Sprintf("%s/%s: %.2f round trips per op: ops in flight together shared pipelines, and a shared round trip counts once",
 				x.Op, x.Profile, x.RoundTripsPerOp))
 		}
 		if x.FirstErr != "" {
@@ -341,8 +345,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if e := r.External; e != nil {
-		fmt.Fprintf(w, "\nredis-benchmark -c %d -n %d XADD: %s ops/s (runs %v)\nharness raw xadd, %d workers: %.0f ops/s\nratio harness/redis-benchmark: %.2f (goal ≥ 0.90)\n",
-			e.Clients, e.Requests, fmt.Sprintf("%.0f", e.Mean), roundAll(e.OpsPerSec), e.Clients, e.Harness, e.Ratio)
+		fmt.Fprintf(w, "\nredis-benchmark -c %d -n %d XADD: %.0f ops/s (median of runs %v)\nharness raw xadd, %d workers: %.0f ops/s (median of rounds %v)\nratio harness/redis-benchmark: %.2f (goal ≥ 0.90)\n",
+			e.Clients, e.Requests, e.Median, roundAll(e.OpsPerSec), e.Clients, e.Harness, roundAll(e.HarnessRuns), e.Ratio)
 	}
 	for _, s := range r.Warnings {
 		fmt.Fprintln(w, "WARNING:", s)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +71,24 @@ type Config struct {
 	// then round 2's, ...), and reports per row the round with the median
 	// throughput, so a ratio is not decided by one noisy step. Default 1.
 	Rounds int
+	// ClientProcs is the GOMAXPROCS the run's clients (and the layers
+	// under test, which run in this process) get while the steps run. 0:
+	// one CPU fewer than the machine has when Redis runs on this machine
+	// (process and remote-sim targets), so that the load generator does
+	// not take the server's CPU (redis-benchmark is one thread), unless
+	// the GOMAXPROCS environment variable chose; unchanged otherwise.
+	ClientProcs int
+}
+
+// clientProcs is the GOMAXPROCS to run the steps with; 0 leaves it alone.
+func (c Config) clientProcs(getenv func(string) string) int {
+	switch {
+	case c.ClientProcs > 0:
+		return c.ClientProcs
+	case getenv("GOMAXPROCS") != "" || c.Target == TargetURL:
+		return 0
+	}
+	return max(1, runtime.NumCPU()-1)
 }
 
 // Step is one op driven with one load (once per profile for layer ops).
@@ -157,6 +177,8 @@ func (c *Config) validate() error {
 		return exitcode.Configf("--url is only for --target url")
 	case c.RTT < 0:
 		return exitcode.Configf("rtt %s: must not be negative", c.RTT)
+	case c.ClientProcs < 0:
+		return exitcode.Configf("client-procs %d: must not be negative", c.ClientProcs)
 	case c.CallBudget < 0:
 		return exitcode.Configf("call-budget %s: must not be negative", c.CallBudget)
 	case c.MaxCommands < 0:
@@ -267,6 +289,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		guard = NewGuard(cfg.MaxCommands - cleanupReserve(estimate))
 		rep.Budget = &Budget{Max: cfg.MaxCommands, Estimated: estimate}
 	}
+	rep.CPUs, rep.ClientProcs = runtime.NumCPU(), runtime.GOMAXPROCS(0)
+	if n := cfg.clientProcs(os.Getenv); n > 0 {
+		prev := runtime.GOMAXPROCS(n)
+		rep.ClientProcs = n
+		defer func() {
+			if os.Getenv("GOMAXPROCS") == "" {
+				runtime.SetDefaultGOMAXPROCS()
+			} else {
+				runtime.GOMAXPROCS(prev)
+			}
+		}()
+	}
 	s := &session{cfg: cfg, tg: tg, guard: guard, run: runID()}
 	err = s.runSteps(ctx, steps, rep)
 	if guard != nil {
@@ -309,7 +343,7 @@ type session struct {
 func (s *session) runSteps(ctx context.Context, steps []Step, rep *Report) error {
 	for _, st := range steps {
 		for _, p := range stepProfiles(st, s.cfg.Profiles) {
-			ext := s.cfg.RedisBenchmark && st.Op == OpXAdd && st.Round == 0
+			ext := s.cfg.RedisBenchmark && st.Op == OpXAdd
 			if ext {
 				if err := s.external(ctx, st, rep); err != nil {
 					return err
@@ -321,11 +355,12 @@ func (s *session) runSteps(ctx context.Context, steps []Step, rep *Report) error
 				return err
 			}
 			if ext {
-				if err := s.external(ctx, st, rep); err != nil {
-					return err
+				rep.External.addHarness(rows[0].OpsPerSec)
+				if st.Round == max(s.cfg.Rounds, 1)-1 {
+					if err := s.external(ctx, st, rep); err != nil {
+						return err
+					}
 				}
-				rep.External.Harness = rows[0].OpsPerSec
-				rep.External.Ratio = ratio(rep.External.Harness, rep.External.Mean)
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -455,7 +490,7 @@ func (s *session) rawClient(hooks []redis.Hook, workers int) (*redis.Client, err
 }
 
 // external runs redis-benchmark once for step st and adds it to the
-// report's External.
+// report's External: before each round's harness xadd and after the last.
 func (s *session) external(ctx context.Context, st Step, rep *Report) error {
 	n := st.Load.Ops
 	if n == 0 {
@@ -469,13 +504,7 @@ func (s *session) external(ctx context.Context, st Step, rep *Report) error {
 	if rep.External == nil {
 		rep.External = &External{Command: cmd, Clients: clients, Requests: n}
 	}
-	e := rep.External
-	e.OpsPerSec = append(e.OpsPerSec, rps)
-	var sum float64
-	for _, v := range e.OpsPerSec {
-		sum += v
-	}
-	e.Mean = sum / float64(len(e.OpsPerSec))
+	rep.External.addRun(rps)
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -264,7 +266,7 @@ func TestSharedRoundTripsNote(t *testing.T) {
 	}}
 	var table bytes.Buffer
 	rep.WriteTable(&table)
-	if !strings.Contains(table.String(), "publish/hardened: 0.25 round trips per op: ops in flight together shared pipelines") {
+	if !strings.Contains(table.String(), "publish/hardened: 0.25 round trips per op: ops in flight together shared pipelines, and a shared round trip counts once") {
 		t.Errorf("no shared-pipeline note for 0.25 round trips per op:\n%s", table.String())
 	}
 	if strings.Contains(table.String(), "xadd/raw: 1.00 round trips") {
@@ -366,5 +368,77 @@ func TestFinishSkipsInconclusiveRows(t *testing.T) {
 	}
 	if len(r.Compare) != 0 {
 		t.Errorf("comparisons %+v; want none (hardened is inconclusive)", r.Compare)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		xs   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.xs); got != c.want {
+			t.Errorf("median(%v) = %g; want %g", c.xs, got, c.want)
+		}
+	}
+	var e External
+	e.addRun(100)
+	e.addHarness(90)
+	e.addRun(120)
+	e.addHarness(60)
+	e.addRun(80)
+	if e.Median != 100 || e.Harness != 75 || e.Ratio != 0.75 {
+		t.Errorf("median %g harness %g ratio %g; want 100, 75, 0.75", e.Median, e.Harness, e.Ratio)
+	}
+}
+
+func TestClientProcs(t *testing.T) {
+	none := func(string) string { return "" }
+	set := func(k string) string {
+		if k == "GOMAXPROCS" {
+			return "2"
+		}
+		return ""
+	}
+	local := max(1, runtime.NumCPU()-1)
+	for _, c := range []struct {
+		cfg    Config
+		getenv func(string) string
+		want   int
+	}{
+		{Config{Target: TargetProcess}, none, local},
+		{Config{Target: TargetRemoteSim}, none, local},
+		{Config{Target: TargetURL}, none, 0},
+		{Config{Target: TargetProcess}, set, 0},
+		{Config{Target: TargetURL, ClientProcs: 3}, set, 3},
+	} {
+		if got := c.cfg.clientProcs(c.getenv); got != c.want {
+			t.Errorf("%s target, ClientProcs %d, GOMAXPROCS %q: %d; want %d", c.cfg.Target, c.cfg.ClientProcs, c.getenv("GOMAXPROCS"), got, c.want)
+		}
+	}
+}
+
+// TestRedisBenchmarkRounds: with rounds, redis-benchmark runs before each
+// round's xadd and after the last, and the ratio is of the medians.
+func TestRedisBenchmarkRounds(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	rep, err := Run(context.Background(), Config{
+		Layers: seedOnly(), Ops: []string{OpXAdd}, Rounds: 2, RedisBenchmark: true,
+		Load: Load{Workers: 4, Ops: 2000, WarmupOps: 100},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rep.External
+	if e == nil || len(e.OpsPerSec) != 3 || len(e.HarnessRuns) != 2 {
+		t.Fatalf("redis_benchmark %+v; want 3 redis-benchmark runs and 2 harness rounds", e)
+	}
+	if e.Median != median(e.OpsPerSec) || e.Harness != median(e.HarnessRuns) || e.Ratio != e.Harness/e.Median || e.Ratio <= 0 {
+		t.Errorf("medians and ratio do not follow the runs: %+v", e)
+	}
+	if rep.ClientProcs != max(1, runtime.NumCPU()-1) && os.Getenv("GOMAXPROCS") == "" {
+		t.Errorf("client GOMAXPROCS %d on a process target with %d CPUs", rep.ClientProcs, runtime.NumCPU())
+	}
+	if after := runtime.GOMAXPROCS(0); after != before {
+		t.Errorf("GOMAXPROCS %d after the run; want %d back", after, before)
 	}
 }

@@ -17,7 +17,8 @@ import (
 const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL] [--profile seed,hardened]
        [--preset standard|task011|publish|baseline] [--op xadd,publish,...]
        [--workers N] [--ops N | --duration D] [--rate R] [--warmup D]
-       [--rtt D] [--max-commands N] [--plan-commands-month N] [--event-rate R] [--rounds N] [--json]`
+       [--rtt D] [--max-commands N] [--plan-commands-month N] [--event-rate R] [--rounds N]
+       [--client-procs N] [--json]`
 
 func runBench(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlags("bench", benchSynopsis, e)
@@ -41,6 +42,7 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 	sseClients := fs.Int("sse-clients", 10, "SSE clients of the sse op")
 	callBudget := fs.Duration("call-budget", 0, "the layers' publish/call budget before they fall back to memory (default: each profile's own, 50ms)")
 	rounds := fs.Int("rounds", 1, "repeat the steps this many times, interleaved, and report each row's median round (a noisy machine then decides no ratio by one step)")
+	procs := fs.Int("client-procs", 0, "GOMAXPROCS while the steps run (default: one CPU fewer than the machine's when Redis runs here, unless $GOMAXPROCS is set)")
 	rb := fs.Bool("redis-benchmark", false, "also run redis-benchmark for the xadd step against the same server and print the ratio")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of the table")
 	if err := parse(fs, args); err != nil {
@@ -59,6 +61,8 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 		return 0, exitcode.Configf("--workers %d: must be > 0", *workers)
 	case *rounds <= 0:
 		return 0, exitcode.Configf("--rounds %d: must be > 0", *rounds)
+	case *procs < 0:
+		return 0, exitcode.Configf("--client-procs %d: must not be negative", *procs)
 	case set["event-rate"] && *eventRate <= 0:
 		return 0, exitcode.Configf("--event-rate %g: must be > 0", *eventRate)
 	}
@@ -70,6 +74,7 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
 		Plan:      bench.Plan{Name: planName(*planMonth, *planSec), CommandsPerMonth: *planMonth, CommandsPerSec: *planSec},
 		EventRate: *eventRate, RedisBenchmark: *rb, CallBudget: *callBudget, Rounds: *rounds,
+		ClientProcs: *procs,
 		Load: bench.Load{Workers: *workers, Ops: *ops, Rate: *rate, Duration: *dur, Warmup: *warm,
 			LateAfter: *lateAfter, Queue: *queue},
 	}
