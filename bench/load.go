@@ -157,6 +157,10 @@ type Stats struct {
 	// kind, and Dials the connections dialled during it (with a hook).
 	Counts map[string]counter.Counts `json:"counts,omitempty"`
 	Dials  int64                     `json:"dials"`
+	// BytesOut and BytesIn are what the hook's connections wrote and
+	// read during the measured phase.
+	BytesOut int64 `json:"bytes_out"`
+	BytesIn  int64 `json:"bytes_in"`
 }
 
 // Tick is one progress update.
@@ -226,9 +230,10 @@ func Drive(ctx context.Context, op Op, l Load, hook *counter.Hook, progress Prog
 		runPhase(ctx, op, w, &phase{warmup: true}, nil, progress)
 	}
 	var before map[string]counter.Counts
-	var dials int64
+	var dials, out, in int64
 	if hook != nil {
 		before, dials = hook.Snapshot(), hook.Dials()
+		out, in = hook.Bytes()
 	}
 	recs := &recorders{}
 	ph := &phase{}
@@ -236,6 +241,8 @@ func Drive(ctx context.Context, op Op, l Load, hook *counter.Hook, progress Prog
 	if hook != nil {
 		st.Counts = diffCounts(hook.Snapshot(), before)
 		st.Dials = hook.Dials() - dials
+		o, i := hook.Bytes()
+		st.BytesOut, st.BytesIn = o-out, i-in
 	}
 	st.Latency = map[string]Latency{}
 	for kind, h := range recs.merged() {

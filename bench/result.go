@@ -42,9 +42,14 @@ type Result struct {
 	RoundTripsPerOp float64            `json:"round_trips_per_op"`
 	CommandsPerOp   float64            `json:"commands_per_op"`
 	ByCommand       map[string]float64 `json:"by_command_per_op,omitempty"`
-	Dials           int64              `json:"dials"`
-	ConnInitCmds    int64              `json:"conn_init_commands"`
-	RedisErrors     int64              `json:"redis_errors"`
+	// BytesOutPerOp and BytesInPerOp are the bytes the step's connections
+	// wrote and read in the measured phase (RESP, inside TLS; a layer's
+	// background traffic, such as health PINGs, included) per op.
+	BytesOutPerOp float64 `json:"bytes_out_per_op"`
+	BytesInPerOp  float64 `json:"bytes_in_per_op"`
+	Dials         int64   `json:"dials"`
+	ConnInitCmds  int64   `json:"conn_init_commands"`
+	RedisErrors   int64   `json:"redis_errors"`
 
 	// Delivered and Expected count SSE receipts (sse rows only).
 	Delivered int64 `json:"delivered,omitempty"`
@@ -86,6 +91,9 @@ func resultOf(st *Stats, kind, profile, target string) Result {
 	}
 	if kind == st.Op {
 		r.account(st.Counts)
+		if r.Ops > 0 {
+			r.BytesOutPerOp, r.BytesInPerOp = float64(st.BytesOut)/float64(r.Ops), float64(st.BytesIn)/float64(r.Ops)
+		}
 	}
 	return r
 }
@@ -126,6 +134,7 @@ func (r Result) Bench() reports.Bench {
 		Latency: reports.Stat{Count: r.Latency.Count, Value: ms(r.Latency.Mean), P50: ms(r.Latency.P50),
 			P90: ms(r.Latency.P90), P99: ms(r.Latency.P99), P999: ms(r.Latency.P999), Max: ms(r.Latency.Max)},
 		RoundTripsPerOp: r.RoundTripsPerOp, CommandsPerOp: r.CommandsPerOp,
+		BytesOutPerOp: r.BytesOutPerOp, BytesInPerOp: r.BytesInPerOp,
 		Errors: r.Errors, Inconclusive: r.Inconclusive,
 	}
 }
@@ -270,7 +279,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "); client GOMAXPROCS %d of %d CPUs\n\n", r.ClientProcs, r.CPUs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "op\tprofile\tmodel\tworkers\tops\tops/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tRTT/op\tcmds/op\terrors\tvs raw\t")
+	fmt.Fprintln(tw, "op\tprofile\tmodel\tworkers\tops\tops/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tRTT/op\tcmds/op\tB/op out/in\terrors\tvs raw\t")
 	for _, x := range r.Results {
 		vs := "-"
 		if x.Baseline != "" {
@@ -279,9 +288,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		if x.Storage != "" {
 			vs += fmt.Sprintf(", %.2f× %s", x.ThroughputVsStorage, x.Storage)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%d\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.0f/%.0f\t%d\t%s\t\n",
 			x.Op, x.Profile, x.Model, x.Workers, x.Ops, x.OpsPerSec, msf(x.Latency.P50), msf(x.Latency.P90),
-			msf(x.Latency.P99), msf(x.Latency.P999), msf(x.Latency.Max), x.RoundTripsPerOp, x.CommandsPerOp, x.Errors, vs)
+			msf(x.Latency.P99), msf(x.Latency.P999), msf(x.Latency.Max), x.RoundTripsPerOp, x.CommandsPerOp,
+			x.BytesOutPerOp, x.BytesInPerOp, x.Errors, vs)
 	}
 	tw.Flush()
 	notes := []string{}

@@ -107,6 +107,11 @@ func TestRunWithinBudget(t *testing.T) {
 	if r := rep.Results[0]; r.Ops != 1000 || r.CommandsPerOp != 1 {
 		t.Errorf("xadd row ops %d cmds/op %g; want 1000, 1", r.Ops, r.CommandsPerOp)
 	}
+	// XADD <key> * k v, and its reply: the stream ID as a bulk string
+	// ($15 1764500000000-0 and the like: 22 or 23 bytes).
+	if r := rep.Results[0]; r.BytesOutPerOp < 40 || r.BytesOutPerOp > 120 || r.BytesInPerOp < 21 || r.BytesInPerOp > 25 {
+		t.Errorf("xadd row %.1f bytes out, %.1f in per op; want 40-120 and 21-25", r.BytesOutPerOp, r.BytesInPerOp)
+	}
 }
 
 // Rounds repeat every step and are budgeted as such: three rounds of 1000
@@ -236,7 +241,7 @@ func TestReportJSONShape(t *testing.T) {
 	if len(got.Results) != 1 {
 		t.Fatalf("%d results; want 1", len(got.Results))
 	}
-	for _, k := range []string{"op", "profile", "ops_per_sec", "latency", "round_trips_per_op", "commands_per_op", "errors", "dials"} {
+	for _, k := range []string{"op", "profile", "ops_per_sec", "latency", "round_trips_per_op", "commands_per_op", "bytes_out_per_op", "bytes_in_per_op", "errors", "dials"} {
 		if _, ok := got.Results[0][k]; !ok {
 			t.Errorf("result lacks %q: %s", k, buf.String())
 		}

@@ -100,6 +100,8 @@ func Measure(r Run) Measurements {
 			"ops_per_sec":        Value(b.OpsPerSec),
 			"round_trips_per_op": Value(b.RoundTripsPerOp),
 			"commands_per_op":    Value(b.CommandsPerOp),
+			"bytes_out_per_op":   Value(b.BytesOutPerOp),
+			"bytes_in_per_op":    Value(b.BytesInPerOp),
 			"errors":             Value(float64(b.Errors)),
 		} {
 			m["bench:"+b.Op+":"+field] = Measurement{Stat: st, Missing: missing, Evidence: ev}

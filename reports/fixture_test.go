@@ -112,10 +112,10 @@ func fixtureRun(t *testing.T) Run {
 		Benchmarks: []Bench{
 			{Op: "publish", Profile: "hardened", Target: "process", Mode: "open", DurationMs: 5000, OpsPerSec: 2000,
 				Latency:         Stat{Count: 10000, Value: 0.31, Rate: 100, P50: 0.25, P90: 0.4, P99: 0.9, P999: 2.1, Max: 4.5},
-				RoundTripsPerOp: 1, CommandsPerOp: 3},
+				RoundTripsPerOp: 1, CommandsPerOp: 3, BytesOutPerOp: 412, BytesInPerOp: 4},
 			{Op: "publish", Profile: "seed", Target: "process", Mode: "open", DurationMs: 5000, OpsPerSec: 1900,
 				Latency:         Stat{Count: 9500, Value: 0.9, Rate: 100, P50: 0.7, P90: 1.1, P99: 12.5, P999: 20, Max: 31},
-				RoundTripsPerOp: 3, CommandsPerOp: 3},
+				RoundTripsPerOp: 3, CommandsPerOp: 3, BytesOutPerOp: 520, BytesInPerOp: 30},
 		},
 		Anomalies: []Anomaly{{Scenario: "proxy_down", Kind: "lost", IDs: []string{"evt-118", "evt-117"}, Detail: "acknowledged during the outage"}},
 	}

@@ -59,7 +59,7 @@ func HTML(r Run) []byte {
 	}
 	if len(r.Benchmarks) > 0 {
 		b.WriteString("<section>\n<h2>Benchmarks</h2>\n<p>Latency in ms.</p>\n<table>\n<tr>")
-		for _, h := range []string{"Op", "Profile", "Target", "ops/s", "p50", "p90", "p99", "p99.9", "max", "round trips/op", "commands/op", "errors"} {
+		for _, h := range []string{"Op", "Profile", "Target", "ops/s", "p50", "p90", "p99", "p99.9", "max", "round trips/op", "commands/op", "bytes/op out", "bytes/op in", "errors"} {
 			fmt.Fprintf(&b, "<th>%s</th>", h)
 		}
 		b.WriteString("</tr>\n")

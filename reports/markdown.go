@@ -55,8 +55,8 @@ func Markdown(r Run) []byte {
 	}
 	if len(r.Benchmarks) > 0 {
 		b.WriteString("## Benchmarks\n\nLatency in ms.\n\n")
-		b.WriteString("| Op | Profile | Target | ops/s | p50 | p90 | p99 | p99.9 | max | round trips/op | commands/op | errors |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| Op | Profile | Target | ops/s | p50 | p90 | p99 | p99.9 | max | round trips/op | commands/op | bytes/op out | bytes/op in | errors |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, x := range r.Benchmarks {
 			fmt.Fprintf(&b, "| %s |\n", strings.Join(mdCells(benchRow(x)), " | "))
 		}
@@ -139,7 +139,8 @@ func mdTrend(w io.Writer, t *Trend) {
 func benchRow(x Bench) []string {
 	l := x.Latency
 	row := []string{x.Op, x.Profile, x.Target, fmtNum(x.OpsPerSec), fmtNum(l.P50), fmtNum(l.P90), fmtNum(l.P99),
-		fmtNum(l.P999), fmtNum(l.Max), fmtNum(x.RoundTripsPerOp), fmtNum(x.CommandsPerOp), fmt.Sprint(x.Errors)}
+		fmtNum(l.P999), fmtNum(l.Max), fmtNum(x.RoundTripsPerOp), fmtNum(x.CommandsPerOp), fmtNum(x.BytesOutPerOp),
+		fmtNum(x.BytesInPerOp), fmt.Sprint(x.Errors)}
 	if x.Inconclusive != "" {
 		row[0] += " (inconclusive: " + x.Inconclusive + ")"
 	}

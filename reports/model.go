@@ -151,7 +151,11 @@ type Bench struct {
 	Latency         Stat    `json:"latency_ms"` // Count = ops measured, Value = mean
 	RoundTripsPerOp float64 `json:"round_trips_per_op"`
 	CommandsPerOp   float64 `json:"commands_per_op"`
-	Errors          int64   `json:"errors"`
+	// BytesOutPerOp and BytesInPerOp are the RESP bytes written and read
+	// per op.
+	BytesOutPerOp float64 `json:"bytes_out_per_op"`
+	BytesInPerOp  float64 `json:"bytes_in_per_op"`
+	Errors        int64   `json:"errors"`
 	// Inconclusive, when set, says why the result cannot be trusted
 	// (command budget exhausted, achieved rate below offered).
 	Inconclusive string `json:"inconclusive,omitempty"`

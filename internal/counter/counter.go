@@ -1,5 +1,6 @@
 // Package counter is a go-redis hook that counts, per operation kind, the
-// round trips, commands and dials a client makes. One ProcessHook call is one
+// round trips, commands and dials a client makes, and the bytes its
+// connections carry (all kinds together). One ProcessHook call is one
 // round trip with one command; one ProcessPipelineHook call is one round trip
 // carrying len(cmds) commands. Set MaxRetries to -1 on the client when
 // counting exactly, or retries show up as extra round trips.
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -47,9 +49,9 @@ type counts struct {
 
 // Hook counts traffic. The zero value is not usable; use New.
 type Hook struct {
-	mu    sync.RWMutex
-	ops   map[string]*counts
-	dials atomic.Int64
+	mu                       sync.RWMutex
+	ops                      map[string]*counts
+	dials, bytesOut, bytesIn atomic.Int64
 }
 
 // New returns an empty counting hook.
@@ -86,13 +88,57 @@ func (c *counts) add(cmds []redis.Cmder, err error) {
 	c.mu.Unlock()
 }
 
-// DialHook counts new connections.
+// DialHook counts new connections, and wraps each to count the bytes it
+// carries (the RESP bytes: inside TLS, when the client dials TLS).
 func (h *Hook) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		h.dials.Add(1)
-		return next(ctx, network, addr)
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			return c, err
+		}
+		cc := countingConn{Conn: c, h: h}
+		if _, ok := c.(syscall.Conn); ok {
+			return countingSysConn{cc}, nil
+		}
+		return cc, nil
 	}
 }
+
+// countingConn counts what a connection reads and writes. It shows
+// go-redis's socket health checks (which look for syscall.Conn on the
+// connection, then unwrap NetConn) the connection it wraps: a TCP
+// connection is still checked, a TLS one still not.
+type countingConn struct {
+	net.Conn
+	h *Hook
+}
+
+func (c countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.h.bytesIn.Add(int64(n))
+	return n, err
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.h.bytesOut.Add(int64(n))
+	return n, err
+}
+
+// NetConn returns the wrapped connection.
+func (c countingConn) NetConn() net.Conn { return c.Conn }
+
+// countingSysConn is a countingConn over a connection with a file
+// descriptor.
+type countingSysConn struct{ countingConn }
+
+func (c countingSysConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
+
+// Bytes is what the hook's connections wrote and read so far.
+func (h *Hook) Bytes() (out, in int64) { return h.bytesOut.Load(), h.bytesIn.Load() }
 
 // ProcessHook counts one round trip with one command.
 func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
@@ -196,4 +242,6 @@ func (h *Hook) Reset() {
 	h.ops = map[string]*counts{}
 	h.mu.Unlock()
 	h.dials.Store(0)
+	h.bytesOut.Store(0)
+	h.bytesIn.Store(0)
 }

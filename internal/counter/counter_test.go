@@ -66,3 +66,55 @@ func TestAddMergesCountsMadeElsewhere(t *testing.T) {
 		t.Errorf("Dials() = %d; want 4", h.Dials())
 	}
 }
+
+// TestCountsBytes: the bytes of a command and its reply, exactly as RESP
+// puts them on the wire (inside TLS on a TLS connection); and the wrapped
+// connections still pass go-redis's pool health check, which finds a
+// connection the server closed and dials a new one instead of failing.
+func TestCountsBytes(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		ctx := context.Background()
+		p, err := target.StartProcess(ctx, target.ProcessOptions{TLS: tls})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		h := counter.New()
+		rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), TLSConfig: p.TLS(), MaxRetries: -1, PoolSize: 1})
+		rdb.AddHook(h)
+		defer rdb.Close()
+		if err := rdb.Ping(ctx).Err(); err != nil { // dial and HELLO
+			t.Fatal(err)
+		}
+		out, in := h.Bytes()
+		if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		o, i := h.Bytes()
+		// *3 $3 set $1 k $1 v (27 bytes), +OK (5 bytes)
+		if o-out != 27 || i-in != 5 {
+			t.Errorf("tls %v: SET k v counted %d bytes out, %d in; want 27 and 5", tls, o-out, i-in)
+		}
+
+		// The server drops the idle connection; the next command gets a
+		// new one (TLS: the check cannot see inside TLS, so only on TCP).
+		if !tls {
+			admin := redis.NewClient(&redis.Options{Addr: p.Addr()})
+			if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+				t.Fatal(err)
+			}
+			admin.Close()
+			dials := h.Dials()
+			if err := rdb.Get(ctx, "k").Err(); err != nil {
+				t.Errorf("GET after the server closed the pooled connection: %v (the health check did not see through the wrapper)", err)
+			}
+			if h.Dials() != dials+1 {
+				t.Errorf("%d dials after the server closed the connection; want %d", h.Dials(), dials+1)
+			}
+		}
+		h.Reset()
+		if o, i := h.Bytes(); o != 0 || i != 0 {
+			t.Errorf("Reset left %d/%d bytes", o, i)
+		}
+	}
+}
