@@ -318,7 +318,7 @@ func (b *Bus) publishArgs(p pending, refreshTTL bool) ([]string, []any, error) {
 func parseEntry(flow string, x redis.XMessage) impl.Event {
 	var e impl.Event
 	if s, ok := x.Values["event"].(string); ok {
-		json.Unmarshal([]byte(s), &e)
+		e, _ = decodeEvent(s)
 	}
 	e.FlowID, e.Cursor = flow, x.ID
 	return e

@@ -2,7 +2,6 @@ package hardened
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -112,8 +111,11 @@ func (h *hub) read(rdb *redis.Client, ps *redis.PubSub) {
 			}
 		case *redis.Message:
 			sid, js, ok := strings.Cut(v.Payload, "\n")
-			var e impl.Event
-			if !ok || json.Unmarshal([]byte(js), &e) != nil {
+			if !ok {
+				continue
+			}
+			e, err := decodeEvent(js)
+			if err != nil {
 				continue
 			}
 			e.Cursor = sid
