@@ -128,24 +128,31 @@ func openURL(ctx context.Context, rawURL string, o URLOptions) (*Remote, error) 
 	defer cancel()
 	if err := r.rdb.Ping(cctx).Err(); err != nil {
 		r.rdb.Close()
-		return nil, connectError(shown, err)
+		return nil, connectError(shown, err, r.tls != nil)
 	}
 	return r, nil
 }
 
-// connectError says in one line why the connect check failed.
-func connectError(shown string, err error) error {
+// connectError says in one line why the connect check failed. tlsOn says
+// the client spoke TLS.
+func connectError(shown string, err error, tlsOn bool) error {
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	var netErr net.Error
 	var certErr *tls.CertificateVerificationError
+	closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
 	switch {
 	case redis.IsAuthError(err) || strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH"):
 		return fmt.Errorf("redis %s: authentication failed (check user and password): %s", shown, msg)
 	case errors.As(err, &certErr) || strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:"):
 		return fmt.Errorf("redis %s: TLS handshake failed: %s", shown, msg)
+	case tlsOn && closed:
+		// TLS 1.3: a server that rejects the client's certificate does so
+		// after the client finished its handshake, and its alert is lost
+		// when the reset arrives first.
+		return fmt.Errorf("redis %s: TLS: the server closed the connection after the handshake (does it require a client certificate?): %s", shown, msg)
 	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("redis %s: unreachable: %s", shown, msg)
-	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+	case closed:
 		return fmt.Errorf("redis %s: the server closed the connection (a TLS-only server reached with redis://?): %s", shown, msg)
 	}
 	return fmt.Errorf("redis %s: connect check failed: %s", shown, msg)

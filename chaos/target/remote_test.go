@@ -3,7 +3,11 @@ package target
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/gonogo/harness/internal/exitcode"
@@ -144,4 +148,20 @@ func TestOpenURLTLS(t *testing.T) {
 			t.Fatalf("got %v; want a TLS error without the password", err)
 		}
 	})
+}
+
+// TestConnectErrorReset: a reset or EOF right after a TLS handshake (a
+// TLS 1.3 server rejecting a missing client certificate, its alert lost)
+// says TLS and names the likely cause; an EOF on plain TCP names the
+// TLS-only server.
+func TestConnectErrorReset(t *testing.T) {
+	reset := &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ECONNRESET)}
+	for _, err := range []error{reset, io.EOF} {
+		if got := connectError("rediss://h:1/0", err, true); !strings.Contains(got.Error(), "TLS: the server closed the connection after the handshake (does it require a client certificate?)") {
+			t.Errorf("TLS, %v: %v", err, got)
+		}
+	}
+	if got := connectError("redis://h:1/0", io.EOF, false); !strings.Contains(got.Error(), "a TLS-only server reached with redis://?") {
+		t.Errorf("plain EOF: %v", got)
+	}
 }
