@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -228,5 +229,38 @@ func TestCountMutationCaught(t *testing.T) {
 		case r.Verdict == check.Fail:
 			t.Errorf("check %s: got FAIL (%v); want only registry_count to catch this mutant", r.Check, r.Err)
 		}
+	}
+}
+
+// slowBus pays a second round trip before each publish, under another op's
+// tag (a history read), as a layer that reads before it writes would: the
+// round-trip count of publishes stays 1.
+type slowBus struct{ impl.Bus }
+
+func (b slowBus) Publish(ctx context.Context, e impl.Event) error {
+	if _, err := b.Bus.History(ctx, e.FlowID, 1, time.Time{}); err != nil {
+		return err
+	}
+	return b.Bus.Publish(ctx, e)
+}
+
+// TestSecondRoundTripCaught runs remote_basic (20 ms RTT) with slowBus:
+// the round_trips check cannot see the extra round trip, the latency
+// check's p90 bound must.
+func TestSecondRoundTripCaught(t *testing.T) {
+	needRedis(t)
+	t.Parallel()
+	reg := mutant(func(l *impl.Layer) { l.Bus = slowBus{l.Bus} })
+	spec, err := Load("remote_basic", DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := runSpec(t, spec, "mutant", reg, 1)
+	if r, _ := result(o, "round_trips"); r.Verdict != check.Pass {
+		t.Errorf("check round_trips: got %s (%v); the extra round trip is tagged history, so it should pass", r.Verdict, r.Err)
+	}
+	r, _ := result(o, "latency")
+	if r.Verdict != check.Fail || r.Err == nil || !strings.Contains(r.Err.Error(), "publish_p90_ms") {
+		t.Errorf("check latency: got %s (%v); want FAIL on publish_p90_ms", r.Verdict, r.Err)
 	}
 }
