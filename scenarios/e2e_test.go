@@ -11,6 +11,7 @@ import (
 
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/profiles"
+	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -139,5 +140,31 @@ func TestFlake(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRefusedFillIsAnAnswer: in cache_race hardened refuses fills that
+// raced an invalidation; they are recorded as its answer (OK, value
+// refused), so error_rate, judged there, passes.
+func TestRefusedFillIsAnAnswer(t *testing.T) {
+	needRedis(t)
+	o := runOn(t, "cache_race", "hardened", DefaultDeps())
+	if r, _ := result(o, "error_rate"); r.Verdict != check.Pass {
+		t.Errorf("check error_rate: got %s (%v); want PASS", r.Verdict, r.Err)
+	}
+	refused, failed := 0, 0
+	for _, op := range savedHistory(t, o).Ops {
+		if op.Kind != history.CacheSet {
+			continue
+		}
+		if op.Value == history.FillRefused && op.OK {
+			refused++
+		}
+		if !op.OK {
+			failed++
+		}
+	}
+	if refused == 0 || failed != 0 {
+		t.Errorf("cache_set: %d refused (recorded OK), %d failed; want some refused and none failed", refused, failed)
 	}
 }

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -250,6 +251,11 @@ func (r *run) cacheClient(ctx context.Context, client string, inst int, db *data
 		defer release()
 		set := history.Op{Client: client, Kind: history.CacheSet, Flow: flow, Version: v, Call: r.rec.Now()}
 		err = l.Cache.Set(counter.WithOp(ctx, history.CacheSet), flow, map[string]any{"version": v, "status": "running"}, "running", e.Lease)
+		if errors.Is(err, impl.ErrFillRefused) {
+			// The layer's answer to a fill that raced an invalidation,
+			// not a failed call: recorded as such, never as an error.
+			set.Value, err = history.FillRefused, nil
+		}
 		r.record(ctx, set, l, err)
 	})
 }

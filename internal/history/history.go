@@ -20,7 +20,7 @@ const (
 	Deliver      = "deliver"   // Client is the subscriber; EventID; Return = receive time
 	Subscribe    = "subscribe" // Client subscribed (Call) / unsubscribed (Return)
 	CacheGet     = "cache_get" // Flow; Version read (0 = miss)
-	CacheSet     = "cache_set" // Flow; Version written
+	CacheSet     = "cache_set" // Flow; Version offered; Value FillRefused when the layer refused it
 	CacheInval   = "cache_invalidate"
 	DBWrite      = "db_write"      // Flow; Version now authoritative
 	RegRegister  = "reg_register"  // Value = connection id
@@ -31,6 +31,11 @@ const (
 	Health       = "health"     // Value = reported redis state ("healthy", "unavailable", ...)
 	RedisState   = "redis_state"
 )
+
+// FillRefused is the Value of a cache_set the layer refused because the
+// flow was invalidated after its lease was issued (impl.ErrFillRefused):
+// a correct answer, recorded OK.
+const FillRefused = "refused"
 
 // Op is one operation as a client saw it.
 type Op struct {
