@@ -117,10 +117,6 @@ func TestJUnitParses(t *testing.T) {
 		Error     *result   `xml:"error"`
 		Skipped   *xml.Name `xml:"skipped"`
 	}
-	type testsuite struct {
-		Name, Tests, Failures, Errors, Skipped, Time *string
-		Cases                                        []testcase `xml:"testcase"`
-	}
 	var doc struct {
 		XMLName xml.Name `xml:"testsuites"`
 		Suites  []struct {
