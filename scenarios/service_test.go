@@ -15,6 +15,7 @@ import (
 	"github.com/gonogo/harness/impl/httplayer"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/impl/service"
+	"github.com/gonogo/harness/impl/service/servicetest"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/scenarios/check"
 )
@@ -62,17 +63,7 @@ func (s *serviceStack) serve(t *testing.T, profile string, control bool) *httpla
 			return reg.New(ctx, profile, c)
 		}}
 	}
-	svc := service.New(l, opts)
-	base, err := svc.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		svc.Shutdown(sctx)
-		svc.Layer().Close()
-	})
+	_, base := servicetest.Start(t, l, opts)
 	d, err := httplayer.Dial(ctx, base)
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/gonogo/harness/impl/hardened"
 	"github.com/gonogo/harness/impl/httplayer"
 	"github.com/gonogo/harness/impl/service"
+	"github.com/gonogo/harness/impl/service/servicetest"
 	"github.com/gonogo/harness/internal/counter"
 )
 
@@ -34,15 +35,7 @@ func serve(t *testing.T, cfg impl.Config, opts service.Options) *httplayer.Servi
 		opts.Control.Base = cfg
 		opts.Control.New = hardened.New
 	}
-	svc := service.New(l0, opts)
-	base, err := svc.Start(ctx, "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		svc.Shutdown(sctx)
-		svc.Layer().Close()
-	})
+	_, base := servicetest.Start(t, l0, opts)
 	s, err := httplayer.Dial(ctx, base)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)

@@ -18,6 +18,7 @@ import (
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/impl/service"
+	"github.com/gonogo/harness/impl/service/servicetest"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -40,15 +41,7 @@ func start(t *testing.T, profile string, cfg impl.Config, opts service.Options) 
 	t.Helper()
 	l, err := profiles.Default().New(context.Background(), profile, cfg)
 	require.NoError(t, err)
-	svc := service.New(l, opts)
-	url, err := svc.Start(context.Background(), "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		assert.NoError(t, svc.Shutdown(ctx), "shutdown")
-		l.Close()
-	})
+	svc, url := servicetest.Start(t, l, opts)
 	return &instance{layer: l, svc: svc, url: url}
 }
 
@@ -406,15 +399,7 @@ func TestControlAPI(t *testing.T) {
 	}
 	l0, err := newSeed(ctx, impl.Config{})
 	require.NoError(t, err)
-	svc := service.New(l0, service.Options{HeartbeatInterval: time.Hour, Control: &service.Control{New: newSeed}})
-	base, err := svc.Start(ctx, "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		svc.Shutdown(sctx)
-		svc.Layer().Close()
-	})
+	svc, base := servicetest.Start(t, l0, service.Options{HeartbeatInterval: time.Hour, Control: &service.Control{New: newSeed}})
 	client := &http.Client{}
 	defer client.CloseIdleConnections()
 
