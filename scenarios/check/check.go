@@ -74,6 +74,7 @@ var (
 	ErrStaleRead         = errors.New("a cache read must never return a state older than the last completed invalidation")
 	ErrVanished          = errors.New("a connection that heartbeats within its TTL must appear in every lookup of its flow")
 	ErrLingered          = errors.New("a connection that stopped heartbeating must disappear from lookups within TTL plus one cleanup interval")
+	ErrGhost             = errors.New("a connection must disappear from every lookup and count once its unregister has returned")
 	ErrCountMismatch     = errors.New("a registry count must agree, on every instance, with the connections live across instances when it is read")
 	ErrBlocked           = errors.New("no call may take longer than its budget")
 	ErrNoFallback        = errors.New("after a fault starts, operations must succeed again within the fallback bound")

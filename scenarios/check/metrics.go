@@ -53,6 +53,7 @@ func catalogue() []Metric {
 		{"cache_hit_rate", "%", "stale_read", "share of successful cache reads that hit"},
 		{"vanished", "count", "registry", "heartbeating connections missing from a lookup of their flow"},
 		{"lingered", "count", "registry", "dead connections still listed past TTL + cleanup interval"},
+		{"ghosts", "count", "registry", "unregistered connections still listed after the unregister returned"},
 		{"lookups", "count", "registry", "registry lookups that had a connection to judge"},
 		{"count_reads", "count", "registry_count", "registry count reads judged, on every instance"},
 		{"count_mismatches", "count", "registry_count", "registry count reads outside the range the live connections allow"},
