@@ -30,6 +30,7 @@ const (
 	RegCount     = "reg_count"  // Value = instance read on; Count = live connections it reported
 	Health       = "health"     // Value = reported redis state ("healthy", "unavailable", ...)
 	RedisState   = "redis_state"
+	ServerRead   = "server_read" // the harness's own read of a flow's Redis stream: Flow; Values = event IDs stored, in stream order
 )
 
 // FillRefused is the Value of a cache_set the layer refused because the

@@ -354,7 +354,9 @@ func TestEvidenceIsCapped(t *testing.T) {
 	for i := int64(1); i <= 30; i++ {
 		ops = append(ops, pub("p0", "f1", i, float64(i)/100, float64(i)/100+0.001, true))
 	}
-	ops = append(ops, rd("f1", 1))
+	srv := rd("f1", 1)
+	srv.Kind = history.ServerRead
+	ops = append(ops, srv)
 	for _, tt := range []struct {
 		max, want int
 	}{{0, 21}, {5, 6}, {-1, 30}} {

@@ -69,15 +69,34 @@ func sortedBy(ops []history.Op, key func(history.Op) time.Duration) []history.Op
 	return out
 }
 
-// reads returns the successful history reads, in call order.
-func reads(h history.History) []history.Op {
+// reads returns the successful history reads of the kinds given, in call
+// order.
+func reads(h history.History, kinds ...string) []history.Op {
 	var out []history.Op
 	for _, o := range sortedOps(h) {
-		if o.Kind == history.Read && o.OK {
+		if o.OK && slices.Contains(kinds, o.Kind) {
 			out = append(out, o)
 		}
 	}
 	return out
+}
+
+// stored are the kinds of read that show what a flow's history holds: the
+// layer's history reads and the harness's own reads of the stream.
+var stored = []string{history.Read, history.ServerRead}
+
+// finalReads returns each flow's final read: its last successful read of
+// Redis by the harness itself when there is one (what Redis holds, whatever
+// the layer would answer), else its last history read through the layer.
+func finalReads(h history.History) map[string]history.Op {
+	final := map[string]history.Op{}
+	for _, o := range reads(h, history.Read) {
+		final[o.Flow] = o
+	}
+	for _, o := range reads(h, history.ServerRead) {
+		final[o.Flow] = o
+	}
+	return final
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -112,8 +131,9 @@ func memoryOnly(f history.Fault) bool {
 }
 
 // Lost judges ErrLost: every acknowledged publish must be in the flow's
-// final history read, the last successful read of the flow, made after the
-// last fault ended. Events acknowledged after that read began are not
+// final history read (finalReads: the harness's own read of the flow's
+// stream where the layer names it, else the last read through the layer),
+// made after the last fault ended. Events acknowledged after that read began are not
 // judged. A flow with acknowledged events but no such read makes the result
 // INCONCLUSIVE unless some other flow lost events. Events published in a
 // rollback window (a flag fault turning REDIS_ENABLED or REDIS_EVENT_BUS
@@ -126,10 +146,7 @@ func Lost(h history.History, c Config) Result {
 	if len(acked) == 0 {
 		return r.noData("no acknowledged publish")
 	}
-	final := map[string]history.Op{}
-	for _, o := range reads(h) {
-		final[o.Flow] = o
-	}
+	final := finalReads(h)
 	fs := faultsOf(h)
 	recovered := lastFaultEnd(fs)
 	var rollback []history.Fault
@@ -138,7 +155,7 @@ func Lost(h history.History, c Config) Result {
 			rollback = append(rollback, f)
 		}
 	}
-	var lost, judged, memOnly int
+	var lost, judged, memOnly, server, layer int
 	var unread, notes []string
 	for _, flow := range sortedKeys(acked) {
 		rd, ok := final[flow]
@@ -151,6 +168,11 @@ func Lost(h history.History, c Config) Result {
 			unread = append(unread, flow)
 			notes = append(notes, fmt.Sprintf("flow %s: last history read at %s is before the faults ended (%s)", flow, secs(rd.Call), endText(recovered)))
 			continue
+		}
+		if rd.Kind == history.ServerRead {
+			server++
+		} else {
+			layer++
 		}
 		seen := make(map[string]bool, len(rd.Values))
 		for _, id := range rd.Values {
@@ -167,12 +189,16 @@ func Lost(h history.History, c Config) Result {
 			judged++
 			if !seen[p.EventID] {
 				lost++
-				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s (seq %d, %s) acknowledged at %s, missing from the history read at %s",
-					flow, p.EventID, p.Seq, where(fs, p.Call), secs(p.Return), secs(rd.Call)))
+				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s (seq %d, %s) acknowledged at %s, missing from the %s at %s",
+					flow, p.EventID, p.Seq, where(fs, p.Call), secs(p.Return), readName(rd), secs(rd.Call)))
 			}
 		}
 	}
 	r.Evidence = append(r.Evidence, notes...)
+	if layer > 0 {
+		r.Evidence = append(r.Evidence, fmt.Sprintf("%d of %d flows judged on the layer's own history read, not on Redis: the layer does not name its streams (impl.Streams), so an answer from its memory cannot be told from one from Redis",
+			layer, server+layer))
+	}
 	if len(rollback) > 0 {
 		var ws []string
 		for _, f := range rollback {
@@ -184,6 +210,8 @@ func Lost(h history.History, c Config) Result {
 	}
 	r.Metrics["lost"] = float64(lost)
 	r.Metrics["acknowledged"] = float64(judged)
+	r.Metrics["flows_read_from_redis"] = float64(server)
+	r.Metrics["flows_read_through_layer"] = float64(layer)
 	r.Metrics["unread_flows"] = float64(len(unread))
 	var fails []error
 	if lost > 0 {
@@ -197,6 +225,14 @@ func Lost(h history.History, c Config) Result {
 		unjudged = "no acknowledged event precedes a final history read"
 	}
 	return r.finish(c, fails, unjudged)
+}
+
+// readName names a read for evidence.
+func readName(rd history.Op) string {
+	if rd.Kind == history.ServerRead {
+		return "Redis stream (the harness's own read)"
+	}
+	return "history read"
 }
 
 // inAny reports whether t falls in one of the windows fs.
@@ -222,7 +258,7 @@ func endText(d time.Duration) string {
 func Duplicated(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("duplicated", ErrDuplicate.Error())
-	rds := reads(h)
+	rds := reads(h, stored...)
 	dels := deliveries(h)
 	if len(rds) == 0 && len(dels) == 0 {
 		return r.noData("no history read and no delivery")
@@ -237,8 +273,8 @@ func Duplicated(h history.History, c Config) Result {
 			k := eventKey{rd.Flow, id}
 			if p := pos[id]; len(p) > 1 && !inRead[k] {
 				inRead[k] = true
-				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s appears %d times in the history read of %s at %s (positions %s)",
-					k, len(p), rd.Flow, secs(rd.Call), ints(p)))
+				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s appears %d times in the %s of %s at %s (positions %s)",
+					k, len(p), readName(rd), rd.Flow, secs(rd.Call), ints(p)))
 			}
 		}
 	}
@@ -285,7 +321,7 @@ func Reordered(h history.History, c Config) Result {
 	pubs := publishes(h)
 	judged := 0
 	bad := map[eventKey]bool{}
-	for _, rd := range reads(h) {
+	for _, rd := range reads(h, stored...) {
 		type top struct {
 			seq int64
 			id  string
@@ -310,8 +346,8 @@ func Reordered(h history.History, c Config) Result {
 			}
 			if !bad[k] {
 				bad[k] = true
-				r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s publisher %s: event %s (seq %d) at position %d follows %s (seq %d) in the history read at %s",
-					rd.Flow, p.Client, id, p.Seq, i, t.id, t.seq, secs(rd.Call)))
+				r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s publisher %s: event %s (seq %d) at position %d follows %s (seq %d) in the %s at %s",
+					rd.Flow, p.Client, id, p.Seq, i, t.id, t.seq, readName(rd), secs(rd.Call)))
 			}
 		}
 	}

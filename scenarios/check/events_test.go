@@ -41,6 +41,38 @@ func TestLost(t *testing.T) {
 	})
 }
 
+// TestLostServerRead: where the harness read a flow's stream from Redis
+// itself, that read is the final one, whatever the layer's history said: an
+// event the layer serves from memory but never wrote is lost. Duplicates
+// and order are judged in it too.
+func TestLostServerRead(t *testing.T) {
+	p1, p2 := pub("p0", "f1", 1, 0.5, 0.51, true), pub("p0", "f1", 2, 1.5, 1.51, true)
+	srv := func(at float64, ids ...string) history.Op {
+		o := rd("f1", at, ids...)
+		o.Kind, o.Client = history.ServerRead, "harness"
+		return o
+	}
+	runTable(t, "lost", Lost, []tc{
+		{name: "layer says yes, redis says no", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(4.9, "p0-1")),
+			verdict: Fail, err: ErrLost,
+			evidence: []string{"event f1/p0-2 (seq 2, during fault kill) acknowledged at 1.510s, missing from the Redis stream (the harness's own read) at 4.900s"},
+			metrics:  map[string]float64{"lost": 1, "flows_read_from_redis": 1, "flows_read_through_layer": 0}},
+		{name: "both agree", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-1", "p0-2")),
+			verdict: Pass, metrics: map[string]float64{"lost": 0, "flows_read_from_redis": 1}},
+		{name: "through the layer only: judged, and said so", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2")),
+			verdict: Pass, evidence: []string{"1 of 1 flows judged on the layer's own history read, not on Redis"},
+			metrics: map[string]float64{"flows_read_from_redis": 0, "flows_read_through_layer": 1}},
+	})
+	runTable(t, "duplicated", Duplicated, []tc{
+		{name: "twice in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-1", "p0-2", "p0-2")),
+			verdict: Fail, err: ErrDuplicate, evidence: []string{"event f1/p0-2 appears 2 times in the Redis stream (the harness's own read) of f1 at 5.500s"}},
+	})
+	runTable(t, "reordered", Reordered, []tc{
+		{name: "out of order in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-2", "p0-1")),
+			verdict: Fail, err: ErrReordered, evidence: []string{"in the Redis stream (the harness's own read) at 5.500s"}},
+	})
+}
+
 // TestLostAcrossRollback: events acknowledged while a flag fault had the
 // event bus off are memory-only by design: counted, not judged; events
 // acknowledged before and after it are judged as ever.

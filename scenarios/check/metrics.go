@@ -36,6 +36,8 @@ func catalogue() []Metric {
 	ms := []Metric{
 		{"lost", "count", "lost", "acknowledged events missing from their flow's final history read"},
 		{"acknowledged", "count", "lost", "acknowledged events judged by the lost check"},
+		{"flows_read_from_redis", "count", "lost", "flows judged on the harness's own read of their Redis stream"},
+		{"flows_read_through_layer", "count", "lost", "flows judged on the layer's history read (the layer names no streams)"},
 		{"unread_flows", "count", "lost", "flows with acknowledged events but no final history read after the faults"},
 		{"memory_only", "count", "lost", "events acknowledged during a rollback (REDIS_ENABLED=false), in memory only by design and not judged"},
 		{"duplicates", "count", "duplicated", "events appearing more than once in a history read"},
