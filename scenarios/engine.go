@@ -355,6 +355,7 @@ func (r *run) recover(ctx context.Context) {
 		r.settle(ctx, flow, deadline, func() (history.Op, []string) { return r.readHistory(ctx, bus, flow) })
 		if server != nil {
 			r.settle(ctx, flow, deadline, func() (history.Op, []string) { return server.read(ctx, r, flow, r.readCount(flow)) })
+			server.info(ctx, r, flow)
 		}
 	}
 }

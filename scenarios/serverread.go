@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -83,4 +84,37 @@ func entryEventID(m redis.XMessage) string {
 		}
 	}
 	return "?" + m.ID
+}
+
+// info records the flow's stream length and TTL as Redis reports them, for
+// the stream_bounds check.
+func (s *serverReader) info(ctx context.Context, r *run, flow string) {
+	op := history.Op{Client: "harness", Kind: history.StreamInfo, Flow: flow, Call: r.rec.Now()}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	var n *redis.IntCmd
+	var ttl *redis.DurationCmd
+	_, err := s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+		key := s.streams.StreamKey(flow)
+		n, ttl = p.XLen(cctx, key), p.PTTL(cctx, key)
+		return nil
+	})
+	cancel()
+	op.Return = r.rec.Now()
+	op.OK = err == nil
+	if err != nil {
+		op.Err = redact.Text(err.Error(), s.secret)
+	} else {
+		op.Count = n.Val()
+		op.Value = strconv.FormatInt(pttlMillis(ttl.Val()), 10)
+	}
+	r.rec.Add(op)
+}
+
+// pttlMillis is PTTL's answer in milliseconds: go-redis returns -1 and -2
+// (no TTL, no key) as those many nanoseconds.
+func pttlMillis(d time.Duration) int64 {
+	if d < 0 {
+		return int64(d)
+	}
+	return d.Milliseconds()
 }

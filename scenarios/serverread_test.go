@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/hardened"
@@ -70,4 +71,36 @@ func TestServerReadCatches(t *testing.T) {
 			t.Errorf("flows_read_through_layer = %v; want 4", got)
 		}
 	})
+}
+
+// TestStreamBoundsCaught: a layer that ignores the configured MAXLEN and
+// stream TTL (it was built with its own) keeps every event, for 1000 h;
+// stream_trim's stream_bounds check, reading XLEN and PTTL from Redis, must
+// fail it, and no other check needs to.
+func TestStreamBoundsCaught(t *testing.T) {
+	needRedis(t)
+	t.Parallel()
+	reg := &impl.Profiles{}
+	reg.Register("mutant", func(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
+		cfg.StreamMaxLen, cfg.StreamTTL = 1<<40, 1000*time.Hour
+		return hardened.New(ctx, cfg)
+	})
+	spec, err := Load("stream_trim", DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := runSpec(t, spec, "mutant", reg, 1)
+	for _, r := range o.Results {
+		switch {
+		case r.Check == "stream_bounds":
+			if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrStreamBounds) {
+				t.Errorf("check stream_bounds: got %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrStreamBounds)
+			}
+			if r.Metrics["streams_untrimmed"] != 2 || r.Metrics["streams_ttl_over"] != 2 {
+				t.Errorf("stream_bounds metrics %v; want 2 untrimmed, 2 over TTL", r.Metrics)
+			}
+		case r.Verdict == check.Fail:
+			t.Errorf("check %s: got FAIL (%v); want only stream_bounds to catch this mutant", r.Check, r.Err)
+		}
+	}
 }

@@ -82,6 +82,7 @@ var (
 	ErrHealthMismatch    = errors.New("the health endpoint must report the Redis state within one health interval")
 	ErrErrorRate         = errors.New("the error rate of each phase must stay within its bound")
 	ErrLowLoad           = errors.New("the load before the first fault must reach its target for the run to be judged")
+	ErrStreamBounds      = errors.New("a flow's stream must be trimmed to about its MAXLEN and expire within its configured TTL")
 	ErrNoData            = errors.New("a verdict needs the operations it judges to be in the history")
 )
 
@@ -110,6 +111,7 @@ var Checks = []Check{
 	{"latency", Latency},
 	{"health", Health},
 	{"load", Load},
+	{"stream_bounds", StreamBounds},
 }
 
 // Names returns the names of Checks, in order.
@@ -233,6 +235,11 @@ type Config struct {
 	// MinRateBefore is the acknowledged publish rate (ops/s) the run must
 	// reach before the first fault to be judged. Default 0: no minimum.
 	MinRateBefore float64
+
+	// StreamMaxLen and StreamTTL are the layer's stream bounds (TASK-005:
+	// MAXLEN ~ 10000, 24 h). Defaults 10000 and 24h (impl defaults).
+	StreamMaxLen int64
+	StreamTTL    time.Duration
 }
 
 const defaultBudget = 50 * time.Millisecond
@@ -250,6 +257,10 @@ func (c Config) withDefaults() Config {
 	def(&c.DeliveryLate, time.Second)
 	def(&c.RegistryTTL, 300*time.Second)
 	def(&c.CleanupInterval, 60*time.Second)
+	def(&c.StreamTTL, 24*time.Hour)
+	if c.StreamMaxLen == 0 {
+		c.StreamMaxLen = 10000
+	}
 	if c.Budget == nil {
 		c.Budget = map[string]time.Duration{}
 		for _, k := range []string{

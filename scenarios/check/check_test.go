@@ -133,6 +133,7 @@ func rich() history.History {
 		history.Op{Client: "hc", Kind: history.Health, Value: "unavailable", Call: s(2.2), Return: s(2.21), OK: true},
 		history.Op{Client: "hc", Kind: history.Health, Value: "healthy", Call: s(3.2), Return: s(3.21), OK: true},
 		rd("f1", 4.5, "p0-1", "p0-2", "p0-3", "p0-4"),
+		history.Op{Client: "harness", Kind: history.StreamInfo, Flow: "f1", Count: 4, Value: "86399000", Call: s(4.6), Return: s(4.61), OK: true},
 	)
 }
 

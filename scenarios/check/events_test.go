@@ -2,6 +2,7 @@ package check
 
 import (
 	"testing"
+	"time"
 
 	"github.com/gonogo/harness/internal/history"
 )
@@ -70,6 +71,36 @@ func TestLostServerRead(t *testing.T) {
 	runTable(t, "reordered", Reordered, []tc{
 		{name: "out of order in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-2", "p0-1")),
 			verdict: Fail, err: ErrReordered, evidence: []string{"in the Redis stream (the harness's own read) at 5.500s"}},
+	})
+}
+
+// TestStreamBounds: the stream's length is judged only where more events
+// than MAXLEN + one node were acknowledged; its TTL always.
+func TestStreamBounds(t *testing.T) {
+	c := Config{StreamMaxLen: 10, StreamTTL: time.Hour}
+	var pubs []history.Op
+	for i := int64(1); i <= 150; i++ {
+		pubs = append(pubs, pub("p0", "f1", i, float64(i)/100, float64(i)/100+0.001, true))
+	}
+	info := func(flow string, n int64, pttl string) history.Op {
+		return history.Op{Client: "harness", Kind: history.StreamInfo, Flow: flow, Count: n, Value: pttl, Call: s(5), Return: s(5.01), OK: true}
+	}
+	with := func(o history.Op) history.History { return hist(nil, append(append([]history.Op(nil), pubs...), o)...) }
+	runTable(t, "stream_bounds", StreamBounds, []tc{
+		{name: "trimmed, with its TTL", c: c, h: with(info("f1", 100, "3599000")),
+			verdict: Pass, metrics: map[string]float64{"stream_len_max": 100, "streams_untrimmed": 0, "streams_without_ttl": 0, "streams_ttl_over": 0}},
+		{name: "never trimmed", c: c, h: with(info("f1", 150, "3599000")),
+			verdict: Fail, err: ErrStreamBounds,
+			evidence: []string{"flow f1: 150 entries after 150 acknowledged events, over MAXLEN 10 + 100 (one stream node)"},
+			metrics:  map[string]float64{"streams_untrimmed": 1}},
+		{name: "no TTL", c: c, h: with(info("f1", 100, "-1")),
+			verdict: Fail, err: ErrStreamBounds, evidence: []string{"flow f1: stream of 100 entries has no TTL (want at most 1h0m0s)"},
+			metrics: map[string]float64{"streams_without_ttl": 1}},
+		{name: "TTL over the configured one", c: c, h: with(info("f1", 100, "86400000")),
+			verdict: Fail, err: ErrStreamBounds, evidence: []string{"flow f1: stream TTL 24h0m0s, over the configured 1h0m0s"}},
+		{name: "too few events to see trimming", c: c, h: hist(nil, pubs[0], info("f1", 1, "3599000")),
+			verdict: Pass, evidence: []string{"trimming not exercised: no flow had more than MAXLEN 10 + 100 acknowledged events"}},
+		{name: "no look at the stream", c: c, h: hist(nil, pubs...), verdict: Inconclusive, err: ErrNoData},
 	})
 }
 
