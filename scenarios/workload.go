@@ -149,7 +149,7 @@ func (r *run) publisher(ctx context.Context, client string, rng *rand.Rand, rate
 		}
 		l, release := r.use(0)
 		defer release()
-		op := history.Op{Client: client, Kind: history.Publish, Flow: flow, EventID: e.ID, Seq: seq[flow], Call: r.rec.Now()}
+		op := history.Op{Client: client, Kind: history.Publish, Flow: flow, EventID: e.ID, Seq: seq[flow], Value: instanceID(0), Call: r.rec.Now()}
 		err := l.Bus.Publish(counter.WithOp(ctx, history.Publish), e)
 		if err == nil {
 			r.ack(flow, e.ID)

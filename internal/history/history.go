@@ -15,7 +15,7 @@ import (
 
 // Kinds of operation a workload records.
 const (
-	Publish      = "publish"   // EventID, Seq, Flow; OK means acknowledged
+	Publish      = "publish"   // EventID, Seq, Flow; Value = instance; OK means acknowledged
 	Read         = "history"   // Flow; Values = event IDs read, in stream order
 	Deliver      = "deliver"   // Client is the subscriber; EventID; Return = receive time
 	Subscribe    = "subscribe" // Client subscribed (Call) / unsubscribed (Return)

@@ -67,7 +67,7 @@ func (r Result) MarshalJSON() ([]byte, error) {
 var (
 	ErrLost              = errors.New("an acknowledged event must be readable from history after recovery")
 	ErrDuplicate         = errors.New("an event must appear at most once in a history read and be delivered at most once to each subscriber")
-	ErrReordered         = errors.New("events of one publisher must appear in a flow's history in the order they were published")
+	ErrReordered         = errors.New("a flow's events must appear, in history and in every subscriber's stream, in publish order: per publisher, and after every event acknowledged before they were published")
 	ErrDeliveryLost      = errors.New("a subscriber must receive every event acknowledged while it was subscribed")
 	ErrDeliveryDuplicate = errors.New("a subscriber must receive each event at most once")
 	ErrDeliveryLate      = errors.New("a subscriber must receive an event within the delivery bound of its publish")

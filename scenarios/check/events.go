@@ -311,55 +311,156 @@ func ints(xs []int) string {
 	return strings.Join(s, ", ")
 }
 
-// Reordered judges ErrReordered: in every successful history read, the
-// acknowledged events of one publisher on the flow appear in increasing Seq.
+// Reordered judges ErrReordered in every successful history read (the
+// layer's and the harness's own read of the stream) and in every
+// subscriber's deliveries (first receipt of each event, per flow):
+//
+//   - per publisher: its acknowledged events appear in increasing Seq;
+//   - in real time: an event whose publish was acknowledged before another's
+//     publish was called appears before it. The rule binds two publishes
+//     made through the same instance (the publish op's Value; "" is one
+//     instance), or two acknowledged while the layer served from Redis:
+//     across instances that acknowledged from memory during an outage no
+//     order between them exists to keep.
+//
 // Only the first occurrence of an id is considered (repeats are
-// Duplicated's business); each out-of-order event counts once.
+// Duplicated's business); each out-of-order event counts once per place.
+// Metrics: reordered (history reads), reordered_realtime (of those, the
+// ones only the real-time rule sees), delivery_reordered (deliveries).
 func Reordered(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("reordered", ErrReordered.Error())
 	pubs := publishes(h)
 	judged := 0
 	bad := map[eventKey]bool{}
+	realtime := 0
 	for _, rd := range reads(h, stored...) {
-		type top struct {
-			seq int64
-			id  string
-		}
-		highest := map[string]top{}
-		seen := map[string]bool{}
+		o := newOrder(pubs, rd.Flow)
 		for i, id := range rd.Values {
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			k := eventKey{rd.Flow, id}
-			p, ok := pubs[k]
-			if !ok || !p.OK {
+			why, ok := o.next(id)
+			if !ok {
 				continue
 			}
 			judged++
-			t, ok := highest[p.Client]
-			if !ok || p.Seq > t.seq {
-				highest[p.Client] = top{p.Seq, id}
+			k := eventKey{rd.Flow, id}
+			if why == "" || bad[k] {
 				continue
 			}
-			if !bad[k] {
-				bad[k] = true
-				r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s publisher %s: event %s (seq %d) at position %d follows %s (seq %d) in the %s at %s",
-					rd.Flow, p.Client, id, p.Seq, i, t.id, t.seq, readName(rd), secs(rd.Call)))
+			bad[k] = true
+			if o.byRealTime {
+				realtime++
 			}
+			r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s: event %s at position %d of the %s at %s %s",
+				rd.Flow, id, i, readName(rd), secs(rd.Call), why))
+		}
+	}
+	badDel := 0
+	dels := deliveries(h)
+	for _, k := range sortedSubKeys(dels) {
+		o := newOrder(pubs, k.flow)
+		for i, id := range dels[k].order {
+			why, ok := o.next(id)
+			if !ok {
+				continue
+			}
+			judged++
+			if why == "" {
+				continue
+			}
+			badDel++
+			r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s: event %s delivered to %s as its %s event %s",
+				k.flow, id, k.client, ordinal(i+1), why))
 		}
 	}
 	if judged == 0 {
-		return r.noData("no history read holds an acknowledged event")
+		return r.noData("no history read or delivery holds an acknowledged event")
 	}
 	r.Metrics["reordered"] = float64(len(bad))
+	r.Metrics["reordered_realtime"] = float64(realtime)
+	r.Metrics["delivery_reordered"] = float64(badDel)
 	var fails []error
 	if len(bad) > 0 {
-		fails = append(fails, fmt.Errorf("%w: %d events out of order", ErrReordered, len(bad)))
+		fails = append(fails, fmt.Errorf("%w: %d events out of order in history reads", ErrReordered, len(bad)))
+	}
+	if badDel > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d deliveries out of order", ErrReordered, badDel))
 	}
 	return r.finish(c, fails, "")
+}
+
+// order follows one sequence of a flow's events (a read, or what one
+// subscriber received) and says, for each next event, which event it
+// should have come after.
+type order struct {
+	pubs map[eventKey]history.Op
+	flow string
+	seen map[string]bool
+	// highest is each publisher's highest Seq so far; latest the publish
+	// with the latest Call so far per instance, and among those
+	// acknowledged in redis mode.
+	highest     map[string]history.Op
+	latest      map[string]history.Op
+	latestRedis history.Op
+	anyRedis    bool
+	// byRealTime: the last violation was seen only by the real-time rule.
+	byRealTime bool
+}
+
+func newOrder(pubs map[eventKey]history.Op, flow string) *order {
+	return &order{pubs: pubs, flow: flow, seen: map[string]bool{}, highest: map[string]history.Op{}, latest: map[string]history.Op{}}
+}
+
+// next takes the sequence's next event id: ok is false when it is not
+// judged (a repeat, or no acknowledged publish of it); why says what it
+// should have followed, "" when it is in order.
+func (o *order) next(id string) (why string, ok bool) {
+	if o.seen[id] {
+		return "", false
+	}
+	o.seen[id] = true
+	p, found := o.pubs[eventKey{o.flow, id}]
+	if !found || !p.OK {
+		return "", false
+	}
+	o.byRealTime = false
+	if t, ok := o.highest[p.Client]; ok && t.Seq > p.Seq {
+		why = fmt.Sprintf("(publisher %s, seq %d) follows %s (seq %d)", p.Client, p.Seq, t.EventID, t.Seq)
+	} else {
+		o.highest[p.Client] = p
+	}
+	if why == "" {
+		if l, ok := o.latest[p.Value]; ok && p.Return < l.Call {
+			why = realTime(p, l)
+		} else if p.Mode == "redis" && o.anyRedis && p.Return < o.latestRedis.Call {
+			why = realTime(p, o.latestRedis)
+		}
+		o.byRealTime = why != ""
+	}
+	if l, ok := o.latest[p.Value]; !ok || p.Call > l.Call {
+		o.latest[p.Value] = p
+	}
+	if p.Mode == "redis" && (!o.anyRedis || p.Call > o.latestRedis.Call) {
+		o.latestRedis, o.anyRedis = p, true
+	}
+	return why, true
+}
+
+func realTime(p, before history.Op) string {
+	return fmt.Sprintf("(acknowledged at %s) follows %s, whose publish was called later (%s)", secs(p.Return), before.EventID, secs(before.Call))
+}
+
+func ordinal(n int) string {
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+		return fmt.Sprintf("%dth", n)
+	case n%10 == 1:
+		return fmt.Sprintf("%dst", n)
+	case n%10 == 2:
+		return fmt.Sprintf("%dnd", n)
+	case n%10 == 3:
+		return fmt.Sprintf("%drd", n)
+	}
+	return fmt.Sprintf("%dth", n)
 }
 
 // subKey names one subscriber on one flow.

@@ -70,7 +70,7 @@ func TestLostServerRead(t *testing.T) {
 	})
 	runTable(t, "reordered", Reordered, []tc{
 		{name: "out of order in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-2", "p0-1")),
-			verdict: Fail, err: ErrReordered, evidence: []string{"in the Redis stream (the harness's own read) at 5.500s"}},
+			verdict: Fail, err: ErrReordered, evidence: []string{"of the Redis stream (the harness's own read) at 5.500s"}},
 	})
 }
 
@@ -168,12 +168,16 @@ func TestReordered(t *testing.T) {
 		return hist(kill(), append(append([]history.Op(nil), ops...), extra...)...)
 	}
 	runTable(t, "reordered", Reordered, []tc{
-		{name: "in order, publishers interleaved", h: with(rd("f1", 5, "p1-1", "p0-1", "p1-2", "p0-2", "p0-3")),
-			verdict: Pass, metrics: map[string]float64{"reordered": 0}},
+		{name: "in order, publishers interleaved", h: with(rd("f1", 5, "p0-1", "p1-1", "p0-2", "p1-2", "p0-3")),
+			verdict: Pass, metrics: map[string]float64{"reordered": 0, "reordered_realtime": 0}},
 		{name: "swapped", h: with(rd("f1", 5, "p0-2", "p0-1", "p0-3")),
 			verdict: Fail, err: ErrReordered,
-			evidence: []string{"flow f1 publisher p0: event p0-1 (seq 1) at position 1 follows p0-2 (seq 2) in the history read at 5.000s"},
-			metrics:  map[string]float64{"reordered": 1}},
+			evidence: []string{"flow f1: event p0-1 at position 1 of the history read at 5.000s (publisher p0, seq 1) follows p0-2 (seq 2)"},
+			metrics:  map[string]float64{"reordered": 1, "reordered_realtime": 0}},
+		{name: "neighbours of two publishers swapped", h: with(rd("f1", 5, "p1-1", "p0-1", "p1-2", "p0-2", "p0-3")),
+			verdict: Fail, err: ErrReordered,
+			evidence: []string{"flow f1: event p0-1 at position 1 of the history read at 5.000s (acknowledged at 0.110s) follows p1-1, whose publish was called later (0.150s)"},
+			metrics:  map[string]float64{"reordered": 2, "reordered_realtime": 2}},
 		{name: "counted once over many reads", h: with(rd("f1", 5, "p0-3", "p0-1", "p0-2"), rd("f1", 6, "p0-3", "p0-1", "p0-2")),
 			verdict: Fail, err: ErrReordered, metrics: map[string]float64{"reordered": 2}},
 		{name: "unacknowledged event ignored", h: with(rd("f1", 5, "p0-4", "p0-1", "p0-2", "p0-3")),
@@ -181,6 +185,36 @@ func TestReordered(t *testing.T) {
 		{name: "repeat is not a reorder", h: with(rd("f1", 5, "p0-1", "p0-2", "p0-1", "p0-3")),
 			verdict: Pass},
 		{name: "no read", h: with(), verdict: Inconclusive, err: ErrNoData},
+	})
+}
+
+// TestReorderedRealTimeScope: publishes that overlap in time may appear in
+// either order; across instances the real-time rule binds only publishes
+// both acknowledged in redis mode; deliveries are judged like reads.
+func TestReorderedRealTimeScope(t *testing.T) {
+	on := func(o history.Op, inst, mode string) history.Op {
+		o.Value, o.Mode = inst, mode
+		return o
+	}
+	a, b := pub("p0", "f1", 1, 0.1, 0.2, true), pub("p1", "f1", 1, 0.15, 0.25, true)
+	memA, memB := on(pub("p0", "f1", 1, 0.1, 0.11, true), "inst-0", "memory"), on(pub("p1", "f1", 1, 0.2, 0.21, true), "inst-1", "memory")
+	redA, redB := on(pub("p0", "f1", 1, 0.1, 0.11, true), "inst-0", "redis"), on(pub("p1", "f1", 1, 0.2, 0.21, true), "inst-1", "redis")
+	del := func(client, id string, at float64) history.Op {
+		return history.Op{Client: client, Kind: history.Deliver, Flow: "f1", EventID: id, Call: s(at), Return: s(at), OK: true}
+	}
+	runTable(t, "reordered", Reordered, []tc{
+		{name: "overlapping publishes either way", h: hist(nil, a, b, rd("f1", 5, "p1-1", "p0-1")), verdict: Pass},
+		{name: "two instances in memory: no order to keep", h: hist(nil, memA, memB, rd("f1", 5, "p1-1", "p0-1")), verdict: Pass},
+		{name: "two instances on redis: real-time order binds", h: hist(nil, redA, redB, rd("f1", 5, "p1-1", "p0-1")),
+			verdict: Fail, err: ErrReordered, metrics: map[string]float64{"reordered_realtime": 1}},
+		{name: "one instance, memory: real-time order binds", h: hist(nil, on(memA, "inst-0", "memory"), on(memB, "inst-0", "memory"), rd("f1", 5, "p1-1", "p0-1")),
+			verdict: Fail, err: ErrReordered},
+		{name: "deliveries in order", h: hist(nil, redA, redB, del("s0", "p0-1", 1), del("s0", "p1-1", 1.1)), verdict: Pass,
+			metrics: map[string]float64{"delivery_reordered": 0}},
+		{name: "deliveries out of order", h: hist(nil, redA, redB, del("s0", "p1-1", 1), del("s0", "p0-1", 1.1), del("s1", "p0-1", 1), del("s1", "p1-1", 1.1)),
+			verdict: Fail, err: ErrReordered,
+			evidence: []string{"flow f1: event p0-1 delivered to s0 as its 2nd event (acknowledged at 0.110s) follows p1-1, whose publish was called later (0.200s)"},
+			metrics:  map[string]float64{"delivery_reordered": 1, "reordered": 0}},
 	})
 }
 
