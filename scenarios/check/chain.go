@@ -116,7 +116,11 @@ func DetectableRate(n int) float64 {
 // window ended (a resume could then fetch it). No event may be received
 // twice (ErrChainDuplicate), and first receipts must respect the
 // acknowledged order: when a's publish returned before b's was called, a
-// comes first (ErrChainReordered). Metric chain_detectable_pct states the
+// comes first (ErrChainReordered). A slow consumer (SlowClientPrefix) may
+// never catch up: it is owed only the events acknowledged before the
+// latest-published one it received was called, so a gap counts, a backlog
+// does not.
+// Metric chain_detectable_pct states the
 // check's sensitivity: the smallest per-event violation rate it detects
 // with 95 % probability, given the events it judged.
 func SessionChain(h history.History, c Config) Result {
@@ -142,8 +146,12 @@ func SessionChain(h history.History, c Config) Result {
 		if got == nil {
 			got = &received{byID: map[string][]receipt{}}
 		}
+		owed := end - c.DeliveryGrace
+		if strings.HasPrefix(ch.key.client, SlowClientPrefix) {
+			owed = min(owed, reachedUpTo(got, pubs, ch.key.flow))
+		}
 		for _, p := range acked[ch.key.flow] {
-			if p.Call < first || p.Return > end-c.DeliveryGrace || !ch.resumedAfter(p.Call, ws, c) {
+			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) {
 				continue
 			}
 			judged++
@@ -203,6 +211,19 @@ func SessionChain(h history.History, c Config) Result {
 		unjudged = "no acknowledged event was published within a chain's span"
 	}
 	return r.finish(c, errs, unjudged)
+}
+
+// reachedUpTo is the latest publish call among the events a slow consumer
+// received: it is owed everything acknowledged before it (no gap), not
+// what it never got to read.
+func reachedUpTo(got *received, pubs map[eventKey]history.Op, flow string) time.Duration {
+	var t time.Duration = -1
+	for _, id := range got.order {
+		if p, ok := pubs[eventKey{flow, id}]; ok && p.Call > t {
+			t = p.Call
+		}
+	}
+	return t
 }
 
 // resumedAfter reports whether an event published at t is expected of the

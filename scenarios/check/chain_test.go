@@ -109,6 +109,22 @@ func TestDeliveryLeavesSlowClientsOut(t *testing.T) {
 	}
 }
 
+// TestSessionChainSlowBacklog: a slow consumer is owed what precedes the
+// latest event it received (a gap fails), not the backlog it never read.
+func TestSessionChainSlowBacklog(t *testing.T) {
+	slow := SlowClientPrefix + "rate-0"
+	pubs := []history.Op{pub("p0", "f1", 1, 1, 1.01, true), pub("p0", "f1", 2, 2, 2.01, true), pub("p0", "f1", 3, 3, 3.01, true), pub("p0", "f1", 4, 4, 4.01, true)}
+	with := func(ops ...history.Op) []history.Op {
+		return append(append(append([]history.Op(nil), pubs...), sconn(slow, 1, "inst-0", "", 0.5, 3.5), sconn(slow, 2, "inst-0", "cur-2", 3.6, 8)), ops...)
+	}
+	runTable(t, "session_chain", SessionChain, []tc{
+		{name: "behind, no gap", h: hist(nil, with(got(slow, 1, "p0-1", 3), got(slow, 2, "p0-2", 7))...), verdict: Pass,
+			metrics: map[string]float64{"chain_judged": 1, "chain_missing": 0}},
+		{name: "gap", h: hist(nil, with(got(slow, 1, "p0-1", 3), got(slow, 2, "p0-3", 7))...), verdict: Fail, err: ErrChainMissing,
+			evidence: []string{"client slow-rate-0: event f1/p0-2"}, metrics: map[string]float64{"chain_judged": 2, "chain_missing": 1}},
+	})
+}
+
 func TestDetectableRate(t *testing.T) {
 	for _, tt := range []struct {
 		n    int
