@@ -25,18 +25,19 @@ checks:
   - name: session_chain
 `
 
-// stallSpec: one consumer stops reading 16 KB events for 2 s, long enough
-// to back up into the instance past what the sockets hold.
+// stallSpec: one consumer stops reading 16 KB events for 4 s, long enough
+// to back up into the instance past what the sockets hold (loopback send
+// buffers grow to 4 MB).
 const stallSpec = `name: mutation_stall
 description: a stalled consumer next to a normal one, no fault
 config:
   probe_interval: 100ms
 workload:
-  duration: 5s
+  duration: 6s
   publish: {rate: 200, flows: 1, publishers: 2, payload: 16384}
   sse:
     clients: 1
-    stalled: {clients: 1, after: 10, for: 2s}
+    stalled: {clients: 1, after: 10, for: 4s}
 checks:
   - name: session_chain
 `

@@ -3,9 +3,11 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,6 +32,28 @@ type sseClient struct {
 	events int
 	// stalled is set once the client has stalled (it stalls once).
 	stalled bool
+	// gate holds the client's socket unread while it is stalled.
+	gate gate
+}
+
+// gate holds reads back until a time (unix ns in until; 0: open).
+type gate struct{ until atomic.Int64 }
+
+// wait returns when the gate opens (true) or closed is closed (false).
+func (g *gate) wait(closed <-chan struct{}) bool {
+	for {
+		d := time.Until(time.Unix(0, g.until.Load()))
+		if d <= 0 {
+			return true
+		}
+		t := time.NewTimer(min(d, 50*time.Millisecond))
+		select {
+		case <-closed:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // startSSE starts the SSE clients of the workload: Clients per flow, spread
@@ -153,9 +177,9 @@ func (r *run) move(c *sseClient, inst int) int {
 
 // stall blocks a stalled consumer, once, when it has received its
 // stall.after events or the run reached stall.at, for stall.for (default:
-// until ctx ends). It stops draining its stream: the connection stays open
-// while the events back up into the client's buffers, its socket and the
-// server.
+// until ctx ends). Its socket is not read meanwhile (the gate): the
+// connection stays open while the events back up into its receive buffer
+// and the server.
 func (r *run) stall(ctx context.Context, c *sseClient) {
 	st := c.read
 	if st == nil || c.stalled || (st.After == 0 || c.events < st.After) && (st.At == 0 || r.rec.Now() < st.At.D()) {
@@ -164,9 +188,11 @@ func (r *run) stall(ctx context.Context, c *sseClient) {
 	c.stalled = true
 	fmt.Fprintf(r.logw, "%s: stops reading at %s after %d events\n", c.name, r.rec.Now(), c.events)
 	if st.For == 0 {
+		c.gate.until.Store(math.MaxInt64)
 		<-ctx.Done()
 		return
 	}
+	c.gate.until.Store(time.Now().Add(st.For.D()).UnixNano())
 	sleepCtx(ctx, st.For.D())
 	fmt.Fprintf(r.logw, "%s: reads again at %s\n", c.name, r.rec.Now())
 }
@@ -180,14 +206,15 @@ func (r *run) open(ctx context.Context, c *sseClient, inst int, l *impl.Layer, c
 	}
 	hc := http.DefaultClient
 	if c.read != nil {
-		hc = slowHTTPClient(c.read)
+		hc = slowHTTPClient(c.read, &c.gate)
 	}
 	return httplayer.SubscribeRetry(ctx, hc, r.bases[inst], c.flow, cursor, retry)
 }
 
 // slowHTTPClient makes one connection per stream, with a receive buffer of
-// RecvBuffer bytes, reading at most ReadRate bytes per second.
-func slowHTTPClient(cs *Consumer) *http.Client {
+// RecvBuffer bytes, reading at most ReadRate bytes per second (0: as fast
+// as it can) while g is open.
+func slowHTTPClient(cs *Consumer, g *gate) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
@@ -202,26 +229,35 @@ func slowHTTPClient(cs *Consumer) *http.Client {
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := d.DialContext(ctx, network, addr)
-			if err != nil || cs.ReadRate == 0 {
-				return conn, err
+			if err != nil {
+				return nil, err
 			}
-			return &throttled{Conn: conn, rate: cs.ReadRate}, nil
+			return &throttled{Conn: conn, rate: cs.ReadRate, gate: g, closed: make(chan struct{})}, nil
 		},
 	}
 	return &http.Client{Transport: tr}
 }
 
-// throttled reads at most rate bytes per second: each read takes at most
-// a twentieth of a second's worth, then waits until the bytes read are
-// due.
+// throttled reads nothing while its gate is shut, and at most rate bytes
+// per second (when rate > 0): each read takes at most a twentieth of a
+// second's worth, then waits until the bytes read are due.
 type throttled struct {
 	net.Conn
-	rate  int
-	start time.Time
-	read  int64
+	rate      int
+	gate      *gate
+	closed    chan struct{}
+	closeOnce sync.Once
+	start     time.Time
+	read      int64
 }
 
 func (t *throttled) Read(p []byte) (int, error) {
+	if !t.gate.wait(t.closed) {
+		return 0, net.ErrClosed
+	}
+	if t.rate == 0 {
+		return t.Conn.Read(p)
+	}
 	if t.start.IsZero() {
 		t.start = time.Now()
 	}
@@ -235,4 +271,10 @@ func (t *throttled) Read(p []byte) (int, error) {
 		time.Sleep(d)
 	}
 	return n, err
+}
+
+// Close ends a read waiting at the gate, then closes the connection.
+func (t *throttled) Close() error {
+	t.closeOnce.Do(func() { close(t.closed) })
+	return t.Conn.Close()
 }

@@ -2,7 +2,9 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -30,7 +32,7 @@ func TestThrottledReadRate(t *testing.T) {
 		defer c.Close()
 		c.Write(make([]byte, size))
 	}()
-	tr := slowHTTPClient(&Consumer{ReadRate: rate, RecvBuffer: 4096}).Transport.(*http.Transport)
+	tr := slowHTTPClient(&Consumer{ReadRate: rate, RecvBuffer: 4096}, &gate{}).Transport.(*http.Transport)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -71,5 +73,36 @@ func TestMove(t *testing.T) {
 	}
 	if len(seen) != 3 {
 		t.Errorf("move random: 100 moves reached instances %v; want all 3", seen)
+	}
+}
+
+// TestGateHoldsReads: a stalled consumer's socket is not read while its
+// gate is shut, and closing the connection ends a read waiting there.
+func TestGateHoldsReads(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	g := &gate{}
+	g.until.Store(time.Now().Add(300 * time.Millisecond).UnixNano())
+	c := &throttled{Conn: a, gate: g, closed: make(chan struct{})}
+	go b.Write([]byte("x"))
+	start := time.Now()
+	buf := make([]byte, 1)
+	if n, err := c.Read(buf); n != 1 || err != nil {
+		t.Fatalf("read: %d, %v; want 1 byte", n, err)
+	}
+	if el := time.Since(start); el < 300*time.Millisecond {
+		t.Errorf("read returned after %s; want it held at the gate for 300ms", el)
+	}
+	g.until.Store(math.MaxInt64)
+	done := make(chan error, 1)
+	go func() { _, err := c.Read(buf); done <- err }()
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("read after close: %v; want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read at a shut gate did not end when the connection closed")
 	}
 }
