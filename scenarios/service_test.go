@@ -149,6 +149,7 @@ func TestServiceModeUnavailable(t *testing.T) {
 			"does not offer the harness control API's registry"}},
 		{"one instance for two", "fanout_2", s.deps(full), []string{"needs 2 service instances; --service gave 1"}},
 		{"kill on a url", "kill_aof", s.deps(full), []string{"fault kill not available on target url"}},
+		{"throttled reader", "slow_consumers", s.deps(full), []string{"workload.sse read_rate (a throttled socket) is not available with --service"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := runOn(t, tt.scenario, "hardened", tt.deps)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,4 +149,31 @@ func TestResetAndCounts(t *testing.T) {
 			assert.NotContains(t, k, "after", "a publish after Close landed under the closed layer's prefix")
 		}
 	}
+}
+
+// TestSubscribeRetry: a stream's "retry:" fields reach the callback, in
+// milliseconds; malformed ones are ignored, as EventSource ignores them.
+func TestSubscribeRetry(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, ": connected c1\n\nretry: 2500\n\nretry: 1.5\nretry: x\n\n"+
+			"id: 1-0\ndata: {\"id\":\"e1\",\"flow_id\":\"f\"}\n\nretry:40\n\n")
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var got []time.Duration
+	ch, err := httplayer.SubscribeRetry(context.Background(), srv.Client(), srv.URL, "f", "", func(d time.Duration) {
+		mu.Lock()
+		got = append(got, d)
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	var ids []string
+	for e := range ch {
+		ids = append(ids, e.ID+"@"+e.Cursor)
+	}
+	assert.Equal(t, []string{"e1@1-0"}, ids)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []time.Duration{2500 * time.Millisecond, 40 * time.Millisecond}, got)
 }

@@ -17,8 +17,8 @@ import (
 const (
 	Publish      = "publish"   // EventID, Seq, Flow; Value = instance; OK means acknowledged
 	Read         = "history"   // Flow; Values = event IDs read, in stream order
-	Deliver      = "deliver"   // Client is the subscriber; EventID; Return = receive time
-	Subscribe    = "subscribe" // Client subscribed (Call) / unsubscribed (Return)
+	Deliver      = "deliver"   // Client is the subscriber; EventID; Return = receive time; Value = cursor; Seq = its connection
+	Subscribe    = "subscribe" // Client subscribed (Call) / unsubscribed (Return); Seq numbers the client's connections, Value = instance, Values[0] = Last-Event-ID sent
 	CacheGet     = "cache_get" // Flow; Version read (0 = miss)
 	CacheSet     = "cache_set" // Flow; Version offered; Value FillRefused when the layer refused it
 	CacheInval   = "cache_invalidate"

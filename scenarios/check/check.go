@@ -101,6 +101,7 @@ var Checks = []Check{
 	{"duplicated", Duplicated},
 	{"reordered", Reordered},
 	{"delivery", Delivery},
+	{"session_chain", SessionChain},
 	{"stale_read", StaleRead},
 	{"registry", Registry},
 	{"registry_count", RegistryCount},

@@ -527,13 +527,14 @@ func sortedSubKeys[V any](m map[subKey]V) []subKey {
 // Config.DeliveryLate after its publish call, when published outside a fault
 // window, ErrDeliveryLate. Latency (publish call → receive, or the deliver
 // op's own Call when the publish is not recorded) is measured over the first
-// receipt of every event.
+// receipt of every event. Clients named with SlowClientPrefix read slowly
+// on purpose and are left out (SessionChain judges them).
 func Delivery(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("delivery", strings.Join([]string{ErrDeliveryLost.Error(), ErrDeliveryDuplicate.Error(), ErrDeliveryLate.Error()}, "; "))
 	windows := map[subKey][]history.Op{}
 	for _, o := range sortedOps(h) {
-		if o.Kind == history.Subscribe && o.OK {
+		if o.Kind == history.Subscribe && o.OK && !strings.HasPrefix(o.Client, SlowClientPrefix) {
 			k := subKey{o.Client, o.Flow}
 			windows[k] = append(windows[k], o)
 		}
@@ -546,7 +547,7 @@ func Delivery(h history.History, c Config) Result {
 	pubs := publishes(h)
 	dels := deliveries(h)
 	for k := range dels {
-		if _, ok := windows[k]; !ok {
+		if _, ok := windows[k]; !ok && !strings.HasPrefix(k.client, SlowClientPrefix) {
 			windows[k] = nil
 		}
 	}
