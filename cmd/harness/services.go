@@ -32,7 +32,7 @@ type serviceOptions struct {
 // from HARNESS_CONTROL_TOKEN in getenv.
 func addServiceFlags(fs *flag.FlagSet, getenv func(string) string) *serviceOptions {
 	o := &serviceOptions{token: getenv("HARNESS_CONTROL_TOKEN")}
-	fs.Var(&o.urls, "service", "base `URL` of a service under test (docs/http.md), instead of an in-process profile; repeatable or comma list: instance i of a scenario is the i-th")
+	fs.Var(&o.urls, "service", "base `URL` of a service under test (docs/http.md), instead of an in-process profile; repeatable or comma list: instance i of a scenario is the i-th; the services' control API token comes from HARNESS_CONTROL_TOKEN")
 	fs.StringVar(&o.toxiproxy, "toxiproxy", "", "with --service: Toxiproxy API `URL` (http://toxiproxy:8474) whose proxy the services reach Redis through; network faults act on it (not given: network faults are unavailable)")
 	fs.StringVar(&o.proxy, "toxiproxy-proxy", "redis", "with --toxiproxy: `name` of that proxy")
 	fs.StringVar(&o.redisContainer, "redis-container", "", "with --service: Docker container `name` of the services' Redis; kill, pause and restart act on it through the Docker API")
