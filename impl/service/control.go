@@ -225,7 +225,7 @@ func (s *Service) guard(h http.HandlerFunc) http.HandlerFunc {
 		sum := sha256.Sum256([]byte(got))
 		if !ok || s.opts.Control.Token == "" || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="harness-control"`)
-			writeError(w, http.StatusUnauthorized, "control API: want the header Authorization: Bearer <HARNESS_CONTROL_TOKEN>")
+			writeError(w, http.StatusUnauthorized, "control API: want the header Authorization: Bearer followed by the service's HARNESS_CONTROL_TOKEN")
 			return
 		}
 		h(w, r)

@@ -198,7 +198,7 @@ func TestHeaderValuesCapped(t *testing.T) {
 			}{
 				{"long", strings.Repeat("u", 1000), 400, `X-User-ID "uuuu`},
 				{"space", "alice smith", 400, "want 1-128 characters of [A-Za-z0-9_.:@-]"},
-				{"newline encoded", "a%0Ab", 400, "want 1-128 characters"},
+				{"percent", "a%0Ab", 400, "want 1-128 characters"},
 				{"over MaxHeaderBytes", strings.Repeat("u", 64<<10), 431, ""},
 			} {
 				code, body := doWith(t, http.Header{"X-User-ID": {c.user}}, "GET", in.url+"/flows/f/events", "")
