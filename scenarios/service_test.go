@@ -43,6 +43,9 @@ func newServiceStack(t *testing.T) *serviceStack {
 	return &serviceStack{redis: p, proxy: px}
 }
 
+// controlToken guards the control API of the services these tests start.
+const controlToken = "scenarios-test-token-0123"
+
 // serve starts a reference service of profile whose Redis is reached
 // through the stack's proxy, with the control API when control is set,
 // and returns it dialled.
@@ -59,12 +62,12 @@ func (s *serviceStack) serve(t *testing.T, profile string, control bool) *httpla
 	}
 	opts := service.Options{Counter: h}
 	if control {
-		opts.Control = &service.Control{Base: cfg, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
+		opts.Control = &service.Control{Base: cfg, Token: controlToken, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 			return reg.New(ctx, profile, c)
 		}}
 	}
 	_, base := servicetest.Start(t, l, opts)
-	d, err := httplayer.Dial(ctx, base)
+	d, err := httplayer.Dial(ctx, base, controlToken)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,9 +24,12 @@ import (
 	"github.com/gonogo/harness/internal/counter"
 )
 
+// token is the control token of the services these tests start.
+const token = "test-token-0123456789"
+
 // serve starts a reference service of the hardened profile with the
-// control API, over a memory-only layer whose base configuration is cfg,
-// and returns it dialled.
+// control API (guarded by token), over a memory-only layer whose base
+// configuration is cfg, and returns it dialled with token.
 func serve(t *testing.T, cfg impl.Config, opts service.Options) *httplayer.Service {
 	t.Helper()
 	ctx := context.Background()
@@ -35,9 +38,10 @@ func serve(t *testing.T, cfg impl.Config, opts service.Options) *httplayer.Servi
 	if opts.Control != nil {
 		opts.Control.Base = cfg
 		opts.Control.New = hardened.New
+		opts.Control.Token = token
 	}
 	_, base := servicetest.Start(t, l0, opts)
-	s, err := httplayer.Dial(ctx, base)
+	s, err := httplayer.Dial(ctx, base, token)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s
@@ -74,13 +78,38 @@ func TestDialBadInput(t *testing.T) {
 		{"127.0.0.1:8080", "want an http:// or https:// URL"},
 		{notContract.URL, "no services.redis"},
 	} {
-		_, err := httplayer.Dial(ctx, c.url)
+		_, err := httplayer.Dial(ctx, c.url, token)
 		if assert.Error(t, err, "Dial(%s)", c.url) {
 			assert.Contains(t, err.Error(), c.want, "Dial(%s)", c.url)
 			assert.Contains(t, err.Error(), c.url, "the error names the service")
 			assert.NotContains(t, err.Error(), "\n", "one line")
 		}
 	}
+}
+
+// TestDialControlToken: a service whose control API refuses the harness's
+// token (none, or another) is an error at Dial that says which, never a
+// service silently run without its control API.
+func TestDialControlToken(t *testing.T) {
+	ctx := context.Background()
+	l0, err := hardened.New(ctx, impl.Config{})
+	require.NoError(t, err)
+	_, base := servicetest.Start(t, l0, service.Options{Control: &service.Control{New: hardened.New, Token: token}})
+	for _, c := range []struct{ token, want string }{
+		{"", "HARNESS_CONTROL_TOKEN is not set"},
+		{"another-token-0123456789", "HARNESS_CONTROL_TOKEN is not the service's"},
+	} {
+		_, err := httplayer.Dial(ctx, base, c.token)
+		if assert.Error(t, err, "Dial with token %q", c.token) {
+			assert.Contains(t, err.Error(), c.want)
+			assert.Contains(t, err.Error(), "401")
+			assert.NotContains(t, err.Error(), token, "the error shows no token")
+		}
+	}
+	s, err := httplayer.Dial(ctx, base, token)
+	require.NoError(t, err)
+	defer s.Close()
+	assert.True(t, s.Has(httplayer.Reset), "reset ability with the right token")
 }
 
 func TestWithoutControl(t *testing.T) {
