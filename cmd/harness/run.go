@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,8 +46,10 @@ func (l *listFlag) Set(v string) error {
 
 const runSynopsis = `run [--gate G [--gates FILE] | --scenario name|file.yaml ...] [--profile hardened]
            [--target process] [--seed N] [--report-dir reports] [-v]
-       run ... --service URL[,URL...] [--toxiproxy URL [--toxiproxy-proxy redis]] [--url redis://...]
-           [--redis-container NAME]: an implementation served elsewhere (docs/http.md) under test`
+       run ... --target url [--url redis://... | --url-env NAME] (default $REDIS_URL)
+       run ... --service URL[,URL...] [--toxiproxy URL [--toxiproxy-proxy redis]]
+           [--url redis://... | --url-env NAME] [--redis-container NAME]: an implementation
+           served elsewhere (docs/http.md) under test`
 
 // job is one scenario run: a spec against a profile, under a name in the
 // report model and a directory in the run's report directory.
@@ -82,9 +85,9 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 	fs.Var(&profs, "profile", "`profile` under test; repeatable or comma list (default hardened; one with --gate)")
 	gate := fs.String("gate", "", "run exactly what this gate of the gates file needs (scenarios and benchmarks) and judge its criteria: local, eventbus, production, release")
 	gatesFile := fs.String("gates", "", "gates `file` (default: the one shipped with the harness; see harness gates list)")
-	tgt := addTargetFlags(fs)
+	tgt := addTargetFlags(fs, e.getenv)
 	svc := addServiceFlags(fs, e.getenv)
-	seed := fs.Int64("seed", 0, "seed of the workloads' random choices; 0 picks one from the clock (printed, so the run can be replayed)")
+	seed := fs.Int64("seed", 0, fmt.Sprintf("seed of the workloads' random choices, 0 to %d; 0 picks one from the clock (printed, so the run can be replayed)", maxSeed))
 	reportDir := fs.String("report-dir", "reports", "directory the run's report directory <run id>/ is created in")
 	fs.StringVar(reportDir, "out", "reports", "same as --report-dir")
 	verbose := fs.Bool("v", false, "verbose: print engine notes and every phase")
@@ -98,6 +101,15 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 		}
 		return exitcode.Go, nil
 	}
+	if err := inRange("seed", *seed, 0, maxSeed); err != nil {
+		return 0, err
+	}
+	// Before any traffic: a report that cannot be written is bad input
+	// now, not a harness failure after the whole run.
+	if err := checkWritableDir("--report-dir", *reportDir); err != nil {
+		return 0, err
+	}
+	removeStale(e.stderr, "run")
 	reg := profiles.Default()
 	var ext external
 	if len(svc.urls) > 0 {
@@ -156,6 +168,51 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 		plan.seed = time.Now().UnixNano() % 1_000_000
 	}
 	return plan.execute(ctx, e)
+}
+
+// maxSeed is the largest --seed: 2^53-1, so that report.json's seed
+// survives a reader that takes JSON numbers as float64.
+const maxSeed = 1<<53 - 1
+
+// checkWritableDir checks that dir is, or can be made, a directory this
+// process can write in, without making it: the nearest existing ancestor
+// must be a directory in which a probe file can be created (and is
+// removed). Permission bits are not trusted, root writes anyway. Its errors
+// are bad input naming flag.
+func checkWritableDir(flag, dir string) error {
+	d := filepath.Clean(dir)
+	for {
+		fi, err := os.Stat(d)
+		switch {
+		case err == nil && !fi.IsDir():
+			return exitcode.Configf("%s %s: %s is not a directory", flag, dir, d)
+		case err == nil:
+			f, err := os.CreateTemp(d, ".gonogo-probe-*")
+			if err != nil {
+				return exitcode.Configf("%s %s: cannot write in %s: %w", flag, dir, d, unwrapPath(err))
+			}
+			f.Close()
+			os.Remove(f.Name())
+			return nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return exitcode.Configf("%s %s: cannot be created: %w", flag, dir, unwrapPath(err))
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return exitcode.Configf("%s %s: no existing directory to create it in", flag, dir)
+		}
+		d = parent
+	}
+}
+
+// unwrapPath is the reason of a *fs.PathError without its path and
+// operation, which the message names already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // forGate plans the gate called name of the gates file (validated against
@@ -525,10 +582,22 @@ type progress struct {
 func newProgress(w io.Writer, verbose bool) *progress {
 	pr := &progress{verbose: verbose}
 	pr.w = lockedWriter{&pr.mu, w}
-	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+	if isTerminal(w) {
 		pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(30))
 	}
 	return pr
+}
+
+// isTerminal reports whether w, or the writer a redactWriter wraps, is a
+// terminal.
+func isTerminal(w io.Writer) bool {
+	switch w := w.(type) {
+	case *os.File:
+		return isatty.IsTerminal(w.Fd())
+	case redactWriter:
+		return isTerminal(w.w)
+	}
+	return false
 }
 
 // lockedWriter serialises writes to w.

@@ -65,15 +65,20 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 		return external{}, exitcode.Configf("--profile picks an in-process profile; with --service the services run their own (GET /health says which)")
 	case set["toxiproxy-proxy"] && o.toxiproxy == "":
 		return external{}, exitcode.Configf("--toxiproxy-proxy needs --toxiproxy")
-	case t.url == "" && o.toxiproxy == "":
-		return external{}, exitcode.Configf("--service needs the services' Redis for the harness's own checks: --url redis://… or --toxiproxy (its proxy's upstream)")
+	}
+	if set["url"] || set["url-env"] || o.toxiproxy == "" {
+		if ok, err := t.resolveURL(set); err != nil {
+			return external{}, err
+		} else if !ok {
+			return external{}, exitcode.Configf("--service needs the services' Redis for the harness's own checks: --url redis://…, --url-env NAME, $%s, or --toxiproxy (its proxy's upstream)", redisURLEnv)
+		}
 	}
 	var ext external
 	var services []*httplayer.Service
 	for _, u := range o.urls {
 		s, err := httplayer.Dial(ctx, u, o.token)
 		if err != nil {
-			return ext, exitcode.Configf("--service: %s", redact.Text(err.Error(), redact.Password(u), o.token))
+			return ext, exitcode.Configf("--service: %s", redact.Text(err.Error(), append(redact.Secrets(u), o.token)...))
 		}
 		services = append(services, s)
 		ext.shown = append(ext.shown, redact.URL(s.Base()))
@@ -128,7 +133,7 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 		}
 	}
 	if err := tg.Close(); err != nil {
-		return ext, exitcode.Harnessf("the services' Redis: %s", redact.Text(err.Error(), redact.Password(redisURL)))
+		return ext, exitcode.Harnessf("the services' Redis: %s", redact.Text(err.Error(), redact.Secrets(redisURL)...))
 	}
 	desc := "not owned: process faults refused"
 	if o.redisContainer != "" {
