@@ -177,11 +177,11 @@ func usageErr(fs *flag.FlagSet, err error) error {
 
 // inRange is nil when lo <= v <= hi, else bad input that names the flag
 // and its range (NaN is in no range).
-func inRange[T int | int64 | float64 | time.Duration](flag string, v, lo, hi T) error {
+func inRange[T int | int64 | float64 | time.Duration](name string, v, lo, hi T) error {
 	if v >= lo && v <= hi {
 		return nil
 	}
-	return exitcode.Configf("--%s %v: out of range, want %v to %v", flag, v, lo, hi)
+	return exitcode.Configf("--%s %v: out of range, want %v to %v", name, v, lo, hi)
 }
 
 // firstErr is the first error that is not nil.

@@ -241,8 +241,9 @@ func TestReportDirCheckedFirst(t *testing.T) {
 // TestKilledRunCleanedNextTime kills the real harness with SIGKILL in the
 // middle of a run, twice: its redis-server dies with it, its temporary
 // directory stays until `harness doctor --clean` (the first) or the next
-// `harness run` (the second) removes it and says so, and a live run's
-// directory (this test's own target) is never removed.
+// `harness run` (the second, before its own target starts) removes it and
+// says so, and a live run's directory (this test's own target) is never
+// removed.
 func TestKilledRunCleanedNextTime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server and a build")
@@ -255,7 +256,7 @@ func TestKilledRunCleanedNextTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	for _, clean := range [][]string{{"doctor", "--clean"}, {"run", "--scenario", "no-such-scenario", "--report-dir", t.TempDir()}} {
+	for _, clean := range [][]string{{"doctor", "--clean"}, {"run", "--scenario", "basic", "--report-dir", t.TempDir()}} {
 		dir, pid := killedRun(t, bin, tmp, live.Dir())
 		code, stdout, stderr := call(t, nil, clean...)
 		if said := stdout + stderr; !strings.Contains(said, "removed ") || !strings.Contains(said, dir) {

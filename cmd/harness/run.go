@@ -109,7 +109,6 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 	if err := checkWritableDir("--report-dir", *reportDir); err != nil {
 		return 0, err
 	}
-	removeStale(e.stderr, "run")
 	reg := profiles.Default()
 	var ext external
 	if len(svc.urls) > 0 {
@@ -167,6 +166,7 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 	if plan.seed == 0 {
 		plan.seed = time.Now().UnixNano() % 1_000_000
 	}
+	removeStale(e.stderr, "run")
 	return plan.execute(ctx, e)
 }
 
