@@ -99,7 +99,7 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 		cfg.Load.Duration = 0 // the op count alone ends the step
 	}
 	if !*asJSON {
-		cfg.Progress = bench.NewProgress(e.stderr)
+		cfg.Progress = bench.NewProgress(unwrap(e.stderr))
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if rep == nil {

@@ -412,7 +412,7 @@ func (p runPlan) runBenches(ctx context.Context, run *reports.Run, runDir string
 		fmt.Fprintf(e.stderr, "harness run: %v: the gate's benchmark criteria will be inconclusive\n", err)
 		return nil
 	}
-	cfg.Progress = bench.NewProgress(e.stderr)
+	cfg.Progress = bench.NewProgress(unwrap(e.stderr))
 	rep, err := bench.Run(ctx, cfg)
 	if rep == nil {
 		return err
@@ -591,13 +591,21 @@ func newProgress(w io.Writer, verbose bool) *progress {
 // isTerminal reports whether w, or the writer a redactWriter wraps, is a
 // terminal.
 func isTerminal(w io.Writer) bool {
-	switch w := w.(type) {
-	case *os.File:
-		return isatty.IsTerminal(w.Fd())
-	case redactWriter:
-		return isTerminal(w.w)
+	f, ok := unwrap(w).(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// unwrap is the writer under any redactWriters: the benchmarks' progress,
+// which shows op names and numbers only, goes there straight, so that it
+// sees a terminal and draws its bars.
+func unwrap(w io.Writer) io.Writer {
+	for {
+		r, ok := w.(redactWriter)
+		if !ok {
+			return w
+		}
+		w = r.w
 	}
-	return false
 }
 
 // lockedWriter serialises writes to w.
