@@ -183,3 +183,12 @@ func (p *Profiles) New(ctx context.Context, name string, cfg Config) (*Layer, er
 // stale: the flow was invalidated after the Get that issued the lease.
 // Callers check it with errors.Is (the HTTP service answers 409).
 var ErrFillRefused = errors.New("cache fill refused: flow invalidated after the lease was issued")
+
+// ErrInvalidateDeferred is what Cache.Invalidate returns (wrapped) when it
+// could not make the invalidation hold yet: Redis is unreachable and other
+// instances share the cache, so they may still serve the state it drops.
+// The layer keeps it and applies it when Redis is back; the caller knows
+// the invalidation is not done (the HTTP service answers 202). A layer
+// that acknowledges instead (nil) promises no read anywhere returns the
+// old state.
+var ErrInvalidateDeferred = errors.New("cache invalidation deferred: Redis is unreachable and other instances share the cache")

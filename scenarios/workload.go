@@ -221,6 +221,11 @@ func (r *run) cacheWrite(ctx context.Context, client string, inst int, db *datab
 	defer release()
 	op := history.Op{Client: client, Kind: history.CacheInval, Flow: flow, Version: v, Call: r.rec.Now()}
 	err := l.Cache.Invalidate(counter.WithOp(ctx, history.CacheInval), flow)
+	if errors.Is(err, impl.ErrInvalidateDeferred) {
+		// The layer's honest answer: not done yet. Neither a failed call
+		// nor an invalidation that holds.
+		op.Value, err = history.Deferred, nil
+	}
 	r.record(ctx, op, l, err)
 }
 

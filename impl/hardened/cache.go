@@ -20,6 +20,15 @@ import (
 // filled may be older than the last invalidation.
 var ErrFillRefused = impl.ErrFillRefused
 
+// ErrInvalidateDeferred is returned by Invalidate when Redis cannot be
+// reached and other instances held cache memberships at the last renewal:
+// the invalidation is queued and replayed when Redis is back (this instance
+// serves the flow as a miss meanwhile), but until then the others may
+// serve the state it was meant to drop, so it is not acknowledged. An
+// instance that had the cache to itself acknowledges a queued
+// invalidation: nobody else can read the state before the replay.
+var ErrInvalidateDeferred = impl.ErrInvalidateDeferred
+
 // offlineLease is the lease of a miss served without Redis: no fill can
 // present it successfully, since no generation ever equals it.
 const offlineLease = "offline"
@@ -68,6 +77,8 @@ type Cache struct {
 	renewed    time.Time
 	used       time.Time
 	joined     bool
+	// shared: other instances held live memberships at the last renewal.
+	shared bool
 
 	wake     chan struct{} // wakes replayLoop
 	renewing chan struct{} // held by the renewal in flight (see renew)
@@ -280,10 +291,14 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 	c.mu.Lock()
 	c.seq++
 	c.pending[flowID] = c.seq
+	shared := c.shared
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
+	}
+	if shared {
+		return fmt.Errorf("hardened: cache invalidate %s: %w", flowID, ErrInvalidateDeferred)
 	}
 	return nil
 }

@@ -1,14 +1,17 @@
 package hardened_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/impl/hardened"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -37,7 +40,11 @@ func TestConcurrentFirstUse(t *testing.T) {
 				if !assert.NoError(t, err) || miss.Hit {
 					return
 				}
-				assert.NoError(t, l.Cache.Set(ctx, flow, map[string]any{"n": j}, "active", miss.Lease))
+				// A miss served before the cache is ready carries a lease
+				// that no fill can use: refusing it is the right answer.
+				if err := l.Cache.Set(ctx, flow, map[string]any{"n": j}, "active", miss.Lease); !errors.Is(err, hardened.ErrFillRefused) {
+					assert.NoError(t, err)
+				}
 			})
 		}
 		close(gate)
@@ -51,4 +58,35 @@ func TestConcurrentFirstUse(t *testing.T) {
 		}
 		require.NoError(t, l.Close())
 	}
+}
+
+// TestInvalidateDeferredWhenShared: with Redis unreachable an invalidation
+// is queued either way; an instance that shares the cache with others does
+// not acknowledge it (they may serve the old state until the replay), one
+// that has the cache to itself does.
+func TestInvalidateDeferredWhenShared(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	fast := func(c *impl.Config) { c.HealthInterval, c.CallBudget = 100*time.Millisecond, time.Second }
+	a, _, cfg := layer(t, p, "A", fast)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, fast))
+	alone, _, _ := layer(t, p, "C", func(c *impl.Config) { fast(c); c.KeyPrefix = "alone:" })
+	ctx := bg(t)
+	for _, l := range []*impl.Layer{a, b, alone} {
+		_, err := l.Cache.Get(ctx, "f")
+		require.NoError(t, err)
+	}
+	// A joined first: it learns of B at a renewal, a third of its lease
+	// (300 ms) after the last one, while both are in use (an unused
+	// cache lets its membership lapse).
+	for range 12 {
+		for _, l := range []*impl.Layer{a, b} {
+			_, err := l.Cache.Get(ctx, "f")
+			require.NoError(t, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, p.Kill(ctx))
+	err := a.Cache.Invalidate(ctx, "f")
+	assert.ErrorIs(t, err, hardened.ErrInvalidateDeferred, "shared cache, Redis down")
+	assert.NoError(t, alone.Cache.Invalidate(ctx, "f"), "cache of its own, Redis down")
 }

@@ -169,9 +169,17 @@ func (c *cache) Set(ctx context.Context, flowID string, state map[string]any, st
 	return err
 }
 
-// Invalidate is DELETE /flows/{id}/state.
+// Invalidate is DELETE /flows/{id}/state; 202 is impl.ErrInvalidateDeferred.
 func (c *cache) Invalidate(ctx context.Context, flowID string) error {
-	return (*client)(c).call(ctx, http.MethodDelete, flowPath(flowID, "/state"), nil, nil, http.StatusNoContent)
+	var deferred struct {
+		Deferred bool   `json:"deferred"`
+		Reason   string `json:"reason"`
+	}
+	err := (*client)(c).call(ctx, http.MethodDelete, flowPath(flowID, "/state"), nil, &deferred, http.StatusNoContent, http.StatusAccepted)
+	if err == nil && deferred.Deferred {
+		return fmt.Errorf("%w (%s)", impl.ErrInvalidateDeferred, deferred.Reason)
+	}
+	return err
 }
 
 // Metrics is "cache" of GET /metrics/redis?flow={id}.

@@ -262,11 +262,15 @@ func (s *Service) deleteState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.current().Cache.Invalidate(r.Context(), flow); err != nil {
+	err := s.current().Cache.Invalidate(r.Context(), flow)
+	switch {
+	case errors.Is(err, impl.ErrInvalidateDeferred):
+		writeJSON(w, http.StatusAccepted, map[string]any{"flow_id": flow, "deferred": true, "reason": err.Error()})
+	case err != nil:
 		s.unavailable(w, "cache invalidate", err)
-		return
+	default:
+		w.WriteHeader(http.StatusNoContent)
 	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // userIDRE is the accepted form of X-User-ID (and of a registered

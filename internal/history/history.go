@@ -15,16 +15,16 @@ import (
 
 // Kinds of operation a workload records.
 const (
-	Publish      = "publish"   // EventID, Seq, Flow; Value = instance; OK means acknowledged
-	Read         = "history"   // Flow; Values = event IDs read, in stream order
-	Deliver      = "deliver"   // Client is the subscriber; EventID; Return = receive time; Value = cursor; Seq = its connection
-	Subscribe    = "subscribe" // Client subscribed (Call) / unsubscribed (Return); Seq numbers the client's connections, Value = instance, Values[0] = Last-Event-ID sent
-	CacheGet     = "cache_get" // Flow; Version read (0 = miss)
-	CacheSet     = "cache_set" // Flow; Version offered; Value FillRefused when the layer refused it
-	CacheInval   = "cache_invalidate"
-	DBWrite      = "db_write"      // Flow; Version now authoritative
-	RegRegister  = "reg_register"  // Value = connection id
-	RegHeartbeat = "reg_heartbeat" // Value = connection id
+	Publish      = "publish"          // EventID, Seq, Flow; Value = instance; OK means acknowledged
+	Read         = "history"          // Flow; Values = event IDs read, in stream order
+	Deliver      = "deliver"          // Client is the subscriber; EventID; Return = receive time; Value = cursor; Seq = its connection
+	Subscribe    = "subscribe"        // Client subscribed (Call) / unsubscribed (Return); Seq numbers the client's connections, Value = instance, Values[0] = Last-Event-ID sent
+	CacheGet     = "cache_get"        // Flow; Version read (0 = miss)
+	CacheSet     = "cache_set"        // Flow; Version offered; Value FillRefused when the layer refused it
+	CacheInval   = "cache_invalidate" // Flow; Version now authoritative; Value Deferred when the layer deferred it
+	DBWrite      = "db_write"         // Flow; Version now authoritative
+	RegRegister  = "reg_register"     // Value = connection id
+	RegHeartbeat = "reg_heartbeat"    // Value = connection id
 	RegUnreg     = "reg_unregister"
 	RegLookup    = "reg_lookup" // Flow; Values = connection ids seen
 	RegCount     = "reg_count"  // Value = instance read on; Count = live connections it reported
@@ -38,6 +38,11 @@ const (
 // flow was invalidated after its lease was issued (impl.ErrFillRefused):
 // a correct answer, recorded OK.
 const FillRefused = "refused"
+
+// Deferred is the Value of a cache_invalidate the layer deferred
+// (impl.ErrInvalidateDeferred): recorded OK, but it does not count as a
+// completed invalidation.
+const Deferred = "deferred"
 
 // Op is one operation as a client saw it.
 type Op struct {

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -16,11 +17,12 @@ type versionAt struct {
 
 // completed returns, per flow, the successful ops of kind in completion
 // order, each carrying the highest version completed so far (and when that
-// one completed).
-func completed(h history.History, kind string) map[string][]versionAt {
+// one completed). Ops whose Value is one of the excluded (a deferred
+// invalidation) did not complete.
+func completed(h history.History, kind string, excluded ...string) map[string][]versionAt {
 	m := map[string][]versionAt{}
 	for _, o := range h.Ops {
-		if o.Kind == kind && o.OK {
+		if o.Kind == kind && o.OK && !slices.Contains(excluded, o.Value) {
 			m[o.Flow] = append(m[o.Flow], versionAt{o.Return, o.Version})
 		}
 	}
@@ -53,7 +55,7 @@ func highestBy(vs []versionAt, t time.Duration) (versionAt, bool) {
 func StaleRead(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("stale_read", ErrStaleRead.Error())
-	inval := completed(h, history.CacheInval)
+	inval := completed(h, history.CacheInval, history.Deferred)
 	writes := completed(h, history.DBWrite)
 	fs := faultsOf(h)
 	var gets, hits, judged, stale int
