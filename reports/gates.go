@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/inputfile"
 )
 
 //go:embed gates.yaml
@@ -94,7 +94,7 @@ func DefaultGatesYAML() []byte { return slices.Clone(defaultGates) }
 // LoadGates reads and parses a gates file. Every error is bad input (exit 3)
 // and names file:line.
 func LoadGates(path string) (Gates, error) {
-	b, err := os.ReadFile(path)
+	b, err := inputfile.Read(path, inputfile.MaxYAML)
 	if err != nil {
 		return Gates{}, exitcode.Config(fmt.Errorf("read gates file: %w", err))
 	}

@@ -21,10 +21,14 @@ func (e *posError) Error() string { return fmt.Sprintf("%s:%d: %s", e.file, e.li
 
 // decoder decodes a yaml.Node tree into Go values strictly: every mapping
 // key must name a field (by its yaml tag), scalars must have the field's
-// type, durations must parse, and each struct with a Line field learns the
-// line it was written on.
+// type, durations must parse, every number must be within its limit
+// (limits), and each struct with a Line field learns the line it was
+// written on.
 type decoder struct {
 	file string
+	// errs are the numbers out of range: decoding goes on past them, so
+	// that every one is reported.
+	errs []error
 }
 
 var (
@@ -49,7 +53,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 	}
 	switch {
 	case v.Type() == durationType:
-		return d.duration(n, v, path)
+		if err := d.duration(n, v, path); err != nil {
+			return err
+		}
+		d.limit(n, float64(v.Int()), path)
+		return nil
 	case v.Type() == thresholdsType:
 		return d.thresholds(n, v, path)
 	}
@@ -71,7 +79,29 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 	case reflect.Map:
 		return d.stringMap(n, v, path)
 	default:
-		return d.scalar(n, v, path)
+		if err := d.scalar(n, v, path); err != nil {
+			return err
+		}
+		switch v.Kind() {
+		case reflect.Int, reflect.Int64:
+			d.limit(n, float64(v.Int()), path)
+		case reflect.Float64:
+			d.limit(n, v.Float(), path)
+		}
+		return nil
+	}
+}
+
+// limit checks the number v decoded at path against its limit. A number
+// without one is the decoder's bug (TestLimitsCoverSpec).
+func (d *decoder) limit(n *yaml.Node, v float64, path string) {
+	l, ok := limitFor(path)
+	if !ok {
+		d.errs = append(d.errs, d.errf(n, "%s: no range is defined for this number", path))
+		return
+	}
+	if msg := l.check(v); msg != "" {
+		d.errs = append(d.errs, d.errf(n, "%s %s: %s", path, n.Value, msg))
 	}
 }
 
@@ -182,11 +212,19 @@ func (d *decoder) thresholds(n *yaml.Node, v reflect.Value, path string) error {
 }
 
 func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) error {
-	if n.Kind != yaml.ScalarNode {
-		return d.errf(n, "%s: want a %s", path, v.Kind())
+	want := "a " + v.Kind().String()
+	switch v.Kind() {
+	case reflect.Int, reflect.Int64:
+		want = "an integer"
+	case reflect.Float64:
+		want = "a number"
 	}
-	if err := n.Decode(v.Addr().Interface()); err != nil {
-		return d.errf(n, "%s: want a %s, got %q", path, v.Kind(), n.Value)
+	if n.Kind != yaml.ScalarNode {
+		return d.errf(n, "%s: want %s", path, want)
+	}
+	// yaml.v3 truncates a float into an integer field: 2.5 flows would be 2.
+	if err := n.Decode(v.Addr().Interface()); err != nil || want == "an integer" && n.Tag != "!!int" {
+		return d.errf(n, "%s: want %s, got %q", path, want, n.Value)
 	}
 	return nil
 }
