@@ -78,6 +78,29 @@ var benchFields = []string{"latency_ms", "ops_per_sec", "round_trips_per_op", "c
 // envFields are the environment facts a criterion may name.
 var envFields = []string{"tls", "remote", "rtt_ms"}
 
+// GateLimits are the ranges of the numbers of a gates file, by key
+// (docs/limits.md lists them; a test keeps it in step).
+var GateLimits = []struct {
+	Key      string
+	Min, Max float64
+}{
+	{"version", 1, 1},
+	{"day", 0, 366},
+	{"bound", -1e12, 1e12},
+	{"min_samples", 1, 1e9},
+}
+
+// checkRange reports a number of key outside its GateLimits range.
+func (p *gateParser) checkRange(n *yaml.Node, key string, v float64) bool {
+	for _, l := range GateLimits {
+		if l.Key == key && (v < l.Min || v > l.Max) {
+			p.errorf(n, "%s %s: want %g to %g", key, deref(n).Value, l.Min, l.Max)
+			return false
+		}
+	}
+	return true
+}
+
 // DefaultGates returns the gates file shipped with the harness (gates.yaml).
 func DefaultGates() Gates {
 	g, err := ParseGates("gates.yaml", defaultGates)
@@ -270,19 +293,11 @@ func (p *gateParser) errorf(n *yaml.Node, format string, args ...any) {
 	p.errs = append(p.errs, fmt.Errorf("%s: %s", p.pos(n), fmt.Sprintf(format, args...)))
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
-
 func (p *gateParser) parse(data []byte) Gates {
 	g := Gates{File: p.file}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			msg = p.file + ":" + m[1] + ": " + msg[len(m[0]):]
-		} else {
-			msg = p.file + ": " + msg
-		}
-		p.errs = append(p.errs, errors.New(msg))
+	doc, err := inputfile.YAML(p.file, data)
+	if err != nil {
+		p.errs = append(p.errs, err)
 		return g
 	}
 	if len(doc.Content) == 0 {
@@ -293,7 +308,7 @@ func (p *gateParser) parse(data []byte) Gates {
 	if top == nil {
 		return g
 	}
-	if v, ok := p.integer(top["version"]); ok && v != 1 {
+	if v, ok := p.integer(top["version"], ""); ok && v != 1 {
 		p.errorf(top["version"], "gates file version %d, this harness reads version 1", v)
 	}
 	gates := deref(top["gates"])
@@ -318,12 +333,12 @@ func (p *gateParser) parse(data []byte) Gates {
 	return g
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 
 func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
 	x := Gate{Name: k.Value, pos: p.pos(k)}
 	if !nameRE.MatchString(x.Name) {
-		p.errorf(k, "gate name %q: want lowercase letters, digits, _ . -", x.Name)
+		p.errorf(k, "gate name %q: want lowercase letters, digits, _ . -, at most 64", x.Name)
 	}
 	f := p.mapping(v, "gate "+x.Name,
 		[]string{"day", "description", "include", "scenarios", "benchmarks", "criteria"},
@@ -331,7 +346,7 @@ func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
 	if f == nil {
 		return x
 	}
-	if d, ok := p.integer(f["day"]); ok {
+	if d, ok := p.integer(f["day"], "day"); ok {
 		x.Day = int(d)
 	}
 	x.Description = p.str(f["description"], "description")
@@ -397,7 +412,7 @@ func (p *gateParser) appendUnique(have, names []string, n *yaml.Node, what strin
 		}
 		seen[s] = true
 		if !nameRE.MatchString(s) {
-			p.errorf(deref(n), "%s name %q: want lowercase letters, digits, _ . -", what, s)
+			p.errorf(deref(n), "%s name %q: want lowercase letters, digits, _ . -, at most 64", what, s)
 		}
 	}
 	return appendNew(have, names...)
@@ -427,13 +442,10 @@ func (p *gateParser) criterion(n *yaml.Node, x Gate) (Criterion, bool) {
 	c.Comparator = p.str(f["comparator"], "comparator")
 	c.Unit = p.str(f["unit"], "unit")
 	c.Why = p.str(f["why"], "why")
-	if b, ok := p.number(f["bound"]); ok {
+	if b, ok := p.number(f["bound"], "bound"); ok {
 		c.Bound = b
 	}
-	if m, ok := p.integer(f["min_samples"]); ok {
-		if m < 1 {
-			p.errorf(f["min_samples"], "min_samples %d: want at least 1", m)
-		}
+	if m, ok := p.integer(f["min_samples"], "min_samples"); ok {
 		c.MinSamples = m
 	}
 	if b := f["precondition"]; b != nil {
@@ -442,7 +454,7 @@ func (p *gateParser) criterion(n *yaml.Node, x Gate) (Criterion, bool) {
 		}
 	}
 	if c.ID != "" && !nameRE.MatchString(c.ID) {
-		p.errorf(f["id"], "criterion id %q: want lowercase letters, digits, _ . -", c.ID)
+		p.errorf(f["id"], "criterion id %q: want lowercase letters, digits, _ . -, at most 64", c.ID)
 	}
 	if strings.ContainsAny(c.Why, "\n\r") {
 		p.errorf(f["why"], "criterion %s: why must be one line", c.ID)
@@ -576,7 +588,8 @@ func (p *gateParser) strs(n *yaml.Node, what string) []string {
 	return out
 }
 
-func (p *gateParser) number(n *yaml.Node) (float64, bool) {
+// number reads a finite number within key's GateLimits range.
+func (p *gateParser) number(n *yaml.Node, key string) (float64, bool) {
 	if n == nil {
 		return 0, false
 	}
@@ -587,10 +600,11 @@ func (p *gateParser) number(n *yaml.Node) (float64, bool) {
 		p.errorf(n, "want a number, got %q", n.Value)
 		return 0, false
 	}
-	return f, true
+	return f, p.checkRange(n, key, f)
 }
 
-func (p *gateParser) integer(n *yaml.Node) (int64, bool) {
+// integer reads an integer within key's GateLimits range.
+func (p *gateParser) integer(n *yaml.Node, key string) (int64, bool) {
 	if n == nil {
 		return 0, false
 	}
@@ -600,5 +614,5 @@ func (p *gateParser) integer(n *yaml.Node) (int64, bool) {
 		p.errorf(n, "want an integer, got %q", n.Value)
 		return 0, false
 	}
-	return i, true
+	return i, p.checkRange(n, key, float64(i))
 }

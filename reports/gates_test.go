@@ -196,6 +196,14 @@ func TestParseGatesErrors(t *testing.T) {
 		{"duplicate scenario", "scenarios: [basic]", "scenarios: [basic, basic]", `scenario "basic" listed twice`},
 		{"duplicate key", "        unit: ms", "        unit: ms\n        unit: s", `g.yaml:14: criterion: key "unit" given twice`},
 		{"yaml syntax", "    criteria:\n", "    criteria: [\n", `g.yaml:`},
+		{"huge bound", "bound: 10", "bound: 1e300", `g.yaml:12: bound 1e300: want -1e+12 to 1e+12`},
+		{"NaN bound", "bound: 10", "bound: .nan", `g.yaml:12: want a number, got ".nan"`},
+		{"min_samples zero", "        unit: ms", "        unit: ms\n        min_samples: 0", `g.yaml:14: min_samples 0: want 1 to 1e+09`},
+		{"min_samples huge", "        unit: ms", "        unit: ms\n        min_samples: 99999999999", `min_samples 99999999999: want 1 to 1e+09`},
+		{"day", "    description: a gate", "    description: a gate\n    day: 100000", `g.yaml:5: day 100000: want 0 to 366`},
+		{"traversing gate name", "  g:", "  ../g:", `gate name "../g": want lowercase`},
+		{"long id", "id: c1", "id: c" + strings.Repeat("1", 64), `want lowercase letters, digits, _ . -, at most 64`},
+		{"second document", "        why: fast\n", "        why: fast\n---\nversion: 1\n", `g.yaml:15: a second YAML document (---): a file holds one`},
 		{"precondition not bool", "        unit: ms", "        unit: ms\n        precondition: maybe", `g.yaml:14: precondition: want true or false`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,6 +276,21 @@ func TestLoadGates(t *testing.T) {
 	_, err := LoadGates(filepath.Join(t.TempDir(), "missing.yaml"))
 	if err == nil || exitcode.Of(err) != exitcode.BadInput {
 		t.Errorf("missing file: got %v (code %d); want a bad-input error", err, exitcode.Of(err))
+	}
+	// Whatever the path, the read is bounded: --gates /dev/zero once read
+	// until the machine killed the process.
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, append(DefaultGatesYAML(), bytes.Repeat([]byte("#\n"), 1<<20)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/dev/zero", "file too large: more than 1 MiB"},
+		{big, "file too large: more than 1 MiB"},
+		{t.TempDir(), "is a directory"},
+	} {
+		if _, err := LoadGates(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) || exitcode.Of(err) != exitcode.BadInput {
+			t.Errorf("LoadGates(%s): got %v; want exit 3 with %q", tc.path, err, tc.want)
+		}
 	}
 	// The shipped file, copied out and loaded from a path, is the default.
 	if err := os.WriteFile(path, DefaultGatesYAML(), 0o644); err != nil {

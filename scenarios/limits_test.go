@@ -183,7 +183,7 @@ func TestParseHostile(t *testing.T) {
 		{"long name", "name: t", "name: " + strings.Repeat("a", 65), `want lowercase`},
 		{"maxmemory injection", "kind: process", "kind: process, maxmemory: \"2mb\\nbind 0.0.0.0\"", `target.maxmemory "2mb\nbind 0.0.0.0": want a Redis memory size`},
 		{"second document", "", "---\nname: other\n", "t.yaml:20: a second YAML document (---): a file holds one"},
-		{"broken second document", "", "---\nname: [x\n", "t.yaml: after the first YAML document: yaml:"},
+		{"broken second document", "", "---\nname: [x\n", "t.yaml:20: did not find expected ',' or ']'"},
 		{"planned operations", "publish: {rate: 50}", "publish: {rate: 100000}\n  sse: {clients: 100}", "t.yaml:8: workload: about 40400000 operations planned; at most 1000000"},
 		{"published bytes", "publish: {rate: 50}", "publish: {rate: 1000, payload: 1048576}", "t.yaml:9: workload.publish: about 4194304000 payload bytes planned"},
 		{"streams", "publish: {rate: 50}", "publish: {rate: 50, flows: 10}\n  sse: {clients: 101}", "t.yaml:10: workload.sse: 1010 streams (clients × flows + slow and stalled clients); at most 1000"},

@@ -1,18 +1,14 @@
 package scenarios
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/inputfile"
@@ -39,19 +35,12 @@ type Known struct {
 // (file:line). Every error is bad input (exit 3).
 func Parse(file string, data []byte, k Known) (Spec, error) {
 	var s Spec
-	if len(data) > inputfile.MaxYAML {
-		return s, exitcode.Configf("%s: %w: more than %s", file, inputfile.ErrTooLarge, inputfile.Size(inputfile.MaxYAML))
-	}
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		return s, exitcode.Configf("%s: %w", file, err)
-	}
-	if err := oneDocument(file, dec); err != nil {
+	root, err := inputfile.YAML(file, data)
+	if err != nil {
 		return s, exitcode.Config(err)
 	}
 	d := &decoder{file: file}
-	if err := d.decode(&root, reflect.ValueOf(&s).Elem(), ""); err != nil {
+	if err := d.decode(root, reflect.ValueOf(&s).Elem(), ""); err != nil {
 		return s, exitcode.Config(err)
 	}
 	if len(d.errs) > 0 {
@@ -64,20 +53,6 @@ func Parse(file string, data []byte, k Known) (Spec, error) {
 	}
 	s.applyDefaults(k)
 	return s, nil
-}
-
-// oneDocument checks that dec, past the first document, holds no other: a
-// second document would be silently ignored.
-func oneDocument(file string, dec *yaml.Decoder) error {
-	var next yaml.Node
-	err := dec.Decode(&next)
-	switch {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err != nil:
-		return fmt.Errorf("%s: after the first YAML document: %w", file, err)
-	}
-	return &posError{file: file, line: next.Line, msg: "a second YAML document (---): a file holds one"}
 }
 
 func (s *Spec) errf(line int, format string, args ...any) error {

@@ -97,7 +97,7 @@ func TestParseRejects(t *testing.T) {
 		{"rtt without remote-sim", "aof: true}", "aof: true, rtt: 20ms}", "t.yaml:3: target.rtt 20ms: want a positive round-trip time, with kind remote-sim"},
 		{"list expected", "profiles: [seed]", "profiles: seed", "t.yaml:4: profiles: want a list"},
 		{"duplicate key", "description: a test", "description: a test\ndescription: again", "key \"description\" given twice"},
-		{"not yaml", "name: t", "name: [t", "t.yaml: yaml:"},
+		{"not yaml", "name: t", "name: [t", "t.yaml:1: did not find expected ',' or ']'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantRejected(t, tt.from, tt.to, tt.want) })
