@@ -78,27 +78,47 @@ var benchFields = []string{"latency_ms", "ops_per_sec", "round_trips_per_op", "c
 // envFields are the environment facts a criterion may name.
 var envFields = []string{"tls", "remote", "rtt_ms"}
 
-// GateLimits are the ranges of the numbers of a gates file, by key
-// (docs/limits.md lists them; a test keeps it in step).
+// GateLimits are the ranges of the numbers of a gates file, by key, and
+// of the number of entries of its lists (a gate's after its includes are
+// merged), which keep parsing time and memory bounded. docs/limits.md
+// lists them; a test keeps it in step.
 var GateLimits = []struct {
 	Key      string
 	Min, Max float64
+	// Count says the limit is on the number of entries.
+	Count bool
 }{
-	{"version", 1, 1},
-	{"day", 0, 366},
-	{"bound", -1e12, 1e12},
-	{"min_samples", 1, 1e9},
+	{Key: "version", Min: 1, Max: 1},
+	{Key: "day", Min: 0, Max: 366},
+	{Key: "bound", Min: -1e12, Max: 1e12},
+	{Key: "min_samples", Min: 1, Max: 1e9},
+	{Key: "gates", Min: 1, Max: 100, Count: true},
+	{Key: "include", Min: 0, Max: 10, Count: true},
+	{Key: "scenarios", Min: 0, Max: 200, Count: true},
+	{Key: "benchmarks", Min: 0, Max: 200, Count: true},
+	{Key: "criteria", Min: 1, Max: 1000, Count: true},
 }
 
 // checkRange reports a number of key outside its GateLimits range.
 func (p *gateParser) checkRange(n *yaml.Node, key string, v float64) bool {
 	for _, l := range GateLimits {
-		if l.Key == key && (v < l.Min || v > l.Max) {
+		if l.Key == key && !l.Count && (v < l.Min || v > l.Max) {
 			p.errorf(n, "%s %s: want %g to %g", key, deref(n).Value, l.Min, l.Max)
 			return false
 		}
 	}
 	return true
+}
+
+// tooMany reports a list of key with more than its GateLimits entries.
+func (p *gateParser) tooMany(n *yaml.Node, what, key string, count int) bool {
+	for _, l := range GateLimits {
+		if l.Key == key && l.Count && float64(count) > l.Max {
+			p.errorf(deref(n), "%s: %d %s; at most %g", what, count, key, l.Max)
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultGates returns the gates file shipped with the harness (gates.yaml).
@@ -316,6 +336,9 @@ func (p *gateParser) parse(data []byte) Gates {
 		p.errorf(gates, "gates: want a mapping of gate name to gate")
 		return g
 	}
+	if p.tooMany(gates, "gates file", "gates", len(gates.Content)/2) {
+		return g
+	}
 	byName := map[string]Gate{}
 	for i := 0; i+1 < len(gates.Content); i += 2 {
 		k, v := gates.Content[i], gates.Content[i+1]
@@ -353,6 +376,11 @@ func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
 	x.Include = p.strs(f["include"], "include")
 	own := p.strs(f["scenarios"], "scenarios")
 	bench := p.strs(f["benchmarks"], "benchmarks")
+	what := "gate " + x.Name
+	if p.tooMany(f["include"], what, "include", len(x.Include)) {
+		return x
+	}
+	cs := criteriaSet{p: p, pos: map[string]bool{}, ids: map[string]string{}}
 	for _, inc := range x.Include {
 		in, ok := earlier[inc]
 		if !ok {
@@ -362,44 +390,61 @@ func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
 		x.Scenarios = appendNew(x.Scenarios, in.Scenarios...)
 		x.Benchmarks = appendNew(x.Benchmarks, in.Benchmarks...)
 		for _, c := range in.Criteria {
-			x.Criteria = p.addCriterion(x.Criteria, c, f["include"])
+			cs.add(c, f["include"])
 		}
 	}
 	x.Scenarios = p.appendUnique(x.Scenarios, own, f["scenarios"], "scenario")
 	x.Benchmarks = p.appendUnique(x.Benchmarks, bench, f["benchmarks"], "benchmark")
-	if cs := f["criteria"]; cs != nil {
-		cs = deref(cs)
-		if cs.Kind != yaml.SequenceNode {
-			p.errorf(cs, "criteria: want a list")
-		} else {
-			for _, cn := range cs.Content {
+	if p.tooMany(f["scenarios"], what+" (with its includes)", "scenarios", len(x.Scenarios)) ||
+		p.tooMany(f["benchmarks"], what+" (with its includes)", "benchmarks", len(x.Benchmarks)) ||
+		p.tooMany(k, what+" (with its includes)", "criteria", len(cs.list)) {
+		return x
+	}
+	if n := f["criteria"]; n != nil {
+		n = deref(n)
+		switch {
+		case n.Kind != yaml.SequenceNode:
+			p.errorf(n, "criteria: want a list")
+		case p.tooMany(n, what+" (with its includes)", "criteria", len(cs.list)+len(n.Content)):
+			return x
+		default:
+			for _, cn := range n.Content {
 				c, ok := p.criterion(cn, x)
 				if ok {
-					x.Criteria = p.addCriterion(x.Criteria, c, cn)
+					cs.add(c, cn)
 				}
 			}
 		}
 	}
+	x.Criteria = cs.list
 	if len(x.Criteria) == 0 {
 		p.errorf(k, "gate %s has no criteria", x.Name)
 	}
 	return x
 }
 
-// addCriterion appends c unless the same criterion (same source position,
-// reached through two includes or an alias) is already there; another
-// criterion with the same id is an error.
-func (p *gateParser) addCriterion(cs []Criterion, c Criterion, at *yaml.Node) []Criterion {
-	for _, o := range cs {
-		if o.pos == c.pos {
-			return cs
-		}
-		if o.ID == c.ID {
-			p.errorf(deref(at), "criterion id %q used twice (first at %s)", c.ID, o.pos)
-			return cs
-		}
+// criteriaSet is a gate's criteria as they are merged, indexed so that a
+// merge takes time in proportion to the criteria merged.
+type criteriaSet struct {
+	p    *gateParser
+	list []Criterion
+	pos  map[string]bool   // source positions in list
+	ids  map[string]string // id → source position
+}
+
+// add appends c unless the same criterion (same source position, reached
+// through two includes or an alias) is already there; another criterion
+// with the same id is an error.
+func (s *criteriaSet) add(c Criterion, at *yaml.Node) {
+	if s.pos[c.pos] {
+		return
 	}
-	return append(cs, c)
+	if first, ok := s.ids[c.ID]; ok {
+		s.p.errorf(deref(at), "criterion id %q used twice (first at %s)", c.ID, first)
+		return
+	}
+	s.pos[c.pos], s.ids[c.ID] = true, c.pos
+	s.list = append(s.list, c)
 }
 
 // appendUnique appends names to have, reporting names listed twice in the
@@ -419,8 +464,13 @@ func (p *gateParser) appendUnique(have, names []string, n *yaml.Node, what strin
 }
 
 func appendNew(have []string, xs ...string) []string {
+	seen := make(map[string]bool, len(have)+len(xs))
+	for _, h := range have {
+		seen[h] = true
+	}
 	for _, x := range xs {
-		if !slices.Contains(have, x) {
+		if !seen[x] {
+			seen[x] = true
 			have = append(have, x)
 		}
 	}
