@@ -120,6 +120,9 @@ const (
 	maxPublishBytes = 1 << 30
 	// maxStreams bounds the SSE streams a run opens (each two sockets).
 	maxStreams = 1000
+	// maxFaults bounds the fault timeline (each step a goroutine and a
+	// fault to undo).
+	maxFaults = 100
 )
 
 // nameRE is what a scenario's name must match: it names the run's
@@ -201,5 +204,6 @@ func limitsMarkdown() string {
 	fmt.Fprintf(&b, "| planned operations | at most %d: workload.duration × (publish.rate × (1 + SSE clients of every kind) + cache.rate + registry.connections / heartbeat + 1 / lookup + instances / health.interval) |\n", maxPlannedOps)
 	fmt.Fprintf(&b, "| published bytes | at most %d: workload.duration × publish.rate × publish.payload |\n", maxPublishBytes)
 	fmt.Fprintf(&b, "| SSE streams | at most %d: sse.clients × sse.flows + slow and stalled clients |\n", maxStreams)
+	fmt.Fprintf(&b, "| `faults` | at most %d steps |\n", maxFaults)
 	return b.String()
 }

@@ -186,6 +186,7 @@ func TestParseHostile(t *testing.T) {
 		{"broken second document", "", "---\nname: [x\n", "t.yaml:20: did not find expected ',' or ']'"},
 		{"planned operations", "publish: {rate: 50}", "publish: {rate: 100000}\n  sse: {clients: 100}", "t.yaml:8: workload: about 40400000 operations planned; at most 1000000"},
 		{"published bytes", "publish: {rate: 50}", "publish: {rate: 1000, payload: 1048576}", "t.yaml:9: workload.publish: about 4194304000 payload bytes planned"},
+		{"too many faults", "checks:", strings.Repeat("  - {at: 1s, for: 1s, fault: down}\n", 101) + "checks:", "t.yaml:1: faults: 102 steps; at most 100"},
 		{"streams", "publish: {rate: 50}", "publish: {rate: 50, flows: 10}\n  sse: {clients: 101}", "t.yaml:10: workload.sse: 1010 streams (clients × flows + slow and stalled clients); at most 1000"},
 	}
 	for _, tt := range tests {

@@ -108,8 +108,12 @@ func (s *Spec) validate(k Known) error {
 		bad(w.SSE.Line, "workload.sse needs publish traffic (workload.publish.rate)")
 	}
 	errs = append(errs, s.validateSSE()...)
-	for i, f := range s.Faults {
-		errs = append(errs, s.validateFault(i, f, k)...)
+	if len(s.Faults) > maxFaults {
+		bad(s.Line, "faults: %d steps; at most %d", len(s.Faults), maxFaults)
+	} else {
+		for i, f := range s.Faults {
+			errs = append(errs, s.validateFault(i, f, k)...)
+		}
 	}
 	if len(s.Checks) == 0 {
 		bad(s.Line, "no checks: a scenario must name at least one check")
