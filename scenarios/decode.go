@@ -154,9 +154,25 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) error {
 	return nil
 }
 
+// count checks the number of entries of the list or mapping at path
+// against its limit, before they are decoded.
+func (d *decoder) count(n *yaml.Node, entries int, path string) error {
+	l, ok := limitFor(path)
+	if !ok {
+		return d.errf(n, "%s: no limit is defined for this list", path)
+	}
+	if msg := l.checkCount(entries); msg != "" {
+		return d.errf(n, "%s: %d entries: %s", path, entries, msg)
+	}
+	return nil
+}
+
 func (d *decoder) slice(n *yaml.Node, v reflect.Value, path string) error {
 	if n.Kind != yaml.SequenceNode {
 		return d.errf(n, "%s: want a list", path)
+	}
+	if err := d.count(n, len(n.Content), path); err != nil {
+		return err
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, c := range n.Content {
@@ -174,6 +190,9 @@ func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) error {
 	}
 	if v.Type().Key().Kind() != reflect.String || v.Type().Elem().Kind() != reflect.String {
 		return d.errf(n, "%s: unsupported map type %s", path, v.Type())
+	}
+	if err := d.count(n, len(n.Content)/2, path); err != nil {
+		return err
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -193,6 +212,9 @@ func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) error {
 func (d *decoder) thresholds(n *yaml.Node, v reflect.Value, path string) error {
 	if n.Kind != yaml.MappingNode {
 		return d.errf(n, "%s: want a mapping of metric to bound, e.g. publish_p99_ms: \"<= 50\"", path)
+	}
+	if err := d.count(n, len(n.Content)/2, path); err != nil {
+		return err
 	}
 	var out []Threshold
 	for i := 0; i+1 < len(n.Content); i += 2 {

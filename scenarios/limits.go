@@ -26,6 +26,14 @@ type limit struct {
 	// durations need none.
 	unit string
 	dur  bool
+	// count says the limit is on the number of entries of a list or
+	// mapping, checked before its entries are decoded.
+	count bool
+}
+
+// entries is a list's or mapping's limit: at most max entries.
+func entries(path string, max int) limit {
+	return limit{path: path, max: float64(max), count: true}
 }
 
 // dur is a duration's limit: 0 (the default, or none) or min to max.
@@ -38,8 +46,15 @@ func num(path string, min, max float64, unit string) limit {
 	return limit{path: path, min: min, max: max, zero: true, unit: unit}
 }
 
-// limits is the range of every number of a scenario file.
+// limits is the range of every number of a scenario file, and the most
+// entries of each of its lists and mappings.
 var limits = []limit{
+	entries("profiles", 10),
+	entries("faults", 100),
+	entries("faults[].params", 10),
+	entries("checks", 50),
+	entries("checks[].thresholds", 50),
+	entries("bounds.budget_kinds", 50),
 	num("instances", 1, 8, ""),
 	dur("recovery", 100*time.Millisecond, 10*time.Minute),
 	dur("target.rtt", time.Millisecond, 5*time.Second),
@@ -120,9 +135,6 @@ const (
 	maxPublishBytes = 1 << 30
 	// maxStreams bounds the SSE streams a run opens (each two sockets).
 	maxStreams = 1000
-	// maxFaults bounds the fault timeline (each step a goroutine and a
-	// fault to undo).
-	maxFaults = 100
 )
 
 // nameRE is what a scenario's name must match: it names the run's
@@ -160,6 +172,15 @@ func (l limit) check(v float64) string {
 	return "want " + l.allowed()
 }
 
+// checkCount returns "" when n entries are within the limit, else what is
+// allowed.
+func (l limit) checkCount(n int) string {
+	if float64(n) <= l.max {
+		return ""
+	}
+	return "want " + l.allowed()
+}
+
 // allowed states the range: "0 or 0.1 to 100000 per second".
 func (l limit) allowed() string {
 	f := func(v float64) string {
@@ -167,6 +188,9 @@ func (l limit) allowed() string {
 			return fmtDuration(time.Duration(v))
 		}
 		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	if l.count {
+		return "at most " + f(l.max) + " entries"
 	}
 	s := f(l.min) + " to " + f(l.max)
 	if l.unit != "" {
@@ -204,6 +228,5 @@ func limitsMarkdown() string {
 	fmt.Fprintf(&b, "| planned operations | at most %d: workload.duration × (publish.rate × (1 + SSE clients of every kind) + cache.rate + registry.connections / heartbeat + 1 / lookup + instances / health.interval) |\n", maxPlannedOps)
 	fmt.Fprintf(&b, "| published bytes | at most %d: workload.duration × publish.rate × publish.payload |\n", maxPublishBytes)
 	fmt.Fprintf(&b, "| SSE streams | at most %d: sse.clients × sse.flows + slow and stalled clients |\n", maxStreams)
-	fmt.Fprintf(&b, "| `faults` | at most %d steps |\n", maxFaults)
 	return b.String()
 }

@@ -108,17 +108,18 @@ func (s *Spec) validate(k Known) error {
 		bad(w.SSE.Line, "workload.sse needs publish traffic (workload.publish.rate)")
 	}
 	errs = append(errs, s.validateSSE()...)
-	if len(s.Faults) > maxFaults {
-		bad(s.Line, "faults: %d steps; at most %d", len(s.Faults), maxFaults)
-	} else {
-		for i, f := range s.Faults {
-			errs = append(errs, s.validateFault(i, f, k)...)
-		}
+	for i, f := range s.Faults {
+		errs = append(errs, s.validateFault(i, f, k)...)
 	}
 	if len(s.Checks) == 0 {
 		bad(s.Line, "no checks: a scenario must name at least one check")
 	}
+	listed := map[string]bool{}
 	for _, c := range s.Checks {
+		if listed[c.Name] {
+			bad(c.Line, "check %q listed twice", c.Name)
+		}
+		listed[c.Name] = true
 		if !slices.Contains(k.Checks, c.Name) {
 			bad(c.Line, "unknown check %q (known: %s)", c.Name, strings.Join(k.Checks, ", "))
 		}
