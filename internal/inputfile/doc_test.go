@@ -14,9 +14,10 @@ func TestSizesDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	for what, max := range map[string]int64{
-		"scenario file, gates file (YAML)": MaxYAML,
-		"a saved run's `history.json`":     MaxHistory,
-		"a saved run's `report.json`":      MaxReport,
+		"scenario file, gates file (YAML)":                      MaxYAML,
+		"a saved run's `history.json`":                          MaxHistory,
+		"a saved run's `report.json`":                           MaxReport,
+		"a PEM file (`--ca-file`, `--cert-file`, `--key-file`)": MaxPEM,
 	} {
 		if row := "| " + what + " | " + Size(max) + " |\n"; !strings.Contains(string(doc), row) {
 			t.Errorf("docs/limits.md lacks the row %q", row)

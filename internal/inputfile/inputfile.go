@@ -22,6 +22,9 @@ const (
 	MaxHistory = 256 << 20
 	// MaxReport is a saved run's report.json.
 	MaxReport = 64 << 20
+	// MaxPEM is a CA, client certificate or key file (--ca-file,
+	// --cert-file, --key-file).
+	MaxPEM = 1 << 20
 )
 
 // ErrTooLarge is returned for a file past its maximum.
