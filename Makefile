@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test bench bench-baseline lint build deps clean images compose-test
+.PHONY: run test fuzz bench bench-baseline lint build deps clean images compose-test
 
 build: $(BIN)
 
@@ -34,8 +34,20 @@ test: deps
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
-	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoding$$' -fuzztime 10s ./impl/service
-	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 10s ./chaos/target
+	@$(MAKE) --no-print-directory fuzz
+
+# Fuzz targets, <name>:<package>, each run for FUZZTIME by make test (the
+# loaders of hostile input must never panic); corpora and any crasher in
+# <package>/testdata/fuzz/<name>/. Minimizing a new input is capped at 2s
+# (the default, 60s, would spend a short run minimizing).
+FUZZ     := FuzzParse:./scenarios FuzzParseGates:./reports FuzzRequestDecoding:./impl/service \
+            FuzzParseURL:./chaos/target
+FUZZTIME ?= 10s
+fuzz:
+	@for f in $(FUZZ); do \
+	  echo "fuzz $${f%%:*} $${f#*:} ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${f%%:*}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s "$${f#*:}" || exit 1; \
+	done
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...

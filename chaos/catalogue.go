@@ -149,6 +149,18 @@ func (p *params) get(key string, required bool) (string, bool) {
 	return v, ok
 }
 
+// The ranges of fault parameters (docs/limits.md): a duration from
+// MinParamDuration (when required; else 0 too) to MaxParamDuration, an
+// integer from 0 (1 when required) to MaxParamInt, a toxicity in (0, 1].
+const (
+	MinParamDuration = time.Millisecond
+	MaxParamDuration = time.Hour
+	MaxParamInt      = 1 << 40
+)
+
+// durationRange states the range of a duration parameter: "1ms to 1h".
+var durationRange = MinParamDuration.String() + " to " + strings.TrimSuffix(MaxParamDuration.String(), "0m0s")
+
 // duration reads a Go duration ("100ms", "1.5s").
 func (p *params) duration(key string, required bool) time.Duration {
 	v, ok := p.get(key, required)
@@ -163,6 +175,8 @@ func (p *params) duration(key string, required bool) time.Duration {
 		p.fail(key, "negative")
 	case required && d == 0:
 		p.fail(key, "must be > 0")
+	case d > MaxParamDuration || required && d < MinParamDuration:
+		p.fail(key, "want %s", durationRange)
 	}
 	return d
 }
@@ -180,6 +194,8 @@ func (p *params) int(key string, required bool) int64 {
 		p.fail(key, "negative")
 	case required && n == 0:
 		p.fail(key, "must be > 0")
+	case n > MaxParamInt:
+		p.fail(key, "want at most %d", int64(MaxParamInt))
 	}
 	return n
 }
@@ -229,7 +245,7 @@ func (p *params) toxicity() float32 {
 		return 1
 	}
 	t, err := strconv.ParseFloat(v, 32)
-	if err != nil || t <= 0 || t > 1 {
+	if err != nil || !(t > 0 && t <= 1) { // NaN is neither
 		p.fail("toxicity", "want a number in (0, 1]")
 	}
 	return float32(t)

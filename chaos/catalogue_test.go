@@ -3,6 +3,7 @@ package chaos
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -91,6 +92,11 @@ func TestLookupBadInput(t *testing.T) {
 		{"latency", map[string]string{"latency": "100"}, ErrBadParam, []string{"latency", `"100"`, "duration"}},
 		{"latency", map[string]string{"latency": "-5ms"}, ErrBadParam, []string{"negative"}},
 		{"latency", map[string]string{"latency": "0s"}, ErrBadParam, []string{"> 0"}},
+		{"latency", map[string]string{"latency": "2562047h"}, ErrBadParam, []string{"latency", "want 1ms to 1h"}},
+		{"flapping", map[string]string{"period": "1ns"}, ErrBadParam, []string{"period", "want 1ms to 1h"}},
+		{"timeout", map[string]string{"timeout": "2h"}, ErrBadParam, []string{"timeout", "want 1ms to 1h"}},
+		{"limit_data", map[string]string{"bytes": "9223372036854775807"}, ErrBadParam, []string{"bytes", "want at most 1099511627776"}},
+		{"latency", map[string]string{"latency": "1ms", "toxicity": "NaN"}, ErrBadParam, []string{"toxicity", "(0, 1]"}},
 		{"latency", map[string]string{"latency": "1ms", "stream": "sideways"}, ErrBadParam, []string{`"sideways"`, "upstream, downstream"}},
 		{"latency", map[string]string{"latency": "1ms", "toxicity": "1.5"}, ErrBadParam, []string{"toxicity", "(0, 1]"}},
 		{"latency", map[string]string{"latency": "1ms", "toxicity": "x"}, ErrBadParam, []string{"toxicity"}},
@@ -145,4 +151,19 @@ func ExampleLookup() {
 	// Output:
 	// latency {Latency:100ms Jitter:20ms Stream:upstream Toxicity:1}
 	// bad fault parameter: fault latency has no parameter "jiter" (known: latency, jitter, stream, toxicity)
+}
+
+// TestParamLimitsDoc: docs/limits.md states the parameter ranges as the
+// code has them.
+func TestParamLimitsDoc(t *testing.T) {
+	doc, err := os.ReadFile("../docs/limits.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(string(doc)), " ")
+	for _, want := range []string{"durations " + durationRange, fmt.Sprintf("integers at most %d", int64(MaxParamInt))} {
+		if !strings.Contains(text, want) {
+			t.Errorf("docs/limits.md lacks %q", want)
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/inputfile"
 )
 
 //go:embed gates.yaml
@@ -78,6 +78,49 @@ var benchFields = []string{"latency_ms", "ops_per_sec", "round_trips_per_op", "c
 // envFields are the environment facts a criterion may name.
 var envFields = []string{"tls", "remote", "rtt_ms"}
 
+// GateLimits are the ranges of the numbers of a gates file, by key, and
+// of the number of entries of its lists (a gate's after its includes are
+// merged), which keep parsing time and memory bounded. docs/limits.md
+// lists them; a test keeps it in step.
+var GateLimits = []struct {
+	Key      string
+	Min, Max float64
+	// Count says the limit is on the number of entries.
+	Count bool
+}{
+	{Key: "version", Min: 1, Max: 1},
+	{Key: "day", Min: 0, Max: 366},
+	{Key: "bound", Min: -1e12, Max: 1e12},
+	{Key: "min_samples", Min: 1, Max: 1e9},
+	{Key: "gates", Min: 1, Max: 100, Count: true},
+	{Key: "include", Min: 0, Max: 10, Count: true},
+	{Key: "scenarios", Min: 0, Max: 200, Count: true},
+	{Key: "benchmarks", Min: 0, Max: 200, Count: true},
+	{Key: "criteria", Min: 1, Max: 1000, Count: true},
+}
+
+// checkRange reports a number of key outside its GateLimits range.
+func (p *gateParser) checkRange(n *yaml.Node, key string, v float64) bool {
+	for _, l := range GateLimits {
+		if l.Key == key && !l.Count && (v < l.Min || v > l.Max) {
+			p.errorf(n, "%s %s: want %g to %g", key, deref(n).Value, l.Min, l.Max)
+			return false
+		}
+	}
+	return true
+}
+
+// tooMany reports a list of key with more than its GateLimits entries.
+func (p *gateParser) tooMany(n *yaml.Node, what, key string, count int) bool {
+	for _, l := range GateLimits {
+		if l.Key == key && l.Count && float64(count) > l.Max {
+			p.errorf(deref(n), "%s: %d %s; at most %g", what, count, key, l.Max)
+			return true
+		}
+	}
+	return false
+}
+
 // DefaultGates returns the gates file shipped with the harness (gates.yaml).
 func DefaultGates() Gates {
 	g, err := ParseGates("gates.yaml", defaultGates)
@@ -94,7 +137,7 @@ func DefaultGatesYAML() []byte { return slices.Clone(defaultGates) }
 // LoadGates reads and parses a gates file. Every error is bad input (exit 3)
 // and names file:line.
 func LoadGates(path string) (Gates, error) {
-	b, err := os.ReadFile(path)
+	b, err := inputfile.Read(path, inputfile.MaxYAML)
 	if err != nil {
 		return Gates{}, exitcode.Config(fmt.Errorf("read gates file: %w", err))
 	}
@@ -270,19 +313,11 @@ func (p *gateParser) errorf(n *yaml.Node, format string, args ...any) {
 	p.errs = append(p.errs, fmt.Errorf("%s: %s", p.pos(n), fmt.Sprintf(format, args...)))
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
-
 func (p *gateParser) parse(data []byte) Gates {
 	g := Gates{File: p.file}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			msg = p.file + ":" + m[1] + ": " + msg[len(m[0]):]
-		} else {
-			msg = p.file + ": " + msg
-		}
-		p.errs = append(p.errs, errors.New(msg))
+	doc, err := inputfile.YAML(p.file, data)
+	if err != nil {
+		p.errs = append(p.errs, err)
 		return g
 	}
 	if len(doc.Content) == 0 {
@@ -293,12 +328,15 @@ func (p *gateParser) parse(data []byte) Gates {
 	if top == nil {
 		return g
 	}
-	if v, ok := p.integer(top["version"]); ok && v != 1 {
+	if v, ok := p.integer(top["version"], ""); ok && v != 1 {
 		p.errorf(top["version"], "gates file version %d, this harness reads version 1", v)
 	}
 	gates := deref(top["gates"])
 	if gates.Kind != yaml.MappingNode {
 		p.errorf(gates, "gates: want a mapping of gate name to gate")
+		return g
+	}
+	if p.tooMany(gates, "gates file", "gates", len(gates.Content)/2) {
 		return g
 	}
 	byName := map[string]Gate{}
@@ -318,12 +356,12 @@ func (p *gateParser) parse(data []byte) Gates {
 	return g
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 
 func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
 	x := Gate{Name: k.Value, pos: p.pos(k)}
 	if !nameRE.MatchString(x.Name) {
-		p.errorf(k, "gate name %q: want lowercase letters, digits, _ . -", x.Name)
+		p.errorf(k, "gate name %q: want lowercase letters, digits, _ . -, at most 64", x.Name)
 	}
 	f := p.mapping(v, "gate "+x.Name,
 		[]string{"day", "description", "include", "scenarios", "benchmarks", "criteria"},
@@ -331,13 +369,18 @@ func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
 	if f == nil {
 		return x
 	}
-	if d, ok := p.integer(f["day"]); ok {
+	if d, ok := p.integer(f["day"], "day"); ok {
 		x.Day = int(d)
 	}
 	x.Description = p.str(f["description"], "description")
 	x.Include = p.strs(f["include"], "include")
 	own := p.strs(f["scenarios"], "scenarios")
 	bench := p.strs(f["benchmarks"], "benchmarks")
+	what := "gate " + x.Name
+	if p.tooMany(f["include"], what, "include", len(x.Include)) {
+		return x
+	}
+	cs := criteriaSet{p: p, pos: map[string]bool{}, ids: map[string]string{}}
 	for _, inc := range x.Include {
 		in, ok := earlier[inc]
 		if !ok {
@@ -347,44 +390,61 @@ func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
 		x.Scenarios = appendNew(x.Scenarios, in.Scenarios...)
 		x.Benchmarks = appendNew(x.Benchmarks, in.Benchmarks...)
 		for _, c := range in.Criteria {
-			x.Criteria = p.addCriterion(x.Criteria, c, f["include"])
+			cs.add(c, f["include"])
 		}
 	}
 	x.Scenarios = p.appendUnique(x.Scenarios, own, f["scenarios"], "scenario")
 	x.Benchmarks = p.appendUnique(x.Benchmarks, bench, f["benchmarks"], "benchmark")
-	if cs := f["criteria"]; cs != nil {
-		cs = deref(cs)
-		if cs.Kind != yaml.SequenceNode {
-			p.errorf(cs, "criteria: want a list")
-		} else {
-			for _, cn := range cs.Content {
+	if p.tooMany(f["scenarios"], what+" (with its includes)", "scenarios", len(x.Scenarios)) ||
+		p.tooMany(f["benchmarks"], what+" (with its includes)", "benchmarks", len(x.Benchmarks)) ||
+		p.tooMany(k, what+" (with its includes)", "criteria", len(cs.list)) {
+		return x
+	}
+	if n := f["criteria"]; n != nil {
+		n = deref(n)
+		switch {
+		case n.Kind != yaml.SequenceNode:
+			p.errorf(n, "criteria: want a list")
+		case p.tooMany(n, what+" (with its includes)", "criteria", len(cs.list)+len(n.Content)):
+			return x
+		default:
+			for _, cn := range n.Content {
 				c, ok := p.criterion(cn, x)
 				if ok {
-					x.Criteria = p.addCriterion(x.Criteria, c, cn)
+					cs.add(c, cn)
 				}
 			}
 		}
 	}
+	x.Criteria = cs.list
 	if len(x.Criteria) == 0 {
 		p.errorf(k, "gate %s has no criteria", x.Name)
 	}
 	return x
 }
 
-// addCriterion appends c unless the same criterion (same source position,
-// reached through two includes or an alias) is already there; another
-// criterion with the same id is an error.
-func (p *gateParser) addCriterion(cs []Criterion, c Criterion, at *yaml.Node) []Criterion {
-	for _, o := range cs {
-		if o.pos == c.pos {
-			return cs
-		}
-		if o.ID == c.ID {
-			p.errorf(deref(at), "criterion id %q used twice (first at %s)", c.ID, o.pos)
-			return cs
-		}
+// criteriaSet is a gate's criteria as they are merged, indexed so that a
+// merge takes time in proportion to the criteria merged.
+type criteriaSet struct {
+	p    *gateParser
+	list []Criterion
+	pos  map[string]bool   // source positions in list
+	ids  map[string]string // id → source position
+}
+
+// add appends c unless the same criterion (same source position, reached
+// through two includes or an alias) is already there; another criterion
+// with the same id is an error.
+func (s *criteriaSet) add(c Criterion, at *yaml.Node) {
+	if s.pos[c.pos] {
+		return
 	}
-	return append(cs, c)
+	if first, ok := s.ids[c.ID]; ok {
+		s.p.errorf(deref(at), "criterion id %q used twice (first at %s)", c.ID, first)
+		return
+	}
+	s.pos[c.pos], s.ids[c.ID] = true, c.pos
+	s.list = append(s.list, c)
 }
 
 // appendUnique appends names to have, reporting names listed twice in the
@@ -397,15 +457,20 @@ func (p *gateParser) appendUnique(have, names []string, n *yaml.Node, what strin
 		}
 		seen[s] = true
 		if !nameRE.MatchString(s) {
-			p.errorf(deref(n), "%s name %q: want lowercase letters, digits, _ . -", what, s)
+			p.errorf(deref(n), "%s name %q: want lowercase letters, digits, _ . -, at most 64", what, s)
 		}
 	}
 	return appendNew(have, names...)
 }
 
 func appendNew(have []string, xs ...string) []string {
+	seen := make(map[string]bool, len(have)+len(xs))
+	for _, h := range have {
+		seen[h] = true
+	}
 	for _, x := range xs {
-		if !slices.Contains(have, x) {
+		if !seen[x] {
+			seen[x] = true
 			have = append(have, x)
 		}
 	}
@@ -427,13 +492,10 @@ func (p *gateParser) criterion(n *yaml.Node, x Gate) (Criterion, bool) {
 	c.Comparator = p.str(f["comparator"], "comparator")
 	c.Unit = p.str(f["unit"], "unit")
 	c.Why = p.str(f["why"], "why")
-	if b, ok := p.number(f["bound"]); ok {
+	if b, ok := p.number(f["bound"], "bound"); ok {
 		c.Bound = b
 	}
-	if m, ok := p.integer(f["min_samples"]); ok {
-		if m < 1 {
-			p.errorf(f["min_samples"], "min_samples %d: want at least 1", m)
-		}
+	if m, ok := p.integer(f["min_samples"], "min_samples"); ok {
 		c.MinSamples = m
 	}
 	if b := f["precondition"]; b != nil {
@@ -442,7 +504,7 @@ func (p *gateParser) criterion(n *yaml.Node, x Gate) (Criterion, bool) {
 		}
 	}
 	if c.ID != "" && !nameRE.MatchString(c.ID) {
-		p.errorf(f["id"], "criterion id %q: want lowercase letters, digits, _ . -", c.ID)
+		p.errorf(f["id"], "criterion id %q: want lowercase letters, digits, _ . -, at most 64", c.ID)
 	}
 	if strings.ContainsAny(c.Why, "\n\r") {
 		p.errorf(f["why"], "criterion %s: why must be one line", c.ID)
@@ -576,7 +638,8 @@ func (p *gateParser) strs(n *yaml.Node, what string) []string {
 	return out
 }
 
-func (p *gateParser) number(n *yaml.Node) (float64, bool) {
+// number reads a finite number within key's GateLimits range.
+func (p *gateParser) number(n *yaml.Node, key string) (float64, bool) {
 	if n == nil {
 		return 0, false
 	}
@@ -587,10 +650,11 @@ func (p *gateParser) number(n *yaml.Node) (float64, bool) {
 		p.errorf(n, "want a number, got %q", n.Value)
 		return 0, false
 	}
-	return f, true
+	return f, p.checkRange(n, key, f)
 }
 
-func (p *gateParser) integer(n *yaml.Node) (int64, bool) {
+// integer reads an integer within key's GateLimits range.
+func (p *gateParser) integer(n *yaml.Node, key string) (int64, bool) {
 	if n == nil {
 		return 0, false
 	}
@@ -600,5 +664,5 @@ func (p *gateParser) integer(n *yaml.Node) (int64, bool) {
 		p.errorf(n, "want an integer, got %q", n.Value)
 		return 0, false
 	}
-	return i, true
+	return i, p.checkRange(n, key, float64(i))
 }

@@ -2,9 +2,11 @@ package reports
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -196,6 +198,16 @@ func TestParseGatesErrors(t *testing.T) {
 		{"duplicate scenario", "scenarios: [basic]", "scenarios: [basic, basic]", `scenario "basic" listed twice`},
 		{"duplicate key", "        unit: ms", "        unit: ms\n        unit: s", `g.yaml:14: criterion: key "unit" given twice`},
 		{"yaml syntax", "    criteria:\n", "    criteria: [\n", `g.yaml:`},
+		{"huge bound", "bound: 10", "bound: 1e300", `g.yaml:12: bound 1e300: want -1e+12 to 1e+12`},
+		{"NaN bound", "bound: 10", "bound: .nan", `g.yaml:12: want a number, got ".nan"`},
+		{"min_samples zero", "        unit: ms", "        unit: ms\n        min_samples: 0", `g.yaml:14: min_samples 0: want 1 to 1e+09`},
+		{"min_samples huge", "        unit: ms", "        unit: ms\n        min_samples: 99999999999", `min_samples 99999999999: want 1 to 1e+09`},
+		{"day", "    description: a gate", "    description: a gate\n    day: 100000", `g.yaml:5: day 100000: want 0 to 366`},
+		{"traversing gate name", "  g:", "  ../g:", `gate name "../g": want lowercase`},
+		{"long id", "id: c1", "id: c" + strings.Repeat("1", 64), `want lowercase letters, digits, _ . -, at most 64`},
+		{"second document", "        why: fast\n", "        why: fast\n---\nversion: 1\n", `g.yaml:15: a second YAML document (---): a file holds one`},
+		{"too many includes", "    description: a gate", "    description: a gate\n    include: [a, b, c, d, e, f, g, h, i, j, k]", `g.yaml:5: gate g: 11 include; at most 10`},
+		{"too many scenarios", "scenarios: [basic]", "scenarios: [" + numbered("s", 201) + "]", `g.yaml:5: gate g (with its includes): 201 scenarios; at most 200`},
 		{"precondition not bool", "        unit: ms", "        unit: ms\n        precondition: maybe", `g.yaml:14: precondition: want true or false`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -214,6 +226,52 @@ func TestParseGatesErrors(t *testing.T) {
 				t.Errorf("exit code %d; want %d", exitcode.Of(err), exitcode.BadInput)
 			}
 		})
+	}
+}
+
+// numbered is "p0, p1, …" with n names.
+func numbered(p string, n int) string {
+	var names []string
+	for i := range n {
+		names = append(names, p+strconv.Itoa(i))
+	}
+	return strings.Join(names, ", ")
+}
+
+// TestParseGatesBounded: a gates file of many gates, each including the
+// one before, once took minutes (criteria merged in cubic time); now the
+// count limits refuse it at once, and the most a file may hold parses in
+// well under a second of work.
+func TestParseGatesBounded(t *testing.T) {
+	chain := func(n, criteria int) []byte {
+		var b strings.Builder
+		b.WriteString("version: 1\ngates:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  g%d:\n    description: x\n    scenarios: [basic]\n", i)
+			if i > 0 {
+				fmt.Fprintf(&b, "    include: [g%d]\n", i-1)
+			}
+			b.WriteString("    criteria:\n")
+			for j := range criteria {
+				fmt.Fprintf(&b, "      - {id: c%d_%d, metric: \"check:basic:lost\", aggregation: value, comparator: \"==\", bound: 1, why: w}\n", i, j)
+			}
+		}
+		return []byte(b.String())
+	}
+	_, err := ParseGates("g.yaml", chain(101, 1))
+	if want := "g.yaml:3: gates file: 101 gates; at most 100"; err == nil || !strings.Contains(err.Error(), want) || exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("101 gates: got %v; want exit 3 with %q", err, want)
+	}
+	_, err = ParseGates("g.yaml", chain(100, 11))
+	if want := "gate g90 (with its includes): 1001 criteria; at most 1000"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("1001 criteria: got %v; want %q", err, want)
+	}
+	gs, err := ParseGates("g.yaml", chain(100, 10))
+	if err != nil {
+		t.Fatalf("100 gates of 10 criteria each: %v", err)
+	}
+	if got := len(gs.Gates[99].Criteria); got != 1000 {
+		t.Errorf("last gate: got %d criteria; want 1000", got)
 	}
 }
 
@@ -268,6 +326,21 @@ func TestLoadGates(t *testing.T) {
 	_, err := LoadGates(filepath.Join(t.TempDir(), "missing.yaml"))
 	if err == nil || exitcode.Of(err) != exitcode.BadInput {
 		t.Errorf("missing file: got %v (code %d); want a bad-input error", err, exitcode.Of(err))
+	}
+	// Whatever the path, the read is bounded: --gates /dev/zero once read
+	// until the machine killed the process.
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, append(DefaultGatesYAML(), bytes.Repeat([]byte("#\n"), 1<<20)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/dev/zero", "file too large: more than 1 MiB"},
+		{big, "file too large: more than 1 MiB"},
+		{t.TempDir(), "is a directory"},
+	} {
+		if _, err := LoadGates(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) || exitcode.Of(err) != exitcode.BadInput {
+			t.Errorf("LoadGates(%s): got %v; want exit 3 with %q", tc.path, err, tc.want)
+		}
 	}
 	// The shipped file, copied out and loaded from a path, is the default.
 	if err := os.WriteFile(path, DefaultGatesYAML(), 0o644); err != nil {

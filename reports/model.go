@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/inputfile"
 )
 
 // SchemaVersion is the version of the report.json schema this package writes.
@@ -217,7 +218,7 @@ func LoadRun(path string) (Run, error) {
 		path = filepath.Join(path, ReportJSON)
 	}
 	var r Run
-	b, err := os.ReadFile(path)
+	b, err := inputfile.Read(path, inputfile.MaxReport)
 	if err != nil {
 		return r, err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/inputfile"
 )
 
 // catalogueFS holds the scenario files the binary carries.
@@ -39,7 +40,7 @@ func isPath(ref string) bool {
 // or a path to a YAML file.
 func Load(ref string, k Known) (Spec, error) {
 	if isPath(ref) {
-		b, err := os.ReadFile(ref)
+		b, err := inputfile.Read(ref, inputfile.MaxYAML)
 		if err != nil {
 			return Spec{}, exitcode.Configf("scenario %s: %w", ref, err)
 		}

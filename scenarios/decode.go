@@ -21,10 +21,14 @@ func (e *posError) Error() string { return fmt.Sprintf("%s:%d: %s", e.file, e.li
 
 // decoder decodes a yaml.Node tree into Go values strictly: every mapping
 // key must name a field (by its yaml tag), scalars must have the field's
-// type, durations must parse, and each struct with a Line field learns the
-// line it was written on.
+// type, durations must parse, every number must be within its limit
+// (limits), and each struct with a Line field learns the line it was
+// written on.
 type decoder struct {
 	file string
+	// errs are the numbers out of range: decoding goes on past them, so
+	// that every one is reported.
+	errs []error
 }
 
 var (
@@ -49,7 +53,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 	}
 	switch {
 	case v.Type() == durationType:
-		return d.duration(n, v, path)
+		if err := d.duration(n, v, path); err != nil {
+			return err
+		}
+		d.limit(n, float64(v.Int()), path)
+		return nil
 	case v.Type() == thresholdsType:
 		return d.thresholds(n, v, path)
 	}
@@ -71,7 +79,29 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 	case reflect.Map:
 		return d.stringMap(n, v, path)
 	default:
-		return d.scalar(n, v, path)
+		if err := d.scalar(n, v, path); err != nil {
+			return err
+		}
+		switch v.Kind() {
+		case reflect.Int, reflect.Int64:
+			d.limit(n, float64(v.Int()), path)
+		case reflect.Float64:
+			d.limit(n, v.Float(), path)
+		}
+		return nil
+	}
+}
+
+// limit checks the number v decoded at path against its limit. A number
+// without one is the decoder's bug (TestLimitsCoverSpec).
+func (d *decoder) limit(n *yaml.Node, v float64, path string) {
+	l, ok := limitFor(path)
+	if !ok {
+		d.errs = append(d.errs, d.errf(n, "%s: no range is defined for this number", path))
+		return
+	}
+	if msg := l.check(v); msg != "" {
+		d.errs = append(d.errs, d.errf(n, "%s %s: %s", path, n.Value, msg))
 	}
 }
 
@@ -124,9 +154,25 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) error {
 	return nil
 }
 
+// count checks the number of entries of the list or mapping at path
+// against its limit, before they are decoded.
+func (d *decoder) count(n *yaml.Node, entries int, path string) error {
+	l, ok := limitFor(path)
+	if !ok {
+		return d.errf(n, "%s: no limit is defined for this list", path)
+	}
+	if msg := l.checkCount(entries); msg != "" {
+		return d.errf(n, "%s: %d entries: %s", path, entries, msg)
+	}
+	return nil
+}
+
 func (d *decoder) slice(n *yaml.Node, v reflect.Value, path string) error {
 	if n.Kind != yaml.SequenceNode {
 		return d.errf(n, "%s: want a list", path)
+	}
+	if err := d.count(n, len(n.Content), path); err != nil {
+		return err
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, c := range n.Content {
@@ -144,6 +190,9 @@ func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) error {
 	}
 	if v.Type().Key().Kind() != reflect.String || v.Type().Elem().Kind() != reflect.String {
 		return d.errf(n, "%s: unsupported map type %s", path, v.Type())
+	}
+	if err := d.count(n, len(n.Content)/2, path); err != nil {
+		return err
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -164,6 +213,9 @@ func (d *decoder) thresholds(n *yaml.Node, v reflect.Value, path string) error {
 	if n.Kind != yaml.MappingNode {
 		return d.errf(n, "%s: want a mapping of metric to bound, e.g. publish_p99_ms: \"<= 50\"", path)
 	}
+	if err := d.count(n, len(n.Content)/2, path); err != nil {
+		return err
+	}
 	var out []Threshold
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -182,11 +234,19 @@ func (d *decoder) thresholds(n *yaml.Node, v reflect.Value, path string) error {
 }
 
 func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) error {
-	if n.Kind != yaml.ScalarNode {
-		return d.errf(n, "%s: want a %s", path, v.Kind())
+	want := "a " + v.Kind().String()
+	switch v.Kind() {
+	case reflect.Int, reflect.Int64:
+		want = "an integer"
+	case reflect.Float64:
+		want = "a number"
 	}
-	if err := n.Decode(v.Addr().Interface()); err != nil {
-		return d.errf(n, "%s: want a %s, got %q", path, v.Kind(), n.Value)
+	if n.Kind != yaml.ScalarNode {
+		return d.errf(n, "%s: want %s", path, want)
+	}
+	// yaml.v3 truncates a float into an integer field: 2.5 flows would be 2.
+	if err := n.Decode(v.Addr().Interface()); err != nil || want == "an integer" && n.Tag != "!!int" {
+		return d.errf(n, "%s: want %s, got %q", path, want, n.Value)
 	}
 	return nil
 }

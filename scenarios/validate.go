@@ -1,18 +1,17 @@
 package scenarios
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/inputfile"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -36,14 +35,16 @@ type Known struct {
 // (file:line). Every error is bad input (exit 3).
 func Parse(file string, data []byte, k Known) (Spec, error) {
 	var s Spec
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		return s, exitcode.Configf("%s: %w", file, err)
+	root, err := inputfile.YAML(file, data)
+	if err != nil {
+		return s, exitcode.Config(err)
 	}
 	d := &decoder{file: file}
-	if err := d.decode(&root, reflect.ValueOf(&s).Elem(), ""); err != nil {
+	if err := d.decode(root, reflect.ValueOf(&s).Elem(), ""); err != nil {
 		return s, exitcode.Config(err)
+	}
+	if len(d.errs) > 0 {
+		return s, exitcode.Config(errors.Join(d.errs...))
 	}
 	s.File = file
 	s.Source = data
@@ -66,8 +67,13 @@ func (s *Spec) validate(k Known) error {
 		errs = append(errs, s.errf(line, format, args...))
 	}
 	base := strings.TrimSuffix(filepath.Base(s.File), filepath.Ext(s.File))
-	if s.Name == "" {
+	switch {
+	case s.Name == "" && !ValidName(base):
+		bad(s.Line, "no name, and the file name %q is not one: set name: (%s)", base, NamePattern)
+	case s.Name == "":
 		s.Name = base
+	case !ValidName(s.Name):
+		bad(s.Line, "name %q: want %s", s.Name, NamePattern)
 	}
 	switch s.Target.Kind {
 	case "", "process", "remote-sim":
@@ -87,35 +93,14 @@ func (s *Spec) validate(k Known) error {
 			bad(s.Line, "unknown profile %q (known: %s)", p, strings.Join(k.Profiles, ", "))
 		}
 	}
-	if s.Instances < 0 || s.Instances > 8 {
-		bad(s.Line, "instances %d: want 1 to 8", s.Instances)
+	if !maxMemoryRE.MatchString(s.Target.MaxMemory) {
+		bad(s.Target.Line, "target.maxmemory %q: want a Redis memory size such as 1048576, 100kb, 2mb or 1gb", s.Target.MaxMemory)
 	}
 	w := s.Workload
 	if w.Duration <= 0 {
 		bad(w.Line, "workload.duration is required and must be positive")
 	}
-	for _, f := range []struct {
-		name string
-		v    float64
-		line int
-	}{
-		{"workload.publish.rate", w.Publish.Rate, w.Publish.Line},
-		{"workload.publish.flows", float64(w.Publish.Flows), w.Publish.Line},
-		{"workload.publish.publishers", float64(w.Publish.Publishers), w.Publish.Line},
-		{"workload.publish.concurrency", float64(w.Publish.Concurrency), w.Publish.Line},
-		{"workload.publish.payload", float64(w.Publish.Payload), w.Publish.Line},
-		{"workload.sse.clients", float64(w.SSE.Clients), w.SSE.Line},
-		{"workload.cache.rate", w.Cache.Rate, w.Cache.Line},
-		{"workload.registry.connections", float64(w.Registry.Connections), w.Registry.Line},
-		{"workload.registry.stop", float64(w.Registry.Stop), w.Registry.Line},
-	} {
-		if f.v < 0 {
-			bad(f.line, "%s must not be negative", f.name)
-		}
-	}
-	if w.Cache.WriteRatio < 0 || w.Cache.WriteRatio > 1 {
-		bad(w.Cache.Line, "workload.cache.write_ratio %g: want 0 to 1", w.Cache.WriteRatio)
-	}
+	errs = append(errs, s.validateLoad()...)
 	if r := w.Registry; r.Stop+r.Unregister > r.Connections {
 		bad(r.Line, "workload.registry: stop + unregister (%d) exceeds connections (%d)", r.Stop+r.Unregister, r.Connections)
 	}
@@ -129,7 +114,12 @@ func (s *Spec) validate(k Known) error {
 	if len(s.Checks) == 0 {
 		bad(s.Line, "no checks: a scenario must name at least one check")
 	}
+	listed := map[string]bool{}
 	for _, c := range s.Checks {
+		if listed[c.Name] {
+			bad(c.Line, "check %q listed twice", c.Name)
+		}
+		listed[c.Name] = true
 		if !slices.Contains(k.Checks, c.Name) {
 			bad(c.Line, "unknown check %q (known: %s)", c.Name, strings.Join(k.Checks, ", "))
 		}
@@ -152,16 +142,10 @@ func (s *Spec) validateSSE() []error {
 	var errs []error
 	x := s.Workload.SSE
 	bad := func(line int, format string, args ...any) { errs = append(errs, s.errf(line, format, args...)) }
-	if x.Clients > 1000 {
-		bad(x.Line, "workload.sse.clients %d: want at most 1000", x.Clients)
-	}
 	if x.Clients == 0 && x.Slow.Clients+x.Stalled.Clients > 0 {
 		bad(x.Line, "workload.sse.slow and stalled consumers run next to normal ones: set workload.sse.clients")
 	}
-	if x.Reconnect < 0 || x.Reconnect > 0 && x.Reconnect < Duration(50*time.Millisecond) {
-		bad(x.Line, "workload.sse.reconnect %s: want 0 (only when the stream ends) or at least 50ms", x.Reconnect)
-	}
-	if x.Jitter < 0 || x.Jitter > 0 && x.Jitter >= x.Reconnect {
+	if x.Jitter > 0 && x.Jitter >= x.Reconnect {
 		bad(x.Line, "workload.sse.jitter %s: want at least 0 and below reconnect (%s)", x.Jitter, x.Reconnect)
 	}
 	switch x.Move {
@@ -169,32 +153,14 @@ func (s *Spec) validateSSE() []error {
 	default:
 		bad(x.Line, "workload.sse.move %q: want same, other or random", x.Move)
 	}
-	if x.Retry < 0 || x.Retry > Duration(time.Minute) {
-		bad(x.Line, "workload.sse.retry %s: want 0 to 1m", x.Retry)
-	}
-	if x.MaxBackoff < 0 || x.MaxBackoff > Duration(time.Minute) || x.MaxBackoff > 0 && x.MaxBackoff < x.Retry {
+	if x.MaxBackoff > 0 && x.MaxBackoff < x.Retry {
 		bad(x.Line, "workload.sse.max_backoff %s: want retry (%s) to 1m", x.MaxBackoff, x.Retry)
-	}
-	if x.Attempts < 0 || x.Attempts > 1000 {
-		bad(x.Line, "workload.sse.attempts %d: want 0 to 1000", x.Attempts)
 	}
 	for _, c := range []struct {
 		name string
 		c    Consumer
 	}{{"slow", x.Slow}, {"stalled", x.Stalled}} {
 		n, v := "workload.sse."+c.name, c.c
-		if v.Clients < 0 || v.Clients > 100 {
-			bad(v.Line, "%s.clients %d: want 0 to 100", n, v.Clients)
-		}
-		if v.ReadRate < 0 || v.ReadRate > 1<<30 {
-			bad(v.Line, "%s.read_rate %d: want 0 to 1GiB (bytes per second)", n, v.ReadRate)
-		}
-		if v.After < 0 || v.At < 0 || v.For < 0 {
-			bad(v.Line, "%s: after, at and for must not be negative", n)
-		}
-		if v.RecvBuffer < 0 || v.RecvBuffer > 64<<20 {
-			bad(v.Line, "%s.recv_buffer %d: want 0 to 64MiB", n, v.RecvBuffer)
-		}
 		if d := s.Workload.Duration; d > 0 && v.At >= d {
 			bad(v.Line, "%s.at %s is not before the end of the workload (%s)", n, v.At, d)
 		}
@@ -207,6 +173,50 @@ func (s *Spec) validateSSE() []error {
 	}
 	if st := x.Stalled; st.Clients > 0 && st.After == 0 && st.At == 0 {
 		bad(st.Line, "workload.sse.stalled needs after (events) or at (time) to stop reading")
+	}
+	return errs
+}
+
+var maxMemoryRE = regexp.MustCompile(`^(?i)([0-9]{1,15}(k|kb|m|mb|g|gb)?)?$`)
+
+// validateLoad checks the limits across fields (maxPlannedOps,
+// maxPublishBytes, maxStreams) with the defaults the engine applies.
+func (s *Spec) validateLoad() []error {
+	var errs []error
+	w := s.Workload
+	secs := w.Duration.D().Seconds()
+	or := func(v, def int) float64 {
+		if v == 0 {
+			return float64(def)
+		}
+		return float64(v)
+	}
+	per := func(every, def Duration) float64 {
+		if every == 0 {
+			every = def
+		}
+		return secs / every.D().Seconds()
+	}
+	sse := w.SSE.Clients + w.SSE.Slow.Clients + w.SSE.Stalled.Clients
+	ops := secs * (w.Publish.Rate*(1+float64(sse)) + w.Cache.Rate)
+	if w.Registry.Connections > 0 {
+		ops += float64(w.Registry.Connections)*per(w.Registry.Heartbeat, Duration(200e6)) + per(w.Registry.Lookup, Duration(100e6))
+	}
+	if w.Health.Interval > 0 {
+		ops += or(s.Instances, 1) * per(w.Health.Interval, 0)
+	}
+	if ops > maxPlannedOps {
+		errs = append(errs, s.errf(w.Line, "workload: about %.0f operations planned; at most %d (lower the duration, rates, SSE clients or registry connections)", ops, maxPlannedOps))
+	}
+	if b := secs * w.Publish.Rate * or(w.Publish.Payload, 64); b > maxPublishBytes {
+		errs = append(errs, s.errf(w.Publish.Line, "workload.publish: about %.0f payload bytes planned (duration × rate × payload); at most %d", b, maxPublishBytes))
+	}
+	flows := or(w.Publish.Flows, 4)
+	if w.SSE.Flows > 0 {
+		flows = min(flows, float64(w.SSE.Flows))
+	}
+	if n := float64(w.SSE.Clients)*flows + float64(w.SSE.Slow.Clients+w.SSE.Stalled.Clients); n > maxStreams {
+		errs = append(errs, s.errf(w.SSE.Line, "workload.sse: %.0f streams (clients × flows + slow and stalled clients); at most %d", n, maxStreams))
 	}
 	return errs
 }

@@ -92,30 +92,33 @@ func TestParseRejects(t *testing.T) {
 		{"unknown metric", "      publish_p99_ms:", "      publish_p999_ms:", "t.yaml:19: check bounded_blocking: threshold on unknown metric \"publish_p999_ms\""},
 		{"bad threshold", "\"<= 60ms\"", "\"about 60\"", "t.yaml:19: checks[1].thresholds.publish_p99_ms: threshold \"about 60\""},
 		{"unknown profile", "profiles: [seed]", "profiles: [sede]", "unknown profile \"sede\""},
-		{"wrong type", "publish: {rate: 50}", "publish: {rate: fast}", "t.yaml:9: workload.publish.rate: want a float64"},
+		{"wrong type", "publish: {rate: 50}", "publish: {rate: fast}", "t.yaml:9: workload.publish.rate: want a number"},
 		{"bad target kind", "kind: process", "kind: docker", "t.yaml:3: target.kind \"docker\""},
 		{"rtt without remote-sim", "aof: true}", "aof: true, rtt: 20ms}", "t.yaml:3: target.rtt 20ms: want a positive round-trip time, with kind remote-sim"},
 		{"list expected", "profiles: [seed]", "profiles: seed", "t.yaml:4: profiles: want a list"},
 		{"duplicate key", "description: a test", "description: a test\ndescription: again", "key \"description\" given twice"},
-		{"not yaml", "name: t", "name: [t", "t.yaml: yaml:"},
+		{"not yaml", "name: t", "name: [t", "t.yaml:1: did not find expected ',' or ']'"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if !strings.Contains(validSpec, tt.from) {
-				t.Fatalf("test bug: %q not in spec", tt.from)
-			}
-			src := strings.Replace(validSpec, tt.from, tt.to, 1)
-			_, err := Parse("t.yaml", []byte(src), testKnown)
-			if err == nil {
-				t.Fatalf("got no error; want %q", tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %q; want it to contain %q", err, tt.want)
-			}
-			if got := exitcode.Of(err); got != exitcode.BadInput {
-				t.Errorf("exit code: got %d; want %d", got, exitcode.BadInput)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantRejected(t, tt.from, tt.to, tt.want) })
+	}
+}
+
+// wantRejected edits validSpec (from → to; with from empty, to is
+// appended) and wants Parse to refuse it as bad input with want in the
+// message.
+func wantRejected(t *testing.T, from, to, want string) {
+	t.Helper()
+	src := validSpec + to
+	if from != "" {
+		if !strings.Contains(validSpec, from) {
+			t.Fatalf("test bug: %q not in spec", from)
+		}
+		src = strings.Replace(validSpec, from, to, 1)
+	}
+	_, err := Parse("t.yaml", []byte(src), testKnown)
+	if err == nil || !strings.Contains(err.Error(), want) || exitcode.Of(err) != exitcode.BadInput {
+		t.Errorf("got %v (exit %d); want exit %d with %q", err, exitcode.Of(err), exitcode.BadInput, want)
 	}
 }
 
@@ -251,18 +254,18 @@ func TestParseSSEClients(t *testing.T) {
 	}
 	for _, tt := range []struct{ sse, want string }{
 		{"{clients: 2, move: elsewhere}", `t.yaml:10: workload.sse.move "elsewhere": want same, other or random`},
-		{"{clients: 2, reconnect: 10ms}", "workload.sse.reconnect 10ms: want 0 (only when the stream ends) or at least 50ms"},
+		{"{clients: 2, reconnect: 10ms}", "t.yaml:10: workload.sse.reconnect 10ms: want 0 or 50ms to 1h"},
 		{"{clients: 2, reconnect: 1s, jitter: 1s}", "workload.sse.jitter 1s: want at least 0 and below reconnect (1s)"},
-		{"{clients: 2, retry: 2m}", "workload.sse.retry 2m0s: want 0 to 1m"},
+		{"{clients: 2, retry: 2m}", "workload.sse.retry 2m: want 0 or 1ms to 1m"},
 		{"{clients: 2, retry: 1s, max_backoff: 500ms}", "workload.sse.max_backoff 500ms: want retry (1s) to 1m"},
-		{"{clients: 2, attempts: -1}", "workload.sse.attempts -1: want 0 to 1000"},
-		{"{clients: 5000}", "workload.sse.clients 5000: want at most 1000"},
+		{"{clients: 2, attempts: -1}", "workload.sse.attempts -1: want 0 or 1 to 1000 connects"},
+		{"{clients: 5000}", "workload.sse.clients 5000: want 0 or 1 to 1000 per flow"},
 		{"{clients: 2, slow: {clients: 1}}", "t.yaml:10: workload.sse.slow needs read_rate"},
 		{"{clients: 2, slow: {clients: 1, read_rate: 100, after: 3}}", "after, at and for belong to workload.sse.stalled"},
 		{"{clients: 2, stalled: {clients: 1}}", "workload.sse.stalled needs after (events) or at (time)"},
 		{"{clients: 2, stalled: {clients: 1, at: 5s}}", "workload.sse.stalled.at 5s is not before the end of the workload (4s)"},
-		{"{clients: 2, stalled: {clients: 1, after: 2, recv_buffer: -1}}", "workload.sse.stalled.recv_buffer -1: want 0 to 64MiB"},
-		{"{clients: 2, stalled: {clients: 200, after: 2}}", "workload.sse.stalled.clients 200: want 0 to 100"},
+		{"{clients: 2, stalled: {clients: 1, after: 2, recv_buffer: -1}}", "workload.sse.stalled.recv_buffer -1: want 0 or 1 to 67108864 bytes"},
+		{"{clients: 2, stalled: {clients: 200, after: 2}}", "workload.sse.stalled.clients 200: want 0 or 1 to 100 clients"},
 		{"{slow: {clients: 1, read_rate: 100}}", "slow and stalled consumers run next to normal ones: set workload.sse.clients"},
 	} {
 		src := strings.Replace(validSpec, "  publish: {rate: 50}", "  publish: {rate: 50}\n  sse: "+tt.sse, 1)

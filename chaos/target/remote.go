@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/inputfile"
 	"github.com/gonogo/harness/internal/redact"
 )
 
@@ -172,7 +172,7 @@ func connectError(shown string, err error, tlsOn bool) error {
 func clientTLS(o URLOptions, serverName string) (*tls.Config, error) {
 	c := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure}
 	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
+		pem, err := inputfile.Read(o.CAFile, inputfile.MaxPEM)
 		if err != nil {
 			return nil, fmt.Errorf("CA file: %w", err)
 		}
@@ -185,7 +185,15 @@ func clientTLS(o URLOptions, serverName string) (*tls.Config, error) {
 		return nil, errors.New("client certificate needs both a cert file and a key file")
 	}
 	if o.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		certPEM, err := inputfile.Read(o.CertFile, inputfile.MaxPEM)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		keyPEM, err := inputfile.Read(o.KeyFile, inputfile.MaxPEM)
+		if err != nil {
+			return nil, fmt.Errorf("client key: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("client certificate: %w", err)
 		}

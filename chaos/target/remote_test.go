@@ -45,6 +45,8 @@ func TestOpenURLBadInput(t *testing.T) {
 		{"no password", "redis://" + p.Addr() + "/0", URLOptions{}, "authentication failed"},
 		{"tls options on plain url", "redis://:" + secret + "@" + p.Addr(), URLOptions{Insecure: true}, "plain redis://"},
 		{"missing CA file", "rediss://:" + secret + "@" + tp.Addr(), URLOptions{CAFile: "/nonexistent/ca.crt"}, "CA file"},
+		{"endless CA file", "rediss://:" + secret + "@" + tp.Addr(), URLOptions{CAFile: "/dev/zero"}, "CA file: /dev/zero: file too large: more than 1 MiB"},
+		{"endless client key", "rediss://:" + secret + "@" + tp.Addr(), URLOptions{CertFile: "/dev/null", KeyFile: "/dev/zero"}, "client key: /dev/zero: file too large"},
 		{"cert without key", "rediss://:" + secret + "@" + tp.Addr(), URLOptions{CertFile: "/x.crt"}, "both a cert file and a key file"},
 		{"untrusted server", "rediss://:" + secret + "@" + tp.Addr(), URLOptions{}, "certificate signed by unknown authority"},
 		{"plain client to tls port", "redis://:" + secret + "@" + tp.Addr(), URLOptions{ConnectTimeout: 2e9}, "closed the connection"},

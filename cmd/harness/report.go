@@ -14,6 +14,7 @@ import (
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/inputfile"
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
 )
@@ -240,7 +241,7 @@ func rejudge(dir string, known scenarios.Known) (scenarios.Outcome, scenarios.Sp
 	if err != nil {
 		return o, scenarios.Spec{}, h, exitcode.Config(err)
 	}
-	src, err := os.ReadFile(filepath.Join(dir, "scenario.yaml"))
+	src, err := inputfile.Read(filepath.Join(dir, "scenario.yaml"), inputfile.MaxYAML)
 	if err != nil {
 		return o, scenarios.Spec{}, h, exitcode.Config(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/inputfile"
 	"github.com/gonogo/harness/internal/redact"
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
@@ -230,7 +231,7 @@ func (p *runPlan) forGate(name, file string, known scenarios.Known) error {
 	p.gate = g
 	p.gatesFile = reports.DefaultGatesYAML()
 	if file != "" {
-		if p.gatesFile, err = os.ReadFile(file); err != nil {
+		if p.gatesFile, err = inputfile.Read(file, inputfile.MaxYAML); err != nil {
 			return exitcode.Config(err)
 		}
 	}

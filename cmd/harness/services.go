@@ -80,6 +80,10 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 		if err != nil {
 			return ext, exitcode.Configf("--service: %s", redact.Text(err.Error(), append(redact.Secrets(u), o.token)...))
 		}
+		if p := s.Profile(); p != "" && !scenarios.ValidName(p) {
+			// It names the run's directories (<scenario>-<profile>).
+			return ext, exitcode.Configf("--service: service %s: GET /health names profile %q: want %s", redact.URL(s.Base()), p, scenarios.NamePattern)
+		}
 		services = append(services, s)
 		ext.shown = append(ext.shown, redact.URL(s.Base()))
 		abilities := "no control API: scenarios that need it are INCONCLUSIVE"

@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -98,5 +102,27 @@ func TestProxyAddr(t *testing.T) {
 		if got, err := proxyAddr(c.api, c.listen); err != nil || got != c.want {
 			t.Errorf("proxyAddr(%q, %q) = %q, %v; want %q", c.api, c.listen, got, err, c.want)
 		}
+	}
+}
+
+// TestRunServiceBadProfile: the profile a service names in GET /health
+// becomes part of the run's directory names, so one that is not a safe
+// name is bad input before anything is written.
+func TestRunServiceBadProfile(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"profile": "../../escaped", "services": {"redis": {}}}`)
+	}))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "reports")
+	code, _, errs := call(t, nil, "run", "--scenario", "basic", "--service", srv.URL, "--url", "redis://127.0.0.1:1/0", "--out", out)
+	if want := `GET /health names profile "../../escaped": want lowercase letters`; code != exitcode.BadInput || !strings.Contains(errs, want) {
+		t.Errorf("got exit %d, stderr %q; want %d with %q", code, errs, exitcode.BadInput, want)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("report dir: %v; want nothing written", err)
 	}
 }

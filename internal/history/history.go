@@ -11,6 +11,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/gonogo/harness/internal/inputfile"
 )
 
 // Kinds of operation a workload records.
@@ -172,7 +174,7 @@ func Save(path string, h History) error {
 // Load reads a history saved by Save.
 func Load(path string) (History, error) {
 	var h History
-	b, err := os.ReadFile(path)
+	b, err := inputfile.Read(path, inputfile.MaxHistory)
 	if err != nil {
 		return h, err
 	}
