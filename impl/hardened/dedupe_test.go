@@ -31,7 +31,7 @@ func TestReplayDedupe(t *testing.T) {
 	require.NoError(t, err)
 	attempt := time.Now().Add(-time.Second).UnixMilli()
 	b.mu.Lock()
-	b.outbox = append(b.outbox, pending{e: e1, attempted: attempt}, pending{e: e2, attempted: attempt}, pending{e: e3})
+	b.outbox = append(b.outbox, pending{memEvent: memEvent{e: e1}, attempted: attempt}, pending{memEvent: memEvent{e: e2}, attempted: attempt}, pending{memEvent: memEvent{e: e3}})
 	b.pending["f"] += 3
 	b.mu.Unlock()
 	b.kick()
