@@ -19,7 +19,7 @@ import (
 // runServe serves one layer of a profile over HTTP until interrupted. Redis
 // settings come from the tracker's environment variables (REDIS_ENABLED,
 // REDIS_URL, REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID).
-func runServe(ctx context.Context, args []string, e env) (int, error) {
+func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 	fs := newFlags("serve", "serve [-profile hardened|seed] [-addr 127.0.0.1:8080]", e)
 	reg := profiles.Default()
 	profile := fs.String("profile", "hardened", fmt.Sprintf("implementation to serve %v", reg.Names()))
@@ -60,7 +60,7 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 		}}
 	}
 	svc := service.New(layer, opts)
-	defer func() { svc.Layer().Close() }()
+	defer func() { code, err = closeServed(svc.Layer(), log, code, err) }()
 	url, err := svc.Start(ctx, *addr)
 	if err != nil {
 		return 0, exitcode.Config(err)

@@ -129,6 +129,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 	if e.ID == "" {
 		e.ID = newID()
 	}
+	fill(&e)
 	e.Cursor = ""
 	var attempted int64
 	behind := false
@@ -282,6 +283,17 @@ func (b *Bus) unseen(flow string, pos position) []memEvent {
 	return out
 }
 
+// fill gives an event the fields every event carries (docs/http.md): a
+// payload ({} when empty) and a source ("system" when empty).
+func fill(e *impl.Event) {
+	if len(e.Payload) == 0 {
+		e.Payload = json.RawMessage("{}")
+	}
+	if e.Source == "" {
+		e.Source = "system"
+	}
+}
+
 // newOrigin returns a random origin token (see cursor.go).
 func newOrigin() string {
 	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -360,6 +372,7 @@ func parseEntry(flow string, x redis.XMessage) (impl.Event, memTag) {
 		e, _ = decodeEvent(s)
 	}
 	e.FlowID, e.Cursor = flow, x.ID
+	fill(&e)
 	var tag memTag
 	if s, ok := x.Values["mem"].(string); ok {
 		tag, _ = parseTag(s)

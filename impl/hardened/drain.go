@@ -3,13 +3,14 @@ package hardened
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
+
+	"github.com/gonogo/harness/impl"
 )
 
-// ErrOutboxLost is what Close returns (wrapped) when the outbox still held
-// acknowledged events it could not write to Redis: they are lost with the
-// layer, and Close says how many.
+// ErrOutboxLost is what Close returns (in an *impl.UnsavedError that
+// counts them) when the outbox still held acknowledged events it could not
+// write to Redis: they are lost with the layer.
 var ErrOutboxLost = errors.New("hardened: closed with acknowledged events not written to Redis")
 
 // drain writes the outbox to Redis before the layer closes (a restart,
@@ -28,7 +29,7 @@ func (b *Bus) drain() error {
 	for b.replayOnce() && time.Now().Before(deadline) {
 	}
 	if n := b.Outbox().Pending; n > 0 {
-		return fmt.Errorf("%w: %d events lost", ErrOutboxLost, n)
+		return &impl.UnsavedError{Lost: n, Err: ErrOutboxLost}
 	}
 	return nil
 }

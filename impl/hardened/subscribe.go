@@ -227,7 +227,11 @@ type recentIDs struct {
 	next int
 }
 
+// add remembers id. It keeps a copy: an ID decoded from a message is a
+// slice of the whole message, which would stay in memory with it (1024
+// events of 16 KB are 16 MB per subscriber).
 func (r *recentIDs) add(id string) {
+	id = strings.Clone(id)
 	if r.set == nil {
 		r.set = make(map[string]struct{}, streamedCap)
 	}
@@ -432,7 +436,7 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 		s.streamed.add(id)
 	}
 	if it.mem || s.memQueued[id] > 0 {
-		s.seen[id] = struct{}{}
+		s.seen[strings.Clone(id)] = struct{}{} // not the message it was sliced from (see recentIDs.add)
 	}
 	if it.mem {
 		s.pos.see(it.tag)
