@@ -2,6 +2,9 @@ package hardened_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,12 +27,39 @@ func TestResumeAcrossModes(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{AOF: true})
 	a, _, cfg := layer(t, p, "A", nil)
 	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
-	checkResumeAcrossModes(t, p, a, b)
+	assert.Empty(t, checkResumeAcrossModes(t, p, a, b))
+}
+
+// streamOnly is a mutant bus: it resumes after the stream ID of a cursor
+// and ignores the memory events it names (what hardened did when a memory
+// cursor was only a time in the stream).
+type streamOnly struct{ impl.Bus }
+
+func (s streamOnly) Subscribe(ctx context.Context, flow, after string) (<-chan impl.Event, error) {
+	sid, _, _ := strings.Cut(after, ".")
+	return s.Bus.Subscribe(ctx, flow, sid)
+}
+
+func (s streamOnly) Outbox() hardened.OutboxStats { return s.Bus.(*hardened.Bus).Outbox() }
+
+// TestResumeAcrossModesMutant: the check catches a layer that resumes
+// after a cursor's stream position only.
+func TestResumeAcrossModesMutant(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{AOF: true})
+	a, _, cfg := layer(t, p, "A", nil)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	ma, mb := *a, *b
+	ma.Bus, mb.Bus = streamOnly{a.Bus}, streamOnly{b.Bus}
+	problems := checkResumeAcrossModes(t, p, &ma, &mb)
+	if assert.NotEmpty(t, problems, "the mutant must fail the check") {
+		t.Logf("caught: %d resumes wrong, e.g. %s", len(problems), problems[0])
+	}
 }
 
 // checkResumeAcrossModes is TestResumeAcrossModes on two layers sharing p's
-// keys (the mutant test runs it on a broken layer).
-func checkResumeAcrossModes(t *testing.T, p *target.Process, a, b *impl.Layer) {
+// keys. It returns what went wrong with the resumes (the mutant test runs
+// it on a broken layer).
+func checkResumeAcrossModes(t *testing.T, p *target.Process, a, b *impl.Layer) []string {
 	ctx := bg(t)
 	live, err := a.Bus.Subscribe(ctx, "f", "")
 	require.NoError(t, err)
@@ -50,7 +80,8 @@ func checkResumeAcrossModes(t *testing.T, p *target.Process, a, b *impl.Layer) {
 	waitMode(t, a, "redis", 10*time.Second)
 	waitMode(t, b, "redis", 10*time.Second)
 	for _, l := range []*impl.Layer{a, b} {
-		require.Eventually(t, func() bool { return l.Bus.(*hardened.Bus).Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond, "outbox replayed")
+		ob := l.Bus.(interface{ Outbox() hardened.OutboxStats })
+		require.Eventually(t, func() bool { return ob.Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond, "outbox replayed")
 	}
 	for i := 11; i <= 13; i++ {
 		require.NoError(t, a.Bus.Publish(ctx, ev("f", i)))
@@ -62,6 +93,7 @@ func checkResumeAcrossModes(t *testing.T, p *target.Process, a, b *impl.Layer) {
 	ids := conformance.IDs(seen)
 	require.ElementsMatch(t, allIDs(), ids, "the live subscriber: every event once")
 
+	var problems []string
 	for i, e := range seen[:len(seen)-1] {
 		want := ids[i+1:]
 		for _, c := range []struct {
@@ -71,29 +103,40 @@ func checkResumeAcrossModes(t *testing.T, p *target.Process, a, b *impl.Layer) {
 			rctx, cancel := context.WithCancel(ctx)
 			ch, err := c.l.Bus.Subscribe(rctx, "f", e.Cursor)
 			require.NoError(t, err)
-			got := receive(t, ch, len(want))
-			select {
-			case x := <-ch:
-				t.Errorf("resume on the %s after %s (event %d, %s): extra delivery %s", c.name, e.Cursor, i, e.ID, x.ID)
-			case <-time.After(50 * time.Millisecond):
-			}
+			got := collect(ch, len(want)+1, 3*time.Second)
 			cancel()
-			if !samePerPublisher(t, want, conformance.IDs(got), "resume on the %s after %s (event %d, %s)", c.name, e.Cursor, i, e.ID) {
-				return
+			if msg := samePerPublisher(want, got); msg != "" {
+				problems = append(problems, fmt.Sprintf("resume on the %s after %s (event %d, %s): %s", c.name, e.Cursor, i, e.ID, msg))
 			}
 		}
 	}
+	return problems
 }
 
-// samePerPublisher asserts that got holds the events of want, once each,
-// and each publisher's (instance A's f-0nn, B's f-1nn) in want's order: the
-// order of two publishers' events in the stream is the order their replays
-// reached Redis, which a client may see differently on another instance.
-func samePerPublisher(t *testing.T, want, got []string, msgAndArgs ...any) bool {
-	t.Helper()
-	if !assert.ElementsMatch(t, want, got, msgAndArgs...) {
-		return false
+// collect reads up to n events from ch, waiting at most d for each.
+func collect(ch <-chan impl.Event, n int, d time.Duration) []string {
+	var out []string
+	for len(out) < n {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return out
+			}
+			out = append(out, e.ID)
+			d = 100 * time.Millisecond // after the first, extras come at once
+		case <-time.After(d):
+			return out
+		}
 	}
+	return out
+}
+
+// samePerPublisher says how got differs from want ("" if it does not):
+// got must hold the events of want, once each, and each publisher's
+// (instance A's f-0nn, B's f-1nn) in want's order. The order of two
+// publishers' events in the stream is the order their replays reached
+// Redis, which a client may see differently on another instance.
+func samePerPublisher(want, got []string) string {
 	of := func(ids []string, pub byte) []string {
 		var out []string
 		for _, id := range ids {
@@ -103,8 +146,10 @@ func samePerPublisher(t *testing.T, want, got []string, msgAndArgs ...any) bool 
 		}
 		return out
 	}
-	return assert.Equal(t, of(want, '0'), of(got, '0'), msgAndArgs...) &&
-		assert.Equal(t, of(want, '1'), of(got, '1'), msgAndArgs...)
+	if !slices.Equal(of(want, '0'), of(got, '0')) || !slices.Equal(of(want, '1'), of(got, '1')) {
+		return fmt.Sprintf("got %v; want %v (each publisher's events once, in order)", got, want)
+	}
+	return ""
 }
 
 // allIDs is every event checkResumeAcrossModes publishes.
