@@ -25,6 +25,7 @@ func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 	profile := fs.String("profile", "hardened", fmt.Sprintf("implementation to serve %v", reg.Names()))
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (host:port)")
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "SSE heartbeat interval")
+	journal := fs.String("journal", "", "outbox journal directory (also OUTBOX_JOURNAL_DIR): events acknowledged while Redis is down survive a stop or crash of this instance (docs/http.md); one instance per directory")
 	control := fs.Bool("control", false, "serve the harness control API under /_harness/ (docs/http.md) so that `harness run --service` can reset the layer per scenario and drive the registry; also HARNESS_CONTROL=true. Test stacks only: never in production")
 	if err := parse(fs, args); err != nil {
 		return 0, err
@@ -46,6 +47,9 @@ func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 	if err != nil {
 		return 0, exitcode.Config(err)
 	}
+	if *journal != "" {
+		cfg.JournalDir = *journal
+	}
 	hook := counter.New()
 	cfg.Hooks = append(cfg.Hooks, hook)
 	layer, err := reg.New(ctx, *profile, cfg)
@@ -55,7 +59,9 @@ func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	opts := service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log}
 	if *control {
-		opts.Control = &service.Control{Base: cfg, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
+		base := cfg
+		base.JournalDir = "" // the journal stays with the first layer (one layer per directory)
+		opts.Control = &service.Control{Base: base, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 			return reg.New(ctx, *profile, c)
 		}}
 	}

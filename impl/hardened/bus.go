@@ -38,6 +38,11 @@ type OutboxStats struct {
 	// Dropped counts events that Redis rejected on replay with an error
 	// that is not an outage (e.g. a key of the wrong type).
 	Dropped int64 `json:"dropped"`
+	// Journaled counts the events the outbox journal held at start
+	// (acknowledged by an earlier layer on it), JournalUnreadable its
+	// lines that could not be read (a write torn by a crash).
+	Journaled         int64 `json:"journaled"`
+	JournalUnreadable int64 `json:"journal_unreadable"`
 }
 
 // Bus is the hardened event bus (TASK-005).
@@ -67,6 +72,8 @@ type Bus struct {
 	// origin names this layer in the tags of its memory-acknowledged
 	// events (see cursor.go).
 	origin string
+	// jr is the outbox journal (Config.JournalDir), nil without one.
+	jr *journal
 
 	mu      sync.Mutex
 	ring    map[string][]memEvent // recent memory-acknowledged events per flow
@@ -109,6 +116,31 @@ func newBus(m *manager, k keys) *Bus {
 		b.pub = newPublisher(m)
 	}
 	return b
+}
+
+// openJournal opens the outbox journal in dir and puts the events it
+// holds (acknowledged by an earlier layer on it) into the outbox.
+func (b *Bus) openJournal(dir string) error {
+	jr, err := openJournal(dir)
+	if err != nil {
+		return err
+	}
+	old, bad, err := jr.load()
+	if err != nil {
+		jr.close()
+		return err
+	}
+	b.mu.Lock()
+	for _, p := range old {
+		b.queue(p)
+		b.keep(p.memEvent)
+	}
+	b.stats.Journaled = int64(len(old))
+	b.stats.JournalUnreadable = int64(bad)
+	b.jr = jr
+	b.mu.Unlock()
+	b.m.goroutine(func() { jr.loop(b, b.m.stop) })
+	return nil
 }
 
 // Outbox returns the outbox counters.
@@ -179,7 +211,15 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			written = make(chan struct{})
 		}
 	}
-	me, err := b.remember(e, attempted, written)
+	var line []byte
+	if b.jr != nil {
+		js, err := appendEvent(make([]byte, 0, 256+len(e.Payload)), e)
+		if err != nil {
+			return fmt.Errorf("hardened: encoding event %s: %w", e.ID, err)
+		}
+		line = js
+	}
+	me, synced, err := b.remember(e, attempted, written, line)
 	if err != nil {
 		return err
 	}
@@ -192,6 +232,13 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		case <-written:
 		case <-t.C:
 		case <-ctx.Done():
+		}
+	}
+	if synced != nil {
+		// Acknowledged once the journal holds it (the event stays in the
+		// outbox either way: a refused publish may still be delivered).
+		if err := synced.wait(b.m.cfg.PublishBudget); err != nil {
+			return fmt.Errorf("hardened: publish %s: %w", e.ID, err)
 		}
 	}
 	return nil
@@ -220,30 +267,47 @@ type pending struct {
 
 // remember acknowledges e from memory: a memory cursor, the flow's ring,
 // and (with the Redis bus on) the outbox.
-func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}) (memEvent, error) {
+//
+// With the journal on, line is the event's JSON: its journal line goes
+// into the next batch, which remember returns (nil without a journal).
+func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}, line []byte) (memEvent, *jbatch, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.redis && len(b.outbox) >= b.m.cfg.OutboxCap {
 		b.stats.Overflow++
-		return memEvent{}, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
+		return memEvent{}, nil, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
 	}
 	b.memN++
 	me := memEvent{e: e, tag: memTag{b.origin, b.memN}, ms: time.Now().UnixMilli()}
 	// strconv, not fmt: the critical section stays short.
 	me.e.Cursor = position{sid: strconv.FormatInt(me.ms, 10) + "-0", tags: []memTag{me.tag}}.String()
+	var synced *jbatch
 	if b.redis {
-		b.outbox = append(b.outbox, pending{memEvent: me, attempted: attempted, written: written})
-		b.queued.Store(int64(len(b.outbox)))
-		b.pending[e.FlowID]++
+		b.queue(pending{memEvent: me, attempted: attempted, written: written})
+		if b.jr != nil {
+			synced = b.jr.appendRecord(me, line)
+		}
 	}
-	r := append(b.ring[e.FlowID], me)
+	b.keep(me)
+	return me, synced, nil
+}
+
+// queue appends p to the outbox. Callers hold b.mu.
+func (b *Bus) queue(p pending) {
+	b.outbox = append(b.outbox, p)
+	b.queued.Store(int64(len(b.outbox)))
+	b.pending[p.e.FlowID]++
+}
+
+// keep adds me to its flow's ring. Callers hold b.mu.
+func (b *Bus) keep(me memEvent) {
+	r := append(b.ring[me.e.FlowID], me)
 	if n := b.m.cfg.MemoryEvents; len(r) >= 2*n {
 		// Trimmed once per MemoryEvents publishes, not on each: copying
 		// the ring per publish costs as much as the rest of memory mode.
 		r = slices.Clone(r[len(r)-n:])
 	}
-	b.ring[e.FlowID] = r
-	return me, nil
+	b.ring[me.e.FlowID] = r
 }
 
 // recent returns the flow's last MemoryEvents memory-acknowledged events.
@@ -482,6 +546,9 @@ func (b *Bus) replayOnce() bool {
 	}
 	b.outbox = b.outbox[done:]
 	b.queued.Store(int64(len(b.outbox)))
+	if len(b.outbox) == 0 && b.jr != nil {
+		b.jr.emptied()
+	}
 	b.stats.Replayed += int64(done - dropped)
 	b.stats.Dropped += int64(dropped)
 	b.mu.Unlock()

@@ -103,7 +103,7 @@ func checkResumeAcrossModes(t *testing.T, p *target.Process, a, b *impl.Layer) [
 			rctx, cancel := context.WithCancel(ctx)
 			ch, err := c.l.Bus.Subscribe(rctx, "f", e.Cursor)
 			require.NoError(t, err)
-			got := collect(ch, len(want)+1, 3*time.Second)
+			got := collect(ch, len(want))
 			cancel()
 			if msg := samePerPublisher(want, got); msg != "" {
 				problems = append(problems, fmt.Sprintf("resume on the %s after %s (event %d, %s): %s", c.name, e.Cursor, i, e.ID, msg))
@@ -113,22 +113,28 @@ func checkResumeAcrossModes(t *testing.T, p *target.Process, a, b *impl.Layer) [
 	return problems
 }
 
-// collect reads up to n events from ch, waiting at most d for each.
-func collect(ch <-chan impl.Event, n int, d time.Duration) []string {
+// collect reads n events from ch (waiting up to 5 s for each), then any
+// extra one that comes within 100 ms.
+func collect(ch <-chan impl.Event, n int) []string {
 	var out []string
-	for len(out) < n {
+	for {
+		d := 5 * time.Second
+		if len(out) >= n {
+			d = 100 * time.Millisecond
+		}
 		select {
 		case e, ok := <-ch:
 			if !ok {
 				return out
 			}
 			out = append(out, e.ID)
-			d = 100 * time.Millisecond // after the first, extras come at once
+			if len(out) > n {
+				return out
+			}
 		case <-time.After(d):
 			return out
 		}
 	}
-	return out
 }
 
 // samePerPublisher says how got differs from want ("" if it does not):
