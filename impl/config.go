@@ -62,6 +62,14 @@ type Config struct {
 	// with the Redis event bus on. OUTBOX_JOURNAL_DIR; default "": none.
 	JournalDir string
 
+	// SubscriberQueue and SubscriberQueueBytes bound the events (and their
+	// payload bytes) waiting for one Bus.Subscribe consumer (hardened);
+	// past either the subscription's channel is closed, and the consumer
+	// resumes with the last cursor it got. Defaults 10000 events and 16
+	// MiB; -1 disables.
+	SubscriberQueue      int
+	SubscriberQueueBytes int64
+
 	// RegistryTTL is a connection's TTL without heartbeat. Default 300s.
 	RegistryTTL time.Duration
 	// CleanupInterval is how often stale connections are swept. Default 60s.
@@ -101,6 +109,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OutboxCap == 0 {
 		c.OutboxCap = 100000
+	}
+	if c.SubscriberQueue == 0 {
+		c.SubscriberQueue = 10000
+	}
+	if c.SubscriberQueueBytes == 0 {
+		c.SubscriberQueueBytes = 16 << 20
 	}
 	def(&c.RegistryTTL, 300*time.Second)
 	def(&c.CleanupInterval, 60*time.Second)

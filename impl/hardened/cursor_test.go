@@ -63,7 +63,7 @@ func TestCursors(t *testing.T) {
 // replayed), in either order, and checks the cursor each delivery gets.
 func TestFresh(t *testing.T) {
 	const o = "aaaaaaaa"
-	s := &sub{pos: position{sid: "100-0"}, seen: map[string]struct{}{}, memQueued: map[string]int{}}
+	s := &sub{b: &Bus{m: &manager{}}, pos: position{sid: "100-0"}, seen: map[string]struct{}{}, memQueued: map[string]int{}}
 	mem := func(id string, n uint64) item {
 		it := item{e: impl.Event{ID: id}, mem: true, tag: memTag{o, n}}
 		s.enqueue(it)

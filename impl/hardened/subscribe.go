@@ -120,7 +120,11 @@ func (h *hub) read(rdb *redis.Client, ps *redis.PubSub) {
 			}
 			sid, t, _ := strings.Cut(head, " ")
 			tag, _ := parseTag(t)
-			e.Cursor = sid
+			// Queued events must not keep the whole message (payload
+			// included, which e holds a copy of) through their IDs.
+			e.ID, e.FlowID, e.Type = strings.Clone(e.ID), strings.Clone(e.FlowID), strings.Clone(e.Type)
+			e.Source, e.CorrelationID = strings.Clone(e.Source), strings.Clone(e.CorrelationID)
+			e.Cursor = strings.Clone(sid)
 			h.each(e.FlowID, func(s *sub) { s.push(item{e: e, tag: tag}) })
 		}
 	}
@@ -203,6 +207,13 @@ type sub struct {
 	queue    []item
 	needSync bool
 	pos      position // what it delivered
+	// held and heldBytes count the items queued or in the pump's hands
+	// (payload bytes); over is set, and overflow closed, once they passed
+	// the bound.
+	held      int
+	heldBytes int64
+	over      bool
+	overflow  chan struct{}
 	// seen holds the IDs of events delivered once through one path (from
 	// memory, or from the stream while a memory copy waits in the queue)
 	// whose other copy has not come by yet; memQueued counts queued
@@ -255,12 +266,35 @@ func (s *sub) push(it item) {
 	s.poke()
 }
 
-// enqueue appends it; callers hold s.mu.
+// enqueue appends it; callers hold s.mu. Past the subscriber's bound
+// (Config.SubscriberQueue, SubscriberQueueBytes: a consumer that stopped
+// reading) it ends the subscription instead: the consumer resumes with
+// the last cursor it got.
 func (s *sub) enqueue(it item) {
+	if s.over {
+		return
+	}
+	s.held++
+	s.heldBytes += int64(len(it.e.Payload))
+	cfg := s.b.m.cfg
+	if (cfg.SubscriberQueue > 0 && s.held > cfg.SubscriberQueue) || (cfg.SubscriberQueueBytes > 0 && s.heldBytes > cfg.SubscriberQueueBytes) {
+		s.over = true
+		close(s.overflow)
+		s.queue = nil
+		return
+	}
 	s.queue = append(s.queue, it)
 	if it.mem {
 		s.memQueued[it.e.ID]++
 	}
+}
+
+// release counts an item as no longer held (delivered or skipped).
+func (s *sub) release(it item) {
+	s.mu.Lock()
+	s.held--
+	s.heldBytes -= int64(len(it.e.Payload))
+	s.mu.Unlock()
 }
 
 func (s *sub) resync() {
@@ -284,7 +318,7 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	if flowID == "" {
 		return nil, fmt.Errorf("hardened: subscribe without flow id")
 	}
-	s := &sub{b: b, flow: flowID, out: make(chan impl.Event), wake: make(chan struct{}, 1),
+	s := &sub{b: b, flow: flowID, out: make(chan impl.Event), wake: make(chan struct{}, 1), overflow: make(chan struct{}),
 		seen: map[string]struct{}{}, memQueued: map[string]int{}, needSync: b.redis}
 	// Resuming: the events this layer holds in memory that the position
 	// does not cover come first (then the stream after its stream ID).
@@ -331,6 +365,8 @@ func (s *sub) pump(ctx context.Context) {
 			return
 		case <-s.b.m.stop:
 			return
+		case <-s.overflow:
+			return
 		case <-s.wake:
 		}
 		s.mu.Lock()
@@ -344,7 +380,9 @@ func (s *sub) pump(ctx context.Context) {
 		s.queue = nil
 		s.mu.Unlock()
 		for _, it := range items {
-			if !s.deliver(ctx, it, syncing) {
+			ok := s.deliver(ctx, it, syncing)
+			s.release(it)
+			if !ok {
 				return
 			}
 		}
@@ -395,6 +433,8 @@ func (s *sub) deliver(ctx context.Context, it item, syncing bool) bool {
 	case <-ctx.Done():
 		return false
 	case <-s.b.m.stop:
+		return false
+	case <-s.overflow:
 		return false
 	}
 }
