@@ -347,16 +347,38 @@ func (r *run) recover(ctx context.Context) {
 		return
 	}
 	bus := r.layers[0].Bus
+	server := r.newServerReader()
+	if server != nil {
+		defer server.Close()
+	}
 	for _, flow := range flows {
-		for {
-			op, ids := r.readHistory(ctx, bus, flow)
-			if r.complete(flow, ids) || !time.Now().Before(deadline) || ctx.Err() != nil {
-				r.rec.Add(op)
-				break
-			}
-			sleepCtx(ctx, 50*time.Millisecond)
+		r.settle(ctx, flow, deadline, func() (history.Op, []string) { return r.readHistory(ctx, bus, flow) })
+		if server != nil {
+			r.settle(ctx, flow, deadline, func() (history.Op, []string) { return server.read(ctx, r, flow, r.readCount(flow)) })
+			server.info(ctx, r, flow)
 		}
 	}
+}
+
+// settle repeats read until the flow's history holds every acknowledged
+// event or the deadline passes, then records the last read.
+func (r *run) settle(ctx context.Context, flow string, deadline time.Time, read func() (history.Op, []string)) {
+	for {
+		op, ids := read()
+		if r.complete(flow, ids) || !time.Now().Before(deadline) || ctx.Err() != nil {
+			r.rec.Add(op)
+			return
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
+// readCount is how many of the flow's newest events a final read asks
+// for: every acknowledged one, with room for duplicates and strays.
+func (r *run) readCount(flow string) int {
+	r.ackMu.Lock()
+	defer r.ackMu.Unlock()
+	return 2*len(r.acked[flow]) + 100
 }
 
 func (r *run) allRedis() bool {
@@ -369,12 +391,10 @@ func (r *run) allRedis() bool {
 }
 
 func (r *run) readHistory(ctx context.Context, bus impl.Bus, flow string) (history.Op, []string) {
-	r.ackMu.Lock()
-	n := len(r.acked[flow])
-	r.ackMu.Unlock()
+	n := r.readCount(flow)
 	op := history.Op{Client: "final", Kind: history.Read, Flow: flow, Call: r.rec.Now()}
 	cctx, cancel := context.WithTimeout(counter.WithOp(ctx, history.Read), 5*time.Second)
-	evs, err := bus.History(cctx, flow, 2*n+100, time.Time{})
+	evs, err := bus.History(cctx, flow, n, time.Time{})
 	cancel()
 	op.Return = r.rec.Now()
 	op.Mode = r.layers[0].Manager.Mode()

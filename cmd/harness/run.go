@@ -83,7 +83,7 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 	gate := fs.String("gate", "", "run exactly what this gate of the gates file needs (scenarios and benchmarks) and judge its criteria: local, eventbus, production, release")
 	gatesFile := fs.String("gates", "", "gates `file` (default: the one shipped with the harness; see harness gates list)")
 	tgt := addTargetFlags(fs)
-	svc := addServiceFlags(fs)
+	svc := addServiceFlags(fs, e.getenv)
 	seed := fs.Int64("seed", 0, "seed of the workloads' random choices; 0 picks one from the clock (printed, so the run can be replayed)")
 	reportDir := fs.String("report-dir", "reports", "directory the run's report directory <run id>/ is created in")
 	fs.StringVar(reportDir, "out", "reports", "same as --report-dir")

@@ -25,12 +25,14 @@ type serviceOptions struct {
 	toxiproxy      string // Toxiproxy API
 	proxy          string // the proxy the services' Redis traffic goes through
 	redisContainer string
+	token          string // HARNESS_CONTROL_TOKEN, sent to the services' control API
 }
 
-// addServiceFlags defines the service flags on fs.
-func addServiceFlags(fs *flag.FlagSet) *serviceOptions {
-	o := &serviceOptions{}
-	fs.Var(&o.urls, "service", "base `URL` of a service under test (docs/http.md), instead of an in-process profile; repeatable or comma list: instance i of a scenario is the i-th")
+// addServiceFlags defines the service flags on fs; the control token comes
+// from HARNESS_CONTROL_TOKEN in getenv.
+func addServiceFlags(fs *flag.FlagSet, getenv func(string) string) *serviceOptions {
+	o := &serviceOptions{token: getenv("HARNESS_CONTROL_TOKEN")}
+	fs.Var(&o.urls, "service", "base `URL` of a service under test (docs/http.md), instead of an in-process profile; repeatable or comma list: instance i of a scenario is the i-th; the services' control API token comes from HARNESS_CONTROL_TOKEN")
 	fs.StringVar(&o.toxiproxy, "toxiproxy", "", "with --service: Toxiproxy API `URL` (http://toxiproxy:8474) whose proxy the services reach Redis through; network faults act on it (not given: network faults are unavailable)")
 	fs.StringVar(&o.proxy, "toxiproxy-proxy", "redis", "with --toxiproxy: `name` of that proxy")
 	fs.StringVar(&o.redisContainer, "redis-container", "", "with --service: Docker container `name` of the services' Redis; kill, pause and restart act on it through the Docker API")
@@ -69,9 +71,9 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 	var ext external
 	var services []*httplayer.Service
 	for _, u := range o.urls {
-		s, err := httplayer.Dial(ctx, u)
+		s, err := httplayer.Dial(ctx, u, o.token)
 		if err != nil {
-			return ext, exitcode.Configf("--service: %s", redact.Text(err.Error(), redact.Password(u)))
+			return ext, exitcode.Configf("--service: %s", redact.Text(err.Error(), redact.Password(u), o.token))
 		}
 		services = append(services, s)
 		ext.shown = append(ext.shown, redact.URL(s.Base()))
