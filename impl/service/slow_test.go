@@ -212,7 +212,7 @@ func TestStalledConsumerMutant(t *testing.T) {
 	assert.True(t, res.shutErr != nil || res.shutdown >= shutdownBound, "mutant: shutdown must be held up (took %s)", res.shutdown)
 }
 
-// TestStreamFields: a stream starts with the retry: field (2000 ms by
+// TestStreamFields: a stream starts with the retry: field (100 ms by
 // default) and hardened events carry payload {} and source "system" when
 // published without them, as the contract's example shows.
 func TestStreamFields(t *testing.T) {
@@ -224,7 +224,7 @@ func TestStreamFields(t *testing.T) {
 	r := bufio.NewReader(resp.Body)
 	first, err := r.ReadString('\n')
 	require.NoError(t, err)
-	assert.Equal(t, "retry: 2000\n", first, "first line of the stream")
+	assert.Equal(t, "retry: 100\n", first, "first line of the stream")
 	code, body := do(t, http.MethodPost, in.url+"/flows/f/events", `{"id":"bare","event_type":"T"}`)
 	require.Equal(t, http.StatusCreated, code, "publish: %v", body)
 	for {

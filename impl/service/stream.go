@@ -50,7 +50,10 @@ type StreamOptions struct {
 	// write in progress at once. Default 10s.
 	WriteTimeout time.Duration
 	// Retry is sent as the stream's "retry:" field: how long a browser's
-	// EventSource waits before it reconnects. Default 2s.
+	// EventSource waits before it reconnects once the stream ended. The
+	// service ends streams only at shutdown, on a reset or for a slow
+	// consumer, and the client misses live delivery until it is back, so
+	// the default is short: 100ms.
 	Retry time.Duration
 }
 
@@ -65,7 +68,7 @@ func (o StreamOptions) withDefaults() StreamOptions {
 		o.WriteTimeout = 10 * time.Second
 	}
 	if o.Retry <= 0 {
-		o.Retry = 2 * time.Second
+		o.Retry = 100 * time.Millisecond
 	}
 	return o
 }
