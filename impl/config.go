@@ -53,6 +53,22 @@ type Config struct {
 	// OutboxCap bounds events held for replay while Redis is down
 	// (hardened). Default 100000; overflow is counted, never silent.
 	OutboxCap int
+	// JournalDir, when set, makes the hardened outbox durable on this
+	// instance: an event acknowledged from memory is appended to a
+	// journal in this directory (one fsync per batch of concurrent
+	// publishes) before Publish returns, and a layer started on the
+	// directory replays what it holds, so a stop or a kill during an
+	// outage loses nothing. One instance per directory (locked); used only
+	// with the Redis event bus on. OUTBOX_JOURNAL_DIR; default "": none.
+	JournalDir string
+
+	// SubscriberQueue and SubscriberQueueBytes bound the events (and their
+	// payload bytes) waiting for one Bus.Subscribe consumer (hardened);
+	// past either the subscription's channel is closed, and the consumer
+	// resumes with the last cursor it got. Defaults 10000 events and 16
+	// MiB; -1 disables.
+	SubscriberQueue      int
+	SubscriberQueueBytes int64
 
 	// RegistryTTL is a connection's TTL without heartbeat. Default 300s.
 	RegistryTTL time.Duration
@@ -94,6 +110,12 @@ func (c Config) withDefaults() Config {
 	if c.OutboxCap == 0 {
 		c.OutboxCap = 100000
 	}
+	if c.SubscriberQueue == 0 {
+		c.SubscriberQueue = 10000
+	}
+	if c.SubscriberQueueBytes == 0 {
+		c.SubscriberQueueBytes = 16 << 20
+	}
 	def(&c.RegistryTTL, 300*time.Second)
 	def(&c.CleanupInterval, 60*time.Second)
 	def(&c.CacheTTLActive, 300*time.Second)
@@ -103,7 +125,8 @@ func (c Config) withDefaults() Config {
 }
 
 // ConfigFromEnv reads the tracker's variables (REDIS_ENABLED, REDIS_URL,
-// REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID). The component flags
+// REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID) and
+// OUTBOX_JOURNAL_DIR. The component flags
 // default to true when REDIS_ENABLED is true (the tracker defaults them to
 // false, which would make REDIS_ENABLED=true a no-op).
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
@@ -122,6 +145,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.ServerID = getenv("SERVER_ID")
+	c.JournalDir = getenv("OUTBOX_JOURNAL_DIR")
 	return c.withDefaults(), nil
 }
 

@@ -192,3 +192,27 @@ var ErrFillRefused = errors.New("cache fill refused: flow invalidated after the 
 // that acknowledges instead (nil) promises no read anywhere returns the
 // old state.
 var ErrInvalidateDeferred = errors.New("cache invalidation deferred: Redis is unreachable and other instances share the cache")
+
+// UnsavedError is what a Layer's Close returns when events it acknowledged
+// were not in Redis when it closed. Lost are gone with the process; Kept
+// wait in the layer's outbox journal (Config.JournalDir), and the next
+// layer started on that journal writes them. Callers find it with
+// errors.As (harness serve logs the counts and exits non-zero on a loss).
+type UnsavedError struct {
+	Lost, Kept int
+	// Err says why (for instance that Redis stayed unreachable).
+	Err error
+}
+
+func (e *UnsavedError) Error() string {
+	msg := fmt.Sprintf("%d acknowledged events lost", e.Lost)
+	if e.Kept > 0 {
+		msg = fmt.Sprintf("%d acknowledged events kept in the outbox journal for the next start, %d lost", e.Kept, e.Lost)
+	}
+	if e.Err != nil {
+		msg = e.Err.Error() + ": " + msg
+	}
+	return msg
+}
+
+func (e *UnsavedError) Unwrap() error { return e.Err }

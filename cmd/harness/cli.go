@@ -47,7 +47,8 @@ Commands:
 `
 
 const usageTail = `
-Exit codes: 0 GO, 1 NO-GO, 2 INCONCLUSIVE, 3 bad input/config, 4 harness failure.
+Exit codes: 0 GO, 1 NO-GO, 2 INCONCLUSIVE, 3 bad input/config, 4 harness failure;
+serve: 5 acknowledged events lost at stop.
 Run 'harness <command> -h' for a command's flags.
 `
 

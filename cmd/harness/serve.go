@@ -21,12 +21,13 @@ import (
 // REDIS_URL, REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID). The
 // control API needs HARNESS_CONTROL_TOKEN and, unless --control-any-addr,
 // a loopback --addr.
-func runServe(ctx context.Context, args []string, e env) (int, error) {
+func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 	fs := newFlags("serve", "serve [-profile hardened|seed] [-addr 127.0.0.1:8080]", e)
 	reg := profiles.Default()
 	profile := fs.String("profile", "hardened", fmt.Sprintf("implementation to serve %v", reg.Names()))
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (host:port)")
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "SSE heartbeat interval")
+	journal := fs.String("journal", "", "outbox journal directory (also OUTBOX_JOURNAL_DIR): events acknowledged while Redis is down survive a stop or crash of this instance (docs/http.md); one instance per directory")
 	control := fs.Bool("control", false, "serve the harness control API under /_harness/ (docs/http.md) so that `harness run --service` can reset the layer per scenario and drive the registry; also HARNESS_CONTROL=true. Needs HARNESS_CONTROL_TOKEN (at least 16 characters), which every control request must send as Authorization: Bearer. Test stacks only: never in production")
 	anyAddr := fs.Bool("control-any-addr", false, "with --control: allow an --addr that is not loopback (127.0.0.0/8, ::1, localhost), e.g. :8080 in a compose network")
 	if err := parse(fs, args); err != nil {
@@ -56,6 +57,9 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 	if err != nil {
 		return 0, exitcode.Config(err)
 	}
+	if *journal != "" {
+		cfg.JournalDir = *journal
+	}
 	hook := counter.New()
 	cfg.Hooks = append(cfg.Hooks, hook)
 	layer, err := reg.New(ctx, *profile, cfg)
@@ -65,12 +69,14 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	opts := service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log}
 	if *control {
-		opts.Control = &service.Control{Base: cfg, Token: token, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
+		base := cfg
+		base.JournalDir = "" // the journal stays with the first layer (one layer per directory)
+		opts.Control = &service.Control{Base: base, Token: token, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 			return reg.New(ctx, *profile, c)
 		}}
 	}
 	svc := service.New(layer, opts)
-	defer func() { svc.Layer().Close() }()
+	defer func() { code, err = closeServed(svc.Layer(), log, code, err) }()
 	url, err := svc.Start(ctx, *addr)
 	if err != nil {
 		return 0, exitcode.Config(err)

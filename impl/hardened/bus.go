@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +38,11 @@ type OutboxStats struct {
 	// Dropped counts events that Redis rejected on replay with an error
 	// that is not an outage (e.g. a key of the wrong type).
 	Dropped int64 `json:"dropped"`
+	// Journaled counts the events the outbox journal held at start
+	// (acknowledged by an earlier layer on it), JournalUnreadable its
+	// lines that could not be read (a write torn by a crash).
+	Journaled         int64 `json:"journaled"`
+	JournalUnreadable int64 `json:"journal_unreadable"`
 }
 
 // Bus is the hardened event bus (TASK-005).
@@ -54,14 +58,7 @@ type OutboxStats struct {
 // publish behind its flow's outbox events while Redis answers waits for
 // the replayer (within its budget) rather than outrun it.
 //
-// Cursors. An event stored in Redis has its stream ID ("ms-seq") as cursor.
-// An event acknowledged from memory gets a memory cursor of the same shape,
-// "ms-seq" with seq >= 2^40: local clock milliseconds, and a sequence far
-// above what Redis assigns within one millisecond. Memory cursors therefore
-// sort among stream IDs by time, are valid XRANGE bounds, and are told apart
-// by their seq. A subscriber resuming from a memory cursor gets the stream
-// entries after that time (minus the events this instance knows it
-// already delivered up to that cursor) and the local events after it.
+// Cursors: see cursor.go.
 type Bus struct {
 	m     *manager
 	k     keys
@@ -72,12 +69,17 @@ type Bus struct {
 	// once: the hot path allocates only what differs per event.
 	maxLenArg, ttlArg any
 
+	// origin names this layer in the tags of its memory-acknowledged
+	// events (see cursor.go).
+	origin string
+	// jr is the outbox journal (Config.JournalDir), nil without one.
+	jr *journal
+
 	mu      sync.Mutex
-	ring    map[string][]impl.Event // recent memory-acknowledged events per flow
-	outbox  []pending               // waiting for replay, in publish order
-	pending map[string]int          // outbox events per flow
-	lastMs  int64                   // memory cursor clock
-	seq     int64
+	ring    map[string][]memEvent // recent memory-acknowledged events per flow
+	outbox  []pending             // waiting for replay, in publish order
+	pending map[string]int        // outbox events per flow
+	memN    uint64                // memory sequence of the last event acknowledged from memory
 	stats   OutboxStats
 
 	// queued is len(outbox), readable without mu: Publish takes mu only
@@ -98,7 +100,8 @@ func newBus(m *manager, k keys) *Bus {
 		redis:      m.cfg.Enabled && m.cfg.EventBus,
 		maxLenArg:  strconv.FormatInt(m.cfg.StreamMaxLen, 10),
 		ttlArg:     strconv.FormatInt(m.cfg.StreamTTL.Milliseconds(), 10),
-		ring:       map[string][]impl.Event{},
+		origin:     newOrigin(),
+		ring:       map[string][]memEvent{},
 		pending:    map[string]int{},
 		wakeReplay: make(chan struct{}, 1),
 	}
@@ -113,6 +116,31 @@ func newBus(m *manager, k keys) *Bus {
 		b.pub = newPublisher(m)
 	}
 	return b
+}
+
+// openJournal opens the outbox journal in dir and puts the events it
+// holds (acknowledged by an earlier layer on it) into the outbox.
+func (b *Bus) openJournal(dir string) error {
+	jr, err := openJournal(dir)
+	if err != nil {
+		return err
+	}
+	old, bad, err := jr.load()
+	if err != nil {
+		jr.close()
+		return err
+	}
+	b.mu.Lock()
+	for _, p := range old {
+		b.queue(p)
+		b.keep(p.memEvent)
+	}
+	b.stats.Journaled = int64(len(old))
+	b.stats.JournalUnreadable = int64(bad)
+	b.jr = jr
+	b.mu.Unlock()
+	b.m.goroutine(func() { jr.loop(b, b.m.stop) })
+	return nil
 }
 
 // Outbox returns the outbox counters.
@@ -133,6 +161,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 	if e.ID == "" {
 		e.ID = newID()
 	}
+	fill(&e)
 	e.Cursor = ""
 	var attempted int64
 	behind := false
@@ -148,7 +177,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		behind = !direct
 		if direct {
 			ttl := b.ttlDue(e.FlowID)
-			keys, args, err := b.publishArgs(pending{e: e}, ttl)
+			keys, args, err := b.publishArgs(pending{memEvent: memEvent{e: e}}, ttl)
 			if err != nil {
 				return err
 			}
@@ -182,11 +211,19 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			written = make(chan struct{})
 		}
 	}
-	e, err := b.remember(e, attempted, written)
+	var line []byte
+	if b.jr != nil {
+		js, err := appendEvent(make([]byte, 0, 256+len(e.Payload)), e)
+		if err != nil {
+			return fmt.Errorf("hardened: encoding event %s: %w", e.ID, err)
+		}
+		line = js
+	}
+	me, synced, err := b.remember(e, attempted, written, line)
 	if err != nil {
 		return err
 	}
-	b.hub.local(e)
+	b.hub.local(me)
 	b.kick()
 	if written != nil {
 		t := time.NewTimer(b.m.cfg.PublishBudget)
@@ -197,14 +234,31 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		case <-ctx.Done():
 		}
 	}
+	if synced != nil {
+		// Acknowledged once the journal holds it (the event stays in the
+		// outbox either way: a refused publish may still be delivered).
+		if err := synced.wait(b.m.cfg.PublishBudget); err != nil {
+			return fmt.Errorf("hardened: publish %s: %w", e.ID, err)
+		}
+	}
 	return nil
 }
 
-// pending is an outbox event. attempted is when (unix ms) a publish of it
-// that may have reached Redis was made, 0 if none was: its replay then
-// looks for it in the stream first.
+// memEvent is an event acknowledged from memory: its tag, and when (unix
+// ms). Its e.Cursor is the position of a client that got it and nothing
+// from the stream after that time (what History returns).
+type memEvent struct {
+	e   impl.Event
+	tag memTag
+	ms  int64
+}
+
+// pending is an outbox event (a direct publish is one with a zero tag).
+// attempted is when (unix ms) a publish of it that may have reached Redis
+// was made, 0 if none was: its replay then looks for it in the stream
+// first.
 type pending struct {
-	e         impl.Event
+	memEvent
 	attempted int64
 	// written, when not nil, is closed once the event left the outbox
 	// (written, or dropped as Redis refused it).
@@ -213,49 +267,106 @@ type pending struct {
 
 // remember acknowledges e from memory: a memory cursor, the flow's ring,
 // and (with the Redis bus on) the outbox.
-func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}) (impl.Event, error) {
+//
+// With the journal on, line is the event's JSON: its journal line goes
+// into the next batch, which remember returns (nil without a journal).
+func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}, line []byte) (memEvent, *jbatch, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e.Cursor = b.memCursor()
-	if b.redis {
-		if len(b.outbox) >= b.m.cfg.OutboxCap {
-			b.stats.Overflow++
-			return e, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
-		}
-		b.outbox = append(b.outbox, pending{e: e, attempted: attempted, written: written})
-		b.queued.Store(int64(len(b.outbox)))
-		b.pending[e.FlowID]++
+	if b.redis && len(b.outbox) >= b.m.cfg.OutboxCap {
+		b.stats.Overflow++
+		return memEvent{}, nil, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
 	}
-	r := append(b.ring[e.FlowID], e)
+	b.memN++
+	me := memEvent{e: e, tag: memTag{b.origin, b.memN}, ms: time.Now().UnixMilli()}
+	// strconv, not fmt: the critical section stays short.
+	me.e.Cursor = position{sid: strconv.FormatInt(me.ms, 10) + "-0", tags: []memTag{me.tag}}.String()
+	var synced *jbatch
+	if b.redis {
+		b.queue(pending{memEvent: me, attempted: attempted, written: written})
+		if b.jr != nil {
+			synced = b.jr.appendRecord(me, line)
+		}
+	}
+	b.keep(me)
+	return me, synced, nil
+}
+
+// queue appends p to the outbox. Callers hold b.mu.
+func (b *Bus) queue(p pending) {
+	b.outbox = append(b.outbox, p)
+	b.queued.Store(int64(len(b.outbox)))
+	b.pending[p.e.FlowID]++
+}
+
+// keep adds me to its flow's ring. Callers hold b.mu.
+func (b *Bus) keep(me memEvent) {
+	r := append(b.ring[me.e.FlowID], me)
 	if n := b.m.cfg.MemoryEvents; len(r) >= 2*n {
 		// Trimmed once per MemoryEvents publishes, not on each: copying
 		// the ring per publish costs as much as the rest of memory mode.
 		r = slices.Clone(r[len(r)-n:])
 	}
-	b.ring[e.FlowID] = r
-	return e, nil
+	b.ring[me.e.FlowID] = r
 }
 
 // recent returns the flow's last MemoryEvents memory-acknowledged events.
 // Callers hold b.mu and must not modify the result.
-func (b *Bus) recent(flow string) []impl.Event {
+func (b *Bus) recent(flow string) []memEvent {
 	r := b.ring[flow]
 	return r[max(0, len(r)-b.m.cfg.MemoryEvents):]
 }
 
-// memSeqBase is the lowest seq of a memory cursor.
-const memSeqBase = 1 << 40
-
-// memCursor returns the next memory cursor. Callers hold b.mu.
-func (b *Bus) memCursor() string {
-	ms := time.Now().UnixMilli()
-	if ms <= b.lastMs {
-		b.seq++
-	} else {
-		b.lastMs, b.seq = ms, 0
+// unseen returns the flow's events this layer holds in memory that a
+// client at pos did not get, in order: with the Redis bus those still in
+// the outbox (the replayed ones come from the stream after pos); without
+// it the ring's, those since the position's time unless the position says
+// which of this layer's it got. Callers hold b.mu.
+func (b *Bus) unseen(flow string, pos position) []memEvent {
+	ms, _, _ := parseCursor(pos.sid)
+	own := pos.has(b.origin)
+	var out []memEvent
+	keep := func(me memEvent) {
+		if !pos.covers(me.tag) && (b.redis || own || uint64(me.ms) >= ms) {
+			out = append(out, me)
+		}
 	}
-	// strconv, not fmt: the critical section stays short.
-	return strconv.FormatInt(b.lastMs, 10) + "-" + strconv.FormatInt(memSeqBase+b.seq, 10)
+	if !b.redis {
+		for _, me := range b.recent(flow) {
+			keep(me)
+		}
+		return out
+	}
+	if b.pending[flow] > 0 {
+		for _, p := range b.outbox {
+			if p.e.FlowID == flow {
+				keep(p.memEvent)
+			}
+		}
+	}
+	return out
+}
+
+// fill gives an event the fields every event carries (docs/http.md): a
+// payload ({} when empty) and a source ("system" when empty).
+func fill(e *impl.Event) {
+	if len(e.Payload) == 0 {
+		e.Payload = json.RawMessage("{}")
+	}
+	if e.Source == "" {
+		e.Source = "system"
+	}
+}
+
+// newOrigin returns a random origin token (see cursor.go).
+func newOrigin() string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var b [originLen]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = digits[int(b[i])%len(digits)]
+	}
+	return string(b[:])
 }
 
 // ttlDue reports whether this instance should refresh the stream TTL with
@@ -302,26 +413,35 @@ func (b *Bus) publishArgs(p pending, refreshTTL bool) ([]string, []any, error) {
 	if refreshTTL {
 		ttl = b.ttlArg
 	}
-	attempted, needle := argZero, argEmpty
+	attempted, needle, tag := argZero, argEmpty, argEmpty
+	if p.tag.origin != "" {
+		tag = p.tag.String()
+	}
 	if p.attempted > 0 {
 		// The JSON up to and including the ID: {"id":"…",
 		id, _ := json.Marshal(e.ID)
 		attempted, needle = strconv.FormatInt(p.attempted, 10), `{"id":`+string(id)+`,`
 	}
-	args := []any{attempted, needle, b.maxLenArg, ttl, b.k.channel(e.FlowID), js}
+	args := []any{attempted, needle, b.maxLenArg, ttl, b.k.channel(e.FlowID), js, tag}
 	return []string{b.k.events(e.FlowID)}, args, nil
 }
 
-// parseEntry turns a stream entry back into an event. An entry that is
-// not an event's JSON (written by something else) becomes an event with
-// only its cursor and flow, which the checkers report rather than hide.
-func parseEntry(flow string, x redis.XMessage) impl.Event {
+// parseEntry turns a stream entry back into an event and the tag it was
+// acknowledged from memory with (zero if it was not). An entry that is not
+// an event's JSON (written by something else) becomes an event with only
+// its cursor and flow, which the checkers report rather than hide.
+func parseEntry(flow string, x redis.XMessage) (impl.Event, memTag) {
 	var e impl.Event
 	if s, ok := x.Values["event"].(string); ok {
 		e, _ = decodeEvent(s)
 	}
 	e.FlowID, e.Cursor = flow, x.ID
-	return e
+	fill(&e)
+	var tag memTag
+	if s, ok := x.Values["mem"].(string); ok {
+		tag, _ = parseTag(s)
+	}
+	return e, tag
 }
 
 // kick wakes the replayer.
@@ -426,6 +546,9 @@ func (b *Bus) replayOnce() bool {
 	}
 	b.outbox = b.outbox[done:]
 	b.queued.Store(int64(len(b.outbox)))
+	if len(b.outbox) == 0 && b.jr != nil {
+		b.jr.emptied()
+	}
 	b.stats.Replayed += int64(done - dropped)
 	b.stats.Dropped += int64(dropped)
 	b.mu.Unlock()
@@ -463,7 +586,8 @@ func (b *Bus) History(ctx context.Context, flowID string, count int, since time.
 		err = b.m.call(ctx, "history", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
 			xs, err := rdb.XRevRangeN(ctx, b.k.events(flowID), "+", "-", int64(count)).Result()
 			for i := len(xs) - 1; i >= 0; i-- {
-				stored = append(stored, parseEntry(flowID, xs[i]))
+				e, _ := parseEntry(flowID, xs[i])
+				stored = append(stored, e)
 			}
 			return err
 		})
@@ -471,7 +595,9 @@ func (b *Bus) History(ctx context.Context, flowID string, count int, since time.
 	b.mu.Lock()
 	var extra []impl.Event
 	if err != nil {
-		extra = slices.Clone(b.recent(flowID))
+		for _, me := range b.recent(flowID) {
+			extra = append(extra, me.e)
+		}
 	} else if b.pending[flowID] > 0 {
 		for _, p := range b.outbox {
 			if p.e.FlowID == flowID {
@@ -510,27 +636,4 @@ func newID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// parseCursor splits "ms-seq"; ok is false for anything else.
-func parseCursor(c string) (ms, seq uint64, ok bool) {
-	a, s, found := strings.Cut(c, "-")
-	if !found {
-		return 0, 0, false
-	}
-	ms, err1 := strconv.ParseUint(a, 10, 64)
-	seq, err2 := strconv.ParseUint(s, 10, 64)
-	return ms, seq, err1 == nil && err2 == nil
-}
-
-func isMemCursor(c string) bool {
-	_, seq, ok := parseCursor(c)
-	return ok && seq >= memSeqBase
-}
-
-// cursorAfter reports whether cursor a sorts after b (both "ms-seq").
-func cursorAfter(a, b string) bool {
-	am, as, _ := parseCursor(a)
-	bm, bs, _ := parseCursor(b)
-	return am > bm || (am == bm && as > bs)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gonogo/harness/chaos"
 	"github.com/gonogo/harness/chaos/target"
-	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/stretchr/testify/assert"
@@ -77,9 +76,9 @@ func TestAbandonedPublish(t *testing.T) {
 	m := newManager(cfg)
 	require.NoError(t, m.start(context.Background()))
 	defer m.close()
-	b := &Bus{m: m, k: keys{prefix: cfg.KeyPrefix}, redis: true, maxLenArg: "100", ttlArg: "60000", ring: map[string][]impl.Event{}, pending: map[string]int{}}
+	b := &Bus{m: m, k: keys{prefix: cfg.KeyPrefix}, redis: true, maxLenArg: "100", ttlArg: "60000", ring: map[string][]memEvent{}, pending: map[string]int{}}
 	call := func(id string) ([]string, []any) {
-		keys, args, err := b.publishArgs(pending{e: conformance.Event("f", id, 0, time.Now().UTC())}, false)
+		keys, args, err := b.publishArgs(pending{memEvent: memEvent{e: conformance.Event("f", id, 0, time.Now().UTC())}}, false)
 		require.NoError(t, err)
 		return keys, args
 	}
@@ -160,7 +159,7 @@ func TestBehindOutbox(t *testing.T) {
 	// The flow has an event waiting for replay (its publish fell back).
 	first := conformance.Event("f", "e0000", 0, time.Now().UTC())
 	b.mu.Lock()
-	b.outbox = append(b.outbox, pending{e: first})
+	b.outbox = append(b.outbox, pending{memEvent: memEvent{e: first}})
 	b.queued.Store(1)
 	b.pending["f"]++
 	b.mu.Unlock()

@@ -7,23 +7,16 @@ import (
 )
 
 func TestCursors(t *testing.T) {
-	mem := "1700000000000-1099511627776" // seq 2^40
 	for _, c := range []struct {
-		a, b      string
-		after, mA bool
+		a, b  string
+		after bool
 	}{
-		{"1700000000001-0", "1700000000000-5", true, false},
-		{"1700000000000-5", "1700000000000-5", false, false},
-		{"1700000000000-4", "1700000000000-5", false, false},
-		{mem, "1700000000000-5", true, true},   // memory cursors sort after stream IDs of their ms
-		{"1700000000001-0", mem, true, false},  // and before the next ms
-		{"1700000000000-9", mem, false, false}, // valid XRANGE bounds both ways
+		{"1700000000001-0", "1700000000000-5", true},
+		{"1700000000000-5", "1700000000000-5", false},
+		{"1700000000000-4", "1700000000000-5", false},
 	} {
 		if got := cursorAfter(c.a, c.b); got != c.after {
 			t.Errorf("cursorAfter(%s, %s): got %v; want %v", c.a, c.b, got, c.after)
-		}
-		if got := isMemCursor(c.a); got != c.mA {
-			t.Errorf("isMemCursor(%s): got %v; want %v", c.a, got, c.mA)
 		}
 	}
 	for _, bad := range []string{"", "abc", "1-", "-1", "1-2-3"} {
@@ -31,51 +24,99 @@ func TestCursors(t *testing.T) {
 			t.Errorf("parseCursor(%q): got ok; want not ok", bad)
 		}
 	}
-	b := &Bus{}
-	prev := ""
-	for i := 0; i < 1000; i++ {
-		c := b.memCursor()
-		if !isMemCursor(c) || (prev != "" && !cursorAfter(c, prev)) {
-			t.Fatalf("memCursor %d: got %s after %s; want a memory cursor sorting after it", i, c, prev)
+	for _, c := range []string{"5-0", "5-0.abcdefgh.3", "5-1.abcdefgh.3.0123456z.12"} {
+		p, ok := parsePosition(c)
+		if !ok || p.String() != c {
+			t.Errorf("parsePosition(%q): got %q, %v; want it back", c, p.String(), ok)
 		}
-		prev = c
+	}
+	for _, bad := range []string{"", "5", "5-0.", "5-0.abcdefgh", "5-0.abcdefgh.0", "5-0.ABCDEFGH.1", "5-0.abc.1", "5-0.abcdefgh.x",
+		"5-0.a0000000.1.a0000001.1.a0000002.1.a0000003.1.a0000004.1.a0000005.1.a0000006.1.a0000007.1.a0000008.1"} {
+		if _, ok := parsePosition(bad); ok {
+			t.Errorf("parsePosition(%q): got ok; want not ok", bad)
+		}
+	}
+	var p position
+	p.see(memTag{"aaaaaaaa", 3})
+	p.see(memTag{"bbbbbbbb", 1})
+	p.see(memTag{"aaaaaaaa", 2})
+	for _, c := range []struct {
+		t    memTag
+		want bool
+	}{{memTag{"aaaaaaaa", 3}, true}, {memTag{"aaaaaaaa", 4}, false}, {memTag{"bbbbbbbb", 1}, true}, {memTag{"cccccccc", 1}, false}} {
+		if got := p.covers(c.t); got != c.want {
+			t.Errorf("%s covers %s: got %v; want %v", p, c.t, got, c.want)
+		}
+	}
+	p.passed(memTag{"aaaaaaaa", 2}) // not the last covered one: kept
+	p.passed(memTag{"bbbbbbbb", 1})
+	if got := p.String(); got != ".aaaaaaaa.3" {
+		t.Errorf("after passing b's last: got %q; want %q", got, ".aaaaaaaa.3")
+	}
+	if o := newOrigin(); !validOrigin(o) {
+		t.Errorf("newOrigin: got %q; not a valid origin", o)
 	}
 }
 
 // TestFresh walks one subscriber through the copies an event can arrive
-// as: from memory, from the stream (live or catch-up), in either order.
+// as: from memory, from the stream (live or catch-up, tagged when
+// replayed), in either order, and checks the cursor each delivery gets.
 func TestFresh(t *testing.T) {
-	s := &sub{lastStream: "100-0", seen: map[string]struct{}{}, memQueued: map[string]int{}}
-	mem := func(id string) item {
-		s.enqueue(item{e: impl.Event{ID: id}, mem: true})
-		return item{e: impl.Event{ID: id}, mem: true}
+	const o = "aaaaaaaa"
+	s := &sub{b: &Bus{m: &manager{}}, pos: position{sid: "100-0"}, seen: map[string]struct{}{}, memQueued: map[string]int{}}
+	mem := func(id string, n uint64) item {
+		it := item{e: impl.Event{ID: id}, mem: true, tag: memTag{o, n}}
+		s.enqueue(it)
+		return it
 	}
-	stream := func(id, cursor string) item { return item{e: impl.Event{ID: id, Cursor: cursor}} }
+	stream := func(id, cursor string, n uint64) item {
+		it := item{e: impl.Event{ID: id, Cursor: cursor}}
+		if n > 0 {
+			it.tag = memTag{o, n}
+		}
+		return it
+	}
 	for i, c := range []struct {
 		it      item
 		syncing bool
-		want    bool
+		want    string // cursor delivered with, "" not delivered
 	}{
-		{mem("a"), false, true},               // outage: delivered from memory
-		{stream("a", "101-0"), false, false},  // its replay: not again
-		{stream("b", "102-0"), false, true},   // another publisher's event
-		{stream("b", "102-0"), false, false},  // live copy of a caught-up entry
-		{stream("c", "103-0"), true, false},   // out of sync: left to the catch-up
-		{stream("c", "103-0"), false, true},   // the catch-up
-		{stream("old", "99-0"), false, false}, // before the position
+		{mem("a", 1), false, "100-0.aaaaaaaa.1"},             // outage: delivered from memory
+		{stream("a", "101-0", 1), false, ""},                 // its replay: not again
+		{stream("b", "102-0", 0), false, "102-0"},            // another publisher's event
+		{stream("b", "102-0", 0), false, ""},                 // live copy of a caught-up entry
+		{stream("c", "103-0", 0), true, ""},                  // out of sync: left to the catch-up
+		{stream("c", "103-0", 0), false, "103-0"},            // the catch-up
+		{stream("old", "99-0", 0), false, ""},                // before the position
+		{mem("g", 2), false, "103-0.aaaaaaaa.2"},             // outage again
+		{mem("h", 3), false, "103-0.aaaaaaaa.3"},             //
+		{stream("x", "104-0", 0), false, "104-0.aaaaaaaa.3"}, // another instance's event, before g's replay
+		{stream("g", "105-0", 2), false, ""},                 // g's replay
+		{stream("h", "106-0", 3), false, ""},                 // h's replay: the tag is dropped
+		{stream("y", "107-0", 0), false, "107-0"},            //
 	} {
-		if got := s.fresh(c.it, c.syncing); got != c.want {
-			t.Errorf("step %d (%s): got deliver %v; want %v", i, c.it.e.ID, got, c.want)
+		e, ok := s.fresh(c.it, c.syncing)
+		got := ""
+		if ok {
+			got = e.Cursor
+		}
+		if got != c.want {
+			t.Errorf("step %d (%s): got cursor %q; want %q", i, c.it.e.ID, got, c.want)
 		}
 	}
 	// Stream copy first while the memory copy waits in the queue.
-	m := mem("d")
-	if !s.fresh(stream("d", "104-0"), false) || s.fresh(m, false) {
-		t.Errorf("stream copy then queued memory copy: want exactly one delivery")
+	m := mem("d", 4)
+	if _, ok := s.fresh(stream("d", "108-0", 4), false); !ok {
+		t.Errorf("stream copy of a queued memory event: want it delivered")
+	}
+	if _, ok := s.fresh(m, false); ok {
+		t.Errorf("queued memory copy after its stream copy: want it skipped")
 	}
 	// Stream copy delivered before the memory copy was even queued (a
-	// publish that timed out after Redis ran it).
-	if !s.fresh(stream("e", "105-0"), false) || s.fresh(mem("e"), false) {
+	// publish that timed out after Redis ran it: untagged in the stream).
+	_, first := s.fresh(stream("e", "109-0", 0), false)
+	_, second := s.fresh(mem("e", 5), false)
+	if !first || second {
 		t.Errorf("stream copy then a later memory copy: want exactly one delivery")
 	}
 	if len(s.seen) != 0 || len(s.memQueued) != 0 {

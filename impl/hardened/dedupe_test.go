@@ -32,7 +32,7 @@ func TestReplayDedupe(t *testing.T) {
 	require.NoError(t, err)
 	attempt := time.Now().Add(-time.Second).UnixMilli()
 	b.mu.Lock()
-	b.outbox = append(b.outbox, pending{e: e1, attempted: attempt}, pending{e: e2, attempted: attempt}, pending{e: e3})
+	b.outbox = append(b.outbox, pending{memEvent: memEvent{e: e1}, attempted: attempt}, pending{memEvent: memEvent{e: e2}, attempted: attempt}, pending{memEvent: memEvent{e: e3}})
 	b.pending["f"] += 3
 	b.mu.Unlock()
 	b.kick()
@@ -76,7 +76,7 @@ func TestHistoryOutboxOverlap(t *testing.T) {
 		e := conformance.Event("f", fmt.Sprintf("e%d", i), i, time.Now().UTC())
 		require.NoError(t, b.Publish(ctx, e))
 		b.mu.Lock()
-		b.outbox = append(b.outbox, pending{e: e, attempted: time.Now().UnixMilli()})
+		b.outbox = append(b.outbox, pending{memEvent: memEvent{e: e}, attempted: time.Now().UnixMilli()})
 		b.pending["f"]++
 		b.mu.Unlock()
 		evs, err := b.History(ctx, "f", 100, time.Time{})

@@ -56,6 +56,12 @@ func New(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
 	m := newManager(cfg)
 	k := keys{prefix: cfg.KeyPrefix}
 	bus := newBus(m, k)
+	if cfg.JournalDir != "" && bus.redis {
+		if err := bus.openJournal(cfg.JournalDir); err != nil {
+			m.close()
+			return nil, err
+		}
+	}
 	m.beforeClose(bus.drain)
 	reg := newRegistry(m, k)
 	cache := newCache(m, k)

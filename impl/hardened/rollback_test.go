@@ -34,7 +34,11 @@ func TestCloseWritesOutbox(t *testing.T) {
 
 	err := down.Close()
 	assert.ErrorIs(t, err, hardened.ErrOutboxLost, "Close with Redis down")
-	assert.ErrorContains(t, err, "3 events lost")
+	assert.ErrorContains(t, err, "3 acknowledged events lost")
+	var unsaved *impl.UnsavedError
+	if assert.ErrorAs(t, err, &unsaved) {
+		assert.Equal(t, 3, unsaved.Lost, "lost count")
+	}
 
 	require.NoError(t, p.Restart(ctx))
 	require.Equal(t, "memory", a.Manager.Mode(), "the probe has not run")

@@ -24,9 +24,15 @@ import (
 // the only dedupe record: a per-event ID set would cost a write per
 // publish and grow with every event the stream's MAXLEN already dropped.
 //
+// An event acknowledged from memory passes its tag ("origin.n", see
+// cursor.go): the entry keeps it in a second field, "mem", and the
+// message carries it after the stream ID ("<sid> <tag>\n<event JSON>";
+// without a tag "<sid>\n<event JSON>").
+//
 // KEYS: stream. ARGV: attempt ms ("0": first attempt), the event's JSON
 // prefix up to its ID ({"id":"…",), maxlen, ttl ms ("0": do not refresh),
-// channel, event JSON. Returns 1 if added, 0 if it was there already.
+// channel, event JSON, tag ("" none). Returns 1 if added, 0 if it was there
+// already.
 var publishScript = newScript(`
 local from = tonumber(ARGV[1])
 if from > 0 then
@@ -43,7 +49,13 @@ if from > 0 then
     last = '(' .. xs[#xs][1]
   end
 end
-local sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6])
+local sid
+if ARGV[7] == '' then
+  sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6])
+else
+  sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6], 'mem', ARGV[7])
+  sid = sid .. ' ' .. ARGV[7]
+end
 if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 redis.call('PUBLISH', ARGV[5], sid .. '\n' .. ARGV[6])
 return 1

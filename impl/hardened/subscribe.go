@@ -110,7 +110,7 @@ func (h *hub) read(rdb *redis.Client, ps *redis.PubSub) {
 				h.each(h.flowOf(v.Channel), func(s *sub) { s.resync() })
 			}
 		case *redis.Message:
-			sid, js, ok := strings.Cut(v.Payload, "\n")
+			head, js, ok := strings.Cut(v.Payload, "\n")
 			if !ok {
 				continue
 			}
@@ -118,8 +118,14 @@ func (h *hub) read(rdb *redis.Client, ps *redis.PubSub) {
 			if err != nil {
 				continue
 			}
-			e.Cursor = sid
-			h.each(e.FlowID, func(s *sub) { s.push(item{e: e}) })
+			sid, t, _ := strings.Cut(head, " ")
+			tag, _ := parseTag(t)
+			// Queued events must not keep the whole message (payload
+			// included, which e holds a copy of) through their IDs.
+			e.ID, e.FlowID, e.Type = strings.Clone(e.ID), strings.Clone(e.FlowID), strings.Clone(e.Type)
+			e.Source, e.CorrelationID = strings.Clone(e.Source), strings.Clone(e.CorrelationID)
+			e.Cursor = strings.Clone(sid)
+			h.each(e.FlowID, func(s *sub) { s.push(item{e: e, tag: tag}) })
 		}
 	}
 }
@@ -139,8 +145,8 @@ func (h *hub) each(flow string, f func(*sub)) {
 }
 
 // local delivers an event acknowledged from memory to local subscribers.
-func (h *hub) local(e impl.Event) {
-	h.each(e.FlowID, func(s *sub) { s.push(item{e: e, mem: true}) })
+func (h *hub) local(me memEvent) {
+	h.each(me.e.FlowID, func(s *sub) { s.push(item{e: me.e, mem: true, tag: me.tag}) })
 }
 
 // add registers s; the first subscriber of a flow subscribes its channel.
@@ -175,33 +181,45 @@ func (h *hub) remove(s *sub) {
 	}
 }
 
-// item is one event on its way to a subscriber: from Redis Pub/Sub (cursor
-// is a stream ID) or acknowledged from memory (mem, memory cursor).
+// item is one event on its way to a subscriber: from the stream (cursor
+// is its stream ID; tag set if it was acknowledged from memory and
+// replayed) or acknowledged from memory by this layer (mem, and its tag).
 type item struct {
 	e   impl.Event
 	mem bool
+	tag memTag
 }
 
 // sub is one subscriber. Its pump goroutine delivers, in order and once
 // each: the backlog, then live items, catching up from the stream (XRANGE
 // after the last stream ID it delivered) whenever its Pub/Sub view may have
-// a gap (first subscription, reconnect). Events it delivered from memory
-// are remembered by ID so that their later replay to the stream is not
-// delivered again.
+// a gap (first subscription, reconnect). Its position (see cursor.go) says
+// what it delivered, so that the later replay of an event it delivered
+// from memory is not delivered again; every event goes out with the
+// position after it as cursor.
 type sub struct {
 	b    *Bus
 	flow string
 	out  chan impl.Event
 	wake chan struct{}
 
-	mu         sync.Mutex
-	queue      []item
-	needSync   bool
-	lastStream string // last stream position delivered
+	mu       sync.Mutex
+	queue    []item
+	needSync bool
+	pos      position // what it delivered
+	// held and heldBytes count the items queued or in the pump's hands
+	// (payload bytes); over is set, and overflow closed, once they passed
+	// the bound.
+	held      int
+	heldBytes int64
+	over      bool
+	overflow  chan struct{}
 	// seen holds the IDs of events delivered once through one path (from
 	// memory, or from the stream while a memory copy waits in the queue)
 	// whose other copy has not come by yet; memQueued counts queued
-	// memory copies per ID.
+	// memory copies per ID. (Tags find a replayed copy too; IDs also
+	// find the copies of a publish that timed out after Redis ran it,
+	// which the stream holds untagged.)
 	seen      map[string]struct{}
 	memQueued map[string]int
 	// streamed remembers the IDs of the last streamedCap events delivered
@@ -220,7 +238,11 @@ type recentIDs struct {
 	next int
 }
 
+// add remembers id. It keeps a copy: an ID decoded from a message is a
+// slice of the whole message, which would stay in memory with it (1024
+// events of 16 KB are 16 MB per subscriber).
 func (r *recentIDs) add(id string) {
+	id = strings.Clone(id)
 	if r.set == nil {
 		r.set = make(map[string]struct{}, streamedCap)
 	}
@@ -244,12 +266,35 @@ func (s *sub) push(it item) {
 	s.poke()
 }
 
-// enqueue appends it; callers hold s.mu.
+// enqueue appends it; callers hold s.mu. Past the subscriber's bound
+// (Config.SubscriberQueue, SubscriberQueueBytes: a consumer that stopped
+// reading) it ends the subscription instead: the consumer resumes with
+// the last cursor it got.
 func (s *sub) enqueue(it item) {
+	if s.over {
+		return
+	}
+	s.held++
+	s.heldBytes += int64(len(it.e.Payload))
+	cfg := s.b.m.cfg
+	if (cfg.SubscriberQueue > 0 && s.held > cfg.SubscriberQueue) || (cfg.SubscriberQueueBytes > 0 && s.heldBytes > cfg.SubscriberQueueBytes) {
+		s.over = true
+		close(s.overflow)
+		s.queue = nil
+		return
+	}
 	s.queue = append(s.queue, it)
 	if it.mem {
 		s.memQueued[it.e.ID]++
 	}
+}
+
+// release counts an item as no longer held (delivered or skipped).
+func (s *sub) release(it item) {
+	s.mu.Lock()
+	s.held--
+	s.heldBytes -= int64(len(it.e.Payload))
+	s.mu.Unlock()
 }
 
 func (s *sub) resync() {
@@ -273,46 +318,36 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	if flowID == "" {
 		return nil, fmt.Errorf("hardened: subscribe without flow id")
 	}
-	s := &sub{b: b, flow: flowID, out: make(chan impl.Event), wake: make(chan struct{}, 1),
+	s := &sub{b: b, flow: flowID, out: make(chan impl.Event), wake: make(chan struct{}, 1), overflow: make(chan struct{}),
 		seen: map[string]struct{}{}, memQueued: map[string]int{}, needSync: b.redis}
-	if _, _, ok := parseCursor(after); !ok {
-		after = ""
-	}
-	// Resuming: local events after the cursor come first; with a memory
-	// cursor, the local events up to it were delivered already.
-	var backlog []impl.Event
-	if after != "" {
+	// Resuming: the events this layer holds in memory that the position
+	// does not cover come first (then the stream after its stream ID).
+	pos, resume := parsePosition(after)
+	var backlog []memEvent
+	if resume {
+		s.pos = pos
 		b.mu.Lock()
-		for _, e := range b.recent(flowID) {
-			switch {
-			case cursorAfter(e.Cursor, after):
-				backlog = append(backlog, e)
-			case isMemCursor(after):
-				s.seen[e.ID] = struct{}{}
-			}
-		}
+		backlog = b.unseen(flowID, pos)
 		b.mu.Unlock()
-	}
-	switch {
-	case after != "":
-		s.lastStream = after
-	case b.redis:
+	} else if b.redis {
 		// Where the stream ends now: the catch-up after the channel is
 		// confirmed starts there. Without Redis, the local clock stands in.
-		s.lastStream = fmt.Sprintf("%d-0", time.Now().UnixMilli())
+		s.pos.sid = fmt.Sprintf("%d-0", time.Now().UnixMilli())
 		b.m.call(ctx, "subscribe", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
 			xs, err := rdb.XRevRangeN(ctx, b.k.events(flowID), "+", "-", 1).Result()
 			if err == nil {
-				s.lastStream = "0-0"
+				s.pos.sid = "0-0"
 				if len(xs) > 0 {
-					s.lastStream = xs[0].ID
+					s.pos.sid = xs[0].ID
 				}
 			}
 			return err
 		})
+	} else {
+		s.pos.sid = fmt.Sprintf("%d-0", time.Now().UnixMilli())
 	}
-	for _, e := range backlog {
-		s.enqueue(item{e: e, mem: true})
+	for _, me := range backlog {
+		s.enqueue(item{e: me.e, mem: true, tag: me.tag})
 	}
 	b.hub.add(s)
 	s.poke()
@@ -330,6 +365,8 @@ func (s *sub) pump(ctx context.Context) {
 			return
 		case <-s.b.m.stop:
 			return
+		case <-s.overflow:
+			return
 		case <-s.wake:
 		}
 		s.mu.Lock()
@@ -343,19 +380,21 @@ func (s *sub) pump(ctx context.Context) {
 		s.queue = nil
 		s.mu.Unlock()
 		for _, it := range items {
-			if !s.deliver(ctx, it, syncing) {
+			ok := s.deliver(ctx, it, syncing)
+			s.release(it)
+			if !ok {
 				return
 			}
 		}
 	}
 }
 
-// catchUp reads the stream after lastStream and delivers it; it reports
+// catchUp reads the stream after its stream position and delivers it; it reports
 // whether the subscriber is now in sync.
 func (s *sub) catchUp(ctx context.Context) bool {
 	for {
 		s.mu.Lock()
-		from := s.lastStream
+		from := s.pos.sid
 		s.mu.Unlock()
 		var xs []redis.XMessage
 		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb *redis.Client) error {
@@ -367,7 +406,8 @@ func (s *sub) catchUp(ctx context.Context) bool {
 			return false
 		}
 		for _, x := range xs {
-			if !s.deliver(ctx, item{e: parseEntry(s.flow, x)}, false) {
+			e, tag := parseEntry(s.flow, x)
+			if !s.deliver(ctx, item{e: e, tag: tag}, false) {
 				return false
 			}
 		}
@@ -383,21 +423,25 @@ func (s *sub) catchUp(ctx context.Context) bool {
 // deliver sends one item unless it was delivered already. Stream items are
 // skipped while the subscriber is out of sync (the catch-up reads them).
 func (s *sub) deliver(ctx context.Context, it item, syncing bool) bool {
-	if !s.fresh(it, syncing) {
+	e, ok := s.fresh(it, syncing)
+	if !ok {
 		return true
 	}
 	select {
-	case s.out <- it.e:
+	case s.out <- e:
 		return true
 	case <-ctx.Done():
 		return false
 	case <-s.b.m.stop:
 		return false
+	case <-s.overflow:
+		return false
 	}
 }
 
-// fresh decides whether it is to be delivered and records it.
-func (s *sub) fresh(it item, syncing bool) bool {
+// fresh decides whether it is to be delivered and records it; it returns
+// the event with the subscriber's position after it as cursor.
+func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := it.e.ID
@@ -405,24 +449,39 @@ func (s *sub) fresh(it item, syncing bool) bool {
 		if s.memQueued[id]--; s.memQueued[id] <= 0 {
 			delete(s.memQueued, id)
 		}
-	} else {
-		if syncing || !cursorAfter(it.e.Cursor, s.lastStream) {
-			return false
+		if s.pos.covers(it.tag) {
+			return it.e, false
 		}
-		s.lastStream = it.e.Cursor
+	} else {
+		if syncing || !cursorAfter(it.e.Cursor, s.pos.sid) {
+			return it.e, false
+		}
+		s.pos.sid = it.e.Cursor
+		if it.tag.origin != "" && s.pos.covers(it.tag) {
+			// The replay of an event delivered from memory (here or
+			// before the client resumed).
+			s.pos.passed(it.tag)
+			delete(s.seen, id)
+			return it.e, false
+		}
 	}
 	if _, dup := s.seen[id]; dup {
 		delete(s.seen, id)
-		return false
+		return it.e, false
 	}
 	if it.mem && s.streamed.take(id) {
-		return false
+		return it.e, false
 	}
 	if !it.mem {
 		s.streamed.add(id)
 	}
 	if it.mem || s.memQueued[id] > 0 {
-		s.seen[id] = struct{}{}
+		s.seen[strings.Clone(id)] = struct{}{} // not the message it was sliced from (see recentIDs.add)
 	}
-	return true
+	if it.mem {
+		s.pos.see(it.tag)
+	}
+	e := it.e
+	e.Cursor = s.pos.String()
+	return e, true
 }

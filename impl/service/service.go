@@ -38,6 +38,8 @@ type Options struct {
 	Counter *counter.Hook
 	// Logger receives one line per failed layer call. Default: discard.
 	Logger *slog.Logger
+	// Stream bounds each SSE stream (queue, write deadline, retry).
+	Stream StreamOptions
 	// Control, when set, serves the harness control API under /_harness/
 	// (docs/http.md), guarded by its Token. Default nil: not served (404).
 	// Never set it in production: it lets its caller replace the layer.

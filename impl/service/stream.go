@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gonogo/harness/impl"
@@ -33,10 +35,85 @@ func (s *Service) closeStream(connID string) {
 	s.wg.Done()
 }
 
+// StreamOptions bound what one SSE stream may cost (docs/http.md, "Slow
+// consumers"). Zero values mean the default stated on each field; -1
+// disables a bound.
+type StreamOptions struct {
+	// QueueEvents and QueueBytes bound the events waiting to be written
+	// to one stream (counted as the bytes of their SSE frames). Past
+	// either the stream is closed: its client resumes with Last-Event-ID.
+	// Defaults 4096 events and 4 MiB.
+	QueueEvents int
+	QueueBytes  int64
+	// WriteTimeout bounds every write (and flush) of the stream: a client
+	// that does not read for that long loses the stream. Shutdown ends a
+	// write in progress at once. Default 10s.
+	WriteTimeout time.Duration
+	// Retry is sent as the stream's "retry:" field: how long a browser's
+	// EventSource waits before it reconnects once the stream ended. The
+	// service ends streams only at shutdown, on a reset or for a slow
+	// consumer, and the client misses live delivery until it is back, so
+	// the default is short: 100ms.
+	Retry time.Duration
+}
+
+func (o StreamOptions) withDefaults() StreamOptions {
+	if o.QueueEvents == 0 {
+		o.QueueEvents = 4096
+	}
+	if o.QueueBytes == 0 {
+		o.QueueBytes = 4 << 20
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Retry <= 0 {
+		o.Retry = 100 * time.Millisecond
+	}
+	return o
+}
+
+// frames is a stream's queue of SSE frames between the goroutine that
+// reads the subscription and the one that writes the response.
+type frames struct {
+	mu     sync.Mutex
+	q      []string
+	bytes  int64
+	wake   chan struct{}
+	events int   // bound, -1 none
+	max    int64 // bound in bytes, -1 none
+}
+
+// push queues a frame; it reports false when the queue is past a bound.
+func (f *frames) push(frame string) bool {
+	f.mu.Lock()
+	f.q = append(f.q, frame)
+	f.bytes += int64(len(frame))
+	over := (f.events >= 0 && len(f.q) > f.events) || (f.max >= 0 && f.bytes > f.max)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	return !over
+}
+
+// take empties the queue.
+func (f *frames) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := f.q
+	f.q, f.bytes = nil, 0
+	return q
+}
+
 // stream is GET /flows/{id}/events: subscribe (resuming after
 // Last-Event-ID), register the connection, then write events and
 // heartbeats until the client leaves or the service shuts down; unregister
-// at the end.
+// at the end. The subscription is read into a bounded queue of frames
+// while the response is written with a deadline per write: a client that
+// falls behind past the queue's bound or stops reading past the deadline
+// loses the stream, never the service's memory or its shutdown.
 func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 	flow, ok := flowID(w, r)
 	if !ok {
@@ -55,6 +132,7 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.closeStream(connID)
+	o := s.opts.Stream.withDefaults()
 
 	events, err := l.Bus.Subscribe(ctx, flow, after)
 	if err != nil {
@@ -81,15 +159,38 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Connection-ID", connID)
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	if o.WriteTimeout > 0 {
+		// The stream ending (shutdown, overflow, client gone) ends a
+		// write in progress. send sets its deadline before it looks at
+		// ctx, so a deadline set here is never overwritten unseen.
+		defer context.AfterFunc(ctx, func() { rc.SetWriteDeadline(time.Now()) })()
+	}
 	send := func(text string) bool {
-		if _, err := fmt.Fprint(w, text); err != nil {
+		if o.WriteTimeout > 0 && rc.SetWriteDeadline(time.Now().Add(o.WriteTimeout)) != nil {
+			return false
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if _, err := io.WriteString(w, text); err != nil {
 			return false
 		}
 		return rc.Flush() == nil
 	}
-	if !send(": connected " + connID + "\n\n") {
+	if !send(fmt.Sprintf("retry: %d\n: connected %s\n\n", o.Retry.Milliseconds(), connID)) {
 		return
 	}
+
+	q := &frames{wake: make(chan struct{}, 1), events: o.QueueEvents, max: o.QueueBytes}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		s.queue(ctx, stop, connID, events, q)
+	}()
+	defer func() {
+		stop() // ends the subscription, and so the reader
+		<-read
+	}()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
@@ -103,18 +204,41 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 			if !send(": heartbeat " + t.UTC().Format(time.RFC3339) + "\n\n") {
 				return
 			}
-		case e, ok := <-events:
-			if !ok {
-				return
+		case <-q.wake:
+			for _, frame := range q.take() {
+				if !send(frame) {
+					return
+				}
 			}
-			frame, err := formatEvent(e)
-			if err != nil {
-				s.opts.Logger.Warn("encode event", "id", e.ID, "err", err)
-				continue
+		case <-read:
+			// The subscription ended (the layer closed): write what is
+			// queued, then end the stream.
+			for _, frame := range q.take() {
+				if !send(frame) {
+					return
+				}
 			}
-			if !send(frame) {
-				return
+			return
+		}
+	}
+}
+
+// queue reads the subscription into q until it ends; past q's bound it
+// ends the stream (stop).
+func (s *Service) queue(ctx context.Context, stop context.CancelFunc, connID string, events <-chan impl.Event, q *frames) {
+	for e := range events {
+		frame, err := formatEvent(e)
+		if err != nil {
+			s.opts.Logger.Warn("encode event", "id", e.ID, "err", err)
+			continue
+		}
+		if !q.push(frame) {
+			s.opts.Logger.Warn("slow consumer: stream closed", "conn", connID, "queue_limit_events", q.events, "queue_limit_bytes", q.max)
+			stop()
+			// The subscription closes its channel once ctx ended.
+			for range events {
 			}
+			return
 		}
 	}
 }

@@ -14,6 +14,9 @@ const (
 	Inconclusive = 2 // evidence missing, or the run was interrupted
 	BadInput     = 3 // bad input or configuration
 	Failure      = 4 // the harness itself failed (missing binary, crash)
+	// Unsaved is harness serve's exit when its layer closed with
+	// acknowledged events that it could not write to Redis (lost).
+	Unsaved = 5
 )
 
 // Error is an error that says which exit code it should end the process with.
