@@ -89,6 +89,11 @@ func (s *Spec) validate(k Known) error {
 	if s.Instances < 0 || s.Instances > 8 {
 		bad(s.Line, "instances %d: want 1 to 8", s.Instances)
 	}
+	switch s.InstanceMode {
+	case "", InstancesInProcess, InstancesProcess:
+	default:
+		bad(s.Line, "instance_mode %q: want %s or %s", s.InstanceMode, InstancesInProcess, InstancesProcess)
+	}
 	w := s.Workload
 	if w.Duration <= 0 {
 		bad(w.Line, "workload.duration is required and must be positive")
@@ -136,6 +141,9 @@ func (s *Spec) validate(k Known) error {
 				bad(t.Line, "check %s: threshold on unknown metric %q (known: %s)", c.Name, t.Metric, strings.Join(k.Metrics, ", "))
 			}
 		}
+		if m, ok := boundedChecks[c.Name]; ok && !slices.ContainsFunc(c.Thresholds, func(t Threshold) bool { return t.Metric == m }) {
+			bad(c.Line, "check %s needs a threshold on %s: it measures, the threshold is the bound", c.Name, m)
+		}
 		if c.Name == "registry_count" && w.SSE.Clients > 0 {
 			// The service registers its SSE streams in the same registry,
 			// and the history does not record them.
@@ -177,8 +185,23 @@ func (s *Spec) validateFault(i int, f FaultStep, k Known) []error {
 	if f.Fault == check.FlagFault {
 		errs = append(errs, s.validateFlag(i, f)...)
 	}
+	if isInstanceFault(f.Fault) {
+		if s.InstanceMode != InstancesProcess {
+			bad("%s needs instance_mode: process (instances the harness runs as processes)", f.Fault)
+		}
+		if f.At == 0 {
+			bad("%s at 0: the instances start after the start-up faults", f.Fault)
+		}
+		if in, err := parseInstanceFault(f.Fault, f.Params); err == nil && in.i >= max(s.Instances, 1) {
+			bad("%s: instance %d, but the scenario runs %d", f.Fault, in.i, max(s.Instances, 1))
+		}
+	}
 	return errs
 }
+
+// boundedChecks are the checks that measure without a bound of their own:
+// a scenario naming one must bound its metric with a threshold.
+var boundedChecks = map[string]string{"lost_on_crash": "lost_on_crash", "memory": "rss_max_mib"}
 
 // validateFlag checks what a rollback step needs of the rest of the spec.
 func (s *Spec) validateFlag(i int, f FaultStep) []error {

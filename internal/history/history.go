@@ -30,6 +30,13 @@ const (
 	RegCount     = "reg_count"  // Value = instance read on; Count = live connections it reported
 	Health       = "health"     // Value = reported redis state ("healthy", "unavailable", ...)
 	RedisState   = "redis_state"
+	// InstanceExit is an instance process that ended (instance faults):
+	// Instance names it, Value the fault ("stop", "kill"), Err its exit
+	// status, OK an exit status 0, Values the last lines it logged.
+	InstanceExit = "instance_exit"
+	// RSS is a sample of an instance process's resident memory: Instance
+	// names it, Count is in bytes.
+	RSS = "rss"
 )
 
 // FillRefused is the Value of a cache_set the layer refused because the
@@ -55,6 +62,9 @@ type Op struct {
 	// Mode is what the implementation said it served from ("redis",
 	// "memory"), when it says.
 	Mode string `json:"mode,omitempty"`
+	// Instance is the SERVER_ID of the instance that served the call,
+	// when the engine routes calls between instances.
+	Instance string `json:"instance,omitempty"`
 }
 
 // Latency is the time the call took.

@@ -109,6 +109,9 @@ var Checks = []Check{
 	{"latency", Latency},
 	{"health", Health},
 	{"load", Load},
+	{"acked_on_stop", AckedOnStop},
+	{"lost_on_crash", LostOnCrash},
+	{"memory", Memory},
 }
 
 // Names returns the names of Checks, in order.
