@@ -86,20 +86,27 @@ func endedInstances(h history.History, how string, maxEvidence int) []ended {
 		}
 		return seen[flow][id], true
 	}
+	byInst := map[string][]*history.Op{}
+	var exits []*history.Op
+	for k := range ops {
+		switch o := &ops[k]; {
+		case o.Kind == history.Publish && o.OK && o.Instance != "":
+			byInst[o.Instance] = append(byInst[o.Instance], o)
+		case o.Kind == history.InstanceExit:
+			exits = append(exits, o)
+		}
+	}
 	prev := map[string]time.Duration{}
 	var out []ended
-	for _, x := range ops {
-		if x.Kind != history.InstanceExit {
-			continue
-		}
+	for _, x := range exits {
 		since := prev[x.Instance]
 		prev[x.Instance] = x.Return
 		if x.Value != how {
 			continue
 		}
-		e := ended{exit: x}
-		for _, p := range ops {
-			if p.Kind != history.Publish || !p.OK || p.Instance != x.Instance || p.Call < since || p.Return > x.Call {
+		e := ended{exit: *x}
+		for _, p := range byInst[x.Instance] {
+			if p.Call < since || p.Return > x.Call {
 				continue
 			}
 			e.acked++
@@ -109,7 +116,7 @@ func endedInstances(h history.History, how string, maxEvidence int) []ended {
 				e.unread = true
 			case !in:
 				e.missing++
-				if len(e.firstMissing) < maxEvidence {
+				if maxEvidence < 0 || len(e.firstMissing) < maxEvidence {
 					e.firstMissing = append(e.firstMissing, fmt.Sprintf("event %s/%s acknowledged by %s at %s, missing from the history read at %s",
 						p.Flow, p.EventID, x.Instance, secs(p.Return), secs(final[p.Flow].Call)))
 				}
