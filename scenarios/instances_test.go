@@ -9,13 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/hardened"
 	"github.com/gonogo/harness/impl/profiles"
@@ -365,5 +368,159 @@ func TestParseInstanceFaults(t *testing.T) {
 	ok := head + "instance_mode: process\nfaults: [{at: 1s, fault: instance_restart, params: {instance: \"1\", how: kill, server_id: new}}]\nchecks: [{name: memory, thresholds: {rss_max_mib: \"< 100\"}}]\n"
 	if _, err := Parse("t.yaml", []byte(ok), known); err != nil {
 		t.Errorf("valid spec: %v", err)
+	}
+}
+
+// TestInstanceModeUnavailable: instance processes need the harness to
+// start them (not --service) on a target whose connection fits in
+// REDIS_URL (not TLS); elsewhere the scenario is not run, INCONCLUSIVE
+// with the reason.
+func TestInstanceModeUnavailable(t *testing.T) {
+	needRedis(t)
+	s := newServiceStack(t)
+	full := s.serve(t, "hardened", true)
+	tls := DefaultDeps()
+	start := tls.StartTarget
+	tls.StartTarget = func(ctx context.Context, tg Target) (target.Target, error) {
+		tg.TLS = true
+		return start(ctx, tg)
+	}
+	for _, tt := range []struct {
+		name string
+		deps *Deps
+		want string
+	}{
+		{"service", s.deps(full, full), "instance_mode process not available: the harness runs no instance processes here"},
+		{"tls", tls, "instance_mode process not available on a TLS target"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := runOn(t, "instance_kill", "hardened", tt.deps)
+			for _, r := range o.Results {
+				if r.Verdict != check.Inconclusive || !errors.Is(r.Err, ErrUnavailable) {
+					t.Errorf("check %s: got %s (%v); want INCONCLUSIVE: %v", r.Check, r.Verdict, r.Err, ErrUnavailable)
+				}
+			}
+			if notes := strings.Join(o.Notes, "\n"); !strings.Contains(notes, tt.want) {
+				t.Errorf("notes %q; want %q", notes, tt.want)
+			}
+		})
+	}
+}
+
+// deathSpec keeps two instance processes running for a minute.
+const deathSpec = `name: death
+description: two instance processes, long
+instances: 2
+instance_mode: process
+workload:
+  duration: 60s
+  publish: {rate: 20, flows: 2, publishers: 2}
+checks:
+  - name: lost
+`
+
+// TestHarnessDeathChild is the harness TestInstancesDieWithHarness kills.
+func TestHarnessDeathChild(t *testing.T) {
+	if os.Getenv("GONOGO_DEATH_CHILD") == "" {
+		t.Skip("run by TestInstancesDieWithHarness")
+	}
+	reg := childProfiles()
+	spec, err := Parse("death.yaml", []byte(deathSpec), DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	Run(context.Background(), spec, Options{Profile: "hardened", Profiles: reg, Deps: DefaultDeps()})
+}
+
+// TestInstancesDieWithHarness kills (SIGKILL: no cleanup runs) a harness
+// running two instance processes: they must die with it (Pdeathsig).
+func TestInstancesDieWithHarness(t *testing.T) {
+	needRedis(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHarnessDeathChild$", "-test.count=1")
+	// What the killed harness leaves in its temporary directory goes with
+	// the test's.
+	cmd.Env = append(os.Environ(), "GONOGO_DEATH_CHILD=1", "TMPDIR="+t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var pids []string
+	defer func() {
+		for _, pid := range pids {
+			if n, err := strconv.Atoi(pid); err == nil && alive(pid) {
+				syscall.Kill(n, syscall.SIGKILL) // the test failed: leave nothing behind
+			}
+		}
+	}()
+	for deadline := time.Now().Add(60 * time.Second); len(pids) < 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("found %d instance processes of the harness within 60s; want 2", len(pids))
+		}
+		pids = instanceChildren(cmd.Process.Pid)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	for _, pid := range pids {
+		for deadline := time.Now().Add(20 * time.Second); alive(pid); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("instance process %s outlived its harness by 20s", pid)
+				break
+			}
+		}
+	}
+}
+
+// instanceChildren lists the pids of the instance processes whose parent
+// is ppid.
+func instanceChildren(ppid int) []string {
+	dirs, _ := os.ReadDir("/proc")
+	var out []string
+	for _, d := range dirs {
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(ppid) {
+			continue
+		}
+		if env, err := os.ReadFile("/proc/" + d.Name() + "/environ"); err == nil && strings.Contains(string(env), ChildEnv+"=") {
+			out = append(out, d.Name())
+		}
+	}
+	return out
+}
+
+// alive reports whether pid runs (a zombie waiting to be reaped by its
+// new parent does not).
+func alive(pid string) bool {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// TestInstanceLogsTemporary: a run without a run directory logs its
+// instance processes in a temporary directory and removes it.
+func TestInstanceLogsTemporary(t *testing.T) {
+	needRedis(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	reg := childProfiles()
+	spec, err := Parse("death.yaml", []byte(strings.Replace(deathSpec, "duration: 60s", "duration: 1s", 1)), DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := Run(context.Background(), spec, Options{Profile: "hardened", Profiles: reg, Deps: DefaultDeps()})
+	if err != nil || o.Verdict != check.Pass {
+		t.Fatalf("Run: %s, %v; want PASS", o.Verdict, err)
+	}
+	left, _ := os.ReadDir(tmp)
+	for _, e := range left {
+		if strings.HasPrefix(e.Name(), "gonogo-instances-") {
+			t.Errorf("%s left behind in %s", e.Name(), tmp)
+		}
 	}
 }
