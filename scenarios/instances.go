@@ -439,8 +439,8 @@ func (f *instanceFault) Available(chaos.Env) error {
 	if !f.r.processMode() {
 		return errors.New("an instance fault needs the instances run as processes the harness owns (instance_mode: process)")
 	}
-	if f.i >= len(f.r.children) && f.i >= max(f.r.spec.Instances, 1) {
-		return fmt.Errorf("instance %d: the scenario runs %d instances", f.i, max(f.r.spec.Instances, 1))
+	if n := max(f.r.spec.Instances, 1); f.i >= n {
+		return fmt.Errorf("instance %d: the scenario runs %d instances", f.i, n)
 	}
 	return nil
 }
