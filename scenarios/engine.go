@@ -272,9 +272,6 @@ func (r *run) setup(ctx context.Context) error {
 			down = down || af.down()
 		}
 	}
-	if !down {
-		r.redisState("up")
-	}
 	r.cfg, err = r.layerConfig()
 	if err != nil {
 		return err
@@ -296,6 +293,12 @@ func (r *run) setup(ctx context.Context) error {
 			r.bases = append(r.bases, base)
 			r.stops = append(r.stops, stop)
 		}
+	}
+	if !down {
+		// Recorded once the instances are up: the load before the first
+		// fault is measured from the first record, and instance processes
+		// take a while to start.
+		r.redisState("up")
 	}
 	return nil
 }

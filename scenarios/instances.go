@@ -196,7 +196,8 @@ var servingRE = regexp.MustCompile(`serving profile \S+ on (http://\S+)`)
 
 // startChild starts a process for c on its address with c.id as
 // SERVER_ID, waits (bounded) until it says where it serves, and resets it
-// to cfg over the control API. Its stdout and stderr go to one log file;
+// to cfg over the control API. It runs in the instance's own working
+// directory; its stdout and stderr go to one log file;
 // it dies with the harness (Pdeathsig) and is reaped by a goroutine.
 func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.Layer, error) {
 	dir, err := r.logDir()
@@ -208,6 +209,13 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	logPath := filepath.Join(dir, fmt.Sprintf("%s.%d.log", instanceID(c.i), c.gen))
 	id, addr := c.id, c.addr
 	c.mu.Unlock()
+	// Each instance works in a directory of its own that outlives its
+	// restarts: what it keeps on local disk (a journal) is there when it
+	// starts again, and nothing lands in the harness's directory.
+	work := filepath.Join(dir, instanceID(c.i))
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, exitcode.Harnessf("instance directory: %w", err)
+	}
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, exitcode.Harnessf("instance log: %w", err)
@@ -215,7 +223,7 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	argv := append(append([]string(nil), r.deps.Serve...), "-control", "-profile", r.opts.Profile, "-addr", addr)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "REDIS_ENABLED=true", "REDIS_URL="+r.cfg.URL, "SERVER_ID="+id, ChildEnv+"=1")
-	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Stdout, cmd.Stderr, cmd.Dir = f, f, work
 	// The child dies with the harness even on SIGKILL of the harness, and
 	// a terminal's Ctrl-C reaches the harness only, which stops it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}

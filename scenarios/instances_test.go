@@ -172,12 +172,11 @@ config:
   probe_interval: 100ms
   connect_timeout: 300ms
 workload:
-  duration: 4s
+  duration: 5s
   publish: {rate: 100, flows: 2, publishers: 2}
 faults:
-  - {at: 500ms, for: 3s, fault: down}
-  - {at: 1500ms, for: 1s, fault: instance_stop, params: {instance: "1"}}
-recovery: 5s
+  - {at: 1500ms, for: 3s, fault: down}
+  - {at: 2500ms, for: 1s, fault: instance_stop, params: {instance: "1"}}
 checks:
   - name: acked_on_stop
   - name: error_rate
