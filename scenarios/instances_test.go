@@ -523,3 +523,38 @@ func TestInstanceLogsTemporary(t *testing.T) {
 		}
 	}
 }
+
+// TestInstanceCatalogue runs catalogue instance scenarios on instance
+// processes of this binary: hardened passes; seed fails with the named
+// guarantee (its registry loses live connections; its Close drops what it
+// acknowledged during the outage and says nothing).
+func TestInstanceCatalogue(t *testing.T) {
+	needRedis(t)
+	reg := childProfiles()
+	for _, tt := range []struct {
+		scenario  string
+		hardened  bool // run hardened too (it must pass)
+		seedCheck string
+		seedFails error
+	}{
+		{"instance_pause", true, "registry", check.ErrVanished},
+		{"instance_restart_new_id", true, "registry", check.ErrVanished},
+		{"instance_stop_outage", false, "acked_on_stop", check.ErrStopLost},
+	} {
+		t.Run(tt.scenario, func(t *testing.T) {
+			spec, err := Load(tt.scenario, DefaultKnown(reg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.hardened {
+				if o, _ := runInstances(t, spec, "hardened", reg); o.Verdict != check.Pass {
+					t.Errorf("hardened: %s; want PASS", o.Verdict)
+				}
+			}
+			o, _ := runInstances(t, spec, "seed", reg)
+			if r, _ := result(o, tt.seedCheck); r.Verdict != check.Fail || !errors.Is(r.Err, tt.seedFails) {
+				t.Errorf("seed: check %s: %s (%v); want FAIL: %v", tt.seedCheck, r.Verdict, r.Err, tt.seedFails)
+			}
+		})
+	}
+}
