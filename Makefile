@@ -34,6 +34,8 @@ test: deps
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoding$$' -fuzztime 10s ./impl/service
+	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 10s ./chaos/target
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...

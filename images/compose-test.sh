@@ -17,6 +17,12 @@ export HOST_UID="${HOST_UID:-$(id -u)}" HOST_GID="${HOST_GID:-$(id -g)}"
 # Docker socket, as a member of the socket's group.
 export REDIS_CONTAINER="$project-redis"
 export DOCKER_GID="${DOCKER_GID:-$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)}"
+# The services' control API token, the same for them and the harness; one per
+# run unless given (never printed).
+if [ -z "${HARNESS_CONTROL_TOKEN:-}" ]; then
+	HARNESS_CONTROL_TOKEN="$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+fi
+export HARNESS_CONTROL_TOKEN
 
 say() { echo "compose-test: $*" >&2; }
 

@@ -46,6 +46,17 @@ type Bus interface {
 	Subscribe(ctx context.Context, flowID, after string) (<-chan Event, error)
 }
 
+// Streams is a Bus whose flow histories live in Redis streams that anyone
+// with access to the Redis can read: the harness reads them itself, with
+// its own client, to judge what Redis holds rather than what the layer
+// says (the layer could answer from memory). Each entry of a flow's stream
+// is one event and names its event ID either in a field "id" or in a field
+// "event" holding the event's JSON (docs/http.md, "Redis layout").
+type Streams interface {
+	// StreamKey is the key of the flow's stream, prefix included.
+	StreamKey(flowID string) string
+}
+
 // Conn is one SSE connection (TASK-006).
 type Conn struct {
 	ID         string            `json:"connection_id"`

@@ -19,10 +19,21 @@ import (
 // what did not pass.
 func runSpec(t *testing.T, spec Spec, profile string, reg *impl.Profiles, seed int64) Outcome {
 	t.Helper()
+	return runSpecSeed(t, spec, profile, reg, seed, DefaultDeps())
+}
+
+// runSpecDeps is runSpec with the engine's constructors given.
+func runSpecDeps(t *testing.T, spec Spec, profile string, reg *impl.Profiles, deps *Deps) Outcome {
+	t.Helper()
+	return runSpecSeed(t, spec, profile, reg, 1, deps)
+}
+
+func runSpecSeed(t *testing.T, spec Spec, profile string, reg *impl.Profiles, seed int64, deps *Deps) Outcome {
+	t.Helper()
 	raceTolerance(&spec)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	o, err := Run(ctx, spec, Options{Profile: profile, Profiles: reg, Seed: seed, Dir: t.TempDir(), Deps: DefaultDeps()})
+	o, err := Run(ctx, spec, Options{Profile: profile, Profiles: reg, Seed: seed, Dir: t.TempDir(), Deps: deps})
 	if err != nil {
 		t.Fatalf("Run(%s, %s): %v", spec.Name, profile, err)
 	}

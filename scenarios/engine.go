@@ -73,9 +73,9 @@ type Deps struct {
 	Unavailable func(spec Spec, t target.Target) []string
 	// Serve is the command line that serves one instance of a profile
 	// over HTTP, `harness serve` (instance_mode process): the engine adds
-	// -control -profile P -addr A and REDIS_URL, REDIS_ENABLED, SERVER_ID
-	// and ChildEnv in the environment. Nil: instance_mode process is
-	// unavailable.
+	// -control -profile P -addr A and REDIS_URL, REDIS_ENABLED, SERVER_ID,
+	// HARNESS_CONTROL_TOKEN (random per instance) and ChildEnv in the
+	// environment. Nil: instance_mode process is unavailable.
 	Serve []string
 }
 
@@ -285,7 +285,13 @@ func (r *run) setup(ctx context.Context) error {
 		}
 		r.layers = append(r.layers, l)
 		r.slots = append(r.slots, &slot{})
-		if r.spec.Workload.SSE.Clients > 0 && r.deps.Service != nil && !r.processMode() {
+		if r.processMode() {
+			// SSE clients stream from the instance process itself (a
+			// slow consumer through its own throttled socket).
+			r.bases = append(r.bases, "http://"+r.children[i].addr)
+			continue
+		}
+		if r.spec.Workload.SSE.Clients > 0 && r.deps.Service != nil {
 			base, stop, err := r.deps.Service(ctx, l, cfg)
 			if err != nil {
 				return exitcode.Harnessf("service for instance %d: %w", i, err)
@@ -373,16 +379,38 @@ func (r *run) recover(ctx context.Context) {
 		return
 	}
 	bus := r.layers[0].Bus
+	server := r.newServerReader()
+	if server != nil {
+		defer server.Close()
+	}
 	for _, flow := range flows {
-		for {
-			op, ids := r.readHistory(ctx, bus, flow)
-			if r.complete(flow, ids) || !time.Now().Before(deadline) || ctx.Err() != nil {
-				r.rec.Add(op)
-				break
-			}
-			sleepCtx(ctx, 50*time.Millisecond)
+		r.settle(ctx, flow, deadline, func() (history.Op, []string) { return r.readHistory(ctx, bus, flow) })
+		if server != nil {
+			r.settle(ctx, flow, deadline, func() (history.Op, []string) { return server.read(ctx, r, flow, r.readCount(flow)) })
+			server.info(ctx, r, flow)
 		}
 	}
+}
+
+// settle repeats read until the flow's history holds every acknowledged
+// event or the deadline passes, then records the last read.
+func (r *run) settle(ctx context.Context, flow string, deadline time.Time, read func() (history.Op, []string)) {
+	for {
+		op, ids := read()
+		if r.complete(flow, ids) || !time.Now().Before(deadline) || ctx.Err() != nil {
+			r.rec.Add(op)
+			return
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
+// readCount is how many of the flow's newest events a final read asks
+// for: every acknowledged one, with room for duplicates and strays.
+func (r *run) readCount(flow string) int {
+	r.ackMu.Lock()
+	defer r.ackMu.Unlock()
+	return 2*len(r.acked[flow]) + 100
 }
 
 func (r *run) allRedis() bool {
@@ -395,12 +423,10 @@ func (r *run) allRedis() bool {
 }
 
 func (r *run) readHistory(ctx context.Context, bus impl.Bus, flow string) (history.Op, []string) {
-	r.ackMu.Lock()
-	n := len(r.acked[flow])
-	r.ackMu.Unlock()
+	n := r.readCount(flow)
 	op := history.Op{Client: "final", Kind: history.Read, Flow: flow, Call: r.rec.Now()}
 	cctx, cancel := context.WithTimeout(counter.WithOp(ctx, history.Read), 5*time.Second)
-	evs, err := bus.History(cctx, flow, 2*n+100, time.Time{})
+	evs, err := bus.History(cctx, flow, n, time.Time{})
 	cancel()
 	op.Return = r.rec.Now()
 	op.Mode = r.layers[0].Manager.Mode()

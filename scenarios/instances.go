@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -139,8 +141,9 @@ func (r *run) instanceName(i int) string {
 // child is one instance process and what survives its restarts: its index,
 // address and log directory.
 type child struct {
-	i    int
-	addr string // host:port, kept across restarts
+	i     int
+	addr  string // host:port, kept across restarts
+	token string // its control API's HARNESS_CONTROL_TOKEN, random
 
 	mu    sync.Mutex
 	id    string // SERVER_ID of the current process
@@ -187,7 +190,11 @@ func (r *run) logDir() (string, error) {
 
 // startInstance starts instance i's first process and returns its layer.
 func (r *run) startInstance(ctx context.Context, i int, cfg impl.Config) (*impl.Layer, error) {
-	c := &child{i: i, addr: "127.0.0.1:0", id: cfg.ServerID, ended: true}
+	tok := make([]byte, 16)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, exitcode.Harnessf("control token: %w", err)
+	}
+	c := &child{i: i, addr: "127.0.0.1:0", token: hex.EncodeToString(tok), id: cfg.ServerID, ended: true}
 	r.children = append(r.children, c)
 	return r.startChild(ctx, c, cfg)
 }
@@ -222,7 +229,8 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	}
 	argv := append(append([]string(nil), r.deps.Serve...), "-control", "-profile", r.opts.Profile, "-addr", addr)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "REDIS_ENABLED=true", "REDIS_URL="+r.cfg.URL, "SERVER_ID="+id, ChildEnv+"=1")
+	cmd.Env = append(os.Environ(), "REDIS_ENABLED=true", "REDIS_URL="+r.cfg.URL, "SERVER_ID="+id,
+		"HARNESS_CONTROL_TOKEN="+c.token, ChildEnv+"=1")
 	cmd.Stdout, cmd.Stderr, cmd.Dir = f, f, work
 	// The child dies with the harness even on SIGKILL of the harness, and
 	// a terminal's Ctrl-C reaches the harness only, which stops it.
@@ -256,7 +264,7 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 // dialChild reaches c's process at base and resets it to cfg; the layer's
 // Close stops the process gracefully.
 func (r *run) dialChild(ctx context.Context, c *child, base string, cfg impl.Config) (*impl.Layer, error) {
-	svc, err := httplayer.Dial(ctx, base)
+	svc, err := httplayer.Dial(ctx, base, c.token)
 	if err != nil {
 		return nil, err
 	}

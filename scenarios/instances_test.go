@@ -136,7 +136,7 @@ func childServe(args []string) int {
 	}
 	opts := service.Options{Logger: log}
 	if *control {
-		opts.Control = &service.Control{Base: cfg, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
+		opts.Control = &service.Control{Base: cfg, Token: os.Getenv("HARNESS_CONTROL_TOKEN"), New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 			return reg.New(ctx, *profile, c)
 		}}
 	}

@@ -133,6 +133,8 @@ func (s Spec) CheckConfig() check.Config {
 		MaxRecover:       b.MaxRecover.D(),
 		MaxErrorRate:     b.MaxErrorRate,
 		HealthInterval:   lc.HealthInterval + s.Workload.Health.Interval.D() + lag,
+		StreamMaxLen:     lc.StreamMaxLen,
+		StreamTTL:        lc.StreamTTL,
 	}
 	minLoad := b.MinLoad
 	if minLoad == 0 {

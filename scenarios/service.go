@@ -74,6 +74,11 @@ func (o ServiceOptions) unavailable(spec Spec, t target.Target) []string {
 	if n > len(o.Services) {
 		why = append(why, fmt.Sprintf("needs %d service instances; --service gave %d", n, len(o.Services)))
 	}
+	if x := spec.Workload.SSE; x.Slow.Clients > 0 || x.Stalled.Clients > 0 && x.Stalled.ReadRate > 0 {
+		// The streams of --service instances are read by the layer's own
+		// HTTP client, which neither throttles nor shrinks its socket.
+		why = append(why, "workload.sse read_rate (a throttled socket) is not available with --service: its SSE streams go through the service layer's own client")
+	}
 	cfg := spec.Config
 	cfg.Line = 0
 	for _, s := range o.Services[:min(n, len(o.Services))] {

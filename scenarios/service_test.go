@@ -43,6 +43,9 @@ func newServiceStack(t *testing.T) *serviceStack {
 	return &serviceStack{redis: p, proxy: px}
 }
 
+// controlToken guards the control API of the services these tests start.
+const controlToken = "scenarios-test-token-0123"
+
 // serve starts a reference service of profile whose Redis is reached
 // through the stack's proxy, with the control API when control is set,
 // and returns it dialled.
@@ -59,12 +62,12 @@ func (s *serviceStack) serve(t *testing.T, profile string, control bool) *httpla
 	}
 	opts := service.Options{Counter: h}
 	if control {
-		opts.Control = &service.Control{Base: cfg, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
+		opts.Control = &service.Control{Base: cfg, Token: controlToken, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 			return reg.New(ctx, profile, c)
 		}}
 	}
 	_, base := servicetest.Start(t, l, opts)
-	d, err := httplayer.Dial(ctx, base)
+	d, err := httplayer.Dial(ctx, base, controlToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +152,7 @@ func TestServiceModeUnavailable(t *testing.T) {
 			"does not offer the harness control API's registry"}},
 		{"one instance for two", "fanout_2", s.deps(full), []string{"needs 2 service instances; --service gave 1"}},
 		{"kill on a url", "kill_aof", s.deps(full), []string{"fault kill not available on target url"}},
+		{"throttled reader", "slow_consumers", s.deps(full), []string{"workload.sse read_rate (a throttled socket) is not available with --service"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := runOn(t, tt.scenario, "hardened", tt.deps)

@@ -130,12 +130,63 @@ type Publish struct {
 }
 
 // SSE drives live delivery: Clients subscribers per flow, spread across
-// the service instances, reconnecting with Last-Event-ID when dropped.
+// the service instances, reconnecting with Last-Event-ID when dropped, as
+// a browser's EventSource does. Every connection of a client is recorded
+// (a subscribe op numbered by Seq, naming its instance and the cursor it
+// sent), so that the session_chain check can follow it across reconnects.
 type SSE struct {
 	Clients int `yaml:"clients"`
 	// Flows limits subscriptions to the first N flows (default all).
 	Flows int `yaml:"flows"`
-	Line  int `yaml:"-"`
+	// Reconnect makes each client drop its stream and reconnect every
+	// Reconnect, give or take Jitter (drawn from the run's seed). Default
+	// 0: a client reconnects only when its stream ends (instance gone,
+	// stream closed by the server).
+	Reconnect Duration `yaml:"reconnect"`
+	// Jitter spreads the reconnects uniformly over Reconnect ± Jitter.
+	// Default Reconnect/4; must be below Reconnect.
+	Jitter Duration `yaml:"jitter"`
+	// Move is the instance a client reconnects to: "same" (default),
+	// "other" (the next instance, round robin) or "random".
+	Move string `yaml:"move"`
+	// Retry is the wait before a reconnect when the server sent no
+	// "retry:" field (EventSource's reconnection time, scaled down).
+	// Default 100ms. A failed connect doubles the wait, up to MaxBackoff
+	// (default 2s), and moves again.
+	Retry      Duration `yaml:"retry"`
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// Attempts bounds consecutive failed connects; past it the client
+	// gives up (recorded). Default 20.
+	Attempts int `yaml:"attempts"`
+	// Slow and Stalled add consumers that fall behind, on the first flow,
+	// named slow-rate-N and slow-stall-N: the delivery check leaves them
+	// out, the session_chain check judges them.
+	Slow    Consumer `yaml:"slow"`
+	Stalled Consumer `yaml:"stalled"`
+	Line    int      `yaml:"-"`
+}
+
+// Consumer is a kind of SSE client that falls behind.
+type Consumer struct {
+	// Clients is how many (default 0: none).
+	Clients int `yaml:"clients"`
+	// ReadRate bounds what the client reads, in bytes per second (slow:
+	// required; stalled: how it reads when not stalled, 0 unbounded).
+	ReadRate int `yaml:"read_rate"`
+	// After stops reading after this many events; At stops reading this
+	// long after the traffic starts (stalled: one of them is required).
+	// The TCP connection stays open, unread. For is how long the client
+	// stays stalled (default: to the end of the workload); then it reads
+	// what is left and, when the server has closed the stream, reconnects
+	// with its last cursor.
+	After int      `yaml:"after"`
+	At    Duration `yaml:"at"`
+	For   Duration `yaml:"for"`
+	// RecvBuffer is the socket's receive buffer (SO_RCVBUF) in bytes.
+	// Default 4096: the kernel rounds it up, but a stalled reader then
+	// backs up into the server quickly.
+	RecvBuffer int `yaml:"recv_buffer"`
+	Line       int `yaml:"-"`
 }
 
 // Cache drives the flow-state cache the way TASK-008 uses it: reads go to

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -123,9 +124,10 @@ func (s *Spec) validate(k Known) error {
 	if r := w.Registry; r.Stop+r.Unregister > r.Connections {
 		bad(r.Line, "workload.registry: stop + unregister (%d) exceeds connections (%d)", r.Stop+r.Unregister, r.Connections)
 	}
-	if w.SSE.Clients > 0 && w.Publish.Rate == 0 {
+	if w.SSE.Clients+w.SSE.Slow.Clients+w.SSE.Stalled.Clients > 0 && w.Publish.Rate == 0 {
 		bad(w.SSE.Line, "workload.sse needs publish traffic (workload.publish.rate)")
 	}
+	errs = append(errs, s.validateSSE()...)
 	for i, f := range s.Faults {
 		errs = append(errs, s.validateFault(i, f, k)...)
 	}
@@ -151,6 +153,70 @@ func (s *Spec) validate(k Known) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateSSE checks the reconnect and slow-consumer options.
+func (s *Spec) validateSSE() []error {
+	var errs []error
+	x := s.Workload.SSE
+	bad := func(line int, format string, args ...any) { errs = append(errs, s.errf(line, format, args...)) }
+	if x.Clients > 1000 {
+		bad(x.Line, "workload.sse.clients %d: want at most 1000", x.Clients)
+	}
+	if x.Clients == 0 && x.Slow.Clients+x.Stalled.Clients > 0 {
+		bad(x.Line, "workload.sse.slow and stalled consumers run next to normal ones: set workload.sse.clients")
+	}
+	if x.Reconnect < 0 || x.Reconnect > 0 && x.Reconnect < Duration(50*time.Millisecond) {
+		bad(x.Line, "workload.sse.reconnect %s: want 0 (only when the stream ends) or at least 50ms", x.Reconnect)
+	}
+	if x.Jitter < 0 || x.Jitter > 0 && x.Jitter >= x.Reconnect {
+		bad(x.Line, "workload.sse.jitter %s: want at least 0 and below reconnect (%s)", x.Jitter, x.Reconnect)
+	}
+	switch x.Move {
+	case "", "same", "other", "random":
+	default:
+		bad(x.Line, "workload.sse.move %q: want same, other or random", x.Move)
+	}
+	if x.Retry < 0 || x.Retry > Duration(time.Minute) {
+		bad(x.Line, "workload.sse.retry %s: want 0 to 1m", x.Retry)
+	}
+	if x.MaxBackoff < 0 || x.MaxBackoff > Duration(time.Minute) || x.MaxBackoff > 0 && x.MaxBackoff < x.Retry {
+		bad(x.Line, "workload.sse.max_backoff %s: want retry (%s) to 1m", x.MaxBackoff, x.Retry)
+	}
+	if x.Attempts < 0 || x.Attempts > 1000 {
+		bad(x.Line, "workload.sse.attempts %d: want 0 to 1000", x.Attempts)
+	}
+	for _, c := range []struct {
+		name string
+		c    Consumer
+	}{{"slow", x.Slow}, {"stalled", x.Stalled}} {
+		n, v := "workload.sse."+c.name, c.c
+		if v.Clients < 0 || v.Clients > 100 {
+			bad(v.Line, "%s.clients %d: want 0 to 100", n, v.Clients)
+		}
+		if v.ReadRate < 0 || v.ReadRate > 1<<30 {
+			bad(v.Line, "%s.read_rate %d: want 0 to 1GiB (bytes per second)", n, v.ReadRate)
+		}
+		if v.After < 0 || v.At < 0 || v.For < 0 {
+			bad(v.Line, "%s: after, at and for must not be negative", n)
+		}
+		if v.RecvBuffer < 0 || v.RecvBuffer > 64<<20 {
+			bad(v.Line, "%s.recv_buffer %d: want 0 to 64MiB", n, v.RecvBuffer)
+		}
+		if d := s.Workload.Duration; d > 0 && v.At >= d {
+			bad(v.Line, "%s.at %s is not before the end of the workload (%s)", n, v.At, d)
+		}
+	}
+	if x.Slow.Clients > 0 && x.Slow.ReadRate == 0 {
+		bad(x.Slow.Line, "workload.sse.slow needs read_rate (bytes per second)")
+	}
+	if x.Slow.After > 0 || x.Slow.At > 0 || x.Slow.For > 0 {
+		bad(x.Slow.Line, "workload.sse.slow reads slowly throughout: after, at and for belong to workload.sse.stalled")
+	}
+	if st := x.Stalled; st.Clients > 0 && st.After == 0 && st.At == 0 {
+		bad(st.Line, "workload.sse.stalled needs after (events) or at (time) to stop reading")
+	}
+	return errs
 }
 
 func (s *Spec) validateFault(i int, f FaultStep, k Known) []error {
@@ -257,6 +323,22 @@ func (s *Spec) applyDefaults(k Known) {
 	if s.Workload.SSE.Flows == 0 || s.Workload.SSE.Flows > p.Flows {
 		s.Workload.SSE.Flows = p.Flows
 	}
+	x := &s.Workload.SSE
+	if x.Reconnect > 0 && x.Jitter == 0 {
+		x.Jitter = x.Reconnect / 4
+	}
+	if x.Move == "" {
+		x.Move = "same"
+	}
+	if x.Retry == 0 {
+		x.Retry = Duration(100 * time.Millisecond)
+	}
+	if x.MaxBackoff == 0 {
+		x.MaxBackoff = max(Duration(2*time.Second), x.Retry)
+	}
+	setInt(&x.Attempts, 20)
+	setInt(&x.Slow.RecvBuffer, 4096)
+	setInt(&x.Stalled.RecvBuffer, 4096)
 	c := &s.Workload.Cache
 	if c.WriteRatio == 0 {
 		c.WriteRatio = 0.1

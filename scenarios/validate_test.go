@@ -235,3 +235,40 @@ checks:
 		})
 	}
 }
+
+// TestParseSSEClients: the reconnect and slow-consumer options are range
+// checked with file:line, and defaulted in one place.
+func TestParseSSEClients(t *testing.T) {
+	const sse = "  publish: {rate: 50}\n  sse: {clients: 2, reconnect: 1s, move: other}"
+	s, err := Parse("t.yaml", []byte(strings.Replace(validSpec, "  publish: {rate: 50}", sse, 1)), testKnown)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	x := s.Workload.SSE
+	if x.Jitter.D() != 250*time.Millisecond || x.Retry.D() != 100*time.Millisecond || x.MaxBackoff.D() != 2*time.Second || x.Attempts != 20 || x.Move != "other" {
+		t.Errorf("defaults: got jitter %s retry %s max_backoff %s attempts %d move %s; want 250ms 100ms 2s 20 other",
+			x.Jitter, x.Retry, x.MaxBackoff, x.Attempts, x.Move)
+	}
+	for _, tt := range []struct{ sse, want string }{
+		{"{clients: 2, move: elsewhere}", `t.yaml:10: workload.sse.move "elsewhere": want same, other or random`},
+		{"{clients: 2, reconnect: 10ms}", "workload.sse.reconnect 10ms: want 0 (only when the stream ends) or at least 50ms"},
+		{"{clients: 2, reconnect: 1s, jitter: 1s}", "workload.sse.jitter 1s: want at least 0 and below reconnect (1s)"},
+		{"{clients: 2, retry: 2m}", "workload.sse.retry 2m0s: want 0 to 1m"},
+		{"{clients: 2, retry: 1s, max_backoff: 500ms}", "workload.sse.max_backoff 500ms: want retry (1s) to 1m"},
+		{"{clients: 2, attempts: -1}", "workload.sse.attempts -1: want 0 to 1000"},
+		{"{clients: 5000}", "workload.sse.clients 5000: want at most 1000"},
+		{"{clients: 2, slow: {clients: 1}}", "t.yaml:10: workload.sse.slow needs read_rate"},
+		{"{clients: 2, slow: {clients: 1, read_rate: 100, after: 3}}", "after, at and for belong to workload.sse.stalled"},
+		{"{clients: 2, stalled: {clients: 1}}", "workload.sse.stalled needs after (events) or at (time)"},
+		{"{clients: 2, stalled: {clients: 1, at: 5s}}", "workload.sse.stalled.at 5s is not before the end of the workload (4s)"},
+		{"{clients: 2, stalled: {clients: 1, after: 2, recv_buffer: -1}}", "workload.sse.stalled.recv_buffer -1: want 0 to 64MiB"},
+		{"{clients: 2, stalled: {clients: 200, after: 2}}", "workload.sse.stalled.clients 200: want 0 to 100"},
+		{"{slow: {clients: 1, read_rate: 100}}", "slow and stalled consumers run next to normal ones: set workload.sse.clients"},
+	} {
+		src := strings.Replace(validSpec, "  publish: {rate: 50}", "  publish: {rate: 50}\n  sse: "+tt.sse, 1)
+		_, err := Parse("t.yaml", []byte(src), testKnown)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || exitcode.Of(err) != exitcode.BadInput {
+			t.Errorf("sse %s: got %v; want exit 3 with %q", tt.sse, err, tt.want)
+		}
+	}
+}

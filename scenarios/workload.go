@@ -32,15 +32,7 @@ func (r *run) startWorkload(ctx context.Context, g *errgroup.Group) {
 			g.Go(func() error { r.publisher(ctx, client, home, rng, w.Publish.Rate/float64(n)); return nil })
 		}
 	}
-	if w.SSE.Clients > 0 {
-		for f := 0; f < w.SSE.Flows; f++ {
-			for c := 0; c < w.SSE.Clients; c++ {
-				inst := (f*w.SSE.Clients + c) % len(r.layers)
-				client := fmt.Sprintf("sse-%d-%d", f, c)
-				g.Go(func() error { r.subscriber(ctx, client, flowName(f), inst); return nil })
-			}
-		}
-	}
+	r.startSSE(ctx, func(c *sseClient) { g.Go(func() error { r.subscriber(ctx, c); return nil }) })
 	if w.Cache.Rate > 0 {
 		db := &database{v: map[string]int64{}}
 		for c := 0; c < w.Cache.Clients; c++ {
@@ -157,53 +149,13 @@ func (r *run) publisher(ctx context.Context, client string, home int, rng *rand.
 		if !ok {
 			return // no instance up: no call made
 		}
-		op := history.Op{Client: client, Kind: history.Publish, Flow: flow, EventID: e.ID, Seq: seq[flow], Call: r.rec.Now(), Instance: r.instanceName(inst)}
+		op := history.Op{Client: client, Kind: history.Publish, Flow: flow, EventID: e.ID, Seq: seq[flow], Value: r.instanceName(inst), Call: r.rec.Now()}
 		err := l.Bus.Publish(counter.WithOp(ctx, history.Publish), e)
 		if err == nil {
 			r.ack(flow, e.ID)
 		}
 		r.record(ctx, op, l, err)
 	})
-}
-
-// subscriber follows one flow on one instance, resuming after the last
-// event it saw whenever its subscription ends early. It uses the
-// instance's HTTP service when there is one, else the bus directly.
-func (r *run) subscriber(ctx context.Context, client, flow string, inst int) {
-	cursor := ""
-	for ctx.Err() == nil {
-		sub := history.Op{Client: client, Kind: history.Subscribe, Flow: flow}
-		var ch <-chan impl.Event
-		var err error
-		l, release := r.use(inst)
-		if len(r.bases) > inst {
-			ch, err = sseSubscribe(ctx, r.bases[inst], flow, cursor)
-		} else {
-			ch, err = l.Bus.Subscribe(counter.WithOp(ctx, history.Subscribe), flow, cursor)
-		}
-		release()
-		sub.Call = r.rec.Now()
-		if err != nil {
-			sub.Return, sub.Err = sub.Call, err.Error()
-			sub.Mode = l.Manager.Mode()
-			r.rec.Add(sub)
-			sleepCtx(ctx, 100*time.Millisecond)
-			continue
-		}
-		for e := range ch {
-			now := r.rec.Now()
-			r.rec.Add(history.Op{Client: client, Kind: history.Deliver, Flow: flow, EventID: e.ID, Value: e.Cursor, Call: now, Return: now, OK: true})
-			if e.Cursor != "" {
-				cursor = e.Cursor
-			}
-		}
-		sub.OK = true
-		r.record(ctx, sub, l, nil)
-		if ctx.Err() == nil {
-			fmt.Fprintf(r.logw, "%s: subscription to %s ended at %s; resuming after %q\n", client, flow, sub.Return, cursor)
-			sleepCtx(ctx, 50*time.Millisecond)
-		}
-	}
 }
 
 // database is the source of truth the cache fronts (TASK-008's

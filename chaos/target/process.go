@@ -127,8 +127,12 @@ func StartProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
 	if _, err := exec.LookPath(opts.Binary); err != nil {
 		return nil, exitcode.Harnessf("redis-server not found (%s): install it (apt-get install -y redis-server) or pass its path", opts.Binary)
 	}
-	dir, err := os.MkdirTemp("", "gonogo-redis-")
+	dir, err := os.MkdirTemp("", tempPrefix)
 	if err != nil {
+		return nil, exitcode.Harness(err)
+	}
+	if err := writeOwner(dir); err != nil {
+		os.RemoveAll(dir)
 		return nil, exitcode.Harness(err)
 	}
 	p := &Process{opts: opts, dir: dir}
@@ -238,7 +242,11 @@ func (p *Process) start(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(p.opts.Binary, conf)
-	// The child dies with the harness even on SIGKILL of the harness.
+	// The child dies with the harness even on SIGKILL of the harness:
+	// Pdeathsig fires when the thread that started it ends, which for a Go
+	// program is when the process ends (the runtime ends a thread only
+	// after a goroutine locked to it exits, and none starts targets).
+	// Its own process group keeps a terminal's Ctrl-C to the harness.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	exited := make(chan struct{})
 	p.mu.Lock()

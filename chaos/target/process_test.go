@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -188,20 +189,24 @@ func TestMain(m *testing.M) {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
-		fmt.Println("pid", p.Pid())
+		fmt.Println("pid", p.Pid(), p.Dir())
 		time.Sleep(time.Minute)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
+// TestNoOrphanAfterHarnessSIGKILL: a harness killed with SIGKILL, which
+// cleans nothing, takes its redis-server with it (Pdeathsig), and the
+// directory it leaves is removed by the next clean, not before.
 func TestNoOrphanAfterHarnessSIGKILL(t *testing.T) {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	tmp := t.TempDir()
 	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), orphanEnv+"=1")
+	cmd.Env = append(os.Environ(), orphanEnv+"=1", "TMPDIR="+tmp)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -214,13 +219,17 @@ func TestNoOrphanAfterHarnessSIGKILL(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("helper said nothing: %v", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "pid ")))
-	if err != nil {
+	var pid int
+	var dir string
+	if _, err := fmt.Sscanf(line, "pid %d %s", &pid, &dir); err != nil {
 		cmd.Process.Kill()
-		t.Fatalf("helper said %q; want its redis-server pid", line)
+		t.Fatalf("helper said %q; want its redis-server pid and directory", line)
 	}
 	if !alive(pid) {
 		t.Fatalf("redis-server %d not running before the harness died", pid)
+	}
+	if removed, _, err := cleanStale(tmp); err != nil || len(removed) > 0 {
+		t.Errorf("clean while the harness lives: removed %v (%v); want nothing", removed, err)
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
@@ -232,16 +241,20 @@ func TestNoOrphanAfterHarnessSIGKILL(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if _, err := os.Stat(filepath.Join(dir, ownerFile)); err != nil {
+		t.Fatalf("the killed harness's directory: %v; want it left with its owner file", err)
+	}
+	removed, _, err := cleanStale(tmp)
+	if err != nil || !slices.Equal(removed, []string{dir}) {
+		t.Errorf("clean after the harness died: removed %v (%v); want %s", removed, err, dir)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s still there (%v)", dir, err)
+	}
 }
 
 // alive reports whether pid is a live (not zombie) process.
 func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// Field 3, after "(comm)", is the state; Z is a zombie.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	_, err := startTime(pid)
+	return err == nil
 }

@@ -12,10 +12,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
 
@@ -59,55 +61,58 @@ type Remote struct {
 // answers PING with the given credentials. Every error is bad input (exit
 // 3), is one line, and never contains the password.
 func OpenURL(ctx context.Context, rawURL string, o URLOptions) (*Remote, error) {
-	r, err := openURL(ctx, rawURL, o)
+	r, opt, err := parseURL(rawURL, o)
+	if err == nil {
+		err = r.connect(ctx, opt)
+	}
 	if err != nil {
-		return nil, exitcode.Config(errors.New(redact.Text(err.Error(), userinfoPassword(rawURL))))
+		return nil, urlError(rawURL, err)
 	}
 	return r, nil
 }
 
-// userinfoPassword returns the password of a URL that may not parse: what
-// follows the first ':' of the part between "://" and the last '@', or "".
-func userinfoPassword(raw string) string {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return ""
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return ""
-	}
-	_, pw, _ := strings.Cut(rest[:at], ":")
-	return pw
+// urlError is err, about rawURL, as bad input with every secret of rawURL
+// masked: the URL shown in it is masked already, but a parse error may
+// quote a part of it.
+func urlError(rawURL string, err error) error {
+	return exitcode.Config(errors.New(redact.Text(err.Error(), redact.Secrets(rawURL)...)))
 }
 
-func openURL(ctx context.Context, rawURL string, o URLOptions) (*Remote, error) {
+// parseURL checks rawURL and builds the Remote and its client options
+// without any network traffic. Its errors show the URL only masked.
+func parseURL(rawURL string, o URLOptions) (*Remote, *redis.Options, error) {
 	shown := redact.URL(rawURL)
+	if strings.ContainsFunc(shown, unicode.IsControl) {
+		shown = strconv.Quote(shown) // one line, whatever it holds
+	}
+	if !strings.Contains(rawURL, "://") {
+		return nil, nil, fmt.Errorf("redis url %s: no scheme (want redis://… or rediss://…)", shown)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // without the URL, shown once already
 		}
-		return nil, fmt.Errorf("redis url %s: does not parse: %w", shown, err)
+		return nil, nil, fmt.Errorf("redis url %s: does not parse: %w", shown, err)
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("redis url %s: unknown scheme %q (want redis:// or rediss://)", shown, u.Scheme)
+		return nil, nil, fmt.Errorf("redis url %s: unknown scheme %q (want redis:// or rediss://)", shown, u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("redis url %s: no host", shown)
+		return nil, nil, fmt.Errorf("redis url %s: no host", shown)
 	}
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis url %s: %w", shown, err)
+		return nil, nil, fmt.Errorf("redis url %s: %w", shown, err)
 	}
 	r := &Remote{raw: rawURL, addr: opt.Addr, opts: o}
 	if u.Scheme == "rediss" {
 		if r.tls, err = clientTLS(o, opt.TLSConfig.ServerName); err != nil {
-			return nil, fmt.Errorf("redis url %s: %w", shown, err)
+			return nil, nil, fmt.Errorf("redis url %s: %w", shown, err)
 		}
 	} else if o.CAFile != "" || o.CertFile != "" || o.KeyFile != "" || o.Insecure {
-		return nil, fmt.Errorf("redis url %s: TLS options given but the URL is plain redis:// (use rediss://)", shown)
+		return nil, nil, fmt.Errorf("redis url %s: TLS options given but the URL is plain redis:// (use rediss://)", shown)
 	}
 	if r.opts.Prefix == "" {
 		b := make([]byte, 4)
@@ -123,14 +128,19 @@ func openURL(ctx context.Context, rawURL string, o URLOptions) (*Remote, error) 
 	opt.DialerRetries = 1
 	opt.DialTimeout = r.opts.ConnectTimeout
 	opt.ContextTimeoutEnabled = true
+	return r, opt, nil
+}
+
+// connect opens the client of opt and checks that the server answers PING.
+func (r *Remote) connect(ctx context.Context, opt *redis.Options) error {
 	r.rdb = redis.NewClient(opt)
 	cctx, cancel := context.WithTimeout(ctx, r.opts.ConnectTimeout)
 	defer cancel()
 	if err := r.rdb.Ping(cctx).Err(); err != nil {
 		r.rdb.Close()
-		return nil, connectError(shown, err, r.tls != nil)
+		return connectError(r.Redacted(), err, r.tls != nil)
 	}
-	return r, nil
+	return nil
 }
 
 // connectError says in one line why the connect check failed. tlsOn says

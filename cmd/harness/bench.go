@@ -14,7 +14,7 @@ import (
 	"github.com/gonogo/harness/internal/exitcode"
 )
 
-const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL] [--profile seed,hardened]
+const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --url-env NAME] [--profile seed,hardened]
        [--preset standard|task011|publish|baseline] [--op xadd,publish,...]
        [--workers N] [--ops N | --duration D] [--rate R] [--warmup D]
        [--rtt D] [--max-commands N] [--plan-commands-month N] [--event-rate R] [--rounds N]
@@ -23,7 +23,8 @@ const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL] [--pr
 func runBench(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlags("bench", benchSynopsis, e)
 	tgt := fs.String("target", bench.TargetProcess, "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT) or url")
-	rawURL := fs.String("url", "", "redis:// or rediss:// URL for --target url (default $REDIS_URL); never printed")
+	rawURL := fs.String("url", "", "redis:// or rediss:// URL for --target url (not given: --url-env, else $"+redisURLEnv+"); never printed")
+	urlEnv := fs.String("url-env", "", "read the URL of --target url from the environment `variable` NAME, so that its password is not on the command line")
 	prof := fs.String("profile", "seed,hardened", "comma-separated profiles to run the layer ops with")
 	preset := fs.String("preset", "standard", "step set: "+presetHelp())
 	opList := fs.String("op", "", "comma-separated ops (default: the preset's): "+strings.Join(append(append([]string(nil), bench.RawOps...), bench.LayerOps...), ","))
@@ -50,25 +51,41 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	switch {
-	case set["rate"] && *rate <= 0:
-		return 0, exitcode.Configf("--rate %g: must be > 0 (omit it for the closed loop)", *rate)
-	case *dur < 0:
-		return 0, exitcode.Configf("--duration %s: must not be negative", *dur)
-	case *warm < 0:
-		return 0, exitcode.Configf("--warmup %s: must not be negative", *warm)
-	case *workers <= 0:
-		return 0, exitcode.Configf("--workers %d: must be > 0", *workers)
-	case *rounds <= 0:
-		return 0, exitcode.Configf("--rounds %d: must be > 0", *rounds)
-	case *procs < 0:
-		return 0, exitcode.Configf("--client-procs %d: must not be negative", *procs)
-	case set["event-rate"] && *eventRate <= 0:
-		return 0, exitcode.Configf("--event-rate %g: must be > 0", *eventRate)
+	checks := []error{
+		inRange("workers", *workers, 1, 10_000),
+		inRange("ops", *ops, 0, 1_000_000_000),
+		inRange("duration", *dur, 0, time.Hour),
+		inRange("warmup", *warm, 0, 10*time.Minute),
+		inRange("late-after", *lateAfter, 100*time.Microsecond, time.Minute),
+		inRange("queue", *queue, 1, 1_000_000),
+		inRange("rtt", *rtt, minRTT, maxRTT),
+		inRange("max-commands", *maxCmds, 0, 1_000_000_000_000),
+		inRange("plan-commands-month", *planMonth, 1, 1_000_000_000_000),
+		inRange("plan-commands-sec", *planSec, 1, 1_000_000_000),
+		inRange("event-rate", *eventRate, 0.001, 1_000_000),
+		inRange("sse-clients", *sseClients, 1, 10_000),
+		inRange("call-budget", *callBudget, 0, time.Minute),
+		inRange("rounds", *rounds, 1, 100),
+		inRange("client-procs", *procs, 0, 256),
 	}
-	if *tgt == bench.TargetURL && *rawURL == "" {
-		*rawURL = e.getenv("REDIS_URL")
+	if set["rate"] { // not given: the closed loop
+		checks = append(checks, inRange("rate", *rate, 1, 1_000_000))
 	}
+	if err := firstErr(checks...); err != nil {
+		return 0, err
+	}
+	if *tgt == bench.TargetURL || set["url"] || set["url-env"] {
+		t := targetOptions{url: *rawURL, urlEnv: *urlEnv, getenv: e.getenv}
+		ok, err := t.resolveURL(set)
+		switch {
+		case err != nil:
+			return 0, err
+		case !ok && *tgt == bench.TargetURL:
+			return 0, errNoURL("--target url")
+		}
+		*rawURL = t.url
+	}
+	removeStale(e.stderr, "bench")
 	cfg := bench.Config{
 		Target: *tgt, URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
@@ -82,7 +99,7 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 		cfg.Load.Duration = 0 // the op count alone ends the step
 	}
 	if !*asJSON {
-		cfg.Progress = bench.NewProgress(e.stderr)
+		cfg.Progress = bench.NewProgress(unwrap(e.stderr))
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if rep == nil {

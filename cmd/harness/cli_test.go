@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -72,5 +74,14 @@ func TestDoctorReportsRedis(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestUnwrap: the redaction every command's output goes through hides no
+// terminal from the progress bars.
+func TestUnwrap(t *testing.T) {
+	w := redactWriter{redactWriter{os.Stderr, nil}, nil}
+	if unwrap(w) != io.Writer(os.Stderr) {
+		t.Errorf("unwrap(%v) = %v; want os.Stderr", w, unwrap(w))
 	}
 }

@@ -23,11 +23,28 @@ type finding struct {
 }
 
 func runDoctor(ctx context.Context, args []string, e env) (int, error) {
-	fs := newFlags("doctor", "doctor [-redis-server PATH] [-docker-socket PATH]", e)
+	fs := newFlags("doctor", "doctor [-redis-server PATH] [-docker-socket PATH] [-clean]", e)
 	bin := fs.String("redis-server", "redis-server", "redis-server binary to check")
 	sock := fs.String("docker-socket", "/var/run/docker.sock", "Docker engine socket")
+	clean := fs.Bool("clean", false, "only remove the temporary directories that dead runs (kill -9, a crash) left behind, say which, and exit")
 	if err := parse(fs, args); err != nil {
 		return 0, err
+	}
+	if *clean {
+		removed, unknown, err := target.CleanStale()
+		for _, d := range removed {
+			fmt.Fprintf(e.stdout, "removed %s (its run is gone)\n", d)
+		}
+		if len(removed) == 0 {
+			fmt.Fprintln(e.stdout, "no temporary directory of a dead run to remove")
+		}
+		for _, d := range unknown {
+			fmt.Fprintf(e.stdout, "left %s: its owner cannot be judged (no owner record: an older harness's or not set up yet; or another PID namespace's): remove it by hand if no run uses it\n", d)
+		}
+		if err != nil {
+			return 0, exitcode.Harnessf("removing temporary directories of dead runs: %w", err)
+		}
+		return exitcode.Go, nil
 	}
 	var out []finding
 	add := func(what, status, detail string) { out = append(out, finding{what, status, detail}) }
@@ -92,6 +109,26 @@ func runDoctor(ctx context.Context, args []string, e env) (int, error) {
 		return 0, exitcode.Harnessf("redis-server is not usable on this machine")
 	}
 	return exitcode.Go, nil
+}
+
+// removeStale removes the process targets' temporary directories that dead
+// runs left behind (never a live run's) before cmd starts its own, and says
+// so on w. A directory it cannot remove is a warning: the run goes on.
+func removeStale(w io.Writer, cmd string) {
+	removed, _, err := target.CleanStale()
+	if len(removed) > 0 {
+		fmt.Fprintf(w, "harness %s: removed %d temporary director%s of dead runs: %s\n", cmd, len(removed), plural(len(removed), "y", "ies"), strings.Join(removed, " "))
+	}
+	if err != nil {
+		fmt.Fprintf(w, "harness %s: WARNING: removing temporary directories of dead runs: %v\n", cmd, err)
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func printFindings(w io.Writer, fs []finding) {

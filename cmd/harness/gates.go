@@ -37,8 +37,11 @@ func runGates(_ context.Context, args []string, e env) (int, error) {
 	file := fs.String("gates", "", "gates file (default: the one shipped with the harness)")
 	asYAML := fs.Bool("yaml", false, "print the shipped gates file as YAML, to copy and edit")
 	if len(args) == 0 || args[0] != "list" {
-		fs.Usage()
-		return 0, exitcode.Configf("gates needs a subcommand: list")
+		// -h prints the usage; anything else is not a subcommand.
+		if err := parseFlags(fs, args); err != nil {
+			return 0, err
+		}
+		return 0, usageErr(fs, exitcode.Configf("gates needs a subcommand: list"))
 	}
 	if err := parse(fs, args[1:]); err != nil {
 		return 0, err

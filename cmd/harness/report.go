@@ -44,10 +44,9 @@ func runReport(_ context.Context, args []string, e env) (int, error) {
 	case *compare:
 		return compareRuns(pos[0], pos[1], e)
 	case len(pos) == 0:
-		fs.Usage()
-		return 0, exitcode.Configf("report needs a run directory")
+		return 0, usageErr(fs, exitcode.Configf("report needs a run directory"))
 	case len(pos) > 1:
-		return 0, exitcode.Configf("unexpected argument %q", pos[1])
+		return 0, usageErr(fs, exitcode.Configf("unexpected argument %q", pos[1]))
 	}
 	dir := pos[0]
 	if _, err := os.Stat(filepath.Join(dir, reports.ReportJSON)); err == nil {
@@ -78,11 +77,8 @@ func runReport(_ context.Context, args []string, e env) (int, error) {
 func parseWithArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, exitcode.Configf("%w (see 'harness %s -h')", err, fs.Name())
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			return pos, nil

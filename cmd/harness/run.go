@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,8 +46,10 @@ func (l *listFlag) Set(v string) error {
 
 const runSynopsis = `run [--gate G [--gates FILE] | --scenario name|file.yaml ...] [--profile hardened]
            [--target process] [--seed N] [--report-dir reports] [-v]
-       run ... --service URL[,URL...] [--toxiproxy URL [--toxiproxy-proxy redis]] [--url redis://...]
-           [--redis-container NAME]: an implementation served elsewhere (docs/http.md) under test`
+       run ... --target url [--url redis://... | --url-env NAME] (default $REDIS_URL)
+       run ... --service URL[,URL...] [--toxiproxy URL [--toxiproxy-proxy redis]]
+           [--url redis://... | --url-env NAME] [--redis-container NAME]: an implementation
+           served elsewhere (docs/http.md) under test`
 
 // job is one scenario run: a spec against a profile, under a name in the
 // report model and a directory in the run's report directory.
@@ -82,9 +85,9 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 	fs.Var(&profs, "profile", "`profile` under test; repeatable or comma list (default hardened; one with --gate)")
 	gate := fs.String("gate", "", "run exactly what this gate of the gates file needs (scenarios and benchmarks) and judge its criteria: local, eventbus, production, release")
 	gatesFile := fs.String("gates", "", "gates `file` (default: the one shipped with the harness; see harness gates list)")
-	tgt := addTargetFlags(fs)
-	svc := addServiceFlags(fs)
-	seed := fs.Int64("seed", 0, "seed of the workloads' random choices; 0 picks one from the clock (printed, so the run can be replayed)")
+	tgt := addTargetFlags(fs, e.getenv)
+	svc := addServiceFlags(fs, e.getenv)
+	seed := fs.Int64("seed", 0, fmt.Sprintf("seed of the workloads' random choices, 0 to %d; 0 picks one from the clock (printed, so the run can be replayed)", maxSeed))
 	reportDir := fs.String("report-dir", "reports", "directory the run's report directory <run id>/ is created in")
 	fs.StringVar(reportDir, "out", "reports", "same as --report-dir")
 	verbose := fs.Bool("v", false, "verbose: print engine notes and every phase")
@@ -97,6 +100,14 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 			fmt.Fprintln(e.stdout, n)
 		}
 		return exitcode.Go, nil
+	}
+	if err := inRange("seed", *seed, 0, maxSeed); err != nil {
+		return 0, err
+	}
+	// Before any traffic: a report that cannot be written is bad input
+	// now, not a harness failure after the whole run.
+	if err := checkWritableDir("--report-dir", *reportDir); err != nil {
+		return 0, err
 	}
 	reg := profiles.Default()
 	var ext external
@@ -155,7 +166,53 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 	if plan.seed == 0 {
 		plan.seed = time.Now().UnixNano() % 1_000_000
 	}
+	removeStale(e.stderr, "run")
 	return plan.execute(ctx, e)
+}
+
+// maxSeed is the largest --seed: 2^53-1, so that report.json's seed
+// survives a reader that takes JSON numbers as float64.
+const maxSeed = 1<<53 - 1
+
+// checkWritableDir checks that dir is, or can be made, a directory this
+// process can write in, without making it: the nearest existing ancestor
+// must be a directory in which a probe file can be created (and is
+// removed). Permission bits are not trusted, root writes anyway. Its errors
+// are bad input naming flag.
+func checkWritableDir(flag, dir string) error {
+	d := filepath.Clean(dir)
+	for {
+		fi, err := os.Stat(d)
+		switch {
+		case err == nil && !fi.IsDir():
+			return exitcode.Configf("%s %s: %s is not a directory", flag, dir, d)
+		case err == nil:
+			f, err := os.CreateTemp(d, ".gonogo-probe-*")
+			if err != nil {
+				return exitcode.Configf("%s %s: cannot write in %s: %w", flag, dir, d, unwrapPath(err))
+			}
+			f.Close()
+			os.Remove(f.Name())
+			return nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return exitcode.Configf("%s %s: cannot be created: %w", flag, dir, unwrapPath(err))
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return exitcode.Configf("%s %s: no existing directory to create it in", flag, dir)
+		}
+		d = parent
+	}
+}
+
+// unwrapPath is the reason of a *fs.PathError without its path and
+// operation, which the message names already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // forGate plans the gate called name of the gates file (validated against
@@ -355,7 +412,7 @@ func (p runPlan) runBenches(ctx context.Context, run *reports.Run, runDir string
 		fmt.Fprintf(e.stderr, "harness run: %v: the gate's benchmark criteria will be inconclusive\n", err)
 		return nil
 	}
-	cfg.Progress = bench.NewProgress(e.stderr)
+	cfg.Progress = bench.NewProgress(unwrap(e.stderr))
 	rep, err := bench.Run(ctx, cfg)
 	if rep == nil {
 		return err
@@ -525,10 +582,30 @@ type progress struct {
 func newProgress(w io.Writer, verbose bool) *progress {
 	pr := &progress{verbose: verbose}
 	pr.w = lockedWriter{&pr.mu, w}
-	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+	if isTerminal(w) {
 		pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(30))
 	}
 	return pr
+}
+
+// isTerminal reports whether w, or the writer a redactWriter wraps, is a
+// terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := unwrap(w).(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// unwrap is the writer under any redactWriters: the benchmarks' progress,
+// which shows op names and numbers only, goes there straight, so that it
+// sees a terminal and draws its bars.
+func unwrap(w io.Writer) io.Writer {
+	for {
+		r, ok := w.(redactWriter)
+		if !ok {
+			return w
+		}
+		w = r.w
+	}
 }
 
 // lockedWriter serialises writes to w.

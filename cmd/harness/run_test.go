@@ -271,14 +271,7 @@ func TestRunInterrupted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs redis-server and a build")
 	}
-	bin := filepath.Join(t.TempDir(), "harness")
-	args := []string{"build", "-o", bin}
-	if raceEnabled { // reuse the race-built packages of this test binary
-		args = append(args, "-race")
-	}
-	if b, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
+	bin := buildHarness(t)
 	tmp, out := t.TempDir(), t.TempDir()
 	cmd := exec.Command(bin, "run", "--gate", "local", "--report-dir", out, "--seed", "5")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp) // the targets' directories
@@ -318,6 +311,20 @@ func TestRunInterrupted(t *testing.T) {
 	if !poll(10*time.Second, func() bool { return len(redisServersUnder(tmp)) == 0 }) {
 		t.Errorf("redis-server processes survived the run: %v", redisServersUnder(tmp))
 	}
+}
+
+// buildHarness builds the harness binary into a temporary directory.
+func buildHarness(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "harness")
+	args := []string{"build", "-o", bin}
+	if raceEnabled { // reuse the race-built packages of this test binary
+		args = append(args, "-race")
+	}
+	if b, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	return bin
 }
 
 // poll calls cond every 50ms until it holds or d passes.

@@ -18,14 +18,17 @@ import (
 
 // runServe serves one layer of a profile over HTTP until interrupted. Redis
 // settings come from the tracker's environment variables (REDIS_ENABLED,
-// REDIS_URL, REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID).
+// REDIS_URL, REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID). The
+// control API needs HARNESS_CONTROL_TOKEN and, unless --control-any-addr,
+// a loopback --addr.
 func runServe(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlags("serve", "serve [-profile hardened|seed] [-addr 127.0.0.1:8080]", e)
 	reg := profiles.Default()
 	profile := fs.String("profile", "hardened", fmt.Sprintf("implementation to serve %v", reg.Names()))
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (host:port)")
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "SSE heartbeat interval")
-	control := fs.Bool("control", false, "serve the harness control API under /_harness/ (docs/http.md) so that `harness run --service` can reset the layer per scenario and drive the registry; also HARNESS_CONTROL=true. Test stacks only: never in production")
+	control := fs.Bool("control", false, "serve the harness control API under /_harness/ (docs/http.md) so that `harness run --service` can reset the layer per scenario and drive the registry; also HARNESS_CONTROL=true. Needs HARNESS_CONTROL_TOKEN (at least 16 characters), which every control request must send as Authorization: Bearer. Test stacks only: never in production")
+	anyAddr := fs.Bool("control-any-addr", false, "with --control: allow an --addr that is not loopback (127.0.0.0/8, ::1, localhost), e.g. :8080 in a compose network")
 	if err := parse(fs, args); err != nil {
 		return 0, err
 	}
@@ -36,8 +39,15 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 		}
 		*control = on
 	}
-	if _, _, err := net.SplitHostPort(*addr); err != nil {
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil {
 		return 0, exitcode.Configf("-addr %q: %v", *addr, err)
+	}
+	token := e.getenv("HARNESS_CONTROL_TOKEN")
+	if *control {
+		if err := checkControl(host, token, *anyAddr); err != nil {
+			return 0, err
+		}
 	}
 	if *heartbeat <= 0 {
 		return 0, exitcode.Configf("-heartbeat must be positive, got %s", *heartbeat)
@@ -55,7 +65,7 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	opts := service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log}
 	if *control {
-		opts.Control = &service.Control{Base: cfg, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
+		opts.Control = &service.Control{Base: cfg, Token: token, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 			return reg.New(ctx, *profile, c)
 		}}
 	}
@@ -66,7 +76,7 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 		return 0, exitcode.Config(err)
 	}
 	if *control {
-		fmt.Fprintln(e.stderr, "WARNING: harness control API on (/_harness/): any client can reset the layer and touch the registry; for test stacks only")
+		fmt.Fprintln(e.stderr, "WARNING: harness control API on (/_harness/): a client with HARNESS_CONTROL_TOKEN can reset the layer and touch the registry; for test stacks only")
 	}
 	fmt.Fprintf(e.stdout, "serving profile %s on %s (redis %s, mode %s)\n", *profile, url,
 		redact.URL(cfg.URL), layer.Manager.Mode())
@@ -78,4 +88,17 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 	}
 	fmt.Fprintln(e.stdout, "stopped: SSE connections unregistered")
 	return exitcode.Go, nil
+}
+
+// checkControl refuses the control API without a token of at least
+// service.MinTokenLength characters, and on an address that is not
+// loopback unless anyAddr.
+func checkControl(host, token string, anyAddr bool) error {
+	if len(token) < service.MinTokenLength {
+		return exitcode.Configf("--control needs HARNESS_CONTROL_TOKEN of at least %d characters (it has %d), sent by `harness run --service` from its own HARNESS_CONTROL_TOKEN", service.MinTokenLength, len(token))
+	}
+	if ip := net.ParseIP(host); !anyAddr && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return exitcode.Configf("--control on --addr host %q: the control API listens only on loopback (127.0.0.1, ::1, localhost) unless --control-any-addr is given", host)
+	}
+	return nil
 }

@@ -122,24 +122,45 @@ func TestServeAgainstRedisAndStops(t *testing.T) {
 	}
 }
 
+// testToken is the control token of the `harness serve -control` these
+// tests start.
+const testToken = "cmd-test-token-0123456789"
+
 // TestServeControl: the control API is on with -control or
-// HARNESS_CONTROL=true, and says so on stderr.
+// HARNESS_CONTROL=true, and says so on stderr; it answers only with the
+// token.
 func TestServeControl(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		vars map[string]string
 		args []string
 	}{
-		{"flag", nil, []string{"-control"}},
-		{"env", map[string]string{"HARNESS_CONTROL": "true"}, nil},
+		{"flag", map[string]string{"HARNESS_CONTROL_TOKEN": testToken}, []string{"-control"}},
+		{"env", map[string]string{"HARNESS_CONTROL": "true", "HARNESS_CONTROL_TOKEN": testToken}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := startServe(t, c.vars, append([]string{"-profile", "seed", "-addr", "127.0.0.1:0"}, c.args...)...)
-			if code := getStatus(t, s.base+"/_harness"); code != http.StatusOK {
-				t.Errorf("GET /_harness: %d; want 200", code)
+			if code := getStatus(t, s.base+"/_harness"); code != http.StatusUnauthorized {
+				t.Errorf("GET /_harness without the token: %d; want 401", code)
+			}
+			req, err := http.NewRequest(http.MethodGet, s.base+"/_harness", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET /_harness with the token: %d; want 200", resp.StatusCode)
 			}
 			if !strings.Contains(s.errb.String(), "WARNING: harness control API on") {
 				t.Errorf("stderr %q; want the control API warning", s.errb.String())
+			}
+			if strings.Contains(s.out.String()+s.errb.String(), testToken) {
+				t.Errorf("serve printed the control token")
 			}
 		})
 	}
@@ -157,6 +178,10 @@ func TestServeBadInput(t *testing.T) {
 		{"bad flag value", []string{"serve", "-addr", "127.0.0.1:0"}, map[string]string{"REDIS_ENABLED": "maybe"}, "REDIS_ENABLED"},
 		{"bad url", []string{"serve", "-addr", "127.0.0.1:0"}, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": "http://u:topsecret@x"}, "REDIS_URL"},
 		{"bad HARNESS_CONTROL", []string{"serve", "-addr", "127.0.0.1:0"}, map[string]string{"HARNESS_CONTROL": "sometimes"}, "HARNESS_CONTROL"},
+		{"control without a token", []string{"serve", "-addr", "127.0.0.1:0", "-control"}, nil, "--control needs HARNESS_CONTROL_TOKEN of at least 16 characters (it has 0)"},
+		{"control with a short token", []string{"serve", "-addr", "127.0.0.1:0"}, map[string]string{"HARNESS_CONTROL": "true", "HARNESS_CONTROL_TOKEN": "short"}, "(it has 5)"},
+		{"control on all interfaces", []string{"serve", "-addr", ":0", "-control"}, map[string]string{"HARNESS_CONTROL_TOKEN": testToken}, `--control on --addr host "": the control API listens only on loopback`},
+		{"control on a non-loopback address", []string{"serve", "-addr", "0.0.0.0:0", "-control"}, map[string]string{"HARNESS_CONTROL_TOKEN": testToken}, "unless --control-any-addr is given"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -168,5 +193,32 @@ func TestServeBadInput(t *testing.T) {
 				t.Errorf("stderr = %q; want it to contain %q and no password", errs, c.want)
 			}
 		})
+	}
+}
+
+// TestCheckControl: the control API is refused off loopback unless
+// --control-any-addr, and without a long enough token whatever the address.
+func TestCheckControl(t *testing.T) {
+	for _, c := range []struct {
+		host, token string
+		anyAddr, ok bool
+	}{
+		{"127.0.0.1", testToken, false, true},
+		{"127.0.0.5", testToken, false, true},
+		{"::1", testToken, false, true},
+		{"localhost", testToken, false, true},
+		{"", testToken, false, false},
+		{"0.0.0.0", testToken, false, false},
+		{"10.1.2.3", testToken, false, false},
+		{"service-a", testToken, false, false},
+		{"", testToken, true, true},
+		{"10.1.2.3", testToken, true, true},
+		{"127.0.0.1", "", false, false},
+		{"", "fifteen-chars..", true, false},
+	} {
+		err := checkControl(c.host, c.token, c.anyAddr)
+		if (err == nil) != c.ok {
+			t.Errorf("checkControl(%q, %d-character token, any-addr %v) = %v; want ok %v", c.host, len(c.token), c.anyAddr, err, c.ok)
+		}
 	}
 }

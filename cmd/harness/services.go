@@ -25,12 +25,14 @@ type serviceOptions struct {
 	toxiproxy      string // Toxiproxy API
 	proxy          string // the proxy the services' Redis traffic goes through
 	redisContainer string
+	token          string // HARNESS_CONTROL_TOKEN, sent to the services' control API
 }
 
-// addServiceFlags defines the service flags on fs.
-func addServiceFlags(fs *flag.FlagSet) *serviceOptions {
-	o := &serviceOptions{}
-	fs.Var(&o.urls, "service", "base `URL` of a service under test (docs/http.md), instead of an in-process profile; repeatable or comma list: instance i of a scenario is the i-th")
+// addServiceFlags defines the service flags on fs; the control token comes
+// from HARNESS_CONTROL_TOKEN in getenv.
+func addServiceFlags(fs *flag.FlagSet, getenv func(string) string) *serviceOptions {
+	o := &serviceOptions{token: getenv("HARNESS_CONTROL_TOKEN")}
+	fs.Var(&o.urls, "service", "base `URL` of a service under test (docs/http.md), instead of an in-process profile; repeatable or comma list: instance i of a scenario is the i-th; the services' control API token comes from HARNESS_CONTROL_TOKEN")
 	fs.StringVar(&o.toxiproxy, "toxiproxy", "", "with --service: Toxiproxy API `URL` (http://toxiproxy:8474) whose proxy the services reach Redis through; network faults act on it (not given: network faults are unavailable)")
 	fs.StringVar(&o.proxy, "toxiproxy-proxy", "redis", "with --toxiproxy: `name` of that proxy")
 	fs.StringVar(&o.redisContainer, "redis-container", "", "with --service: Docker container `name` of the services' Redis; kill, pause and restart act on it through the Docker API")
@@ -63,15 +65,20 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 		return external{}, exitcode.Configf("--profile picks an in-process profile; with --service the services run their own (GET /health says which)")
 	case set["toxiproxy-proxy"] && o.toxiproxy == "":
 		return external{}, exitcode.Configf("--toxiproxy-proxy needs --toxiproxy")
-	case t.url == "" && o.toxiproxy == "":
-		return external{}, exitcode.Configf("--service needs the services' Redis for the harness's own checks: --url redis://… or --toxiproxy (its proxy's upstream)")
+	}
+	if set["url"] || set["url-env"] || o.toxiproxy == "" {
+		if ok, err := t.resolveURL(set); err != nil {
+			return external{}, err
+		} else if !ok {
+			return external{}, exitcode.Configf("--service needs the services' Redis for the harness's own checks: --url redis://…, --url-env NAME, $%s, or --toxiproxy (its proxy's upstream)", redisURLEnv)
+		}
 	}
 	var ext external
 	var services []*httplayer.Service
 	for _, u := range o.urls {
-		s, err := httplayer.Dial(ctx, u)
+		s, err := httplayer.Dial(ctx, u, o.token)
 		if err != nil {
-			return ext, exitcode.Configf("--service: %s", redact.Text(err.Error(), redact.Password(u)))
+			return ext, exitcode.Configf("--service: %s", redact.Text(err.Error(), append(redact.Secrets(u), o.token)...))
 		}
 		services = append(services, s)
 		ext.shown = append(ext.shown, redact.URL(s.Base()))
@@ -126,7 +133,7 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 		}
 	}
 	if err := tg.Close(); err != nil {
-		return ext, exitcode.Harnessf("the services' Redis: %s", redact.Text(err.Error(), redact.Password(redisURL)))
+		return ext, exitcode.Harnessf("the services' Redis: %s", redact.Text(err.Error(), redact.Secrets(redisURL)...))
 	}
 	desc := "not owned: process faults refused"
 	if o.redisContainer != "" {

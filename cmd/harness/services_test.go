@@ -54,17 +54,21 @@ func TestRunService(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL()}, "-profile", "hardened", "-addr", "127.0.0.1:0", "-control")
+	tok := map[string]string{"HARNESS_CONTROL_TOKEN": testToken}
+	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL(), "HARNESS_CONTROL_TOKEN": testToken}, "-profile", "hardened", "-addr", "127.0.0.1:0", "-control")
 	port, err := target.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dead := fmt.Sprintf("127.0.0.1:%d", port)
-	if code, _, errs := call(t, nil, "run", "--service", s.base, "--toxiproxy", dead); code != exitcode.BadInput || !strings.Contains(errs, "toxiproxy API "+dead) {
+	if code, _, errs := call(t, nil, "run", "--service", s.base, "--url", p.URL()); code != exitcode.BadInput || !strings.Contains(errs, "HARNESS_CONTROL_TOKEN is not set") {
+		t.Errorf("no token: exit %d, stderr %q; want %d, HARNESS_CONTROL_TOKEN is not set", code, errs, exitcode.BadInput)
+	}
+	if code, _, errs := call(t, tok, "run", "--service", s.base, "--toxiproxy", dead); code != exitcode.BadInput || !strings.Contains(errs, "toxiproxy API "+dead) {
 		t.Errorf("unreachable toxiproxy: exit %d, stderr %q; want %d, toxiproxy API %s", code, errs, exitcode.BadInput, dead)
 	}
 	out := t.TempDir()
-	code, stdout, errs := call(t, nil, "run", "--service", s.base, "--url", p.URL(), "--scenario", "basic,fanout_2", "--seed", "5", "--out", out)
+	code, stdout, errs := call(t, tok, "run", "--service", s.base, "--url", p.URL(), "--scenario", "basic,fanout_2", "--seed", "5", "--out", out)
 	if code != exitcode.Inconclusive {
 		t.Fatalf("exit %d; want %d\n%s\n%s", code, exitcode.Inconclusive, stdout, errs)
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -19,11 +20,13 @@ import (
 
 // targetOptions are the flags that choose where Redis comes from for
 // `harness run` (DESIGN.md "Targets"). After deps, kind is the kind chosen
-// (url when only --url was given), url the url target's URL (a secret)
-// and rtt remote-sim's round-trip time (the flag's default unless given).
+// (url when only --url or --url-env was given), url the url target's URL (a
+// secret: from --url, the variable --url-env names, or $REDIS_URL) and rtt
+// remote-sim's round-trip time (the flag's default unless given).
 type targetOptions struct {
 	fs                         *flag.FlagSet
-	kind, url, image           string
+	getenv                     func(string) string
+	kind, url, urlEnv, image   string
 	caFile, certFile, keyFile  string
 	insecure, allowDestructive bool
 	rtt                        time.Duration
@@ -31,11 +34,12 @@ type targetOptions struct {
 
 // addTargetFlags defines the target flags on fs. Read them with deps after
 // fs is parsed.
-func addTargetFlags(fs *flag.FlagSet) *targetOptions {
-	o := &targetOptions{fs: fs}
+func addTargetFlags(fs *flag.FlagSet, getenv func(string) string) *targetOptions {
+	o := &targetOptions{fs: fs, getenv: getenv}
 	fs.StringVar(&o.kind, "target", scenarios.TargetProcess, "where Redis comes from: "+strings.Join(scenarios.TargetKinds, ", ")+
 		" (not given: each scenario's own target.kind, process unless it says remote-sim; url when --url is given)")
-	fs.StringVar(&o.url, "url", "", "`redis://` or rediss:// URL of the url target (password never printed; keys namespaced per scenario and deleted after)")
+	fs.StringVar(&o.url, "url", "", "`redis://` or rediss:// URL of the url target (password never printed; keys namespaced per scenario and deleted after; not given: --url-env, else $"+redisURLEnv+")")
+	fs.StringVar(&o.urlEnv, "url-env", "", "read the url target's URL from the environment `variable` NAME, so that its password is not on the command line")
 	fs.StringVar(&o.image, "image", "", "Redis `image` of the container target (default "+target.DefaultImage+" if present, else "+target.LocalImage+"; nothing is pulled)")
 	fs.DurationVar(&o.rtt, "rtt", chaos.DefaultRTT, "round-trip `time` remote-sim adds (not given: the scenario's target.rtt, else the default)")
 	fs.StringVar(&o.caFile, "ca-file", "", "PEM CA `file` to verify a rediss:// url target with (default: system roots)")
@@ -55,7 +59,7 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 	set := map[string]bool{}
 	o.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	topts := scenarios.TargetOptions{AllowDestructive: o.allowDestructive}
-	if !set["target"] && set["url"] {
+	if !set["target"] && (set["url"] || set["url-env"]) {
 		o.kind = scenarios.TargetURL
 		set["target"] = true
 	}
@@ -66,17 +70,23 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 		return nil, exitcode.Configf("--target %q: want one of %s", o.kind, strings.Join(scenarios.TargetKinds, ", "))
 	}
 	tlsFlag := set["ca-file"] || set["cert-file"] || set["key-file"] || set["insecure"]
+	if topts.Kind == scenarios.TargetURL {
+		if ok, err := o.resolveURL(set); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, errNoURL("--target url")
+		}
+	}
 	switch {
-	case topts.Kind == scenarios.TargetURL && o.url == "":
-		return nil, exitcode.Configf("--target url needs --url redis://… or rediss://…")
-	case topts.Kind != scenarios.TargetURL && (set["url"] || tlsFlag):
-		return nil, exitcode.Configf("--url, --ca-file, --cert-file, --key-file and --insecure are for --target url (got --target %s)", o.kind)
+	case topts.Kind != scenarios.TargetURL && (set["url"] || set["url-env"] || tlsFlag):
+		return nil, exitcode.Configf("--url, --url-env, --ca-file, --cert-file, --key-file and --insecure are for --target url (got --target %s)", o.kind)
 	case set["image"] && topts.Kind != scenarios.TargetContainer:
 		return nil, exitcode.Configf("--image is for --target container (got --target %s)", o.kind)
 	case set["rtt"] && topts.Kind != "" && topts.Kind != scenarios.TargetRemoteSim:
 		return nil, exitcode.Configf("--rtt is for --target remote-sim (got --target %s)", o.kind)
-	case o.rtt <= 0:
-		return nil, exitcode.Configf("--rtt %s: want a positive duration", o.rtt)
+	}
+	if err := inRange("rtt", o.rtt, minRTT, maxRTT); err != nil {
+		return nil, err
 	}
 	if set["rtt"] {
 		topts.RTT = o.rtt
@@ -101,7 +111,7 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 			fmt.Fprintf(w, "WARNING: %s\n", warn)
 		}
 		if err := r.Close(); err != nil {
-			return nil, exitcode.Harnessf("url target: %s", redact.Text(err.Error(), redact.Password(o.url)))
+			return nil, exitcode.Harnessf("url target: %s", redact.Text(err.Error(), redact.Secrets(o.url)...))
 		}
 	case scenarios.TargetContainer:
 		img, err := target.ContainerAvailable(ctx, o.image)
@@ -115,6 +125,44 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 	}
 	return scenarios.NewDeps(topts), nil
 }
+
+// The range of --rtt.
+const (
+	minRTT = time.Millisecond
+	maxRTT = 10 * time.Second
+)
+
+// redisURLEnv is the environment variable a Redis URL is read from when
+// no flag gives one.
+const redisURLEnv = "REDIS_URL"
+
+// resolveURL sets url from --url, else from the variable --url-env names,
+// else from $REDIS_URL. It returns false when none gives a URL.
+func (o *targetOptions) resolveURL(set map[string]bool) (bool, error) {
+	switch {
+	case set["url"] && set["url-env"]:
+		return false, exitcode.Configf("--url and --url-env both give the URL: give one")
+	case set["url"]:
+		return o.url != "", nil
+	case set["url-env"]:
+		if !envNameRE.MatchString(o.urlEnv) {
+			return false, exitcode.Configf("--url-env %q: want the name of an environment variable ([A-Za-z_][A-Za-z0-9_]*)", o.urlEnv)
+		}
+		if o.url = o.getenv(o.urlEnv); o.url == "" {
+			return false, exitcode.Configf("--url-env %s: the variable is unset or empty", o.urlEnv)
+		}
+		return true, nil
+	}
+	o.url = o.getenv(redisURLEnv)
+	return o.url != "", nil
+}
+
+// errNoURL says that who needs a Redis URL and where it may come from.
+func errNoURL(who string) error {
+	return exitcode.Configf("%s needs a Redis URL: --url redis://… or rediss://…, --url-env NAME, or $%s", who, redisURLEnv)
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func rttOrSpec(d time.Duration) string {
 	if d == 0 {

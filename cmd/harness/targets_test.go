@@ -40,10 +40,15 @@ func secretRedis(t *testing.T) (*target.Process, *redis.Client) {
 // targetDeps parses args as `harness run` target flags and returns deps'
 // result and what it printed.
 func targetDeps(t *testing.T, args ...string) (*scenarios.Deps, string, error) {
+	return targetDepsEnv(t, nil, args...)
+}
+
+// targetDepsEnv is targetDeps with the environment envv.
+func targetDepsEnv(t *testing.T, envv map[string]string, args ...string) (*scenarios.Deps, string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	fs := newFlags("run", "run", env{stdout: &out, stderr: &out})
-	o := addTargetFlags(fs)
+	o := addTargetFlags(fs, func(k string) string { return envv[k] })
 	if err := parse(fs, args); err != nil {
 		return nil, "", err
 	}
@@ -61,16 +66,21 @@ func TestTargetFlagsBadInput(t *testing.T) {
 		want string
 	}{
 		{"unknown kind", []string{"--target", "nope"}, `--target "nope": want one of process, container, remote-sim, url`},
-		{"url without --url", []string{"--target", "url"}, "--target url needs --url"},
+		{"url without --url", []string{"--target", "url"}, "--target url needs a Redis URL: --url redis://… or rediss://…, --url-env NAME, or $REDIS_URL"},
+		{"--url and --url-env", []string{"--url", p.URL(), "--url-env", "X"}, "--url and --url-env both give the URL"},
+		{"--url-env unset", []string{"--url-env", "GONOGO_UNSET"}, "--url-env GONOGO_UNSET: the variable is unset or empty"},
+		{"--url-env not a name", []string{"--url-env", "A=B"}, `--url-env "A=B": want the name of an environment variable`},
+		{"--url-env with another kind", []string{"--target", "process", "--url-env", "X"}, "are for --target url"},
 		{"malformed url", []string{"--url", "redis://:" + secret + "@127.0.0.1:notaport/0"}, "does not parse"},
 		{"not a redis url", []string{"--url", "http://127.0.0.1:6379"}, `unknown scheme "http"`},
 		{"unreachable url", []string{"--url", unreachable}, "unreachable"},
 		{"wrong password", []string{"--url", strings.Replace(p.URL(), secret, secret+"x", 1)}, "authentication failed"},
-		{"url with another kind", []string{"--target", "process", "--url", p.URL()}, "--url, --ca-file, --cert-file, --key-file and --insecure are for --target url"},
+		{"url with another kind", []string{"--target", "process", "--url", p.URL()}, "--url, --url-env, --ca-file, --cert-file, --key-file and --insecure are for --target url"},
 		{"tls option without url", []string{"--ca-file", "ca.pem"}, "are for --target url"},
 		{"image without container", []string{"--image", "redis:7", "--target", "process"}, "--image is for --target container"},
 		{"rtt with another kind", []string{"--target", "process", "--rtt", "30ms"}, "--rtt is for --target remote-sim"},
-		{"negative rtt", []string{"--rtt", "-1s"}, "want a positive duration"},
+		{"negative rtt", []string{"--rtt", "-1s"}, "--rtt -1s: out of range, want 1ms to 10s"},
+		{"huge rtt", []string{"--rtt", "1000h", "--target", "remote-sim"}, "--rtt 1000h0m0s: out of range, want 1ms to 10s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,19 +118,23 @@ func TestTargetFlagsChoose(t *testing.T) {
 		wantKind string
 		wantRTT  time.Duration
 		wantOut  string
+		env      map[string]string
 	}{
-		{"default: the spec's kind", nil, scenarios.Target{Kind: "process"}, "process", 0, ""},
-		{"default: the spec's remote-sim and rtt", nil, scenarios.Target{Kind: "remote-sim", RTT: scenarios.Duration(30 * time.Millisecond)}, "remote-sim", 30 * time.Millisecond, ""},
-		{"--rtt over the spec's", []string{"--rtt", "40ms"}, scenarios.Target{Kind: "remote-sim", RTT: scenarios.Duration(30 * time.Millisecond)}, "remote-sim", 40 * time.Millisecond, ""},
-		{"--target remote-sim: default rtt", []string{"--target", "remote-sim"}, scenarios.Target{Kind: "process"}, "remote-sim", 20 * time.Millisecond, "target: remote-sim"},
-		{"--target process over the spec's", []string{"--target", "process"}, scenarios.Target{Kind: "remote-sim"}, "process", 0, ""},
-		{"--url alone: url", []string{"--url", p.URL()}, scenarios.Target{Kind: "process"}, "url", 0, "target: url redis://:xxxxx@" + p.Addr()},
-		{"rediss:// verified with --ca-file", []string{"--url", tp.URL(), "--ca-file", set.CAFile}, scenarios.Target{}, "url", 0, "target: url rediss://:xxxxx@" + tp.Addr()},
-		{"rediss:// --insecure is loud", []string{"--url", tp.URL(), "--insecure"}, scenarios.Target{}, "url", 0, "WARNING: INSECURE: TLS certificate verification is OFF"},
+		{"default: the spec's kind", nil, scenarios.Target{Kind: "process"}, "process", 0, "", nil},
+		{"default: the spec's remote-sim and rtt", nil, scenarios.Target{Kind: "remote-sim", RTT: scenarios.Duration(30 * time.Millisecond)}, "remote-sim", 30 * time.Millisecond, "", nil},
+		{"--rtt over the spec's", []string{"--rtt", "40ms"}, scenarios.Target{Kind: "remote-sim", RTT: scenarios.Duration(30 * time.Millisecond)}, "remote-sim", 40 * time.Millisecond, "", nil},
+		{"--target remote-sim: default rtt", []string{"--target", "remote-sim"}, scenarios.Target{Kind: "process"}, "remote-sim", 20 * time.Millisecond, "target: remote-sim", nil},
+		{"--target process over the spec's", []string{"--target", "process"}, scenarios.Target{Kind: "remote-sim"}, "process", 0, "", nil},
+		{"--url alone: url", []string{"--url", p.URL()}, scenarios.Target{Kind: "process"}, "url", 0, "target: url redis://:xxxxx@" + p.Addr(), nil},
+		{"rediss:// verified with --ca-file", []string{"--url", tp.URL(), "--ca-file", set.CAFile}, scenarios.Target{}, "url", 0, "target: url rediss://:xxxxx@" + tp.Addr(), nil},
+		{"rediss:// --insecure is loud", []string{"--url", tp.URL(), "--insecure"}, scenarios.Target{}, "url", 0, "WARNING: INSECURE: TLS certificate verification is OFF", nil},
+		{"--url-env alone: url", []string{"--url-env", "MY_REDIS"}, scenarios.Target{Kind: "process"}, "url", 0, "target: url redis://:xxxxx@" + p.Addr(), map[string]string{"MY_REDIS": p.URL()}},
+		{"--target url: $REDIS_URL", []string{"--target", "url"}, scenarios.Target{Kind: "process"}, "url", 0, "target: url redis://:xxxxx@" + p.Addr(), map[string]string{"REDIS_URL": p.URL()}},
+		{"$REDIS_URL alone does not choose url", nil, scenarios.Target{Kind: "process"}, "process", 0, "", map[string]string{"REDIS_URL": p.URL()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			deps, out, err := targetDeps(t, tt.args...)
+			deps, out, err := targetDepsEnv(t, tt.env, tt.args...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -484,15 +484,20 @@ func (b *Bus) History(ctx context.Context, flowID string, count int, since time.
 		return nil, fmt.Errorf("hardened: history of %s: %w", flowID, err)
 	}
 	seen := make(map[string]bool, len(stored))
+	out := []impl.Event{}
 	for _, e := range stored {
 		seen[e.ID] = true
-	}
-	out := []impl.Event{}
-	for _, e := range append(stored, extra...) {
-		if e.Timestamp.Before(since) || (seen[e.ID] && e.Cursor != "" && isMemCursor(e.Cursor)) {
-			continue
+		if !e.Timestamp.Before(since) {
+			out = append(out, e)
 		}
-		out = append(out, e)
+	}
+	// An event still in memory may already be in the stream (its write
+	// landed but the reply did not, or the replay is in flight): the
+	// stream's copy is the one to show, once.
+	for _, e := range extra {
+		if !seen[e.ID] && !e.Timestamp.Before(since) {
+			out = append(out, e)
+		}
 	}
 	if len(out) > count {
 		out = out[len(out)-count:]

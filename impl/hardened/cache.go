@@ -69,7 +69,8 @@ type Cache struct {
 	used       time.Time
 	joined     bool
 
-	wake chan struct{} // wakes replayLoop
+	wake     chan struct{} // wakes replayLoop
+	renewing chan struct{} // held by the renewal in flight (see renew)
 }
 
 type flowStats struct{ hits, misses, flushHits, flushMisses int64 }
@@ -82,7 +83,8 @@ type memEntry struct {
 func newCache(m *manager, k keys) *Cache {
 	c := &Cache{m: m, k: k, redis: m.cfg.Enabled && m.cfg.Cache,
 		pending: map[string]uint64{}, stats: map[string]*flowStats{},
-		mem: map[string]memEntry{}, memGen: map[string]int64{}, wake: make(chan struct{}, 1)}
+		mem: map[string]memEntry{}, memGen: map[string]int64{}, wake: make(chan struct{}, 1),
+		renewing: make(chan struct{}, 1)}
 	if c.redis {
 		m.listen(c.restore, nil)
 		m.beforeClose(c.leave)
@@ -146,7 +148,7 @@ func (c *Cache) serving(ctx context.Context, flowID string) (epoch string, ok bo
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.m.cfg.CallBudget)
 	defer cancel()
-	if c.renew(rctx) != nil {
+	if c.renew(rctx, false) != nil {
 		return "", false
 	}
 	c.mu.Lock()
@@ -298,7 +300,7 @@ func (c *Cache) restore(_ *redis.Client, gen uint64) {
 	c.mu.Lock()
 	used := !c.used.IsZero()
 	c.mu.Unlock()
-	if used && c.renew(c.m.ctx) != nil {
+	if used && c.renew(c.m.ctx, true) != nil {
 		return
 	}
 	if c.drain() {
@@ -374,7 +376,7 @@ func (c *Cache) replayLoop() {
 		case restore:
 			c.restore(rdb, gen)
 		case renew:
-			c.renew(c.m.ctx)
+			c.renew(c.m.ctx, true)
 		}
 		if due {
 			c.drain()

@@ -2,6 +2,7 @@ package hardened
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -56,5 +57,36 @@ func TestReplayDedupe(t *testing.T) {
 	case e := <-live:
 		t.Fatalf("unexpected live delivery of %s (a duplicate?)", e.ID)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestHistoryOutboxOverlap: an event both in the stream and still in the
+// outbox (its write landed but its reply did not) is shown once by History,
+// the stream's copy. The outbox copy, which has no stream cursor, used to
+// be shown as well.
+func TestHistoryOutboxOverlap(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := New(ctx, conformance.Config(p, "A"))
+	require.NoError(t, err)
+	defer l.Close()
+	b := l.Bus.(*Bus)
+	for i := range 20 {
+		e := conformance.Event("f", fmt.Sprintf("e%d", i), i, time.Now().UTC())
+		require.NoError(t, b.Publish(ctx, e))
+		b.mu.Lock()
+		b.outbox = append(b.outbox, pending{e: e, attempted: time.Now().UnixMilli()})
+		b.pending["f"]++
+		b.mu.Unlock()
+		evs, err := b.History(ctx, "f", 100, time.Time{})
+		require.NoError(t, err)
+		n := 0
+		for _, got := range evs {
+			if got.ID == e.ID {
+				n++
+			}
+		}
+		require.Equal(t, 1, n, "copies of %s in history while it is in the stream and the outbox", e.ID)
 	}
 }

@@ -63,11 +63,25 @@ func (c *Cache) lease() time.Duration {
 }
 
 // renew takes or renews this instance's membership (one script call) and
-// learns the epoch to serve in.
-func (c *Cache) renew(ctx context.Context) error {
+// learns the epoch to serve in. Renewals run one at a time: two joins in
+// flight at once (an instance's first cache calls, side by side) would each
+// start an epoch, and the instance could go on serving the one Redis no
+// longer names. Unless forced, a renewal that finds the lease already
+// taken while it waited for its turn does nothing.
+func (c *Cache) renew(ctx context.Context, force bool) error {
+	select {
+	case c.renewing <- struct{}{}:
+		defer func() { <-c.renewing }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	c.mu.Lock()
 	joining, known := !c.joined, c.epoch
+	leased := c.epoch != "" && time.Now().Before(c.leaseUntil)
 	c.mu.Unlock()
+	if leased && !force {
+		return nil
+	}
 	lease := c.lease()
 	start := time.Now()
 	joinArg := "0"

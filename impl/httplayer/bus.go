@@ -65,7 +65,7 @@ const connectWait = 5 * time.Second
 func (b *bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.Event, error) {
 	c := (*client)(b)
 	var conn string
-	ch, err := subscribe(ctx, b.stream, b.base, flowID, after, func(id string) {
+	ch, err := subscribe(ctx, b.stream, b.base, flowID, after, nil, func(id string) {
 		conn = id
 		c.mu.Lock()
 		c.streams[id] = true
@@ -85,11 +85,19 @@ func (b *bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 // Subscribe opens GET {base}/flows/{flow}/events with hc, resuming after
 // the cursor after (Last-Event-ID), as the layer's Bus.Subscribe does.
 func Subscribe(ctx context.Context, hc *http.Client, base, flow, after string) (<-chan impl.Event, error) {
-	return subscribe(ctx, hc, base, flow, after, func(string) {})
+	return subscribe(ctx, hc, base, flow, after, nil, func(string) {})
 }
 
-// subscribe is Subscribe, telling opened the stream's X-Connection-ID.
-func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, opened func(connID string)) (<-chan impl.Event, error) {
+// SubscribeRetry is Subscribe, telling retry each reconnection time the
+// stream sets with a "retry:" field (in milliseconds, as EventSource reads
+// it). retry runs on the stream's reader, before the events after the
+// field are delivered.
+func SubscribeRetry(ctx context.Context, hc *http.Client, base, flow, after string, retry func(time.Duration)) (<-chan impl.Event, error) {
+	return subscribe(ctx, hc, base, flow, after, retry, func(string) {})
+}
+
+// subscribe is SubscribeRetry, telling opened the stream's X-Connection-ID.
+func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, retry func(time.Duration), opened func(connID string)) (<-chan impl.Event, error) {
 	path := flowPath(flow, "/events")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
@@ -124,7 +132,7 @@ func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, o
 			}
 		}
 		defer signal()
-		readSSE(resp.Body, func(comment string) {
+		readSSE(resp.Body, retry, func(comment string) {
 			if strings.HasPrefix(comment, "connected") {
 				signal()
 			}
@@ -149,9 +157,11 @@ func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, o
 }
 
 // readSSE parses an event stream: comment is called with each comment line
-// (without the colon), event with each frame whose data is an event with an
-// id (id: sets its cursor) until it returns false or the stream ends.
-func readSSE(r io.Reader, comment func(string), event func(impl.Event) bool) {
+// (without the colon), retry (when not nil) with each valid "retry:" field
+// (digits only, as EventSource ignores any other), event with each frame
+// whose data is an event with an id (id: sets its cursor) until it returns
+// false or the stream ends.
+func readSSE(r io.Reader, retry func(time.Duration), comment func(string), event func(impl.Event) bool) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	var id string
@@ -175,6 +185,11 @@ func readSSE(r io.Reader, comment func(string), event func(impl.Event) bool) {
 			data.Reset()
 		case strings.HasPrefix(line, ":"):
 			comment(strings.TrimSpace(line[1:]))
+		case strings.HasPrefix(line, "retry:"):
+			v := strings.TrimPrefix(strings.TrimPrefix(line, "retry:"), " ")
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && retry != nil && strings.Trim(v, "0123456789") == "" {
+				retry(time.Duration(min(n, int64(time.Hour/time.Millisecond))) * time.Millisecond)
+			}
 		case strings.HasPrefix(line, "id:"):
 			id = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
 		case strings.HasPrefix(line, "data:"):

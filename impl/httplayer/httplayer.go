@@ -48,6 +48,7 @@ type Service struct {
 	stream    *http.Client // SSE streams, bounded by their context only
 	profile   string
 	abilities []string
+	token     string // sent as "Authorization: Bearer" on /_harness calls
 }
 
 // StatusError is a reply outside the contract's success codes.
@@ -64,9 +65,11 @@ func (e *StatusError) Error() string {
 
 // Dial checks that base answers GET /health with the contract's JSON and
 // asks GET /_harness which control abilities it offers (none when it
-// answers 404). An unreachable service or one that does not speak the
-// contract is an error naming base.
-func Dial(ctx context.Context, base string) (*Service, error) {
+// answers 404). token is the control API's (HARNESS_CONTROL_TOKEN), sent
+// with every control call; a service that refuses it (401) is an error. An
+// unreachable service or one that does not speak the contract is an error
+// naming base.
+func Dial(ctx context.Context, base, token string) (*Service, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("service %s: want an http:// or https:// URL", base)
@@ -77,6 +80,7 @@ func Dial(ctx context.Context, base string) (*Service, error) {
 		base:   strings.TrimRight(base, "/"),
 		hc:     &http.Client{Transport: tr, Timeout: callTimeout},
 		stream: &http.Client{Transport: tr.Clone()},
+		token:  token,
 	}
 	var h struct {
 		Profile  string `json:"profile"`
@@ -100,6 +104,12 @@ func Dial(ctx context.Context, base string) (*Service, error) {
 	var se *StatusError
 	switch {
 	case errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusMethodNotAllowed):
+	case errors.As(err, &se) && se.Code == http.StatusUnauthorized:
+		why := "HARNESS_CONTROL_TOKEN is not set"
+		if token != "" {
+			why = "HARNESS_CONTROL_TOKEN is not the service's"
+		}
+		return nil, fmt.Errorf("service %s: its control API refused the harness (%s): %w", base, why, err)
 	case err != nil:
 		return nil, fmt.Errorf("service %s: %w", base, err)
 	default:
@@ -232,6 +242,9 @@ func (s *Service) do(ctx context.Context, method, path string, in any) (*http.Re
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if s.token != "" && strings.HasPrefix(path, "/_harness") {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	resp, err := s.hc.Do(req)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +24,12 @@ import (
 	"github.com/gonogo/harness/internal/counter"
 )
 
+// token is the control token of the services these tests start.
+const token = "test-token-0123456789"
+
 // serve starts a reference service of the hardened profile with the
-// control API, over a memory-only layer whose base configuration is cfg,
-// and returns it dialled.
+// control API (guarded by token), over a memory-only layer whose base
+// configuration is cfg, and returns it dialled with token.
 func serve(t *testing.T, cfg impl.Config, opts service.Options) *httplayer.Service {
 	t.Helper()
 	ctx := context.Background()
@@ -34,9 +38,10 @@ func serve(t *testing.T, cfg impl.Config, opts service.Options) *httplayer.Servi
 	if opts.Control != nil {
 		opts.Control.Base = cfg
 		opts.Control.New = hardened.New
+		opts.Control.Token = token
 	}
 	_, base := servicetest.Start(t, l0, opts)
-	s, err := httplayer.Dial(ctx, base)
+	s, err := httplayer.Dial(ctx, base, token)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s
@@ -73,13 +78,38 @@ func TestDialBadInput(t *testing.T) {
 		{"127.0.0.1:8080", "want an http:// or https:// URL"},
 		{notContract.URL, "no services.redis"},
 	} {
-		_, err := httplayer.Dial(ctx, c.url)
+		_, err := httplayer.Dial(ctx, c.url, token)
 		if assert.Error(t, err, "Dial(%s)", c.url) {
 			assert.Contains(t, err.Error(), c.want, "Dial(%s)", c.url)
 			assert.Contains(t, err.Error(), c.url, "the error names the service")
 			assert.NotContains(t, err.Error(), "\n", "one line")
 		}
 	}
+}
+
+// TestDialControlToken: a service whose control API refuses the harness's
+// token (none, or another) is an error at Dial that says which, never a
+// service silently run without its control API.
+func TestDialControlToken(t *testing.T) {
+	ctx := context.Background()
+	l0, err := hardened.New(ctx, impl.Config{})
+	require.NoError(t, err)
+	_, base := servicetest.Start(t, l0, service.Options{Control: &service.Control{New: hardened.New, Token: token}})
+	for _, c := range []struct{ token, want string }{
+		{"", "HARNESS_CONTROL_TOKEN is not set"},
+		{"another-token-0123456789", "HARNESS_CONTROL_TOKEN is not the service's"},
+	} {
+		_, err := httplayer.Dial(ctx, base, c.token)
+		if assert.Error(t, err, "Dial with token %q", c.token) {
+			assert.Contains(t, err.Error(), c.want)
+			assert.Contains(t, err.Error(), "401")
+			assert.NotContains(t, err.Error(), token, "the error shows no token")
+		}
+	}
+	s, err := httplayer.Dial(ctx, base, token)
+	require.NoError(t, err)
+	defer s.Close()
+	assert.True(t, s.Has(httplayer.Reset), "reset ability with the right token")
 }
 
 func TestWithoutControl(t *testing.T) {
@@ -148,4 +178,31 @@ func TestResetAndCounts(t *testing.T) {
 			assert.NotContains(t, k, "after", "a publish after Close landed under the closed layer's prefix")
 		}
 	}
+}
+
+// TestSubscribeRetry: a stream's "retry:" fields reach the callback, in
+// milliseconds; malformed ones are ignored, as EventSource ignores them.
+func TestSubscribeRetry(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, ": connected c1\n\nretry: 2500\n\nretry: 1.5\nretry: x\n\n"+
+			"id: 1-0\ndata: {\"id\":\"e1\",\"flow_id\":\"f\"}\n\nretry:40\n\n")
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var got []time.Duration
+	ch, err := httplayer.SubscribeRetry(context.Background(), srv.Client(), srv.URL, "f", "", func(d time.Duration) {
+		mu.Lock()
+		got = append(got, d)
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	var ids []string
+	for e := range ch {
+		ids = append(ids, e.ID+"@"+e.Cursor)
+	}
+	assert.Equal(t, []string{"e1@1-0"}, ids)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []time.Duration{2500 * time.Millisecond, 40 * time.Millisecond}, got)
 }

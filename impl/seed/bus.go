@@ -31,6 +31,12 @@ func newBus(m *manager) *bus {
 	return &bus{m: m, memory: map[string][]impl.Event{}, subs: map[string]map[chan impl.Event]struct{}{}}
 }
 
+var _ impl.Streams = (*bus)(nil)
+
+// StreamKey is the flow's stream (the tracker's flow:events:<id>); each
+// entry carries the event ID in its field "id".
+func (b *bus) StreamKey(flowID string) string { return b.m.key(streamPrefix, flowID) }
+
 // Publish is publish(): XADD, EXPIRE, PUBLISH, or memory on any error.
 func (b *bus) Publish(ctx context.Context, e impl.Event) error {
 	if e.Timestamp.IsZero() {

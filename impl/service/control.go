@@ -2,7 +2,11 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,8 +15,12 @@ import (
 
 // Control configures the harness control API (docs/http.md, "Harness
 // control API"): a reset builds a fresh layer from Base with the reset's
-// overrides, and the registry can be driven directly.
+// overrides, and the registry can be driven directly. Every control
+// request must carry "Authorization: Bearer <Token>".
 type Control struct {
+	// Token is the secret every control request must send. Empty: every
+	// control request is refused (401).
+	Token string
 	// New builds a layer from cfg. Required.
 	New func(ctx context.Context, cfg impl.Config) (*impl.Layer, error)
 	// Base is what a reset's overrides apply to; the Redis URL, TLS,
@@ -24,6 +32,9 @@ type Control struct {
 
 	mu sync.Mutex // one reset at a time
 }
+
+// MinTokenLength is the shortest control token `harness serve` accepts.
+const MinTokenLength = 16
 
 // Abilities are what GET /_harness lists: reset and registry.
 var Abilities = []string{"reset", "registry"}
@@ -86,6 +97,65 @@ func ResetFor(cfg impl.Config, heartbeat time.Duration) Reset {
 	}
 }
 
+// A resetRange is the allowed range of one numeric field of a reset; 0
+// (absent) always means "keep the base's".
+type resetRange struct {
+	name     string
+	v        int64
+	min, max int64
+}
+
+const (
+	second = int64(time.Second / time.Millisecond)
+	hour   = 3600 * second
+	day    = 24 * hour
+)
+
+// ranges lists every numeric field of r with its allowed range: sizes
+// that bound memory and Redis connections, durations that stay far from
+// overflowing time.Duration and from busy-looping tickers.
+func (r Reset) ranges() []resetRange {
+	return []resetRange{
+		{"pool_size", int64(r.PoolSize), 1, 500},
+		{"connect_timeout_ms", r.ConnectTimeoutMS, 1, 60 * second},
+		{"publish_budget_ms", r.PublishBudgetMS, 1, 60 * second},
+		{"call_budget_ms", r.CallBudgetMS, 1, 60 * second},
+		{"probe_interval_ms", r.ProbeIntervalMS, 10, hour},
+		{"health_interval_ms", r.HealthIntervalMS, 10, hour},
+		{"stream_maxlen", r.StreamMaxLen, 1, 1_000_000},
+		{"stream_ttl_ms", r.StreamTTLMS, 1, 30 * day},
+		{"memory_events", int64(r.MemoryEvents), 1, 100_000},
+		{"outbox_cap", int64(r.OutboxCap), 1, 1_000_000},
+		{"registry_ttl_ms", r.RegistryTTLMS, 1, day},
+		{"cleanup_interval_ms", r.CleanupIntervalMS, 10, hour},
+		{"cache_ttl_active_ms", r.CacheTTLActiveMS, 1, 30 * day},
+		{"cache_ttl_completed_ms", r.CacheTTLCompletedMS, 1, 30 * day},
+		{"cache_ttl_failed_ms", r.CacheTTLFailedMS, 1, 30 * day},
+		{"heartbeat_interval_ms", r.HeartbeatIntervalMS, 10, hour},
+	}
+}
+
+// maxKeyPrefix bounds key_prefix, which prefixes every key.
+const maxKeyPrefix = 256
+
+// Validate checks every field of r against its range; the error names
+// each field out of range and the range allowed.
+func (r Reset) Validate() error {
+	var bad []string
+	for _, f := range r.ranges() {
+		if f.v != 0 && (f.v < f.min || f.v > f.max) {
+			bad = append(bad, fmt.Sprintf("%s %d: want 0 (keep) or %d-%d", f.name, f.v, f.min, f.max))
+		}
+	}
+	if len(r.KeyPrefix) > maxKeyPrefix || strings.IndexFunc(r.KeyPrefix, func(c rune) bool { return c <= ' ' || c > '~' }) >= 0 {
+		bad = append(bad, fmt.Sprintf("key_prefix %q: want at most %d printable ASCII characters, no spaces", truncate(r.KeyPrefix, 64), maxKeyPrefix))
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
 // Apply returns base with the reset's overrides.
 func (r Reset) Apply(base impl.Config) impl.Config {
 	c := base
@@ -130,15 +200,36 @@ func (r Reset) Apply(base impl.Config) impl.Config {
 	return c
 }
 
-// control registers the control API's routes.
+// control registers the control API's routes, each behind the token.
 func (s *Service) control() {
-	s.mux.HandleFunc("GET /_harness", s.controlInfo)
-	s.mux.HandleFunc("POST /_harness/reset", s.reset)
-	s.mux.HandleFunc("POST /_harness/registry/connections", s.regRegister)
-	s.mux.HandleFunc("POST /_harness/registry/connections/{conn}/heartbeat", s.regHeartbeat)
-	s.mux.HandleFunc("DELETE /_harness/registry/connections/{conn}", s.regUnregister)
-	s.mux.HandleFunc("GET /_harness/registry/flows/{id}", s.regLookup)
-	s.mux.HandleFunc("POST /_harness/registry/cleanup", s.regCleanup)
+	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /_harness":                                        s.controlInfo,
+		"POST /_harness/reset":                                 s.reset,
+		"POST /_harness/registry/connections":                  s.regRegister,
+		"POST /_harness/registry/connections/{conn}/heartbeat": s.regHeartbeat,
+		"DELETE /_harness/registry/connections/{conn}":         s.regUnregister,
+		"GET /_harness/registry/flows/{id}":                    s.regLookup,
+		"POST /_harness/registry/cleanup":                      s.regCleanup,
+	} {
+		s.mux.HandleFunc(pattern, s.guard(h))
+	}
+}
+
+// guard answers 401 to a request without "Authorization: Bearer <token>"
+// of the control's token (compared in constant time), and to every
+// request when the token is empty.
+func (s *Service) guard(h http.HandlerFunc) http.HandlerFunc {
+	want := sha256.Sum256([]byte(s.opts.Control.Token))
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if !ok || s.opts.Control.Token == "" || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="harness-control"`)
+			writeError(w, http.StatusUnauthorized, "control API: want the header Authorization: Bearer followed by the service's HARNESS_CONTROL_TOKEN")
+			return
+		}
+		h(w, r)
+	}
 }
 
 func (s *Service) controlInfo(w http.ResponseWriter, r *http.Request) {
@@ -152,6 +243,10 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 	c := s.opts.Control
 	var req Reset
 	if !s.decode(w, r, &req) {
+		return
+	}
+	if err := req.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "reset: "+err.Error())
 		return
 	}
 	c.mu.Lock()
@@ -210,6 +305,10 @@ func (s *Service) regRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "connection_id and flow_id: want 1-128 characters of [A-Za-z0-9_.:-]")
 		return
 	}
+	if msg := checkConn(c); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
 	s.noContent(w, "register", s.current().Registry.Register(r.Context(), c))
 }
 
@@ -257,4 +356,27 @@ func (s *Service) regCleanup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"removed": n})
+}
+
+// Bounds of what a registered connection may carry besides its IDs.
+const (
+	maxClientInfo    = 16
+	maxClientInfoKey = 64
+)
+
+// checkConn checks the user_id and client_info of a connection to
+// register; it returns the 400 message, or "".
+func checkConn(c impl.Conn) string {
+	if c.UserID != "" && !userIDRE.MatchString(c.UserID) {
+		return fmt.Sprintf("user_id %q: %s", truncate(c.UserID, 64), userIDRange)
+	}
+	if len(c.ClientInfo) > maxClientInfo {
+		return fmt.Sprintf("client_info has %d entries: want at most %d", len(c.ClientInfo), maxClientInfo)
+	}
+	for k, v := range c.ClientInfo {
+		if k == "" || len(k) > maxClientInfoKey || len(v) > maxUserAgent {
+			return fmt.Sprintf("client_info %q: want keys of 1-%d bytes and values of at most %d bytes", truncate(k, 64), maxClientInfoKey, maxUserAgent)
+		}
+	}
+	return ""
 }

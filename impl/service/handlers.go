@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gonogo/harness/impl"
 )
@@ -43,6 +45,9 @@ func (s *Service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return false
 	}
+	// The body is in: the rest of the request has no read deadline (one
+	// left would cancel the request's context when it passes).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
@@ -263,3 +268,73 @@ func (s *Service) deleteState(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// userIDRE is the accepted form of X-User-ID (and of a registered
+// connection's user_id); maxUserAgent is how much of User-Agent is kept.
+var userIDRE = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,128}$`)
+
+const (
+	userIDRange  = "want 1-128 characters of [A-Za-z0-9_.:@-]"
+	maxUserAgent = 256
+)
+
+// capHeaders checks the request headers the service stores with a
+// connection before any handler sees them: X-User-ID must match userIDRE
+// (it returns the 400 message when not), User-Agent is cut to its first
+// maxUserAgent bytes (a whole UTF-8 character at a time).
+func capHeaders(h http.Header) string {
+	for _, u := range h.Values("X-User-ID") {
+		if !userIDRE.MatchString(u) {
+			return fmt.Sprintf("X-User-ID %q: %s", truncate(u, 64), userIDRange)
+		}
+	}
+	if ua := h.Values("User-Agent"); len(ua) > 1 || (len(ua) == 1 && len(ua[0]) > maxUserAgent) {
+		h.Set("User-Agent", cutUTF8(ua[0], maxUserAgent))
+	}
+	return ""
+}
+
+// cutUTF8 is s cut to at most n bytes without splitting a UTF-8 character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// jsonErrorWriter turns the mux's own text/plain 404 and 405 answers into
+// the contract's {"error": ...}.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	replied bool
+}
+
+func (j *jsonErrorWriter) WriteHeader(code int) {
+	if code < 400 || j.replied {
+		j.ResponseWriter.WriteHeader(code)
+		return
+	}
+	j.replied = true
+	h := j.Header()
+	h.Del("Content-Length")
+	msg := fmt.Sprintf("no route for %s %s", j.r.Method, truncate(j.r.URL.Path, 128))
+	if code == http.StatusMethodNotAllowed {
+		msg = fmt.Sprintf("method %s not allowed on %s (allowed: %s)", j.r.Method, truncate(j.r.URL.Path, 128), h.Get("Allow"))
+	}
+	writeError(j.ResponseWriter, code, msg)
+}
+
+// Write drops the mux's text body once the JSON error is written.
+func (j *jsonErrorWriter) Write(b []byte) (int, error) {
+	if j.replied {
+		return len(b), nil
+	}
+	return j.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (j *jsonErrorWriter) Unwrap() http.ResponseWriter { return j.ResponseWriter }

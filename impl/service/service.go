@@ -39,9 +39,24 @@ type Options struct {
 	// Logger receives one line per failed layer call. Default: discard.
 	Logger *slog.Logger
 	// Control, when set, serves the harness control API under /_harness/
-	// (docs/http.md). Default nil: not served (404). Never set it in
-	// production: it lets any caller replace the layer.
+	// (docs/http.md), guarded by its Token. Default nil: not served (404).
+	// Never set it in production: it lets its caller replace the layer.
 	Control *Control
+
+	// BodyTimeout bounds reading a request body: a client that has sent
+	// its headers and trickles the body is disconnected once it passes.
+	// Default 10s.
+	BodyTimeout time.Duration
+	// WriteTimeout bounds a response other than an SSE stream, from the
+	// request's headers to its last byte. SSE streams have none here: a
+	// stream lives as long as its client. Default 60s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that has sent no request
+	// for this long. Default 60s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header block; larger gets 431.
+	// Default 32 KiB.
+	MaxHeaderBytes int
 }
 
 func (o Options) withDefaults() Options {
@@ -56,6 +71,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 60 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 60 * time.Second
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 32 << 10
 	}
 	return o
 }
@@ -97,8 +124,33 @@ func New(layer *impl.Layer, opts Options) *Service {
 	return s
 }
 
-// ServeHTTP implements http.Handler.
+// streamPattern is the route of the SSE stream, which has no write
+// deadline here.
+const streamPattern = "GET /flows/{id}/events"
+
+// ServeHTTP implements http.Handler. Before the route's handler runs it
+// sets the request's body and write deadlines and checks the headers the
+// service stores (X-User-ID, User-Agent); a path or method the contract
+// does not know gets a JSON error.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, pattern := s.mux.Handler(r)
+	rc := http.NewResponseController(w)
+	now := time.Now()
+	if r.Body != nil && r.Body != http.NoBody {
+		// Errors mean the writer cannot set deadlines (not a served
+		// connection, e.g. httptest.ResponseRecorder): nothing to bound.
+		_ = rc.SetReadDeadline(now.Add(s.opts.BodyTimeout))
+	}
+	if pattern != streamPattern {
+		_ = rc.SetWriteDeadline(now.Add(s.opts.WriteTimeout))
+	}
+	if msg := capHeaders(r.Header); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	if pattern == "" {
+		w = &jsonErrorWriter{ResponseWriter: w, r: r}
+	}
 	s.mux.ServeHTTP(&modeWriter{ResponseWriter: w, s: s}, r)
 }
 
@@ -146,7 +198,11 @@ func (s *Service) Start(ctx context.Context, addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("service: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout or WriteTimeout on the server: they would end SSE
+	// streams. ServeHTTP sets per-request body and write deadlines instead.
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: s.opts.IdleTimeout, MaxHeaderBytes: s.opts.MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.srv, s.done = srv, done

@@ -140,8 +140,17 @@ func (s *sse) event(t *testing.T, timeout time.Duration) impl.Event {
 
 func do(t *testing.T, method, url, body string) (int, map[string]any) {
 	t.Helper()
+	return doWith(t, nil, method, url, body)
+}
+
+// doWith is do with the request headers h.
+func doWith(t *testing.T, h http.Header, method, url, body string) (int, map[string]any) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	require.NoError(t, err)
+	for k, v := range h {
+		req.Header[k] = v
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -249,8 +258,20 @@ func TestBadInput(t *testing.T) {
 			assert.Contains(t, msg, c.msg, "error message")
 		})
 	}
-	code, _ := do(t, "DELETE", in.url+"/health", "")
-	assert.Equal(t, http.StatusMethodNotAllowed, code, "DELETE /health")
+	for _, c := range []struct {
+		method, path string
+		code         int
+		msg          string
+	}{
+		{"DELETE", "/health", 405, "method DELETE not allowed on /health (allowed: GET, HEAD)"},
+		{"POST", "/flows/f/events/history", 405, "method POST not allowed on /flows/f/events/history (allowed: GET, HEAD)"},
+		{"GET", "/nope", 404, "no route for GET /nope"},
+		{"GET", "/_harness", 404, "no route for GET /_harness"},
+	} {
+		code, body := do(t, c.method, in.url+c.path, "")
+		assert.Equal(t, c.code, code, "%s %s", c.method, c.path)
+		assert.Equal(t, map[string]any{"error": c.msg}, body, "%s %s: a JSON error (docs/http.md)", c.method, c.path)
+	}
 }
 
 func TestDisconnectMidStream(t *testing.T) {
@@ -399,7 +420,11 @@ func TestControlAPI(t *testing.T) {
 	}
 	l0, err := newSeed(ctx, impl.Config{})
 	require.NoError(t, err)
-	svc, base := servicetest.Start(t, l0, service.Options{HeartbeatInterval: time.Hour, Control: &service.Control{New: newSeed}})
+	svc, base := servicetest.Start(t, l0, service.Options{HeartbeatInterval: time.Hour, Control: &service.Control{New: newSeed, Token: token}})
+	do := func(t *testing.T, method, url, body string) (int, map[string]any) {
+		t.Helper()
+		return doWith(t, bearer(token), method, url, body)
+	}
 	client := &http.Client{}
 	defer client.CloseIdleConnections()
 

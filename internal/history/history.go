@@ -15,10 +15,10 @@ import (
 
 // Kinds of operation a workload records.
 const (
-	Publish      = "publish"   // EventID, Seq, Flow; OK means acknowledged
+	Publish      = "publish"   // EventID, Seq, Flow; Value = instance; OK means acknowledged
 	Read         = "history"   // Flow; Values = event IDs read, in stream order
-	Deliver      = "deliver"   // Client is the subscriber; EventID; Return = receive time
-	Subscribe    = "subscribe" // Client subscribed (Call) / unsubscribed (Return)
+	Deliver      = "deliver"   // Client is the subscriber; EventID; Return = receive time; Value = cursor; Seq = its connection
+	Subscribe    = "subscribe" // Client subscribed (Call) / unsubscribed (Return); Seq numbers the client's connections, Value = instance, Values[0] = Last-Event-ID sent
 	CacheGet     = "cache_get" // Flow; Version read (0 = miss)
 	CacheSet     = "cache_set" // Flow; Version offered; Value FillRefused when the layer refused it
 	CacheInval   = "cache_invalidate"
@@ -30,6 +30,8 @@ const (
 	RegCount     = "reg_count"  // Value = instance read on; Count = live connections it reported
 	Health       = "health"     // Value = reported redis state ("healthy", "unavailable", ...)
 	RedisState   = "redis_state"
+	ServerRead   = "server_read" // the harness's own read of a flow's Redis stream: Flow; Values = event IDs stored, in stream order
+	StreamInfo   = "stream_info" // the harness's own look at a flow's stream: Flow; Count = XLEN; Value = PTTL in ms (-1 none, -2 no key)
 	// InstanceExit is an instance process that ended (instance faults):
 	// Instance names it, Value the fault ("stop", "kill"), Err its exit
 	// status, OK an exit status 0, Values the last lines it logged.
@@ -62,8 +64,8 @@ type Op struct {
 	// Mode is what the implementation said it served from ("redis",
 	// "memory"), when it says.
 	Mode string `json:"mode,omitempty"`
-	// Instance is the SERVER_ID of the instance that served the call,
-	// when the engine routes calls between instances.
+	// Instance is the SERVER_ID of the instance process an instance_exit
+	// or rss record is about.
 	Instance string `json:"instance,omitempty"`
 }
 

@@ -19,7 +19,7 @@ func large(n int) history.History {
 	at := func(x int) time.Duration { return time.Duration(x) * step }
 	for i := 0; i < n; i++ {
 		flow := fmt.Sprintf("f%d", i%10)
-		o := history.Op{Client: "p0", Kind: history.Publish, Flow: flow, EventID: fmt.Sprint(i), Seq: int64(i), Call: at(i), Return: at(i) + time.Millisecond, OK: true, Mode: "redis", Instance: fmt.Sprintf("inst-%d", i%2)}
+		o := history.Op{Client: "p0", Kind: history.Publish, Flow: flow, EventID: fmt.Sprint(i), Seq: int64(i), Call: at(i), Return: at(i) + time.Millisecond, OK: true, Mode: "redis", Value: fmt.Sprintf("inst-%d", i%2)}
 		ops = append(ops, o)
 		ids[flow] = append(ids[flow], o.EventID)
 		for sub := 0; sub < 2; sub++ {
@@ -31,7 +31,8 @@ func large(n int) history.History {
 		for sub := 0; sub < 2; sub++ {
 			ops = append(ops, history.Op{Client: fmt.Sprintf("s%d-%s", sub, flow), Kind: history.Subscribe, Flow: flow, Call: 0, Return: 11 * time.Second, OK: true})
 		}
-		ops = append(ops, history.Op{Client: "r", Kind: history.Read, Flow: flow, Values: ids[flow], Call: 10500 * time.Millisecond, Return: 10600 * time.Millisecond, OK: true})
+		ops = append(ops, history.Op{Client: "r", Kind: history.Read, Flow: flow, Values: ids[flow], Call: 10500 * time.Millisecond, Return: 10600 * time.Millisecond, OK: true},
+			history.Op{Client: "harness", Kind: history.StreamInfo, Flow: flow, Count: int64(len(ids[flow])), Value: "86400000", Call: 10600 * time.Millisecond, Return: 10610 * time.Millisecond, OK: true})
 		ops = append(ops, history.Op{Client: "r", Kind: history.RegRegister, Flow: flow, Value: "c" + flow, Call: 0, Return: time.Millisecond, OK: true})
 	}
 	for i := 0; i < n/4; i++ {

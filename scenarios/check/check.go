@@ -67,13 +67,14 @@ func (r Result) MarshalJSON() ([]byte, error) {
 var (
 	ErrLost              = errors.New("an acknowledged event must be readable from history after recovery")
 	ErrDuplicate         = errors.New("an event must appear at most once in a history read and be delivered at most once to each subscriber")
-	ErrReordered         = errors.New("events of one publisher must appear in a flow's history in the order they were published")
+	ErrReordered         = errors.New("a flow's events must appear, in history and in every subscriber's stream, in publish order: per publisher, and after every event acknowledged before they were published")
 	ErrDeliveryLost      = errors.New("a subscriber must receive every event acknowledged while it was subscribed")
 	ErrDeliveryDuplicate = errors.New("a subscriber must receive each event at most once")
 	ErrDeliveryLate      = errors.New("a subscriber must receive an event within the delivery bound of its publish")
 	ErrStaleRead         = errors.New("a cache read must never return a state older than the last completed invalidation")
 	ErrVanished          = errors.New("a connection that heartbeats within its TTL must appear in every lookup of its flow")
 	ErrLingered          = errors.New("a connection that stopped heartbeating must disappear from lookups within TTL plus one cleanup interval")
+	ErrGhost             = errors.New("a connection must disappear from every lookup and count once its unregister has returned")
 	ErrCountMismatch     = errors.New("a registry count must agree, on every instance, with the connections live across instances when it is read")
 	ErrBlocked           = errors.New("no call may take longer than its budget")
 	ErrNoFallback        = errors.New("after a fault starts, operations must succeed again within the fallback bound")
@@ -81,6 +82,7 @@ var (
 	ErrHealthMismatch    = errors.New("the health endpoint must report the Redis state within one health interval")
 	ErrErrorRate         = errors.New("the error rate of each phase must stay within its bound")
 	ErrLowLoad           = errors.New("the load before the first fault must reach its target for the run to be judged")
+	ErrStreamBounds      = errors.New("a flow's stream must be trimmed to about its MAXLEN and expire within its configured TTL")
 	ErrNoData            = errors.New("a verdict needs the operations it judges to be in the history")
 )
 
@@ -99,6 +101,7 @@ var Checks = []Check{
 	{"duplicated", Duplicated},
 	{"reordered", Reordered},
 	{"delivery", Delivery},
+	{"session_chain", SessionChain},
 	{"stale_read", StaleRead},
 	{"registry", Registry},
 	{"registry_count", RegistryCount},
@@ -109,6 +112,7 @@ var Checks = []Check{
 	{"latency", Latency},
 	{"health", Health},
 	{"load", Load},
+	{"stream_bounds", StreamBounds},
 	{"acked_on_stop", AckedOnStop},
 	{"lost_on_crash", LostOnCrash},
 	{"memory", Memory},
@@ -235,6 +239,11 @@ type Config struct {
 	// MinRateBefore is the acknowledged publish rate (ops/s) the run must
 	// reach before the first fault to be judged. Default 0: no minimum.
 	MinRateBefore float64
+
+	// StreamMaxLen and StreamTTL are the layer's stream bounds (TASK-005:
+	// MAXLEN ~ 10000, 24 h). Defaults 10000 and 24h (impl defaults).
+	StreamMaxLen int64
+	StreamTTL    time.Duration
 }
 
 const defaultBudget = 50 * time.Millisecond
@@ -252,6 +261,10 @@ func (c Config) withDefaults() Config {
 	def(&c.DeliveryLate, time.Second)
 	def(&c.RegistryTTL, 300*time.Second)
 	def(&c.CleanupInterval, 60*time.Second)
+	def(&c.StreamTTL, 24*time.Hour)
+	if c.StreamMaxLen == 0 {
+		c.StreamMaxLen = 10000
+	}
 	if c.Budget == nil {
 		c.Budget = map[string]time.Duration{}
 		for _, k := range []string{

@@ -133,6 +133,7 @@ func rich() history.History {
 		history.Op{Client: "hc", Kind: history.Health, Value: "unavailable", Call: s(2.2), Return: s(2.21), OK: true},
 		history.Op{Client: "hc", Kind: history.Health, Value: "healthy", Call: s(3.2), Return: s(3.21), OK: true},
 		rd("f1", 4.5, "p0-1", "p0-2", "p0-3", "p0-4"),
+		history.Op{Client: "harness", Kind: history.StreamInfo, Flow: "f1", Count: 4, Value: "86399000", Call: s(4.6), Return: s(4.61), OK: true},
 		exitOp("inst-1", ExitStop, 1.5, true),
 		exitOp("inst-2", ExitKill, 1.6, false),
 		rssOp("inst-0", 1, 30<<20), rssOp("inst-0", 2, 31<<20),
@@ -357,7 +358,9 @@ func TestEvidenceIsCapped(t *testing.T) {
 	for i := int64(1); i <= 30; i++ {
 		ops = append(ops, pub("p0", "f1", i, float64(i)/100, float64(i)/100+0.001, true))
 	}
-	ops = append(ops, rd("f1", 1))
+	srv := rd("f1", 1)
+	srv.Kind = history.ServerRead
+	ops = append(ops, srv)
 	for _, tt := range []struct {
 		max, want int
 	}{{0, 21}, {5, 6}, {-1, 30}} {

@@ -21,15 +21,19 @@ import (
 // A connection may be counted when a register or heartbeat of it was
 // called before o returned and o was called at most RegistryTTL +
 // Config.CleanupInterval after the return of its last such attempt
-// (successful or not) called before o returned. An unregistered
-// connection may still be counted until then: while Redis is unreachable
-// the layer defers the unregister, as the registry check allows for
-// lookups.
-func countRange(all []*conn, o history.Op, c Config) (must []string, may int) {
+// (successful or not) called before o returned, unless it was unregistered
+// before o was called outside a fault window (Registry's ErrGhost rule).
+// One unregistered inside a fault window may still be counted until then:
+// while Redis is unreachable the layer defers the unregister, as the
+// registry check allows for lookups.
+func countRange(all []*conn, o history.Op, c Config, fs []history.Fault) (must []string, may int) {
 	for _, cn := range all {
 		if _, ok := cn.mustAppear(o, c); ok {
 			must = append(must, cn.id)
 			may++
+			continue
+		}
+		if cn.unregistered(o, fs) {
 			continue
 		}
 		if _, tried, gone := cn.expired(o, c); tried && !gone {
@@ -66,7 +70,7 @@ func RegistryCount(h history.History, c Config) Result {
 			continue
 		}
 		judged++
-		must, may := countRange(all, o, c)
+		must, may := countRange(all, o, c, fs)
 		if int(o.Count) >= len(must) && int(o.Count) <= may {
 			continue
 		}

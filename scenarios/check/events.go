@@ -69,15 +69,34 @@ func sortedBy(ops []history.Op, key func(history.Op) time.Duration) []history.Op
 	return out
 }
 
-// reads returns the successful history reads, in call order.
-func reads(h history.History) []history.Op {
+// reads returns the successful history reads of the kinds given, in call
+// order.
+func reads(h history.History, kinds ...string) []history.Op {
 	var out []history.Op
 	for _, o := range sortedOps(h) {
-		if o.Kind == history.Read && o.OK {
+		if o.OK && slices.Contains(kinds, o.Kind) {
 			out = append(out, o)
 		}
 	}
 	return out
+}
+
+// stored are the kinds of read that show what a flow's history holds: the
+// layer's history reads and the harness's own reads of the stream.
+var stored = []string{history.Read, history.ServerRead}
+
+// finalReads returns each flow's final read: its last successful read of
+// Redis by the harness itself when there is one (what Redis holds, whatever
+// the layer would answer), else its last history read through the layer.
+func finalReads(h history.History) map[string]history.Op {
+	final := map[string]history.Op{}
+	for _, o := range reads(h, history.Read) {
+		final[o.Flow] = o
+	}
+	for _, o := range reads(h, history.ServerRead) {
+		final[o.Flow] = o
+	}
+	return final
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -112,8 +131,9 @@ func memoryOnly(f history.Fault) bool {
 }
 
 // Lost judges ErrLost: every acknowledged publish must be in the flow's
-// final history read, the last successful read of the flow, made after the
-// last fault ended. Events acknowledged after that read began are not
+// final history read (finalReads: the harness's own read of the flow's
+// stream where the layer names it, else the last read through the layer),
+// made after the last fault ended. Events acknowledged after that read began are not
 // judged. A flow with acknowledged events but no such read makes the result
 // INCONCLUSIVE unless some other flow lost events. Events published in a
 // rollback window (a flag fault turning REDIS_ENABLED or REDIS_EVENT_BUS
@@ -126,10 +146,7 @@ func Lost(h history.History, c Config) Result {
 	if len(acked) == 0 {
 		return r.noData("no acknowledged publish")
 	}
-	final := map[string]history.Op{}
-	for _, o := range reads(h) {
-		final[o.Flow] = o
-	}
+	final := finalReads(h)
 	fs := faultsOf(h)
 	recovered := lastFaultEnd(fs)
 	var rollback []history.Fault
@@ -138,7 +155,7 @@ func Lost(h history.History, c Config) Result {
 			rollback = append(rollback, f)
 		}
 	}
-	var lost, judged, memOnly int
+	var lost, judged, memOnly, server, layer int
 	var unread, notes []string
 	for _, flow := range sortedKeys(acked) {
 		rd, ok := final[flow]
@@ -151,6 +168,11 @@ func Lost(h history.History, c Config) Result {
 			unread = append(unread, flow)
 			notes = append(notes, fmt.Sprintf("flow %s: last history read at %s is before the faults ended (%s)", flow, secs(rd.Call), endText(recovered)))
 			continue
+		}
+		if rd.Kind == history.ServerRead {
+			server++
+		} else {
+			layer++
 		}
 		seen := make(map[string]bool, len(rd.Values))
 		for _, id := range rd.Values {
@@ -167,12 +189,16 @@ func Lost(h history.History, c Config) Result {
 			judged++
 			if !seen[p.EventID] {
 				lost++
-				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s (seq %d, %s) acknowledged at %s, missing from the history read at %s",
-					flow, p.EventID, p.Seq, where(fs, p.Call), secs(p.Return), secs(rd.Call)))
+				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s (seq %d, %s) acknowledged at %s, missing from the %s at %s",
+					flow, p.EventID, p.Seq, where(fs, p.Call), secs(p.Return), readName(rd), secs(rd.Call)))
 			}
 		}
 	}
 	r.Evidence = append(r.Evidence, notes...)
+	if layer > 0 {
+		r.Evidence = append(r.Evidence, fmt.Sprintf("%d of %d flows judged on the layer's own history read, not on Redis: the layer does not name its streams (impl.Streams), so an answer from its memory cannot be told from one from Redis",
+			layer, server+layer))
+	}
 	if len(rollback) > 0 {
 		var ws []string
 		for _, f := range rollback {
@@ -184,6 +210,8 @@ func Lost(h history.History, c Config) Result {
 	}
 	r.Metrics["lost"] = float64(lost)
 	r.Metrics["acknowledged"] = float64(judged)
+	r.Metrics["flows_read_from_redis"] = float64(server)
+	r.Metrics["flows_read_through_layer"] = float64(layer)
 	r.Metrics["unread_flows"] = float64(len(unread))
 	var fails []error
 	if lost > 0 {
@@ -197,6 +225,14 @@ func Lost(h history.History, c Config) Result {
 		unjudged = "no acknowledged event precedes a final history read"
 	}
 	return r.finish(c, fails, unjudged)
+}
+
+// readName names a read for evidence.
+func readName(rd history.Op) string {
+	if rd.Kind == history.ServerRead {
+		return "Redis stream (the harness's own read)"
+	}
+	return "history read"
 }
 
 // inAny reports whether t falls in one of the windows fs.
@@ -222,7 +258,7 @@ func endText(d time.Duration) string {
 func Duplicated(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("duplicated", ErrDuplicate.Error())
-	rds := reads(h)
+	rds := reads(h, stored...)
 	dels := deliveries(h)
 	if len(rds) == 0 && len(dels) == 0 {
 		return r.noData("no history read and no delivery")
@@ -237,8 +273,8 @@ func Duplicated(h history.History, c Config) Result {
 			k := eventKey{rd.Flow, id}
 			if p := pos[id]; len(p) > 1 && !inRead[k] {
 				inRead[k] = true
-				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s appears %d times in the history read of %s at %s (positions %s)",
-					k, len(p), rd.Flow, secs(rd.Call), ints(p)))
+				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s appears %d times in the %s of %s at %s (positions %s)",
+					k, len(p), readName(rd), rd.Flow, secs(rd.Call), ints(p)))
 			}
 		}
 	}
@@ -275,55 +311,156 @@ func ints(xs []int) string {
 	return strings.Join(s, ", ")
 }
 
-// Reordered judges ErrReordered: in every successful history read, the
-// acknowledged events of one publisher on the flow appear in increasing Seq.
+// Reordered judges ErrReordered in every successful history read (the
+// layer's and the harness's own read of the stream) and in every
+// subscriber's deliveries (first receipt of each event, per flow):
+//
+//   - per publisher: its acknowledged events appear in increasing Seq;
+//   - in real time: an event whose publish was acknowledged before another's
+//     publish was called appears before it. The rule binds two publishes
+//     made through the same instance (the publish op's Value; "" is one
+//     instance), or two acknowledged while the layer served from Redis:
+//     across instances that acknowledged from memory during an outage no
+//     order between them exists to keep.
+//
 // Only the first occurrence of an id is considered (repeats are
-// Duplicated's business); each out-of-order event counts once.
+// Duplicated's business); each out-of-order event counts once per place.
+// Metrics: reordered (history reads), reordered_realtime (of those, the
+// ones only the real-time rule sees), delivery_reordered (deliveries).
 func Reordered(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("reordered", ErrReordered.Error())
 	pubs := publishes(h)
 	judged := 0
 	bad := map[eventKey]bool{}
-	for _, rd := range reads(h) {
-		type top struct {
-			seq int64
-			id  string
-		}
-		highest := map[string]top{}
-		seen := map[string]bool{}
+	realtime := 0
+	for _, rd := range reads(h, stored...) {
+		o := newOrder(pubs, rd.Flow)
 		for i, id := range rd.Values {
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			k := eventKey{rd.Flow, id}
-			p, ok := pubs[k]
-			if !ok || !p.OK {
+			why, ok := o.next(id)
+			if !ok {
 				continue
 			}
 			judged++
-			t, ok := highest[p.Client]
-			if !ok || p.Seq > t.seq {
-				highest[p.Client] = top{p.Seq, id}
+			k := eventKey{rd.Flow, id}
+			if why == "" || bad[k] {
 				continue
 			}
-			if !bad[k] {
-				bad[k] = true
-				r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s publisher %s: event %s (seq %d) at position %d follows %s (seq %d) in the history read at %s",
-					rd.Flow, p.Client, id, p.Seq, i, t.id, t.seq, secs(rd.Call)))
+			bad[k] = true
+			if o.byRealTime {
+				realtime++
 			}
+			r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s: event %s at position %d of the %s at %s %s",
+				rd.Flow, id, i, readName(rd), secs(rd.Call), why))
+		}
+	}
+	badDel := 0
+	dels := deliveries(h)
+	for _, k := range sortedSubKeys(dels) {
+		o := newOrder(pubs, k.flow)
+		for i, id := range dels[k].order {
+			why, ok := o.next(id)
+			if !ok {
+				continue
+			}
+			judged++
+			if why == "" {
+				continue
+			}
+			badDel++
+			r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s: event %s delivered to %s as its %s event %s",
+				k.flow, id, k.client, ordinal(i+1), why))
 		}
 	}
 	if judged == 0 {
-		return r.noData("no history read holds an acknowledged event")
+		return r.noData("no history read or delivery holds an acknowledged event")
 	}
 	r.Metrics["reordered"] = float64(len(bad))
+	r.Metrics["reordered_realtime"] = float64(realtime)
+	r.Metrics["delivery_reordered"] = float64(badDel)
 	var fails []error
 	if len(bad) > 0 {
-		fails = append(fails, fmt.Errorf("%w: %d events out of order", ErrReordered, len(bad)))
+		fails = append(fails, fmt.Errorf("%w: %d events out of order in history reads", ErrReordered, len(bad)))
+	}
+	if badDel > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d deliveries out of order", ErrReordered, badDel))
 	}
 	return r.finish(c, fails, "")
+}
+
+// order follows one sequence of a flow's events (a read, or what one
+// subscriber received) and says, for each next event, which event it
+// should have come after.
+type order struct {
+	pubs map[eventKey]history.Op
+	flow string
+	seen map[string]bool
+	// highest is each publisher's highest Seq so far; latest the publish
+	// with the latest Call so far per instance, and among those
+	// acknowledged in redis mode.
+	highest     map[string]history.Op
+	latest      map[string]history.Op
+	latestRedis history.Op
+	anyRedis    bool
+	// byRealTime: the last violation was seen only by the real-time rule.
+	byRealTime bool
+}
+
+func newOrder(pubs map[eventKey]history.Op, flow string) *order {
+	return &order{pubs: pubs, flow: flow, seen: map[string]bool{}, highest: map[string]history.Op{}, latest: map[string]history.Op{}}
+}
+
+// next takes the sequence's next event id: ok is false when it is not
+// judged (a repeat, or no acknowledged publish of it); why says what it
+// should have followed, "" when it is in order.
+func (o *order) next(id string) (why string, ok bool) {
+	if o.seen[id] {
+		return "", false
+	}
+	o.seen[id] = true
+	p, found := o.pubs[eventKey{o.flow, id}]
+	if !found || !p.OK {
+		return "", false
+	}
+	o.byRealTime = false
+	if t, ok := o.highest[p.Client]; ok && t.Seq > p.Seq {
+		why = fmt.Sprintf("(publisher %s, seq %d) follows %s (seq %d)", p.Client, p.Seq, t.EventID, t.Seq)
+	} else {
+		o.highest[p.Client] = p
+	}
+	if why == "" {
+		if l, ok := o.latest[p.Value]; ok && p.Return < l.Call {
+			why = realTime(p, l)
+		} else if p.Mode == "redis" && o.anyRedis && p.Return < o.latestRedis.Call {
+			why = realTime(p, o.latestRedis)
+		}
+		o.byRealTime = why != ""
+	}
+	if l, ok := o.latest[p.Value]; !ok || p.Call > l.Call {
+		o.latest[p.Value] = p
+	}
+	if p.Mode == "redis" && (!o.anyRedis || p.Call > o.latestRedis.Call) {
+		o.latestRedis, o.anyRedis = p, true
+	}
+	return why, true
+}
+
+func realTime(p, before history.Op) string {
+	return fmt.Sprintf("(acknowledged at %s) follows %s, whose publish was called later (%s)", secs(p.Return), before.EventID, secs(before.Call))
+}
+
+func ordinal(n int) string {
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+		return fmt.Sprintf("%dth", n)
+	case n%10 == 1:
+		return fmt.Sprintf("%dst", n)
+	case n%10 == 2:
+		return fmt.Sprintf("%dnd", n)
+	case n%10 == 3:
+		return fmt.Sprintf("%drd", n)
+	}
+	return fmt.Sprintf("%dth", n)
 }
 
 // subKey names one subscriber on one flow.
@@ -390,13 +527,14 @@ func sortedSubKeys[V any](m map[subKey]V) []subKey {
 // Config.DeliveryLate after its publish call, when published outside a fault
 // window, ErrDeliveryLate. Latency (publish call → receive, or the deliver
 // op's own Call when the publish is not recorded) is measured over the first
-// receipt of every event.
+// receipt of every event. Clients named with SlowClientPrefix read slowly
+// on purpose and are left out (SessionChain judges them).
 func Delivery(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("delivery", strings.Join([]string{ErrDeliveryLost.Error(), ErrDeliveryDuplicate.Error(), ErrDeliveryLate.Error()}, "; "))
 	windows := map[subKey][]history.Op{}
 	for _, o := range sortedOps(h) {
-		if o.Kind == history.Subscribe && o.OK {
+		if o.Kind == history.Subscribe && o.OK && !strings.HasPrefix(o.Client, SlowClientPrefix) {
 			k := subKey{o.Client, o.Flow}
 			windows[k] = append(windows[k], o)
 		}
@@ -409,7 +547,7 @@ func Delivery(h history.History, c Config) Result {
 	pubs := publishes(h)
 	dels := deliveries(h)
 	for k := range dels {
-		if _, ok := windows[k]; !ok {
+		if _, ok := windows[k]; !ok && !strings.HasPrefix(k.client, SlowClientPrefix) {
 			windows[k] = nil
 		}
 	}

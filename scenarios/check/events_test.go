@@ -2,6 +2,7 @@ package check
 
 import (
 	"testing"
+	"time"
 
 	"github.com/gonogo/harness/internal/history"
 )
@@ -38,6 +39,68 @@ func TestLost(t *testing.T) {
 		{name: "fault never undone", h: hist([]history.Fault{{Name: "x", Start: s(1), End: 0}}, p1, rd("f1", 5, "p0-1")),
 			verdict: Inconclusive, err: ErrNoData, evidence: []string{"faults ended (never)"}},
 		{name: "no publish", h: hist(kill(), rd("f1", 5)), verdict: Inconclusive, err: ErrNoData},
+	})
+}
+
+// TestLostServerRead: where the harness read a flow's stream from Redis
+// itself, that read is the final one, whatever the layer's history said: an
+// event the layer serves from memory but never wrote is lost. Duplicates
+// and order are judged in it too.
+func TestLostServerRead(t *testing.T) {
+	p1, p2 := pub("p0", "f1", 1, 0.5, 0.51, true), pub("p0", "f1", 2, 1.5, 1.51, true)
+	srv := func(at float64, ids ...string) history.Op {
+		o := rd("f1", at, ids...)
+		o.Kind, o.Client = history.ServerRead, "harness"
+		return o
+	}
+	runTable(t, "lost", Lost, []tc{
+		{name: "layer says yes, redis says no", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(4.9, "p0-1")),
+			verdict: Fail, err: ErrLost,
+			evidence: []string{"event f1/p0-2 (seq 2, during fault kill) acknowledged at 1.510s, missing from the Redis stream (the harness's own read) at 4.900s"},
+			metrics:  map[string]float64{"lost": 1, "flows_read_from_redis": 1, "flows_read_through_layer": 0}},
+		{name: "both agree", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-1", "p0-2")),
+			verdict: Pass, metrics: map[string]float64{"lost": 0, "flows_read_from_redis": 1}},
+		{name: "through the layer only: judged, and said so", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2")),
+			verdict: Pass, evidence: []string{"1 of 1 flows judged on the layer's own history read, not on Redis"},
+			metrics: map[string]float64{"flows_read_from_redis": 0, "flows_read_through_layer": 1}},
+	})
+	runTable(t, "duplicated", Duplicated, []tc{
+		{name: "twice in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-1", "p0-2", "p0-2")),
+			verdict: Fail, err: ErrDuplicate, evidence: []string{"event f1/p0-2 appears 2 times in the Redis stream (the harness's own read) of f1 at 5.500s"}},
+	})
+	runTable(t, "reordered", Reordered, []tc{
+		{name: "out of order in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-2", "p0-1")),
+			verdict: Fail, err: ErrReordered, evidence: []string{"of the Redis stream (the harness's own read) at 5.500s"}},
+	})
+}
+
+// TestStreamBounds: the stream's length is judged only where more events
+// than MAXLEN + one node were acknowledged; its TTL always.
+func TestStreamBounds(t *testing.T) {
+	c := Config{StreamMaxLen: 10, StreamTTL: time.Hour}
+	var pubs []history.Op
+	for i := int64(1); i <= 150; i++ {
+		pubs = append(pubs, pub("p0", "f1", i, float64(i)/100, float64(i)/100+0.001, true))
+	}
+	info := func(flow string, n int64, pttl string) history.Op {
+		return history.Op{Client: "harness", Kind: history.StreamInfo, Flow: flow, Count: n, Value: pttl, Call: s(5), Return: s(5.01), OK: true}
+	}
+	with := func(o history.Op) history.History { return hist(nil, append(append([]history.Op(nil), pubs...), o)...) }
+	runTable(t, "stream_bounds", StreamBounds, []tc{
+		{name: "trimmed, with its TTL", c: c, h: with(info("f1", 100, "3599000")),
+			verdict: Pass, metrics: map[string]float64{"stream_len_max": 100, "streams_untrimmed": 0, "streams_without_ttl": 0, "streams_ttl_over": 0}},
+		{name: "never trimmed", c: c, h: with(info("f1", 150, "3599000")),
+			verdict: Fail, err: ErrStreamBounds,
+			evidence: []string{"flow f1: 150 entries after 150 acknowledged events, over MAXLEN 10 + 100 (one stream node)"},
+			metrics:  map[string]float64{"streams_untrimmed": 1}},
+		{name: "no TTL", c: c, h: with(info("f1", 100, "-1")),
+			verdict: Fail, err: ErrStreamBounds, evidence: []string{"flow f1: stream of 100 entries has no TTL (want at most 1h0m0s)"},
+			metrics: map[string]float64{"streams_without_ttl": 1}},
+		{name: "TTL over the configured one", c: c, h: with(info("f1", 100, "86400000")),
+			verdict: Fail, err: ErrStreamBounds, evidence: []string{"flow f1: stream TTL 24h0m0s, over the configured 1h0m0s"}},
+		{name: "too few events to see trimming", c: c, h: hist(nil, pubs[0], info("f1", 1, "3599000")),
+			verdict: Pass, evidence: []string{"trimming not exercised: no flow had more than MAXLEN 10 + 100 acknowledged events"}},
+		{name: "no look at the stream", c: c, h: hist(nil, pubs...), verdict: Inconclusive, err: ErrNoData},
 	})
 }
 
@@ -105,12 +168,16 @@ func TestReordered(t *testing.T) {
 		return hist(kill(), append(append([]history.Op(nil), ops...), extra...)...)
 	}
 	runTable(t, "reordered", Reordered, []tc{
-		{name: "in order, publishers interleaved", h: with(rd("f1", 5, "p1-1", "p0-1", "p1-2", "p0-2", "p0-3")),
-			verdict: Pass, metrics: map[string]float64{"reordered": 0}},
+		{name: "in order, publishers interleaved", h: with(rd("f1", 5, "p0-1", "p1-1", "p0-2", "p1-2", "p0-3")),
+			verdict: Pass, metrics: map[string]float64{"reordered": 0, "reordered_realtime": 0}},
 		{name: "swapped", h: with(rd("f1", 5, "p0-2", "p0-1", "p0-3")),
 			verdict: Fail, err: ErrReordered,
-			evidence: []string{"flow f1 publisher p0: event p0-1 (seq 1) at position 1 follows p0-2 (seq 2) in the history read at 5.000s"},
-			metrics:  map[string]float64{"reordered": 1}},
+			evidence: []string{"flow f1: event p0-1 at position 1 of the history read at 5.000s (publisher p0, seq 1) follows p0-2 (seq 2)"},
+			metrics:  map[string]float64{"reordered": 1, "reordered_realtime": 0}},
+		{name: "neighbours of two publishers swapped", h: with(rd("f1", 5, "p1-1", "p0-1", "p1-2", "p0-2", "p0-3")),
+			verdict: Fail, err: ErrReordered,
+			evidence: []string{"flow f1: event p0-1 at position 1 of the history read at 5.000s (acknowledged at 0.110s) follows p1-1, whose publish was called later (0.150s)"},
+			metrics:  map[string]float64{"reordered": 2, "reordered_realtime": 2}},
 		{name: "counted once over many reads", h: with(rd("f1", 5, "p0-3", "p0-1", "p0-2"), rd("f1", 6, "p0-3", "p0-1", "p0-2")),
 			verdict: Fail, err: ErrReordered, metrics: map[string]float64{"reordered": 2}},
 		{name: "unacknowledged event ignored", h: with(rd("f1", 5, "p0-4", "p0-1", "p0-2", "p0-3")),
@@ -118,6 +185,36 @@ func TestReordered(t *testing.T) {
 		{name: "repeat is not a reorder", h: with(rd("f1", 5, "p0-1", "p0-2", "p0-1", "p0-3")),
 			verdict: Pass},
 		{name: "no read", h: with(), verdict: Inconclusive, err: ErrNoData},
+	})
+}
+
+// TestReorderedRealTimeScope: publishes that overlap in time may appear in
+// either order; across instances the real-time rule binds only publishes
+// both acknowledged in redis mode; deliveries are judged like reads.
+func TestReorderedRealTimeScope(t *testing.T) {
+	on := func(o history.Op, inst, mode string) history.Op {
+		o.Value, o.Mode = inst, mode
+		return o
+	}
+	a, b := pub("p0", "f1", 1, 0.1, 0.2, true), pub("p1", "f1", 1, 0.15, 0.25, true)
+	memA, memB := on(pub("p0", "f1", 1, 0.1, 0.11, true), "inst-0", "memory"), on(pub("p1", "f1", 1, 0.2, 0.21, true), "inst-1", "memory")
+	redA, redB := on(pub("p0", "f1", 1, 0.1, 0.11, true), "inst-0", "redis"), on(pub("p1", "f1", 1, 0.2, 0.21, true), "inst-1", "redis")
+	del := func(client, id string, at float64) history.Op {
+		return history.Op{Client: client, Kind: history.Deliver, Flow: "f1", EventID: id, Call: s(at), Return: s(at), OK: true}
+	}
+	runTable(t, "reordered", Reordered, []tc{
+		{name: "overlapping publishes either way", h: hist(nil, a, b, rd("f1", 5, "p1-1", "p0-1")), verdict: Pass},
+		{name: "two instances in memory: no order to keep", h: hist(nil, memA, memB, rd("f1", 5, "p1-1", "p0-1")), verdict: Pass},
+		{name: "two instances on redis: real-time order binds", h: hist(nil, redA, redB, rd("f1", 5, "p1-1", "p0-1")),
+			verdict: Fail, err: ErrReordered, metrics: map[string]float64{"reordered_realtime": 1}},
+		{name: "one instance, memory: real-time order binds", h: hist(nil, on(memA, "inst-0", "memory"), on(memB, "inst-0", "memory"), rd("f1", 5, "p1-1", "p0-1")),
+			verdict: Fail, err: ErrReordered},
+		{name: "deliveries in order", h: hist(nil, redA, redB, del("s0", "p0-1", 1), del("s0", "p1-1", 1.1)), verdict: Pass,
+			metrics: map[string]float64{"delivery_reordered": 0}},
+		{name: "deliveries out of order", h: hist(nil, redA, redB, del("s0", "p1-1", 1), del("s0", "p0-1", 1.1), del("s1", "p0-1", 1), del("s1", "p1-1", 1.1)),
+			verdict: Fail, err: ErrReordered,
+			evidence: []string{"flow f1: event p0-1 delivered to s0 as its 2nd event (acknowledged at 0.110s) follows p1-1, whose publish was called later (0.200s)"},
+			metrics:  map[string]float64{"delivery_reordered": 1, "reordered": 0}},
 	})
 }
 

@@ -11,7 +11,8 @@ import (
 )
 
 // A run in which Redis was killed from 1s to 2s: p0-2, acknowledged during
-// the outage, is missing from the final history read.
+// the outage, is in the layer's history read but missing from the flow's
+// stream when the harness reads it from Redis itself.
 func exampleHistory() history.History {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	return history.History{
@@ -21,7 +22,8 @@ func exampleHistory() history.History {
 			{Client: "p0", Kind: history.Publish, Flow: "f1", EventID: "p0-1", Seq: 1, Call: ms(500), Return: ms(502), OK: true, Mode: "redis"},
 			{Client: "p0", Kind: history.Publish, Flow: "f1", EventID: "p0-2", Seq: 2, Call: ms(1500), Return: ms(1520), OK: true, Mode: "memory"},
 			{Client: "p0", Kind: history.Publish, Flow: "f1", EventID: "p0-3", Seq: 3, Call: ms(2200), Return: ms(2203), OK: true, Mode: "redis"},
-			{Client: "reader", Kind: history.Read, Flow: "f1", Values: []string{"p0-1", "p0-3"}, Call: ms(2900), Return: ms(2905), OK: true},
+			{Client: "reader", Kind: history.Read, Flow: "f1", Values: []string{"p0-1", "p0-2", "p0-3"}, Call: ms(2800), Return: ms(2805), OK: true},
+			{Client: "harness", Kind: history.ServerRead, Flow: "f1", Values: []string{"p0-1", "p0-3"}, Call: ms(2900), Return: ms(2905), OK: true},
 		},
 	}
 }
@@ -41,7 +43,7 @@ func ExampleRun() {
 	fmt.Println(errors.Is(results[0].Err, check.ErrLost))
 	// Output:
 	// lost FAIL
-	//    event f1/p0-2 (seq 2, during fault kill) acknowledged at 1.520s, missing from the history read at 2.900s
+	//    event f1/p0-2 (seq 2, during fault kill) acknowledged at 1.520s, missing from the Redis stream (the harness's own read) at 2.900s
 	// reordered PASS
 	// fallback_time PASS
 	//    fault kill started at 1.000s: first successful call 520ms after (publish by p0 (flow f1, event p0-2) returned at 1.520s)

@@ -63,15 +63,14 @@ type ended struct {
 }
 
 // endedInstances pairs every instance_exit op of kind how with the
-// publishes that process acknowledged (Instance equal, called after the
+// publishes that process acknowledged (their Value names its Instance,
+// called after the
 // instance's previous exit, returned before this one was called) and
-// counts those missing from their flow's final history read.
+// counts those missing from their flow's final read (finalReads: what
+// Redis holds, read by the harness itself when it could).
 func endedInstances(h history.History, how string, maxEvidence int) []ended {
 	ops := sortedOps(h)
-	final := map[string]history.Op{}
-	for _, o := range reads(h) {
-		final[o.Flow] = o
-	}
+	final := finalReads(h)
 	seen := map[string]map[string]bool{}
 	inFinal := func(flow, id string) (bool, bool) {
 		rd, ok := final[flow]
@@ -90,8 +89,8 @@ func endedInstances(h history.History, how string, maxEvidence int) []ended {
 	var exits []*history.Op
 	for k := range ops {
 		switch o := &ops[k]; {
-		case o.Kind == history.Publish && o.OK && o.Instance != "":
-			byInst[o.Instance] = append(byInst[o.Instance], o)
+		case o.Kind == history.Publish && o.OK && o.Value != "":
+			byInst[o.Value] = append(byInst[o.Value], o)
 		case o.Kind == history.InstanceExit:
 			exits = append(exits, o)
 		}

@@ -23,7 +23,7 @@ func rssOp(inst string, t float64, bytes int64) history.Op {
 
 // on is a publish acknowledged by inst.
 func on(inst string, o history.Op) history.Op {
-	o.Instance = inst
+	o.Value = inst
 	return o
 }
 

@@ -109,8 +109,10 @@ type conn struct {
 	// registered is when the first successful register returned.
 	registered time.Duration
 	isReg      bool
-	// unreg is the Call of the first unregister attempt (forever if none).
-	unreg time.Duration
+	// unreg is the Call of the first unregister attempt (forever if none);
+	// unregDone the Return of the first successful one (forever if none),
+	// unregDoneCall its Call.
+	unreg, unregDone, unregDoneCall time.Duration
 }
 
 // mark is an instant and the latest instant known by then.
@@ -147,12 +149,15 @@ func conns(h history.History) map[string][]*conn {
 		}
 		cn := byID[o.Value]
 		if cn == nil {
-			cn = &conn{id: o.Value, flow: o.Flow, unreg: forever}
+			cn = &conn{id: o.Value, flow: o.Flow, unreg: forever, unregDone: forever}
 			byID[o.Value] = cn
 			order = append(order, o.Value)
 		}
 		if o.Kind == history.RegUnreg {
 			cn.unreg = min(cn.unreg, o.Call)
+			if o.OK && o.Return < cn.unregDone {
+				cn.unregDone, cn.unregDoneCall = o.Return, o.Call
+			}
 			continue
 		}
 		cn.tried = append(cn.tried, mark{at: o.Call, latest: o.Return})
@@ -189,6 +194,20 @@ func (cn *conn) expired(o history.Op, c Config) (lastTry time.Duration, tried, g
 	return lastTry, tried, tried && o.Call-lastTry > c.RegistryTTL+c.CleanupInterval
 }
 
+// unregistered reports whether a registry read o must not see cn because
+// cn was unregistered (ErrGhost's rule below): an unregister of it returned
+// successfully before o was called, every register or heartbeat attempt of
+// it was called and returned before that unregister was called, and the
+// unregister was not called inside a fault window (fs), where a layer may
+// defer it until Redis is back.
+func (cn *conn) unregistered(o history.Op, fs []history.Fault) bool {
+	if cn.unregDone >= o.Call || phaseIn(fs, cn.unregDoneCall) == During || len(cn.tried) == 0 {
+		return false
+	}
+	last := cn.tried[len(cn.tried)-1]
+	return last.at < cn.unregDoneCall && last.latest < cn.unregDoneCall
+}
+
 // Registry judges registry visibility on every successful reg_lookup. Each
 // rule holds whenever the layer's effects happen between a call and its
 // return, so neither fires on a lookup that races a heartbeat or the TTL.
@@ -205,14 +224,19 @@ func (cn *conn) expired(o history.Op, c Config) (lastTry time.Duration, tried, g
 // its last register or heartbeat attempt called before the lookup returned
 // (successful or not: a failed one may have taken effect).
 //
+// ErrGhost: a connection must not be in the lookup when it was unregistered
+// before the lookup was called (see unregistered): an explicit unregister
+// takes effect at once, on every instance, not when the TTL would have
+// run out (at the tracker's 300 s TTL that would be a five-minute ghost).
+//
 // With Config.SkipFaultWindows, lookups called inside a fault window are
 // not judged. Each connection counts once.
 func Registry(h history.History, c Config) Result {
 	c = c.withDefaults()
-	r := result("registry", ErrVanished.Error()+"; "+ErrLingered.Error())
+	r := result("registry", ErrVanished.Error()+"; "+ErrLingered.Error()+"; "+ErrGhost.Error())
 	fs := faultsOf(h)
 	byFlow := conns(h)
-	var vanished, lingered findings
+	var vanished, lingered, ghosts findings
 	var lookups, judged int
 	for _, l := range sortedOps(h) {
 		if l.Kind != history.RegLookup || !l.OK {
@@ -234,6 +258,16 @@ func Registry(h history.History, c Config) Result {
 					vanished.note(cn.id, func() string {
 						return fmt.Sprintf("lookup of %s by %s at %s (%s) returned at %s: last heartbeat called at %s, %s before (TTL %s)",
 							l.Flow, l.Client, secs(l.Call), where(fs, l.Call), secs(l.Return), secs(last), (l.Return - last).Round(time.Millisecond), c.RegistryTTL)
+					})
+				}
+				continue
+			}
+			if cn.unregistered(l, fs) {
+				counted = true
+				if seen[cn.id] {
+					ghosts.note(cn.id, func() string {
+						return fmt.Sprintf("lookup of %s by %s at %s (%s): unregistered at %s, %s before",
+							l.Flow, l.Client, secs(l.Call), where(fs, l.Call), secs(cn.unregDone), (l.Call - cn.unregDone).Round(time.Millisecond))
 					})
 				}
 				continue
@@ -261,8 +295,12 @@ func Registry(h history.History, c Config) Result {
 	for _, id := range lingered.order {
 		r.Evidence = append(r.Evidence, fmt.Sprintf("connection %s still listed by %d lookups after it stopped heartbeating; first: %s", id, lingered.n[id], lingered.first[id]))
 	}
+	for _, id := range ghosts.order {
+		r.Evidence = append(r.Evidence, fmt.Sprintf("connection %s still listed by %d lookups after its unregister returned; first: %s", id, ghosts.n[id], ghosts.first[id]))
+	}
 	r.Metrics["vanished"] = float64(len(vanished.order))
 	r.Metrics["lingered"] = float64(len(lingered.order))
+	r.Metrics["ghosts"] = float64(len(ghosts.order))
 	r.Metrics["lookups"] = float64(judged)
 	var fails []error
 	if n := len(vanished.order); n > 0 {
@@ -270,6 +308,9 @@ func Registry(h history.History, c Config) Result {
 	}
 	if n := len(lingered.order); n > 0 {
 		fails = append(fails, fmt.Errorf("%w: %d connections", ErrLingered, n))
+	}
+	if n := len(ghosts.order); n > 0 {
+		fails = append(fails, fmt.Errorf("%w: %d connections", ErrGhost, n))
 	}
 	unjudged := ""
 	if judged == 0 {

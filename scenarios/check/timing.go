@@ -161,7 +161,9 @@ func firstAfter(ops []history.Op, from, to time.Duration, match func(history.Op)
 
 // bounded judges, for each merged fault window, the time from mark(w) to the
 // first layer call matching match (called in [mark, until(w))), against
-// limit. It is the shared body of FallbackTime and RecoverTime. Windows
+// limit, less the harness stalls inside that time (a host stall is the
+// harness's, not the layer's). It is the shared body of FallbackTime and
+// RecoverTime. Windows
 // that cannot be judged are listed in the evidence; the result is
 // INCONCLUSIVE only when no window could be judged.
 type bounded struct {
@@ -187,6 +189,7 @@ func (b bounded) judge(h history.History, c Config) Result {
 		return r.noData("no call reports the mode it was served in")
 	}
 	end := runEnd(h)
+	ss := stallsOf(h)
 	var fails []error
 	var unjudged []string
 	var worst time.Duration
@@ -200,10 +203,14 @@ func (b bounded) judge(h history.History, c Config) Result {
 		to := b.until(i, ws)
 		o, ok, tried := firstAfter(ops, at, to, b.match)
 		if ok {
-			d := max(o.Return-at, 0)
+			stall := stalled(ss, at, o.Return)
+			d := max(o.Return-at-stall, 0)
 			measured = true
 			worst = max(worst, d)
 			line := fmt.Sprintf("fault %s %s at %s: %s %s after (%s returned at %s)", w.name(), b.event, secs(at), b.goal, d.Round(time.Millisecond), describeOp(o), secs(o.Return))
+			if stall > 0 {
+				line += fmt.Sprintf(", %s of harness stall subtracted", stall.Round(time.Millisecond))
+			}
 			if d > b.limit {
 				fails = append(fails, fmt.Errorf("%w: fault %s: %s > %s", b.sentinel, w.name(), d.Round(time.Millisecond), b.limit))
 				line += fmt.Sprintf(", over the %s bound", b.limit)
@@ -212,6 +219,7 @@ func (b bounded) judge(h history.History, c Config) Result {
 			continue
 		}
 		span := min(to, end) - at
+		span -= stalled(ss, at, at+span)
 		if tried == 0 || span < b.limit {
 			unjudged = append(unjudged, fmt.Sprintf("fault %s: %d calls in the %s observed after it %s", w.name(), tried, span.Round(time.Millisecond), b.event))
 			continue

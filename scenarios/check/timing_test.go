@@ -119,6 +119,38 @@ func TestRecoverTime(t *testing.T) {
 	})
 }
 
+// TestTimingStalls: a harness stall between a fault's edge and the first
+// call that shows the layer recovered or fell back is the harness's time,
+// not the layer's: it is subtracted, and said so.
+func TestTimingStalls(t *testing.T) {
+	stalled := func(h history.History, from, to float64) history.History {
+		h.Stalls = append(h.Stalls, history.Stall{Start: s(from), End: s(to)})
+		return h
+	}
+	mem := func(call float64) history.Op {
+		return withMode(pub("p0", "f1", int64(call*100), call, call+0.01, true), "memory")
+	}
+	red := func(call float64) history.Op {
+		return withMode(pub("p0", "f1", int64(call*100), call, call+0.01, true), "redis")
+	}
+	down := []history.Fault{fault("down", 1, 3)}
+	runTable(t, "recover_time", RecoverTime, []tc{
+		{name: "a stall explains the slow switch back", h: stalled(hist(down, mem(3.1), red(5.5)), 3.2, 5.0),
+			verdict: Pass, evidence: []string{"first call served from redis 710ms after (publish by p0 (flow f1, event p0-550) returned at 5.510s), 1.8s of harness stall subtracted"},
+			metrics: map[string]float64{"recover_ms": 710}},
+		{name: "slow beyond the stall", h: stalled(hist(down, mem(3.1), red(6)), 3.2, 3.5),
+			verdict: Fail, err: ErrNoRecovery, metrics: map[string]float64{"recover_ms": 2710}},
+		{name: "a stall outside the interval excuses nothing", h: stalled(hist(down, mem(3.1), red(6)), 6.5, 9),
+			verdict: Fail, err: ErrNoRecovery, metrics: map[string]float64{"recover_ms": 3010}},
+		{name: "a stalled span is too short to judge", h: stalled(hist(down, mem(3.1), mem(4.5)), 3.2, 4.4),
+			verdict: Inconclusive, err: ErrNoData},
+	})
+	runTable(t, "fallback_time", FallbackTime, []tc{
+		{name: "a stall explains the slow fallback", h: stalled(hist(down, pub("p0", "f1", 1, 2.5, 2.51, true)), 1.2, 2.4),
+			verdict: Pass, metrics: map[string]float64{"fallback_ms": 310}},
+	})
+}
+
 func TestErrorRate(t *testing.T) {
 	var ops []history.Op
 	for i := 0; i < 100; i++ {

@@ -1,0 +1,253 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/gonogo/harness/internal/history"
+)
+
+// Sentinels of the session-chain guarantee (guarantee 10).
+var (
+	ErrChainMissing   = errors.New("a client that reconnects with Last-Event-ID, to any instance, must receive every event published to its flow after its first connect")
+	ErrChainDuplicate = errors.New("a client must receive each event at most once across all its connections")
+	ErrChainReordered = errors.New("a client must receive the events of its flow in publish order: an event acknowledged before another's publish began comes first")
+)
+
+// SlowClientPrefix starts the name of an SSE client that reads slowly or
+// stops reading on purpose (package scenarios): the delivery check leaves
+// it out (its latency is its own doing), the session-chain check judges it
+// like any other.
+const SlowClientPrefix = "slow-"
+
+// chain is one logical SSE client on one flow: its connections (subscribe
+// ops, in connect order) and what they received.
+type chain struct {
+	key   subKey
+	conns []history.Op
+	fails int
+}
+
+// chains groups the subscribe ops of each client and flow. A subscribe op
+// is one connection of the logical client named by Client: Seq numbers its
+// connections, Value names the instance it reached, Values[0], when set,
+// is the Last-Event-ID it sent. A failed one (not OK) never connected.
+func chains(h history.History) []*chain {
+	m := map[subKey]*chain{}
+	for _, o := range h.Ops {
+		if o.Kind != history.Subscribe {
+			continue
+		}
+		k := subKey{o.Client, o.Flow}
+		ch := m[k]
+		if ch == nil {
+			ch = &chain{key: k}
+			m[k] = ch
+		}
+		if !o.OK {
+			ch.fails++
+			continue
+		}
+		ch.conns = append(ch.conns, o)
+	}
+	out := make([]*chain, 0, len(m))
+	for _, k := range sortedSubKeys(m) {
+		if len(m[k].conns) > 0 {
+			out = append(out, m[k])
+		}
+	}
+	return out
+}
+
+// connName is "connection 3 (inst-1, Last-Event-ID 17-0)" for evidence.
+func connName(o history.Op) string {
+	s := fmt.Sprintf("connection %d", o.Seq)
+	var at []string
+	if o.Value != "" {
+		at = append(at, o.Value)
+	}
+	if len(o.Values) > 0 && o.Values[0] != "" {
+		at = append(at, "Last-Event-ID "+o.Values[0])
+	}
+	if len(at) > 0 {
+		s += " (" + strings.Join(at, ", ") + ")"
+	}
+	return s
+}
+
+// place says where in the chain t fell: inside a connection, or in the gap
+// before the next one.
+func (ch *chain) place(t time.Duration) string {
+	for i, c := range ch.conns {
+		if t < c.Call {
+			if i == 0 {
+				return "before the first connection"
+			}
+			return fmt.Sprintf("in the gap between %s, ended at %s, and %s at %s", connName(ch.conns[i-1]), secs(subEnd(ch.conns[i-1])), connName(c), secs(c.Call))
+		}
+		if t < subEnd(c) {
+			return "during " + connName(c)
+		}
+	}
+	return "after the last connection"
+}
+
+// DetectableRate is the smallest per-event violation rate that judging n
+// events detects with probability 0.95: the p with 1-(1-p)^n = 0.95,
+// about 3/n. It is 1 for n = 0.
+func DetectableRate(n int) float64 {
+	if n <= 0 {
+		return 1
+	}
+	return 1 - math.Pow(0.05, 1/float64(n))
+}
+
+// SessionChain judges each logical SSE client's chain of connections (all
+// its connections to one flow, across reconnects, instances and modes):
+// every acknowledged event of the flow whose publish was called at or after
+// the chain's first connect, and acknowledged at least Config.DeliveryGrace
+// before its last connection ended, must be received (ErrChainMissing):
+// events published while the client was away arrive by Last-Event-ID
+// catch-up. With Config.SkipFaultWindows, an event published inside a fault
+// window is expected only when a connection of the chain began after that
+// window ended (a resume could then fetch it). No event may be received
+// twice (ErrChainDuplicate), and first receipts must respect the
+// acknowledged order: when a's publish returned before b's was called, a
+// comes first (ErrChainReordered). A slow consumer (SlowClientPrefix) may
+// never catch up: it is owed only the events acknowledged before the
+// latest-published one it received was called, so a gap counts, a backlog
+// does not.
+// Metric chain_detectable_pct states the
+// check's sensitivity: the smallest per-event violation rate it detects
+// with 95 % probability, given the events it judged.
+func SessionChain(h history.History, c Config) Result {
+	c = c.withDefaults()
+	r := result("session_chain", strings.Join([]string{ErrChainMissing.Error(), ErrChainDuplicate.Error(), ErrChainReordered.Error()}, "; "))
+	chs := chains(h)
+	if len(chs) == 0 {
+		return r.noData("no SSE connection")
+	}
+	fs := faultsOf(h)
+	ws := windowsOf(fs)
+	acked := ackedByFlow(h)
+	pubs := publishes(h)
+	dels := deliveries(h)
+	var judged, missing, dups, reordered, conns, fails int
+	var missEv, dupEv, reoEv []string
+	for _, ch := range chs {
+		conns += len(ch.conns)
+		fails += ch.fails
+		first := ch.conns[0].Call
+		end := subEnd(ch.conns[len(ch.conns)-1])
+		got := dels[ch.key]
+		if got == nil {
+			got = &received{byID: map[string][]receipt{}}
+		}
+		owed := end - c.DeliveryGrace
+		if strings.HasPrefix(ch.key.client, SlowClientPrefix) {
+			owed = min(owed, reachedUpTo(got, pubs, ch.key.flow))
+		}
+		for _, p := range acked[ch.key.flow] {
+			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) {
+				continue
+			}
+			judged++
+			if len(got.byID[p.EventID]) == 0 {
+				missing++
+				missEv = append(missEv, fmt.Sprintf("client %s: event %s/%s (%s) published %s, acknowledged at %s, never received",
+					ch.key.client, ch.key.flow, p.EventID, where(fs, p.Call), ch.place(p.Call), secs(p.Return)))
+			}
+		}
+		var latest history.Op // received event whose publish was called last
+		for _, id := range got.order {
+			ds := got.byID[id]
+			if len(ds) > 1 {
+				dups++
+				at := make([]string, len(ds))
+				for i, d := range ds {
+					at[i] = secs(d.Return) + " " + ch.place(d.Return)
+				}
+				dupEv = append(dupEv, fmt.Sprintf("client %s: event %s/%s received %d times: %s",
+					ch.key.client, ch.key.flow, id, len(ds), strings.Join(at, "; ")))
+			}
+			p, ok := pubs[eventKey{ch.key.flow, id}]
+			if !ok || !p.OK {
+				continue
+			}
+			if latest.EventID != "" && latest.Call > p.Return {
+				reordered++
+				reoEv = append(reoEv, fmt.Sprintf("client %s: event %s/%s (acknowledged at %s) received at %s %s, after %s (published at %s)",
+					ch.key.client, ch.key.flow, id, secs(p.Return), secs(ds[0].Return), ch.place(ds[0].Return), latest.EventID, secs(latest.Call)))
+			}
+			if p.Call > latest.Call || latest.EventID == "" {
+				latest = p
+			}
+		}
+	}
+	r.Evidence = append(append(append(r.Evidence, missEv...), dupEv...), reoEv...)
+	if judged > 0 {
+		r.Evidence = append(r.Evidence, fmt.Sprintf("judged %d events over %d clients and %d connections: detects a per-event violation rate of %.3g %% with 95 %% probability",
+			judged, len(chs), conns, 100*DetectableRate(judged)))
+	}
+	r.Metrics["chains"] = float64(len(chs))
+	r.Metrics["chain_connections"] = float64(conns)
+	r.Metrics["chain_failed_connects"] = float64(fails)
+	r.Metrics["chain_judged"] = float64(judged)
+	r.Metrics["chain_missing"] = float64(missing)
+	r.Metrics["chain_duplicates"] = float64(dups)
+	r.Metrics["chain_reordered"] = float64(reordered)
+	r.Metrics["chain_detectable_pct"] = 100 * DetectableRate(judged)
+	var errs []error
+	if missing > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d of %d events missing", ErrChainMissing, missing, judged))
+	}
+	if dups > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d events received more than once", ErrChainDuplicate, dups))
+	}
+	if reordered > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d events received after a later one", ErrChainReordered, reordered))
+	}
+	unjudged := ""
+	if judged == 0 {
+		unjudged = "no acknowledged event was published within a chain's span"
+	}
+	return r.finish(c, errs, unjudged)
+}
+
+// reachedUpTo is the latest publish call among the events a slow consumer
+// received: it is owed everything acknowledged before it (no gap), not
+// what it never got to read.
+func reachedUpTo(got *received, pubs map[eventKey]history.Op, flow string) time.Duration {
+	var t time.Duration = -1
+	for _, id := range got.order {
+		if p, ok := pubs[eventKey{flow, id}]; ok && p.Call > t {
+			t = p.Call
+		}
+	}
+	return t
+}
+
+// resumedAfter reports whether an event published at t is expected of the
+// chain as far as faults go: always, unless Config.SkipFaultWindows and t
+// falls in a fault window; then only when a connection began after the
+// window ended.
+func (ch *chain) resumedAfter(t time.Duration, ws []window, c Config) bool {
+	if !c.SkipFaultWindows {
+		return true
+	}
+	for _, w := range ws {
+		if t < w.Start || t >= w.End {
+			continue
+		}
+		for _, o := range ch.conns {
+			if o.Call >= w.End {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}

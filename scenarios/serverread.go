@@ -1,0 +1,120 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/redact"
+)
+
+// serverReader reads flows' streams straight from Redis with a client of
+// the harness's own, so the lost, duplicated and reordered checks judge
+// what Redis holds rather than what the layer answers (a layer could
+// answer from memory). It needs a layer that names its streams
+// (impl.Streams) and the event bus on Redis; otherwise the final reads go
+// through the layer, and the lost check says so.
+type serverReader struct {
+	rdb     *redis.Client
+	streams impl.Streams
+	secret  string // the target's password, masked in errors
+}
+
+// newServerReader connects to the target directly (not through the proxy:
+// faults are over, and the read must not depend on the layer's path). It
+// returns nil when the run cannot read the streams itself.
+func (r *run) newServerReader() *serverReader {
+	if r.target == nil || len(r.layers) == 0 || !r.cfg.Enabled || !r.cfg.EventBus {
+		return nil
+	}
+	st, ok := r.layers[0].Bus.(impl.Streams)
+	if !ok {
+		return nil
+	}
+	opt, err := redis.ParseURL(r.target.URL())
+	if err != nil {
+		r.notes.add("final reads through the layer: the target's URL does not parse: %s", redact.Text(err.Error(), redact.Password(r.target.URL())))
+		return nil
+	}
+	opt.TLSConfig = r.target.TLS()
+	opt.MaxRetries = -1
+	opt.PoolSize = 1
+	return &serverReader{rdb: redis.NewClient(opt), streams: st, secret: redact.Password(r.target.URL())}
+}
+
+func (s *serverReader) Close() { s.rdb.Close() }
+
+// read records the flow's stream as Redis holds it: its newest n entries,
+// in stream order, each entry's event ID (field "id", or field "event"
+// holding the event's JSON; an entry with neither shows as "?<entry id>").
+func (s *serverReader) read(ctx context.Context, r *run, flow string, n int) (history.Op, []string) {
+	op := history.Op{Client: "harness", Kind: history.ServerRead, Flow: flow, Call: r.rec.Now()}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	msgs, err := s.rdb.XRevRangeN(cctx, s.streams.StreamKey(flow), "+", "-", int64(n)).Result()
+	cancel()
+	op.Return = r.rec.Now()
+	op.OK = err == nil
+	if err != nil {
+		op.Err = redact.Text(err.Error(), s.secret)
+	}
+	slices.Reverse(msgs)
+	for _, m := range msgs {
+		op.Values = append(op.Values, entryEventID(m))
+	}
+	return op, op.Values
+}
+
+// entryEventID is the event ID a stream entry carries.
+func entryEventID(m redis.XMessage) string {
+	if id, ok := m.Values["id"].(string); ok && id != "" {
+		return id
+	}
+	if js, ok := m.Values["event"].(string); ok {
+		var e struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal([]byte(js), &e) == nil && e.ID != "" {
+			return e.ID
+		}
+	}
+	return "?" + m.ID
+}
+
+// info records the flow's stream length and TTL as Redis reports them, for
+// the stream_bounds check.
+func (s *serverReader) info(ctx context.Context, r *run, flow string) {
+	op := history.Op{Client: "harness", Kind: history.StreamInfo, Flow: flow, Call: r.rec.Now()}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	var n *redis.IntCmd
+	var ttl *redis.DurationCmd
+	_, err := s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+		key := s.streams.StreamKey(flow)
+		n, ttl = p.XLen(cctx, key), p.PTTL(cctx, key)
+		return nil
+	})
+	cancel()
+	op.Return = r.rec.Now()
+	op.OK = err == nil
+	if err != nil {
+		op.Err = redact.Text(err.Error(), s.secret)
+	} else {
+		op.Count = n.Val()
+		op.Value = strconv.FormatInt(pttlMillis(ttl.Val()), 10)
+	}
+	r.rec.Add(op)
+}
+
+// pttlMillis is PTTL's answer in milliseconds: go-redis returns -1 and -2
+// (no TTL, no key) as those many nanoseconds.
+func pttlMillis(d time.Duration) int64 {
+	if d < 0 {
+		return int64(d)
+	}
+	return d.Milliseconds()
+}

@@ -1,0 +1,106 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/impl/hardened"
+	"github.com/gonogo/harness/scenarios/check"
+)
+
+// memoryBus answers every publish and history read from memory and never
+// writes to Redis, while naming the stream a real bus would write: a layer
+// whose Redis path is dead code. Through its own history it loses nothing.
+type memoryBus struct {
+	impl.Bus
+	impl.Streams
+}
+
+// hiddenStreams is the hardened bus without its StreamKey: the harness
+// cannot read its streams itself.
+type hiddenStreams struct{ impl.Bus }
+
+// TestServerReadCatches: the lost check judges the stream as the harness
+// reads it from Redis with its own client, so a layer that serves events
+// from memory without writing them fails it (it passed when the final read
+// went through the layer); a layer that does not name its streams is
+// judged through the layer, and the result says so.
+func TestServerReadCatches(t *testing.T) {
+	needRedis(t)
+	t.Run("memory only", func(t *testing.T) {
+		t.Parallel()
+		reg := mutant(func(l *impl.Layer) {
+			mem, err := hardened.New(context.Background(), impl.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			streams, _ := l.Bus.(impl.Streams)
+			l.Bus = memoryBus{Bus: mem.Bus, Streams: streams}
+			closeReal := l.Close
+			l.Close = func() error { return errors.Join(mem.Close(), closeReal()) }
+		})
+		spec, err := Parse("mutation.yaml", []byte(mutationSpec), DefaultKnown(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := runSpec(t, spec, "mutant", reg, 1)
+		r, _ := result(o, "lost")
+		if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrLost) {
+			t.Errorf("check lost: got %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrLost)
+		}
+		if got := r.Metrics["flows_read_from_redis"]; got != 4 {
+			t.Errorf("flows_read_from_redis = %v; want 4", got)
+		}
+	})
+	t.Run("streams not named", func(t *testing.T) {
+		t.Parallel()
+		reg := mutant(func(l *impl.Layer) { l.Bus = hiddenStreams{l.Bus} })
+		spec, err := Parse("mutation.yaml", []byte(mutationSpec), DefaultKnown(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := runSpec(t, spec, "mutant", reg, 1)
+		r, _ := result(o, "lost")
+		if r.Verdict != check.Pass {
+			t.Errorf("check lost: got %s (%v); want PASS through the layer", r.Verdict, r.Err)
+		}
+		if got := r.Metrics["flows_read_through_layer"]; got != 4 {
+			t.Errorf("flows_read_through_layer = %v; want 4", got)
+		}
+	})
+}
+
+// TestStreamBoundsCaught: a layer that ignores the configured MAXLEN and
+// stream TTL (it was built with its own) keeps every event, for 1000 h;
+// stream_trim's stream_bounds check, reading XLEN and PTTL from Redis, must
+// fail it, and no other check needs to.
+func TestStreamBoundsCaught(t *testing.T) {
+	needRedis(t)
+	t.Parallel()
+	reg := &impl.Profiles{}
+	reg.Register("mutant", func(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
+		cfg.StreamMaxLen, cfg.StreamTTL = 1<<40, 1000*time.Hour
+		return hardened.New(ctx, cfg)
+	})
+	spec, err := Load("stream_trim", DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := runSpec(t, spec, "mutant", reg, 1)
+	for _, r := range o.Results {
+		switch {
+		case r.Check == "stream_bounds":
+			if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrStreamBounds) {
+				t.Errorf("check stream_bounds: got %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrStreamBounds)
+			}
+			if r.Metrics["streams_untrimmed"] != 2 || r.Metrics["streams_ttl_over"] != 2 {
+				t.Errorf("stream_bounds metrics %v; want 2 untrimmed, 2 over TTL", r.Metrics)
+			}
+		case r.Verdict == check.Fail:
+			t.Errorf("check %s: got FAIL (%v); want only stream_bounds to catch this mutant", r.Check, r.Err)
+		}
+	}
+}
