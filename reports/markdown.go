@@ -53,6 +53,7 @@ func Markdown(r Run) []byte {
 		}
 		b.WriteString("\n")
 	}
+	mdSensitivity(&b, r.Scenarios)
 	if len(r.Benchmarks) > 0 {
 		b.WriteString("## Benchmarks\n\nLatency in ms.\n\n")
 		b.WriteString("| Op | Profile | Target | ops/s | p50 | p90 | p99 | p99.9 | max | round trips/op | commands/op | bytes/op out | bytes/op in | errors |\n")
@@ -80,6 +81,28 @@ func Markdown(r Run) []byte {
 		fmt.Fprintf(&b, "| %s | %s |\n", row[0], mdCell(row[1]))
 	}
 	return b.Bytes()
+}
+
+// mdSensitivity lists what each check that states its sensitivity could
+// have caught, so that a GO says how rare a violation may be and still
+// slip through.
+func mdSensitivity(w io.Writer, ss []Scenario) {
+	var rows []string
+	for _, s := range ss {
+		for _, c := range s.Checks {
+			if c.Sensitivity != "" {
+				rows = append(rows, fmt.Sprintf("| %s | %s | %s |\n", mdCell(s.Name), mdCell(c.Name), mdCell(c.Sensitivity)))
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprint(w, "## Sensitivity\n\n| Scenario | Check | What it would have caught |\n|---|---|---|\n")
+	for _, row := range rows {
+		fmt.Fprint(w, row)
+	}
+	fmt.Fprintln(w)
 }
 
 func mdDetails(w io.Writer, title string, rs []CriterionResult) {

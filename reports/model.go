@@ -125,6 +125,10 @@ type Check struct {
 	// They count as evidence only when the check reached a verdict (PASS or
 	// FAIL).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// Sensitivity states the rarest violation the check would have caught
+	// with 95 % probability, given the events it judged ("" when the check
+	// does not say); it is also the last line of Evidence.
+	Sensitivity string `json:"sensitivity,omitempty"`
 }
 
 // Fault is a fault window, in ms since the scenario's base time.

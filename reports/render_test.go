@@ -349,3 +349,18 @@ func TestExternalImplementationShown(t *testing.T) {
 		}
 	}
 }
+
+// TestSensitivityRendered: a check's stated sensitivity gets its own table
+// in summary.md and its line in report.html's check table.
+func TestSensitivityRendered(t *testing.T) {
+	r := fixtureRun(t)
+	const sens = "judged 7000 events acknowledged on Redis and 6500 from memory: a violation rate of 1 in 2336 (Redis) and 1 in 2169 (memory) shows with 95 % probability"
+	r.Scenarios[0].Checks = append(r.Scenarios[0].Checks, Check{Name: "lost", Verdict: Pass, Sensitivity: sens, Evidence: []string{"sensitivity: " + sens}})
+	md := string(Markdown(r))
+	if want := "## Sensitivity\n\n| Scenario | Check | What it would have caught |\n|---|---|---|\n| " + r.Scenarios[0].Name + " | lost | " + sens + " |\n"; !strings.Contains(md, want) {
+		t.Errorf("summary.md lacks the sensitivity table %q", want)
+	}
+	if h := string(HTML(r)); !strings.Contains(h, html.EscapeString("sensitivity: "+sens)) {
+		t.Errorf("report.html lacks the sensitivity line")
+	}
+}

@@ -242,7 +242,10 @@ func scenarioModel(name string, o scenarios.Outcome, h history.History) (reports
 	var anomalies []reports.Anomaly
 	for _, r := range o.Results {
 		c := reports.Check{Name: r.Check, Guarantee: checkGuarantee[r.Check], Verdict: modelVerdict(r.Verdict),
-			Error: r.Error, Evidence: r.Evidence, Metrics: r.Metrics}
+			Error: r.Error, Evidence: r.Evidence, Metrics: r.Metrics, Sensitivity: r.Sensitivity}
+		if r.Sensitivity != "" {
+			c.Evidence = append(slices.Clip(c.Evidence), "sensitivity: "+r.Sensitivity)
+		}
 		if r.ReportOnly {
 			c.Evidence = append([]string{"reported only: does not decide the scenario's verdict"}, c.Evidence...)
 		}

@@ -48,6 +48,9 @@ type Result struct {
 	Evidence []string `json:"evidence,omitempty"`
 	// Metrics are measured values, each named in the Metrics catalogue.
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// Sensitivity states, where the check can, the rarest violation it
+	// would have caught with 95 % probability given the events it judged.
+	Sensitivity string `json:"sensitivity,omitempty"`
 }
 
 // MarshalJSON writes r with its error text as "error".

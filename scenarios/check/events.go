@@ -157,6 +157,7 @@ func Lost(h history.History, c Config) Result {
 	}
 	var lost, judged, memOnly, server, layer int
 	var unread, notes []string
+	modes := newJudgedModes()
 	for _, flow := range sortedKeys(acked) {
 		rd, ok := final[flow]
 		switch {
@@ -187,6 +188,7 @@ func Lost(h history.History, c Config) Result {
 				continue
 			}
 			judged++
+			modes.add(p)
 			if !seen[p.EventID] {
 				lost++
 				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s (seq %d, %s) acknowledged at %s, missing from the %s at %s",
@@ -210,6 +212,7 @@ func Lost(h history.History, c Config) Result {
 	}
 	r.Metrics["lost"] = float64(lost)
 	r.Metrics["acknowledged"] = float64(judged)
+	modes.state(&r, "lost")
 	r.Metrics["flows_read_from_redis"] = float64(server)
 	r.Metrics["flows_read_through_layer"] = float64(layer)
 	r.Metrics["unread_flows"] = float64(len(unread))
@@ -264,6 +267,8 @@ func Duplicated(h history.History, c Config) Result {
 		return r.noData("no history read and no delivery")
 	}
 	inRead := map[eventKey]bool{}
+	pubs := publishes(h)
+	modes := newJudgedModes()
 	for _, rd := range rds {
 		pos := map[string][]int{}
 		for i, id := range rd.Values {
@@ -271,6 +276,9 @@ func Duplicated(h history.History, c Config) Result {
 		}
 		for _, id := range rd.Values {
 			k := eventKey{rd.Flow, id}
+			if p, ok := pubs[k]; ok && p.OK {
+				modes.add(p)
+			}
 			if p := pos[id]; len(p) > 1 && !inRead[k] {
 				inRead[k] = true
 				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s appears %d times in the %s of %s at %s (positions %s)",
@@ -294,6 +302,7 @@ func Duplicated(h history.History, c Config) Result {
 				k.flow, id, len(ds), k.client, strings.Join(at, ", ")))
 		}
 	}
+	modes.state(&r, "duplicated")
 	r.Metrics["duplicates"] = float64(len(inRead))
 	r.Metrics["duplicates_delivered"] = float64(delivered)
 	var fails []error
@@ -333,6 +342,7 @@ func Reordered(h history.History, c Config) Result {
 	pubs := publishes(h)
 	judged := 0
 	bad := map[eventKey]bool{}
+	judgedIn := map[eventKey]bool{}
 	realtime := 0
 	for _, rd := range reads(h, stored...) {
 		o := newOrder(pubs, rd.Flow)
@@ -343,6 +353,7 @@ func Reordered(h history.History, c Config) Result {
 			}
 			judged++
 			k := eventKey{rd.Flow, id}
+			judgedIn[k] = true
 			if why == "" || bad[k] {
 				continue
 			}
@@ -353,6 +364,10 @@ func Reordered(h history.History, c Config) Result {
 			r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s: event %s at position %d of the %s at %s %s",
 				rd.Flow, id, i, readName(rd), secs(rd.Call), why))
 		}
+	}
+	modes := newJudgedModes()
+	for k := range judgedIn {
+		modes.add(pubs[k])
 	}
 	badDel := 0
 	dels := deliveries(h)
@@ -375,6 +390,7 @@ func Reordered(h history.History, c Config) Result {
 	if judged == 0 {
 		return r.noData("no history read or delivery holds an acknowledged event")
 	}
+	modes.state(&r, "reordered")
 	r.Metrics["reordered"] = float64(len(bad))
 	r.Metrics["reordered_realtime"] = float64(realtime)
 	r.Metrics["delivery_reordered"] = float64(badDel)

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -260,4 +261,40 @@ func TestDelivery(t *testing.T) {
 			metrics: map[string]float64{"delivery_max_ms": 100}},
 		{name: "no subscription", h: mk(nil, all...), verdict: Inconclusive, err: ErrNoData},
 	})
+}
+
+// TestSensitivity: lost, duplicated and reordered state, per mode, the
+// rarest violation they would have caught: 6000 events on Redis make 1 in
+// 2003; 10 from memory only 1 in 3.
+func TestSensitivity(t *testing.T) {
+	var ops []history.Op
+	var ids []string
+	for i := int64(1); i <= 6010; i++ {
+		p := pub("p0", "f1", i, float64(i)/1000, float64(i)/1000+0.0001, true)
+		p.Mode = "redis"
+		if i > 6000 {
+			p.Mode = "memory"
+		}
+		ops = append(ops, p)
+		ids = append(ids, p.EventID)
+	}
+	ops = append(ops, rd("f1", 9, ids...))
+	for _, ch := range []struct {
+		name string
+		f    Checker
+	}{{"lost", Lost}, {"duplicated", Duplicated}, {"reordered", Reordered}} {
+		r := ch.f(hist(nil, ops...), Config{})
+		if r.Verdict != Pass {
+			t.Errorf("%s: %s (%v); want PASS", ch.name, r.Verdict, r.Err)
+		}
+		if got := r.Metrics[ch.name+"_detectable_1_in_redis"]; got != 2003 {
+			t.Errorf("%s: detectable_1_in_redis = %v; want 2003", ch.name, got)
+		}
+		if got := r.Metrics[ch.name+"_detectable_1_in_memory"]; got != 3 {
+			t.Errorf("%s: detectable_1_in_memory = %v; want 3", ch.name, got)
+		}
+		if want := "judged 6000 events acknowledged on Redis and 10 from memory: a violation rate of 1 in 2003 (Redis) and 1 in 3 (memory)"; !strings.Contains(r.Sensitivity, want) {
+			t.Errorf("%s: sensitivity %q; want it to contain %q", ch.name, r.Sensitivity, want)
+		}
+	}
 }

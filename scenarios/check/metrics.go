@@ -36,6 +36,12 @@ func catalogue() []Metric {
 	ms := []Metric{
 		{"lost", "count", "lost", "acknowledged events missing from their flow's final history read"},
 		{"acknowledged", "count", "lost", "acknowledged events judged by the lost check"},
+		{"lost_detectable_1_in_redis", "count", "lost", "sensitivity: the rarest loss among events acknowledged on Redis (1 in N) the check catches with 95 % probability"},
+		{"lost_detectable_1_in_memory", "count", "lost", "sensitivity: the same for events acknowledged from memory (fallback)"},
+		{"duplicated_detectable_1_in_redis", "count", "duplicated", "sensitivity: the rarest duplication of events acknowledged on Redis (1 in N) caught with 95 % probability"},
+		{"duplicated_detectable_1_in_memory", "count", "duplicated", "sensitivity: the same for events acknowledged from memory"},
+		{"reordered_detectable_1_in_redis", "count", "reordered", "sensitivity: the rarest misplacement of events acknowledged on Redis (1 in N) caught with 95 % probability"},
+		{"reordered_detectable_1_in_memory", "count", "reordered", "sensitivity: the same for events acknowledged from memory"},
 		{"flows_read_from_redis", "count", "lost", "flows judged on the harness's own read of their Redis stream"},
 		{"flows_read_through_layer", "count", "lost", "flows judged on the layer's history read (the layer names no streams)"},
 		{"stream_len_max", "count", "stream_bounds", "longest flow stream (XLEN) after the run, read by the harness"},
