@@ -44,8 +44,8 @@ type RatePoint struct {
 }
 
 // SeriesFrom buckets a history's operations by call time into series, one
-// per op kind. Subscribe and redis_state records are not calls and are left
-// out. Buckets with no calls have no latency point and a zero rate; calls
+// per op kind. Subscribe, redis_state, rss and instance_exit records are
+// not calls and are left out. Buckets with no calls have no latency point and a zero rate; calls
 // made at or after h.End count in the last bucket.
 func SeriesFrom(h history.History, bucket time.Duration) Series {
 	if bucket <= 0 {
@@ -58,7 +58,7 @@ func SeriesFrom(h history.History, bucket time.Duration) Series {
 	}
 	kinds := map[string]*acc{}
 	for _, op := range h.Ops {
-		if op.Kind == history.Subscribe || op.Kind == history.RedisState {
+		if op.Kind == history.Subscribe || op.Kind == history.RedisState || op.Kind == history.RSS || op.Kind == history.InstanceExit {
 			continue
 		}
 		a := kinds[op.Kind]

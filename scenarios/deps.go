@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"os"
 	"strings"
 	"time"
 
@@ -88,13 +89,19 @@ type TargetOptions struct {
 // container (remote-sim is always TLS; a url target is TLS when its
 // scheme is rediss://).
 func NewDeps(o TargetOptions) *Deps {
-	return &Deps{
+	d := &Deps{
 		StartTarget:      o.start,
 		NewProxy:         newEmbeddedProxy,
 		Fault:            chaos.Lookup,
 		Service:          startService,
 		AllowDestructive: o.AllowDestructive,
 	}
+	// Instance processes are this executable serving: `harness serve`, or
+	// a test binary whose TestMain serves when ChildEnv is set.
+	if exe, err := os.Executable(); err == nil {
+		d.Serve = []string{exe, "serve"}
+	}
+	return d
 }
 
 // start starts (or opens) the target for one run of a spec.
@@ -154,10 +161,14 @@ func DefaultKnown(p *impl.Profiles) Known {
 				_, err := parseFlag(params)
 				return err
 			}
+			if isInstanceFault(name) {
+				_, err := parseInstanceFault(name, params)
+				return err
+			}
 			_, err := chaos.Lookup(name, params)
 			return err
 		},
-		Faults:   append(chaos.Names(), check.FlagFault),
+		Faults:   append(append(chaos.Names(), check.FlagFault), instanceFaults...),
 		Checks:   checkNames(),
 		Metrics:  metricNames(),
 		Profiles: p.Names(),

@@ -71,6 +71,12 @@ type Deps struct {
 	// Unavailable, when set, lists more reasons the run cannot offer what
 	// spec needs on t (see ErrUnavailable).
 	Unavailable func(spec Spec, t target.Target) []string
+	// Serve is the command line that serves one instance of a profile
+	// over HTTP, `harness serve` (instance_mode process): the engine adds
+	// -control -profile P -addr A and REDIS_URL, REDIS_ENABLED, SERVER_ID,
+	// HARNESS_CONTROL_TOKEN (random per instance) and ChildEnv in the
+	// environment. Nil: instance_mode process is unavailable.
+	Serve []string
 }
 
 // run is the state of one Run: what was started and must be released.
@@ -89,7 +95,14 @@ type run struct {
 	bases  []string // service base URLs, one per instance, when served
 	stops  []func() error
 	faults []*activeFault
-	notes  notes
+	// slots are the instances' places in the rotation (route), children
+	// their processes in instance_mode process, logged under instDir
+	// (removed at teardown when instTemp).
+	slots    []*slot
+	children []*child
+	instDir  string
+	instTemp bool
+	notes    notes
 	// acked is the number of acknowledged publishes per flow, for the
 	// final history read.
 	ackMu sync.Mutex
@@ -245,7 +258,7 @@ func (r *run) setup(ctx context.Context) error {
 		r.faults = append(r.faults, &activeFault{step: st, fault: f})
 	}
 	r.recordTarget(ctx)
-	if why := r.unavailable(); len(why) > 0 {
+	if why := append(r.unavailable(), r.processUnavailable()...); len(why) > 0 {
 		// Nothing of the timeline was injected: teardown must not undo it.
 		r.faults = nil
 		return unavailableError(why)
@@ -259,9 +272,6 @@ func (r *run) setup(ctx context.Context) error {
 			down = down || af.down()
 		}
 	}
-	if !down {
-		r.redisState("up")
-	}
 	r.cfg, err = r.layerConfig()
 	if err != nil {
 		return err
@@ -274,6 +284,13 @@ func (r *run) setup(ctx context.Context) error {
 			return exitcode.Harnessf("instance %d of profile %s: %w", i, r.opts.Profile, err)
 		}
 		r.layers = append(r.layers, l)
+		r.slots = append(r.slots, &slot{})
+		if r.processMode() {
+			// SSE clients stream from the instance process itself (a
+			// slow consumer through its own throttled socket).
+			r.bases = append(r.bases, "http://"+r.children[i].addr)
+			continue
+		}
 		if r.spec.Workload.SSE.Clients > 0 && r.deps.Service != nil {
 			base, stop, err := r.deps.Service(ctx, l, cfg)
 			if err != nil {
@@ -283,11 +300,23 @@ func (r *run) setup(ctx context.Context) error {
 			r.stops = append(r.stops, stop)
 		}
 	}
+	if !down {
+		// Recorded once the instances are up: the load before the first
+		// fault is measured from the first record, and instance processes
+		// take a while to start.
+		r.redisState("up")
+	}
 	return nil
 }
 
 // newLayer builds instance i of the layer under test.
 func (r *run) newLayer(ctx context.Context, i int, cfg impl.Config) (*impl.Layer, error) {
+	if r.processMode() {
+		if i < len(r.children) {
+			return r.startChild(ctx, r.children[i], cfg)
+		}
+		return r.startInstance(ctx, i, cfg)
+	}
 	if r.deps.Instance != nil {
 		return r.deps.Instance(ctx, i, cfg)
 	}
@@ -324,6 +353,9 @@ func (r *run) traffic(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(tctx)
 	r.startWorkload(gctx, g)
 	r.startTimeline(gctx, g, cancel)
+	if r.processMode() {
+		g.Go(func() error { r.sampleRSS(gctx); return nil })
+	}
 	err := g.Wait()
 	// Faults whose window outlasts the traffic end now.
 	r.undoAll()
@@ -455,6 +487,7 @@ func (r *run) teardown() {
 	for _, stop := range r.stops {
 		bounded(5*time.Second, stop)
 	}
+	r.stopChildren()
 	for _, l := range r.layers {
 		if l.Close != nil {
 			bounded(5*time.Second, l.Close)

@@ -43,6 +43,13 @@ func parseFlag(params map[string]string) ([]string, error) {
 // buildFault builds a timeline step's fault: the engine's flag step, or a
 // chaos fault from the run's constructors.
 func (r *run) buildFault(st FaultStep) (chaos.Fault, error) {
+	if isInstanceFault(st.Fault) {
+		f, err := parseInstanceFault(st.Fault, st.Params)
+		if f != nil {
+			f.r = r
+		}
+		return f, err
+	}
 	if st.Fault != check.FlagFault {
 		return r.deps.Fault(st.Fault, st.Params)
 	}

@@ -40,8 +40,11 @@ func (r *run) startRegistry(ctx context.Context, g *errgroup.Group) {
 		rng2 := r.childRand()
 		g.Go(func() error {
 			every(ctx, rng2, r.cfg.CleanupInterval, func() {
-				l, release := r.use(i)
+				l, _, release, ok := r.route(i, false)
 				defer release()
+				if !ok {
+					return
+				}
 				cctx, cancel := context.WithTimeout(counter.WithOp(ctx, "reg_cleanup"), time.Second)
 				l.Registry.Cleanup(cctx)
 				cancel()
@@ -52,12 +55,25 @@ func (r *run) startRegistry(ctx context.Context, g *errgroup.Group) {
 }
 
 // connection is one SSE connection's life: register, heartbeat until the
-// end (or until stopAt, when end is "stop" or "unregister").
+// end (or until stopAt, when end is "stop" or "unregister"). While its
+// instance is down it makes no call; when the instance is back it
+// registers again, as an SSE client whose stream ended reconnects.
 func (r *run) connection(ctx context.Context, c impl.Conn, inst int, rng *rand.Rand, end string, stopAt time.Time) {
 	client := "reg-" + c.ID
+	wasDown := false
 	call := func(kind string, do func(ctx context.Context, reg impl.Registry) error) {
-		l, release := r.use(inst)
+		// The connection lives on its instance: while that is down it
+		// makes no call (it stops heartbeating, and its entry must expire).
+		l, _, release, ok := r.route(inst, false)
 		defer release()
+		if !ok {
+			wasDown = true
+			return
+		}
+		if wasDown && kind == history.RegHeartbeat {
+			wasDown = false
+			kind, do = history.RegRegister, func(ctx context.Context, reg impl.Registry) error { return reg.Register(ctx, c) }
+		}
 		op := history.Op{Client: client, Kind: kind, Flow: c.FlowID, Value: c.ID, Call: r.rec.Now()}
 		r.record(ctx, op, l, do(counter.WithOp(ctx, kind), l.Registry))
 	}
@@ -81,8 +97,11 @@ func (r *run) connection(ctx context.Context, c impl.Conn, inst int, rng *rand.R
 func (r *run) lookups(ctx context.Context, client string, inst int, rng *rand.Rand) {
 	w := r.spec.Workload.Registry
 	every(ctx, rng, w.Lookup.D(), func() {
-		l, release := r.use(inst)
+		l, _, release, ok := r.route(inst, false)
 		defer release()
+		if !ok {
+			return
+		}
 		for f := 0; f < w.Flows && ctx.Err() == nil; f++ {
 			flow := fmt.Sprintf("reg-%d", f)
 			op := history.Op{Client: client, Kind: history.RegLookup, Flow: flow, Call: r.rec.Now()}

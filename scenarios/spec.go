@@ -23,9 +23,19 @@ type Spec struct {
 	Profiles []string `yaml:"profiles"`
 	// Instances is the number of service instances sharing one Redis.
 	// Default 1.
-	Instances int      `yaml:"instances"`
-	Config    Config   `yaml:"config"`
-	Workload  Workload `yaml:"workload"`
+	Instances int `yaml:"instances"`
+	// InstanceMode is how the engine runs the instances: "in-process"
+	// (default: layers built in the harness) or "process" (`harness serve
+	// -control` child processes on loopback, reached over the HTTP
+	// contract; the instance faults need it, and publishers then spread
+	// over the instances, pub-p on instance p mod n). While an instance
+	// is down, calls that any instance can serve (publish, cache, SSE
+	// subscribe) go to the next instance that is up, and calls that
+	// belong to it (its registry connections, lookups and health) are
+	// not made: error_rate judges the calls of the live instances only.
+	InstanceMode string   `yaml:"instance_mode"`
+	Config       Config   `yaml:"config"`
+	Workload     Workload `yaml:"workload"`
 	// Faults is the fault timeline.
 	Faults []FaultStep `yaml:"faults"`
 	// Checks lists the checkers that judge the run.

@@ -102,8 +102,11 @@ func (r *run) subscriber(ctx context.Context, c *sseClient) {
 			t := time.AfterFunc(d, cancel)
 			context.AfterFunc(cctx, func() { t.Stop() })
 		}
-		l, release := r.use(inst)
-		ch, err := r.open(cctx, c, inst, l, cursor, func(d time.Duration) { retry.Store(int64(d)) })
+		// While inst is down (an instance fault) the client connects to
+		// the instance the engine routes it to.
+		l, to, release, _ := r.route(inst, true)
+		sub.Value = r.instanceName(to)
+		ch, err := r.open(cctx, c, to, l, cursor, func(d time.Duration) { retry.Store(int64(d)) })
 		release()
 		// Open returns once the stream is subscribed: events published
 		// from now on are the connection's, those before it the catch-up's.

@@ -96,6 +96,11 @@ func (s *Spec) validate(k Known) error {
 	if !maxMemoryRE.MatchString(s.Target.MaxMemory) {
 		bad(s.Target.Line, "target.maxmemory %q: want a Redis memory size such as 1048576, 100kb, 2mb or 1gb", s.Target.MaxMemory)
 	}
+	switch s.InstanceMode {
+	case "", InstancesInProcess, InstancesProcess:
+	default:
+		bad(s.Line, "instance_mode %q: want %s or %s", s.InstanceMode, InstancesInProcess, InstancesProcess)
+	}
 	w := s.Workload
 	if w.Duration <= 0 {
 		bad(w.Line, "workload.duration is required and must be positive")
@@ -127,6 +132,9 @@ func (s *Spec) validate(k Known) error {
 			if !slices.Contains(k.Metrics, t.Metric) {
 				bad(t.Line, "check %s: threshold on unknown metric %q (known: %s)", c.Name, t.Metric, strings.Join(k.Metrics, ", "))
 			}
+		}
+		if m, ok := boundedChecks[c.Name]; ok && !slices.ContainsFunc(c.Thresholds, func(t Threshold) bool { return t.Metric == m }) {
+			bad(c.Line, "check %s needs a threshold on %s: it measures, the threshold is the bound", c.Name, m)
 		}
 		if c.Name == "registry_count" && w.SSE.Clients > 0 {
 			// The service registers its SSE streams in the same registry,
@@ -253,8 +261,23 @@ func (s *Spec) validateFault(i int, f FaultStep, k Known) []error {
 	if f.Fault == check.FlagFault {
 		errs = append(errs, s.validateFlag(i, f)...)
 	}
+	if isInstanceFault(f.Fault) {
+		if s.InstanceMode != InstancesProcess {
+			bad("%s needs instance_mode: process (instances the harness runs as processes)", f.Fault)
+		}
+		if f.At == 0 {
+			bad("%s at 0: the instances start after the start-up faults", f.Fault)
+		}
+		if in, err := parseInstanceFault(f.Fault, f.Params); err == nil && in.i >= max(s.Instances, 1) {
+			bad("%s: instance %d, but the scenario runs %d", f.Fault, in.i, max(s.Instances, 1))
+		}
+	}
 	return errs
 }
+
+// boundedChecks are the checks that measure without a bound of their own:
+// a scenario naming one must bound its metric with a threshold.
+var boundedChecks = map[string]string{"lost_on_crash": "lost_on_crash", "memory": "rss_max_mib"}
 
 // validateFlag checks what a rollback step needs of the rest of the spec.
 func (s *Spec) validateFlag(i int, f FaultStep) []error {

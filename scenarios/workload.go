@@ -25,7 +25,11 @@ func (r *run) startWorkload(ctx context.Context, g *errgroup.Group) {
 		for p := 0; p < n; p++ {
 			rng := r.childRand()
 			client := fmt.Sprintf("pub-%d", p)
-			g.Go(func() error { r.publisher(ctx, client, rng, w.Publish.Rate/float64(n)); return nil })
+			home := 0
+			if r.processMode() {
+				home = p % len(r.layers) // publishers spread over the instances
+			}
+			g.Go(func() error { r.publisher(ctx, client, home, rng, w.Publish.Rate/float64(n)); return nil })
 		}
 	}
 	r.startSSE(ctx, func(c *sseClient) { g.Go(func() error { r.subscriber(ctx, c); return nil }) })
@@ -87,14 +91,15 @@ func every(ctx context.Context, rng *rand.Rand, period time.Duration, f func()) 
 	}
 }
 
-// use returns instance i's layer, held against a restart (the flag fault)
-// until release is called. A layer call is timed from when use returns:
+// use returns instance i's layer (or, while i is down, the next instance's
+// that is up; see route), held against a restart (the flag fault) and the
+// instance faults until release is called. A layer call is timed from when use returns:
 // while every instance restarts, the service is not serving, and the wait
 // is the restart's, not the layer's. Callers release before they wait or
 // call use again.
 func (r *run) use(i int) (l *impl.Layer, release func()) {
-	r.restart.RLock()
-	return r.layers[i], r.restart.RUnlock
+	l, _, release, _ = r.route(i, true)
+	return l, release
 }
 
 // record fills an op's return time, result and mode and adds it. A call
@@ -117,7 +122,7 @@ func (r *run) record(ctx context.Context, op history.Op, l *impl.Layer, err erro
 
 // publisher publishes to every flow in turn; per flow its sequence numbers
 // increase, and each event id names publisher, flow and sequence.
-func (r *run) publisher(ctx context.Context, client string, rng *rand.Rand, rate float64) {
+func (r *run) publisher(ctx context.Context, client string, home int, rng *rand.Rand, rate float64) {
 	flows := r.flows()
 	seq := map[string]int64{}
 	i := rng.IntN(len(flows))
@@ -139,9 +144,12 @@ func (r *run) publisher(ctx context.Context, client string, rng *rand.Rand, rate
 			Timestamp: time.Now().UTC(),
 			Source:    client,
 		}
-		l, release := r.use(0)
+		l, inst, release, ok := r.route(home, true)
 		defer release()
-		op := history.Op{Client: client, Kind: history.Publish, Flow: flow, EventID: e.ID, Seq: seq[flow], Value: instanceID(0), Call: r.rec.Now()}
+		if !ok {
+			return // no instance up: no call made
+		}
+		op := history.Op{Client: client, Kind: history.Publish, Flow: flow, EventID: e.ID, Seq: seq[flow], Value: r.instanceName(inst), Call: r.rec.Now()}
 		err := l.Bus.Publish(counter.WithOp(ctx, history.Publish), e)
 		if err == nil {
 			r.ack(flow, e.ID)
@@ -248,8 +256,11 @@ func stateVersion(s map[string]any) int64 {
 // healthPoller asks one instance for its health every interval.
 func (r *run) healthPoller(ctx context.Context, client string, inst int, rng *rand.Rand) {
 	every(ctx, rng, r.spec.Workload.Health.Interval.D(), func() {
-		l, release := r.use(inst)
+		l, _, release, ok := r.route(inst, false)
 		defer release()
+		if !ok {
+			return // the instance is down: nothing to ask
+		}
 		op := history.Op{Client: client, Kind: history.Health, Call: r.rec.Now()}
 		h := l.Manager.Health(counter.WithOp(ctx, history.Health))
 		op.Return = r.rec.Now()

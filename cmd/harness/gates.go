@@ -347,7 +347,7 @@ func sortedCopy(xs []string) []string {
 func writeHgrms(dir string, h history.History) error {
 	hists := map[string]*hdrhistogram.Histogram{}
 	for _, op := range h.Ops {
-		if op.Kind == history.Subscribe || op.Kind == history.RedisState {
+		if op.Kind == history.Subscribe || op.Kind == history.RedisState || op.Kind == history.RSS {
 			continue
 		}
 		hg := hists[op.Kind]

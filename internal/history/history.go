@@ -34,6 +34,13 @@ const (
 	RedisState   = "redis_state"
 	ServerRead   = "server_read" // the harness's own read of a flow's Redis stream: Flow; Values = event IDs stored, in stream order
 	StreamInfo   = "stream_info" // the harness's own look at a flow's stream: Flow; Count = XLEN; Value = PTTL in ms (-1 none, -2 no key)
+	// InstanceExit is an instance process that ended (instance faults):
+	// Instance names it, Value the fault ("stop", "kill"), Err its exit
+	// status, OK an exit status 0, Values the last lines it logged.
+	InstanceExit = "instance_exit"
+	// RSS is a sample of an instance process's resident memory: Instance
+	// names it, Count is in bytes.
+	RSS = "rss"
 )
 
 // FillRefused is the Value of a cache_set the layer refused because the
@@ -64,6 +71,9 @@ type Op struct {
 	// Mode is what the implementation said it served from ("redis",
 	// "memory"), when it says.
 	Mode string `json:"mode,omitempty"`
+	// Instance is the SERVER_ID of the instance process an instance_exit
+	// or rss record is about.
+	Instance string `json:"instance,omitempty"`
 }
 
 // Latency is the time the call took.

@@ -10,7 +10,8 @@ import (
 
 // large is a 10 s run: n publishes over 10 flows, 2 subscribers per flow, a
 // final read per flow, n/4 cache reads and n/20 registry lookups and counts
-// over 10 connections, recorded out of call order.
+// over 10 connections, a stop and a kill of the two instances that
+// acknowledged the publishes, recorded out of call order.
 func large(n int) history.History {
 	var ops []history.Op
 	ids := map[string][]string{}
@@ -18,7 +19,7 @@ func large(n int) history.History {
 	at := func(x int) time.Duration { return time.Duration(x) * step }
 	for i := 0; i < n; i++ {
 		flow := fmt.Sprintf("f%d", i%10)
-		o := history.Op{Client: "p0", Kind: history.Publish, Flow: flow, EventID: fmt.Sprint(i), Seq: int64(i), Call: at(i), Return: at(i) + time.Millisecond, OK: true, Mode: "redis"}
+		o := history.Op{Client: "p0", Kind: history.Publish, Flow: flow, EventID: fmt.Sprint(i), Seq: int64(i), Call: at(i), Return: at(i) + time.Millisecond, OK: true, Mode: "redis", Value: fmt.Sprintf("inst-%d", i%2)}
 		ops = append(ops, o)
 		ids[flow] = append(ids[flow], o.EventID)
 		for sub := 0; sub < 2; sub++ {
@@ -45,6 +46,7 @@ func large(n int) history.History {
 			history.Op{Client: "i1", Kind: history.RegCount, Value: "inst-1", Count: 10, Call: at(20*i) + step/2, Return: at(20*i) + step, OK: true, Mode: "redis"})
 	}
 	ops = append(ops, state("up", 0), history.Op{Client: "hc", Kind: history.Health, Value: "healthy", Call: 100 * time.Millisecond, Return: 101 * time.Millisecond, OK: true})
+	ops = append(ops, exitOp("inst-0", ExitStop, 10.2, true), exitOp("inst-1", ExitKill, 10.3, false), rssOp("inst-0", 5, 30<<20))
 	return hist([]history.Fault{fault("latency", 4, 5)}, ops...)
 }
 

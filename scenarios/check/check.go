@@ -116,6 +116,9 @@ var Checks = []Check{
 	{"health", Health},
 	{"load", Load},
 	{"stream_bounds", StreamBounds},
+	{"acked_on_stop", AckedOnStop},
+	{"lost_on_crash", LostOnCrash},
+	{"memory", Memory},
 }
 
 // Names returns the names of Checks, in order.

@@ -134,6 +134,9 @@ func rich() history.History {
 		history.Op{Client: "hc", Kind: history.Health, Value: "healthy", Call: s(3.2), Return: s(3.21), OK: true},
 		rd("f1", 4.5, "p0-1", "p0-2", "p0-3", "p0-4"),
 		history.Op{Client: "harness", Kind: history.StreamInfo, Flow: "f1", Count: 4, Value: "86399000", Call: s(4.6), Return: s(4.61), OK: true},
+		exitOp("inst-1", ExitStop, 1.5, true),
+		exitOp("inst-2", ExitKill, 1.6, false),
+		rssOp("inst-0", 1, 30<<20), rssOp("inst-0", 2, 31<<20),
 	)
 }
 
@@ -187,9 +190,9 @@ func TestEveryMetricIsCatalogued(t *testing.T) {
 			t.Errorf("metric %q: check %q does not exist", m.Name, m.Check)
 		}
 		switch m.Unit {
-		case "count", "ms", "%", "ops/s":
+		case "count", "ms", "%", "ops/s", "MiB":
 		default:
-			t.Errorf("metric %q: unit %q; want count, ms, %% or ops/s", m.Name, m.Unit)
+			t.Errorf("metric %q: unit %q; want count, ms, %%, ops/s or MiB", m.Name, m.Unit)
 		}
 	}
 	if _, ok := MetricNamed("publish_p99_ms_before"); !ok {

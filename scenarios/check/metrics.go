@@ -6,7 +6,7 @@ import "fmt"
 // gate threshold on a name that no checker produces is rejected up front.
 type Metric struct {
 	Name string `json:"name"`
-	// Unit is "count", "ms", "%" or "ops/s".
+	// Unit is "count", "ms", "%", "ops/s" or "MiB".
 	Unit string `json:"unit"`
 	// Check is the checker that produces it.
 	Check       string `json:"check"`
@@ -89,6 +89,15 @@ func catalogue() []Metric {
 		{"health_mismatches", "count", "health", "Redis state changes the health endpoint did not report in time"},
 		{"health_lag_ms", "ms", "health", "worst time from a Redis state change to a health report of it"},
 		{"publish_rate_before", "ops/s", "load", "acknowledged publishes per second before the first fault"},
+		{"stop_acked", "count", "acked_on_stop", "events acknowledged by instances before they were stopped gracefully"},
+		{"stop_lost", "count", "acked_on_stop", "of those, missing from the final history read"},
+		{"stop_announced", "count", "acked_on_stop", "events the stopped instances said (exit status and log) they could not write"},
+		{"stop_silent", "count", "acked_on_stop", "events lost across a stop beyond what the instance announced"},
+		{"crash_acked", "count", "lost_on_crash", "events acknowledged by instances before they were killed"},
+		{"lost_on_crash", "count", "lost_on_crash", "of those, missing from the final history read"},
+		{"rss_max_mib", "MiB", "memory", "largest resident memory sample of any instance process"},
+		{"rss_growth_mib", "MiB", "memory", "largest rise of one instance's resident memory over its first sample"},
+		{"rss_samples", "count", "memory", "resident memory samples taken"},
 	}
 	for _, p := range Periods {
 		ms = append(ms, Metric{"error_rate_" + string(p), "%", "error_rate", fmt.Sprintf("share of failed layer calls called %s the faults", p)})
