@@ -231,6 +231,9 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "REDIS_ENABLED=true", "REDIS_URL="+r.cfg.URL, "SERVER_ID="+id,
 		"HARNESS_CONTROL_TOKEN="+c.token, ChildEnv+"=1")
+	if r.spec.Config.Journal {
+		cmd.Env = append(cmd.Env, "OUTBOX_JOURNAL_DIR="+filepath.Join(work, "journal"))
+	}
 	cmd.Stdout, cmd.Stderr, cmd.Dir = f, f, work
 	// The child dies with the harness even on SIGKILL of the harness, and
 	// a terminal's Ctrl-C reaches the harness only, which stops it.

@@ -69,9 +69,7 @@ func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	opts := service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log}
 	if *control {
-		base := cfg
-		base.JournalDir = "" // the journal stays with the first layer (one layer per directory)
-		opts.Control = &service.Control{Base: base, Token: token, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
+		opts.Control = &service.Control{Base: cfg, Token: token, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 			return reg.New(ctx, *profile, c)
 		}}
 	}

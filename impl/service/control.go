@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -196,6 +198,14 @@ func (r Reset) Apply(base impl.Config) impl.Config {
 	}
 	if r.OutboxCap > 0 {
 		c.OutboxCap = r.OutboxCap
+	}
+	if c.JournalDir != "" {
+		// One journal per key prefix, under the service's: the layer a
+		// reset replaces may still hold the journal it used (one layer
+		// per directory), and an instance started again on the same
+		// directory and reset to the same prefix finds what it kept.
+		sum := sha256.Sum256([]byte(c.KeyPrefix))
+		c.JournalDir = filepath.Join(c.JournalDir, "prefix-"+hex.EncodeToString(sum[:8]))
 	}
 	return c
 }
