@@ -42,6 +42,14 @@ type Result struct {
 	RoundTripsPerOp float64            `json:"round_trips_per_op"`
 	CommandsPerOp   float64            `json:"commands_per_op"`
 	ByCommand       map[string]float64 `json:"by_command_per_op,omitempty"`
+	// ServerCommandsPerOp and ServerByCommand are what the server
+	// executed in the measured phase per op (INFO commandstats; see
+	// server.go): script-internal commands included, the layer's
+	// background traffic too. Nil when the target does not report them.
+	ServerCommandsPerOp *float64           `json:"server_commands_per_op,omitempty"`
+	ServerByCommand     map[string]float64 `json:"server_by_command,omitempty"`
+	// Connections is the step's connection footprint (CLIENT LIST).
+	Connections *reports.Connections `json:"connections,omitempty"`
 	// BytesOutPerOp and BytesInPerOp are the bytes the step's connections
 	// wrote and read in the measured phase (RESP, inside TLS; a layer's
 	// background traffic, such as health PINGs, included) per op.
@@ -135,7 +143,9 @@ func (r Result) Bench() reports.Bench {
 			P90: ms(r.Latency.P90), P99: ms(r.Latency.P99), P999: ms(r.Latency.P999), Max: ms(r.Latency.Max)},
 		RoundTripsPerOp: r.RoundTripsPerOp, CommandsPerOp: r.CommandsPerOp,
 		BytesOutPerOp: r.BytesOutPerOp, BytesInPerOp: r.BytesInPerOp,
-		Errors: r.Errors, Inconclusive: r.Inconclusive,
+		ServerCommandsPerOp: r.ServerCommandsPerOp, ServerByCommand: r.ServerByCommand,
+		Connections: r.Connections,
+		Errors:      r.Errors, Inconclusive: r.Inconclusive,
 	}
 }
 
@@ -294,6 +304,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			x.BytesOutPerOp, x.BytesInPerOp, x.Errors, vs)
 	}
 	tw.Flush()
+	r.writeServerTable(w)
 	notes := []string{}
 	for _, x := range r.Results {
 		if x.Offered > 0 {
@@ -403,4 +414,26 @@ func sortResults(rs []Result, profiles []string) {
 		}
 		return pi(rs[i].Profile) < pi(rs[j].Profile)
 	})
+}
+
+// writeServerTable writes the server's side of each row that has one:
+// commands per op as the client sent them and as the server executed them
+// (and which), and the connections.
+func (r *Report) writeServerTable(w io.Writer) {
+	var rows []Result
+	for _, x := range r.Results {
+		if x.ServerCommandsPerOp != nil || x.Connections != nil {
+			rows = append(rows, x)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nserver side (INFO commandstats around the measured phase, script-internal commands included; CLIENT LIST):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "op\tprofile\tcmds/op client\tcmds/op server\tserver commands per op\tinstances\tconns idle\tconns under load\t")
+	for _, x := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t\n", x.Op, x.Profile, x.CommandsPerOp, strings.Join(x.Bench().ServerCells(), "\t"))
+	}
+	tw.Flush()
 }
