@@ -254,7 +254,12 @@ func (r *Report) finish(profiles []string, eventRate float64) {
 	r.Project = nil
 	for _, x := range r.Results {
 		if x.CommandsPerOp > 0 && x.Inconclusive == "" && (x.Op == OpPublish || x.Profile == Raw && x.Op == OpXAdd) {
-			p := Project(x.Op, x.Profile, eventRate, x.CommandsPerOp, r.Plan)
+			cmds, basis := x.CommandsPerOp, "client"
+			if x.ServerCommandsPerOp != nil && r.Plan.billsServer() {
+				cmds, basis = *x.ServerCommandsPerOp, "server"
+			}
+			p := Project(x.Op, x.Profile, eventRate, cmds, r.Plan)
+			p.Basis = basis
 			r.Project = append(r.Project, p)
 			if p.Warning != "" {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("%s %s: %s", x.Profile, x.Op, p.Warning))
@@ -348,13 +353,17 @@ func (r *Report) WriteTable(w io.Writer) {
 		tw.Flush()
 	}
 	if len(r.Project) > 0 {
-		fmt.Fprintf(w, "\nprojection against %s (%s commands/month, %s/s):\n", r.Plan.Name,
-			human(float64(r.Plan.CommandsPerMonth)), human(float64(r.Plan.CommandsPerSec)))
+		fmt.Fprintf(w, "\nprojection against %s (%s; script-internal commands billed: %s):\n", r.Plan.Name,
+			r.Plan.limits(), orUnknown(r.Plan.ScriptCommands))
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "op\tprofile\trate/s\tcmds/op\tcmds/day\tcmds/month\tof plan\t")
+		fmt.Fprintln(tw, "op\tprofile\trate/s\tcmds/op\tcounted\tcmds/day\tcmds/month\tof plan\tcost/month\t")
 		for _, p := range r.Project {
-			fmt.Fprintf(tw, "%s\t%s\t%g\t%.2f\t%s\t%s\t%.0f%%\t\n", p.Op, p.Profile, p.Rate, p.CommandsPerOp,
-				human(p.PerDay), human(p.PerMonth), 100*p.MonthShare)
+			cost := "-"
+			if p.CostPerMonth != nil {
+				cost = fmt.Sprintf("$%.2f", *p.CostPerMonth)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%g\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", p.Op, p.Profile, p.Rate, p.CommandsPerOp, p.Basis,
+				human(p.PerDay), human(p.PerMonth), r.Plan.share(p), cost)
 		}
 		tw.Flush()
 	}

@@ -159,7 +159,7 @@ func (c *Config) validate() error {
 	if c.SSEClients == 0 {
 		c.SSEClients = 10
 	}
-	if c.Plan == (Plan{}) {
+	if c.Plan.Name == "" {
 		c.Plan = UpstashFree
 	}
 	if c.EventRate == 0 {
