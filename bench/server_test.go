@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -207,9 +206,6 @@ func TestServerAccountingBothProfiles(t *testing.T) {
 		fmt.Fprintf(&table, "%-10s %-8s client %.2f | %s\n", op, prof, row.CommandsPerOp, strings.Join(row.Bench().ServerCells(), " | "))
 	}
 	t.Logf("commands per op, client vs server, and connections (%d ops, 4 workers):\n%s", n, table.String())
-	if os.Getenv("BENCH_SERVER_TABLE") != "" {
-		rep.WriteTable(os.Stdout)
-	}
 	// Hardened publishes with one EVALSHA whose script runs XADD and
 	// PUBLISH: the client sends one command, the server executes three.
 	hp := findRow(t, rep, OpPublish, "hardened")
@@ -236,4 +232,26 @@ func findRow(t *testing.T, rep *Report, op, profile string) Result {
 	}
 	t.Fatalf("no row %s/%s", op, profile)
 	return Result{}
+}
+
+// A target that refuses INFO (a managed Redis may) runs without the
+// server side: a warning that shows no password, and rows without it.
+func TestNoServerSideWithoutInfo(t *testing.T) {
+	p := startRedis(t)
+	admin := client(t, p)
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "noinfo", "on", ">s3cret", "~*", "&*", "+@all", "-info").Err(); err != nil {
+		t.Fatal(err)
+	}
+	url := strings.Replace(p.URL(), "redis://", "redis://noinfo:s3cret@", 1)
+	rep, err := Run(context.Background(), Config{Target: TargetURL, URL: url, Preset: "baseline", Load: Load{Workers: 2, Ops: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := strings.Join(rep.Warnings, "\n")
+	if !strings.Contains(warned, "no server-side accounting") || strings.Contains(warned, "s3cret") {
+		t.Errorf("warnings %q: want the missing server side named, no password", warned)
+	}
+	if r := rep.Results[0]; r.ServerCommandsPerOp != nil || r.Connections != nil || r.Ops != 100 {
+		t.Errorf("row %+v: want 100 ops and no server side", r)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/redact"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -303,7 +304,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	s := &session{cfg: cfg, tg: tg, guard: guard, run: runID()}
 	if s.meter, err = newServerMeter(ctx, tg, guard); err != nil {
-		rep.Warnings = append(rep.Warnings, "no server-side accounting or connection counts: "+err.Error())
+		rep.Warnings = append(rep.Warnings, "no server-side accounting or connection counts: "+redact.Text(err.Error(), redact.Password(cfg.URL)))
 	} else {
 		defer s.meter.Close()
 	}
