@@ -46,6 +46,8 @@ func estimateCommands(ctx context.Context, cfg Config, steps []Step) (int64, err
 			need += fixed + per*float64(plannedOps(st.Load))
 			// Every worker may hold a connection, plus the layer's own.
 			need += initPerDial(s) * float64(max(st.Load.Workers, 1)+4)
+			// The server meter's INFO and CLIENT LIST calls.
+			need += meterCommandsPerStep
 		}
 	}
 	return int64(math.Ceil(need * budgetMargin)), nil

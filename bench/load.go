@@ -28,6 +28,10 @@ type Op struct {
 	Name string
 	// Do performs one call. Its latency is measured by the load model.
 	Do func(ctx context.Context, c Call) error
+	// Mark, when set, is called at the measured phase's start (end false)
+	// and end (true), with every worker idle: the server's side of the
+	// step is read there.
+	Mark func(ctx context.Context, end bool)
 }
 
 // Load says how an Op is driven. Zero values mean the defaults stated.
@@ -235,9 +239,15 @@ func Drive(ctx context.Context, op Op, l Load, hook *counter.Hook, progress Prog
 		before, dials = hook.Snapshot(), hook.Dials()
 		out, in = hook.Bytes()
 	}
+	if op.Mark != nil {
+		op.Mark(ctx, false)
+	}
 	recs := &recorders{}
 	ph := &phase{}
 	st := runPhase(ctx, op, l, ph, recs, progress)
+	if op.Mark != nil {
+		op.Mark(ctx, true)
+	}
 	if hook != nil {
 		st.Counts = diffCounts(hook.Snapshot(), before)
 		st.Dials = hook.Dials() - dials

@@ -42,6 +42,14 @@ type Result struct {
 	RoundTripsPerOp float64            `json:"round_trips_per_op"`
 	CommandsPerOp   float64            `json:"commands_per_op"`
 	ByCommand       map[string]float64 `json:"by_command_per_op,omitempty"`
+	// ServerCommandsPerOp and ServerByCommand are what the server
+	// executed in the measured phase per op (INFO commandstats; see
+	// server.go): script-internal commands included, the layer's
+	// background traffic too. Nil when the target does not report them.
+	ServerCommandsPerOp *float64           `json:"server_commands_per_op,omitempty"`
+	ServerByCommand     map[string]float64 `json:"server_by_command,omitempty"`
+	// Connections is the step's connection footprint (CLIENT LIST).
+	Connections *reports.Connections `json:"connections,omitempty"`
 	// BytesOutPerOp and BytesInPerOp are the bytes the step's connections
 	// wrote and read in the measured phase (RESP, inside TLS; a layer's
 	// background traffic, such as health PINGs, included) per op.
@@ -135,7 +143,9 @@ func (r Result) Bench() reports.Bench {
 			P90: ms(r.Latency.P90), P99: ms(r.Latency.P99), P999: ms(r.Latency.P999), Max: ms(r.Latency.Max)},
 		RoundTripsPerOp: r.RoundTripsPerOp, CommandsPerOp: r.CommandsPerOp,
 		BytesOutPerOp: r.BytesOutPerOp, BytesInPerOp: r.BytesInPerOp,
-		Errors: r.Errors, Inconclusive: r.Inconclusive,
+		ServerCommandsPerOp: r.ServerCommandsPerOp, ServerByCommand: r.ServerByCommand,
+		Connections: r.Connections,
+		Errors:      r.Errors, Inconclusive: r.Inconclusive,
 	}
 }
 
@@ -244,7 +254,12 @@ func (r *Report) finish(profiles []string, eventRate float64) {
 	r.Project = nil
 	for _, x := range r.Results {
 		if x.CommandsPerOp > 0 && x.Inconclusive == "" && (x.Op == OpPublish || x.Profile == Raw && x.Op == OpXAdd) {
-			p := Project(x.Op, x.Profile, eventRate, x.CommandsPerOp, r.Plan)
+			cmds, basis := x.CommandsPerOp, "client"
+			if x.ServerCommandsPerOp != nil && r.Plan.billsServer() {
+				cmds, basis = *x.ServerCommandsPerOp, "server"
+			}
+			p := Project(x.Op, x.Profile, eventRate, cmds, r.Plan)
+			p.Basis = basis
 			r.Project = append(r.Project, p)
 			if p.Warning != "" {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("%s %s: %s", x.Profile, x.Op, p.Warning))
@@ -294,6 +309,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			x.BytesOutPerOp, x.BytesInPerOp, x.Errors, vs)
 	}
 	tw.Flush()
+	r.writeServerTable(w)
 	notes := []string{}
 	for _, x := range r.Results {
 		if x.Offered > 0 {
@@ -337,13 +353,17 @@ func (r *Report) WriteTable(w io.Writer) {
 		tw.Flush()
 	}
 	if len(r.Project) > 0 {
-		fmt.Fprintf(w, "\nprojection against %s (%s commands/month, %s/s):\n", r.Plan.Name,
-			human(float64(r.Plan.CommandsPerMonth)), human(float64(r.Plan.CommandsPerSec)))
+		fmt.Fprintf(w, "\nprojection against %s (%s; script-internal commands billed: %s):\n", r.Plan.Name,
+			r.Plan.limits(), orUnknown(r.Plan.ScriptCommands))
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "op\tprofile\trate/s\tcmds/op\tcmds/day\tcmds/month\tof plan\t")
+		fmt.Fprintln(tw, "op\tprofile\trate/s\tcmds/op\tcounted\tcmds/day\tcmds/month\tof plan\tcost/month\t")
 		for _, p := range r.Project {
-			fmt.Fprintf(tw, "%s\t%s\t%g\t%.2f\t%s\t%s\t%.0f%%\t\n", p.Op, p.Profile, p.Rate, p.CommandsPerOp,
-				human(p.PerDay), human(p.PerMonth), 100*p.MonthShare)
+			cost := "-"
+			if p.CostPerMonth != nil {
+				cost = fmt.Sprintf("$%.2f", *p.CostPerMonth)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%g\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", p.Op, p.Profile, p.Rate, p.CommandsPerOp, p.Basis,
+				human(p.PerDay), human(p.PerMonth), r.Plan.share(p), cost)
 		}
 		tw.Flush()
 	}
@@ -403,4 +423,26 @@ func sortResults(rs []Result, profiles []string) {
 		}
 		return pi(rs[i].Profile) < pi(rs[j].Profile)
 	})
+}
+
+// writeServerTable writes the server's side of each row that has one:
+// commands per op as the client sent them and as the server executed them
+// (and which), and the connections.
+func (r *Report) writeServerTable(w io.Writer) {
+	var rows []Result
+	for _, x := range r.Results {
+		if x.ServerCommandsPerOp != nil || x.Connections != nil {
+			rows = append(rows, x)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nserver side (INFO commandstats around the measured phase, script-internal commands included; CLIENT LIST):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "op\tprofile\tcmds/op client\tcmds/op server\tserver commands per op\tinstances\tconns idle\tconns under load\t")
+	for _, x := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t\n", x.Op, x.Profile, x.CommandsPerOp, strings.Join(x.Bench().ServerCells(), "\t"))
+	}
+	tw.Flush()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/redact"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -159,7 +160,7 @@ func (c *Config) validate() error {
 	if c.SSEClients == 0 {
 		c.SSEClients = 10
 	}
-	if c.Plan == (Plan{}) {
+	if c.Plan.Name == "" {
 		c.Plan = UpstashFree
 	}
 	if c.EventRate == 0 {
@@ -302,6 +303,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}()
 	}
 	s := &session{cfg: cfg, tg: tg, guard: guard, run: runID()}
+	if s.meter, err = newServerMeter(ctx, tg, guard); err != nil {
+		rep.Warnings = append(rep.Warnings, "no server-side accounting or connection counts: "+redact.Text(err.Error(), redact.Password(cfg.URL)))
+	} else {
+		defer s.meter.Close()
+	}
 	err = s.runSteps(ctx, steps, rep)
 	if guard != nil {
 		rep.Budget.Used, rep.Budget.Exhausted = guard.Used(), guard.Exhausted()
@@ -331,6 +337,9 @@ type session struct {
 	cfg   Config
 	tg    target.Target
 	guard *Guard
+	// meter reads the server's side of each step; nil when the target
+	// does not answer INFO commandstats (and while estimating).
+	meter *serverMeter
 	run   string
 	n     int // steps run, for unique ids
 	// Commands sent by every step (set-up and teardown included; the
@@ -409,28 +418,37 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 	var layer *impl.Layer
 	var side *sseRun
 	var err error
+	sm := s.newStepMeter(id)
+	lcfg := s.layerConfig(hooks)
+	lcfg.ClientName = sm.clientName()
 	switch {
 	case profile == Raw:
 		var rdb *redis.Client
-		rdb, err = s.rawClient(hooks, st.Load.Workers)
+		rdb, err = s.rawClient(hooks, st.Load.Workers, sm.clientName())
 		if err != nil {
 			return nil, err
 		}
 		closeFn = rdb.Close
+		sm.started(ctx, 1)
 		op, err = rawOp(ctx, st.Op, rdb, s.tg.KeyPrefix()+id+":", max(st.Load.Workers, 1))
 	case st.Op == OpSSE:
-		side, err = startSSE(ctx, s.cfg.Layers, profile, s.layerConfig(hooks), id, s.cfg.SSEClients)
+		side, err = startSSE(ctx, s.cfg.Layers, profile, lcfg, id, s.cfg.SSEClients)
 		if err != nil {
 			return nil, exitcode.Harnessf("sse %s: %w", profile, err)
 		}
 		closeFn, op = side.close, side.op()
+		sm.started(ctx, len(side.layers))
 	default:
-		layer, err = s.cfg.Layers.New(ctx, profile, s.layerConfig(hooks))
+		layer, err = s.cfg.Layers.New(ctx, profile, lcfg)
 		if err != nil {
 			return nil, exitcode.Harnessf("profile %s: %w", profile, err)
 		}
 		closeFn = layer.Close
+		sm.started(ctx, 1)
 		op, err = layerOp(ctx, st.Op, layer, id, max(st.Load.Workers, 1))
+	}
+	if sm != nil {
+		op.Mark = sm.mark
 	}
 	defer closeFn()
 	if err != nil {
@@ -471,6 +489,9 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 		if side != nil {
 			side.annotate(&r)
 		}
+		if k == stats.Op { // the row with the client's accounting
+			sm.annotate(&r)
+		}
 		rows = append(rows, r)
 	}
 	return rows, nil
@@ -484,8 +505,8 @@ func (s *session) layerConfig(hooks []redis.Hook) impl.Config {
 
 // rawClient is a client for the raw ops: a pool as large as the workers,
 // no retries (so counts are exact).
-func (s *session) rawClient(hooks []redis.Hook, workers int) (*redis.Client, error) {
-	return impl.NewClient(impl.Config{URL: s.tg.URL(), TLS: s.tg.TLS(), Hooks: hooks, PoolSize: max(workers, 10)},
+func (s *session) rawClient(hooks []redis.Hook, workers int, name string) (*redis.Client, error) {
+	return impl.NewClient(impl.Config{URL: s.tg.URL(), TLS: s.tg.TLS(), Hooks: hooks, PoolSize: max(workers, 10), ClientName: name},
 		func(o *redis.Options) { o.MaxRetries = -1 })
 }
 

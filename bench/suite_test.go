@@ -208,11 +208,14 @@ func TestRunSeedProfileAccounting(t *testing.T) {
 	if pub.Op != OpPublish || pub.Baseline != OpXAdd || pub.ThroughputVsB <= 0 {
 		t.Errorf("publish row %s baseline %q ratio %g; want compared with xadd", pub.Op, pub.Baseline, pub.ThroughputVsB)
 	}
-	if len(rep.Project) != 2 || rep.Project[1].CommandsPerOp != 3 {
-		t.Fatalf("projections %+v; want xadd and seed publish (3 cmds/op)", rep.Project)
+	// Projected with what the server executed (the free plan's
+	// script_commands is unknown: the conservative rule): 3 commands per
+	// event, and a connection's set-up when the pool grew in the phase.
+	if len(rep.Project) != 2 || rep.Project[1].Basis != "server" || rep.Project[1].CommandsPerOp < 3 || rep.Project[1].CommandsPerOp > 3.1 {
+		t.Fatalf("projections %+v; want xadd and seed publish (3 server cmds/op)", rep.Project)
 	}
 	// 3 commands per event at 1 event/s: 259,200 a day, over the free plan.
-	if p := rep.Project[1]; p.PerDay != 259200 || p.Warning == "" {
+	if p := rep.Project[1]; p.PerDay < 259200 || p.PerDay > 259200*1.034 || p.Warning == "" {
 		t.Errorf("seed publish projection %+v; want 259200/day and a warning", p)
 	}
 }
@@ -235,7 +238,7 @@ func TestReportJSONShape(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatalf("JSON does not parse: %v", err)
 	}
-	if got.Kind != TargetProcess || !strings.HasPrefix(got.Target, "redis://127.0.0.1:") || got.Plan != UpstashFree {
+	if got.Kind != TargetProcess || !strings.HasPrefix(got.Target, "redis://127.0.0.1:") || got.Plan.Name != UpstashFree.Name {
 		t.Errorf("target %q kind %q plan %+v", got.Target, got.Kind, got.Plan)
 	}
 	if len(got.Results) != 1 {

@@ -17,7 +17,7 @@ func (c Config) WithDefaults() Config { return c.withDefaults() }
 // NewClient returns a go-redis client for cfg: URL (redis:// or rediss://),
 // cfg.TLS overriding the URL's TLS settings, PoolSize, ConnectTimeout as the
 // dial timeout, ContextTimeoutEnabled (a caller's deadline bounds each call),
-// and cfg.Hooks. tune, if given, adjusts the options last (e.g. MaxRetries,
+// ClientName, and cfg.Hooks. tune, if given, adjusts the options last (e.g. MaxRetries,
 // read/write timeouts). A URL that does not parse is a config error (exit 3)
 // whose text never shows the password.
 func NewClient(cfg Config, tune ...func(*redis.Options)) (*redis.Client, error) {
@@ -39,6 +39,9 @@ func NewClient(cfg Config, tune ...func(*redis.Options)) (*redis.Client, error) 
 		opt.DialTimeout = cfg.ConnectTimeout
 	}
 	opt.ContextTimeoutEnabled = true
+	if cfg.ClientName != "" {
+		opt.ClientName = cfg.ClientName
+	}
 	for _, f := range tune {
 		f(opt)
 	}

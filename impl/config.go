@@ -29,6 +29,9 @@ type Config struct {
 	Hooks []redis.Hook
 	// KeyPrefix is prepended to every key and channel (per-run namespace).
 	KeyPrefix string
+	// ClientName, when set, names every connection the layer opens (CLIENT
+	// SETNAME), so the server's CLIENT LIST attributes them to it.
+	ClientName string
 
 	// PoolSize is the connection pool size. Default 50.
 	PoolSize int

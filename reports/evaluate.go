@@ -106,6 +106,15 @@ func Measure(r Run) Measurements {
 		} {
 			m["bench:"+b.Op+":"+field] = Measurement{Stat: st, Missing: missing, Evidence: ev}
 		}
+		for field, v := range b.serverSide() {
+			mm := Measurement{Missing: missing, Evidence: ev}
+			if v == nil && missing == "" {
+				mm.Missing = "benchmark " + b.Op + ": " + field + " not measured (the target did not answer INFO commandstats or CLIENT LIST)"
+			} else if v != nil {
+				mm.Stat = Value(*v)
+			}
+			m["bench:"+b.Op+":"+field] = mm
+		}
 	}
 	env := r.Environment
 	m["env:tls"] = Measurement{Stat: Value(b2f(env.TLS)), Evidence: []string{"target TLS: " + onOff(env.TLS)}}

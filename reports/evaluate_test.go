@@ -148,6 +148,28 @@ func TestMeasure(t *testing.T) {
 	}
 }
 
+// The server's side of a benchmark is evidence where measured and
+// INCONCLUSIVE where the target did not report it.
+func TestMeasureServerSide(t *testing.T) {
+	three, idle, load := 3.0, 19, 22
+	r := Run{Benchmarks: []Bench{
+		{Op: "publish", Latency: Value(1), ServerCommandsPerOp: &three, Connections: &Connections{Instances: 1, Idle: &idle, Load: &load}},
+		{Op: "cache_get", Latency: Value(1)},
+	}}
+	m := Measure(r)
+	for metric, want := range map[string]float64{"bench:publish:server_commands_per_op": 3, "bench:publish:connections_idle": 19, "bench:publish:connections_under_load": 22} {
+		if got := m[metric]; got.Missing != "" || got.Value != want {
+			t.Errorf("%s: %v (missing %q); want %v", metric, got.Value, got.Missing, want)
+		}
+	}
+	for _, metric := range []string{"bench:cache_get:server_commands_per_op", "bench:cache_get:connections_idle"} {
+		res := Evaluate(Gate{Criteria: []Criterion{crit(metric, AggValue, "<=", 2)}}, m)[0]
+		if res.Verdict != Inconclusive || !strings.Contains(res.Reason, "not measured") {
+			t.Errorf("%s: %s (%s); want INCONCLUSIVE, not measured", metric, res.Verdict, res.Reason)
+		}
+	}
+}
+
 func TestJudgeDefaultReleaseGate(t *testing.T) {
 	// An empty run against the real release gate: nothing measured, so
 	// INCONCLUSIVE, never GO, and every criterion says what is missing.

@@ -50,6 +50,9 @@ type Gate struct {
 //	check:<scenario>:<check>      a check's verdict: 1 PASS, 0 FAIL (value)
 //	bench:<op>:<field>            latency_ms (count, value = mean, p50…max), or
 //	                              ops_per_sec, round_trips_per_op, commands_per_op, errors (value)
+//	                              server_commands_per_op, connections_idle,
+//	                              connections_under_load (value; INCONCLUSIVE when
+//	                              the target did not report them)
 //	env:<field>                   tls (1/0), remote (1/0), rtt_ms (value)
 type Criterion struct {
 	ID          string  `json:"id"`
@@ -73,7 +76,8 @@ type Criterion struct {
 var comparators = []string{"<", "<=", ">", ">=", "=="}
 
 // benchFields are the fields of a Bench a criterion may name.
-var benchFields = []string{"latency_ms", "ops_per_sec", "round_trips_per_op", "commands_per_op", "errors"}
+var benchFields = []string{"latency_ms", "ops_per_sec", "round_trips_per_op", "commands_per_op", "errors",
+	"server_commands_per_op", "connections_idle", "connections_under_load"}
 
 // envFields are the environment facts a criterion may name.
 var envFields = []string{"tls", "remote", "rtt_ms"}

@@ -133,21 +133,23 @@ func TestValidateRejectsUnknownMetric(t *testing.T) {
 func TestCatalogueHas(t *testing.T) {
 	c := Catalogue{Scenarios: map[string][]string{"basic": {"publish_ms"}}, Checks: map[string][]string{"basic": {"connect"}}, Benchmarks: []string{"publish"}}
 	for metric, want := range map[string]bool{
-		"scenario:basic":                 true,
-		"scenario:basic:publish_ms":      true,
-		"scenario:basic:deliver_ms":      false,
-		"scenario:other:publish_ms":      false,
-		"check:basic:connect":            true,
-		"check:basic:ping":               false,
-		"bench:publish":                  true,
-		"bench:publish:latency_ms":       true,
-		"bench:publish:commands_per_op":  true,
-		"bench:publish:nope":             false,
-		"bench:api:latency_ms":           false,
-		"env:tls":                        true,
-		"env:nope":                       false,
-		"junk":                           false,
-		"scenario:basic:publish_ms:more": false,
+		"scenario:basic":                       true,
+		"scenario:basic:publish_ms":            true,
+		"scenario:basic:deliver_ms":            false,
+		"scenario:other:publish_ms":            false,
+		"check:basic:connect":                  true,
+		"check:basic:ping":                     false,
+		"bench:publish":                        true,
+		"bench:publish:latency_ms":             true,
+		"bench:publish:commands_per_op":        true,
+		"bench:publish:server_commands_per_op": true,
+		"bench:publish:connections_idle":       true,
+		"bench:publish:nope":                   false,
+		"bench:api:latency_ms":                 false,
+		"env:tls":                              true,
+		"env:nope":                             false,
+		"junk":                                 false,
+		"scenario:basic:publish_ms:more":       false,
 	} {
 		if got := c.Has(metric); got != want {
 			t.Errorf("Has(%q): got %v; want %v", metric, got, want)

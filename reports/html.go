@@ -59,12 +59,13 @@ func HTML(r Run) []byte {
 	}
 	if len(r.Benchmarks) > 0 {
 		b.WriteString("<section>\n<h2>Benchmarks</h2>\n<p>Latency in ms.</p>\n<table>\n<tr>")
-		for _, h := range []string{"Op", "Profile", "Target", "ops/s", "p50", "p90", "p99", "p99.9", "max", "round trips/op", "commands/op", "bytes/op out", "bytes/op in", "errors"} {
+		server := hasServerSide(r.Benchmarks)
+		for _, h := range benchHeader(server) {
 			fmt.Fprintf(&b, "<th>%s</th>", h)
 		}
 		b.WriteString("</tr>\n")
 		for _, x := range r.Benchmarks {
-			htmlRow(&b, benchRow(x), 3)
+			htmlRow(&b, benchRow(x, server), 3)
 		}
 		b.WriteString("</table>\n</section>\n")
 	}

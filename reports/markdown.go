@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -56,10 +58,11 @@ func Markdown(r Run) []byte {
 	mdSensitivity(&b, r.Scenarios)
 	if len(r.Benchmarks) > 0 {
 		b.WriteString("## Benchmarks\n\nLatency in ms.\n\n")
-		b.WriteString("| Op | Profile | Target | ops/s | p50 | p90 | p99 | p99.9 | max | round trips/op | commands/op | bytes/op out | bytes/op in | errors |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		server := hasServerSide(r.Benchmarks)
+		head := benchHeader(server)
+		fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
 		for _, x := range r.Benchmarks {
-			fmt.Fprintf(&b, "| %s |\n", strings.Join(mdCells(benchRow(x)), " | "))
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(mdCells(benchRow(x, server)), " | "))
 		}
 		b.WriteString("\n")
 	}
@@ -158,12 +161,69 @@ func mdTrend(w io.Writer, t *Trend) {
 	fmt.Fprintf(w, "Noise rule: %s.\n\n", t.Rule)
 }
 
+// benchHeader is the benchmark table's header; server adds the server's
+// side (ServerCells).
+func benchHeader(server bool) []string {
+	h := []string{"Op", "Profile", "Target", "ops/s", "p50", "p90", "p99", "p99.9", "max", "round trips/op", "commands/op", "bytes/op out", "bytes/op in", "errors"}
+	if server {
+		h = append(h, "server commands/op", "server commands by name", "instances", "connections idle", "connections under load")
+	}
+	return h
+}
+
+// hasServerSide reports whether any benchmark has server-side accounting
+// or connection counts (the table has their columns only then).
+func hasServerSide(bs []Bench) bool {
+	for _, x := range bs {
+		if x.ServerCommandsPerOp != nil || x.Connections != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// ServerCells are the server's side of a benchmark, "-" where not
+// measured: commands per op, by name ("evalsha 1, publish 1, xadd 1",
+// most first), the layer instances, and connections idle and under load.
+func (x Bench) ServerCells() []string {
+	cells := []string{"-", "-", "-", "-", "-"}
+	if x.ServerCommandsPerOp != nil {
+		cells[0] = fmtNum(*x.ServerCommandsPerOp)
+	}
+	if len(x.ServerByCommand) > 0 {
+		names := make([]string, 0, len(x.ServerByCommand))
+		for n := range x.ServerByCommand {
+			names = append(names, n)
+		}
+		sort.Slice(names, func(i, j int) bool {
+			a, b := x.ServerByCommand[names[i]], x.ServerByCommand[names[j]]
+			return a > b || a == b && names[i] < names[j]
+		})
+		for i, n := range names {
+			names[i] = n + " " + fmtNum(x.ServerByCommand[n])
+		}
+		cells[1] = strings.Join(names, ", ")
+	}
+	if c := x.Connections; c != nil {
+		cells[2] = strconv.Itoa(c.Instances)
+		for i, n := range []*int{c.Idle, c.Load} {
+			if n != nil {
+				cells[3+i] = strconv.Itoa(*n)
+			}
+		}
+	}
+	return cells
+}
+
 // benchRow is a benchmark's table row.
-func benchRow(x Bench) []string {
+func benchRow(x Bench, server bool) []string {
 	l := x.Latency
 	row := []string{x.Op, x.Profile, x.Target, fmtNum(x.OpsPerSec), fmtNum(l.P50), fmtNum(l.P90), fmtNum(l.P99),
 		fmtNum(l.P999), fmtNum(l.Max), fmtNum(x.RoundTripsPerOp), fmtNum(x.CommandsPerOp), fmtNum(x.BytesOutPerOp),
 		fmtNum(x.BytesInPerOp), fmt.Sprint(x.Errors)}
+	if server {
+		row = append(row, x.ServerCells()...)
+	}
 	if x.Inconclusive != "" {
 		row[0] += " (inconclusive: " + x.Inconclusive + ")"
 	}

@@ -161,9 +161,44 @@ type Bench struct {
 	BytesOutPerOp float64 `json:"bytes_out_per_op"`
 	BytesInPerOp  float64 `json:"bytes_in_per_op"`
 	Errors        int64   `json:"errors"`
+	// ServerCommandsPerOp and ServerByCommand are the commands the server
+	// executed per op (INFO commandstats around the measured phase):
+	// commands run inside scripts included, the layer's background traffic
+	// too. This is what a metered Redis bills under the conservative rule.
+	// Nil when the target did not report them.
+	ServerCommandsPerOp *float64           `json:"server_commands_per_op,omitempty"`
+	ServerByCommand     map[string]float64 `json:"server_by_command,omitempty"`
+	// Connections is the connection footprint, nil when not measured.
+	Connections *Connections `json:"connections,omitempty"`
 	// Inconclusive, when set, says why the result cannot be trusted
 	// (command budget exhausted, achieved rate below offered).
 	Inconclusive string `json:"inconclusive,omitempty"`
+}
+
+// serverSide is the server's side of b a criterion may name, nil where
+// not measured.
+func (b Bench) serverSide() map[string]*float64 {
+	out := map[string]*float64{"server_commands_per_op": b.ServerCommandsPerOp, "connections_idle": nil, "connections_under_load": nil}
+	if c := b.Connections; c != nil {
+		for field, n := range map[string]*int{"connections_idle": c.Idle, "connections_under_load": c.Load} {
+			if n != nil {
+				v := float64(*n)
+				out[field] = &v
+			}
+		}
+	}
+	return out
+}
+
+// Connections is a benchmark step's connection footprint as the server's
+// CLIENT LIST shows it: the connections of the step's layer instances (or
+// raw client), idle after start-up and still open at the end of the
+// measured phase (a pool keeps what the load needed). A count is nil when
+// it could not be read.
+type Connections struct {
+	Instances int  `json:"instances"`
+	Idle      *int `json:"idle,omitempty"`
+	Load      *int `json:"under_load,omitempty"`
 }
 
 // CriterionResult is one criterion judged against what was measured.

@@ -364,3 +364,24 @@ func TestSensitivityRendered(t *testing.T) {
 		t.Errorf("report.html lacks the sensitivity line")
 	}
 }
+
+// TestServerSideRendered: benchmarks with server-side accounting and
+// connection counts get their columns in summary.md and report.html;
+// "-" marks what a row did not measure.
+func TestServerSideRendered(t *testing.T) {
+	r := fixtureRun(t)
+	three, idle := 3.02, 19
+	r.Benchmarks[0].ServerCommandsPerOp = &three
+	r.Benchmarks[0].ServerByCommand = map[string]float64{"xadd": 1, "evalsha": 1, "publish": 1, "pexpire": 0.02}
+	r.Benchmarks[0].Connections = &Connections{Instances: 1, Idle: &idle}
+	cells := "3.02 | evalsha 1, publish 1, xadd 1, pexpire 0.02 | 1 | 19 | - |"
+	md := string(Markdown(r))
+	if !strings.Contains(md, "| server commands/op | server commands by name | instances | connections idle | connections under load |") ||
+		!strings.Contains(md, cells) || !strings.Contains(md, "| - | - | - | - | - |") {
+		t.Errorf("summary.md lacks the server columns or cells %q:\n%s", cells, md)
+	}
+	h := string(HTML(r))
+	if !strings.Contains(h, "<th>server commands/op</th>") || !strings.Contains(h, "evalsha 1, publish 1, xadd 1, pexpire 0.02") {
+		t.Errorf("report.html lacks the server columns")
+	}
+}

@@ -107,6 +107,9 @@ func trendValues(r Run) (map[string]trendValue, []string) {
 		add(p+"ops_per_sec"+suffix, trendValue{"ops/s", b.OpsPerSec, higher})
 		add(p+"round_trips_per_op"+suffix, trendValue{"", b.RoundTripsPerOp, lower})
 		add(p+"commands_per_op"+suffix, trendValue{"", b.CommandsPerOp, lower})
+		if v := b.ServerCommandsPerOp; v != nil {
+			add(p+"server_commands_per_op"+suffix, trendValue{"", *v, lower})
+		}
 		add(p+"bytes_out_per_op"+suffix, trendValue{"B", b.BytesOutPerOp, lower})
 		add(p+"bytes_in_per_op"+suffix, trendValue{"B", b.BytesInPerOp, lower})
 	}

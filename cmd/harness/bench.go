@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -17,7 +19,7 @@ import (
 const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --url-env NAME] [--profile seed,hardened]
        [--preset standard|task011|publish|baseline] [--op xadd,publish,...]
        [--workers N] [--ops N | --duration D] [--rate R] [--warmup D]
-       [--rtt D] [--max-commands N] [--plan-commands-month N] [--event-rate R] [--rounds N]
+       [--rtt D] [--max-commands N] [--plan NAME] [--plans FILE] [--plan-commands-month N] [--event-rate R] [--rounds N]
        [--client-procs N] [--json]`
 
 func runBench(ctx context.Context, args []string, e env) (int, error) {
@@ -37,8 +39,10 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 	queue := fs.Int("queue", 10000, "open loop: calls waiting for a worker beyond this are dropped")
 	rtt := fs.Duration("rtt", 20*time.Millisecond, "remote-sim round-trip time")
 	maxCmds := fs.Int64("max-commands", 0, "command budget; never exceeded (url target: default the estimated need)")
-	planMonth := fs.Int64("plan-commands-month", bench.UpstashFree.CommandsPerMonth, "metered plan: commands per month")
-	planSec := fs.Int64("plan-commands-sec", bench.UpstashFree.CommandsPerSec, "metered plan: commands per second")
+	planName := fs.String("plan", bench.UpstashFree.Name, "the plan the command projection is made against (--plans lists them: "+strings.Join(bench.PlanNames(bench.Plans()), ", ")+")")
+	plansFile := fs.String("plans", "", "a plans `FILE` of your own (the shape of bench/plans.yaml) instead of the shipped one")
+	planMonth := fs.Int64("plan-commands-month", bench.UpstashFree.CommandsPerMonth, "override the plan's commands per month")
+	planSec := fs.Int64("plan-commands-sec", bench.UpstashFree.CommandsPerSec, "override the plan's commands per second")
 	eventRate := fs.Float64("event-rate", 1, "events per second the command projection assumes")
 	sseClients := fs.Int("sse-clients", 10, "SSE clients of the sse op")
 	callBudget := fs.Duration("call-budget", 0, "the layers' publish/call budget before they fall back to memory (default: each profile's own, 50ms)")
@@ -85,11 +89,24 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 		}
 		*rawURL = t.url
 	}
+	plan, err := choosePlan(*plansFile, *planName)
+	if err != nil {
+		return 0, err
+	}
+	if set["plan-commands-month"] || set["plan-commands-sec"] {
+		plan.Name += " (custom limits)"
+		if set["plan-commands-month"] {
+			plan.CommandsPerMonth = *planMonth
+		}
+		if set["plan-commands-sec"] {
+			plan.CommandsPerSec = *planSec
+		}
+	}
 	removeStale(e.stderr, "bench")
 	cfg := bench.Config{
 		Target: *tgt, URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
-		Plan:      bench.Plan{Name: planName(*planMonth, *planSec), CommandsPerMonth: *planMonth, CommandsPerSec: *planSec},
+		Plan:      plan,
 		EventRate: *eventRate, RedisBenchmark: *rb, CallBudget: *callBudget, Rounds: *rounds,
 		ClientProcs: *procs,
 		Load: bench.Load{Workers: *workers, Ops: *ops, Rate: *rate, Duration: *dur, Warmup: *warm,
@@ -137,12 +154,29 @@ func presetHelp() string {
 	return b.String()
 }
 
-func planName(month, sec int64) string {
-	if month == bench.UpstashFree.CommandsPerMonth && sec == bench.UpstashFree.CommandsPerSec {
-		return bench.UpstashFree.Name
+// choosePlan reads the plans (file, else the shipped ones) and returns
+// the named one. A file that cannot be read or parsed, or a name it does
+// not hold, is bad input.
+func choosePlan(file, name string) (bench.Plan, error) {
+	plans := bench.Plans()
+	if file != "" {
+		data, err := readBounded(file, maxPlansFile)
+		if err != nil {
+			return bench.Plan{}, exitcode.Configf("--plans: %w", err)
+		}
+		if plans, err = bench.ParsePlans(file, data); err != nil {
+			return bench.Plan{}, exitcode.Config(err)
+		}
 	}
-	return "custom plan"
+	p, ok := plans[name]
+	if !ok {
+		return bench.Plan{}, exitcode.Configf("--plan %q: not in the plans file (known: %s)", name, strings.Join(bench.PlanNames(plans), ", "))
+	}
+	return p, nil
 }
+
+// maxPlansFile bounds a plans file's size.
+const maxPlansFile = 1 << 20
 
 // splitList splits a comma-separated list, dropping blanks.
 func splitList(s string) []string {
@@ -153,4 +187,21 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// readBounded reads file, refusing one larger than limit bytes.
+func readBounded(file string, limit int64) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", file, limit)
+	}
+	return data, nil
 }

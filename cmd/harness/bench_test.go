@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/gonogo/harness/bench"
 	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
 )
@@ -25,6 +28,9 @@ func TestBenchBadInput(t *testing.T) {
 		{"budget below need", []string{"--preset", "baseline", "--ops", "1000", "--workers", "2", "--max-commands", "10"}, "below the"},
 		{"unreachable url", []string{"--target", "url", "--url", fmt.Sprintf("redis://:s3cret@127.0.0.1:%d/0", free), "--preset", "baseline", "--ops", "10"}, "unreachable"},
 		{"unknown op", []string{"--op", "frob"}, "unknown op"},
+		{"unknown plan", []string{"--plan", "gold"}, `--plan "gold": not in the plans file`},
+		{"missing plans file", []string{"--plans", "/nonexistent/plans.yaml"}, "--plans"},
+		{"bad plans file", []string{"--plans", badPlans(t)}, "commands_sec \"-5\""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -37,6 +43,16 @@ func TestBenchBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// badPlans is a plans file with a negative limit.
+func badPlans(t *testing.T) string {
+	f := filepath.Join(t.TempDir(), "plans.yaml")
+	text := strings.Replace(string(bench.DefaultPlansYAML()), "commands_sec: 10000 ", "commands_sec: -5 ", 1)
+	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func TestBenchJSON(t *testing.T) {
