@@ -102,7 +102,7 @@ type Config struct {
 	// acknowledged from memory survives a stop or a kill, and the instance
 	// writes it when it starts again. Default false.
 	Journal bool `yaml:"journal"`
-	Line            int      `yaml:"-"`
+	Line    int  `yaml:"-"`
 }
 
 // Workload is the traffic a scenario drives while its faults run.
