@@ -92,6 +92,8 @@ type Bus struct {
 	sweptAt   atomic.Int64
 
 	wakeReplay chan struct{}
+	// sent are this layer's recent writes (see sentRing).
+	sent sentRing
 }
 
 func newBus(m *manager, k keys) *Bus {
@@ -183,10 +185,13 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			}
 			sent := time.Now().UnixMilli()
 			cctx, cancel := context.WithTimeout(ctx, b.m.cfg.PublishBudget)
-			maybeSent, err := b.pub.run(cctx, keys, args)
+			maybeSent, sid, err := b.pub.run(cctx, keys, args)
 			cancel()
 			switch {
 			case err == nil:
+				if sid != "" {
+					b.sent.add(e, sid)
+				}
 				return nil
 			case ctx.Err() != nil:
 				return fmt.Errorf("hardened: publish %s: %w", e.ID, ctx.Err())

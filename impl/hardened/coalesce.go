@@ -46,6 +46,9 @@ type pubReq struct {
 	keys  []string
 	args  []any
 	state atomic.Int32
+	// sid is the stream entry's ID the call returned, set before done
+	// is sent.
+	sid string
 	// done receives the call's result once; buffered so that a flusher
 	// never waits for a publisher that gave up.
 	done chan error
@@ -78,19 +81,19 @@ func newPublisher(m *manager) *publisher {
 // busy with a slow round trip, as on a remote target) it makes its own
 // round trip if one of the connections the pool dialled ahead is free
 // (slots), and waits on for a flusher otherwise.
-func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bool, err error) {
+func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bool, sid string, err error) {
 	r := &pubReq{keys: keys, args: args, done: make(chan error, 1)}
 	select {
 	case p.queue <- r:
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, "", ctx.Err()
 	}
 	t := time.NewTimer(coalesceWait)
 	defer t.Stop()
 	for {
 		select {
 		case err := <-r.done:
-			return !errors.Is(err, errOffline), err
+			return !errors.Is(err, errOffline), r.sid, err
 		case <-t.C:
 			select {
 			case p.slots <- struct{}{}:
@@ -102,17 +105,19 @@ func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bo
 			default:
 			}
 		case <-ctx.Done():
-			return !r.state.CompareAndSwap(reqQueued, reqAbandoned), ctx.Err()
+			return !r.state.CompareAndSwap(reqQueued, reqAbandoned), "", ctx.Err()
 		}
 	}
 }
 
 // direct makes the call on its own round trip.
-func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent bool, err error) {
+func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent bool, sid string, err error) {
 	err = p.m.call(ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
-		return publishScript.Run(ctx, rdb, keys, args...).Err()
+		v, err := publishScript.Run(ctx, rdb, keys, args...).Result()
+		sid, _ = v.(string)
+		return err
 	})
-	return !errors.Is(err, errOffline), err
+	return !errors.Is(err, errOffline), sid, err
 }
 
 // loop is one flusher: it takes the first waiting publish and every other
@@ -152,6 +157,16 @@ func take(batch []*pubReq, r *pubReq) []*pubReq {
 	return batch
 }
 
+// entryID is the stream entry ID a publish script call returned ("" if
+// none: an error, or the event was in the stream already).
+func entryID(c redis.Cmder) string {
+	if c, ok := c.(*redis.Cmd); ok {
+		s, _ := c.Val().(string)
+		return s
+	}
+	return ""
+}
+
 // refuseQueued answers what is still queued when the layer closes.
 func (p *publisher) refuseQueued() {
 	for {
@@ -184,6 +199,7 @@ func (p *publisher) flush(batch []*pubReq) {
 			if results[i] = cmds[i].Err(); isNoScript(results[i]) {
 				again = append(again, i)
 			}
+			batch[i].sid = entryID(cmds[i])
 		}
 		if len(again) == 0 {
 			return err
@@ -196,6 +212,7 @@ func (p *publisher) flush(batch []*pubReq) {
 		})
 		for j, i := range again {
 			results[i] = cmds[j].Err()
+			batch[i].sid = entryID(cmds[j])
 		}
 		return err
 	})

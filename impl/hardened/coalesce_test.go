@@ -93,7 +93,7 @@ func TestAbandonedPublish(t *testing.T) {
 	pub := &publisher{m: m, queue: make(chan *pubReq, 1), slots: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	keys, args := call("abandoned")
-	sent, err := pub.run(ctx, keys, args)
+	sent, _, err := pub.run(ctx, keys, args)
 	cancel()
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.False(t, sent, "a publish that never left the queue was not sent")
@@ -101,17 +101,19 @@ func TestAbandonedPublish(t *testing.T) {
 	// A flusher started now skips it and sends the next one.
 	m.goroutine(pub.loop)
 	keys, args = call("next")
-	sent, err = pub.run(context.Background(), keys, args)
+	sent, sid, err := pub.run(context.Background(), keys, args)
 	require.NoError(t, err)
 	assert.True(t, sent)
+	assert.NotEmpty(t, sid, "the stream entry's ID of a coalesced publish")
 	assert.Equal(t, []string{"next"}, stream(), "the abandoned publish stays unsent")
 
 	// No flusher, one slot: the publish goes direct after coalesceWait.
 	direct := &publisher{m: m, queue: make(chan *pubReq, 1), slots: make(chan struct{}, 1)}
 	keys, args = call("direct")
-	sent, err = direct.run(context.Background(), keys, args)
+	sent, sid, err = direct.run(context.Background(), keys, args)
 	require.NoError(t, err)
 	assert.True(t, sent)
+	assert.NotEmpty(t, sid, "the stream entry's ID of a direct publish")
 	assert.Equal(t, []string{"next", "direct"}, stream())
 }
 

@@ -31,8 +31,8 @@ import (
 //
 // KEYS: stream. ARGV: attempt ms ("0": first attempt), the event's JSON
 // prefix up to its ID ({"id":"…",), maxlen, ttl ms ("0": do not refresh),
-// channel, event JSON, tag ("" none). Returns 1 if added, 0 if it was there
-// already.
+// channel, event JSON, tag ("" none). Returns the new entry's ID if added,
+// 0 if it was there already.
 var publishScript = newScript(`
 local from = tonumber(ARGV[1])
 if from > 0 then
@@ -49,16 +49,17 @@ if from > 0 then
     last = '(' .. xs[#xs][1]
   end
 end
-local sid
+local id, sid
 if ARGV[7] == '' then
-  sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6])
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6])
+  sid = id
 else
-  sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6], 'mem', ARGV[7])
-  sid = sid .. ' ' .. ARGV[7]
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6], 'mem', ARGV[7])
+  sid = id .. ' ' .. ARGV[7]
 end
 if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 redis.call('PUBLISH', ARGV[5], sid .. '\n' .. ARGV[6])
-return 1
+return id
 `)
 
 // skewMs is how far Redis's clock may be behind this instance's for the

@@ -66,8 +66,9 @@ func (h *hub) down() {
 	h.mu.Lock()
 	ps := h.ps
 	h.ps = nil
-	for _, set := range h.subs {
+	for flow, set := range h.subs {
 		for s := range set {
+			s.handOwn(func(sid string) []impl.Event { return h.b.sent.after(flow, sid) })
 			s.resync()
 		}
 	}
@@ -188,6 +189,10 @@ type item struct {
 	e   impl.Event
 	mem bool
 	tag memTag
+	// own: a write of this layer (stream ID as cursor) handed over when
+	// its Pub/Sub message may be lost (see sentRing); delivered even while
+	// the subscriber catches up.
+	own bool
 }
 
 // sub is one subscriber. Its pump goroutine delivers, in order and once
@@ -207,6 +212,11 @@ type sub struct {
 	queue    []item
 	needSync bool
 	pos      position // what it delivered
+	// gap, when set, is the stream position before own writes moved pos
+	// past entries the subscriber has not had (other layers' writes whose
+	// messages were lost too): the next catch-up reads from there and
+	// delivers, late, what it has not delivered.
+	gap string
 	// held and heldBytes count the items queued or in the pump's hands
 	// (payload bytes); over is set, and overflow closed, once they passed
 	// the bound.
@@ -250,6 +260,12 @@ func (r *recentIDs) add(id string) {
 	r.ring[r.next] = id
 	r.next = (r.next + 1) % streamedCap
 	r.set[id] = struct{}{}
+}
+
+// has reports whether id is in the set.
+func (r *recentIDs) has(id string) bool {
+	_, ok := r.set[id]
+	return ok
 }
 
 // take reports whether id is in the set, and removes it.
@@ -297,6 +313,30 @@ func (s *sub) release(it item) {
 	s.mu.Unlock()
 }
 
+// handOwn puts this layer's writes after the subscriber's stream position
+// (as own returns them) ahead of everything queued: they were acknowledged
+// before any event the layer acknowledges from memory from now on.
+func (s *sub) handOwn(own func(sid string) []impl.Event) {
+	s.mu.Lock()
+	var es []impl.Event
+	if !s.over {
+		es = own(s.pos.sid)
+	}
+	if len(es) > 0 {
+		q := make([]item, 0, len(es)+len(s.queue))
+		for _, e := range es {
+			q = append(q, item{e: e, own: true})
+			s.held++
+			s.heldBytes += int64(len(e.Payload))
+		}
+		s.queue = append(q, s.queue...)
+	}
+	s.mu.Unlock()
+	if len(es) > 0 {
+		s.poke()
+	}
+}
+
 func (s *sub) resync() {
 	s.mu.Lock()
 	s.needSync = true
@@ -328,6 +368,15 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 		s.pos = pos
 		b.mu.Lock()
 		backlog = b.unseen(flowID, pos)
+		// A publish that timed out after Redis ran it is in the stream
+		// untagged and was acknowledged from memory too: the client got
+		// it if the position covers its tag, so its stream copy is not
+		// delivered again (this layer's own memory events only).
+		for _, me := range b.recent(flowID) {
+			if pos.covers(me.tag) {
+				s.seen[me.e.ID] = struct{}{}
+			}
+		}
 		b.mu.Unlock()
 	} else if b.redis {
 		// Where the stream ends now: the catch-up after the channel is
@@ -345,6 +394,10 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 		})
 	} else {
 		s.pos.sid = fmt.Sprintf("%d-0", time.Now().UnixMilli())
+	}
+	if rdb, _ := b.m.client(); resume && b.redis && rdb == nil {
+		// No catch-up now: this layer's own last writes come first.
+		s.handOwn(func(sid string) []impl.Event { return b.sent.after(flowID, sid) })
 	}
 	for _, me := range backlog {
 		s.enqueue(item{e: me.e, mem: true, tag: me.tag})
@@ -395,6 +448,9 @@ func (s *sub) catchUp(ctx context.Context) bool {
 	for {
 		s.mu.Lock()
 		from := s.pos.sid
+		if s.gap != "" {
+			from = s.gap
+		}
 		s.mu.Unlock()
 		var xs []redis.XMessage
 		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb *redis.Client) error {
@@ -413,9 +469,14 @@ func (s *sub) catchUp(ctx context.Context) bool {
 		}
 		if len(xs) < catchUpPage {
 			s.mu.Lock()
-			s.needSync = false
+			s.needSync, s.gap = false, ""
 			s.mu.Unlock()
 			return true
+		}
+		if last := xs[len(xs)-1].ID; s.gap != "" {
+			s.mu.Lock()
+			s.gap = last
+			s.mu.Unlock()
 		}
 	}
 }
@@ -452,11 +513,25 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 		if s.pos.covers(it.tag) {
 			return it.e, false
 		}
-	} else {
-		if syncing || !cursorAfter(it.e.Cursor, s.pos.sid) {
+	} else if it.own {
+		if !cursorAfter(it.e.Cursor, s.pos.sid) || s.streamed.has(id) {
 			return it.e, false
 		}
+		if s.gap == "" {
+			s.gap = s.pos.sid
+		}
 		s.pos.sid = it.e.Cursor
+	} else {
+		switch {
+		case syncing:
+			return it.e, false
+		case cursorAfter(it.e.Cursor, s.pos.sid):
+			s.pos.sid = it.e.Cursor
+		case s.gap == "" || !cursorAfter(it.e.Cursor, s.gap) || s.streamed.has(id):
+			// Delivered, or behind what the subscriber had: only a gap
+			// left by own writes is caught up from behind the position.
+			return it.e, false
+		}
 		if it.tag.origin != "" && s.pos.covers(it.tag) {
 			// The replay of an event delivered from memory (here or
 			// before the client resumed).

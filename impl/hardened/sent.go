@@ -1,0 +1,92 @@
+package hardened
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gonogo/harness/impl"
+)
+
+// Own events. A layer delivers the events it writes to Redis to its local
+// subscribers through Pub/Sub, like everybody else's. When its Pub/Sub
+// connection drops at the start of an outage, the messages of its last
+// writes may be lost with it; without them, a local subscriber would get
+// the events this layer then acknowledges from memory first and those
+// last writes only from the catch-up after the outage: out of order. So
+// the layer keeps its writes of the last sentWindow (at most sentCap per
+// flow), each with its stream ID, and hands a subscriber the ones after
+// its position when the connection drops, or when it subscribes while
+// Redis is unreachable, ahead of any memory event.
+const (
+	sentWindow = 5 * time.Second
+	sentCap    = 256
+	// sentSweep: past this many flows an add sweeps every flow's expired
+	// writes, so flows that stopped publishing do not hold theirs.
+	sentSweep = 1024
+)
+
+type sentEvent struct {
+	e  impl.Event // Cursor: its stream ID
+	at time.Time
+}
+
+// sentRing holds a layer's recent writes per flow, in stream order.
+type sentRing struct {
+	mu     sync.Mutex
+	byFlow map[string][]sentEvent
+}
+
+// add records e, written to the stream as entry sid.
+func (r *sentRing) add(e impl.Event, sid string) {
+	now := time.Now()
+	e.Cursor = sid
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byFlow == nil {
+		r.byFlow = map[string][]sentEvent{}
+	}
+	if len(r.byFlow) > sentSweep {
+		for f, es := range r.byFlow {
+			if es = within(es, now); len(es) == 0 {
+				delete(r.byFlow, f)
+			} else {
+				r.byFlow[f] = es
+			}
+		}
+	}
+	es := within(r.byFlow[e.FlowID], now)
+	if len(es) >= sentCap {
+		es = es[len(es)-sentCap+1:]
+	}
+	// Concurrent writes are acknowledged in any order: keep stream order.
+	i := len(es)
+	for i > 0 && cursorAfter(es[i-1].e.Cursor, sid) {
+		i--
+	}
+	es = append(es, sentEvent{})
+	copy(es[i+1:], es[i:])
+	es[i] = sentEvent{e: e, at: now}
+	r.byFlow[e.FlowID] = es
+}
+
+// after returns the flow's recent writes after stream ID sid, in order.
+func (r *sentRing) after(flow, sid string) []impl.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []impl.Event
+	for _, s := range within(r.byFlow[flow], time.Now()) {
+		if cursorAfter(s.e.Cursor, sid) {
+			out = append(out, s.e)
+		}
+	}
+	return out
+}
+
+// within drops the writes older than sentWindow from the front of es.
+func within(es []sentEvent, now time.Time) []sentEvent {
+	i := 0
+	for i < len(es) && now.Sub(es[i].at) > sentWindow {
+		i++
+	}
+	return es[i:]
+}
