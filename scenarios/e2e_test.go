@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,5 +178,20 @@ func TestRefusedFillIsAnAnswer(t *testing.T) {
 	}
 	if refused == 0 || failed != 0 {
 		t.Errorf("cache_set: %d refused (recorded OK), %d failed; want some refused and none failed", refused, failed)
+	}
+}
+
+// TestFindingsValid loads every scenario of scenarios/findings (known
+// defects of hardened, run by path) as the CLI would.
+func TestFindingsValid(t *testing.T) {
+	known := DefaultKnown(profiles.Default())
+	files, err := filepath.Glob(filepath.Join("findings", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("findings: %v, %d files; want at least one", err, len(files))
+	}
+	for _, f := range files {
+		if _, err := Load(f, known); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }
