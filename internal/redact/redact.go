@@ -74,8 +74,17 @@ func Secrets(u string) []string {
 			}
 		}
 	}
-	if _, _, pw, _, ok := split(u); ok {
+	if _, user, pw, _, ok := split(u); ok {
 		add(pw)
+		// A parser may split the userinfo at another ':' (a user name
+		// with one, or text before a '?' it reads as a query) and show
+		// what follows it: every tail after a ':' is masked too.
+		info := user + ":" + pw
+		for i := 0; i+1 < len(info); i++ {
+			if info[i] == ':' {
+				add(info[i+1:])
+			}
+		}
 	}
 	for _, m := range queryRE.FindAllStringSubmatch(u, -1) {
 		add(m[2])
