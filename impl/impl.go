@@ -185,13 +185,13 @@ func (p *Profiles) New(ctx context.Context, name string, cfg Config) (*Layer, er
 var ErrFillRefused = errors.New("cache fill refused: flow invalidated after the lease was issued")
 
 // ErrInvalidateDeferred is what Cache.Invalidate returns (wrapped) when it
-// could not make the invalidation hold yet: Redis is unreachable and other
-// instances share the cache, so they may still serve the state it drops.
+// could not make the invalidation hold yet: Redis is unreachable, so other
+// instances sharing the cache may still serve the state it drops.
 // The layer keeps it and applies it when Redis is back; the caller knows
 // the invalidation is not done (the HTTP service answers 202). A layer
 // that acknowledges instead (nil) promises no read anywhere returns the
 // old state.
-var ErrInvalidateDeferred = errors.New("cache invalidation deferred: Redis is unreachable and other instances share the cache")
+var ErrInvalidateDeferred = errors.New("cache invalidation deferred: Redis is unreachable")
 
 // UnsavedError is what a Layer's Close returns when events it acknowledged
 // were not in Redis when it closed. Lost are gone with the process; Kept

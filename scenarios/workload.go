@@ -192,8 +192,8 @@ func (r *run) cacheClient(ctx context.Context, client string, inst int, db *data
 			r.cacheWrite(ctx, client, inst, db, flow)
 			return
 		}
-		l, release := r.use(inst)
-		op := history.Op{Client: client, Kind: history.CacheGet, Flow: flow, Call: r.rec.Now()}
+		l, at, release, _ := r.route(inst, true)
+		op := history.Op{Client: client, Kind: history.CacheGet, Flow: flow, Instance: instanceID(at), Call: r.rec.Now()}
 		e, err := l.Cache.Get(counter.WithOp(ctx, history.CacheGet), flow)
 		if err == nil && e.Hit {
 			op.Version = stateVersion(e.State)
@@ -225,9 +225,9 @@ func (r *run) cacheWrite(ctx context.Context, client string, inst int, db *datab
 	v := db.bump(flow)
 	now := r.rec.Now()
 	r.rec.Add(history.Op{Client: client, Kind: history.DBWrite, Flow: flow, Version: v, Call: call, Return: now, OK: true})
-	l, release := r.use(inst)
+	l, at, release, _ := r.route(inst, true)
 	defer release()
-	op := history.Op{Client: client, Kind: history.CacheInval, Flow: flow, Version: v, Call: r.rec.Now()}
+	op := history.Op{Client: client, Kind: history.CacheInval, Flow: flow, Version: v, Instance: instanceID(at), Call: r.rec.Now()}
 	err := l.Cache.Invalidate(counter.WithOp(ctx, history.CacheInval), flow)
 	if errors.Is(err, impl.ErrInvalidateDeferred) {
 		// The layer's honest answer: not done yet. Neither a failed call

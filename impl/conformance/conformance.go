@@ -13,6 +13,7 @@ package conformance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -437,7 +438,11 @@ func exercise(t *testing.T, l *impl.Layer, flow string) {
 	if ent.Hit {
 		assert.Equal(t, state, ent.State, "cached state")
 	}
-	require.NoError(t, l.Cache.Invalidate(ctx, flow))
+	// Without Redis a layer may defer the invalidation (it cannot hold on
+	// other instances yet); on this one it holds either way.
+	if err := l.Cache.Invalidate(ctx, flow); !errors.Is(err, impl.ErrInvalidateDeferred) {
+		require.NoError(t, err)
+	}
 	ent, err = l.Cache.Get(ctx, flow)
 	require.NoError(t, err)
 	assert.False(t, ent.Hit, "read after invalidate")

@@ -21,12 +21,12 @@ import (
 var ErrFillRefused = impl.ErrFillRefused
 
 // ErrInvalidateDeferred is returned by Invalidate when Redis cannot be
-// reached and other instances held cache memberships at the last renewal:
-// the invalidation is queued and replayed when Redis is back (this instance
-// serves the flow as a miss meanwhile), but until then the others may
-// serve the state it was meant to drop, so it is not acknowledged. An
-// instance that had the cache to itself acknowledges a queued
-// invalidation: nobody else can read the state before the replay.
+// reached: the invalidation is queued and replayed when Redis is back
+// (this instance serves the flow as a miss meanwhile), but until then
+// another instance may serve the state it was meant to drop, so it is not
+// acknowledged. (An instance cannot know it is alone: one that joined
+// after its last lease renewal, up to a third of a lease ago, is unknown
+// to it.)
 var ErrInvalidateDeferred = impl.ErrInvalidateDeferred
 
 // offlineLease is the lease of a miss served without Redis: no fill can
@@ -77,8 +77,6 @@ type Cache struct {
 	renewed    time.Time
 	used       time.Time
 	joined     bool
-	// shared: other instances held live memberships at the last renewal.
-	shared bool
 
 	wake     chan struct{} // wakes replayLoop
 	renewing chan struct{} // held by the renewal in flight (see renew)
@@ -291,16 +289,12 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 	c.mu.Lock()
 	c.seq++
 	c.pending[flowID] = c.seq
-	shared := c.shared
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	if shared {
-		return fmt.Errorf("hardened: cache invalidate %s: %w", flowID, ErrInvalidateDeferred)
-	}
-	return nil
+	return fmt.Errorf("hardened: cache invalidate %s: %w", flowID, ErrInvalidateDeferred)
 }
 
 func (c *Cache) invalidate(ctx context.Context, s redis.Scripter, flowID, epoch string) *redis.Cmd {

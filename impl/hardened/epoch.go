@@ -25,11 +25,10 @@ import (
 // instances are assumed to agree (as the registry's expiries do).
 //
 // leaseScript renews (or, joining, takes) the caller's membership and
-// returns the epoch to serve in — a fresh one (ARGV[4]) when no other live
+// returns the epoch to serve in: a fresh one (ARGV[4]) when no other live
 // member remains; the stored one otherwise; false when the epoch key is
 // gone while others are live and the caller is joining (it retries; a
-// member restores the key from the epoch it knows) — with the number of
-// other live members.
+// member restores the key from the epoch it knows).
 //
 // KEYS: members, epoch. ARGV: now ms, lease expiry ms, server ID, fresh
 // epoch, "1" when joining (a membership of the same server ID then does
@@ -38,11 +37,7 @@ import (
 var leaseScript = newScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local live = redis.call('ZCARD', KEYS[1])
-local others = live
-if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
-  others = live - 1
-  if ARGV[5] == '1' then live = live - 1 end
-end
+if ARGV[5] == '1' and redis.call('ZSCORE', KEYS[1], ARGV[3]) then live = live - 1 end
 local e = redis.call('GET', KEYS[2])
 if live == 0 then
   e = ARGV[4]
@@ -54,7 +49,7 @@ elseif not e then
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-return {e, others}
+return e
 `)
 
 // errNoEpoch: the members are live but the epoch key is gone; the caller
@@ -94,7 +89,6 @@ func (c *Cache) renew(ctx context.Context, force bool) error {
 		joinArg = "1"
 	}
 	var epoch string
-	var others int64
 	err := c.m.call(ctx, "cache_lease", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
 		v, err := leaseScript.Run(ctx, rdb, []string{c.k.cacheMembers(), c.k.cacheEpoch()},
 			start.UnixMilli(), start.Add(lease).UnixMilli(), c.m.cfg.ServerID, newID(), joinArg, known,
@@ -102,10 +96,7 @@ func (c *Cache) renew(ctx context.Context, force bool) error {
 		if errors.Is(err, redis.Nil) {
 			return nil
 		}
-		if r, ok := v.([]any); ok && len(r) == 2 {
-			epoch, _ = r[0].(string)
-			others, _ = r[1].(int64)
-		}
+		epoch, _ = v.(string)
 		return err
 	})
 	if err != nil {
@@ -116,7 +107,7 @@ func (c *Cache) renew(ctx context.Context, force bool) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.joined, c.epoch, c.shared = true, epoch, others > 0
+	c.joined, c.epoch = true, epoch
 	c.leaseUntil, c.renewed = start.Add(lease), start
 	return nil
 }

@@ -49,8 +49,8 @@ const (
 const FillRefused = "refused"
 
 // Deferred is the Value of a cache_invalidate the layer deferred
-// (impl.ErrInvalidateDeferred): recorded OK, but it does not count as a
-// completed invalidation.
+// (impl.ErrInvalidateDeferred): recorded OK, and counted as completed only
+// for reads on the instance that deferred it (Op.Instance).
 const Deferred = "deferred"
 
 // Op is one operation as a client saw it.
@@ -71,8 +71,9 @@ type Op struct {
 	// Mode is what the implementation said it served from ("redis",
 	// "memory"), when it says.
 	Mode string `json:"mode,omitempty"`
-	// Instance is the SERVER_ID of the instance process an instance_exit
-	// or rss record is about.
+	// Instance is the SERVER_ID of the instance an op is about: the
+	// process of an instance_exit or rss record, the instance a cache
+	// read or invalidation went to.
 	Instance string `json:"instance,omitempty"`
 }
 

@@ -49,13 +49,28 @@ func highestBy(vs []versionAt, t time.Duration) (versionAt, bool) {
 
 // StaleRead judges ErrStaleRead: a successful cache_get that hits (Version >
 // 0) must return at least the highest version of the flow's invalidations
-// that completed before the get was called. Gets called before any
-// invalidation of their flow completed are not judged. It also measures the
-// hit rate of successful gets.
+// that completed before the get was called. A deferred invalidation (the
+// layer could not reach Redis) completed only on the instance that deferred
+// it: it binds that instance's reads (by Op.Instance), not the others'.
+// Gets called before any invalidation of their flow completed are not
+// judged. It also measures the hit rate of successful gets.
 func StaleRead(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("stale_read", ErrStaleRead.Error())
 	inval := completed(h, history.CacheInval, history.Deferred)
+	deferred := map[string]*history.History{}
+	for _, o := range h.Ops {
+		if o.Kind == history.CacheInval && o.Value == history.Deferred {
+			if deferred[o.Instance] == nil {
+				deferred[o.Instance] = &history.History{}
+			}
+			deferred[o.Instance].Ops = append(deferred[o.Instance].Ops, o)
+		}
+	}
+	deferredOn := map[string]map[string][]versionAt{}
+	for inst, dh := range deferred {
+		deferredOn[inst] = completed(*dh, history.CacheInval)
+	}
 	writes := completed(h, history.DBWrite)
 	fs := faultsOf(h)
 	var gets, hits, judged, stale int
@@ -68,6 +83,9 @@ func StaleRead(h history.History, c Config) Result {
 			hits++
 		}
 		inv, ok := highestBy(inval[g.Flow], g.Call)
+		if d, dok := highestBy(deferredOn[g.Instance][g.Flow], g.Call); dok && (!ok || d.version > inv.version) {
+			inv, ok = d, true
+		}
 		if !ok {
 			continue
 		}

@@ -39,6 +39,27 @@ func TestStaleRead(t *testing.T) {
 	})
 }
 
+// TestStaleReadDeferred: a deferred invalidation binds reads on the
+// instance that deferred it, not on the others.
+func TestStaleReadDeferred(t *testing.T) {
+	on := func(o history.Op, inst string) history.Op {
+		o.Instance = inst
+		return o
+	}
+	inval := on(versioned(history.CacheInval, "f1", 2, 1.06, 1.1, true), "inst-0")
+	inval.Value = history.Deferred
+	base := []history.Op{versioned(history.DBWrite, "f1", 2, 1.0, 1.05, true), inval}
+	mk := func(ops ...history.Op) history.History {
+		return hist(nil, append(append([]history.Op(nil), base...), ops...)...)
+	}
+	runTable(t, "stale_read", StaleRead, []tc{
+		{name: "old state on the deferring instance", h: mk(on(versioned(history.CacheGet, "f1", 1, 1.2, 1.21, true), "inst-0")),
+			verdict: Fail, err: ErrStaleRead},
+		{name: "old state on another instance", h: mk(on(versioned(history.CacheGet, "f1", 1, 1.2, 1.21, true), "inst-1")),
+			verdict: Inconclusive, err: ErrNoData},
+	})
+}
+
 func reg(kind, conn, flow string, call, ret float64) history.Op {
 	return history.Op{Client: "i0", Kind: kind, Flow: flow, Value: conn, Call: s(call), Return: s(ret), OK: true}
 }
