@@ -16,11 +16,12 @@ import (
 func closeServed(l *impl.Layer, log *slog.Logger, code int, err error) (int, error) {
 	cerr := l.Close()
 	var unsaved *impl.UnsavedError
+	isUnsaved := errors.As(cerr, &unsaved)
 	switch {
 	case cerr == nil:
-	case errors.As(cerr, &unsaved) && unsaved.Lost == 0:
+	case isUnsaved && unsaved.Lost == 0:
 		log.Warn("stopped with acknowledged events not in Redis, kept in the outbox journal", "kept", unsaved.Kept)
-	case errors.As(cerr, &unsaved):
+	case isUnsaved:
 		log.Error("stopped: acknowledged events lost", "lost", unsaved.Lost, "kept", unsaved.Kept, "err", cerr)
 		if err == nil {
 			return exitcode.Unsaved, &exitcode.Error{Code: exitcode.Unsaved, Err: cerr}

@@ -113,9 +113,9 @@ func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bo
 // direct makes the call on its own round trip.
 func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent bool, sid string, err error) {
 	err = p.m.call(ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
-		v, err := publishScript.Run(ctx, rdb, keys, args...).Result()
-		sid, _ = v.(string)
-		return err
+		cmd := publishScript.Run(ctx, rdb, keys, args...)
+		sid = entryID(cmd)
+		return cmd.Err()
 	})
 	return !errors.Is(err, errOffline), sid, err
 }

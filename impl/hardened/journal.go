@@ -27,7 +27,6 @@ import (
 // the middle of a write) is skipped; its publish was never acknowledged.
 // <dir>/lock holds an exclusive flock while a layer uses the directory.
 type journal struct {
-	dir        string
 	f, lock    *os.File
 	wake       chan struct{}
 	mu         sync.Mutex
@@ -65,7 +64,7 @@ func openJournal(dir string) (*journal, error) {
 		lock.Close()
 		return nil, fmt.Errorf("hardened: outbox journal: %w", err)
 	}
-	return &journal{dir: dir, f: f, lock: lock, wake: make(chan struct{}, 1), batch: newBatch()}, nil
+	return &journal{f: f, lock: lock, wake: make(chan struct{}, 1), batch: newBatch()}, nil
 }
 
 // load reads the journal's lines back as outbox events (attempted at

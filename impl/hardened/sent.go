@@ -21,7 +21,8 @@ const (
 	sentWindow = 5 * time.Second
 	sentCap    = 256
 	// sentSweep: past this many flows an add sweeps every flow's expired
-	// writes, so flows that stopped publishing do not hold theirs.
+	// writes (at most once a sentWindow), so flows that stopped publishing
+	// do not hold theirs.
 	sentSweep = 1024
 )
 
@@ -32,8 +33,9 @@ type sentEvent struct {
 
 // sentRing holds a layer's recent writes per flow, in stream order.
 type sentRing struct {
-	mu     sync.Mutex
-	byFlow map[string][]sentEvent
+	mu      sync.Mutex
+	byFlow  map[string][]sentEvent
+	sweptAt time.Time
 }
 
 // add records e, written to the stream as entry sid.
@@ -45,7 +47,8 @@ func (r *sentRing) add(e impl.Event, sid string) {
 	if r.byFlow == nil {
 		r.byFlow = map[string][]sentEvent{}
 	}
-	if len(r.byFlow) > sentSweep {
+	if len(r.byFlow) > sentSweep && now.Sub(r.sweptAt) >= sentWindow {
+		r.sweptAt = now
 		for f, es := range r.byFlow {
 			if es = within(es, now); len(es) == 0 {
 				delete(r.byFlow, f)

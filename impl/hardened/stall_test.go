@@ -57,7 +57,8 @@ func stallRun(t *testing.T, mod func(*impl.Config)) (growth uint64, closed bool,
 		require.NoError(t, l.Bus.Publish(ctx, e))
 		want = append(want, e.ID)
 		if i%250 == 249 {
-			growth = max(growth, heap()-min(base, heap()))
+			h := heap()
+			growth = max(growth, h-min(base, h))
 		}
 	}
 	select {
@@ -65,7 +66,8 @@ func stallRun(t *testing.T, mod func(*impl.Config)) (growth uint64, closed bool,
 	case <-time.After(20 * time.Second):
 		t.Error("the reading consumer did not get 3000 events within 20 s")
 	}
-	growth = max(growth, heap()-min(base, heap()))
+	h := heap()
+			growth = max(growth, h-min(base, h))
 	// A closed subscription still hands out what was sent before it
 	// closed: read until the channel ends, briefly.
 	deadline := time.After(5 * time.Second)

@@ -66,9 +66,9 @@ func (h *hub) down() {
 	h.mu.Lock()
 	ps := h.ps
 	h.ps = nil
-	for flow, set := range h.subs {
+	for _, set := range h.subs {
 		for s := range set {
-			s.handOwn(func(sid string) []impl.Event { return h.b.sent.after(flow, sid) })
+			s.handOwn()
 			s.resync()
 		}
 	}
@@ -292,7 +292,7 @@ func (s *sub) enqueue(it item) {
 	}
 	s.held++
 	s.heldBytes += int64(len(it.e.Payload))
-	cfg := s.b.m.cfg
+	cfg := &s.b.m.cfg
 	if (cfg.SubscriberQueue > 0 && s.held > cfg.SubscriberQueue) || (cfg.SubscriberQueueBytes > 0 && s.heldBytes > cfg.SubscriberQueueBytes) {
 		s.over = true
 		close(s.overflow)
@@ -313,14 +313,14 @@ func (s *sub) release(it item) {
 	s.mu.Unlock()
 }
 
-// handOwn puts this layer's writes after the subscriber's stream position
-// (as own returns them) ahead of everything queued: they were acknowledged
+// handOwn puts this layer's recent writes after the subscriber's stream
+// position (see sentRing) ahead of everything queued: they were acknowledged
 // before any event the layer acknowledges from memory from now on.
-func (s *sub) handOwn(own func(sid string) []impl.Event) {
+func (s *sub) handOwn() {
 	s.mu.Lock()
 	var es []impl.Event
 	if !s.over {
-		es = own(s.pos.sid)
+		es = s.b.sent.after(s.flow, s.pos.sid)
 	}
 	if len(es) > 0 {
 		q := make([]item, 0, len(es)+len(s.queue))
@@ -397,7 +397,7 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	}
 	if rdb, _ := b.m.client(); resume && b.redis && rdb == nil {
 		// No catch-up now: this layer's own last writes come first.
-		s.handOwn(func(sid string) []impl.Event { return b.sent.after(flowID, sid) })
+		s.handOwn()
 	}
 	for _, me := range backlog {
 		s.enqueue(item{e: me.e, mem: true, tag: me.tag})
