@@ -23,6 +23,9 @@ var (
 // like any other.
 const SlowClientPrefix = "slow-"
 
+// slowClient reports whether the named SSE client is a slow consumer.
+func slowClient(name string) bool { return strings.HasPrefix(name, SlowClientPrefix) }
+
 // chain is one logical SSE client on one flow: its connections (subscribe
 // ops, in connect order) and what they received.
 type chain struct {
@@ -37,7 +40,7 @@ type chain struct {
 // is the Last-Event-ID it sent. A failed one (not OK) never connected.
 func chains(h history.History) []*chain {
 	m := map[subKey]*chain{}
-	for _, o := range h.Ops {
+	for _, o := range sortedOps(h) {
 		if o.Kind != history.Subscribe {
 			continue
 		}
@@ -114,15 +117,15 @@ func DetectableRate(n int) float64 {
 // catch-up. With Config.SkipFaultWindows, an event published inside a fault
 // window is expected only when a connection of the chain began after that
 // window ended (a resume could then fetch it). No event may be received
-// twice (ErrChainDuplicate), and first receipts must respect the
-// acknowledged order: when a's publish returned before b's was called, a
-// comes first (ErrChainReordered). A slow consumer (SlowClientPrefix) may
-// never catch up: it is owed only the events acknowledged before the
-// latest-published one it received was called, so a gap counts, a backlog
-// does not.
-// Metric chain_detectable_pct states the
-// check's sensitivity: the smallest per-event violation rate it detects
-// with 95 % probability, given the events it judged.
+// twice (ErrChainDuplicate), and first receipts must keep publish order as
+// Reordered defines it: per publisher, and a before b when a's publish
+// returned before b's was called, for publishes through one instance or
+// both acknowledged on Redis (ErrChainReordered). A slow consumer
+// (SlowClientPrefix) may never catch up: it is owed only the events
+// acknowledged before the latest-published one it received was called, so
+// a gap counts, a backlog does not. The result states its sensitivity
+// (also as metric chain_detectable_pct): the smallest per-event violation
+// rate it detects with 95 % probability, given the events it judged.
 func SessionChain(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("session_chain", strings.Join([]string{ErrChainMissing.Error(), ErrChainDuplicate.Error(), ErrChainReordered.Error()}, "; "))
@@ -147,7 +150,7 @@ func SessionChain(h history.History, c Config) Result {
 			got = &received{byID: map[string][]receipt{}}
 		}
 		owed := end - c.DeliveryGrace
-		if strings.HasPrefix(ch.key.client, SlowClientPrefix) {
+		if slowClient(ch.key.client) {
 			owed = min(owed, reachedUpTo(got, pubs, ch.key.flow))
 		}
 		for _, p := range acked[ch.key.flow] {
@@ -161,7 +164,7 @@ func SessionChain(h history.History, c Config) Result {
 					ch.key.client, ch.key.flow, p.EventID, where(fs, p.Call), ch.place(p.Call), secs(p.Return)))
 			}
 		}
-		var latest history.Op // received event whose publish was called last
+		order := newOrder(pubs, ch.key.flow)
 		for _, id := range got.order {
 			ds := got.byID[id]
 			if len(ds) > 1 {
@@ -173,24 +176,17 @@ func SessionChain(h history.History, c Config) Result {
 				dupEv = append(dupEv, fmt.Sprintf("client %s: event %s/%s received %d times: %s",
 					ch.key.client, ch.key.flow, id, len(ds), strings.Join(at, "; ")))
 			}
-			p, ok := pubs[eventKey{ch.key.flow, id}]
-			if !ok || !p.OK {
-				continue
-			}
-			if latest.EventID != "" && latest.Call > p.Return {
+			if why, judged := order.next(id); judged && why != "" {
 				reordered++
-				reoEv = append(reoEv, fmt.Sprintf("client %s: event %s/%s (acknowledged at %s) received at %s %s, after %s (published at %s)",
-					ch.key.client, ch.key.flow, id, secs(p.Return), secs(ds[0].Return), ch.place(ds[0].Return), latest.EventID, secs(latest.Call)))
-			}
-			if p.Call > latest.Call || latest.EventID == "" {
-				latest = p
+				reoEv = append(reoEv, fmt.Sprintf("client %s: event %s/%s received at %s %s %s",
+					ch.key.client, ch.key.flow, id, secs(ds[0].Return), ch.place(ds[0].Return), why))
 			}
 		}
 	}
 	r.Evidence = append(append(append(r.Evidence, missEv...), dupEv...), reoEv...)
 	if judged > 0 {
-		r.Evidence = append(r.Evidence, fmt.Sprintf("judged %d events over %d clients and %d connections: detects a per-event violation rate of %.3g %% with 95 %% probability",
-			judged, len(chs), conns, 100*DetectableRate(judged)))
+		r.Sensitivity = fmt.Sprintf("judged %d events over %d clients and %d connections: detects a per-event violation rate of %.3g %% with 95 %% probability",
+			judged, len(chs), conns, 100*DetectableRate(judged))
 	}
 	r.Metrics["chains"] = float64(len(chs))
 	r.Metrics["chain_connections"] = float64(conns)

@@ -550,7 +550,7 @@ func Delivery(h history.History, c Config) Result {
 	r := result("delivery", strings.Join([]string{ErrDeliveryLost.Error(), ErrDeliveryDuplicate.Error(), ErrDeliveryLate.Error()}, "; "))
 	windows := map[subKey][]history.Op{}
 	for _, o := range sortedOps(h) {
-		if o.Kind == history.Subscribe && o.OK && !strings.HasPrefix(o.Client, SlowClientPrefix) {
+		if o.Kind == history.Subscribe && o.OK && !slowClient(o.Client) {
 			k := subKey{o.Client, o.Flow}
 			windows[k] = append(windows[k], o)
 		}
@@ -563,7 +563,7 @@ func Delivery(h history.History, c Config) Result {
 	pubs := publishes(h)
 	dels := deliveries(h)
 	for k := range dels {
-		if _, ok := windows[k]; !ok && !strings.HasPrefix(k.client, SlowClientPrefix) {
+		if _, ok := windows[k]; !ok && !slowClient(k.client) {
 			windows[k] = nil
 		}
 	}
