@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gonogo/harness/internal/inputfile"
 )
 
 // defaultPlans is the shipped plans file: every number with its public
@@ -44,6 +46,11 @@ func ParsePlans(file string, data []byte) (map[string]Plan, error) {
 	var doc struct {
 		Version int                  `yaml:"version"`
 		Plans   map[string]yaml.Node `yaml:"plans"`
+	}
+	// One document, within the size limit (a plain decode ignores a
+	// second); then the strict decode.
+	if _, err := inputfile.YAML(file, data); err != nil {
+		return nil, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

@@ -63,6 +63,9 @@ func TestParsePlansRejects(t *testing.T) {
 	if _, err := ParsePlans("p.yaml", []byte(missing)); err == nil || !strings.Contains(err.Error(), `missing "request_bytes"`) {
 		t.Errorf("a plan without request_bytes: err %v", err)
 	}
+	if _, err := ParsePlans("p.yaml", []byte(good+"\n---\nversion: 2\n")); err == nil || !strings.Contains(err.Error(), "a second YAML document") {
+		t.Errorf("a second document: err %v; want it refused", err)
+	}
 }
 
 // Pay-as-you-go costs its price per 100K commands; a quota plan has no

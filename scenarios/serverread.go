@@ -23,7 +23,7 @@ import (
 type serverReader struct {
 	rdb     *redis.Client
 	streams impl.Streams
-	secret  string // the target's password, masked in errors
+	secrets []string // the target's, masked in errors
 }
 
 // newServerReader connects to the target directly (not through the proxy:
@@ -37,15 +37,13 @@ func (r *run) newServerReader() *serverReader {
 	if !ok {
 		return nil
 	}
-	opt, err := redis.ParseURL(r.target.URL())
+	rdb, err := impl.NewClient(impl.Config{URL: r.target.URL(), TLS: r.target.TLS(), PoolSize: 1, ClientName: "gonogo-harness"},
+		func(o *redis.Options) { o.MaxRetries = -1 })
 	if err != nil {
-		r.notes.add("final reads through the layer: the target's URL does not parse: %s", redact.Text(err.Error(), redact.Password(r.target.URL())))
+		r.notes.add("final reads through the layer: %s", err)
 		return nil
 	}
-	opt.TLSConfig = r.target.TLS()
-	opt.MaxRetries = -1
-	opt.PoolSize = 1
-	return &serverReader{rdb: redis.NewClient(opt), streams: st, secret: redact.Password(r.target.URL())}
+	return &serverReader{rdb: rdb, streams: st, secrets: redact.Secrets(r.target.URL())}
 }
 
 func (s *serverReader) Close() { s.rdb.Close() }
@@ -61,7 +59,7 @@ func (s *serverReader) read(ctx context.Context, r *run, flow string, n int) (hi
 	op.Return = r.rec.Now()
 	op.OK = err == nil
 	if err != nil {
-		op.Err = redact.Text(err.Error(), s.secret)
+		op.Err = redact.Text(err.Error(), s.secrets...)
 	}
 	slices.Reverse(msgs)
 	for _, m := range msgs {
@@ -102,7 +100,7 @@ func (s *serverReader) info(ctx context.Context, r *run, flow string) {
 	op.Return = r.rec.Now()
 	op.OK = err == nil
 	if err != nil {
-		op.Err = redact.Text(err.Error(), s.secret)
+		op.Err = redact.Text(err.Error(), s.secrets...)
 	} else {
 		op.Count = n.Val()
 		op.Value = strconv.FormatInt(pttlMillis(ttl.Val()), 10)

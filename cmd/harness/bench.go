@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/gonogo/harness/bench"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/inputfile"
 )
 
 const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --url-env NAME] [--profile seed,hardened]
@@ -160,7 +159,7 @@ func presetHelp() string {
 func choosePlan(file, name string) (bench.Plan, error) {
 	plans := bench.Plans()
 	if file != "" {
-		data, err := readBounded(file, maxPlansFile)
+		data, err := inputfile.Read(file, inputfile.MaxYAML)
 		if err != nil {
 			return bench.Plan{}, exitcode.Configf("--plans: %w", err)
 		}
@@ -175,9 +174,6 @@ func choosePlan(file, name string) (bench.Plan, error) {
 	return p, nil
 }
 
-// maxPlansFile bounds a plans file's size.
-const maxPlansFile = 1 << 20
-
 // splitList splits a comma-separated list, dropping blanks.
 func splitList(s string) []string {
 	var out []string
@@ -187,21 +183,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// readBounded reads file, refusing one larger than limit bytes.
-func readBounded(file string, limit int64) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", file, limit)
-	}
-	return data, nil
 }

@@ -67,7 +67,7 @@ func stallRun(t *testing.T, mod func(*impl.Config)) (growth uint64, closed bool,
 		t.Error("the reading consumer did not get 3000 events within 20 s")
 	}
 	h := heap()
-			growth = max(growth, h-min(base, h))
+	growth = max(growth, h-min(base, h))
 	// A closed subscription still hands out what was sent before it
 	// closed: read until the channel ends, briefly.
 	deadline := time.After(5 * time.Second)
