@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/gonogo/harness/impl/hardened"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/impl/service"
+	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/scenarios/check"
 )
@@ -30,13 +30,11 @@ import (
 // Instance processes in tests. The engine starts `<executable> serve
 // -control -profile P -addr A` with ChildEnv set; in a test the executable
 // is this test binary, so TestMain serves instead of testing when ChildEnv
-// is set. The package cannot import cmd/harness (its serve is package
-// main), and a binary built from it could not run the mutant profiles
-// below; serving here needs nothing but the service package and registers
-// them. childServe does what `harness serve -control` does, as docs/http.md
-// and issue 12 ask of it: on SIGTERM it shuts the service down, closes the
-// layer and, when Close reports acknowledged events it could not write,
-// logs the error (with its count) and exits 1.
+// is set: childServe runs service.Serve, as `harness serve -control` does,
+// with the mutant profiles below registered beside the default ones (on
+// SIGTERM it shuts the service down, closes the layer and, when Close
+// reports acknowledged events it could not write, logs their count and
+// exits exitcode.Unsaved).
 func TestMain(m *testing.M) {
 	if os.Getenv(ChildEnv) != "" && len(os.Args) > 1 && os.Args[1] == "serve" {
 		os.Exit(childServe(os.Args[2:]))
@@ -118,48 +116,20 @@ func childServe(args []string) int {
 	profile := fs.String("profile", "hardened", "")
 	addr := fs.String("addr", "127.0.0.1:0", "")
 	if err := fs.Parse(args); err != nil {
-		return 3
+		return exitcode.BadInput
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg, err := impl.ConfigFromEnv(os.Getenv)
+	if err == nil {
+		err = service.Serve(ctx, service.Served{Profiles: childProfiles(), Profile: *profile, Addr: *addr, Config: cfg,
+			Control: *control, Token: os.Getenv("HARNESS_CONTROL_TOKEN"), Options: service.Options{Logger: log}, Out: os.Stdout, Err: os.Stderr})
+	}
 	if err != nil {
-		log.Error("config", "err", err)
-		return 3
+		log.Error("serve", "err", err)
 	}
-	reg := childProfiles()
-	l, err := reg.New(ctx, *profile, cfg)
-	if err != nil {
-		log.Error("profile", "err", err)
-		return 3
-	}
-	opts := service.Options{Logger: log}
-	if *control {
-		opts.Control = &service.Control{Base: cfg, Token: os.Getenv("HARNESS_CONTROL_TOKEN"), New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
-			return reg.New(ctx, *profile, c)
-		}}
-	}
-	svc := service.New(l, opts)
-	url, err := svc.Start(ctx, *addr)
-	if err != nil {
-		log.Error("start", "err", err)
-		return 3
-	}
-	fmt.Printf("serving profile %s on %s\n", *profile, url)
-	<-ctx.Done()
-	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	code := 0
-	if err := svc.Shutdown(shut); err != nil {
-		log.Error("shutdown", "err", err)
-		code = 4
-	}
-	if err := svc.Layer().Close(); err != nil {
-		log.Error("closing the layer", "err", err)
-		return 1
-	}
-	return code
+	return exitcode.Of(err)
 }
 
 // stopOutageSpec is instance_stop_outage, small: instance 1 is stopped
@@ -186,7 +156,7 @@ checks:
 
 // TestInstanceStopDuringOutage runs instance processes of this binary:
 // the layer that loses its outbox on Close silently fails acked_on_stop
-// with ErrStopLost; the one that announces the loss (exit 1, the count in
+// with ErrStopLost; the one that announces the loss (exit 5, the count in
 // its log) passes it with the count as stop_announced. Every instance
 // process is reaped and its port free after the run.
 func TestInstanceStopDuringOutage(t *testing.T) {

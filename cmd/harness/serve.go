@@ -13,7 +13,6 @@ import (
 	"github.com/gonogo/harness/impl/service"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/exitcode"
-	"github.com/gonogo/harness/internal/redact"
 )
 
 // runServe serves one layer of a profile over HTTP until interrupted. Redis
@@ -21,7 +20,7 @@ import (
 // REDIS_URL, REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID). The
 // control API needs HARNESS_CONTROL_TOKEN and, unless --control-any-addr,
 // a loopback --addr.
-func runServe(ctx context.Context, args []string, e env) (code int, err error) {
+func runServe(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlags("serve", "serve [-profile hardened|seed] [-addr 127.0.0.1:8080]", e)
 	reg := profiles.Default()
 	profile := fs.String("profile", "hardened", fmt.Sprintf("implementation to serve %v", reg.Names()))
@@ -62,36 +61,12 @@ func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 	}
 	hook := counter.New()
 	cfg.Hooks = append(cfg.Hooks, hook)
-	layer, err := reg.New(ctx, *profile, cfg)
-	if err != nil {
-		return 0, exitcode.Config(err)
-	}
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	opts := service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log}
-	if *control {
-		opts.Control = &service.Control{Base: cfg, Token: token, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
-			return reg.New(ctx, *profile, c)
-		}}
-	}
-	svc := service.New(layer, opts)
-	defer func() { code, err = closeServed(svc.Layer(), log, code, err) }()
-	url, err := svc.Start(ctx, *addr)
-	if err != nil {
-		return 0, exitcode.Config(err)
-	}
-	if *control {
-		fmt.Fprintln(e.stderr, "WARNING: harness control API on (/_harness/): a client with HARNESS_CONTROL_TOKEN can reset the layer and touch the registry; for test stacks only")
-	}
-	fmt.Fprintf(e.stdout, "serving profile %s on %s (redis %s, mode %s)\n", *profile, url,
-		redact.URL(cfg.URL), layer.Manager.Mode())
-	<-ctx.Done()
-	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := svc.Shutdown(shut); err != nil {
-		return 0, exitcode.Harness(err)
-	}
-	fmt.Fprintln(e.stdout, "stopped: SSE connections unregistered")
-	return exitcode.Go, nil
+	err = service.Serve(ctx, service.Served{
+		Profiles: reg, Profile: *profile, Addr: *addr, Config: cfg, Control: *control, Token: token,
+		Options: service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: slog.New(slog.NewTextHandler(e.stderr, nil))},
+		Out:     e.stdout, Err: e.stderr,
+	})
+	return exitcode.Of(err), err
 }
 
 // checkControl refuses the control API without a token of at least

@@ -82,6 +82,9 @@ type Bus struct {
 	memN    uint64                // memory sequence of the last event acknowledged from memory
 	stats   OutboxStats
 
+	// unresolved counts the outbox's maybe events whose stream copy, if
+	// any, is not known (see resolve), readable without mu.
+	unresolved atomic.Int64
 	// queued is len(outbox), readable without mu: Publish takes mu only
 	// when the outbox holds events.
 	queued atomic.Int64
@@ -224,11 +227,10 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		}
 		line = js
 	}
-	me, synced, err := b.remember(e, attempted, written, line)
+	synced, err := b.remember(e, attempted, written, line)
 	if err != nil {
 		return err
 	}
-	b.hub.local(me)
 	b.kick()
 	if written != nil {
 		t := time.NewTimer(b.m.cfg.PublishBudget)
@@ -256,6 +258,8 @@ type memEvent struct {
 	e   impl.Event
 	tag memTag
 	ms  int64
+	// maybe: a publish of it may have reached Redis (see cursor.go).
+	maybe bool
 }
 
 // pending is an outbox event (a direct publish is one with a zero tag).
@@ -268,22 +272,27 @@ type pending struct {
 	// written, when not nil, is closed once the event left the outbox
 	// (written, or dropped as Redis refused it).
 	written chan struct{}
+	// landed is the stream ID of the untagged entry an earlier attempt
+	// of a maybe event wrote, once this layer saw its live message.
+	landed string
 }
 
 // remember acknowledges e from memory: a memory cursor, the flow's ring,
-// and (with the Redis bus on) the outbox.
+// (with the Redis bus on) the outbox, and the local subscribers, which get
+// the flow's memory events in memory-sequence order (a subscriber that
+// delivered n covers every earlier one: one pushed late would be skipped).
 //
 // With the journal on, line is the event's JSON: its journal line goes
 // into the next batch, which remember returns (nil without a journal).
-func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}, line []byte) (memEvent, *jbatch, error) {
+func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}, line []byte) (*jbatch, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.redis && len(b.outbox) >= b.m.cfg.OutboxCap {
 		b.stats.Overflow++
-		return memEvent{}, nil, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
+		return nil, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
 	}
 	b.memN++
-	me := memEvent{e: e, tag: memTag{b.origin, b.memN}, ms: time.Now().UnixMilli()}
+	me := memEvent{e: e, tag: memTag{b.origin, b.memN}, ms: time.Now().UnixMilli(), maybe: attempted > 0}
 	// strconv, not fmt: the critical section stays short.
 	me.e.Cursor = position{sid: strconv.FormatInt(me.ms, 10) + "-0", tags: []memTag{me.tag}}.String()
 	var synced *jbatch
@@ -294,11 +303,15 @@ func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}, lin
 		}
 	}
 	b.keep(me)
-	return me, synced, nil
+	b.hub.local(me)
+	return synced, nil
 }
 
 // queue appends p to the outbox. Callers hold b.mu.
 func (b *Bus) queue(p pending) {
+	if p.maybe {
+		b.unresolved.Add(1)
+	}
 	b.outbox = append(b.outbox, p)
 	b.queued.Store(int64(len(b.outbox)))
 	b.pending[p.e.FlowID]++
@@ -344,12 +357,32 @@ func (b *Bus) unseen(flow string, pos position) []memEvent {
 	}
 	if b.pending[flow] > 0 {
 		for _, p := range b.outbox {
-			if p.e.FlowID == flow {
+			// A maybe event whose entry the position passed was had.
+			if p.e.FlowID == flow && (p.landed == "" || cursorAfter(p.landed, pos.sid)) {
 				keep(p.memEvent)
 			}
 		}
 	}
 	return out
+}
+
+// resolve records that the untagged live message of event id (stream ID
+// sid) arrived: if a maybe event of the outbox is that event, its earlier
+// attempt wrote it there, and a client whose stream position passed sid
+// had it. Free while no maybe event waits.
+func (b *Bus) resolve(flow, id, sid string) {
+	if b.unresolved.Load() == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.outbox {
+		if p := &b.outbox[i]; p.maybe && p.landed == "" && p.e.ID == id && p.e.FlowID == flow {
+			p.landed = sid
+			b.unresolved.Add(-1)
+			return
+		}
+	}
 }
 
 // fill gives an event the fields every event carries (docs/http.md): a
@@ -542,6 +575,9 @@ func (b *Bus) replayOnce() bool {
 	}
 	b.mu.Lock()
 	for _, p := range b.outbox[:done] {
+		if p.maybe && p.landed == "" {
+			b.unresolved.Add(-1)
+		}
 		if b.pending[p.e.FlowID]--; b.pending[p.e.FlowID] <= 0 {
 			delete(b.pending, p.e.FlowID)
 		}

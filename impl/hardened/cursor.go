@@ -1,6 +1,8 @@
 package hardened
 
 import (
+	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -9,7 +11,7 @@ import (
 // name a subscriber's position, not only an event's, so that a client can
 // resume with any cursor it was given, on any instance, in either mode:
 //
-//	<stream ID>[.<origin>.<n>]...
+//	<stream ID>[.<origin>.<n>]...[.h.<event hash>]...
 //
 // The stream ID ("ms-seq") is the last entry of the flow's stream the
 // client got; each <origin>.<n> says it also got every event that the
@@ -26,6 +28,15 @@ import (
 // except the tagged ones it covers, and the events this instance still
 // holds in memory that it does not cover: on this instance or another,
 // before or after the replay, each event once.
+//
+// One event can be in the stream untagged although a client got it from
+// memory: a publish that timed out after Redis ran it (the reply was lost
+// at the outage's edge) is acknowledged from memory, and its replay finds
+// the entry and appends nothing. Its memory copy is marked "maybe": a
+// client that gets it also gets h.<hash of its event ID> in its position
+// (at most maxMaybe, the oldest dropped), and a stream copy of that event,
+// untagged or replayed, is skipped and the hash dropped, on any instance,
+// whether the origin's replay already ran or not.
 
 // memTag names an event acknowledged from memory: the layer that
 // acknowledged it and its memory sequence there (from 1).
@@ -66,15 +77,36 @@ func validOrigin(o string) bool {
 // ahead of the stream position may be delivered again.
 const maxTags = 8
 
+// maxMaybe bounds the event hashes one position carries (see above).
+const maxMaybe = 4
+
+// maybeKey marks an event hash in a cursor (an origin is originLen long).
+const maybeKey = "h"
+
 // position is what a subscriber has delivered: every stream entry up to
-// sid and, per origin, every memory-acknowledged event up to n.
+// sid and, per origin, every memory-acknowledged event up to n, and the
+// hashes of maybe events whose stream copy it has not passed.
 type position struct {
-	sid  string
-	tags []memTag
+	sid   string
+	tags  []memTag
+	maybe []string
+}
+
+// idHash names an event ID in a cursor: FNV-1a 64, base 36.
+func idHash(id string) string {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// validHash reports whether s can be an idHash.
+func validHash(s string) bool {
+	v, err := strconv.ParseUint(s, 36, 64)
+	return err == nil && s == strconv.FormatUint(v, 36)
 }
 
 func (p position) String() string {
-	if len(p.tags) == 0 {
+	if len(p.tags) == 0 && len(p.maybe) == 0 {
 		return p.sid
 	}
 	var b strings.Builder
@@ -83,6 +115,10 @@ func (p position) String() string {
 		b.WriteByte('.')
 		b.WriteString(t.String())
 	}
+	for _, h := range p.maybe {
+		b.WriteString("." + maybeKey + ".")
+		b.WriteString(h)
+	}
 	return b.String()
 }
 
@@ -90,7 +126,7 @@ func (p position) String() string {
 // one (a plain stream ID is one).
 func parsePosition(c string) (position, bool) {
 	parts := strings.Split(c, ".")
-	if len(parts)%2 != 1 || len(parts) > 1+2*maxTags {
+	if len(parts)%2 != 1 || len(parts) > 1+2*(maxTags+maxMaybe) {
 		return position{}, false
 	}
 	if _, _, ok := parseCursor(parts[0]); !ok {
@@ -98,8 +134,15 @@ func parsePosition(c string) (position, bool) {
 	}
 	p := position{sid: parts[0]}
 	for i := 1; i < len(parts); i += 2 {
+		if parts[i] == maybeKey {
+			if !validHash(parts[i+1]) || len(p.maybe) == maxMaybe {
+				return position{}, false
+			}
+			p.expect(parts[i+1])
+			continue
+		}
 		t, ok := parseTag(parts[i] + "." + parts[i+1])
-		if !ok {
+		if !ok || len(p.tags) == maxTags {
 			return position{}, false
 		}
 		p.see(t)
@@ -151,6 +194,31 @@ func (p *position) passed(t memTag) {
 			return
 		}
 	}
+}
+
+// expect adds the hash of a maybe event the subscriber got from memory.
+func (p *position) expect(h string) {
+	if slices.Contains(p.maybe, h) {
+		return
+	}
+	if len(p.maybe) == maxMaybe {
+		p.maybe = p.maybe[1:]
+	}
+	p.maybe = append(p.maybe, h)
+}
+
+// settle drops the hash of id, reporting whether the position had it: the
+// stream copy of an event the subscriber got from memory.
+func (p *position) settle(id string) bool {
+	if len(p.maybe) == 0 {
+		return false
+	}
+	i := slices.Index(p.maybe, idHash(id))
+	if i < 0 {
+		return false
+	}
+	p.maybe = append(p.maybe[:i:i], p.maybe[i+1:]...)
+	return true
 }
 
 // parseCursor splits a stream ID "ms-seq"; ok is false for anything else.

@@ -24,14 +24,15 @@ func TestCursors(t *testing.T) {
 			t.Errorf("parseCursor(%q): got ok; want not ok", bad)
 		}
 	}
-	for _, c := range []string{"5-0", "5-0.abcdefgh.3", "5-1.abcdefgh.3.0123456z.12"} {
+	for _, c := range []string{"5-0", "5-0.abcdefgh.3", "5-1.abcdefgh.3.0123456z.12", "5-0.h." + idHash("e1"), "5-0.abcdefgh.3.h.1.h.zz"} {
 		p, ok := parsePosition(c)
 		if !ok || p.String() != c {
 			t.Errorf("parsePosition(%q): got %q, %v; want it back", c, p.String(), ok)
 		}
 	}
 	for _, bad := range []string{"", "5", "5-0.", "5-0.abcdefgh", "5-0.abcdefgh.0", "5-0.ABCDEFGH.1", "5-0.abc.1", "5-0.abcdefgh.x",
-		"5-0.a0000000.1.a0000001.1.a0000002.1.a0000003.1.a0000004.1.a0000005.1.a0000006.1.a0000007.1.a0000008.1"} {
+		"5-0.a0000000.1.a0000001.1.a0000002.1.a0000003.1.a0000004.1.a0000005.1.a0000006.1.a0000007.1.a0000008.1",
+		"5-0.h.1.h.2.h.3.h.4.h.5", "5-0.h.", "5-0.h.01", "5-0.h.A1", "5-0.h.zzzzzzzzzzzzzzzz"} {
 		if _, ok := parsePosition(bad); ok {
 			t.Errorf("parsePosition(%q): got ok; want not ok", bad)
 		}

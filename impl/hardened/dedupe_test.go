@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
 
@@ -89,4 +91,126 @@ func TestHistoryOutboxOverlap(t *testing.T) {
 		}
 		require.Equal(t, 1, n, "copies of %s in history while it is in the stream and the outbox", e.ID)
 	}
+}
+
+// TestResumeMaybe: a publish that timed out after Redis ran it is in the
+// stream untagged and was acknowledged from memory too (tagged). A client
+// that got it from memory and resumes with its cursor, on this instance or
+// on another one sharing the keys, before or after the replay found the
+// entry, must not get it again from the stream (found with
+// resume_after_replay: about one run in three delivered it twice to a
+// client that moved to the other instance).
+func TestResumeMaybe(t *testing.T) {
+	ctx, rdb, la, lb := twoInstances(t)
+	a := la.Bus.(*Bus)
+
+	sa, err := a.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	now := time.Now().UTC()
+	e0, e1, e2 := conformance.Event("f", "e0", 0, now), conformance.Event("f", "e1", 1, now), conformance.Event("f", "e2", 2, now)
+	require.NoError(t, a.Publish(ctx, e0))
+	require.Equal(t, "e0", conformance.Receive(t, sa, 5*time.Second).ID)
+
+	// e1: Redis appended it (its PUBLISH reached nobody) and the reply was
+	// lost, so the instance acknowledged it from memory, as Publish does.
+	fill(&e1)
+	js, err := appendEvent(nil, e1)
+	require.NoError(t, err)
+	attempt := time.Now().UnixMilli()
+	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: a.k.events("f"), Values: []any{"event", string(js)}}).Err())
+	_, err = a.remember(e1, attempt, nil, nil)
+	require.NoError(t, err)
+	got := conformance.Receive(t, sa, 5*time.Second)
+	require.Equal(t, "e1", got.ID)
+
+	resume := func(want ...string) {
+		t.Helper()
+		for name, l := range map[string]*impl.Layer{"the same instance": la, "the other instance": lb} {
+			rctx, rcancel := context.WithCancel(ctx)
+			ch, err := l.Bus.Subscribe(rctx, "f", got.Cursor)
+			require.NoError(t, err)
+			var ids []string
+			for done := false; !done; {
+				select {
+				case e := <-ch:
+					ids = append(ids, e.ID)
+				case <-time.After(500 * time.Millisecond):
+					done = true
+				}
+			}
+			rcancel()
+			require.Equal(t, want, ids, "resume on %s after cursor %s", name, got.Cursor)
+		}
+	}
+	resume() // the replay has not run yet
+	a.kick()
+	require.Eventually(t, func() bool { return a.Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond, "outbox drained")
+	n, err := rdb.XLen(ctx, a.k.events("f")).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n, "the replay appended e1 again")
+	require.NoError(t, a.Publish(ctx, e2))
+	resume("e2")
+}
+
+// TestResumeLanded: the untagged write of a publish that timed out reaches
+// a client through another instance's live delivery; the client then
+// resumes, during the outage, on the instance that acknowledged the event
+// from memory, with the plain cursor it got. That instance saw the live
+// message too, so it knows the client's position passed the event and does
+// not deliver its memory copy again (found with resume_after_replay).
+func TestResumeLanded(t *testing.T) {
+	ctx, rdb, la, lb := twoInstances(t)
+	a := la.Bus.(*Bus)
+	sa, err := a.Subscribe(ctx, "f", "") // A follows the flow's channel
+	require.NoError(t, err)
+	sb, err := lb.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	now := time.Now().UTC()
+	e0, e1 := conformance.Event("f", "e0", 0, now), conformance.Event("f", "e1", 1, now)
+	require.NoError(t, a.Publish(ctx, e0))
+	require.Equal(t, "e0", conformance.Receive(t, sa, 5*time.Second).ID)
+	require.Equal(t, "e0", conformance.Receive(t, sb, 5*time.Second).ID)
+
+	// e1's publish timed out on A, which acknowledged it from memory; the
+	// request then reached Redis, which appended and published it.
+	fill(&e1)
+	attempt := time.Now().UnixMilli()
+	_, err = a.remember(e1, attempt, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, "e1", conformance.Receive(t, sa, 5*time.Second).ID)
+	keys, args, err := a.publishArgs(pending{memEvent: memEvent{e: e1}}, false)
+	require.NoError(t, err)
+	require.NoError(t, publishScript.Run(ctx, rdb, keys, args...).Err())
+	got := conformance.Receive(t, sb, 5*time.Second)
+	require.Equal(t, "e1", got.ID)
+	for deadline := time.Now().Add(2 * time.Second); a.unresolved.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // A's copy of the live message
+	}
+
+	ch, err := la.Bus.Subscribe(ctx, "f", got.Cursor)
+	require.NoError(t, err)
+	select {
+	case e := <-ch:
+		t.Fatalf("resume on A after %s: got %s again", got.Cursor, e.ID)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+// twoInstances starts a redis-server and two layers sharing its keys, the
+// first replaying its outbox only when kicked.
+func twoInstances(t *testing.T) (context.Context, *redis.Client, *impl.Layer, *impl.Layer) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	cfgA := conformance.Config(p, "A")
+	cfgA.ProbeInterval = time.Hour
+	la, err := New(ctx, cfgA)
+	require.NoError(t, err)
+	t.Cleanup(func() { la.Close() })
+	cfgB := conformance.Config(p, "B")
+	cfgB.KeyPrefix = cfgA.KeyPrefix
+	lb, err := New(ctx, cfgB)
+	require.NoError(t, err)
+	t.Cleanup(func() { lb.Close() })
+	return ctx, conformance.Client(t, p), la, lb
 }

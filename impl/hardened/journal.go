@@ -128,7 +128,7 @@ func parseRecord(line []byte) (pending, bool) {
 	if err != nil || e.ID == "" || e.FlowID == "" {
 		return pending{}, false
 	}
-	me := memEvent{e: e, tag: tag, ms: at}
+	me := memEvent{e: e, tag: tag, ms: at, maybe: true}
 	me.e.Cursor = position{sid: strconv.FormatInt(at, 10) + "-0", tags: []memTag{tag}}.String()
 	return pending{memEvent: me, attempted: at}, true
 }

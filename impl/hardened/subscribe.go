@@ -126,6 +126,9 @@ func (h *hub) read(rdb *redis.Client, ps *redis.PubSub) {
 			e.ID, e.FlowID, e.Type = strings.Clone(e.ID), strings.Clone(e.FlowID), strings.Clone(e.Type)
 			e.Source, e.CorrelationID = strings.Clone(e.Source), strings.Clone(e.CorrelationID)
 			e.Cursor = strings.Clone(sid)
+			if tag.origin == "" {
+				h.b.resolve(e.FlowID, e.ID, e.Cursor)
+			}
 			h.each(e.FlowID, func(s *sub) { s.push(item{e: e, tag: tag}) })
 		}
 	}
@@ -147,21 +150,26 @@ func (h *hub) each(flow string, f func(*sub)) {
 
 // local delivers an event acknowledged from memory to local subscribers.
 func (h *hub) local(me memEvent) {
-	h.each(me.e.FlowID, func(s *sub) { s.push(item{e: me.e, mem: true, tag: me.tag}) })
+	h.each(me.e.FlowID, func(s *sub) { s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe}) })
 }
 
-// add registers s; the first subscriber of a flow subscribes its channel.
-func (h *hub) add(s *sub) {
+// register adds s; it returns the Pub/Sub connection and whether s is its
+// flow's first subscriber, for follow.
+func (h *hub) register(s *sub) (*redis.PubSub, bool) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	first := len(h.subs[s.flow]) == 0
 	if first {
 		h.subs[s.flow] = map[*sub]struct{}{}
 	}
 	h.subs[s.flow][s] = struct{}{}
-	ps := h.ps
-	h.mu.Unlock()
+	return h.ps, first
+}
+
+// follow subscribes the channel of a flow that got its first subscriber.
+func (h *hub) follow(ps *redis.PubSub, first bool, flow string) {
 	if rdb, _ := h.b.m.client(); first && ps != nil && rdb != nil {
-		h.subscribe(rdb, ps, h.b.k.channel(s.flow))
+		h.subscribe(rdb, ps, h.b.k.channel(flow))
 	}
 }
 
@@ -189,6 +197,9 @@ type item struct {
 	e   impl.Event
 	mem bool
 	tag memTag
+	// maybe: a memory item whose publish may have reached the stream
+	// untagged (see cursor.go).
+	maybe bool
 	// own: a write of this layer (stream ID as cursor) handed over when
 	// its Pub/Sub message may be lost (see sentRing); delivered even while
 	// the subscriber catches up.
@@ -363,21 +374,8 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	// Resuming: the events this layer holds in memory that the position
 	// does not cover come first (then the stream after its stream ID).
 	pos, resume := parsePosition(after)
-	var backlog []memEvent
 	if resume {
 		s.pos = pos
-		b.mu.Lock()
-		backlog = b.unseen(flowID, pos)
-		// A publish that timed out after Redis ran it is in the stream
-		// untagged and was acknowledged from memory too: the client got
-		// it if the position covers its tag, so its stream copy is not
-		// delivered again (this layer's own memory events only).
-		for _, me := range b.recent(flowID) {
-			if pos.covers(me.tag) {
-				s.seen[me.e.ID] = struct{}{}
-			}
-		}
-		b.mu.Unlock()
 	} else if b.redis {
 		// Where the stream ends now: the catch-up after the channel is
 		// confirmed starts there. Without Redis, the local clock stands in.
@@ -395,14 +393,31 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	} else {
 		s.pos.sid = fmt.Sprintf("%d-0", time.Now().UnixMilli())
 	}
-	if rdb, _ := b.m.client(); resume && b.redis && rdb == nil {
-		// No catch-up now: this layer's own last writes come first.
-		s.handOwn()
+	// The backlog and the registration are one step under b.mu, which
+	// every memory acknowledgement holds while it pushes to the local
+	// subscribers: each memory event is in the backlog or pushed, in order.
+	b.mu.Lock()
+	if resume {
+		if rdb, _ := b.m.client(); b.redis && rdb == nil {
+			// No catch-up now: this layer's own last writes come first.
+			s.handOwn()
+		}
+		for _, me := range b.unseen(flowID, pos) {
+			s.enqueue(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe})
+		}
+		// A publish that timed out after Redis ran it is in the stream
+		// untagged and was acknowledged from memory too: the client got
+		// it if the position covers its tag, so its stream copy is not
+		// delivered again (this layer's own memory events only).
+		for _, me := range b.recent(flowID) {
+			if pos.covers(me.tag) {
+				s.seen[me.e.ID] = struct{}{}
+			}
+		}
 	}
-	for _, me := range backlog {
-		s.enqueue(item{e: me.e, mem: true, tag: me.tag})
-	}
-	b.hub.add(s)
+	ps, first := b.hub.register(s)
+	b.mu.Unlock()
+	b.hub.follow(ps, first, flowID)
 	s.poke()
 	b.m.goroutine(func() { s.pump(ctx) })
 	return s.out, nil
@@ -536,6 +551,12 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 			// The replay of an event delivered from memory (here or
 			// before the client resumed).
 			s.pos.passed(it.tag)
+			s.pos.settle(id)
+			delete(s.seen, id)
+			return it.e, false
+		}
+		if s.pos.settle(id) {
+			// The untagged write of a maybe event delivered from memory.
 			delete(s.seen, id)
 			return it.e, false
 		}
@@ -555,6 +576,9 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 	}
 	if it.mem {
 		s.pos.see(it.tag)
+		if it.maybe {
+			s.pos.expect(idHash(id))
+		}
 	}
 	e := it.e
 	e.Cursor = s.pos.String()
