@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,7 +183,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		behind = !direct
 		if direct {
 			ttl := b.ttlDue(e.FlowID)
-			keys, args, err := b.publishArgs(pending{memEvent: memEvent{e: e}}, ttl)
+			keys, args, err := b.publishArgs(e, ttl)
 			if err != nil {
 				return err
 			}
@@ -437,31 +438,62 @@ func (b *Bus) forgetRefresh(flow string) {
 	}
 }
 
-// argZero and argEmpty are the publish script's "no" arguments, boxed once.
+// argZero and argEmpty are the scripts' "no" arguments, boxed once.
 var argZero, argEmpty any = "0", ""
 
-func (b *Bus) publishArgs(p pending, refreshTTL bool) ([]string, []any, error) {
-	e := p.e
+// encode is the event's JSON as the stream and the messages carry it.
+func encode(e impl.Event) ([]byte, error) {
 	e.Cursor = ""
 	js, err := appendEvent(make([]byte, 0, 256+len(e.Payload)), e)
 	if err != nil {
-		return nil, nil, fmt.Errorf("hardened: encoding event %s: %w", e.ID, err)
+		return nil, fmt.Errorf("hardened: encoding event %s: %w", e.ID, err)
 	}
-	ttl := argZero
-	if refreshTTL {
-		ttl = b.ttlArg
+	return js, nil
+}
+
+func (b *Bus) ttlFor(refresh bool) any {
+	if refresh {
+		return b.ttlArg
 	}
-	attempted, needle, tag := argZero, argEmpty, argEmpty
-	if p.tag.origin != "" {
-		tag = p.tag.String()
+	return argZero
+}
+
+// publishArgs are publishScript's keys and arguments for e.
+func (b *Bus) publishArgs(e impl.Event, refreshTTL bool) ([]string, []any, error) {
+	js, err := encode(e)
+	if err != nil {
+		return nil, nil, err
 	}
-	if p.attempted > 0 {
-		// The JSON up to and including the ID: {"id":"…",
-		id, _ := json.Marshal(e.ID)
-		attempted, needle = strconv.FormatInt(p.attempted, 10), `{"id":`+string(id)+`,`
+	return []string{b.k.events(e.FlowID)}, []any{b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(e.FlowID), js}, nil
+}
+
+// replayArgs are replayScript's keys and arguments for outbox events of
+// one flow, in order.
+func (b *Bus) replayArgs(ps []pending, refreshTTL bool) ([]string, []any, error) {
+	flow := ps[0].e.FlowID
+	var from int64
+	args := make([]any, 4, 4+3*len(ps))
+	for _, p := range ps {
+		js, err := encode(p.e)
+		if err != nil {
+			return nil, nil, err
+		}
+		needle, tag := argEmpty, argEmpty
+		if p.tag.origin != "" {
+			tag = p.tag.String()
+		}
+		if p.attempted > 0 {
+			// The JSON up to and including the ID: {"id":"…",
+			id, _ := json.Marshal(p.e.ID)
+			needle = `{"id":` + string(id) + `,`
+			if from == 0 || p.attempted < from {
+				from = p.attempted
+			}
+		}
+		args = append(args, needle, js, tag)
 	}
-	args := []any{attempted, needle, b.maxLenArg, ttl, b.k.channel(e.FlowID), js, tag}
-	return []string{b.k.events(e.FlowID)}, args, nil
+	args[0], args[1], args[2], args[3] = strconv.FormatInt(from, 10), b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(flow)
+	return []string{b.k.events(flow)}, args, nil
 }
 
 // parseEntry turns a stream entry back into an event and the tag it was
@@ -514,67 +546,93 @@ func (b *Bus) replayLoop() {
 }
 
 // replayOnce writes up to replayBatch events from the head of the outbox
-// in one pipelined round trip. It reports whether to go on.
+// in one pipelined round trip, one replayScript call per flow. It reports
+// whether to go on.
 func (b *Bus) replayOnce() bool {
 	if rdb, _ := b.m.client(); rdb == nil {
 		return false
 	}
 	b.mu.Lock()
 	batch := slices.Clone(b.outbox[:min(len(b.outbox), replayBatch)])
-	ttls := make([]bool, len(batch))
+	var flows []string
+	groups := map[string][]int{} // outbox indexes per flow, in order
+	ttls := map[string]bool{}
 	for i, p := range batch {
-		ttls[i] = b.ttlDue(p.e.FlowID)
+		f := p.e.FlowID
+		if _, ok := groups[f]; !ok {
+			flows = append(flows, f)
+			ttls[f] = b.ttlDue(f)
+		}
+		groups[f] = append(groups[f], i)
 	}
 	b.mu.Unlock()
 	if len(batch) == 0 {
 		return false
 	}
 	sent := time.Now().UnixMilli()
-	var cmds []redis.Cmder
+	cmds := make([]*redis.Cmd, len(flows))
 	err := b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
-		var err error
-		cmds, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, o := range batch {
-				keys, args, err := b.publishArgs(o, ttls[i])
+		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, f := range flows {
+				ps := make([]pending, len(groups[f]))
+				for j, k := range groups[f] {
+					ps[j] = batch[k]
+				}
+				keys, args, err := b.replayArgs(ps, ttls[f])
 				if err != nil {
 					return err
 				}
-				publishScript.EvalSha(ctx, p, keys, args...)
+				cmds[i] = replayScript.EvalSha(ctx, p, keys, args...)
 			}
 			return nil
 		})
 		return err
 	})
-	// The events before the first failure are in; a failure that is an
-	// answer (not an outage) drops that one event, counted; an outage
-	// stops the replay until Redis is back. The events after it may or may
-	// not have been applied: their next replay looks for them first.
-	done, dropped := len(batch), 0
 	if isNoScript(err) {
 		// The script cache was flushed: load the scripts, then retry.
-		done = 0
 		err = b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
 			return loadScripts(ctx, rdb)
 		})
 		b.markAttempted(len(batch), sent)
 		return err == nil
 	}
-	if err != nil {
-		done = 0
-		for _, c := range cmds {
-			if c.Err() == nil {
-				done++
-				continue
+	// Per event: written (or found there), refused by Redis with an error
+	// that is not an outage (dropped, counted), or unknown: an outage
+	// stopped the call, which may or may not have run, so the event stays
+	// and its next replay looks for it first.
+	const unknown, written, refused = 0, 1, 2
+	status := make([]int, len(batch))
+	for i, f := range flows {
+		c := cmds[i]
+		if c == nil || (c.Err() != nil && outage(c.Err())) {
+			continue
+		}
+		res, _ := c.Val().([]any)
+		for j, k := range groups[f] {
+			status[k] = refused // an error answer for the whole call refuses its events
+			if c.Err() == nil && j < len(res) {
+				if r, ok := res[j].(string); !ok || !strings.HasPrefix(r, "!") {
+					status[k] = written
+				}
 			}
-			if !outage(c.Err()) {
-				done++
-				dropped++
-			}
-			break
 		}
 	}
 	b.mu.Lock()
-	for _, p := range b.outbox[:done] {
+	keep := b.outbox[:0:0]
+	replayed, dropped := 0, 0
+	for i, p := range b.outbox[:len(batch)] {
+		if status[i] == unknown {
+			if p.attempted == 0 {
+				p.attempted = sent
+			}
+			keep = append(keep, p)
+			continue
+		}
+		if status[i] == written {
+			replayed++
+		} else {
+			dropped++
+		}
 		if p.maybe && p.landed == "" {
 			b.unresolved.Add(-1)
 		}
@@ -585,18 +643,19 @@ func (b *Bus) replayOnce() bool {
 			close(p.written)
 		}
 	}
-	b.outbox = b.outbox[done:]
+	if len(keep) == 0 {
+		b.outbox = b.outbox[len(batch):]
+	} else {
+		b.outbox = append(keep, b.outbox[len(batch):]...)
+	}
 	b.queued.Store(int64(len(b.outbox)))
 	if len(b.outbox) == 0 && b.jr != nil {
 		b.jr.emptied()
 	}
-	b.stats.Replayed += int64(done - dropped)
+	b.stats.Replayed += int64(replayed)
 	b.stats.Dropped += int64(dropped)
 	b.mu.Unlock()
-	if err != nil {
-		b.markAttempted(len(batch)-done, sent)
-	}
-	return err == nil || dropped > 0
+	return replayed+dropped > 0 && len(keep) == 0
 }
 
 // markAttempted records that the first n outbox events were sent at ms

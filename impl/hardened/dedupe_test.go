@@ -178,7 +178,7 @@ func TestResumeLanded(t *testing.T) {
 	_, err = a.remember(e1, attempt, nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, "e1", conformance.Receive(t, sa, 5*time.Second).ID)
-	keys, args, err := a.publishArgs(pending{memEvent: memEvent{e: e1}}, false)
+	keys, args, err := a.publishArgs(e1, false)
 	require.NoError(t, err)
 	require.NoError(t, publishScript.Run(ctx, rdb, keys, args...).Err())
 	got := conformance.Receive(t, sb, 5*time.Second)
@@ -213,4 +213,31 @@ func twoInstances(t *testing.T) (context.Context, *redis.Client, *impl.Layer, *i
 	require.NoError(t, err)
 	t.Cleanup(func() { lb.Close() })
 	return ctx, conformance.Client(t, p), la, lb
+}
+
+// TestReplayRefused: a replay batch spans flows; Redis refusing one flow's
+// events (its key is not a stream) drops those, counted, and writes the
+// other flow's, in order.
+func TestReplayRefused(t *testing.T) {
+	ctx, rdb, la, _ := twoInstances(t)
+	a := la.Bus.(*Bus)
+	require.NoError(t, rdb.Set(ctx, a.k.events("bad"), "not a stream", 0).Err())
+	now := time.Now().UTC()
+	a.mu.Lock()
+	for i := range 6 {
+		flow, attempted := "good", now.UnixMilli() // looked up first
+		if i%2 == 1 {
+			flow, attempted = "bad", 0 // each XADD refused
+		}
+		a.queue(pending{memEvent: memEvent{e: conformance.Event(flow, fmt.Sprintf("%s%d", flow, i), i, now)}, attempted: attempted})
+	}
+	a.mu.Unlock()
+	a.kick()
+	require.Eventually(t, func() bool { return a.Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond, "outbox drained")
+	st := a.Outbox()
+	require.EqualValues(t, 3, st.Replayed, "replayed")
+	require.EqualValues(t, 3, st.Dropped, "dropped")
+	evs, err := a.History(ctx, "good", 10, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"good0", "good2", "good4"}, conformance.IDs(evs))
 }

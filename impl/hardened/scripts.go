@@ -13,57 +13,101 @@ import (
 
 // publishScript appends an event to its flow's stream and publishes it for
 // live delivery with its stream ID. The stream entry is one field,
-// "event", holding the event's JSON: the same bytes the PUBLISH carries, so
-// the request sends them once.
+// "event", holding the event's JSON: the same bytes the PUBLISH carries
+// ("<sid>\n<event JSON>"), so the request sends them once.
 //
-// A publish whose earlier attempt may have reached Redis (it timed out or
-// the connection broke after the request was written) passes the time of
-// that attempt: the script then first looks for the event in the stream,
-// newest first, back to that time less skewMs, and appends nothing if it
-// is there. A first attempt passes 0 and costs no lookup. The stream is
-// the only dedupe record: a per-event ID set would cost a write per
-// publish and grow with every event the stream's MAXLEN already dropped.
-//
-// An event acknowledged from memory passes its tag ("origin.n", see
-// cursor.go): the entry keeps it in a second field, "mem", and the
-// message carries it after the stream ID ("<sid> <tag>\n<event JSON>";
-// without a tag "<sid>\n<event JSON>").
-//
-// KEYS: stream. ARGV: attempt ms ("0": first attempt), the event's JSON
-// prefix up to its ID ({"id":"…",), maxlen, ttl ms ("0": do not refresh),
-// channel, event JSON, tag ("" none). Returns the new entry's ID if added,
-// 0 if it was there already.
+// KEYS: stream. ARGV: maxlen, ttl ms ("0": do not refresh), channel,
+// event JSON. Returns the new entry's ID.
 var publishScript = newScript(`
-local from = tonumber(ARGV[1])
-if from > 0 then
-  from = from - ` + skewMs + `
-  local needle, last = ARGV[2], '+'
-  while true do
-    local xs = redis.call('XREVRANGE', KEYS[1], last, '-', 'COUNT', 100)
-    for _, x in ipairs(xs) do
-      if tonumber(string.match(x[1], '^%d+')) < from then xs = {} break end
-      local f = x[2]
-      if f[1] == 'event' and string.sub(f[2], 1, #needle) == needle then return 0 end
-    end
-    if #xs < 100 then break end
-    last = '(' .. xs[#xs][1]
-  end
-end
-local id, sid
-if ARGV[7] == '' then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6])
-  sid = id
-else
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[6], 'mem', ARGV[7])
-  sid = id .. ' ' .. ARGV[7]
-end
-if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-redis.call('PUBLISH', ARGV[5], sid .. '\n' .. ARGV[6])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[4])
+if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], id .. '\n' .. ARGV[4])
 return id
 `)
 
+// replayScript writes outbox events of one flow, in order, as
+// publishScript does, in one call per flow and replay round trip.
+//
+// An event whose earlier attempt may have reached Redis (a publish or a
+// replay that timed out or broke after the request was written) passes
+// its JSON prefix up to its ID ({"id":"…",) as needle: the script first
+// reads the stream once, newest first, back to the earliest such attempt
+// less skewMs, and appends nothing for an event it found. One read serves
+// the whole batch (a read per event cost the square of the batch: 300
+// events on a 700-entry stream took 435 ms of Redis's single thread). The
+// stream is the only dedupe record: a per-event ID set would cost a write
+// per publish and grow with every event the stream's MAXLEN already
+// dropped.
+//
+// An event acknowledged from memory passes its tag ("origin.n", see
+// cursor.go): the entry keeps it in a second field, "mem", and the message
+// carries it after the stream ID ("<sid> <tag>\n<event JSON>").
+//
+// KEYS: stream. ARGV: earliest attempt ms ("0": none), maxlen, ttl ms
+// ("0": do not refresh), channel, then per event: needle ("" for a first
+// attempt), event JSON, tag ("" none). Returns per event the new entry's
+// ID, 0 if it was there already, or "!" and the error that refused it.
+var replayScript = newScript(`
+local found, lens, want = {}, {}, 0
+for i = 5, #ARGV, 3 do
+  local nd = ARGV[i]
+  if nd ~= '' and found[nd] == nil then
+    found[nd] = false
+    lens[#nd] = true
+    want = want + 1
+  end
+end
+if want > 0 then
+  local from, last = tonumber(ARGV[1]) - ` + skewMs + `, '+'
+  while want > 0 do
+    local xs = redis.call('XREVRANGE', KEYS[1], last, '-', 'COUNT', 100)
+    local stop = #xs < 100
+    for _, x in ipairs(xs) do
+      if tonumber(string.match(x[1], '^%d+')) < from then stop = true break end
+      local f = x[2]
+      if f[1] == 'event' then
+        for l in pairs(lens) do
+          local p = string.sub(f[2], 1, l)
+          if found[p] == false then
+            found[p] = true
+            want = want - 1
+          end
+        end
+      end
+    end
+    if stop then break end
+    last = '(' .. xs[#xs][1]
+  end
+end
+local out = {}
+for i = 5, #ARGV, 3 do
+  local nd, js, tag = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if nd ~= '' and found[nd] then
+    out[#out + 1] = 0
+  else
+    local r
+    if tag == '' then
+      r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', js)
+    else
+      r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', js, 'mem', tag)
+    end
+    if type(r) == 'table' and r.err then
+      out[#out + 1] = '!' .. r.err
+    else
+      local sid = r
+      if tag ~= '' then sid = r .. ' ' .. tag end
+      redis.call('PUBLISH', ARGV[4], sid .. '\n' .. js)
+      out[#out + 1] = r
+      if nd ~= '' then found[nd] = true end
+    end
+  end
+end
+if ARGV[3] ~= '0' then redis.pcall('PEXPIRE', KEYS[1], ARGV[3]) end
+return out
+`)
+
 // skewMs is how far Redis's clock may be behind this instance's for the
-// publish script's lookup of an earlier attempt.
+// replay script's lookup of an earlier attempt.
 const skewMs = "60000"
 
 // registerScript records a connection (or refreshes it: heartbeat of a
@@ -160,7 +204,7 @@ type script struct {
 
 func newScript(src string) script { return script{src: src, Script: redis.NewScript(src)} }
 
-var allScripts = []script{publishScript, registerScript, heartbeatScript, removeScript, fillScript, invalidateScript, leaseScript}
+var allScripts = []script{publishScript, replayScript, registerScript, heartbeatScript, removeScript, fillScript, invalidateScript, leaseScript}
 
 // loadScripts loads every script in one round trip.
 func loadScripts(ctx context.Context, rdb redis.Cmdable) error {
