@@ -96,8 +96,8 @@ func unavailableResults(s Spec, why string) []Result {
 // is a note, not an error.
 func (r *run) recordTarget(ctx context.Context) {
 	tg := r.target
-	r.rec.SetMeta("target", tg.Kind()) // the key before MetaTargetKind
-	r.rec.SetMeta(MetaTargetKind, tg.Kind())
+	r.rec.SetMeta("target", string(tg.Kind())) // the key before MetaTargetKind
+	r.rec.SetMeta(MetaTargetKind, string(tg.Kind()))
 	r.rec.SetMeta(MetaTargetTLS, strconv.FormatBool(tg.TLS() != nil))
 	r.rec.SetMeta(MetaTargetURL, tg.Redacted())
 	rdb, err := impl.NewClient(impl.Config{URL: tg.URL(), TLS: tg.TLS(), PoolSize: 1, ConnectTimeout: 2 * time.Second})

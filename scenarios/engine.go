@@ -16,12 +16,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/target"
 )
 
 // Options configure one Run. Zero values mean the default stated on each
@@ -415,7 +415,7 @@ func (r *run) readCount(flow string) int {
 
 func (r *run) allRedis() bool {
 	for _, l := range r.layers {
-		if l.Manager.Mode() != "redis" {
+		if l.Manager.Mode() != impl.ModeRedis {
 			return false
 		}
 	}

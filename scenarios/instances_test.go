@@ -18,13 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/hardened"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/impl/service"
 	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/target"
 )
 
 // Instance processes in tests. The engine starts `<executable> serve

@@ -282,7 +282,7 @@ func exemptWiped(h history.History, s Spec) (history.History, bool) {
 	last := slices.Max(wipes)
 	ops := make([]history.Op, 0, len(h.Ops))
 	for _, o := range h.Ops {
-		if o.Kind == history.Publish && o.OK && (o.Return < last || o.Mode == "redis" && o.Return < last+wipeSlack) {
+		if o.Kind == history.Publish && o.OK && (o.Return < last || o.Mode == impl.ModeRedis && o.Return < last+wipeSlack) {
 			continue
 		}
 		ops = append(ops, o)

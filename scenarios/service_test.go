@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/httplayer"
 	"github.com/gonogo/harness/impl/profiles"
@@ -18,6 +17,7 @@ import (
 	"github.com/gonogo/harness/impl/service/servicetest"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/target"
 )
 
 // serviceStack is a redis-server, an embedded Toxiproxy in front of it and

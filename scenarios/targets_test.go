@@ -11,11 +11,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/containertest"
 	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/target"
 )
 
 const urlPassword = "pw-Zq7-never-printed"
@@ -86,7 +86,7 @@ func savedHistory(t *testing.T, o Outcome) history.History {
 func TestURLTarget(t *testing.T) {
 	needRedis(t)
 	p, rdb := passwordRedis(t)
-	deps := NewDeps(TargetOptions{Kind: TargetURL, URL: p.URL()})
+	deps := NewDeps(TargetOptions{Kind: target.KindURL, URL: p.URL()})
 	var audit *keyAudit
 	start := deps.StartTarget
 	deps.StartTarget = func(ctx context.Context, tg Target) (target.Target, error) {
@@ -165,12 +165,12 @@ func TestUnavailableNotRun(t *testing.T) {
 		deps     *Deps
 		want     []string
 	}{
-		{"kill on url", "kill_aof", NewDeps(TargetOptions{Kind: TargetURL, URL: p.URL()}), []string{
+		{"kill on url", "kill_aof", NewDeps(TargetOptions{Kind: target.KindURL, URL: p.URL()}), []string{
 			"fault kill not available on target url: refused on a url target the harness does not own",
 			"target option aof not available on target url"}},
-		{"kill on url, destructive allowed", "kill_aof", NewDeps(TargetOptions{Kind: TargetURL, URL: p.URL(), AllowDestructive: true}), []string{
+		{"kill on url, destructive allowed", "kill_aof", NewDeps(TargetOptions{Kind: target.KindURL, URL: p.URL(), AllowDestructive: true}), []string{
 			"fault kill not available on target url: a url target cannot be killed and restarted"}},
-		{"quota on TLS", "quota", NewDeps(TargetOptions{Kind: TargetRemoteSim}), []string{
+		{"quota on TLS", "quota", NewDeps(TargetOptions{Kind: target.KindRemoteSim}), []string{
 			"fault quota not available on target remote-sim"}},
 	}
 	for _, tt := range tests {
@@ -238,7 +238,7 @@ func TestRemoteSimTarget(t *testing.T) {
 func TestContainerTarget(t *testing.T) {
 	needRedis(t)
 	containertest.Need(t, target.LocalImage, "redis")
-	deps := NewDeps(TargetOptions{Kind: TargetContainer, Image: target.LocalImage})
+	deps := NewDeps(TargetOptions{Kind: target.KindContainer, Image: target.LocalImage})
 	for _, name := range []string{"proxy_down", "blackhole", "kill_aof"} {
 		t.Run(name, func(t *testing.T) {
 			o := runOn(t, name, "hardened", deps)

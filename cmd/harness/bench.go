@@ -13,6 +13,7 @@ import (
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/inputfile"
+	"github.com/gonogo/harness/target"
 )
 
 const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --url-env NAME] [--profile seed,hardened]
@@ -23,7 +24,7 @@ const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --ur
 
 func runBench(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlags("bench", benchSynopsis, e)
-	tgt := fs.String("target", bench.TargetProcess, "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT) or url")
+	tgt := fs.String("target", string(target.KindProcess), "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT) or url")
 	rawURL := fs.String("url", "", "redis:// or rediss:// URL for --target url (not given: --url-env, else $"+redisURLEnv+"); never printed")
 	urlEnv := fs.String("url-env", "", "read the URL of --target url from the environment `variable` NAME, so that its password is not on the command line")
 	prof := fs.String("profile", "seed,hardened", "comma-separated profiles to run the layer ops with")
@@ -77,13 +78,13 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 	if err := firstErr(checks...); err != nil {
 		return 0, err
 	}
-	if *tgt == bench.TargetURL || set["url"] || set["url-env"] {
+	if target.Kind(*tgt) == target.KindURL || set["url"] || set["url-env"] {
 		t := targetOptions{url: *rawURL, urlEnv: *urlEnv, getenv: e.getenv}
 		ok, err := t.resolveURL(set)
 		switch {
 		case err != nil:
 			return 0, err
-		case !ok && *tgt == bench.TargetURL:
+		case !ok && target.Kind(*tgt) == target.KindURL:
 			return 0, errNoURL("--target url")
 		}
 		*rawURL = t.url
@@ -103,7 +104,7 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 	}
 	removeStale(e.stderr, "bench")
 	cfg := bench.Config{
-		Target: *tgt, URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
+		Target: target.Kind(*tgt), URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
 		Plan:      plan,
 		EventRate: *eventRate, RedisBenchmark: *rb, CallBudget: *callBudget, Rounds: *rounds,

@@ -19,7 +19,6 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/gonogo/harness/bench"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
@@ -28,6 +27,7 @@ import (
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
 	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/target"
 )
 
 // runGates is `harness gates list`: the gates of a gates file and their
@@ -152,8 +152,9 @@ var gateLoad = bench.Load{Workers: 32, Rate: 100, Duration: 3 * time.Second, War
 // kind (process: a redis-server of their own; remote-sim: with rtt; url:
 // the url).
 type benchTarget struct {
-	kind, url string
-	rtt       time.Duration
+	kind target.Kind
+	url  string
+	rtt  time.Duration
 }
 
 // config is the benchmarks' configuration for one profile and the ops
@@ -161,10 +162,10 @@ type benchTarget struct {
 func (t benchTarget) config(profile string, reg *impl.Profiles, steps []string) (bench.Config, error) {
 	cfg := bench.Config{Target: t.kind, Layers: reg, Profiles: []string{profile}, Ops: steps, Load: gateLoad}
 	switch t.kind {
-	case bench.TargetProcess:
-	case bench.TargetRemoteSim:
+	case target.KindProcess:
+	case target.KindRemoteSim:
 		cfg.RTT = t.rtt
-	case bench.TargetURL:
+	case target.KindURL:
 		cfg.URL = t.url
 	default:
 		return cfg, fmt.Errorf("benchmarks do not run on a %s target", t.kind)
@@ -427,7 +428,7 @@ func fillTargets(env *reports.Environment, metas []map[string]string) {
 		env.TargetKind = strings.Join(kinds, "+")
 	}
 	env.TLS = tls
-	if env.RedisVersion == "" && env.TargetKind == scenarios.TargetProcess {
+	if env.RedisVersion == "" && target.Kind(env.TargetKind) == target.KindProcess {
 		env.RedisVersion = redisServerVersion()
 	}
 }

@@ -273,7 +273,7 @@ func (plan *runPlan) jobsFor(specs []scenarios.Spec) []job {
 func (p runPlan) execute(ctx context.Context, e env) (int, error) {
 	start := time.Now()
 	run := reports.Run{Schema: reports.SchemaVersion, ID: reports.NewRunID(start), Started: start,
-		Environment: environment(p.target.kind, p.seed, p.profiles, p.cmdline)}
+		Environment: environment(string(p.target.kind), p.seed, p.profiles, p.cmdline)}
 	if p.services != nil {
 		run.Environment.Implementation, run.Environment.Services = reports.External, p.services
 	}

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
+	"github.com/gonogo/harness/target"
 )
 
 func TestRunBadInput(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/target"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.

@@ -13,9 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/scenarios"
+	"github.com/gonogo/harness/target"
 )
 
 const secret = "pw-Kx9-never-printed"
@@ -115,7 +115,7 @@ func TestTargetFlagsChoose(t *testing.T) {
 		name     string
 		args     []string
 		spec     scenarios.Target
-		wantKind string
+		wantKind target.Kind
 		wantRTT  time.Duration
 		wantOut  string
 		env      map[string]string

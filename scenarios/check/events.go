@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/history"
 )
 
@@ -447,7 +448,7 @@ func (o *order) next(id string) (why string, ok bool) {
 	if why == "" {
 		if l, ok := o.latest[p.Value]; ok && p.Return < l.Call {
 			why = realTime(p, l)
-		} else if p.Mode == "redis" && o.anyRedis && p.Return < o.latestRedis.Call {
+		} else if p.Mode == impl.ModeRedis && o.anyRedis && p.Return < o.latestRedis.Call {
 			why = realTime(p, o.latestRedis)
 		}
 		o.byRealTime = why != ""
@@ -455,7 +456,7 @@ func (o *order) next(id string) (why string, ok bool) {
 	if l, ok := o.latest[p.Value]; !ok || p.Call > l.Call {
 		o.latest[p.Value] = p
 	}
-	if p.Mode == "redis" && (!o.anyRedis || p.Call > o.latestRedis.Call) {
+	if p.Mode == impl.ModeRedis && (!o.anyRedis || p.Call > o.latestRedis.Call) {
 		o.latestRedis, o.anyRedis = p, true
 	}
 	return why, true

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/history"
 )
 
@@ -260,7 +261,7 @@ func FallbackTime(h history.History, c Config) Result {
 		name: "fallback_time", metric: "fallback_ms", sentinel: ErrNoFallback, limit: c.MaxFallback,
 		mark:  func(w window) time.Duration { return w.Start },
 		until: func(int, []window) time.Duration { return forever },
-		match: func(o history.Op) bool { return o.OK && (o.Kind == history.Publish || o.Mode == "memory") },
+		match: func(o history.Op) bool { return o.OK && (o.Kind == history.Publish || o.Mode == impl.ModeMemory) },
 		event: "started", goal: "first successful call",
 	}.judge(h, c)
 }
@@ -284,7 +285,7 @@ func RecoverTime(h history.History, c Config) Result {
 			}
 			return forever
 		},
-		match: func(o history.Op) bool { return o.OK && o.Mode == "redis" },
+		match: func(o history.Op) bool { return o.OK && o.Mode == impl.ModeRedis },
 		event: "ended", goal: "first call served from redis", needMode: true,
 	}.judge(h, c)
 }
