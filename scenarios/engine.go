@@ -202,7 +202,7 @@ func (r *run) finish(out Outcome, h history.History) (Outcome, error) {
 		return out, err
 	}
 	out.Results = res
-	out.Verdict = Verdict(res)
+	out.Verdict = Fold(res)
 	dir := r.opts.Dir
 	if dir != "" && len(r.spec.Source) > 0 {
 		if err := history.WriteFileAtomic(filepath.Join(dir, "scenario.yaml"), r.spec.Source); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -61,11 +62,11 @@ func RoundTrips(h history.History) check.Result {
 	}
 	switch {
 	case len(fails) > 0:
-		r.Verdict, r.Err = check.Fail, errors.Join(fails...)
+		r.Verdict, r.Err = verdict.Fail, errors.Join(fails...)
 	case judged == 0:
-		r.Verdict, r.Err = check.Inconclusive, fmt.Errorf("%w: no round-trip counts for publish, cache_get or reg_lookup", check.ErrNoData)
+		r.Verdict, r.Err = verdict.Inconclusive, fmt.Errorf("%w: no round-trip counts for publish, cache_get or reg_lookup", check.ErrNoData)
 	default:
-		r.Verdict = check.Pass
+		r.Verdict = verdict.Pass
 	}
 	return r
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/containertest"
 	"github.com/gonogo/harness/internal/history"
-	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/target"
 )
 
@@ -63,7 +63,7 @@ func runOn(t *testing.T, name, profile string, deps *Deps) Outcome {
 		t.Fatalf("Run(%s): %v", spec.Name, err)
 	}
 	for _, r := range o.Failed() {
-		if r.Verdict == check.Fail {
+		if r.Verdict == verdict.Fail {
 			t.Logf("%s/%s: %s %s: %s %q", spec.Name, profile, r.Check, r.Verdict, firstLine(r.Error), r.Evidence[:min(2, len(r.Evidence))])
 		}
 	}
@@ -98,7 +98,7 @@ func TestURLTarget(t *testing.T) {
 		return audit, nil
 	}
 	o := runOn(t, "basic", "hardened", deps)
-	if o.Verdict != check.Pass {
+	if o.Verdict != verdict.Pass {
 		t.Errorf("verdict: got %s; want PASS", o.Verdict)
 	}
 	prefix := audit.KeyPrefix()
@@ -177,14 +177,14 @@ func TestUnavailableNotRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
 			o := runOn(t, tt.scenario, "hardened", tt.deps)
-			if o.Verdict != check.Inconclusive {
+			if o.Verdict != verdict.Inconclusive {
 				t.Errorf("verdict: got %s; want INCONCLUSIVE", o.Verdict)
 			}
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("took %s; want it not run (the workload lasts 6s)", d)
 			}
 			for _, r := range o.Results {
-				if r.Verdict != check.Inconclusive || !errors.Is(r.Err, ErrUnavailable) {
+				if r.Verdict != verdict.Inconclusive || !errors.Is(r.Err, ErrUnavailable) {
 					t.Errorf("check %s: got %s (%v); want INCONCLUSIVE: %v", r.Check, r.Verdict, r.Err, ErrUnavailable)
 				}
 			}
@@ -200,8 +200,8 @@ func TestUnavailableNotRun(t *testing.T) {
 			}
 			spec, _ := Load(tt.scenario, DefaultKnown(profiles.Default()))
 			res, err := Judge(h, spec)
-			if err != nil || Verdict(res) != check.Inconclusive || !errors.Is(res[0].Err, ErrUnavailable) {
-				t.Errorf("re-judged: got %s (%v, %v); want INCONCLUSIVE: %v", Verdict(res), res[0].Err, err, ErrUnavailable)
+			if err != nil || Fold(res) != verdict.Inconclusive || !errors.Is(res[0].Err, ErrUnavailable) {
+				t.Errorf("re-judged: got %s (%v, %v); want INCONCLUSIVE: %v", Fold(res), res[0].Err, err, ErrUnavailable)
 			}
 			if n := rdb.DBSize(context.Background()).Val(); n != 0 {
 				t.Errorf("keys on the url server: got %d; want 0", n)
@@ -215,7 +215,7 @@ func TestUnavailableNotRun(t *testing.T) {
 func TestRemoteSimTarget(t *testing.T) {
 	needRedis(t)
 	o := runOn(t, "remote_basic", "hardened", DefaultDeps())
-	if o.Verdict != check.Pass {
+	if o.Verdict != verdict.Pass {
 		t.Errorf("verdict: got %s; want PASS", o.Verdict)
 	}
 	h := savedHistory(t, o)
@@ -242,7 +242,7 @@ func TestContainerTarget(t *testing.T) {
 	for _, name := range []string{"proxy_down", "blackhole", "kill_aof"} {
 		t.Run(name, func(t *testing.T) {
 			o := runOn(t, name, "hardened", deps)
-			if o.Verdict != check.Pass {
+			if o.Verdict != verdict.Pass {
 				t.Errorf("verdict: got %s; want PASS", o.Verdict)
 			}
 			if got := savedHistory(t, o).Meta[MetaTargetKind]; got != "container" {
@@ -252,7 +252,7 @@ func TestContainerTarget(t *testing.T) {
 	}
 	t.Run("tls_expired", func(t *testing.T) {
 		o := runOn(t, "tls_expired", "hardened", deps)
-		if o.Verdict != check.Inconclusive || !strings.Contains(strings.Join(o.Notes, " "), "fault tls_expired not available on target container") {
+		if o.Verdict != verdict.Inconclusive || !strings.Contains(strings.Join(o.Notes, " "), "fault tls_expired not available on target container") {
 			t.Errorf("got %s %q; want INCONCLUSIVE, fault tls_expired not available on target container", o.Verdict, o.Notes)
 		}
 	})

@@ -221,28 +221,16 @@ var checkGuarantee = map[string]int{
 	"round_trips":  9,
 }
 
-// modelVerdict maps a check verdict into the report model; anything but
-// PASS and FAIL (an engine ERROR) is INCONCLUSIVE.
-func modelVerdict(v check.Verdict) reports.Verdict {
-	switch v {
-	case check.Pass:
-		return reports.Pass
-	case check.Fail:
-		return reports.Fail
-	}
-	return reports.Inconclusive
-}
-
 // scenarioModel maps one scenario run into the report model: its checks
 // with their metrics and evidence, its fault windows and time series from
 // the saved history, and the anomalies its evidence names. A run whose load
 // before the first fault was below target, or that was not run because its
 // target could not offer what it needs, is marked inconclusive.
 func scenarioModel(name string, o scenarios.Outcome, h history.History) (reports.Scenario, []reports.Anomaly) {
-	s := reports.Scenario{Name: name, Profile: o.Profile, Verdict: modelVerdict(o.Verdict), DurationMs: reports.Ms(o.Elapsed)}
+	s := reports.Scenario{Name: name, Profile: o.Profile, Verdict: o.Verdict, DurationMs: reports.Ms(o.Elapsed)}
 	var anomalies []reports.Anomaly
 	for _, r := range o.Results {
-		c := reports.Check{Name: r.Check, Guarantee: checkGuarantee[r.Check], Verdict: modelVerdict(r.Verdict),
+		c := reports.Check{Name: r.Check, Guarantee: checkGuarantee[r.Check], Verdict: r.Verdict,
 			Error: r.Error, Evidence: r.Evidence, Metrics: r.Metrics, Sensitivity: r.Sensitivity}
 		if r.Sensitivity != "" {
 			c.Evidence = append(slices.Clip(c.Evidence), "sensitivity: "+r.Sensitivity)

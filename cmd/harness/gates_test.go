@@ -11,6 +11,7 @@ import (
 	"github.com/gonogo/harness/bench"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
 	"github.com/gonogo/harness/scenarios/check"
@@ -211,7 +212,7 @@ func TestScenarioModelFromSavedRun(t *testing.T) {
 			t.Errorf("check %s not measured", r.Check)
 			continue
 		}
-		if want := modelVerdict(r.Verdict) != reports.Pass && modelVerdict(r.Verdict) != reports.Fail; (mm.Missing != "") != want {
+		if want := r.Verdict != verdict.Pass && r.Verdict != verdict.Fail; (mm.Missing != "") != want {
 			t.Errorf("check %s (%s): missing %q", r.Check, r.Verdict, mm.Missing)
 		}
 		if g := checkGuarantee[r.Check]; s.Checks[slices.IndexFunc(s.Checks, func(c reports.Check) bool { return c.Name == r.Check })].Guarantee != g {

@@ -70,7 +70,7 @@ func runReport(_ context.Context, args []string, e env) (int, error) {
 		outcomes = append(outcomes, o)
 	}
 	printTable(e.stdout, outcomes, true)
-	return verdictCode(outcomes), nil
+	return outcomesVerdict(outcomes).ExitCode(), nil
 }
 
 // parseWithArgs parses flags that may come before, between or after the
@@ -253,7 +253,7 @@ func rejudge(dir string, known scenarios.Known) (scenarios.Outcome, scenarios.Sp
 	if err != nil {
 		return o, spec, h, err
 	}
-	o = scenarios.Outcome{Scenario: spec.Name, Profile: h.Meta["profile"], Results: res, Verdict: scenarios.Verdict(res), Dir: dir, Started: h.Base, Elapsed: h.End}
+	o = scenarios.Outcome{Scenario: spec.Name, Profile: h.Meta["profile"], Results: res, Verdict: scenarios.Fold(res), Dir: dir, Started: h.Base, Elapsed: h.End}
 	fmt.Sscan(h.Meta["seed"], &o.Seed)
 	return o, spec, h, nil
 }

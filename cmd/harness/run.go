@@ -26,9 +26,9 @@ import (
 	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/internal/inputfile"
 	"github.com/gonogo/harness/internal/redact"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
-	"github.com/gonogo/harness/scenarios/check"
 )
 
 // listFlag is a flag that may be repeated and takes comma lists.
@@ -371,22 +371,25 @@ func (p runPlan) runJob(ctx context.Context, j job, dir string, tr *tracker, log
 		Profile: j.profile, Profiles: p.reg, Seed: p.seed, Dir: dir,
 		Progress: tr.phase, Log: logw, Deps: deps,
 	})
-	unjudged := func(verdict, why string) jobResult {
-		tr.done(verdict)
-		o.Verdict, o.Elapsed = check.Verdict(verdict), time.Since(tr.start)
+	// unjudged is a run that could not be judged: INCONCLUSIVE, with why
+	// (the progress line says what happened).
+	unjudged := func(status, why string) jobResult {
+		tr.done(status)
+		o.Verdict, o.Elapsed = verdict.Inconclusive, time.Since(tr.start)
+		o.Notes = append(o.Notes, why)
 		return jobResult{outcome: o, err: err, scenario: reports.Scenario{Name: j.name, Profile: j.profile,
-			Verdict: reports.Inconclusive, Inconclusive: why, DurationMs: reports.Ms(o.Elapsed)}}
+			Verdict: verdict.Inconclusive, Inconclusive: why, DurationMs: reports.Ms(o.Elapsed)}}
 	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		err = nil
-		return unjudged("INTERRUPTED", "interrupted before it finished"), nil
+		return unjudged(statusInterrupted, "interrupted before it finished"), nil
 	case exitcode.Of(err) == exitcode.BadInput:
-		tr.done("ERROR")
+		tr.done(statusError)
 		return jobResult{}, err
 	case err != nil:
 		o.Notes = append(o.Notes, err.Error())
-		return unjudged("ERROR", "harness error: "+firstLine(err.Error())), nil
+		return unjudged(statusError, "harness error: "+firstLine(err.Error())), nil
 	}
 	tr.done(string(o.Verdict))
 	h, err := history.Load(filepath.Join(dir, "history.json"))
@@ -397,6 +400,12 @@ func (p runPlan) runJob(ctx context.Context, j job, dir string, tr *tracker, log
 	jr.scenario, jr.anomalies = scenarioModel(j.name, o, h)
 	return jr, nil
 }
+
+// What a scenario's progress line says of a run that has no verdict.
+const (
+	statusInterrupted = "INTERRUPTED"
+	statusError       = "ERROR"
+)
 
 // gatesYAML is the copy of the gates file a gate run keeps, so that
 // `harness report` re-judges with the same criteria.
@@ -454,7 +463,7 @@ func judgeAndWrite(run *reports.Run, g reports.Gate, reportDir string, secrets [
 func printCriteria(w io.Writer, r reports.Run) {
 	first := true
 	for _, c := range r.Criteria {
-		if c.Verdict == reports.Pass {
+		if c.Verdict == verdict.Pass {
 			continue
 		}
 		if first {
@@ -495,22 +504,13 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// verdictCode maps outcomes to the exit code: any FAIL 1, else any
-// INCONCLUSIVE 2, else 0.
-func verdictCode(os []scenarios.Outcome) int {
-	code := exitcode.Go
-	if len(os) == 0 {
-		return exitcode.Inconclusive
+// outcomesVerdict folds the outcomes' verdicts.
+func outcomesVerdict(os []scenarios.Outcome) verdict.Verdict {
+	vs := make([]verdict.Verdict, len(os))
+	for i, o := range os {
+		vs[i] = o.Verdict
 	}
-	for _, o := range os {
-		switch o.Verdict {
-		case check.Fail:
-			return exitcode.NoGo
-		case check.Inconclusive:
-			code = exitcode.Inconclusive
-		}
-	}
-	return code
+	return verdict.Fold(vs...)
 }
 
 // runResults is the JSON result of one `harness run`.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
 	"github.com/gonogo/harness/target"
@@ -90,7 +91,7 @@ func TestRunAndReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Gate != pseudoGate || r.Verdict != reports.NoGo || !hasCriterion(r, "blackhole.seed.budget", reports.Fail) || !hasCriterion(r, "blackhole.hardened.budget", reports.Pass) {
+	if r.Gate != pseudoGate || r.Verdict != verdict.NoGo || !hasCriterion(r, "blackhole.seed.budget", verdict.Fail) || !hasCriterion(r, "blackhole.hardened.budget", verdict.Pass) {
 		t.Errorf("report: gate %s verdict %s; want %s NO-GO with blackhole.seed.budget FAIL and blackhole.hardened.budget PASS", r.Gate, r.Verdict, pseudoGate)
 	}
 	code, rep, errs := call(t, nil, "report", runs[0])
@@ -108,7 +109,7 @@ func TestRunAndReport(t *testing.T) {
 	}
 }
 
-func hasCriterion(r reports.Run, id string, v reports.Verdict) bool {
+func hasCriterion(r reports.Run, id string, v verdict.Verdict) bool {
 	for _, c := range r.Criteria {
 		if c.Criterion.ID == id {
 			return c.Verdict == v
@@ -224,7 +225,7 @@ func TestRunNeverShowsPassword(t *testing.T) {
 	if !strings.Contains(r.Environment.TargetURL, "127.0.0.1") || r.Environment.RedisVersion == "" {
 		t.Errorf("environment %+v: want the target's (masked) URL and its version", r.Environment)
 	}
-	if code == exitcode.Failure || !hasCriterion(r, "basic_lost", reports.Pass) {
+	if code == exitcode.Failure || !hasCriterion(r, "basic_lost", verdict.Pass) {
 		t.Errorf("exit %d, criteria %+v: the layer must have worked with the password", code, r.Criteria)
 	}
 	var files int
@@ -302,7 +303,7 @@ func TestRunInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("report.json: %v", err)
 	}
-	if r.Verdict != reports.Incomplete || !r.Interrupted {
+	if r.Verdict != verdict.Incomplete || !r.Interrupted {
 		t.Errorf("report verdict %s, interrupted %v; want INCOMPLETE, true", r.Verdict, r.Interrupted)
 	}
 	if tmps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp*")); len(tmps) > 0 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // large is a 10 s run: n publishes over 10 flows, 2 subscribers per flow, a
@@ -65,7 +66,7 @@ func TestLargeHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		if r.Verdict != Pass {
+		if r.Verdict != verdict.Pass {
 			t.Errorf("%s: %s (%v, %q); want PASS", r.Check, r.Verdict, r.Err, r.Evidence)
 		}
 	}

@@ -20,16 +20,7 @@ import (
 
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
-)
-
-// Verdict is a checker's judgement.
-type Verdict string
-
-// Verdicts.
-const (
-	Pass         Verdict = "PASS"
-	Fail         Verdict = "FAIL"
-	Inconclusive Verdict = "INCONCLUSIVE"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // Result is what one checker found.
@@ -37,8 +28,8 @@ type Result struct {
 	// Check is the checker's name (an entry of Checks).
 	Check string `json:"check"`
 	// Guarantee is the text of the guarantee judged.
-	Guarantee string  `json:"guarantee"`
-	Verdict   Verdict `json:"verdict"`
+	Guarantee string          `json:"guarantee"`
+	Verdict   verdict.Verdict `json:"verdict"`
 	// Err is nil on PASS; otherwise it wraps the sentinel of the broken
 	// guarantee (FAIL), ErrNoData or ErrLowLoad (INCONCLUSIVE). Test it
 	// with errors.Is. JSON carries its text as "error".
@@ -167,11 +158,11 @@ func Run(h history.History, names []string, c Config) ([]Result, error) {
 		return out, nil
 	}
 	load := Load(h, c)
-	if load.Verdict != Inconclusive {
+	if load.Verdict != verdict.Inconclusive {
 		return out, nil
 	}
 	for i, r := range out {
-		if r.Check == "load" || r.Verdict == Inconclusive {
+		if r.Check == "load" || r.Verdict == verdict.Inconclusive {
 			continue
 		}
 		why := "load before the first fault below target"
@@ -184,7 +175,7 @@ func Run(h history.History, names []string, c Config) ([]Result, error) {
 		} else {
 			out[i].Err = fmt.Errorf("%w (would have been %s)", ErrLowLoad, r.Verdict)
 		}
-		out[i].Verdict = Inconclusive
+		out[i].Verdict = verdict.Inconclusive
 	}
 	return out, nil
 }
@@ -299,7 +290,7 @@ func result(check, guarantee string) Result {
 
 // noData makes r INCONCLUSIVE for want of evidence.
 func (r Result) noData(format string, args ...any) Result {
-	r.Verdict = Inconclusive
+	r.Verdict = verdict.Inconclusive
 	r.Err = fmt.Errorf("%w: %s", ErrNoData, fmt.Sprintf(format, args...))
 	return r
 }
@@ -310,13 +301,13 @@ func (r Result) noData(format string, args ...any) Result {
 func (r Result) finish(c Config, fails []error, unjudged string) Result {
 	switch {
 	case len(fails) > 0:
-		r.Verdict = Fail
+		r.Verdict = verdict.Fail
 		r.Err = errors.Join(fails...)
 	case unjudged != "":
-		r.Verdict = Inconclusive
+		r.Verdict = verdict.Inconclusive
 		r.Err = fmt.Errorf("%w: %s", ErrNoData, unjudged)
 	default:
-		r.Verdict = Pass
+		r.Verdict = verdict.Pass
 	}
 	if c.MaxEvidence >= 0 && len(r.Evidence) > c.MaxEvidence {
 		more := len(r.Evidence) - c.MaxEvidence

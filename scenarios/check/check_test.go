@@ -11,6 +11,7 @@ import (
 
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // s converts seconds to a Duration (rounded to the nanosecond).
@@ -49,7 +50,7 @@ type tc struct {
 	name     string
 	h        history.History
 	c        Config
-	verdict  Verdict
+	verdict  verdict.Verdict
 	err      error              // errors.Is target(s) on Result.Err; nil on PASS
 	errs     []error            // further errors.Is targets
 	evidence []string           // each must be a substring of some evidence line
@@ -71,7 +72,7 @@ func runTable(t *testing.T, check string, fn Checker, cases []tc) {
 			if r.Verdict != tt.verdict {
 				t.Errorf("Verdict = %s (err %v, evidence %q); want %s", r.Verdict, r.Err, r.Evidence, tt.verdict)
 			}
-			if tt.verdict == Pass && r.Err != nil {
+			if tt.verdict == verdict.Pass && r.Err != nil {
 				t.Errorf("Err = %v on PASS; want nil", r.Err)
 			}
 			for _, want := range append([]error{tt.err}, tt.errs...) {
@@ -150,7 +151,7 @@ func TestRichHistoryPassesEveryCheck(t *testing.T) {
 		t.Fatalf("len(results) = %d; want %d", got, want)
 	}
 	for _, r := range rs {
-		if r.Verdict != Pass {
+		if r.Verdict != verdict.Pass {
 			t.Errorf("%s: Verdict = %s (%v, %q); want PASS", r.Check, r.Verdict, r.Err, r.Evidence)
 		}
 	}
@@ -207,7 +208,7 @@ func TestEmptyHistoryIsNeverPass(t *testing.T) {
 	for _, ch := range Checks {
 		for _, h := range []history.History{{}, {Faults: []history.Fault{fault("kill", 1, 2)}}} {
 			r := ch.Func(h, Config{})
-			if r.Verdict != Inconclusive || !errors.Is(r.Err, ErrNoData) {
+			if r.Verdict != verdict.Inconclusive || !errors.Is(r.Err, ErrNoData) {
 				t.Errorf("%s on %d faults, no ops: %s (%v); want INCONCLUSIVE with ErrNoData", ch.Name, len(h.Faults), r.Verdict, r.Err)
 			}
 		}
@@ -219,13 +220,13 @@ func TestFaultAtTimeZero(t *testing.T) {
 	h.Faults = []history.Fault{fault("down-at-start", 0, 1)}
 	for _, tt := range []struct {
 		min  float64
-		want Verdict
-	}{{0, Pass}, {10, Inconclusive}} {
+		want verdict.Verdict
+	}{{0, verdict.Pass}, {10, verdict.Inconclusive}} {
 		r := Load(h, Config{MinRateBefore: tt.min})
 		if r.Verdict != tt.want {
 			t.Errorf("Load with MinRateBefore %g, fault at 0: %s (%v); want %s", tt.min, r.Verdict, r.Err, tt.want)
 		}
-		if tt.want == Inconclusive && !errors.Is(r.Err, ErrLowLoad) {
+		if tt.want == verdict.Inconclusive && !errors.Is(r.Err, ErrLowLoad) {
 			t.Errorf("Load err = %v; want ErrLowLoad", r.Err)
 		}
 	}
@@ -247,13 +248,13 @@ func TestRun(t *testing.T) {
 		name    string
 		names   []string
 		c       Config
-		want    []Verdict
+		want    []verdict.Verdict
 		wantErr []error
 	}{
-		{"judged", []string{"lost"}, Config{}, []Verdict{Fail}, []error{ErrLost}},
-		{"enough load", []string{"lost", "load"}, Config{MinRateBefore: 1}, []Verdict{Fail, Pass}, []error{ErrLost, nil}},
+		{"judged", []string{"lost"}, Config{}, []verdict.Verdict{verdict.Fail}, []error{ErrLost}},
+		{"enough load", []string{"lost", "load"}, Config{MinRateBefore: 1}, []verdict.Verdict{verdict.Fail, verdict.Pass}, []error{ErrLost, nil}},
 		{"low load", []string{"lost", "reordered", "load"}, Config{MinRateBefore: 100},
-			[]Verdict{Inconclusive, Inconclusive, Inconclusive}, []error{ErrLost, ErrLowLoad, ErrLowLoad}},
+			[]verdict.Verdict{verdict.Inconclusive, verdict.Inconclusive, verdict.Inconclusive}, []error{ErrLost, ErrLowLoad, ErrLowLoad}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // LayerKinds are the kinds of call made to the layer under test: the ones
@@ -530,7 +531,7 @@ func Load(h history.History, c Config) Result {
 		to = fs[0].Start
 	}
 	low := func(format string, args ...any) Result {
-		r.Verdict = Inconclusive
+		r.Verdict = verdict.Inconclusive
 		r.Err = fmt.Errorf("%w: %s", ErrLowLoad, fmt.Sprintf(format, args...))
 		r.Evidence = append(r.Evidence, r.Err.Error())
 		return r
