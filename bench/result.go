@@ -201,15 +201,6 @@ func (r *Report) Inconclusive() bool {
 	return r.Budget != nil && r.Budget.Exhausted
 }
 
-// Benches converts the rows to the report model.
-func (r *Report) Benches() []reports.Bench {
-	out := make([]reports.Bench, len(r.Results))
-	for i, x := range r.Results {
-		out[i] = x.Bench()
-	}
-	return out
-}
-
 // finish fills the baseline ratios, the profile comparisons (every later
 // profile against the first) and the projections at eventRate, from the
 // rows that are not inconclusive.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonogo/harness/gate"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/verdict"
@@ -91,8 +92,8 @@ func TestRunAndReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Gate != pseudoGate || r.Verdict != verdict.NoGo || !hasCriterion(r, "blackhole.seed.budget", verdict.Fail) || !hasCriterion(r, "blackhole.hardened.budget", verdict.Pass) {
-		t.Errorf("report: gate %s verdict %s; want %s NO-GO with blackhole.seed.budget FAIL and blackhole.hardened.budget PASS", r.Gate, r.Verdict, pseudoGate)
+	if r.Gate != gate.ScenariosGate || r.Verdict != verdict.NoGo || !hasCriterion(r, "blackhole.seed.budget", verdict.Fail) || !hasCriterion(r, "blackhole.hardened.budget", verdict.Pass) {
+		t.Errorf("report: gate %s verdict %s; want %s NO-GO with blackhole.seed.budget FAIL and blackhole.hardened.budget PASS", r.Gate, r.Verdict, gate.ScenariosGate)
 	}
 	code, rep, errs := call(t, nil, "report", runs[0])
 	if code != exitcode.NoGo {
@@ -201,19 +202,19 @@ func TestRunNeverShowsPassword(t *testing.T) {
 	const pw = "pw-Zq7-in-the-url"
 	reg := profiles.Default()
 	out := t.TempDir()
-	p := runPlan{profiles: []string{"hardened"}, seed: 3, reportDir: out, reg: reg, verbose: true,
-		target:  benchTarget{kind: "process"},
-		cmdline: []string{"harness", "run", "--gate", "tiny", "--url", "redis://:" + pw + "@127.0.0.1:6379/0"}}
-	if err := p.forGate("tiny", "testdata/gates.yaml", scenarios.DefaultKnown(reg)); err != nil {
+	p := gate.Plan{Profiles: []string{"hardened"}, Seed: 3, ReportDir: out, Registry: reg,
+		Bench:       gate.BenchTarget{Kind: target.KindProcess},
+		CommandLine: []string{"harness", "run", "--gate", "tiny", "--url", "redis://:" + pw + "@127.0.0.1:6379/0"}}
+	if err := p.ForGate("tiny", "testdata/gates.yaml", scenarios.DefaultKnown(reg)); err != nil {
 		t.Fatal(err)
 	}
 	deps := scenarios.DefaultDeps()
 	deps.StartTarget = func(ctx context.Context, _ scenarios.Target) (target.Target, error) {
 		return target.StartProcess(ctx, target.ProcessOptions{Password: pw})
 	}
-	p.deps = deps
+	p.Deps = deps
 	var stdout, stderr bytes.Buffer
-	code, err := p.execute(context.Background(), env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }})
+	code, err := execute(context.Background(), p, true, env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
