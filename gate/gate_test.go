@@ -37,10 +37,10 @@ func TestDefaultGatesValidate(t *testing.T) {
 	}
 	// The catalogue is strict: a criterion on a name the checkers do not
 	// produce is refused, an engine metric is accepted.
-	cat := catalogue(slices.Collect(mapValues(specs)), known)
+	cat := catalogue(slices.Collect(mapValues(specs)))
 	for metric, want := range map[string]bool{
 		"scenario:basic:cache_hit_rate":                true,
-		"scenario:basic:round_trips_publish":           true, // the engine's round_trips check
+		"scenario:basic:round_trips_publish":           true, // basic's round_trips check
 		"scenario:blackhole:round_trips_publish":       false,
 		"scenario:basic:acked_lost":                    false,
 		"scenario:fanout_2:delivery_p99_ms":            true,
@@ -75,7 +75,7 @@ func TestBenchSteps(t *testing.T) {
 }
 
 func TestGuaranteeOf(t *testing.T) {
-	for _, name := range append(check.Names(), "round_trips") {
+	for _, name := range check.Names() {
 		if got := guaranteeOf(name); got == "" || strings.HasPrefix(got, "check ") {
 			t.Errorf("guaranteeOf(%s): got %q; want the checker's guarantee", name, got)
 		}
@@ -83,7 +83,7 @@ func TestGuaranteeOf(t *testing.T) {
 	for name, want := range map[string]string{
 		"lost":        check.ErrLost.Error(),
 		"budget":      check.ErrBlocked.Error(),
-		"round_trips": scenarios.ErrRoundTrips.Error(),
+		"round_trips": check.ErrRoundTrips.Error(),
 		"nope":        "check nope passes",
 	} {
 		if got := guaranteeOf(name); got != want {
@@ -117,35 +117,41 @@ func TestScenarioGate(t *testing.T) {
 }
 
 func TestAnomaliesOf(t *testing.T) {
-	evidence := []string{
-		"event f1/e7 (seq 7, during the fault) acknowledged at 2.100s, missing from the history read at 6.000s",
-		"event f1/e9 (seq 9, during the fault) acknowledged at 2.300s, missing from the history read at 6.000s",
-		"… and 12 more",
-		"event f2/e3 appears 2 times in the history read of f2 at 6.000s (positions 3, 4)",
-		"event f2/e4 delivered 2 times to sse-1 (at 1.000s, 1.200s)",
-		"event f2/e5 (before the faults) acknowledged at 1.000s, never delivered to sse-0 (subscribed 0.100s–6.000s)",
-		"event f2/e6 delivered to sse-0 at 3.000s, 1.5s after its publish at 1.500s (bound 1s)",
-		"flow f1 publisher p0: event f1/e2 (seq 2) at position 0 follows f1/e3 (seq 3) in the history read at 6.000s",
-		"threshold delivery_p99_ms <= 250: measured 300",
+	an := func(kind, id, op string, at float64) check.Anomaly {
+		return check.Anomaly{Kind: kind, ID: id, Op: op, At: time.Duration(at * float64(time.Second)), Expected: "x", Seen: "y"}
 	}
-	got := mergeAnomalies(anomaliesOf("proxy_down", evidence))
-	want := map[string]string{
-		"lost":        "f1/e7 f1/e9",
-		"duplicate":   "f2/e3 f2/e4",
-		"undelivered": "f2/e5",
-		"late":        "f2/e6",
-		"reordered":   "f1/e2",
+	res := func(name string, left int, as ...check.Anomaly) scenarios.Result {
+		return scenarios.Result{Result: check.Result{Check: name, Anomalies: as, AnomaliesLeft: left}}
+	}
+	results := []scenarios.Result{
+		res("lost", 12, an(check.AnomalyLost, "f1/e9", "history read", 6), an(check.AnomalyLost, "f1/e7", "history read", 6)),
+		res("duplicated", 0, an(check.AnomalyDuplicate, "f2/e3", "history read", 6), an(check.AnomalyDuplicate, "f2/e4", "delivery to sse-1", 1.2)),
+		res("delivery", 0, an(check.AnomalyUndelivered, "f2/e5", "delivery to sse-0", 1), an(check.AnomalyDuplicate, "f2/e4", "delivery to sse-1", 1.2),
+			an(check.AnomalyLate, "f2/e6", "delivery to sse-0", 3)),
+		res("reordered", 0, an(check.AnomalyReordered, "f1/e2", "history read", 6)),
+		res("budget", 0),
+	}
+	got := anomaliesOf("proxy_down", results)
+	want := []struct{ kind, ids string }{
+		{"lost", "f1/e7 f1/e9"}, {"duplicate", "f2/e3 f2/e4"}, {"undelivered", "f2/e5"}, {"late", "f2/e6"}, {"reordered", "f1/e2"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d anomalies %+v; want %d", len(got), got, len(want))
 	}
-	for _, a := range got {
-		if a.Scenario != "proxy_down" || strings.Join(a.IDs, " ") != want[a.Kind] {
-			t.Errorf("%s: got %v; want %s", a.Kind, a.IDs, want[a.Kind])
+	for i, w := range want {
+		if a := got[i]; a.Scenario != "proxy_down" || a.Kind != w.kind || strings.Join(a.IDs, " ") != w.ids {
+			t.Errorf("anomaly %d: got %s %v; want %s %s", i, a.Kind, a.IDs, w.kind, w.ids)
 		}
 	}
-	if got[0].Kind != "lost" || got[0].Detail != "evidence capped: 12 more lines not listed" {
-		t.Errorf("first anomaly %+v; want lost with the cap noted", got[0])
+	if got[0].Detail != "lost: 12 more not listed" {
+		t.Errorf("lost detail %q; want the cap noted", got[0].Detail)
+	}
+	// f2/e4 delivered twice to sse-1 is found by two checks: one event.
+	if n := len(got[1].Events); n != 2 {
+		t.Errorf("duplicate events: got %d %+v; want 2 (one per event and operation)", n, got[1].Events)
+	}
+	if e := got[0].Events[0]; e.ID != "f1/e9" || e.Op != "history read" || e.AtMs != 6000 || e.Expected != "x" || e.Seen != "y" {
+		t.Errorf("lost event: %+v; want f1/e9 seen by the history read at 6000 ms", e)
 	}
 }
 
@@ -172,7 +178,7 @@ func TestScenarioModelFromSavedRun(t *testing.T) {
 		if want := r.Verdict != verdict.Pass && r.Verdict != verdict.Fail; (mm.Missing != "") != want {
 			t.Errorf("check %s (%s): missing %q", r.Check, r.Verdict, mm.Missing)
 		}
-		if g := checkGuarantee[r.Check]; s.Checks[slices.IndexFunc(s.Checks, func(c reports.Check) bool { return c.Name == r.Check })].Guarantee != g {
+		if g := check.GuaranteeNumber(r.Check); s.Checks[slices.IndexFunc(s.Checks, func(c reports.Check) bool { return c.Name == r.Check })].Guarantee != g {
 			t.Errorf("check %s: guarantee not %d", r.Check, g)
 		}
 	}

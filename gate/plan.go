@@ -88,7 +88,7 @@ func LoadGates(path string, k scenarios.Known) (reports.Gates, map[string]scenar
 	if err != nil {
 		return gs, nil, err
 	}
-	if err := gs.Validate(catalogue(specs, k).Has); err != nil {
+	if err := gs.Validate(catalogue(specs).Has); err != nil {
 		return gs, nil, err
 	}
 	byName := make(map[string]scenarios.Spec, len(specs))
@@ -100,25 +100,11 @@ func LoadGates(path string, k scenarios.Known) (reports.Gates, map[string]scenar
 
 // catalogue is what gates may refer to: each scenario's checks (as listed
 // in its file) and the metrics those checks produce (the checkers'
-// catalogue, check.Metrics), and the benchmark ops. The engine's own checks
-// (round_trips) produce the metrics k knows beyond the checkers' catalogue.
-func catalogue(specs []scenarios.Spec, k scenarios.Known) reports.Catalogue {
+// catalogue, check.Metrics), and the benchmark ops.
+func catalogue(specs []scenarios.Spec) reports.Catalogue {
 	byCheck := map[string][]string{}
-	inCatalogue := map[string]bool{}
 	for _, m := range check.Metrics {
 		byCheck[m.Check] = append(byCheck[m.Check], m.Name)
-		inCatalogue[m.Name] = true
-	}
-	var engineMetrics []string
-	for _, m := range k.Metrics {
-		if !inCatalogue[m] {
-			engineMetrics = append(engineMetrics, m)
-		}
-	}
-	for _, c := range k.Checks {
-		if !slices.Contains(check.Names(), c) {
-			byCheck[c] = engineMetrics
-		}
 	}
 	cat := reports.Catalogue{Scenarios: map[string][]string{}, Checks: map[string][]string{}, Benchmarks: benchOps()}
 	for _, s := range specs {
@@ -270,9 +256,6 @@ func scenarioGate(jobs []Job) reports.Gate {
 func guaranteeOf(name string) string {
 	if fn, ok := check.Lookup(name); ok {
 		return fn(history.History{}, check.Config{}).Guarantee
-	}
-	if r := scenarios.RoundTrips(history.History{}); r.Check == name {
-		return r.Guarantee
 	}
 	return "check " + name + " passes"
 }

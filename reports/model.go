@@ -206,13 +206,25 @@ type CriterionResult struct {
 	Evidence []string `json:"evidence,omitempty"`
 }
 
-// Anomaly lists the events a scenario got wrong, by kind (lost, duplicate,
-// late, reordered, stale).
+// Anomaly lists the events a scenario got wrong, by kind (lost, undelivered,
+// duplicate, late, reordered).
 type Anomaly struct {
 	Scenario string   `json:"scenario"`
 	Kind     string   `json:"kind"`
 	IDs      []string `json:"ids"`
 	Detail   string   `json:"detail,omitempty"`
+	// Events say, per event and operation that showed it, what was
+	// expected and what was seen.
+	Events []AnomalyEvent `json:"events,omitempty"`
+}
+
+// AnomalyEvent is one event found wrong by one operation.
+type AnomalyEvent struct {
+	ID       string  `json:"id"`
+	Op       string  `json:"op"`
+	AtMs     float64 `json:"at_ms"` // since the scenario's history base time
+	Expected string  `json:"expected"`
+	Seen     string  `json:"seen"`
 }
 
 // Ms converts a duration to float milliseconds, the model's unit.

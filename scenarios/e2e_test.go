@@ -71,7 +71,7 @@ func TestCatalogueEndToEnd(t *testing.T) {
 		// seedFails maps each check the seed must fail to its guarantee.
 		seedFails map[string]error
 	}{
-		{"basic", map[string]error{"registry": check.ErrVanished, "round_trips": ErrRoundTrips}},
+		{"basic", map[string]error{"registry": check.ErrVanished, "round_trips": check.ErrRoundTrips}},
 		{"startup_down", map[string]error{"recover_time": check.ErrNoRecovery}},
 		{"kill_no_aof", map[string]error{"lost": check.ErrLost}},
 		{"blackhole", map[string]error{"budget": check.ErrBlocked}},

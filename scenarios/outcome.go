@@ -165,11 +165,9 @@ func Judge(h history.History, s Spec) ([]Result, error) {
 	if why := h.Meta[MetaUnavailable]; why != "" {
 		return unavailableResults(s, why), nil
 	}
-	var names []string
-	for _, c := range s.Checks {
-		if localChecks[c.Name] == nil {
-			names = append(names, c.Name)
-		}
+	names := make([]string, len(s.Checks))
+	for i, c := range s.Checks {
+		names[i] = c.Name
 	}
 	cfg := s.CheckConfig()
 	res, err := check.Run(h, names, cfg)
@@ -178,12 +176,7 @@ func Judge(h history.History, s Spec) ([]Result, error) {
 	}
 	out := make([]Result, len(s.Checks))
 	for i, c := range s.Checks {
-		var r check.Result
-		if f := localChecks[c.Name]; f != nil {
-			r = f(h)
-		} else {
-			r, res = res[0], res[1:]
-		}
+		r := res[i]
 		if r.Check == "lost" && !errors.Is(r.Err, check.ErrLowLoad) {
 			if wh, ok := exemptWiped(h, s); ok {
 				r = check.Lost(wh, cfg)

@@ -48,7 +48,7 @@ func large(n int) history.History {
 	}
 	ops = append(ops, state("up", 0), history.Op{Client: "hc", Kind: history.Health, Value: "healthy", Call: 100 * time.Millisecond, Return: 101 * time.Millisecond, OK: true})
 	ops = append(ops, exitOp("inst-0", ExitStop, 10.2, true), exitOp("inst-1", ExitKill, 10.3, false), rssOp("inst-0", 5, 30<<20))
-	return hist([]history.Fault{fault("latency", 4, 5)}, ops...)
+	return withCounts(hist([]history.Fault{fault("latency", 4, 5)}, ops...))
 }
 
 func BenchmarkRun(b *testing.B) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +112,7 @@ func hasLine(lines []string, sub string) bool {
 
 // rich is a history that exercises every checker.
 func rich() history.History {
-	return hist([]history.Fault{fault("kill", 2, 3)},
+	return withCounts(hist([]history.Fault{fault("kill", 2, 3)},
 		pub("p0", "f1", 1, 0.1, 0.11, true),
 		pub("p0", "f1", 2, 1.0, 1.01, true),
 		withMode(pub("p0", "f1", 3, 2.1, 2.11, true), "memory"),
@@ -138,7 +139,22 @@ func rich() history.History {
 		exitOp("inst-1", ExitStop, 1.5, true),
 		exitOp("inst-2", ExitKill, 1.6, false),
 		rssOp("inst-0", 1, 30<<20), rssOp("inst-0", 2, 31<<20),
-	)
+	))
+}
+
+// withCounts records in h's meta, as the engine does, one Redis round trip
+// and one command per publish, cache read and registry lookup.
+func withCounts(h history.History) history.History {
+	n := map[string]int{}
+	for _, o := range h.Ops {
+		n[o.Kind]++
+	}
+	h.Meta = map[string]string{}
+	for _, k := range roundTripKinds {
+		h.Meta["counter."+k+".round_trips"] = strconv.Itoa(n[k])
+		h.Meta["counter."+k+".commands"] = strconv.Itoa(n[k])
+	}
+	return h
 }
 
 func TestRichHistoryPassesEveryCheck(t *testing.T) {
