@@ -1,3 +1,13 @@
+// Package bench measures Redis and the layer under load: raw Redis
+// baselines (XADD, PUBLISH, GET, …) and each profile's layer ops, closed
+// loop (a fixed number of workers, as fast as they go) or open loop (calls
+// at a fixed rate, latency from each call's intended start), on a spawned
+// redis-server, remote-sim or any URL. A row reports throughput, latency
+// percentiles, round trips and commands per op (client side, and server
+// side where the target answers INFO commandstats), and a run projects the
+// command count of a plan (plans.yaml) under a command budget it never
+// exceeds on a metered target. Run is the entry point; `harness bench`
+// and a gate run's benchmarks (package gate) call it.
 package bench
 
 import (

@@ -16,23 +16,10 @@ import (
 	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/target"
+	"github.com/gonogo/harness/target/targettest"
 )
 
 const urlPassword = "pw-Zq7-never-printed"
-
-// passwordRedis spawns a password-protected redis-server and returns it
-// with an admin client.
-func passwordRedis(t *testing.T) (*target.Process, *redis.Client) {
-	t.Helper()
-	p, err := target.StartProcess(context.Background(), target.ProcessOptions{Password: urlPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), Password: urlPassword})
-	t.Cleanup(func() { rdb.Close() })
-	return p, rdb
-}
 
 // keyAudit wraps a target: at Close, before the target deletes its keys,
 // it records every key in the database.
@@ -85,7 +72,7 @@ func savedHistory(t *testing.T, o Outcome) history.History {
 // no saved file.
 func TestURLTarget(t *testing.T) {
 	needRedis(t)
-	p, rdb := passwordRedis(t)
+	p, rdb := targettest.PasswordRedis(t, urlPassword)
 	deps := NewDeps(TargetOptions{Kind: target.KindURL, URL: p.URL()})
 	var audit *keyAudit
 	start := deps.StartTarget
@@ -158,7 +145,7 @@ func assertNoSecret(t *testing.T, dir, secret string) {
 // (Judge on the saved history) agrees.
 func TestUnavailableNotRun(t *testing.T) {
 	needRedis(t)
-	p, rdb := passwordRedis(t)
+	p, rdb := targettest.PasswordRedis(t, urlPassword)
 	tests := []struct {
 		name     string
 		scenario string
