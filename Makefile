@@ -41,7 +41,7 @@ test: deps
 # <package>/testdata/fuzz/<name>/. Minimizing a new input is capped at 2s
 # (the default, 60s, would spend a short run minimizing).
 FUZZ     := FuzzParse:./scenarios FuzzParseGates:./reports FuzzRequestDecoding:./impl/service \
-            FuzzParseURL:./chaos/target
+            FuzzParseURL:./target
 FUZZTIME ?= 10s
 fuzz:
 	@for f in $(FUZZ); do \

@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/target"
 )
 
 // The calibration runs each step twice, with these op counts, on a local

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/target"
 	"github.com/redis/go-redis/v9"
 )
 

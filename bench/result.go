@@ -11,6 +11,7 @@ import (
 
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/reports"
+	"github.com/gonogo/harness/target"
 )
 
 // Raw is the Profile of the raw Redis baselines.
@@ -18,11 +19,11 @@ const Raw = "raw"
 
 // Result is one row: one op kind of one profile on one target.
 type Result struct {
-	Op      string `json:"op"`
-	Profile string `json:"profile"`
-	Target  string `json:"target"`
-	Model   string `json:"model"`
-	Workers int    `json:"workers"`
+	Op      string      `json:"op"`
+	Profile string      `json:"profile"`
+	Target  target.Kind `json:"target"`
+	Model   string      `json:"model"`
+	Workers int         `json:"workers"`
 
 	Ops       int64         `json:"ops"`
 	Errors    int64         `json:"errors"`
@@ -84,8 +85,8 @@ type Result struct {
 }
 
 // resultOf turns a run's stats for kind into a row.
-func resultOf(st *Stats, kind, profile, target string) Result {
-	r := Result{Op: kind, Profile: profile, Target: target, Model: st.Model, Workers: st.Workers,
+func resultOf(st *Stats, kind, profile string, tk target.Kind) Result {
+	r := Result{Op: kind, Profile: profile, Target: tk, Model: st.Model, Workers: st.Workers,
 		Elapsed: st.Elapsed, Latency: st.Latency[kind], Timeline: st.Timeline, Dials: st.Dials}
 	if kind != st.Op { // a side kind (sse): its count is its samples
 		r.Ops = r.Latency.Count
@@ -137,7 +138,7 @@ func (r *Result) account(counts map[string]counter.Counts) {
 func (r Result) Bench() reports.Bench {
 	ms := reports.Ms
 	return reports.Bench{
-		Op: r.Op, Profile: r.Profile, Target: r.Target, Mode: r.Model,
+		Op: r.Op, Profile: r.Profile, Target: string(r.Target), Mode: r.Model,
 		DurationMs: ms(r.Elapsed), OpsPerSec: r.OpsPerSec,
 		Latency: reports.Stat{Count: r.Latency.Count, Value: ms(r.Latency.Mean), P50: ms(r.Latency.P50),
 			P90: ms(r.Latency.P90), P99: ms(r.Latency.P99), P999: ms(r.Latency.P999), Max: ms(r.Latency.Max)},
@@ -172,7 +173,7 @@ type Budget struct {
 // Report is everything one bench invocation measured.
 type Report struct {
 	Target   string        `json:"target"` // redacted URL
-	Kind     string        `json:"target_kind"`
+	Kind     target.Kind   `json:"target_kind"`
 	TLS      bool          `json:"tls"`
 	RTT      time.Duration `json:"rtt_ns,omitempty"`
 	Started  time.Time     `json:"started"`
@@ -198,15 +199,6 @@ func (r *Report) Inconclusive() bool {
 		}
 	}
 	return r.Budget != nil && r.Budget.Exhausted
-}
-
-// Benches converts the rows to the report model.
-func (r *Report) Benches() []reports.Bench {
-	out := make([]reports.Bench, len(r.Results))
-	for i, x := range r.Results {
-		out[i] = x.Bench()
-	}
-	return out
 }
 
 // finish fills the baseline ratios, the profile comparisons (every later

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/impl/profiles"
+	"github.com/gonogo/harness/target"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -158,7 +159,7 @@ func TestServerAccountingBothProfiles(t *testing.T) {
 	profs := []string{"seed", "hardened"}
 	const n = 200
 	rep, err := Run(context.Background(), Config{
-		Target: TargetURL, URL: p.URL(), Layers: profiles.Default(), Profiles: profs, Ops: ops,
+		Target: target.KindURL, URL: p.URL(), Layers: profiles.Default(), Profiles: profs, Ops: ops,
 		Load: Load{Workers: 4, Ops: n}, Progress: tr, CallBudget: 5 * time.Second,
 	})
 	if err != nil {
@@ -243,7 +244,7 @@ func TestNoServerSideWithoutInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := strings.Replace(p.URL(), "redis://", "redis://noinfo:s3cret@", 1)
-	rep, err := Run(context.Background(), Config{Target: TargetURL, URL: url, Preset: "baseline", Load: Load{Workers: 2, Ops: 100}})
+	rep, err := Run(context.Background(), Config{Target: target.KindURL, URL: url, Preset: "baseline", Load: Load{Workers: 2, Ops: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,3 +1,13 @@
+// Package bench measures Redis and the layer under load: raw Redis
+// baselines (XADD, PUBLISH, GET, …) and each profile's layer ops, closed
+// loop (a fixed number of workers, as fast as they go) or open loop (calls
+// at a fixed rate, latency from each call's intended start), on a spawned
+// redis-server, remote-sim or any URL. A row reports throughput, latency
+// percentiles, round trips and commands per op (client side, and server
+// side where the target answers INFO commandstats), and a run projects the
+// command count of a plan (plans.yaml) under a command budget it never
+// exceeds on a metered target. Run is the entry point; `harness bench`
+// and a gate run's benchmarks (package gate) call it.
 package bench
 
 import (
@@ -11,25 +21,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/redact"
+	"github.com/gonogo/harness/target"
 	"github.com/redis/go-redis/v9"
-)
-
-// Target kinds.
-const (
-	TargetProcess   = "process"
-	TargetRemoteSim = "remote-sim"
-	TargetURL       = "url"
 )
 
 // Config is one bench invocation. Zero values mean the defaults stated.
 type Config struct {
-	// Target is "process" (default), "remote-sim" or "url".
-	Target string
+	// Target is target.KindProcess (default), KindRemoteSim or KindURL.
+	Target target.Kind
 	// URL is the url target's redis:// or rediss:// URL (a secret).
 	URL string
 	// RTT is remote-sim's round-trip time, half each way. Default 20ms.
@@ -86,7 +89,7 @@ func (c Config) clientProcs(getenv func(string) string) int {
 	switch {
 	case c.ClientProcs > 0:
 		return c.ClientProcs
-	case getenv("GOMAXPROCS") != "" || c.Target == TargetURL:
+	case getenv("GOMAXPROCS") != "" || c.Target == target.KindURL:
 		return 0
 	}
 	return max(1, runtime.NumCPU()-1)
@@ -152,7 +155,7 @@ func presetNames() []string {
 // is bad input (exit 3).
 func (c *Config) validate() error {
 	if c.Target == "" {
-		c.Target = TargetProcess
+		c.Target = target.KindProcess
 	}
 	if c.RTT == 0 {
 		c.RTT = 20 * time.Millisecond
@@ -170,11 +173,11 @@ func (c *Config) validate() error {
 		c.Profiles = c.Layers.Names()
 	}
 	switch {
-	case c.Target != TargetProcess && c.Target != TargetRemoteSim && c.Target != TargetURL:
+	case c.Target != target.KindProcess && c.Target != target.KindRemoteSim && c.Target != target.KindURL:
 		return exitcode.Configf("unknown target %q (want process, remote-sim or url)", c.Target)
-	case c.Target == TargetURL && c.URL == "":
+	case c.Target == target.KindURL && c.URL == "":
 		return exitcode.Configf("target url needs --url (or REDIS_URL)")
-	case c.Target != TargetURL && c.URL != "":
+	case c.Target != target.KindURL && c.URL != "":
 		return exitcode.Configf("--url is only for --target url")
 	case c.RTT < 0:
 		return exitcode.Configf("rtt %s: must not be negative", c.RTT)
@@ -192,7 +195,7 @@ func (c *Config) validate() error {
 		return exitcode.Configf("sse clients %d: must not be negative", c.SSEClients)
 	case c.Rounds < 0:
 		return exitcode.Configf("rounds %d: must not be negative", c.Rounds)
-	case c.RedisBenchmark && c.Target != TargetProcess:
+	case c.RedisBenchmark && c.Target != target.KindProcess:
 		return exitcode.Configf("--redis-benchmark needs --target process")
 	}
 	if err := c.Load.Validate(); err != nil {
@@ -235,7 +238,7 @@ func (c *Config) validate() error {
 }
 
 // metered reports whether the run counts against a command budget.
-func (c *Config) metered() bool { return c.Target == TargetURL || c.MaxCommands > 0 }
+func (c *Config) metered() bool { return c.Target == target.KindURL || c.MaxCommands > 0 }
 
 // meteredLoad makes the closed loop's warm-up a count (a tenth of the ops,
 // at most 100) so the command count is known before the run.
@@ -280,7 +283,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep := &Report{Target: tg.Redacted(), Kind: cfg.Target, TLS: tg.TLS() != nil, Started: time.Now(), Plan: cfg.Plan}
-	if cfg.Target == TargetRemoteSim {
+	if cfg.Target == target.KindRemoteSim {
 		rep.RTT = cfg.RTT
 	}
 	var guard *Guard
@@ -549,7 +552,7 @@ func watchMode(m impl.Manager) *modeWatch {
 		defer t.Stop()
 		for {
 			w.samples++
-			if m.Mode() != "redis" {
+			if m.Mode() != impl.ModeRedis {
 				w.memory++
 			}
 			select {

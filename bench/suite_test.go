@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/seed"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/target"
 )
 
 func seedOnly() *impl.Profiles {
@@ -150,9 +150,9 @@ func TestRunBadInput(t *testing.T) {
 		{"unknown preset", Config{Preset: "nope"}, "unknown preset"},
 		{"unknown op", Config{Ops: []string{"frob"}}, "unknown op"},
 		{"unknown profile", Config{Layers: seedOnly(), Profiles: []string{"nope"}, Ops: []string{OpPublish}}, "unknown profile"},
-		{"url without url", Config{Target: TargetURL}, "needs --url"},
-		{"metered duration only", Config{Target: TargetURL, URL: "redis://127.0.0.1:1", Preset: "baseline", Load: Load{Duration: time.Second}}, "known op count"},
-		{"unreachable url", Config{Target: TargetURL, URL: fmt.Sprintf("redis://:s3cret@127.0.0.1:%d/0", free), Preset: "baseline", Load: Load{Ops: 10}}, "unreachable"},
+		{"url without url", Config{Target: target.KindURL}, "needs --url"},
+		{"metered duration only", Config{Target: target.KindURL, URL: "redis://127.0.0.1:1", Preset: "baseline", Load: Load{Duration: time.Second}}, "known op count"},
+		{"unreachable url", Config{Target: target.KindURL, URL: fmt.Sprintf("redis://:s3cret@127.0.0.1:%d/0", free), Preset: "baseline", Load: Load{Ops: 10}}, "unreachable"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -238,7 +238,7 @@ func TestReportJSONShape(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatalf("JSON does not parse: %v", err)
 	}
-	if got.Kind != TargetProcess || !strings.HasPrefix(got.Target, "redis://127.0.0.1:") || got.Plan.Name != UpstashFree.Name {
+	if got.Kind != "process" || !strings.HasPrefix(got.Target, "redis://127.0.0.1:") || got.Plan.Name != UpstashFree.Name {
 		t.Errorf("target %q kind %q plan %+v", got.Target, got.Kind, got.Plan)
 	}
 	if len(got.Results) != 1 {
@@ -268,7 +268,7 @@ func TestReportJSONShape(t *testing.T) {
 // TestSharedRoundTripsNote: a row with fewer round trips than ops says
 // why (pipelines shared by ops in flight), one with one per op says nothing.
 func TestSharedRoundTripsNote(t *testing.T) {
-	rep := Report{Target: "redis://127.0.0.1:1/0", Kind: TargetProcess, Results: []Result{
+	rep := Report{Target: "redis://127.0.0.1:1/0", Kind: target.KindProcess, Results: []Result{
 		{Op: OpPublish, Profile: "hardened", Ops: 100, RoundTripsPerOp: 0.25, CommandsPerOp: 1},
 		{Op: OpXAdd, Profile: Raw, Ops: 100, RoundTripsPerOp: 1, CommandsPerOp: 1},
 	}}
@@ -413,11 +413,11 @@ func TestClientProcs(t *testing.T) {
 		getenv func(string) string
 		want   int
 	}{
-		{Config{Target: TargetProcess}, none, local},
-		{Config{Target: TargetRemoteSim}, none, local},
-		{Config{Target: TargetURL}, none, 0},
-		{Config{Target: TargetProcess}, set, 0},
-		{Config{Target: TargetURL, ClientProcs: 3}, set, 3},
+		{Config{Target: target.KindProcess}, none, local},
+		{Config{Target: target.KindRemoteSim}, none, local},
+		{Config{Target: target.KindURL}, none, 0},
+		{Config{Target: target.KindProcess}, set, 0},
+		{Config{Target: target.KindURL, ClientProcs: 3}, set, 3},
 	} {
 		if got := c.cfg.clientProcs(c.getenv); got != c.want {
 			t.Errorf("%s target, ClientProcs %d, GOMAXPROCS %q: %d; want %d", c.cfg.Target, c.cfg.ClientProcs, c.getenv("GOMAXPROCS"), got, c.want)

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/target"
 )
 
 // openTarget starts or opens cfg's target. An unreachable URL is bad
@@ -12,9 +12,9 @@ import (
 // for Upstash: a TLS redis-server behind a proxy adding cfg.RTT.
 func openTarget(ctx context.Context, cfg *Config) (target.Target, error) {
 	switch cfg.Target {
-	case TargetURL:
+	case target.KindURL:
 		return target.OpenURL(ctx, cfg.URL, target.URLOptions{})
-	case TargetRemoteSim:
+	case target.KindRemoteSim:
 		return chaos.StartRemoteSim(ctx, cfg.RTT, target.ProcessOptions{})
 	}
 	p, err := target.StartProcess(ctx, target.ProcessOptions{})

@@ -8,7 +8,7 @@ package chaos
 import (
 	"context"
 
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/target"
 )
 
 // Env is what a fault acts on: the Redis target and the proxy in front of it.

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/target"
 )
 
 func quotaReply(limit, usage int) string { return "-" + QuotaError(limit, usage) + "\r\n" }

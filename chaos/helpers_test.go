@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/target"
 )
 
 // startRedis spawns a redis-server closed at the end of the test.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/target"
 )
 
 // inject injects f and registers its Undo for the end of the test.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/target"
 )
 
 func TestKillAndUndoRestarts(t *testing.T) {

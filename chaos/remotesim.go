@@ -6,9 +6,9 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/redact"
+	"github.com/gonogo/harness/target"
 )
 
 // DefaultRTT is remote-sim's round-trip time when none is given: a
@@ -60,8 +60,8 @@ func StartRemoteSim(ctx context.Context, rtt time.Duration, opts target.ProcessO
 	return r, nil
 }
 
-// Kind is "remote-sim".
-func (r *RemoteSim) Kind() string { return "remote-sim" }
+// Kind is target.KindRemoteSim.
+func (r *RemoteSim) Kind() target.Kind { return target.KindRemoteSim }
 
 // RTT is the injected round-trip time.
 func (r *RemoteSim) RTT() time.Duration { return r.rtt }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/gonogo/harness/chaos/certs"
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/target"
 )
 
 // The kinds of TLSFault.

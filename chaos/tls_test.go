@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/gonogo/harness/chaos/certs"
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/target"
 )
 
 func TestTLSFaultsShowTheUsersError(t *testing.T) {

@@ -107,19 +107,29 @@ type Cache interface {
 	Metrics(ctx context.Context, flowID string) (CacheMetrics, error)
 }
 
+// The modes a layer serves in (Manager.Mode, Health.Mode, and what the
+// harness records of each call in history.Op.Mode).
+const (
+	// ModeRedis: calls are served from Redis.
+	ModeRedis = "redis"
+	// ModeMemory: Redis is off or unreachable; calls are served from the
+	// in-memory fallback.
+	ModeMemory = "memory"
+)
+
 // Health is the Redis part of GET /health (TASK-004).
 type Health struct {
 	// Status is "healthy", "unhealthy", "unavailable" or "disabled".
 	Status    string  `json:"status"`
 	LatencyMS float64 `json:"latency_ms,omitempty"`
 	Error     string  `json:"error,omitempty"`
-	// Mode is where the layer serves from now: "redis" or "memory".
+	// Mode is where the layer serves from now: ModeRedis or ModeMemory.
 	Mode string `json:"mode"`
 }
 
 // Manager is the connection manager and monitor (TASK-003, TASK-004, TASK-012).
 type Manager interface {
-	// Mode is "redis" or "memory".
+	// Mode is ModeRedis or ModeMemory.
 	Mode() string
 	Health(ctx context.Context) Health
 	// Info returns the TASK-012 INFO fields, or {"status": "unavailable"}.

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // Measurement is the evidence for one metric.
@@ -54,7 +54,7 @@ func Measure(r Run) Measurements {
 		}
 		for _, c := range s.Checks {
 			ev := prefixed("check "+c.Name+": ", c.Evidence)
-			judged := c.Verdict == Pass || c.Verdict == Fail
+			judged := c.Verdict == verdict.Pass || c.Verdict == verdict.Fail
 			unjudged := fmt.Sprintf("check %s of scenario %s is %s", c.Name, s.Name, orNone(string(c.Verdict)))
 			if c.Error != "" {
 				unjudged += ": " + firstLine(c.Error)
@@ -76,9 +76,9 @@ func Measure(r Run) Measurements {
 			}
 			name := "check:" + s.Name + ":" + c.Name
 			switch c.Verdict {
-			case Pass:
+			case verdict.Pass:
 				put(name, Value(1), ev)
-			case Fail:
+			case verdict.Fail:
 				put(name, Value(0), ev)
 			default:
 				put(name, Stat{}, ev)
@@ -151,7 +151,7 @@ func Evaluate(g Gate, measured Measurements) []CriterionResult {
 }
 
 func evaluate(c Criterion, measured Measurements) CriterionResult {
-	r := CriterionResult{Criterion: c, Verdict: Inconclusive}
+	r := CriterionResult{Criterion: c, Verdict: verdict.Inconclusive}
 	m, ok := measured[c.Metric]
 	if !ok {
 		r.Reason = "not measured: nothing in this run produced " + c.Metric
@@ -178,12 +178,12 @@ func evaluate(c Criterion, measured Measurements) CriterionResult {
 	measuredText := fmt.Sprintf("%s = %s", c.Expr(), withUnit(v, c.Unit))
 	switch {
 	case holds:
-		r.Verdict = Pass
+		r.Verdict = verdict.Pass
 		r.Reason = measuredText + ", " + c.Threshold()
 	case c.Precondition:
 		r.Reason = "precondition not met: " + measuredText + ", not " + c.Threshold()
 	default:
-		r.Verdict = Fail
+		r.Verdict = verdict.Fail
 		r.Reason = measuredText + ", not " + c.Threshold()
 	}
 	return r
@@ -218,52 +218,22 @@ func margin(cmp string, v, bound float64) float64 {
 	return -math.Abs(v - bound)
 }
 
-// Overall is a run's verdict from its criteria: INCOMPLETE when the run was
-// interrupted; else NO-GO when any criterion failed; else INCONCLUSIVE when
-// any lacked evidence (or there were none); else GO.
-func Overall(results []CriterionResult, interrupted bool) Verdict {
-	if interrupted {
-		return Incomplete
-	}
-	if len(results) == 0 {
-		return Inconclusive
-	}
-	v := Go
-	for _, r := range results {
-		switch r.Verdict {
-		case Fail:
-			return NoGo
-		case Pass:
-		default:
-			v = Inconclusive
-		}
-	}
-	return v
-}
-
 // Judge evaluates gate g over what r measured and sets r's gate, criteria
-// and verdict.
+// and verdict: the fold of the criteria's verdicts, said of a gate run
+// (INCOMPLETE when the run was interrupted; no criteria is INCONCLUSIVE).
 func (r *Run) Judge(g Gate) {
 	r.Gate = g.Name
 	r.GateDescription = g.Description
 	r.Criteria = Evaluate(g, Measure(*r))
-	r.Verdict = Overall(r.Criteria, r.Interrupted)
-}
-
-// ExitCode is the process exit code for a run verdict: 0 GO, 1 NO-GO, 2
-// INCONCLUSIVE or INCOMPLETE (and for any other value).
-func (v Verdict) ExitCode() int {
-	switch v {
-	case Go:
-		return exitcode.Go
-	case NoGo:
-		return exitcode.NoGo
+	vs := make([]verdict.Verdict, len(r.Criteria))
+	for i, c := range r.Criteria {
+		vs[i] = c.Verdict
 	}
-	return exitcode.Inconclusive
+	r.Verdict = verdict.Fold(vs...).Gate(r.Interrupted)
 }
 
 // criteriaWith returns the results with verdict v.
-func criteriaWith(results []CriterionResult, v Verdict) []CriterionResult {
+func criteriaWith(results []CriterionResult, v verdict.Verdict) []CriterionResult {
 	var out []CriterionResult
 	for _, r := range results {
 		if r.Verdict == v {

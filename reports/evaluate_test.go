@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 func crit(metric, agg, cmp string, bound float64) Criterion {
@@ -18,35 +20,35 @@ func TestEvaluate(t *testing.T) {
 		name       string
 		c          Criterion
 		m          Measurements
-		verdict    Verdict
+		verdict    verdict.Verdict
 		measured   float64
 		margin     float64
 		marginPct  *float64
 		reasonPart string
 	}{
-		{"less holds", crit("m", AggValue, "<", 10), one(4), Pass, 4, 6, pct(60), "m = 4 ms, < 10 ms"},
-		{"less fails", crit("m", AggValue, "<", 10), one(12.5), Fail, 12.5, -2.5, pct(-25), "m = 12.5 ms, not < 10 ms"},
-		{"less on the bound fails", crit("m", AggValue, "<", 10), one(10), Fail, 10, 0, pct(0), "not < 10"},
-		{"less-equal on the bound holds", crit("m", AggValue, "<=", 10), one(10), Pass, 10, 0, pct(0), "<= 10"},
-		{"greater on the bound fails", crit("m", AggValue, ">", 80), one(80), Fail, 80, 0, pct(0), "not > 80"},
-		{"greater-equal on the bound holds", crit("m", AggValue, ">=", 80), one(80), Pass, 80, 0, pct(0), ""},
-		{"greater holds", crit("m", AggValue, ">", 80), one(92), Pass, 92, 12, pct(15), ""},
-		{"equal zero holds", crit("m", AggValue, "==", 0), one(0), Pass, 0, 0, nil, ""},
-		{"equal zero fails", crit("m", AggValue, "==", 0), one(3), Fail, 3, -3, nil, "not == 0"},
-		{"equal fails below", crit("m", AggValue, "==", 1), one(0), Fail, 0, -1, pct(-100), ""},
-		{"negative bound", crit("m", AggValue, ">", -5), one(-4), Pass, -4, 1, pct(20), ""},
-		{"p99 of a distribution", crit("m", AggP99, "<", 3.4), lat, Fail, 3.45, -0.05, pct(-0.05 / 3.4 * 100), "p99(m) = 3.45 ms"},
-		{"p50 of a distribution", crit("m", AggP50, "<", 3.4), lat, Pass, 2.2, 1.2, pct(1.2 / 3.4 * 100), ""},
-		{"count", crit("m", AggCount, "==", 1000), lat, Pass, 1000, 0, pct(0), ""},
-		{"count of nothing is evidence", crit("m", AggCount, "==", 0), Measurements{"m": {}}, Pass, 0, 0, nil, ""},
-		{"not measured", crit("x", AggValue, "<", 1), one(0), Inconclusive, 0, 0, nil, "not measured: nothing in this run produced x"},
-		{"missing evidence", crit("m", AggValue, "<", 1), Measurements{"m": {Stat: Value(0), Missing: "quota exhausted"}}, Inconclusive, 0, 0, nil, "quota exhausted"},
-		{"too few samples for p99", crit("m", AggP99, "<", 100), Measurements{"m": {Stat: Distribution(fixtureLatencies(99, 1))}}, Inconclusive, 0, 0, nil, "too few samples: 99, p99 needs at least 100"},
-		{"too few samples for p99.9", crit("m", AggP999, "<", 100), Measurements{"m": {Stat: Distribution(fixtureLatencies(999, 1))}}, Inconclusive, 0, 0, nil, "needs at least 1000"},
-		{"min_samples override", Criterion{ID: "c", Metric: "m", Aggregation: AggP99, Comparator: "<", Bound: 100, MinSamples: 2000}, lat, Inconclusive, 0, 0, nil, "needs at least 2000"},
-		{"no samples for a value", crit("m", AggValue, "<", 1), Measurements{"m": {}}, Inconclusive, 0, 0, nil, "too few samples: 0"},
-		{"precondition holds", Criterion{ID: "c", Metric: "m", Aggregation: AggValue, Comparator: "==", Bound: 1, Precondition: true}, one(1), Pass, 1, 0, pct(0), ""},
-		{"precondition unmet is inconclusive", Criterion{ID: "c", Metric: "m", Aggregation: AggValue, Comparator: "==", Bound: 1, Precondition: true}, one(0), Inconclusive, 0, -1, pct(-100), "precondition not met"},
+		{"less holds", crit("m", AggValue, "<", 10), one(4), verdict.Pass, 4, 6, pct(60), "m = 4 ms, < 10 ms"},
+		{"less fails", crit("m", AggValue, "<", 10), one(12.5), verdict.Fail, 12.5, -2.5, pct(-25), "m = 12.5 ms, not < 10 ms"},
+		{"less on the bound fails", crit("m", AggValue, "<", 10), one(10), verdict.Fail, 10, 0, pct(0), "not < 10"},
+		{"less-equal on the bound holds", crit("m", AggValue, "<=", 10), one(10), verdict.Pass, 10, 0, pct(0), "<= 10"},
+		{"greater on the bound fails", crit("m", AggValue, ">", 80), one(80), verdict.Fail, 80, 0, pct(0), "not > 80"},
+		{"greater-equal on the bound holds", crit("m", AggValue, ">=", 80), one(80), verdict.Pass, 80, 0, pct(0), ""},
+		{"greater holds", crit("m", AggValue, ">", 80), one(92), verdict.Pass, 92, 12, pct(15), ""},
+		{"equal zero holds", crit("m", AggValue, "==", 0), one(0), verdict.Pass, 0, 0, nil, ""},
+		{"equal zero fails", crit("m", AggValue, "==", 0), one(3), verdict.Fail, 3, -3, nil, "not == 0"},
+		{"equal fails below", crit("m", AggValue, "==", 1), one(0), verdict.Fail, 0, -1, pct(-100), ""},
+		{"negative bound", crit("m", AggValue, ">", -5), one(-4), verdict.Pass, -4, 1, pct(20), ""},
+		{"p99 of a distribution", crit("m", AggP99, "<", 3.4), lat, verdict.Fail, 3.45, -0.05, pct(-0.05 / 3.4 * 100), "p99(m) = 3.45 ms"},
+		{"p50 of a distribution", crit("m", AggP50, "<", 3.4), lat, verdict.Pass, 2.2, 1.2, pct(1.2 / 3.4 * 100), ""},
+		{"count", crit("m", AggCount, "==", 1000), lat, verdict.Pass, 1000, 0, pct(0), ""},
+		{"count of nothing is evidence", crit("m", AggCount, "==", 0), Measurements{"m": {}}, verdict.Pass, 0, 0, nil, ""},
+		{"not measured", crit("x", AggValue, "<", 1), one(0), verdict.Inconclusive, 0, 0, nil, "not measured: nothing in this run produced x"},
+		{"missing evidence", crit("m", AggValue, "<", 1), Measurements{"m": {Stat: Value(0), Missing: "quota exhausted"}}, verdict.Inconclusive, 0, 0, nil, "quota exhausted"},
+		{"too few samples for p99", crit("m", AggP99, "<", 100), Measurements{"m": {Stat: Distribution(fixtureLatencies(99, 1))}}, verdict.Inconclusive, 0, 0, nil, "too few samples: 99, p99 needs at least 100"},
+		{"too few samples for p99.9", crit("m", AggP999, "<", 100), Measurements{"m": {Stat: Distribution(fixtureLatencies(999, 1))}}, verdict.Inconclusive, 0, 0, nil, "needs at least 1000"},
+		{"min_samples override", Criterion{ID: "c", Metric: "m", Aggregation: AggP99, Comparator: "<", Bound: 100, MinSamples: 2000}, lat, verdict.Inconclusive, 0, 0, nil, "needs at least 2000"},
+		{"no samples for a value", crit("m", AggValue, "<", 1), Measurements{"m": {}}, verdict.Inconclusive, 0, 0, nil, "too few samples: 0"},
+		{"precondition holds", Criterion{ID: "c", Metric: "m", Aggregation: AggValue, Comparator: "==", Bound: 1, Precondition: true}, one(1), verdict.Pass, 1, 0, pct(0), ""},
+		{"precondition unmet is inconclusive", Criterion{ID: "c", Metric: "m", Aggregation: AggValue, Comparator: "==", Bound: 1, Precondition: true}, one(0), verdict.Inconclusive, 0, -1, pct(-100), "precondition not met"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Evaluate(Gate{Criteria: []Criterion{tc.c}}, tc.m)[0]
@@ -69,40 +71,10 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
-func TestOverall(t *testing.T) {
-	res := func(vs ...Verdict) []CriterionResult {
-		var out []CriterionResult
-		for _, v := range vs {
-			out = append(out, CriterionResult{Verdict: v})
-		}
-		return out
-	}
-	for _, tc := range []struct {
-		name        string
-		rs          []CriterionResult
-		interrupted bool
-		want        Verdict
-		code        int
-	}{
-		{"all pass", res(Pass, Pass), false, Go, 0},
-		{"one fails", res(Pass, Fail), false, NoGo, 1},
-		{"fail beats inconclusive", res(Inconclusive, Fail, Pass), false, NoGo, 1},
-		{"inconclusive", res(Pass, Inconclusive), false, Inconclusive, 2},
-		{"nothing judged", nil, false, Inconclusive, 2},
-		{"interrupted", res(Pass, Pass), true, Incomplete, 2},
-		{"interrupted with a failure", res(Fail), true, Incomplete, 2},
-	} {
-		got := Overall(tc.rs, tc.interrupted)
-		if got != tc.want || got.ExitCode() != tc.code {
-			t.Errorf("%s: got %s (exit %d); want %s (exit %d)", tc.name, got, got.ExitCode(), tc.want, tc.code)
-		}
-	}
-}
-
 func TestMeasure(t *testing.T) {
 	r := fixtureRun(t)
 	r.Scenarios = append(r.Scenarios, Scenario{Name: "quota", Checks: []Check{
-		{Name: "fallback_time", Verdict: Inconclusive, Error: "a verdict needs the operations it judges to be in the history: no call after the fault\nmore", Metrics: map[string]float64{"fallback_ms": 12}},
+		{Name: "fallback_time", Verdict: verdict.Inconclusive, Error: "a verdict needs the operations it judges to be in the history: no call after the fault\nmore", Metrics: map[string]float64{"fallback_ms": 12}},
 	}})
 	r.Benchmarks = append(r.Benchmarks, Bench{Op: "cache_get", Profile: "hardened", Inconclusive: "command budget exhausted", Latency: Value(1)})
 	m := Measure(r)
@@ -164,7 +136,7 @@ func TestMeasureServerSide(t *testing.T) {
 	}
 	for _, metric := range []string{"bench:cache_get:server_commands_per_op", "bench:cache_get:connections_idle"} {
 		res := Evaluate(Gate{Criteria: []Criterion{crit(metric, AggValue, "<=", 2)}}, m)[0]
-		if res.Verdict != Inconclusive || !strings.Contains(res.Reason, "not measured") {
+		if res.Verdict != verdict.Inconclusive || !strings.Contains(res.Reason, "not measured") {
 			t.Errorf("%s: %s (%s); want INCONCLUSIVE, not measured", metric, res.Verdict, res.Reason)
 		}
 	}
@@ -179,11 +151,11 @@ func TestJudgeDefaultReleaseGate(t *testing.T) {
 	}
 	r := Run{}
 	r.Judge(g)
-	if r.Verdict != Inconclusive || len(r.Criteria) != len(g.Criteria) {
+	if r.Verdict != verdict.Inconclusive || len(r.Criteria) != len(g.Criteria) {
 		t.Fatalf("got %s with %d criteria; want INCONCLUSIVE with %d", r.Verdict, len(r.Criteria), len(g.Criteria))
 	}
 	for _, c := range r.Criteria {
-		if c.Verdict != Inconclusive || c.Reason == "" {
+		if c.Verdict != verdict.Inconclusive || c.Reason == "" {
 			t.Errorf("%s: %s %q; want INCONCLUSIVE with a reason", c.Criterion.ID, c.Verdict, c.Reason)
 		}
 	}

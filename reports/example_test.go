@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/reports"
 )
 
@@ -23,26 +24,26 @@ func Example() {
 		Finished:    start.Add(time.Minute),
 		Environment: reports.Environment{TargetKind: "process", TargetURL: "redis://:s3cret@127.0.0.1:6390", Profile: "seed"},
 		Scenarios: []reports.Scenario{
-			{Name: "basic", Verdict: reports.Pass, Checks: []reports.Check{
-				{Name: "health", Guarantee: 8, Verdict: reports.Pass},
-				{Name: "error_rate", Verdict: reports.Pass, Metrics: map[string]float64{"error_rate_before": 0}},
-				{Name: "lost", Guarantee: 2, Verdict: reports.Pass, Metrics: map[string]float64{"lost": 0}},
-				{Name: "budget", Guarantee: 1, Verdict: reports.Pass, Metrics: map[string]float64{"over_budget": 0}},
+			{Name: "basic", Verdict: verdict.Pass, Checks: []reports.Check{
+				{Name: "health", Guarantee: 8, Verdict: verdict.Pass},
+				{Name: "error_rate", Verdict: verdict.Pass, Metrics: map[string]float64{"error_rate_before": 0}},
+				{Name: "lost", Guarantee: 2, Verdict: verdict.Pass, Metrics: map[string]float64{"lost": 0}},
+				{Name: "budget", Guarantee: 1, Verdict: verdict.Pass, Metrics: map[string]float64{"over_budget": 0}},
 			}},
-			{Name: "pool_exhaustion", Verdict: reports.Pass, Checks: []reports.Check{
-				{Name: "budget", Guarantee: 1, Verdict: reports.Pass, Metrics: map[string]float64{"over_budget": 0}},
-				{Name: "lost", Guarantee: 2, Verdict: reports.Pass, Metrics: map[string]float64{"lost": 0}},
+			{Name: "pool_exhaustion", Verdict: verdict.Pass, Checks: []reports.Check{
+				{Name: "budget", Guarantee: 1, Verdict: verdict.Pass, Metrics: map[string]float64{"over_budget": 0}},
+				{Name: "lost", Guarantee: 2, Verdict: verdict.Pass, Metrics: map[string]float64{"lost": 0}},
 			}},
-			{Name: "startup_down", Verdict: reports.Fail, Checks: []reports.Check{
-				{Name: "fallback_time", Guarantee: 1, Verdict: reports.Fail,
+			{Name: "startup_down", Verdict: verdict.Fail, Checks: []reports.Check{
+				{Name: "fallback_time", Guarantee: 1, Verdict: verdict.Fail,
 					Error:    "after a fault starts, operations must succeed again within the fallback bound",
 					Evidence: []string{"fault down started at 0.000s: first success never, 120 calls over the next 2s"}},
-				{Name: "health", Guarantee: 8, Verdict: reports.Pass},
+				{Name: "health", Guarantee: 8, Verdict: verdict.Pass},
 			}},
-			{Name: "rollback", Verdict: reports.Pass, Checks: []reports.Check{
-				{Name: "error_rate", Verdict: reports.Pass, Metrics: map[string]float64{"error_rate_before": 0}},
-				{Name: "lost", Guarantee: 2, Verdict: reports.Pass, Metrics: map[string]float64{"lost": 0}},
-				{Name: "delivery", Guarantee: 4, Verdict: reports.Pass, Metrics: map[string]float64{"delivery_lost": 0}},
+			{Name: "rollback", Verdict: verdict.Pass, Checks: []reports.Check{
+				{Name: "error_rate", Verdict: verdict.Pass, Metrics: map[string]float64{"error_rate_before": 0}},
+				{Name: "lost", Guarantee: 2, Verdict: verdict.Pass, Metrics: map[string]float64{"lost": 0}},
+				{Name: "delivery", Guarantee: 4, Verdict: verdict.Pass, Metrics: map[string]float64{"delivery_lost": 0}},
 			}},
 		},
 	}

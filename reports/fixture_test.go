@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // secret is the password in the fixture's Redis URL; no rendering may show it.
@@ -82,21 +83,21 @@ func fixtureRun(t *testing.T) Run {
 		},
 		Scenarios: []Scenario{
 			{
-				Name: "basic", Profile: "hardened", Verdict: Pass, DurationMs: 2000,
+				Name: "basic", Profile: "hardened", Verdict: verdict.Pass, DurationMs: 2000,
 				Checks: []Check{
-					{Name: "health", Guarantee: 8, Verdict: Pass, Evidence: []string{"redis up at 0.000s: reported after 3 ms"}},
-					{Name: "stale_read", Guarantee: 6, Verdict: Pass, Metrics: map[string]float64{"stale_reads": 0, "cache_hit_rate": 90}},
+					{Name: "health", Guarantee: 8, Verdict: verdict.Pass, Evidence: []string{"redis up at 0.000s: reported after 3 ms"}},
+					{Name: "stale_read", Guarantee: 6, Verdict: verdict.Pass, Metrics: map[string]float64{"stale_reads": 0, "cache_hit_rate": 90}},
 				},
 				Metrics: map[string]Stat{"publish_ms": Distribution(fixtureLatencies(400, 0.5))},
 				Series:  SeriesFrom(history.History{End: 2 * time.Second, Ops: h.Ops[:60]}, 250*time.Millisecond),
 			},
 			{
-				Name: "proxy_down", Profile: "hardened", Verdict: Fail, DurationMs: 10000,
+				Name: "proxy_down", Profile: "hardened", Verdict: verdict.Fail, DurationMs: 10000,
 				Checks: []Check{
-					{Name: "lost", Guarantee: 2, Verdict: Fail, Error: "an acknowledged event must be readable from history after recovery",
+					{Name: "lost", Guarantee: 2, Verdict: verdict.Fail, Error: "an acknowledged event must be readable from history after recovery",
 						Evidence: []string{"event f1/evt-117 acknowledged at 6.100s, missing from the history read at 9.500s"},
 						Metrics:  map[string]float64{"lost": 2}},
-					{Name: "recover_time", Guarantee: 7, Verdict: Fail,
+					{Name: "recover_time", Guarantee: 7, Verdict: verdict.Fail,
 						Evidence: []string{"still serving from memory 2 s after the fault ended", "AUTH " + secret + " refused"},
 						Metrics:  map[string]float64{"recover_ms": 2000}},
 				},
@@ -104,9 +105,9 @@ func fixtureRun(t *testing.T) Run {
 				Series: SeriesFrom(h, 500*time.Millisecond),
 			},
 			{
-				Name: "fanout_2", Profile: "hardened", Verdict: Inconclusive, DurationMs: 4000,
+				Name: "fanout_2", Profile: "hardened", Verdict: verdict.Inconclusive, DurationMs: 4000,
 				Inconclusive: "load before the fault 40 ops/s, below the target 100 ops/s",
-				Checks:       []Check{{Name: "delivery", Guarantee: 4, Verdict: Pass, Metrics: map[string]float64{"delivery_p99_ms": 4.2}}},
+				Checks:       []Check{{Name: "delivery", Guarantee: 4, Verdict: verdict.Pass, Metrics: map[string]float64{"delivery_p99_ms": 4.2}}},
 			},
 		},
 		Benchmarks: []Bench{
@@ -132,10 +133,10 @@ func fixturePrevious(t *testing.T) Run {
 	r.Started = fixtureStart.Add(-24 * time.Hour)
 	r.Finished = r.Started.Add(90 * time.Second)
 	r.Scenarios[1].Checks = []Check{
-		{Name: "lost", Guarantee: 2, Verdict: Pass, Metrics: map[string]float64{"lost": 0}},
-		{Name: "recover_time", Guarantee: 7, Verdict: Pass, Metrics: map[string]float64{"recover_ms": 300}},
+		{Name: "lost", Guarantee: 2, Verdict: verdict.Pass, Metrics: map[string]float64{"lost": 0}},
+		{Name: "recover_time", Guarantee: 7, Verdict: verdict.Pass, Metrics: map[string]float64{"recover_ms": 300}},
 	}
-	r.Scenarios[1].Verdict = Pass
+	r.Scenarios[1].Verdict = verdict.Pass
 	r.Benchmarks[0].Latency.P99 = 0.5
 	r.Benchmarks[0].OpsPerSec = 2500
 	r.Anomalies = nil

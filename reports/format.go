@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // fmtNum formats a number for people: integers exactly, others to about
@@ -64,7 +66,7 @@ func fmtSigned(v float64, unit string) string {
 // criterion has no measured value. A margin already in % (points) has no
 // relative form, which would read as a second, different percentage.
 func fmtMargin(r CriterionResult) string {
-	if r.Verdict != Pass && r.Verdict != Fail {
+	if r.Verdict != verdict.Pass && r.Verdict != verdict.Fail {
 		return ""
 	}
 	s := fmtSigned(r.Margin, r.Criterion.Unit)
@@ -76,7 +78,7 @@ func fmtMargin(r CriterionResult) string {
 
 // fmtMeasured formats a criterion's measured value and sample count.
 func fmtMeasured(r CriterionResult) string {
-	if r.Verdict != Pass && r.Verdict != Fail {
+	if r.Verdict != verdict.Pass && r.Verdict != verdict.Fail {
 		return "—"
 	}
 	s := withUnit(r.Measured, r.Criterion.Unit)
@@ -89,19 +91,19 @@ func fmtMeasured(r CriterionResult) string {
 // Headline is the one-line verdict: "NO-GO — release gate (2 of 14 criteria failed)".
 func Headline(r Run) string {
 	n := len(r.Criteria)
-	failed := len(criteriaWith(r.Criteria, Fail))
-	passed := len(criteriaWith(r.Criteria, Pass))
+	failed := len(criteriaWith(r.Criteria, verdict.Fail))
+	passed := len(criteriaWith(r.Criteria, verdict.Pass))
 	unknown := n - failed - passed
 	var detail string
 	switch r.Verdict {
-	case Go:
+	case verdict.Go:
 		detail = fmt.Sprintf("%d of %d criteria hold", passed, n)
-	case NoGo:
+	case verdict.NoGo:
 		detail = fmt.Sprintf("%d of %d criteria failed", failed, n)
 		if unknown > 0 {
 			detail += fmt.Sprintf(", %d inconclusive", unknown)
 		}
-	case Incomplete:
+	case verdict.Incomplete:
 		detail = fmt.Sprintf("run interrupted; %d of %d criteria judged", failed+passed, n)
 		if failed > 0 {
 			detail += fmt.Sprintf(", %d failed", failed)

@@ -21,10 +21,29 @@ import (
 //go:embed gates.yaml
 var defaultGates []byte
 
-// Gates is a parsed gates file: the gates in file order.
+// Gates is a parsed gates file: the gates in file order, and the load their
+// benchmarks are driven with.
 type Gates struct {
 	File  string `json:"file"`
 	Gates []Gate `json:"gates"`
+	// BenchLoad is the file's bench_load; nil when it has none (the
+	// shipped file's then applies).
+	BenchLoad *BenchLoad `json:"bench_load,omitempty"`
+}
+
+// BenchLoad is the load each benchmark of a gate run is driven with: open
+// loop, Rate calls per second for DurationS seconds after WarmupS seconds of
+// warm-up, at most Workers calls in flight. Latency runs from each call's
+// intended start; a step is inconclusive when more than MaxMissed (a
+// fraction) of its calls start over LateAfterMs late (the load generator,
+// not the layer, fell behind).
+type BenchLoad struct {
+	Workers     int     `json:"workers"`
+	Rate        float64 `json:"rate"`
+	DurationS   float64 `json:"duration_s"`
+	WarmupS     float64 `json:"warmup_s"`
+	LateAfterMs float64 `json:"late_after_ms"`
+	MaxMissed   float64 `json:"max_missed"`
 }
 
 // Gate is one go/no-go decision point: what it runs and what must hold.
@@ -101,6 +120,12 @@ var GateLimits = []struct {
 	{Key: "scenarios", Min: 0, Max: 200, Count: true},
 	{Key: "benchmarks", Min: 0, Max: 200, Count: true},
 	{Key: "criteria", Min: 1, Max: 1000, Count: true},
+	{Key: "workers", Min: 1, Max: 10000},
+	{Key: "rate", Min: 1, Max: 1e6},
+	{Key: "duration_s", Min: 0.1, Max: 3600},
+	{Key: "warmup_s", Min: 0, Max: 600},
+	{Key: "late_after_ms", Min: 0.1, Max: 60000},
+	{Key: "max_missed", Min: 0.001, Max: 1},
 }
 
 // checkRange reports a number of key outside its GateLimits range.
@@ -328,9 +353,12 @@ func (p *gateParser) parse(data []byte) Gates {
 		p.errs = append(p.errs, fmt.Errorf("%s: empty gates file", p.file))
 		return g
 	}
-	top := p.mapping(doc.Content[0], "gates file", []string{"version", "gates"}, []string{"version", "gates"})
+	top := p.mapping(doc.Content[0], "gates file", []string{"version", "bench_load", "gates"}, []string{"version", "gates"})
 	if top == nil {
 		return g
+	}
+	if n := top["bench_load"]; n != nil {
+		g.BenchLoad = p.benchLoad(n)
 	}
 	if v, ok := p.integer(top["version"], ""); ok && v != 1 {
 		p.errorf(top["version"], "gates file version %d, this harness reads version 1", v)
@@ -358,6 +386,24 @@ func (p *gateParser) parse(data []byte) Gates {
 		p.errorf(gates, "no gates defined")
 	}
 	return g
+}
+
+// benchLoad reads a bench_load mapping; every key is required.
+func (p *gateParser) benchLoad(n *yaml.Node) *BenchLoad {
+	keys := []string{"workers", "rate", "duration_s", "warmup_s", "late_after_ms", "max_missed"}
+	f := p.mapping(n, "bench_load", keys, keys)
+	if f == nil {
+		return nil
+	}
+	var l BenchLoad
+	if w, ok := p.integer(f["workers"], "workers"); ok {
+		l.Workers = int(w)
+	}
+	for key, dst := range map[string]*float64{"rate": &l.Rate, "duration_s": &l.DurationS, "warmup_s": &l.WarmupS,
+		"late_after_ms": &l.LateAfterMs, "max_missed": &l.MaxMissed} {
+		*dst, _ = p.number(f[key], key)
+	}
+	return &l
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)

@@ -174,6 +174,26 @@ gates:
         why: fast
 `
 
+// TestBenchLoad: the shipped gates file states the load its benchmarks are
+// driven with; a gates file may give its own, and one without leaves it nil.
+func TestBenchLoad(t *testing.T) {
+	want := BenchLoad{Workers: 32, Rate: 100, DurationS: 3, WarmupS: 1, LateAfterMs: 25, MaxMissed: 0.05}
+	if got := DefaultGates().BenchLoad; got == nil || *got != want {
+		t.Errorf("shipped bench_load: got %+v; want %+v", got, want)
+	}
+	own := strings.Replace(gateFile, "version: 1", "version: 1\nbench_load: {workers: 4, rate: 50, duration_s: 0.5, warmup_s: 0, late_after_ms: 10, max_missed: 0.1}", 1)
+	gs, err := ParseGates("g.yaml", []byte(own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (BenchLoad{Workers: 4, Rate: 50, DurationS: 0.5, LateAfterMs: 10, MaxMissed: 0.1}); gs.BenchLoad == nil || *gs.BenchLoad != want {
+		t.Errorf("own bench_load: got %+v; want %+v", gs.BenchLoad, want)
+	}
+	if gs, err := ParseGates("g.yaml", []byte(gateFile)); err != nil || gs.BenchLoad != nil {
+		t.Errorf("no bench_load: got %+v, %v; want nil", gs.BenchLoad, err)
+	}
+}
+
 func TestParseGatesErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, old, new, want string
@@ -211,6 +231,11 @@ func TestParseGatesErrors(t *testing.T) {
 		{"too many includes", "    description: a gate", "    description: a gate\n    include: [a, b, c, d, e, f, g, h, i, j, k]", `g.yaml:5: gate g: 11 include; at most 10`},
 		{"too many scenarios", "scenarios: [basic]", "scenarios: [" + numbered("s", 201) + "]", `g.yaml:5: gate g (with its includes): 201 scenarios; at most 200`},
 		{"precondition not bool", "        unit: ms", "        unit: ms\n        precondition: maybe", `g.yaml:14: precondition: want true or false`},
+		{"bench_load key missing", "version: 1", "version: 1\nbench_load: {workers: 1, rate: 10, duration_s: 1, warmup_s: 0, late_after_ms: 5}", `g.yaml:2: bench_load: missing "max_missed"`},
+		{"bench_load unknown key", "version: 1", "version: 1\nbench_load: {workers: 1, rate: 10, duration_s: 1, warmup_s: 0, late_after_ms: 5, max_missed: 0.01, ops: 3}", `g.yaml:2: bench_load: unknown key "ops"`},
+		{"bench_load rate out of range", "version: 1", "version: 1\nbench_load: {workers: 1, rate: 0, duration_s: 1, warmup_s: 0, late_after_ms: 5, max_missed: 0.01}", `g.yaml:2: rate 0: want 1 to 1e+06`},
+		{"bench_load workers not an integer", "version: 1", "version: 1\nbench_load: {workers: 1.5, rate: 10, duration_s: 1, warmup_s: 0, late_after_ms: 5, max_missed: 0.01}", `g.yaml:2: want an integer, got "1.5"`},
+		{"bench_load max_missed over 1", "version: 1", "version: 1\nbench_load: {workers: 1, rate: 10, duration_s: 1, warmup_s: 0, late_after_ms: 5, max_missed: 2}", `max_missed 2: want 0.001 to 1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text := strings.Replace(gateFile, tc.old, tc.new, 1)

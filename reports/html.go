@@ -6,6 +6,8 @@ import (
 	"html"
 	"io"
 	"strings"
+
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // css is report.html's whole style sheet.
@@ -51,8 +53,8 @@ func HTML(r Run) []byte {
 		b.WriteString("</table>\n")
 	}
 	b.WriteString("</section>\n")
-	htmlDetails(&b, "Failed criteria", criteriaWith(r.Criteria, Fail))
-	htmlDetails(&b, "Inconclusive criteria", criteriaWith(r.Criteria, Inconclusive))
+	htmlDetails(&b, "Failed criteria", criteriaWith(r.Criteria, verdict.Fail))
+	htmlDetails(&b, "Inconclusive criteria", criteriaWith(r.Criteria, verdict.Inconclusive))
 
 	for _, s := range r.Scenarios {
 		htmlScenario(&b, r, s)
@@ -195,7 +197,7 @@ func htmlList(w io.Writer, items []string) {
 	fmt.Fprint(w, "</ul>\n")
 }
 
-func badge(v Verdict) string {
+func badge(v verdict.Verdict) string {
 	return fmt.Sprintf("<span class=\"%s\">%s</span>", esc(string(v)), esc(orNone(string(v))))
 }
 

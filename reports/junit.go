@@ -4,6 +4,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"strings"
+
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // The JUnit XML elements CI tools read (the common schema: testsuites /
@@ -73,8 +75,8 @@ func JUnit(r Run) ([]byte, error) {
 		}
 		res := &junitResult{Message: c.Reason, Type: string(c.Verdict), Text: junitText(c)}
 		switch c.Verdict {
-		case Pass:
-		case Fail:
+		case verdict.Pass:
+		case verdict.Fail:
 			tc.Failure = res
 			s.Failures++
 		default:

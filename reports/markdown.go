@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // Markdown renders summary.md: the verdict on line one, then the criteria
@@ -32,8 +34,8 @@ func Markdown(r Run) []byte {
 		}
 		b.WriteString("\n")
 	}
-	mdDetails(&b, "Failed criteria", criteriaWith(r.Criteria, Fail))
-	mdDetails(&b, "Inconclusive criteria", criteriaWith(r.Criteria, Inconclusive))
+	mdDetails(&b, "Failed criteria", criteriaWith(r.Criteria, verdict.Fail))
+	mdDetails(&b, "Inconclusive criteria", criteriaWith(r.Criteria, verdict.Inconclusive))
 	if len(r.Scenarios) > 0 {
 		b.WriteString("## Scenarios\n\n| Scenario | Profile | Verdict | Duration | Faults | Failed checks |\n|---|---|---|---|---|---|\n")
 		for _, s := range r.Scenarios {
@@ -42,7 +44,7 @@ func Markdown(r Run) []byte {
 				faults = append(faults, fmt.Sprintf("%s %s–%s", f.Name, fmtMs(f.StartMs), fmtMs(f.EndMs)))
 			}
 			for _, c := range s.Checks {
-				if c.Verdict != Pass {
+				if c.Verdict != verdict.Pass {
 					failed = append(failed, c.Name+" "+string(c.Verdict))
 				}
 			}

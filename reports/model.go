@@ -22,40 +22,27 @@ import (
 
 	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/internal/inputfile"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // SchemaVersion is the version of the report.json schema this package writes.
 // LoadRun refuses a report written with a newer version.
 const SchemaVersion = 1
 
-// Verdict is the outcome of a run (GO, NO-GO, INCONCLUSIVE, INCOMPLETE) or of
-// one criterion, check or scenario (PASS, FAIL, INCONCLUSIVE).
-type Verdict string
-
-// Verdicts.
-const (
-	Go           Verdict = "GO"           // every criterion holds
-	NoGo         Verdict = "NO-GO"        // at least one criterion failed
-	Inconclusive Verdict = "INCONCLUSIVE" // evidence missing; nothing failed
-	Incomplete   Verdict = "INCOMPLETE"   // the run was interrupted
-	Pass         Verdict = "PASS"         // a criterion, check or scenario held
-	Fail         Verdict = "FAIL"         // a criterion, check or scenario failed
-)
-
 // Run is the result model: everything a gate run found, enough to re-render
 // every report from report.json alone.
 type Run struct {
-	Schema          int         `json:"schema"`
-	ID              string      `json:"id"` // NewRunID: sortable by start time
-	Gate            string      `json:"gate"`
-	GateDescription string      `json:"gate_description,omitempty"`
-	Verdict         Verdict     `json:"verdict"`
-	Started         time.Time   `json:"started"`
-	Finished        time.Time   `json:"finished"`
-	Interrupted     bool        `json:"interrupted,omitempty"`
-	Environment     Environment `json:"environment"`
-	Scenarios       []Scenario  `json:"scenarios,omitempty"`
-	Benchmarks      []Bench     `json:"benchmarks,omitempty"`
+	Schema          int             `json:"schema"`
+	ID              string          `json:"id"` // NewRunID: sortable by start time
+	Gate            string          `json:"gate"`
+	GateDescription string          `json:"gate_description,omitempty"`
+	Verdict         verdict.Verdict `json:"verdict"`
+	Started         time.Time       `json:"started"`
+	Finished        time.Time       `json:"finished"`
+	Interrupted     bool            `json:"interrupted,omitempty"`
+	Environment     Environment     `json:"environment"`
+	Scenarios       []Scenario      `json:"scenarios,omitempty"`
+	Benchmarks      []Bench         `json:"benchmarks,omitempty"`
 	// Criteria is the evaluation of the gate's criteria (Judge fills it).
 	Criteria  []CriterionResult `json:"criteria"`
 	Anomalies []Anomaly         `json:"anomalies,omitempty"`
@@ -94,10 +81,10 @@ func (e Environment) Remote() bool { return e.TargetKind == "url" || e.TargetKin
 
 // Scenario is what one scenario run produced.
 type Scenario struct {
-	Name       string  `json:"name"`
-	Profile    string  `json:"profile,omitempty"`
-	Verdict    Verdict `json:"verdict"`
-	DurationMs float64 `json:"duration_ms"`
+	Name       string          `json:"name"`
+	Profile    string          `json:"profile,omitempty"`
+	Verdict    verdict.Verdict `json:"verdict"`
+	DurationMs float64         `json:"duration_ms"`
 	// Inconclusive, when set, says why this scenario's evidence cannot be
 	// trusted (load before the fault below target, quota exhausted, target
 	// unreachable); every criterion on its metrics is then INCONCLUSIVE.
@@ -112,9 +99,9 @@ type Scenario struct {
 
 // Check is the outcome of one checker (one guarantee) over a scenario's history.
 type Check struct {
-	Name      string  `json:"name"`
-	Guarantee int     `json:"guarantee,omitempty"` // DESIGN.md guarantee number, 0 if none
-	Verdict   Verdict `json:"verdict"`
+	Name      string          `json:"name"`
+	Guarantee int             `json:"guarantee,omitempty"` // DESIGN.md guarantee number, 0 if none
+	Verdict   verdict.Verdict `json:"verdict"`
 	// Error is the broken guarantee (FAIL) or why the check could not
 	// judge (INCONCLUSIVE); empty on PASS.
 	Error string `json:"error,omitempty"`
@@ -203,8 +190,8 @@ type Connections struct {
 
 // CriterionResult is one criterion judged against what was measured.
 type CriterionResult struct {
-	Criterion Criterion `json:"criterion"`
-	Verdict   Verdict   `json:"verdict"` // PASS, FAIL or INCONCLUSIVE
+	Criterion Criterion       `json:"criterion"`
+	Verdict   verdict.Verdict `json:"verdict"` // PASS, FAIL or INCONCLUSIVE
 	// Measured is the aggregated value; meaningless when Verdict is
 	// INCONCLUSIVE for missing evidence (Samples is then 0).
 	Measured float64 `json:"measured"`
@@ -219,13 +206,25 @@ type CriterionResult struct {
 	Evidence []string `json:"evidence,omitempty"`
 }
 
-// Anomaly lists the events a scenario got wrong, by kind (lost, duplicate,
-// late, reordered, stale).
+// Anomaly lists the events a scenario got wrong, by kind (lost, undelivered,
+// duplicate, late, reordered).
 type Anomaly struct {
 	Scenario string   `json:"scenario"`
 	Kind     string   `json:"kind"`
 	IDs      []string `json:"ids"`
 	Detail   string   `json:"detail,omitempty"`
+	// Events say, per event and operation that showed it, what was
+	// expected and what was seen.
+	Events []AnomalyEvent `json:"events,omitempty"`
+}
+
+// AnomalyEvent is one event found wrong by one operation.
+type AnomalyEvent struct {
+	ID       string  `json:"id"`
+	Op       string  `json:"op"`
+	AtMs     float64 `json:"at_ms"` // since the scenario's history base time
+	Expected string  `json:"expected"`
+	Seen     string  `json:"seen"`
 }
 
 // Ms converts a duration to float milliseconds, the model's unit.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -223,7 +224,7 @@ func TestPartialRunRenders(t *testing.T) {
 	r := Run{ID: NewRunID(fixtureStart), Gate: "release", Started: fixtureStart, Interrupted: true,
 		Scenarios: []Scenario{{Name: "basic", Series: Series{Latency: []LatencySeries{{Op: "publish"}}}}}}
 	r.Judge(Gate{Name: "release", Criteria: fixtureGate(t).Criteria})
-	if r.Verdict != Incomplete {
+	if r.Verdict != verdict.Incomplete {
 		t.Fatalf("verdict %s; want INCOMPLETE", r.Verdict)
 	}
 	dir, err := Write(t.TempDir(), r)
@@ -234,7 +235,7 @@ func TestPartialRunRenders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Verdict != Incomplete || !back.Interrupted {
+	if back.Verdict != verdict.Incomplete || !back.Interrupted {
 		t.Errorf("reloaded verdict %s interrupted %v; want INCOMPLETE true", back.Verdict, back.Interrupted)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, SummaryMD))
@@ -355,7 +356,7 @@ func TestExternalImplementationShown(t *testing.T) {
 func TestSensitivityRendered(t *testing.T) {
 	r := fixtureRun(t)
 	const sens = "judged 7000 events acknowledged on Redis and 6500 from memory: a violation rate of 1 in 2336 (Redis) and 1 in 2169 (memory) shows with 95 % probability"
-	r.Scenarios[0].Checks = append(r.Scenarios[0].Checks, Check{Name: "lost", Verdict: Pass, Sensitivity: sens, Evidence: []string{"sensitivity: " + sens}})
+	r.Scenarios[0].Checks = append(r.Scenarios[0].Checks, Check{Name: "lost", Verdict: verdict.Pass, Sensitivity: sens, Evidence: []string{"sensitivity: " + sens}})
 	md := string(Markdown(r))
 	if want := "## Sensitivity\n\n| Scenario | Check | What it would have caught |\n|---|---|---|\n| " + r.Scenarios[0].Name + " | lost | " + sens + " |\n"; !strings.Contains(md, want) {
 		t.Errorf("summary.md lacks the sensitivity table %q", want)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // NoiseRule states when a metric moved beyond noise; Compare applies it.
@@ -15,19 +17,19 @@ const NoiseRule = "a metric moved when |new − old| > max(10 % of |old|, a floo
 
 // Trend compares a run with the previous run of the same gate.
 type Trend struct {
-	PreviousID      string  `json:"previous_id"`
-	PreviousVerdict Verdict `json:"previous_verdict"`
-	Flipped         []Flip  `json:"flipped,omitempty"`
-	Moved           []Move  `json:"moved,omitempty"`
-	Rule            string  `json:"rule"`
+	PreviousID      string          `json:"previous_id"`
+	PreviousVerdict verdict.Verdict `json:"previous_verdict"`
+	Flipped         []Flip          `json:"flipped,omitempty"`
+	Moved           []Move          `json:"moved,omitempty"`
+	Rule            string          `json:"rule"`
 }
 
 // Flip is a criterion whose verdict changed.
 type Flip struct {
-	ID   string  `json:"id"`
-	Expr string  `json:"expr"`
-	From Verdict `json:"from"`
-	To   Verdict `json:"to"`
+	ID   string          `json:"id"`
+	Expr string          `json:"expr"`
+	From verdict.Verdict `json:"from"`
+	To   verdict.Verdict `json:"to"`
 }
 
 // Move is a metric that moved beyond noise.
@@ -84,7 +86,7 @@ func trendValues(r Run) (map[string]trendValue, []string) {
 	}
 	for _, c := range r.Criteria {
 		cr := c.Criterion
-		if (c.Verdict != Pass && c.Verdict != Fail) || strings.HasPrefix(cr.Metric, "check:") || strings.HasPrefix(cr.Metric, "env:") {
+		if (c.Verdict != verdict.Pass && c.Verdict != verdict.Fail) || strings.HasPrefix(cr.Metric, "check:") || strings.HasPrefix(cr.Metric, "env:") {
 			continue // unmeasured, or a yes/no whose change is a flip
 		}
 		better := lower
@@ -121,7 +123,7 @@ func trendValues(r Run) (map[string]trendValue, []string) {
 // |old|, 1 ms for ms, 1 point for %, 0 otherwise)).
 func Compare(old, cur Run) Trend {
 	t := Trend{PreviousID: old.ID, PreviousVerdict: old.Verdict, Rule: NoiseRule}
-	was := map[string]Verdict{}
+	was := map[string]verdict.Verdict{}
 	for _, c := range old.Criteria {
 		was[c.Criterion.ID] = c.Verdict
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 func TestCompare(t *testing.T) {
@@ -59,7 +61,7 @@ func TestBeyondNoise(t *testing.T) {
 func TestPrevious(t *testing.T) {
 	dir := t.TempDir()
 	mk := func(id, gate string) Run {
-		r := Run{ID: id, Gate: gate, Verdict: Go, Started: fixtureStart, Environment: Environment{Profile: "hardened"}}
+		r := Run{ID: id, Gate: gate, Verdict: verdict.Go, Started: fixtureStart, Environment: Environment{Profile: "hardened"}}
 		if _, err := Write(dir, r); err != nil {
 			t.Fatal(err)
 		}
@@ -68,11 +70,11 @@ func TestPrevious(t *testing.T) {
 	mk("20261126T000000Z-aaaa", "release")
 	want := mk("20261127T000000Z-bbbb", "release")
 	mk("20261127T120000Z-cccc", "local") // other gate
-	seed := Run{ID: "20261127T123000Z-abab", Gate: "release", Verdict: NoGo, Environment: Environment{Profile: "seed"}}
+	seed := Run{ID: "20261127T123000Z-abab", Gate: "release", Verdict: verdict.NoGo, Environment: Environment{Profile: "seed"}}
 	if _, err := Write(dir, seed); err != nil { // other profile
 		t.Fatal(err)
 	}
-	ext := Run{ID: "20261127T124000Z-acac", Gate: "release", Verdict: Go, Environment: Environment{Profile: "hardened", Implementation: External, Services: []string{"http://a:8080"}}}
+	ext := Run{ID: "20261127T124000Z-acac", Gate: "release", Verdict: verdict.Go, Environment: Environment{Profile: "hardened", Implementation: External, Services: []string{"http://a:8080"}}}
 	if _, err := Write(dir, ext); err != nil { // external implementation
 		t.Fatal(err)
 	}

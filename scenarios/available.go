@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/impl"
-	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // ErrUnavailable is why a scenario was not run: its target cannot offer a
@@ -84,7 +84,7 @@ func unavailableResults(s Spec, why string) []Result {
 	for i, c := range s.Checks {
 		err := fmt.Errorf("%w: %s", ErrUnavailable, why)
 		out[i] = Result{ReportOnly: c.ReportOnly, Error: err.Error()}
-		out[i].Check, out[i].Verdict, out[i].Err = c.Name, check.Inconclusive, err
+		out[i].Check, out[i].Verdict, out[i].Err = c.Name, verdict.Inconclusive, err
 	}
 	return out
 }
@@ -96,8 +96,8 @@ func unavailableResults(s Spec, why string) []Result {
 // is a note, not an error.
 func (r *run) recordTarget(ctx context.Context) {
 	tg := r.target
-	r.rec.SetMeta("target", tg.Kind()) // the key before MetaTargetKind
-	r.rec.SetMeta(MetaTargetKind, tg.Kind())
+	r.rec.SetMeta("target", string(tg.Kind())) // the key before MetaTargetKind
+	r.rec.SetMeta(MetaTargetKind, string(tg.Kind()))
 	r.rec.SetMeta(MetaTargetTLS, strconv.FormatBool(tg.TLS() != nil))
 	r.rec.SetMeta(MetaTargetURL, tg.Redacted())
 	rdb, err := impl.NewClient(impl.Config{URL: tg.URL(), TLS: tg.TLS(), PoolSize: 1, ConnectTimeout: 2 * time.Second})

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -63,10 +64,10 @@ func TestNearCacheCaught(t *testing.T) {
 	for _, r := range o.Results {
 		switch {
 		case r.Check == "stale_read":
-			if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrStaleRead) {
+			if r.Verdict != verdict.Fail || !errors.Is(r.Err, check.ErrStaleRead) {
 				t.Errorf("check stale_read: got %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrStaleRead)
 			}
-		case r.Verdict == check.Fail:
+		case r.Verdict == verdict.Fail:
 			t.Errorf("check %s: got FAIL (%v); want only stale_read to catch this mutant", r.Check, r.Err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -154,17 +155,17 @@ func TestChainMutationsCaught(t *testing.T) {
 			o := runSpec(t, spec, "mutant", reg, 1)
 			r, _ := result(o, "session_chain")
 			switch {
-			case tt.want == nil && r.Verdict == check.Fail && (errors.Is(r.Err, check.ErrChainMissing) || errors.Is(r.Err, check.ErrChainDuplicate)):
+			case tt.want == nil && r.Verdict == verdict.Fail && (errors.Is(r.Err, check.ErrChainMissing) || errors.Is(r.Err, check.ErrChainDuplicate)):
 				t.Errorf("session_chain: got %s (%v); want no missing or duplicate event, the mutants' failures", r.Verdict, r.Err)
-			case tt.want == nil && r.Verdict == check.Fail:
+			case tt.want == nil && r.Verdict == verdict.Fail:
 				// Hardened today: a stalled consumer's backlog has come
 				// out of order under -race (events recovered late after
 				// the live channel dropped them). A finding, not the
 				// mutants' failure this test is about.
 				t.Logf("hardened: session_chain %s (%v)", r.Verdict, r.Err)
-			case tt.want == nil && r.Verdict != check.Pass:
+			case tt.want == nil && r.Verdict != verdict.Pass:
 				t.Errorf("session_chain: got %s (%v); want PASS", r.Verdict, r.Err)
-			case tt.want != nil && (r.Verdict != check.Fail || !errors.Is(r.Err, tt.want)):
+			case tt.want != nil && (r.Verdict != verdict.Fail || !errors.Is(r.Err, tt.want)):
 				t.Errorf("session_chain: got %s (%v); want FAIL: %v", r.Verdict, r.Err, tt.want)
 			}
 			if r.Metrics["chain_judged"] < 100 {

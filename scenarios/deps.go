@@ -3,15 +3,14 @@ package scenarios
 import (
 	"context"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/service"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/target"
 )
 
 // embeddedProxy is a proxy of its own in-process Toxiproxy; closing it
@@ -47,23 +46,12 @@ func newEmbeddedProxy(ctx context.Context, name, upstream string) (chaos.Proxy, 
 // and the HTTP service for SSE.
 func DefaultDeps() *Deps { return NewDeps(TargetOptions{}) }
 
-// The target kinds a run can use (TargetOptions.Kind).
-const (
-	TargetProcess   = "process"
-	TargetContainer = "container"
-	TargetRemoteSim = "remote-sim"
-	TargetURL       = "url"
-)
-
-// TargetKinds lists the target kinds, for messages.
-var TargetKinds = []string{TargetProcess, TargetContainer, TargetRemoteSim, TargetURL}
-
 // TargetOptions choose where Redis comes from for every scenario of a run.
 // Zero values mean the default stated on each field.
 type TargetOptions struct {
-	// Kind is one of TargetKinds. Default "": each spec's own target.kind
+	// Kind is one of target.Kinds. Default "": each spec's own target.kind
 	// (process unless it says remote-sim).
-	Kind string
+	Kind target.Kind
 	// URL is the url target's redis:// or rediss:// URL. It is a secret:
 	// never print it (target.Remote.Redacted does).
 	URL string
@@ -111,7 +99,7 @@ func (o TargetOptions) start(ctx context.Context, t Target) (target.Target, erro
 		kind = t.Kind
 	}
 	switch kind {
-	case TargetContainer:
+	case target.KindContainer:
 		return started(target.StartContainer(ctx, target.ContainerOptions{
 			Image:           o.Image,
 			AOF:             t.AOF,
@@ -119,18 +107,18 @@ func (o TargetOptions) start(ctx context.Context, t Target) (target.Target, erro
 			MaxMemoryPolicy: t.Policy,
 			TLS:             t.TLS,
 		}))
-	case TargetRemoteSim:
+	case target.KindRemoteSim:
 		rtt := o.RTT
 		if rtt == 0 {
 			rtt = t.RTT.D()
 		}
 		return started(chaos.StartRemoteSim(ctx, rtt, processOptions(t)))
-	case TargetURL:
+	case target.KindURL:
 		return started(target.OpenURL(ctx, o.URL, o.URLOptions))
-	case "", TargetProcess:
+	case "", target.KindProcess:
 		return startProcess(ctx, t)
 	}
-	return nil, exitcode.Configf("target %q: want one of %s", kind, strings.Join(TargetKinds, ", "))
+	return nil, exitcode.Configf("target %q: want one of %s", kind, target.KindList(target.Kinds, ", "))
 }
 
 // startProcess spawns the redis-server a spec's target section asks for.

@@ -13,6 +13,7 @@ import (
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -70,7 +71,7 @@ func TestCatalogueEndToEnd(t *testing.T) {
 		// seedFails maps each check the seed must fail to its guarantee.
 		seedFails map[string]error
 	}{
-		{"basic", map[string]error{"registry": check.ErrVanished, "round_trips": ErrRoundTrips}},
+		{"basic", map[string]error{"registry": check.ErrVanished, "round_trips": check.ErrRoundTrips}},
 		{"startup_down", map[string]error{"recover_time": check.ErrNoRecovery}},
 		{"kill_no_aof", map[string]error{"lost": check.ErrLost}},
 		{"blackhole", map[string]error{"budget": check.ErrBlocked}},
@@ -86,18 +87,18 @@ func TestCatalogueEndToEnd(t *testing.T) {
 		t.Run(tt.scenario, func(t *testing.T) {
 			t.Run("hardened", func(t *testing.T) {
 				o := runSpec(t, spec, "hardened", reg, 1)
-				if o.Verdict != check.Pass {
+				if o.Verdict != verdict.Pass {
 					t.Errorf("verdict: got %s; want PASS", o.Verdict)
 				}
 			})
 			t.Run("seed", func(t *testing.T) {
 				o := runSpec(t, spec, "seed", reg, 1)
-				if o.Verdict != check.Fail {
+				if o.Verdict != verdict.Fail {
 					t.Errorf("verdict: got %s; want FAIL", o.Verdict)
 				}
 				for name, want := range tt.seedFails {
 					r, ok := result(o, name)
-					if !ok || r.Verdict != check.Fail || !errors.Is(r.Err, want) {
+					if !ok || r.Verdict != verdict.Fail || !errors.Is(r.Err, want) {
 						t.Errorf("check %s: got %s (%v); want FAIL: %v", name, r.Verdict, r.Err, want)
 					}
 				}
@@ -147,7 +148,7 @@ func TestFlake(t *testing.T) {
 		}
 		for seed := int64(1); seed <= 10; seed++ {
 			t.Run(name+"/"+strconv.FormatInt(seed, 10), func(t *testing.T) {
-				if o := runSpec(t, spec, "hardened", reg, seed); o.Verdict != check.Pass {
+				if o := runSpec(t, spec, "hardened", reg, seed); o.Verdict != verdict.Pass {
 					t.Errorf("seed %d: got %s; want PASS", seed, o.Verdict)
 				}
 			})
@@ -161,7 +162,7 @@ func TestFlake(t *testing.T) {
 func TestRefusedFillIsAnAnswer(t *testing.T) {
 	needRedis(t)
 	o := runOn(t, "cache_race", "hardened", DefaultDeps())
-	if r, _ := result(o, "error_rate"); r.Verdict != check.Pass {
+	if r, _ := result(o, "error_rate"); r.Verdict != verdict.Pass {
 		t.Errorf("check error_rate: got %s (%v); want PASS", r.Verdict, r.Err)
 	}
 	refused, failed := 0, 0

@@ -16,12 +16,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/target"
 )
 
 // Options configure one Run. Zero values mean the default stated on each
@@ -202,7 +202,7 @@ func (r *run) finish(out Outcome, h history.History) (Outcome, error) {
 		return out, err
 	}
 	out.Results = res
-	out.Verdict = Verdict(res)
+	out.Verdict = Fold(res)
 	dir := r.opts.Dir
 	if dir != "" && len(r.spec.Source) > 0 {
 		if err := history.WriteFileAtomic(filepath.Join(dir, "scenario.yaml"), r.spec.Source); err != nil {
@@ -415,7 +415,7 @@ func (r *run) readCount(flow string) int {
 
 func (r *run) allRedis() bool {
 	for _, l := range r.layers {
-		if l.Manager.Mode() != "redis" {
+		if l.Manager.Mode() != impl.ModeRedis {
 			return false
 		}
 	}

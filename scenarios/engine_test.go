@@ -7,9 +7,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/target"
 )
 
 // TestRunCleansUpOnCancel cancels a run mid-traffic: Run must return an

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -33,12 +34,12 @@ func TestLateUnregisterCaught(t *testing.T) {
 	want := map[string]error{"registry": check.ErrGhost, "registry_count": check.ErrCountMismatch}
 	for _, r := range o.Results {
 		if w, ok := want[r.Check]; ok {
-			if r.Verdict != check.Fail || !errors.Is(r.Err, w) {
+			if r.Verdict != verdict.Fail || !errors.Is(r.Err, w) {
 				t.Errorf("check %s: got %s (%v); want FAIL: %v", r.Check, r.Verdict, r.Err, w)
 			}
 			continue
 		}
-		if r.Verdict == check.Fail {
+		if r.Verdict == verdict.Fail {
 			t.Errorf("check %s: got FAIL (%v); want only registry and registry_count to catch this mutant", r.Check, r.Err)
 		}
 	}

@@ -17,14 +17,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/hardened"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/impl/service"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/target"
 )
 
 // Instance processes in tests. The engine starts `<executable> serve
@@ -160,25 +161,25 @@ checks:
 // its log) passes it with the count as stop_announced. Every instance
 // process is reaped and its port free after the run.
 func TestInstanceStopDuringOutage(t *testing.T) {
-	eachProfile(t, parseText("stop_outage.yaml", stopOutageSpec), map[string]check.Verdict{silentClose: check.Fail, announcedClose: check.Pass},
-		func(t *testing.T, o Outcome, h history.History, want check.Verdict) {
+	eachProfile(t, parseText("stop_outage.yaml", stopOutageSpec), map[string]verdict.Verdict{silentClose: verdict.Fail, announcedClose: verdict.Pass},
+		func(t *testing.T, o Outcome, h history.History, want verdict.Verdict) {
 			r, _ := result(o, "acked_on_stop")
 			if r.Verdict != want {
 				t.Fatalf("acked_on_stop: %s (%v) %q; want %s", r.Verdict, r.Err, r.Evidence, want)
 			}
-			if want == check.Fail && !errors.Is(r.Err, check.ErrStopLost) {
+			if want == verdict.Fail && !errors.Is(r.Err, check.ErrStopLost) {
 				t.Errorf("acked_on_stop: %v; want %v", r.Err, check.ErrStopLost)
 			}
 			if r.Metrics["stop_lost"] == 0 {
 				t.Errorf("stop_lost = 0; the stop during the outage should lose the outbox (evidence %q)", r.Evidence)
 			}
-			if want == check.Pass && r.Metrics["stop_announced"] < r.Metrics["stop_lost"] {
+			if want == verdict.Pass && r.Metrics["stop_announced"] < r.Metrics["stop_lost"] {
 				t.Errorf("stop_announced %g < stop_lost %g", r.Metrics["stop_announced"], r.Metrics["stop_lost"])
 			}
-			if m, _ := result(o, "memory"); m.Verdict != check.Pass || m.Metrics["rss_max_mib"] <= 0 {
+			if m, _ := result(o, "memory"); m.Verdict != verdict.Pass || m.Metrics["rss_max_mib"] <= 0 {
 				t.Errorf("memory: %s %v; want PASS with rss samples", m.Verdict, m.Metrics)
 			}
-			if r, _ := result(o, "error_rate"); r.Verdict != check.Pass {
+			if r, _ := result(o, "error_rate"); r.Verdict != verdict.Pass {
 				t.Errorf("error_rate: %s (%v): calls must not go to a stopped instance", r.Verdict, r.Err)
 			}
 			assertNothingLeft(t, h)
@@ -190,7 +191,7 @@ func TestInstanceStopDuringOutage(t *testing.T) {
 // saved history and the verdict wanted. The runs go one after the other:
 // each starts several race-built processes, and run together on a loaded
 // 2-core machine they would starve the load below the scenario's target.
-func eachProfile(t *testing.T, load func(Known) (Spec, error), want map[string]check.Verdict, judge func(t *testing.T, o Outcome, h history.History, want check.Verdict)) {
+func eachProfile(t *testing.T, load func(Known) (Spec, error), want map[string]verdict.Verdict, judge func(t *testing.T, o Outcome, h history.History, want verdict.Verdict)) {
 	needRedis(t)
 	reg := childProfiles()
 	for profile, v := range want {
@@ -272,16 +273,16 @@ func assertNothingLeft(t *testing.T, h history.History) {
 // nothing across the kill; a layer that acknowledges before it writes
 // fails lost_on_crash's bound with what the kill took.
 func TestInstanceKillLossMeasured(t *testing.T) {
-	eachProfile(t, loadNamed("instance_kill"), map[string]check.Verdict{"hardened": check.Pass, asyncAck: check.Fail},
-		func(t *testing.T, o Outcome, h history.History, want check.Verdict) {
+	eachProfile(t, loadNamed("instance_kill"), map[string]verdict.Verdict{"hardened": verdict.Pass, asyncAck: verdict.Fail},
+		func(t *testing.T, o Outcome, h history.History, want verdict.Verdict) {
 			r, _ := result(o, "lost_on_crash")
 			if r.Verdict != want {
 				t.Fatalf("lost_on_crash: %s (%v) %v %q; want %s", r.Verdict, r.Err, r.Metrics, r.Evidence, want)
 			}
-			if lost := r.Metrics["lost_on_crash"]; (lost > 0) != (want == check.Fail) || r.Metrics["crash_acked"] == 0 {
+			if lost := r.Metrics["lost_on_crash"]; (lost > 0) != (want == verdict.Fail) || r.Metrics["crash_acked"] == 0 {
 				t.Errorf("metrics %v: want events acknowledged by the killed instance, lost only by the mutant", r.Metrics)
 			}
-			if r, _ := result(o, "error_rate"); r.Verdict != check.Pass {
+			if r, _ := result(o, "error_rate"); r.Verdict != verdict.Pass {
 				t.Errorf("error_rate: %s (%v): calls must not go to a killed instance", r.Verdict, r.Err)
 			}
 			assertNothingLeft(t, h)
@@ -305,8 +306,8 @@ checks:
 // TestInstanceMemoryBound: an instance process that keeps 512 KiB per
 // publish fails the memory bound; hardened stays under it.
 func TestInstanceMemoryBound(t *testing.T) {
-	eachProfile(t, parseText("memory.yaml", memorySpec), map[string]check.Verdict{"hardened": check.Pass, leak: check.Fail},
-		func(t *testing.T, o Outcome, _ history.History, want check.Verdict) {
+	eachProfile(t, parseText("memory.yaml", memorySpec), map[string]verdict.Verdict{"hardened": verdict.Pass, leak: verdict.Fail},
+		func(t *testing.T, o Outcome, _ history.History, want verdict.Verdict) {
 			r, _ := result(o, "memory")
 			t.Logf("%v", r.Metrics)
 			if r.Verdict != want {
@@ -370,7 +371,7 @@ func TestInstanceModeUnavailable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := runOn(t, "instance_kill", "hardened", tt.deps)
 			for _, r := range o.Results {
-				if r.Verdict != check.Inconclusive || !errors.Is(r.Err, ErrUnavailable) {
+				if r.Verdict != verdict.Inconclusive || !errors.Is(r.Err, ErrUnavailable) {
 					t.Errorf("check %s: got %s (%v); want INCONCLUSIVE: %v", r.Check, r.Verdict, r.Err, ErrUnavailable)
 				}
 			}
@@ -488,7 +489,7 @@ func TestInstanceLogsTemporary(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, err := Run(context.Background(), spec, Options{Profile: "hardened", Profiles: reg, Deps: DefaultDeps()})
-	if err != nil || o.Verdict != check.Pass {
+	if err != nil || o.Verdict != verdict.Pass {
 		t.Fatalf("Run: %s, %v; want PASS", o.Verdict, err)
 	}
 	left, _ := os.ReadDir(tmp)
@@ -516,14 +517,14 @@ func TestInstanceCatalogue(t *testing.T) {
 	}
 	for _, name := range []string{"instance_pause", "instance_restart_new_id"} {
 		t.Run(name, func(t *testing.T) {
-			if o := run(t, name, "hardened"); o.Verdict != check.Pass {
+			if o := run(t, name, "hardened"); o.Verdict != verdict.Pass {
 				t.Errorf("hardened: %s; want PASS", o.Verdict)
 			}
 		})
 	}
 	t.Run("instance_stop_outage", func(t *testing.T) {
 		o := run(t, "instance_stop_outage", "seed")
-		if r, _ := result(o, "acked_on_stop"); r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrStopLost) {
+		if r, _ := result(o, "acked_on_stop"); r.Verdict != verdict.Fail || !errors.Is(r.Err, check.ErrStopLost) {
 			t.Errorf("seed: check acked_on_stop: %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrStopLost)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -17,13 +18,13 @@ func TestJudgeSavedRuns(t *testing.T) {
 	known := DefaultKnown(profiles.Default())
 	tests := []struct {
 		dir   string
-		want  check.Verdict
+		want  verdict.Verdict
 		check string
 		err   error
 	}{
-		{"long_heartbeat-seed", check.Fail, "registry", check.ErrVanished},
-		{"kill_no_aof-seed", check.Fail, "lost", check.ErrLost},
-		{"kill_no_aof-hardened", check.Pass, "lost", nil},
+		{"long_heartbeat-seed", verdict.Fail, "registry", check.ErrVanished},
+		{"kill_no_aof-seed", verdict.Fail, "lost", check.ErrLost},
+		{"kill_no_aof-hardened", verdict.Pass, "lost", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
@@ -44,7 +45,7 @@ func TestJudgeSavedRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := Verdict(res); got != tt.want {
+			if got := Fold(res); got != tt.want {
 				t.Errorf("verdict: got %s; want %s", got, tt.want)
 			}
 			for _, r := range res {
@@ -57,23 +58,24 @@ func TestJudgeSavedRuns(t *testing.T) {
 }
 
 func TestVerdictFold(t *testing.T) {
-	pass := Result{Result: check.Result{Verdict: check.Pass}}
-	fail := Result{Result: check.Result{Verdict: check.Fail}}
-	inc := Result{Result: check.Result{Verdict: check.Inconclusive}}
-	reportOnlyFail := Result{Result: check.Result{Verdict: check.Fail}, ReportOnly: true}
+	pass := Result{Result: check.Result{Verdict: verdict.Pass}}
+	fail := Result{Result: check.Result{Verdict: verdict.Fail}}
+	inc := Result{Result: check.Result{Verdict: verdict.Inconclusive}}
+	reportOnlyFail := Result{Result: check.Result{Verdict: verdict.Fail}, ReportOnly: true}
 	tests := []struct {
 		name string
 		in   []Result
-		want check.Verdict
+		want verdict.Verdict
 	}{
-		{"none", nil, check.Inconclusive},
-		{"all pass", []Result{pass, pass}, check.Pass},
-		{"fail wins", []Result{inc, fail, pass}, check.Fail},
-		{"inconclusive", []Result{pass, inc}, check.Inconclusive},
-		{"report only does not decide", []Result{pass, reportOnlyFail}, check.Pass},
+		{"none", nil, verdict.Inconclusive},
+		{"all pass", []Result{pass, pass}, verdict.Pass},
+		{"fail wins", []Result{inc, fail, pass}, verdict.Fail},
+		{"inconclusive", []Result{pass, inc}, verdict.Inconclusive},
+		{"report only does not decide", []Result{pass, reportOnlyFail}, verdict.Pass},
+		{"only report-only results", []Result{reportOnlyFail}, verdict.Pass},
 	}
 	for _, tt := range tests {
-		if got := Verdict(tt.in); got != tt.want {
+		if got := Fold(tt.in); got != tt.want {
 			t.Errorf("%s: got %s; want %s", tt.name, got, tt.want)
 		}
 	}
@@ -83,13 +85,13 @@ func TestThresholdApplied(t *testing.T) {
 	tests := []struct {
 		name    string
 		metrics map[string]float64
-		verdict check.Verdict
-		want    check.Verdict
+		verdict verdict.Verdict
+		want    verdict.Verdict
 	}{
-		{"holds", map[string]float64{"m": 10}, check.Pass, check.Pass},
-		{"violated", map[string]float64{"m": 60}, check.Pass, check.Fail},
-		{"not measured", map[string]float64{}, check.Pass, check.Inconclusive},
-		{"fail stays fail", map[string]float64{}, check.Fail, check.Fail},
+		{"holds", map[string]float64{"m": 10}, verdict.Pass, verdict.Pass},
+		{"violated", map[string]float64{"m": 60}, verdict.Pass, verdict.Fail},
+		{"not measured", map[string]float64{}, verdict.Pass, verdict.Inconclusive},
+		{"fail stays fail", map[string]float64{}, verdict.Fail, verdict.Fail},
 	}
 	th, _ := ParseThreshold("m", "<= 50")
 	for _, tt := range tests {

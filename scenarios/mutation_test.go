@@ -12,6 +12,7 @@ import (
 
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/hardened"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -181,7 +182,7 @@ func TestMutationsCaught(t *testing.T) {
 			}
 			o := runSpec(t, spec, "mutant", reg, 1)
 			r, _ := result(o, tt.check)
-			if r.Verdict != check.Fail || !errors.Is(r.Err, tt.want) {
+			if r.Verdict != verdict.Fail || !errors.Is(r.Err, tt.want) {
 				t.Errorf("check %s: got %s (%v); want FAIL: %v", tt.check, r.Verdict, r.Err, tt.want)
 			}
 		})
@@ -223,10 +224,10 @@ func TestCountMutationCaught(t *testing.T) {
 	for _, r := range o.Results {
 		switch {
 		case r.Check == "registry_count":
-			if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrCountMismatch) {
+			if r.Verdict != verdict.Fail || !errors.Is(r.Err, check.ErrCountMismatch) {
 				t.Errorf("check registry_count: got %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrCountMismatch)
 			}
-		case r.Verdict == check.Fail:
+		case r.Verdict == verdict.Fail:
 			t.Errorf("check %s: got FAIL (%v); want only registry_count to catch this mutant", r.Check, r.Err)
 		}
 	}
@@ -256,11 +257,11 @@ func TestSecondRoundTripCaught(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := runSpec(t, spec, "mutant", reg, 1)
-	if r, _ := result(o, "round_trips"); r.Verdict != check.Pass {
+	if r, _ := result(o, "round_trips"); r.Verdict != verdict.Pass {
 		t.Errorf("check round_trips: got %s (%v); the extra round trip is tagged history, so it should pass", r.Verdict, r.Err)
 	}
 	r, _ := result(o, "latency")
-	if r.Verdict != check.Fail || r.Err == nil || !strings.Contains(r.Err.Error(), "publish_p90_ms") {
+	if r.Verdict != verdict.Fail || r.Err == nil || !strings.Contains(r.Err.Error(), "publish_p90_ms") {
 		t.Errorf("check latency: got %s (%v); want FAIL on publish_p90_ms", r.Verdict, r.Err)
 	}
 }

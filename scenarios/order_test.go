@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -112,10 +113,10 @@ func TestOrderMutationsCaught(t *testing.T) {
 			for _, r := range o.Results {
 				switch {
 				case r.Check == "reordered":
-					if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrReordered) || r.Metrics[tt.metric] == 0 {
+					if r.Verdict != verdict.Fail || !errors.Is(r.Err, check.ErrReordered) || r.Metrics[tt.metric] == 0 {
 						t.Errorf("check reordered: got %s (%v, %s = %v); want FAIL: %v", r.Verdict, r.Err, tt.metric, r.Metrics[tt.metric], check.ErrReordered)
 					}
-				case r.Verdict == check.Fail:
+				case r.Verdict == verdict.Fail:
 					t.Errorf("check %s: got FAIL (%v); want only reordered to catch this mutant", r.Check, r.Err)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -32,16 +33,16 @@ type ThresholdResult struct {
 	Measured float64 `json:"measured"`
 	// Verdict is PASS, FAIL, or INCONCLUSIVE when the checker could not
 	// measure the metric.
-	Verdict check.Verdict `json:"verdict"`
+	Verdict verdict.Verdict `json:"verdict"`
 }
 
 // Outcome is what one run of one scenario against one profile decided.
 type Outcome struct {
-	Scenario string        `json:"scenario"`
-	Profile  string        `json:"profile"`
-	Seed     int64         `json:"seed"`
-	Verdict  check.Verdict `json:"verdict"`
-	Results  []Result      `json:"results"`
+	Scenario string          `json:"scenario"`
+	Profile  string          `json:"profile"`
+	Seed     int64           `json:"seed"`
+	Verdict  verdict.Verdict `json:"verdict"`
+	Results  []Result        `json:"results"`
 	// Counts are the Redis round trips and commands per op kind.
 	Counts  map[string]counter.Counts `json:"counts,omitempty"`
 	Started time.Time                 `json:"started"`
@@ -65,7 +66,7 @@ func (o Outcome) Save(path string) error {
 func (o Outcome) Failed() []Result {
 	var out []Result
 	for _, r := range o.Results {
-		if r.Verdict != check.Pass {
+		if r.Verdict != verdict.Pass {
 			out = append(out, r)
 		}
 	}
@@ -164,11 +165,9 @@ func Judge(h history.History, s Spec) ([]Result, error) {
 	if why := h.Meta[MetaUnavailable]; why != "" {
 		return unavailableResults(s, why), nil
 	}
-	var names []string
-	for _, c := range s.Checks {
-		if localChecks[c.Name] == nil {
-			names = append(names, c.Name)
-		}
+	names := make([]string, len(s.Checks))
+	for i, c := range s.Checks {
+		names[i] = c.Name
 	}
 	cfg := s.CheckConfig()
 	res, err := check.Run(h, names, cfg)
@@ -177,12 +176,7 @@ func Judge(h history.History, s Spec) ([]Result, error) {
 	}
 	out := make([]Result, len(s.Checks))
 	for i, c := range s.Checks {
-		var r check.Result
-		if f := localChecks[c.Name]; f != nil {
-			r = f(h)
-		} else {
-			r, res = res[0], res[1:]
-		}
+		r := res[i]
 		if r.Check == "lost" && !errors.Is(r.Err, check.ErrLowLoad) {
 			if wh, ok := exemptWiped(h, s); ok {
 				r = check.Lost(wh, cfg)
@@ -208,44 +202,39 @@ func (r *Result) applyThreshold(t Threshold) {
 	tr := ThresholdResult{Metric: t.Metric, Bound: t.Op + " " + formatFloat(t.Value), Measured: v}
 	switch {
 	case !ok:
-		tr.Verdict = check.Inconclusive
+		tr.Verdict = verdict.Inconclusive
 		r.Evidence = append(r.Evidence, fmt.Sprintf("threshold %s: metric not measured", t))
-		if r.Verdict == check.Pass {
-			r.Verdict = check.Inconclusive
+		if r.Verdict == verdict.Pass {
+			r.Verdict = verdict.Inconclusive
 			r.Err = fmt.Errorf("%w: metric %s not measured", check.ErrNoData, t.Metric)
 		}
 	case t.Holds(v):
-		tr.Verdict = check.Pass
+		tr.Verdict = verdict.Pass
 	default:
-		tr.Verdict = check.Fail
+		tr.Verdict = verdict.Fail
 		r.Evidence = append([]string{fmt.Sprintf("threshold %s: measured %s", t, formatFloat(v))}, r.Evidence...)
-		if r.Verdict != check.Fail {
-			r.Verdict = check.Fail
+		if r.Verdict != verdict.Fail {
+			r.Verdict = verdict.Fail
 			r.Err = fmt.Errorf("threshold %s violated: measured %s", t, formatFloat(v))
 		}
 	}
 	r.Thresholds = append(r.Thresholds, tr)
 }
 
-// Verdict folds results: FAIL if any failed, else INCONCLUSIVE if any was,
-// else PASS. No results is INCONCLUSIVE.
-func Verdict(rs []Result) check.Verdict {
+// Fold is a scenario run's verdict from its results: verdict.Fold of the
+// results that decide (a report-only result does not). No results is
+// INCONCLUSIVE; results that are all report-only leave nothing to fail: PASS.
+func Fold(rs []Result) verdict.Verdict {
 	if len(rs) == 0 {
-		return check.Inconclusive
+		return verdict.Inconclusive
 	}
-	v := check.Pass
+	vs := []verdict.Verdict{verdict.Pass}
 	for _, r := range rs {
-		if r.ReportOnly {
-			continue
-		}
-		switch r.Verdict {
-		case check.Fail:
-			return check.Fail
-		case check.Inconclusive:
-			v = check.Inconclusive
+		if !r.ReportOnly {
+			vs = append(vs, r.Verdict)
 		}
 	}
-	return v
+	return verdict.Fold(vs...)
 }
 
 // wipeSlack is how long after a wiping fault's recorded start a publish
@@ -282,7 +271,7 @@ func exemptWiped(h history.History, s Spec) (history.History, bool) {
 	last := slices.Max(wipes)
 	ops := make([]history.Op, 0, len(h.Ops))
 	for _, o := range h.Ops {
-		if o.Kind == history.Publish && o.OK && (o.Return < last || o.Mode == "redis" && o.Return < last+wipeSlack) {
+		if o.Kind == history.Publish && o.OK && (o.Return < last || o.Mode == impl.ModeRedis && o.Return < last+wipeSlack) {
 			continue
 		}
 		ops = append(ops, o)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/hardened"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -48,7 +49,7 @@ func TestServerReadCatches(t *testing.T) {
 		}
 		o := runSpec(t, spec, "mutant", reg, 1)
 		r, _ := result(o, "lost")
-		if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrLost) {
+		if r.Verdict != verdict.Fail || !errors.Is(r.Err, check.ErrLost) {
 			t.Errorf("check lost: got %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrLost)
 		}
 		if got := r.Metrics["flows_read_from_redis"]; got != 4 {
@@ -64,7 +65,7 @@ func TestServerReadCatches(t *testing.T) {
 		}
 		o := runSpec(t, spec, "mutant", reg, 1)
 		r, _ := result(o, "lost")
-		if r.Verdict != check.Pass {
+		if r.Verdict != verdict.Pass {
 			t.Errorf("check lost: got %s (%v); want PASS through the layer", r.Verdict, r.Err)
 		}
 		if got := r.Metrics["flows_read_through_layer"]; got != 4 {
@@ -93,13 +94,13 @@ func TestStreamBoundsCaught(t *testing.T) {
 	for _, r := range o.Results {
 		switch {
 		case r.Check == "stream_bounds":
-			if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrStreamBounds) {
+			if r.Verdict != verdict.Fail || !errors.Is(r.Err, check.ErrStreamBounds) {
 				t.Errorf("check stream_bounds: got %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrStreamBounds)
 			}
 			if r.Metrics["streams_untrimmed"] != 2 || r.Metrics["streams_ttl_over"] != 2 {
 				t.Errorf("stream_bounds metrics %v; want 2 untrimmed, 2 over TTL", r.Metrics)
 			}
-		case r.Verdict == check.Fail:
+		case r.Verdict == verdict.Fail:
 			t.Errorf("check %s: got FAIL (%v); want only stream_bounds to catch this mutant", r.Check, r.Err)
 		}
 	}

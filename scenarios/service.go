@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/httplayer"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/redact"
+	"github.com/gonogo/harness/target"
 )
 
 // ServiceOptions put an implementation that runs elsewhere under the

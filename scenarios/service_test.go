@@ -10,14 +10,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/httplayer"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/impl/service"
 	"github.com/gonogo/harness/impl/service/servicetest"
 	"github.com/gonogo/harness/internal/counter"
-	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/internal/verdict"
+	"github.com/gonogo/harness/target"
 )
 
 // serviceStack is a redis-server, an embedded Toxiproxy in front of it and
@@ -98,7 +98,7 @@ func TestServiceMode(t *testing.T) {
 	for _, name := range []string{"basic", "proxy_down"} {
 		t.Run("hardened/"+name, func(t *testing.T) {
 			o := runOn(t, name, "hardened", s.deps(s.serve(t, "hardened", true)))
-			if o.Verdict != check.Pass {
+			if o.Verdict != verdict.Pass {
 				t.Errorf("verdict: got %s; want PASS", o.Verdict)
 			}
 			if name == "basic" && o.Counts["publish"].RoundTrips == 0 {
@@ -114,7 +114,7 @@ func TestServiceMode(t *testing.T) {
 				rt = &o.Results[i]
 			}
 		}
-		if o.Verdict != check.Fail || rt == nil || rt.Verdict != check.Fail || rt.Metrics["round_trips_publish"] < 2.5 {
+		if o.Verdict != verdict.Fail || rt == nil || rt.Verdict != verdict.Fail || rt.Metrics["round_trips_publish"] < 2.5 {
 			t.Errorf("got %s, round_trips %+v; want FAIL with about 3 round trips per publish", o.Verdict, rt)
 		}
 	})
@@ -156,7 +156,7 @@ func TestServiceModeUnavailable(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := runOn(t, tt.scenario, "hardened", tt.deps)
-			if o.Verdict != check.Inconclusive {
+			if o.Verdict != verdict.Inconclusive {
 				t.Errorf("verdict: got %s; want INCONCLUSIVE", o.Verdict)
 			}
 			for _, r := range o.Results {

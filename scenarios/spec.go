@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gonogo/harness/target"
 )
 
 // Spec is one scenario file.
@@ -62,7 +64,7 @@ type Target struct {
 	// it for every scenario (TargetOptions.Kind); the other options map
 	// onto the chosen target, and a target that cannot honour one reports
 	// the scenario INCONCLUSIVE (ErrUnavailable).
-	Kind string `yaml:"kind"`
+	Kind target.Kind `yaml:"kind"`
 	// AOF turns on appendonly everysec.
 	AOF bool `yaml:"aof"`
 	// MaxMemory ("2mb") and Policy ("allkeys-lru") set eviction.

@@ -11,28 +11,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/containertest"
 	"github.com/gonogo/harness/internal/history"
-	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/internal/verdict"
+	"github.com/gonogo/harness/target"
+	"github.com/gonogo/harness/target/targettest"
 )
 
 const urlPassword = "pw-Zq7-never-printed"
-
-// passwordRedis spawns a password-protected redis-server and returns it
-// with an admin client.
-func passwordRedis(t *testing.T) (*target.Process, *redis.Client) {
-	t.Helper()
-	p, err := target.StartProcess(context.Background(), target.ProcessOptions{Password: urlPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), Password: urlPassword})
-	t.Cleanup(func() { rdb.Close() })
-	return p, rdb
-}
 
 // keyAudit wraps a target: at Close, before the target deletes its keys,
 // it records every key in the database.
@@ -63,7 +50,7 @@ func runOn(t *testing.T, name, profile string, deps *Deps) Outcome {
 		t.Fatalf("Run(%s): %v", spec.Name, err)
 	}
 	for _, r := range o.Failed() {
-		if r.Verdict == check.Fail {
+		if r.Verdict == verdict.Fail {
 			t.Logf("%s/%s: %s %s: %s %q", spec.Name, profile, r.Check, r.Verdict, firstLine(r.Error), r.Evidence[:min(2, len(r.Evidence))])
 		}
 	}
@@ -85,8 +72,8 @@ func savedHistory(t *testing.T, o Outcome) history.History {
 // no saved file.
 func TestURLTarget(t *testing.T) {
 	needRedis(t)
-	p, rdb := passwordRedis(t)
-	deps := NewDeps(TargetOptions{Kind: TargetURL, URL: p.URL()})
+	p, rdb := targettest.PasswordRedis(t, urlPassword)
+	deps := NewDeps(TargetOptions{Kind: target.KindURL, URL: p.URL()})
 	var audit *keyAudit
 	start := deps.StartTarget
 	deps.StartTarget = func(ctx context.Context, tg Target) (target.Target, error) {
@@ -98,7 +85,7 @@ func TestURLTarget(t *testing.T) {
 		return audit, nil
 	}
 	o := runOn(t, "basic", "hardened", deps)
-	if o.Verdict != check.Pass {
+	if o.Verdict != verdict.Pass {
 		t.Errorf("verdict: got %s; want PASS", o.Verdict)
 	}
 	prefix := audit.KeyPrefix()
@@ -158,33 +145,33 @@ func assertNoSecret(t *testing.T, dir, secret string) {
 // (Judge on the saved history) agrees.
 func TestUnavailableNotRun(t *testing.T) {
 	needRedis(t)
-	p, rdb := passwordRedis(t)
+	p, rdb := targettest.PasswordRedis(t, urlPassword)
 	tests := []struct {
 		name     string
 		scenario string
 		deps     *Deps
 		want     []string
 	}{
-		{"kill on url", "kill_aof", NewDeps(TargetOptions{Kind: TargetURL, URL: p.URL()}), []string{
+		{"kill on url", "kill_aof", NewDeps(TargetOptions{Kind: target.KindURL, URL: p.URL()}), []string{
 			"fault kill not available on target url: refused on a url target the harness does not own",
 			"target option aof not available on target url"}},
-		{"kill on url, destructive allowed", "kill_aof", NewDeps(TargetOptions{Kind: TargetURL, URL: p.URL(), AllowDestructive: true}), []string{
+		{"kill on url, destructive allowed", "kill_aof", NewDeps(TargetOptions{Kind: target.KindURL, URL: p.URL(), AllowDestructive: true}), []string{
 			"fault kill not available on target url: a url target cannot be killed and restarted"}},
-		{"quota on TLS", "quota", NewDeps(TargetOptions{Kind: TargetRemoteSim}), []string{
+		{"quota on TLS", "quota", NewDeps(TargetOptions{Kind: target.KindRemoteSim}), []string{
 			"fault quota not available on target remote-sim"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
 			o := runOn(t, tt.scenario, "hardened", tt.deps)
-			if o.Verdict != check.Inconclusive {
+			if o.Verdict != verdict.Inconclusive {
 				t.Errorf("verdict: got %s; want INCONCLUSIVE", o.Verdict)
 			}
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("took %s; want it not run (the workload lasts 6s)", d)
 			}
 			for _, r := range o.Results {
-				if r.Verdict != check.Inconclusive || !errors.Is(r.Err, ErrUnavailable) {
+				if r.Verdict != verdict.Inconclusive || !errors.Is(r.Err, ErrUnavailable) {
 					t.Errorf("check %s: got %s (%v); want INCONCLUSIVE: %v", r.Check, r.Verdict, r.Err, ErrUnavailable)
 				}
 			}
@@ -200,8 +187,8 @@ func TestUnavailableNotRun(t *testing.T) {
 			}
 			spec, _ := Load(tt.scenario, DefaultKnown(profiles.Default()))
 			res, err := Judge(h, spec)
-			if err != nil || Verdict(res) != check.Inconclusive || !errors.Is(res[0].Err, ErrUnavailable) {
-				t.Errorf("re-judged: got %s (%v, %v); want INCONCLUSIVE: %v", Verdict(res), res[0].Err, err, ErrUnavailable)
+			if err != nil || Fold(res) != verdict.Inconclusive || !errors.Is(res[0].Err, ErrUnavailable) {
+				t.Errorf("re-judged: got %s (%v, %v); want INCONCLUSIVE: %v", Fold(res), res[0].Err, err, ErrUnavailable)
 			}
 			if n := rdb.DBSize(context.Background()).Val(); n != 0 {
 				t.Errorf("keys on the url server: got %d; want 0", n)
@@ -215,7 +202,7 @@ func TestUnavailableNotRun(t *testing.T) {
 func TestRemoteSimTarget(t *testing.T) {
 	needRedis(t)
 	o := runOn(t, "remote_basic", "hardened", DefaultDeps())
-	if o.Verdict != check.Pass {
+	if o.Verdict != verdict.Pass {
 		t.Errorf("verdict: got %s; want PASS", o.Verdict)
 	}
 	h := savedHistory(t, o)
@@ -238,11 +225,11 @@ func TestRemoteSimTarget(t *testing.T) {
 func TestContainerTarget(t *testing.T) {
 	needRedis(t)
 	containertest.Need(t, target.LocalImage, "redis")
-	deps := NewDeps(TargetOptions{Kind: TargetContainer, Image: target.LocalImage})
+	deps := NewDeps(TargetOptions{Kind: target.KindContainer, Image: target.LocalImage})
 	for _, name := range []string{"proxy_down", "blackhole", "kill_aof"} {
 		t.Run(name, func(t *testing.T) {
 			o := runOn(t, name, "hardened", deps)
-			if o.Verdict != check.Pass {
+			if o.Verdict != verdict.Pass {
 				t.Errorf("verdict: got %s; want PASS", o.Verdict)
 			}
 			if got := savedHistory(t, o).Meta[MetaTargetKind]; got != "container" {
@@ -252,7 +239,7 @@ func TestContainerTarget(t *testing.T) {
 	}
 	t.Run("tls_expired", func(t *testing.T) {
 		o := runOn(t, "tls_expired", "hardened", deps)
-		if o.Verdict != check.Inconclusive || !strings.Contains(strings.Join(o.Notes, " "), "fault tls_expired not available on target container") {
+		if o.Verdict != verdict.Inconclusive || !strings.Contains(strings.Join(o.Notes, " "), "fault tls_expired not available on target container") {
 			t.Errorf("got %s %q; want INCONCLUSIVE, fault tls_expired not available on target container", o.Verdict, o.Notes)
 		}
 	})

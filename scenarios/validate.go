@@ -13,6 +13,7 @@ import (
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/inputfile"
 	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/target"
 )
 
 // Known is what a scenario may name. Validation checks every name a file
@@ -76,11 +77,11 @@ func (s *Spec) validate(k Known) error {
 		bad(s.Line, "name %q: want %s", s.Name, NamePattern)
 	}
 	switch s.Target.Kind {
-	case "", "process", "remote-sim":
+	case "", target.KindProcess, target.KindRemoteSim:
 	default:
-		bad(s.Target.Line, "target.kind %q: want process or remote-sim", s.Target.Kind)
+		bad(s.Target.Line, "target.kind %q: want %s or %s", s.Target.Kind, target.KindProcess, target.KindRemoteSim)
 	}
-	if s.Target.RTT < 0 || s.Target.RTT > 0 && s.Target.Kind != "remote-sim" {
+	if s.Target.RTT < 0 || s.Target.RTT > 0 && s.Target.Kind != target.KindRemoteSim {
 		bad(s.Target.Line, "target.rtt %s: want a positive round-trip time, with kind remote-sim", s.Target.RTT)
 	}
 	switch s.Target.Policy {
@@ -314,7 +315,7 @@ func (s *Spec) validateFlag(i int, f FaultStep) []error {
 // applyDefaults fills the zero values that have a default.
 func (s *Spec) applyDefaults(k Known) {
 	if s.Target.Kind == "" {
-		s.Target.Kind = "process"
+		s.Target.Kind = target.KindProcess
 	}
 	if len(s.Profiles) == 0 {
 		s.Profiles = append([]string(nil), k.Profiles...)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
 
@@ -42,7 +43,7 @@ func TestVolumeCatchesRareFallbackLoss(t *testing.T) {
 	spec.Bounds.MinLoad = -1
 	o := runSpec(t, spec, "mutant", reg, 1)
 	r, _ := result(o, "lost")
-	if r.Verdict != check.Fail || !errors.Is(r.Err, check.ErrLost) {
+	if r.Verdict != verdict.Fail || !errors.Is(r.Err, check.ErrLost) {
 		t.Errorf("check lost: got %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrLost)
 	}
 	if r.Metrics["lost_detectable_1_in_memory"] < 100 || r.Sensitivity == "" {

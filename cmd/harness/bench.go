@@ -13,6 +13,7 @@ import (
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/inputfile"
+	"github.com/gonogo/harness/target"
 )
 
 const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --url-env NAME] [--profile seed,hardened]
@@ -21,9 +22,46 @@ const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --ur
        [--rtt D] [--max-commands N] [--plan NAME] [--plans FILE] [--plan-commands-month N] [--event-rate R] [--rounds N]
        [--client-procs N] [--json]`
 
+// runBench is `harness bench`: it runs the benchmarks the flags configure
+// and prints the table (or JSON). Exit 0, or 2 when a row could not be
+// trusted (or the run was interrupted).
 func runBench(ctx context.Context, args []string, e env) (int, error) {
+	cfg, asJSON, err := benchConfig(args, e)
+	if err != nil {
+		return 0, err
+	}
+	removeStale(e.stderr, "bench")
+	if !asJSON {
+		cfg.Progress = bench.NewProgress(unwrap(e.stderr))
+	}
+	rep, err := bench.Run(ctx, cfg)
+	if rep == nil {
+		return 0, err
+	}
+	if asJSON {
+		if werr := rep.WriteJSON(e.stdout); werr != nil {
+			return 0, exitcode.Harness(werr)
+		}
+	} else {
+		fmt.Fprintln(e.stdout)
+		rep.WriteTable(e.stdout)
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return exitcode.Inconclusive, nil
+	case err != nil:
+		return 0, err
+	case rep.Inconclusive():
+		return exitcode.Inconclusive, nil
+	}
+	return exitcode.Go, nil
+}
+
+// benchConfig parses and range-checks the bench flags into the benchmarks'
+// configuration; asJSON is --json. Every error is bad input.
+func benchConfig(args []string, e env) (cfg bench.Config, asJSON bool, err error) {
 	fs := newFlags("bench", benchSynopsis, e)
-	tgt := fs.String("target", bench.TargetProcess, "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT) or url")
+	tgt := fs.String("target", string(target.KindProcess), "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT) or url")
 	rawURL := fs.String("url", "", "redis:// or rediss:// URL for --target url (not given: --url-env, else $"+redisURLEnv+"); never printed")
 	urlEnv := fs.String("url-env", "", "read the URL of --target url from the environment `variable` NAME, so that its password is not on the command line")
 	prof := fs.String("profile", "seed,hardened", "comma-separated profiles to run the layer ops with")
@@ -48,9 +86,9 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 	rounds := fs.Int("rounds", 1, "repeat the steps this many times, interleaved, and report each row's median round (a noisy machine then decides no ratio by one step)")
 	procs := fs.Int("client-procs", 0, "GOMAXPROCS while the steps run (default: one CPU fewer than the machine's when Redis runs here, unless $GOMAXPROCS is set)")
 	rb := fs.Bool("redis-benchmark", false, "also run redis-benchmark for the xadd step against the same server and print the ratio")
-	asJSON := fs.Bool("json", false, "print the results as JSON instead of the table")
+	fs.BoolVar(&asJSON, "json", false, "print the results as JSON instead of the table")
 	if err := parse(fs, args); err != nil {
-		return 0, err
+		return cfg, false, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -75,22 +113,22 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 		checks = append(checks, inRange("rate", *rate, 1, 1_000_000))
 	}
 	if err := firstErr(checks...); err != nil {
-		return 0, err
+		return cfg, false, err
 	}
-	if *tgt == bench.TargetURL || set["url"] || set["url-env"] {
+	if target.Kind(*tgt) == target.KindURL || set["url"] || set["url-env"] {
 		t := targetOptions{url: *rawURL, urlEnv: *urlEnv, getenv: e.getenv}
 		ok, err := t.resolveURL(set)
 		switch {
 		case err != nil:
-			return 0, err
-		case !ok && *tgt == bench.TargetURL:
-			return 0, errNoURL("--target url")
+			return cfg, false, err
+		case !ok && target.Kind(*tgt) == target.KindURL:
+			return cfg, false, errNoURL("--target url")
 		}
 		*rawURL = t.url
 	}
 	plan, err := choosePlan(*plansFile, *planName)
 	if err != nil {
-		return 0, err
+		return cfg, false, err
 	}
 	if set["plan-commands-month"] || set["plan-commands-sec"] {
 		plan.Name += " (custom limits)"
@@ -101,9 +139,8 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 			plan.CommandsPerSec = *planSec
 		}
 	}
-	removeStale(e.stderr, "bench")
-	cfg := bench.Config{
-		Target: *tgt, URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
+	cfg = bench.Config{
+		Target: target.Kind(*tgt), URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
 		Plan:      plan,
 		EventRate: *eventRate, RedisBenchmark: *rb, CallBudget: *callBudget, Rounds: *rounds,
@@ -114,30 +151,7 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 	if *ops > 0 && !set["duration"] {
 		cfg.Load.Duration = 0 // the op count alone ends the step
 	}
-	if !*asJSON {
-		cfg.Progress = bench.NewProgress(unwrap(e.stderr))
-	}
-	rep, err := bench.Run(ctx, cfg)
-	if rep == nil {
-		return 0, err
-	}
-	if *asJSON {
-		if werr := rep.WriteJSON(e.stdout); werr != nil {
-			return 0, exitcode.Harness(werr)
-		}
-	} else {
-		fmt.Fprintln(e.stdout)
-		rep.WriteTable(e.stdout)
-	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		return exitcode.Inconclusive, nil
-	case err != nil:
-		return 0, err
-	case rep.Inconclusive():
-		return exitcode.Inconclusive, nil
-	}
-	return exitcode.Go, nil
+	return cfg, asJSON, nil
 }
 
 func presetHelp() string {

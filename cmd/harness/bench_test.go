@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/gonogo/harness/bench"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/target"
 )
 
 func TestBenchBadInput(t *testing.T) {

@@ -13,8 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/target"
 )
 
 // finding is one line of the doctor's report.

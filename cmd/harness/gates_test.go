@@ -2,71 +2,12 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/gonogo/harness/bench"
-	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
-	"github.com/gonogo/harness/reports"
-	"github.com/gonogo/harness/scenarios"
-	"github.com/gonogo/harness/scenarios/check"
 )
-
-// TestDefaultGatesValidate checks the shipped gates file against what the
-// scenario engine, the checkers and the benchmarks really produce.
-func TestDefaultGatesValidate(t *testing.T) {
-	known := scenarios.DefaultKnown(profiles.Default())
-	gs, specs, err := loadGates("", known)
-	if err != nil {
-		t.Fatalf("default gates against the real catalogue: %v", err)
-	}
-	release, err := gs.Gate("release")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range scenarios.Catalogue() {
-		if !slices.Contains(release.Scenarios, name) {
-			t.Errorf("release does not run catalogue scenario %s", name)
-		}
-	}
-	if len(specs) != len(scenarios.Catalogue()) {
-		t.Errorf("specs: got %d; want the %d catalogue scenarios", len(specs), len(scenarios.Catalogue()))
-	}
-	// The catalogue is strict: a criterion on a name the checkers do not
-	// produce is refused, an engine metric is accepted.
-	cat := gateCatalogue(slices.Collect(mapValues(specs)), known)
-	for metric, want := range map[string]bool{
-		"scenario:basic:cache_hit_rate":                true,
-		"scenario:basic:round_trips_publish":           true, // the engine's round_trips check
-		"scenario:blackhole:round_trips_publish":       false,
-		"scenario:basic:acked_lost":                    false,
-		"scenario:fanout_2:delivery_p99_ms":            true,
-		"scenario:latency_100ms:publish_p99_ms_during": true,
-		"check:basic:round_trips":                      true,
-		"check:basic:fallback_time":                    false, // basic does not run it
-		"bench:sse_publish:latency_ms":                 true,
-		"bench:api:latency_ms":                         false,
-		"bench:xadd:latency_ms":                        false, // raw baselines are not judged
-	} {
-		if got := cat.Has(metric); got != want {
-			t.Errorf("Has(%s): got %v; want %v", metric, got, want)
-		}
-	}
-}
-
-func mapValues(m map[string]scenarios.Spec) func(func(scenarios.Spec) bool) {
-	return func(yield func(scenarios.Spec) bool) {
-		for _, v := range m {
-			if !yield(v) {
-				return
-			}
-		}
-	}
-}
 
 // TestUnknownMetricIsBadInput: a criterion on a metric nothing produces is
 // exit 3 naming file:line, before any traffic (no run directory).
@@ -106,116 +47,5 @@ func TestGatesList(t *testing.T) {
 	}
 	if code, _, errs := call(t, nil, "gates"); code != exitcode.BadInput || !strings.Contains(errs, "subcommand") {
 		t.Errorf("gates without subcommand: exit %d %q; want 3", code, errs)
-	}
-}
-
-func TestBenchSteps(t *testing.T) {
-	got := benchSteps([]string{bench.OpPublish, bench.OpSSEPublish, bench.OpSSE, bench.OpCacheGet})
-	if want := []string{bench.OpPublish, bench.OpSSE, bench.OpCacheGet}; !slices.Equal(got, want) {
-		t.Errorf("got %v; want %v", got, want)
-	}
-}
-
-func TestGuaranteeOf(t *testing.T) {
-	for _, name := range append(check.Names(), "round_trips") {
-		if got := guaranteeOf(name); got == "" || strings.HasPrefix(got, "check ") {
-			t.Errorf("guaranteeOf(%s): got %q; want the checker's guarantee", name, got)
-		}
-	}
-	for name, want := range map[string]string{
-		"lost":        check.ErrLost.Error(),
-		"budget":      check.ErrBlocked.Error(),
-		"round_trips": scenarios.ErrRoundTrips.Error(),
-		"nope":        "check nope passes",
-	} {
-		if got := guaranteeOf(name); got != want {
-			t.Errorf("guaranteeOf(%s): got %q; want %q", name, got, want)
-		}
-	}
-}
-
-func TestScenarioGate(t *testing.T) {
-	specs, err := scenarios.LoadAll([]string{"eviction"}, scenarios.DefaultKnown(profiles.Default()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := runPlan{profiles: []string{"seed", "hardened"}, reg: profiles.Default()}
-	g := scenarioGate(plan.jobsFor(specs))
-	if got, want := strings.Join(g.Scenarios, " "), "eviction.seed eviction.hardened"; got != want {
-		t.Errorf("scenarios: got %q; want %q", got, want)
-	}
-	var ids []string
-	for _, c := range g.Criteria {
-		ids = append(ids, c.ID)
-		i := strings.LastIndex(c.ID, ".")
-		if want := "check:" + c.ID[:i] + ":" + c.ID[i+1:]; c.Metric != want || c.Comparator != "==" || c.Bound != 1 {
-			t.Errorf("%s: got %s %s %g; want %s == 1", c.ID, c.Metric, c.Comparator, c.Bound, want)
-		}
-	}
-	// eviction's lost check is report-only: it decides nothing.
-	if want := "eviction.seed.duplicated eviction.seed.budget eviction.seed.error_rate eviction.hardened.duplicated eviction.hardened.budget eviction.hardened.error_rate"; strings.Join(ids, " ") != want {
-		t.Errorf("criteria: got %v; want %s", ids, want)
-	}
-}
-
-func TestAnomaliesOf(t *testing.T) {
-	evidence := []string{
-		"event f1/e7 (seq 7, during the fault) acknowledged at 2.100s, missing from the history read at 6.000s",
-		"event f1/e9 (seq 9, during the fault) acknowledged at 2.300s, missing from the history read at 6.000s",
-		"… and 12 more",
-		"event f2/e3 appears 2 times in the history read of f2 at 6.000s (positions 3, 4)",
-		"event f2/e4 delivered 2 times to sse-1 (at 1.000s, 1.200s)",
-		"event f2/e5 (before the faults) acknowledged at 1.000s, never delivered to sse-0 (subscribed 0.100s–6.000s)",
-		"event f2/e6 delivered to sse-0 at 3.000s, 1.5s after its publish at 1.500s (bound 1s)",
-		"flow f1 publisher p0: event f1/e2 (seq 2) at position 0 follows f1/e3 (seq 3) in the history read at 6.000s",
-		"threshold delivery_p99_ms <= 250: measured 300",
-	}
-	got := mergeAnomalies(anomaliesOf("proxy_down", evidence))
-	want := map[string]string{
-		"lost":        "f1/e7 f1/e9",
-		"duplicate":   "f2/e3 f2/e4",
-		"undelivered": "f2/e5",
-		"late":        "f2/e6",
-		"reordered":   "f1/e2",
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %d anomalies %+v; want %d", len(got), got, len(want))
-	}
-	for _, a := range got {
-		if a.Scenario != "proxy_down" || strings.Join(a.IDs, " ") != want[a.Kind] {
-			t.Errorf("%s: got %v; want %s", a.Kind, a.IDs, want[a.Kind])
-		}
-	}
-	if got[0].Kind != "lost" || got[0].Detail != "evidence capped: 12 more lines not listed" {
-		t.Errorf("first anomaly %+v; want lost with the cap noted", got[0])
-	}
-}
-
-// TestScenarioModelFromSavedRun maps a saved run into the model: every
-// check with its guarantee number, the fault windows, the series; an
-// unjudged check's verdict is missing evidence, a judged one is not.
-func TestScenarioModelFromSavedRun(t *testing.T) {
-	dir := filepath.Join("..", "..", "scenarios", "testdata", "kill_no_aof-seed")
-	o, _, h, err := rejudge(dir, scenarios.DefaultKnown(profiles.Default()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := scenarioModel("kill_no_aof", o, h)
-	if len(s.Checks) != len(o.Results) || len(s.Faults) != len(h.Faults) || len(s.Series.Latency) == 0 {
-		t.Fatalf("model: %d checks, %d faults, %d latency series; want %d, %d, > 0", len(s.Checks), len(s.Faults), len(s.Series.Latency), len(o.Results), len(h.Faults))
-	}
-	m := reports.Measure(reports.Run{Scenarios: []reports.Scenario{s}})
-	for _, r := range o.Results {
-		mm, ok := m["check:kill_no_aof:"+r.Check]
-		if !ok {
-			t.Errorf("check %s not measured", r.Check)
-			continue
-		}
-		if want := modelVerdict(r.Verdict) != reports.Pass && modelVerdict(r.Verdict) != reports.Fail; (mm.Missing != "") != want {
-			t.Errorf("check %s (%s): missing %q", r.Check, r.Verdict, mm.Missing)
-		}
-		if g := checkGuarantee[r.Check]; s.Checks[slices.IndexFunc(s.Checks, func(c reports.Check) bool { return c.Name == r.Check })].Guarantee != g {
-			t.Errorf("check %s: guarantee not %d", r.Check, g)
-		}
 	}
 }

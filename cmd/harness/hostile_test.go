@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/target"
 )
 
 // pwMark is in every password below, so that "the password shows" is a

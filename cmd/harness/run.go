@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -20,15 +20,13 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/gonogo/harness/bench"
-	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/gate"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
-	"github.com/gonogo/harness/internal/history"
-	"github.com/gonogo/harness/internal/inputfile"
 	"github.com/gonogo/harness/internal/redact"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
-	"github.com/gonogo/harness/scenarios/check"
 )
 
 // listFlag is a flag that may be repeated and takes comma lists.
@@ -52,39 +50,12 @@ const runSynopsis = `run [--gate G [--gates FILE] | --scenario name|file.yaml ..
            [--url redis://... | --url-env NAME] [--redis-container NAME]: an implementation
            served elsewhere (docs/http.md) under test`
 
-// job is one scenario run: a spec against a profile, under a name in the
-// report model and a directory in the run's report directory.
-type job struct {
-	spec    scenarios.Spec
-	profile string
-	name    string // the scenario's name, or <scenario>.<profile> when several profiles run
-	dir     string // <scenario>-<profile>
-}
-
-// runPlan is one `harness run`, validated: what it runs, how it is judged,
-// where the report goes.
-type runPlan struct {
-	gate      reports.Gate
-	gatesFile []byte // the gates file's text, saved with the run; nil for the scenarios pseudo-gate
-	jobs      []job
-	benches   []string // bench ops to run (with the single profile)
-	profiles  []string
-	seed      int64
-	reportDir string
-	target    benchTarget // where the benchmarks' Redis comes from (--target)
-	deps      *scenarios.Deps
-	reg       *impl.Profiles
-	cmdline   []string
-	verbose   bool
-	services  []string // --service: the services under test (passwords masked); nil in-process
-}
-
 func runRun(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlags("run", runSynopsis, e)
 	var sel, profs listFlag
 	fs.Var(&sel, "scenario", "scenario `name` from the catalogue or path to a .yaml file; repeatable or comma list (default: the whole catalogue; not with --gate)")
 	fs.Var(&profs, "profile", "`profile` under test; repeatable or comma list (default hardened; one with --gate)")
-	gate := fs.String("gate", "", "run exactly what this gate of the gates file needs (scenarios and benchmarks) and judge its criteria: local, eventbus, production, release")
+	gateName := fs.String("gate", "", "run exactly what this gate of the gates file needs (scenarios and benchmarks) and judge its criteria: local, eventbus, production, release")
 	gatesFile := fs.String("gates", "", "gates `file` (default: the one shipped with the harness; see harness gates list)")
 	tgt := addTargetFlags(fs, e.getenv)
 	svc := addServiceFlags(fs, e.getenv)
@@ -123,22 +94,22 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 		profs = listFlag{"hardened"}
 	}
 	for _, p := range profs {
-		if ext.deps == nil && !contains(reg.Names(), p) {
+		if ext.deps == nil && !slices.Contains(reg.Names(), p) {
 			return 0, exitcode.Configf("unknown profile %q (known: %s)", p, strings.Join(reg.Names(), ", "))
 		}
 	}
-	plan := runPlan{profiles: profs, seed: *seed, reportDir: *reportDir, reg: reg,
-		cmdline: append([]string{"harness", "run"}, args...), verbose: *verbose, services: ext.shown}
+	plan := gate.Plan{Profiles: profs, Seed: *seed, ReportDir: *reportDir, Registry: reg,
+		CommandLine: append([]string{"harness", "run"}, args...), Services: ext.shown}
 	known := scenarios.DefaultKnown(reg)
 	switch {
-	case *gate != "" && len(sel) > 0:
+	case *gateName != "" && len(sel) > 0:
 		return 0, exitcode.Configf("--gate runs the gate's scenarios: drop --scenario")
-	case *gate != "" && len(profs) != 1:
+	case *gateName != "" && len(profs) != 1:
 		return 0, exitcode.Configf("--gate judges one profile; got %s", strings.Join(profs, ","))
-	case *gate == "" && *gatesFile != "":
+	case *gateName == "" && *gatesFile != "":
 		return 0, exitcode.Configf("--gates needs --gate")
-	case *gate != "":
-		if err := plan.forGate(*gate, *gatesFile, known); err != nil {
+	case *gateName != "":
+		if err := plan.ForGate(*gateName, *gatesFile, known); err != nil {
 			return 0, err
 		}
 	default:
@@ -146,29 +117,28 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		plan.jobs = plan.jobsFor(specs)
-		plan.gate = scenarioGate(plan.jobs)
+		plan.ForScenarios(specs)
 	}
 	switch {
 	case ext.deps != nil:
-		plan.deps = ext.deps
-		if len(plan.benches) > 0 {
+		plan.Deps = ext.deps
+		if len(plan.Benches) > 0 {
 			fmt.Fprintln(e.stderr, "harness run: benchmarks measure in-process profiles only: with --service the gate's benchmark criteria are INCONCLUSIVE")
-			plan.benches = nil
+			plan.Benches = nil
 		}
 	default:
 		deps, err := tgt.deps(ctx, e.stderr)
 		if err != nil {
 			return 0, err
 		}
-		plan.deps = deps
-		plan.target = benchTarget{kind: tgt.kind, url: tgt.url, rtt: tgt.rtt}
+		plan.Deps = deps
+		plan.Bench = gate.BenchTarget{Kind: tgt.kind, URL: tgt.url, RTT: tgt.rtt}
 	}
-	if plan.seed == 0 {
-		plan.seed = time.Now().UnixNano() % 1_000_000
+	if plan.Seed == 0 {
+		plan.Seed = time.Now().UnixNano() % 1_000_000
 	}
 	removeStale(e.stderr, "run")
-	return plan.execute(ctx, e)
+	return execute(ctx, plan, *verbose, e)
 }
 
 // maxSeed is the largest --seed: 2^53-1, so that report.json's seed
@@ -216,245 +186,54 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// forGate plans the gate called name of the gates file (validated against
-// the catalogue first): its scenarios, for the one profile, and its
-// benchmarks.
-func (p *runPlan) forGate(name, file string, known scenarios.Known) error {
-	gs, specs, err := loadGates(file, known)
-	if err != nil {
-		return err
-	}
-	g, err := gs.Gate(name)
-	if err != nil {
-		return err
-	}
-	p.gate = g
-	p.gatesFile = reports.DefaultGatesYAML()
-	if file != "" {
-		if p.gatesFile, err = inputfile.Read(file, inputfile.MaxYAML); err != nil {
-			return exitcode.Config(err)
-		}
-	}
-	var sel []scenarios.Spec
-	for _, s := range g.Scenarios {
-		sel = append(sel, specs[s])
-	}
-	p.jobs = p.jobsFor(sel)
-	p.benches = benchSteps(g.Benchmarks)
-	return nil
-}
-
-// jobsFor is each spec run against each of the plan's profiles it applies
-// to (a profile that is not registered, an external implementation's,
-// takes every spec). With more than one profile a job's model name
-// carries its profile.
-func (plan *runPlan) jobsFor(specs []scenarios.Spec) []job {
-	profs := plan.profiles
-	var jobs []job
-	for _, s := range specs {
-		for _, p := range profs {
-			if !contains(s.Profiles, p) && contains(plan.reg.Names(), p) {
-				continue
-			}
-			name := s.Name
-			if len(profs) > 1 {
-				name += "." + p
-			}
-			jobs = append(jobs, job{spec: s, profile: p, name: name, dir: s.Name + "-" + p})
-		}
-	}
-	return jobs
-}
-
-// execute runs the plan's scenarios, then its benchmarks, builds the report
-// model, judges it, compares it with the previous run in the report dir and
-// writes the reports. Cancelling ctx (Ctrl-C) stops the run where it is and
-// writes what it has, marked INCOMPLETE (exit 2).
-func (p runPlan) execute(ctx context.Context, e env) (int, error) {
-	start := time.Now()
-	run := reports.Run{Schema: reports.SchemaVersion, ID: reports.NewRunID(start), Started: start,
-		Environment: environment(p.target.kind, p.seed, p.profiles, p.cmdline)}
-	if p.services != nil {
-		run.Environment.Implementation, run.Environment.Services = reports.External, p.services
-	}
-	runDir := filepath.Join(p.reportDir, run.ID)
-	secrets := &targetSecrets{}
-	deps := secrets.wrap(p.deps)
-	fmt.Fprintf(e.stderr, "run %s: gate %s: %d scenario run(s), %d benchmark(s), profile %s, seed %d → %s\n",
-		run.ID, p.gate.Name, len(p.jobs), len(p.benches), strings.Join(p.profiles, ","), p.seed, runDir)
-	if p.gatesFile != nil {
-		if err := saveFile(runDir, gatesYAML, p.gatesFile); err != nil {
-			return 0, err
-		}
-	}
-	prog := newProgress(e.stderr, p.verbose)
+// execute runs the plan (gate.Plan.Run) with progress on stderr (bars on a
+// terminal), then prints the scenarios' table, the criteria that do not
+// hold, the harness failures and the verdict, every secret masked. It
+// returns the run's exit code.
+func execute(ctx context.Context, p gate.Plan, verbose bool, e env) (int, error) {
+	secrets := &gate.Secrets{}
+	prog := newProgress(e.stderr, verbose)
 	// go-redis logs every failed dial; during a fault that is thousands of
 	// lines. Keep them for -v only.
 	logw := io.Discard
-	if p.verbose {
-		logw = redactWriter{prog.writer(), secrets.list}
+	if verbose {
+		logw = redactWriter{prog.writer(), secrets.List}
 	}
 	redis.SetLogger(redisLog{logw})
 	defer redis.SetLogger(redisLog{io.Discard})
-	var outcomes []scenarios.Outcome
-	var metas []map[string]string
-	var harnessErrs []error
-	for _, j := range p.jobs {
-		if ctx.Err() != nil {
-			break
-		}
-		jr, err := p.runJob(ctx, j, filepath.Join(runDir, j.dir), prog.track(j.name), logw, deps)
-		if err != nil {
-			prog.wait()
-			return 0, err
-		}
-		if jr.err != nil {
-			harnessErrs = append(harnessErrs, fmt.Errorf("%s: %w", j.name, jr.err))
-		}
-		if jr.meta != nil {
-			metas = append(metas, jr.meta)
-		}
-		outcomes = append(outcomes, jr.outcome)
-		run.Scenarios = append(run.Scenarios, jr.scenario)
-		run.Anomalies = append(run.Anomalies, jr.anomalies...)
-	}
-	prog.wait()
-	if len(p.benches) > 0 && ctx.Err() == nil {
-		if err := p.runBenches(ctx, &run, runDir, e); err != nil {
-			if exitcode.Of(err) == exitcode.BadInput {
-				return 0, err
-			}
-			harnessErrs = append(harnessErrs, fmt.Errorf("benchmarks: %w", err))
-		}
-	}
-	if err := saveRun(filepath.Join(runDir, "results.json"), p.seed, outcomes); err != nil {
-		return 0, exitcode.Harnessf("saving results: %w", err)
-	}
-	run.Finished = time.Now()
-	run.Interrupted = ctx.Err() != nil
-	fillTargets(&run.Environment, metas)
-	out, err := judgeAndWrite(&run, p.gate, p.reportDir, secrets.list())
+	res, err := p.Run(ctx, gate.Hooks{
+		Started: func(id, dir string) {
+			fmt.Fprintf(e.stderr, "run %s: gate %s: %d scenario run(s), %d benchmark(s), profile %s, seed %d → %s\n",
+				id, p.Gate.Name, len(p.Jobs), len(p.Benches), strings.Join(p.Profiles, ","), p.Seed, dir)
+		},
+		Scenario:      func(name string) gate.Progress { return prog.track(name) },
+		ScenariosDone: prog.wait,
+		Log:           logw,
+		Bench:         bench.NewProgress(unwrap(e.stderr)),
+		Warn:          func(line string) { fmt.Fprintf(e.stderr, "harness run: %s\n", line) },
+		Secrets:       secrets,
+	})
 	if err != nil {
 		return 0, err
 	}
-	printTable(redactWriter{e.stdout, secrets.list}, outcomes, p.gatesFile == nil)
-	printCriteria(redactWriter{e.stdout, secrets.list}, run)
-	for _, err := range harnessErrs {
-		fmt.Fprintf(e.stderr, "harness run: %s\n", redact.Text(err.Error(), secrets.list()...))
+	out := redactWriter{e.stdout, secrets.List}
+	printTable(out, res.Outcomes, p.GatesFile == nil)
+	printCriteria(out, res.Run)
+	for _, err := range res.Errors {
+		fmt.Fprintf(e.stderr, "harness run: %s\n", redact.Text(err.Error(), secrets.List()...))
 	}
-	fmt.Fprintf(e.stdout, "\n%s\nreport: %s\n", reports.Headline(run), filepath.Join(out, reports.ReportHTML))
-	switch {
-	case run.Interrupted:
+	fmt.Fprintf(e.stdout, "\n%s\nreport: %s\n", reports.Headline(res.Run), filepath.Join(res.Dir, reports.ReportHTML))
+	if res.Run.Interrupted {
 		fmt.Fprintln(e.stderr, "harness run: interrupted; the report is partial (INCOMPLETE)")
-		return exitcode.Inconclusive, nil
-	case len(harnessErrs) > 0:
-		return exitcode.Failure, nil
 	}
-	return run.Verdict.ExitCode(), nil
-}
-
-// jobResult is what one scenario run adds to a run.
-type jobResult struct {
-	outcome   scenarios.Outcome
-	scenario  reports.Scenario
-	anomalies []reports.Anomaly
-	meta      map[string]string // the history's, nil when there is none
-	err       error             // a harness failure: the run goes on without this scenario
-}
-
-// runJob runs one scenario into dir and maps it into the report model,
-// with its latency histograms saved beside its history. A scenario cut
-// short by ctx is inconclusive ("interrupted"); an error returned is bad
-// input, which stops the run.
-func (p runPlan) runJob(ctx context.Context, j job, dir string, tr *tracker, logw io.Writer, deps *scenarios.Deps) (jobResult, error) {
-	o, err := scenarios.Run(ctx, j.spec, scenarios.Options{
-		Profile: j.profile, Profiles: p.reg, Seed: p.seed, Dir: dir,
-		Progress: tr.phase, Log: logw, Deps: deps,
-	})
-	unjudged := func(verdict, why string) jobResult {
-		tr.done(verdict)
-		o.Verdict, o.Elapsed = check.Verdict(verdict), time.Since(tr.start)
-		return jobResult{outcome: o, err: err, scenario: reports.Scenario{Name: j.name, Profile: j.profile,
-			Verdict: reports.Inconclusive, Inconclusive: why, DurationMs: reports.Ms(o.Elapsed)}}
-	}
-	switch {
-	case err != nil && ctx.Err() != nil:
-		err = nil
-		return unjudged("INTERRUPTED", "interrupted before it finished"), nil
-	case exitcode.Of(err) == exitcode.BadInput:
-		tr.done("ERROR")
-		return jobResult{}, err
-	case err != nil:
-		o.Notes = append(o.Notes, err.Error())
-		return unjudged("ERROR", "harness error: "+firstLine(err.Error())), nil
-	}
-	tr.done(string(o.Verdict))
-	h, err := history.Load(filepath.Join(dir, "history.json"))
-	if err == nil {
-		err = writeHgrms(dir, h)
-	}
-	jr := jobResult{outcome: o, meta: h.Meta, err: err}
-	jr.scenario, jr.anomalies = scenarioModel(j.name, o, h)
-	return jr, nil
-}
-
-// gatesYAML is the copy of the gates file a gate run keeps, so that
-// `harness report` re-judges with the same criteria.
-const gatesYAML = "gates.yaml"
-
-// benchJSON is the benchmarks' full result in a run's report directory.
-const benchJSON = "bench.json"
-
-// runBenches runs the plan's benchmarks for its one profile and adds them
-// to run; the full bench result is saved as bench.json.
-func (p runPlan) runBenches(ctx context.Context, run *reports.Run, runDir string, e env) error {
-	cfg, err := p.target.config(p.profiles[0], p.reg, p.benches)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "harness run: %v: the gate's benchmark criteria will be inconclusive\n", err)
-		return nil
-	}
-	cfg.Progress = bench.NewProgress(unwrap(e.stderr))
-	rep, err := bench.Run(ctx, cfg)
-	if rep == nil {
-		return err
-	}
-	run.Benchmarks = rep.Benches()
-	var b bytes.Buffer
-	if werr := rep.WriteJSON(&b); werr == nil {
-		if werr := saveFile(runDir, benchJSON, b.Bytes()); werr != nil {
-			return werr
-		}
-	}
-	if errors.Is(err, context.Canceled) {
-		return nil // the run is marked interrupted
-	}
-	return err
-}
-
-// judgeAndWrite judges run against g, compares it with the previous run of
-// the same gate in reportDir, and writes its reports (every secret masked).
-// It returns the run's report directory.
-func judgeAndWrite(run *reports.Run, g reports.Gate, reportDir string, secrets []string) (string, error) {
-	run.Judge(g)
-	run.Trend = nil
-	if prev, ok, err := reports.Previous(reportDir, *run); err != nil {
-		return "", exitcode.Harness(err)
-	} else if ok {
-		t := reports.Compare(prev, *run)
-		run.Trend = &t
-	}
-	out, err := reports.Write(reportDir, *run, secrets...)
-	if err != nil {
-		return "", exitcode.Harness(err)
-	}
-	return out, nil
+	return res.ExitCode(), nil
 }
 
 // printCriteria lists the criteria that did not pass, with why.
 func printCriteria(w io.Writer, r reports.Run) {
 	first := true
 	for _, c := range r.Criteria {
-		if c.Verdict == reports.Pass {
+		if c.Verdict == verdict.Pass {
 			continue
 		}
 		if first {
@@ -484,47 +263,6 @@ type redisLog struct{ w io.Writer }
 
 func (l redisLog) Printf(_ context.Context, format string, v ...any) {
 	fmt.Fprintf(l.w, "redis: "+format+"\n", v...)
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
-// verdictCode maps outcomes to the exit code: any FAIL 1, else any
-// INCONCLUSIVE 2, else 0.
-func verdictCode(os []scenarios.Outcome) int {
-	code := exitcode.Go
-	if len(os) == 0 {
-		return exitcode.Inconclusive
-	}
-	for _, o := range os {
-		switch o.Verdict {
-		case check.Fail:
-			return exitcode.NoGo
-		case check.Inconclusive:
-			code = exitcode.Inconclusive
-		}
-	}
-	return code
-}
-
-// runResults is the JSON result of one `harness run`.
-type runResults struct {
-	Seed     int64               `json:"seed"`
-	Outcomes []scenarios.Outcome `json:"outcomes"`
-}
-
-func saveRun(path string, seed int64, os []scenarios.Outcome) error {
-	b, err := jsonIndent(runResults{Seed: seed, Outcomes: os})
-	if err != nil {
-		return err
-	}
-	return history.WriteFileAtomic(path, b)
 }
 
 // printTable prints one line per scenario and profile, then, with details,
@@ -663,7 +401,8 @@ func (p *progress) track(name string) *tracker {
 	return t
 }
 
-func (t *tracker) phase(ph string) {
+// Phase moves the bar on (or prints the phase with -v).
+func (t *tracker) Phase(ph string) {
 	t.mu.Lock()
 	t.current = ph
 	t.mu.Unlock()
@@ -679,7 +418,8 @@ func (t *tracker) phase(ph string) {
 	}
 }
 
-func (t *tracker) done(verdict string) {
+// Done ends the bar (or prints the result line).
+func (t *tracker) Done(verdict string) {
 	t.mu.Lock()
 	t.current = verdict
 	t.mu.Unlock()

@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
+	"github.com/gonogo/harness/gate"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
+	"github.com/gonogo/harness/target"
 )
 
 func TestRunBadInput(t *testing.T) {
@@ -90,8 +92,8 @@ func TestRunAndReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Gate != pseudoGate || r.Verdict != reports.NoGo || !hasCriterion(r, "blackhole.seed.budget", reports.Fail) || !hasCriterion(r, "blackhole.hardened.budget", reports.Pass) {
-		t.Errorf("report: gate %s verdict %s; want %s NO-GO with blackhole.seed.budget FAIL and blackhole.hardened.budget PASS", r.Gate, r.Verdict, pseudoGate)
+	if r.Gate != gate.ScenariosGate || r.Verdict != verdict.NoGo || !hasCriterion(r, "blackhole.seed.budget", verdict.Fail) || !hasCriterion(r, "blackhole.hardened.budget", verdict.Pass) {
+		t.Errorf("report: gate %s verdict %s; want %s NO-GO with blackhole.seed.budget FAIL and blackhole.hardened.budget PASS", r.Gate, r.Verdict, gate.ScenariosGate)
 	}
 	code, rep, errs := call(t, nil, "report", runs[0])
 	if code != exitcode.NoGo {
@@ -108,7 +110,7 @@ func TestRunAndReport(t *testing.T) {
 	}
 }
 
-func hasCriterion(r reports.Run, id string, v reports.Verdict) bool {
+func hasCriterion(r reports.Run, id string, v verdict.Verdict) bool {
 	for _, c := range r.Criteria {
 		if c.Criterion.ID == id {
 			return c.Verdict == v
@@ -200,19 +202,19 @@ func TestRunNeverShowsPassword(t *testing.T) {
 	const pw = "pw-Zq7-in-the-url"
 	reg := profiles.Default()
 	out := t.TempDir()
-	p := runPlan{profiles: []string{"hardened"}, seed: 3, reportDir: out, reg: reg, verbose: true,
-		target:  benchTarget{kind: "process"},
-		cmdline: []string{"harness", "run", "--gate", "tiny", "--url", "redis://:" + pw + "@127.0.0.1:6379/0"}}
-	if err := p.forGate("tiny", "testdata/gates.yaml", scenarios.DefaultKnown(reg)); err != nil {
+	p := gate.Plan{Profiles: []string{"hardened"}, Seed: 3, ReportDir: out, Registry: reg,
+		Bench:       gate.BenchTarget{Kind: target.KindProcess},
+		CommandLine: []string{"harness", "run", "--gate", "tiny", "--url", "redis://:" + pw + "@127.0.0.1:6379/0"}}
+	if err := p.ForGate("tiny", "testdata/gates.yaml", scenarios.DefaultKnown(reg)); err != nil {
 		t.Fatal(err)
 	}
 	deps := scenarios.DefaultDeps()
 	deps.StartTarget = func(ctx context.Context, _ scenarios.Target) (target.Target, error) {
 		return target.StartProcess(ctx, target.ProcessOptions{Password: pw})
 	}
-	p.deps = deps
+	p.Deps = deps
 	var stdout, stderr bytes.Buffer
-	code, err := p.execute(context.Background(), env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }})
+	code, err := execute(context.Background(), p, true, env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +226,7 @@ func TestRunNeverShowsPassword(t *testing.T) {
 	if !strings.Contains(r.Environment.TargetURL, "127.0.0.1") || r.Environment.RedisVersion == "" {
 		t.Errorf("environment %+v: want the target's (masked) URL and its version", r.Environment)
 	}
-	if code == exitcode.Failure || !hasCriterion(r, "basic_lost", reports.Pass) {
+	if code == exitcode.Failure || !hasCriterion(r, "basic_lost", verdict.Pass) {
 		t.Errorf("exit %d, criteria %+v: the layer must have worked with the password", code, r.Criteria)
 	}
 	var files int
@@ -302,7 +304,7 @@ func TestRunInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("report.json: %v", err)
 	}
-	if r.Verdict != reports.Incomplete || !r.Interrupted {
+	if r.Verdict != verdict.Incomplete || !r.Interrupted {
 		t.Errorf("report verdict %s, interrupted %v; want INCOMPLETE, true", r.Verdict, r.Interrupted)
 	}
 	if tmps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp*")); len(tmps) > 0 {

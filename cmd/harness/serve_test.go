@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/target/targettest"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -91,11 +91,7 @@ func getStatus(t *testing.T, url string) int {
 }
 
 func TestServeAgainstRedisAndStops(t *testing.T) {
-	p, err := target.StartProcess(context.Background(), target.ProcessOptions{Password: "s3cr3t-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p, _ := targettest.PasswordRedis(t, "s3cr3t-pw")
 	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL()}, "-profile", "hardened", "-addr", "127.0.0.1:0")
 	resp, err := http.Get(s.base + "/health")
 	if err != nil {

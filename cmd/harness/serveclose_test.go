@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/target"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

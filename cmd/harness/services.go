@@ -10,11 +10,11 @@ import (
 	"strings"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl/httplayer"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/redact"
 	"github.com/gonogo/harness/scenarios"
+	"github.com/gonogo/harness/target"
 )
 
 // serviceOptions are the flags of `harness run --service`: an

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/reports"
+	"github.com/gonogo/harness/target"
 )
 
 func TestRunServiceBadInput(t *testing.T) {

@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/redact"
 	"github.com/gonogo/harness/scenarios"
+	"github.com/gonogo/harness/target"
 )
 
 // targetOptions are the flags that choose where Redis comes from for
@@ -26,7 +26,8 @@ import (
 type targetOptions struct {
 	fs                         *flag.FlagSet
 	getenv                     func(string) string
-	kind, url, urlEnv, image   string
+	kind                       target.Kind
+	url, urlEnv, image         string
 	caFile, certFile, keyFile  string
 	insecure, allowDestructive bool
 	rtt                        time.Duration
@@ -36,7 +37,7 @@ type targetOptions struct {
 // fs is parsed.
 func addTargetFlags(fs *flag.FlagSet, getenv func(string) string) *targetOptions {
 	o := &targetOptions{fs: fs, getenv: getenv}
-	fs.StringVar(&o.kind, "target", scenarios.TargetProcess, "where Redis comes from: "+strings.Join(scenarios.TargetKinds, ", ")+
+	fs.StringVar((*string)(&o.kind), "target", string(target.KindProcess), "where Redis comes from: "+target.KindList(target.Kinds, ", ")+
 		" (not given: each scenario's own target.kind, process unless it says remote-sim; url when --url is given)")
 	fs.StringVar(&o.url, "url", "", "`redis://` or rediss:// URL of the url target (password never printed; keys namespaced per scenario and deleted after; not given: --url-env, else $"+redisURLEnv+")")
 	fs.StringVar(&o.urlEnv, "url-env", "", "read the url target's URL from the environment `variable` NAME, so that its password is not on the command line")
@@ -60,17 +61,17 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 	o.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	topts := scenarios.TargetOptions{AllowDestructive: o.allowDestructive}
 	if !set["target"] && (set["url"] || set["url-env"]) {
-		o.kind = scenarios.TargetURL
+		o.kind = target.KindURL
 		set["target"] = true
 	}
 	if set["target"] {
 		topts.Kind = o.kind
 	}
-	if set["target"] && !contains(scenarios.TargetKinds, o.kind) {
-		return nil, exitcode.Configf("--target %q: want one of %s", o.kind, strings.Join(scenarios.TargetKinds, ", "))
+	if set["target"] && !slices.Contains(target.Kinds, o.kind) {
+		return nil, exitcode.Configf("--target %q: want one of %s", o.kind, target.KindList(target.Kinds, ", "))
 	}
 	tlsFlag := set["ca-file"] || set["cert-file"] || set["key-file"] || set["insecure"]
-	if topts.Kind == scenarios.TargetURL {
+	if topts.Kind == target.KindURL {
 		if ok, err := o.resolveURL(set); err != nil {
 			return nil, err
 		} else if !ok {
@@ -78,11 +79,11 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 		}
 	}
 	switch {
-	case topts.Kind != scenarios.TargetURL && (set["url"] || set["url-env"] || tlsFlag):
+	case topts.Kind != target.KindURL && (set["url"] || set["url-env"] || tlsFlag):
 		return nil, exitcode.Configf("--url, --url-env, --ca-file, --cert-file, --key-file and --insecure are for --target url (got --target %s)", o.kind)
-	case set["image"] && topts.Kind != scenarios.TargetContainer:
+	case set["image"] && topts.Kind != target.KindContainer:
 		return nil, exitcode.Configf("--image is for --target container (got --target %s)", o.kind)
-	case set["rtt"] && topts.Kind != "" && topts.Kind != scenarios.TargetRemoteSim:
+	case set["rtt"] && topts.Kind != "" && topts.Kind != target.KindRemoteSim:
 		return nil, exitcode.Configf("--rtt is for --target remote-sim (got --target %s)", o.kind)
 	}
 	if err := inRange("rtt", o.rtt, minRTT, maxRTT); err != nil {
@@ -93,7 +94,7 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 	}
 	topts.Image = o.image
 	switch topts.Kind {
-	case scenarios.TargetURL:
+	case target.KindURL:
 		topts.URL = o.url
 		topts.URLOptions = target.URLOptions{CAFile: o.caFile, CertFile: o.certFile, KeyFile: o.keyFile, Insecure: o.insecure}
 		// go-redis logs the check's failed dial itself; the error says it.
@@ -113,14 +114,14 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 		if err := r.Close(); err != nil {
 			return nil, exitcode.Harnessf("url target: %s", redact.Text(err.Error(), redact.Secrets(o.url)...))
 		}
-	case scenarios.TargetContainer:
+	case target.KindContainer:
 		img, err := target.ContainerAvailable(ctx, o.image)
 		if err != nil {
 			return nil, err
 		}
 		topts.Image = img
 		fmt.Fprintf(w, "target: container %s\n", img)
-	case scenarios.TargetRemoteSim:
+	case target.KindRemoteSim:
 		fmt.Fprintf(w, "target: remote-sim (TLS verified against a CA made at run time; RTT %s)\n", rttOrSpec(topts.RTT))
 	}
 	return scenarios.NewDeps(topts), nil

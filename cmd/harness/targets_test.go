@@ -11,31 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/scenarios"
+	"github.com/gonogo/harness/target"
+	"github.com/gonogo/harness/target/targettest"
 )
 
 const secret = "pw-Kx9-never-printed"
-
-// secretRedis spawns a password-protected redis-server: a url target the
-// harness reaches only by its URL.
-func secretRedis(t *testing.T) (*target.Process, *redis.Client) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	p, err := target.StartProcess(context.Background(), target.ProcessOptions{Password: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), Password: secret})
-	t.Cleanup(func() { rdb.Close() })
-	return p, rdb
-}
 
 // targetDeps parses args as `harness run` target flags and returns deps'
 // result and what it printed.
@@ -57,7 +39,7 @@ func targetDepsEnv(t *testing.T, envv map[string]string, args ...string) (*scena
 }
 
 func TestTargetFlagsBadInput(t *testing.T) {
-	p, _ := secretRedis(t)
+	p, _ := targettest.PasswordRedis(t, secret)
 	port, _ := target.FreePort()
 	unreachable := "redis://:" + secret + "@127.0.0.1:" + strconv.Itoa(port) + "/0"
 	tests := []struct {
@@ -101,7 +83,7 @@ func TestTargetFlagsBadInput(t *testing.T) {
 
 // TestTargetFlagsChoose starts the target each flag set chooses.
 func TestTargetFlagsChoose(t *testing.T) {
-	p, _ := secretRedis(t)
+	p, _ := targettest.PasswordRedis(t, secret)
 	tp, err := target.StartProcess(context.Background(), target.ProcessOptions{TLS: true, Password: secret})
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +97,7 @@ func TestTargetFlagsChoose(t *testing.T) {
 		name     string
 		args     []string
 		spec     scenarios.Target
-		wantKind string
+		wantKind target.Kind
 		wantRTT  time.Duration
 		wantOut  string
 		env      map[string]string
@@ -166,7 +148,7 @@ func TestTargetFlagsChoose(t *testing.T) {
 // destructive scenario is not run but reported INCONCLUSIVE with the
 // reason. Needs run.go to use addTargetFlags and deps.
 func TestRunURLTarget(t *testing.T) {
-	p, rdb := secretRedis(t)
+	p, rdb := targettest.PasswordRedis(t, secret)
 	out := t.TempDir()
 	code, stdout, stderr := call(t, nil, "run", "--target", "url", "--url", p.URL(), "--scenario", "basic", "--profile", "hardened", "--seed", "1", "--out", out)
 	// The verdict itself is scenarios.TestURLTarget's: here the run must

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/target"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -197,7 +197,7 @@ func (s *suite) publishRetrieve(t *testing.T) {
 	ctx := ctxT(t)
 	cfg := Config(s.p, "A")
 	a := s.newLayer(t, cfg)
-	require.Equal(t, "redis", a.Manager.Mode(), "mode with Redis up")
+	require.Equal(t, impl.ModeRedis, a.Manager.Mode(), "mode with Redis up")
 	base := time.Now().UTC().Truncate(time.Millisecond)
 	var want []impl.Event
 	for i := 1; i <= 5; i++ {
@@ -495,10 +495,10 @@ func (s *suite) redisDisabled(t *testing.T) {
 	cfg.Enabled = false
 	l := s.newLayer(t, cfg)
 	ctx := ctxT(t)
-	assert.Equal(t, "memory", l.Manager.Mode(), "mode")
+	assert.Equal(t, impl.ModeMemory, l.Manager.Mode(), "mode")
 	h := l.Manager.Health(ctx)
 	assert.Equal(t, "disabled", h.Status, "health status")
-	assert.Equal(t, "memory", h.Mode, "health mode")
+	assert.Equal(t, impl.ModeMemory, h.Mode, "health mode")
 	assert.Equal(t, "unavailable", l.Manager.Info(ctx)["status"], "info status")
 	exercise(t, l, "flow-off")
 	assert.Empty(t, Keys(t, s.rdb, cfg.KeyPrefix), "keys written to Redis with REDIS_ENABLED=false")
@@ -516,7 +516,7 @@ func (s *suite) redisDownAtStart(t *testing.T) {
 		t.Errorf("construction with Redis down took %s; want at most %s", took, limit)
 	}
 	ctx := ctxT(t)
-	assert.Equal(t, "memory", l.Manager.Mode(), "mode")
+	assert.Equal(t, impl.ModeMemory, l.Manager.Mode(), "mode")
 	h := l.Manager.Health(ctx)
 	assert.Contains(t, []string{"unavailable", "unhealthy"}, h.Status, "health status")
 	exercise(t, l, "flow-down")

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/chaos"
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/target"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/target"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )

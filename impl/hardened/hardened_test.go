@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/impl/hardened"
 	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/target"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/target"
 )
 
 // BenchmarkPublishJournal measures what the outbox journal costs a publish

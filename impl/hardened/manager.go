@@ -474,9 +474,9 @@ func outage(err error) bool {
 // Mode is "redis" while the breaker is closed, else "memory".
 func (m *manager) Mode() string {
 	if rdb, _ := m.client(); rdb != nil {
-		return "redis"
+		return impl.ModeRedis
 	}
-	return "memory"
+	return impl.ModeMemory
 }
 
 // Health PINGs Redis (TASK-004) when the breaker is closed; when it is open
@@ -484,19 +484,19 @@ func (m *manager) Mode() string {
 // state within one probe interval.
 func (m *manager) Health(ctx context.Context) impl.Health {
 	if !m.cfg.Enabled {
-		return impl.Health{Status: "disabled", Mode: "memory"}
+		return impl.Health{Status: "disabled", Mode: impl.ModeMemory}
 	}
 	rdb, _ := m.client()
 	if rdb == nil {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		return impl.Health{Status: "unavailable", Error: m.lastErr, Mode: "memory"}
+		return impl.Health{Status: "unavailable", Error: m.lastErr, Mode: impl.ModeMemory}
 	}
 	lat, err := m.ping(ctx, rdb)
 	if err != nil {
 		return impl.Health{Status: "unhealthy", Error: err.Error(), Mode: m.Mode()}
 	}
-	return impl.Health{Status: "healthy", LatencyMS: float64(lat.Microseconds()) / 1000, Mode: "redis"}
+	return impl.Health{Status: "healthy", LatencyMS: float64(lat.Microseconds()) / 1000, Mode: impl.ModeRedis}
 }
 
 // Info is the TASK-012 monitor: INFO fields, or {"status": "unavailable"}

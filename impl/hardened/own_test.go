@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/target"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/target"
 )
 
 // BenchmarkReplayAttempted replays an outbox of 300 events of one flow

@@ -8,10 +8,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/impl/hardened"
+	"github.com/gonogo/harness/target"
 )
 
 // TestCloseWritesOutbox: events acknowledged from memory are in the outbox

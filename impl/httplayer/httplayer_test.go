@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/impl/hardened"
@@ -22,6 +21,7 @@ import (
 	"github.com/gonogo/harness/impl/service"
 	"github.com/gonogo/harness/impl/service/servicetest"
 	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/target"
 )
 
 // token is the control token of the services these tests start.

@@ -115,19 +115,19 @@ func (m *manager) close() error {
 // Mode is "redis" when the start-up PING succeeded, else "memory".
 func (m *manager) Mode() string {
 	if m.rdb != nil {
-		return "redis"
+		return impl.ModeRedis
 	}
-	return "memory"
+	return impl.ModeMemory
 }
 
 // Health is the TASK-004 check: one PING and its latency.
 func (m *manager) Health(ctx context.Context) impl.Health {
 	switch {
 	case !m.cfg.Enabled:
-		return impl.Health{Status: "disabled", Mode: "memory"}
+		return impl.Health{Status: "disabled", Mode: impl.ModeMemory}
 	case m.rdb == nil:
 		// flaw (guarantee 8): never re-checked, so it stays "unavailable" after Redis comes up.
-		return impl.Health{Status: "unavailable", Mode: "memory"}
+		return impl.Health{Status: "unavailable", Mode: impl.ModeMemory}
 	}
 	start := time.Now()
 	if err := m.rdb.Ping(counter.WithOp(ctx, "health")).Err(); err != nil {

@@ -20,12 +20,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/impl/service"
 	"github.com/gonogo/harness/impl/service/servicetest"
+	"github.com/gonogo/harness/target"
 )
 
 // token guards the control API of the services these tests start.

@@ -6,8 +6,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/gonogo/harness/chaos/target"
 	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/target"
 )
 
 func TestCountsRoundTripsAndCommands(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // large is a 10 s run: n publishes over 10 flows, 2 subscribers per flow, a
@@ -47,7 +48,7 @@ func large(n int) history.History {
 	}
 	ops = append(ops, state("up", 0), history.Op{Client: "hc", Kind: history.Health, Value: "healthy", Call: 100 * time.Millisecond, Return: 101 * time.Millisecond, OK: true})
 	ops = append(ops, exitOp("inst-0", ExitStop, 10.2, true), exitOp("inst-1", ExitKill, 10.3, false), rssOp("inst-0", 5, 30<<20))
-	return hist([]history.Fault{fault("latency", 4, 5)}, ops...)
+	return withCounts(hist([]history.Fault{fault("latency", 4, 5)}, ops...))
 }
 
 func BenchmarkRun(b *testing.B) {
@@ -65,7 +66,7 @@ func TestLargeHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		if r.Verdict != Pass {
+		if r.Verdict != verdict.Pass {
 			t.Errorf("%s: %s (%v, %q); want PASS", r.Check, r.Verdict, r.Err, r.Evidence)
 		}
 	}

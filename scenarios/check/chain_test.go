@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // sconn is connection seq of client c on flow f1 to inst, sending after as
@@ -36,50 +37,50 @@ func TestSessionChain(t *testing.T) {
 	all := []history.Op{got("c", 1, "p0-1", 1.02), got("c", 1, "p0-2", 2.02), got("c", 2, "p0-3", 4.21), got("c", 2, "p0-4", 4.22),
 		got("c", 2, "p0-5", 5.02), got("c", 2, "p0-6", 6.02)}
 	runTable(t, "session_chain", SessionChain, []tc{
-		{name: "gap caught up on another instance", h: hist(nil, with(all...)...), verdict: Pass,
+		{name: "gap caught up on another instance", h: hist(nil, with(all...)...), verdict: verdict.Pass,
 			metrics: map[string]float64{"chains": 1, "chain_connections": 2, "chain_judged": 6, "chain_missing": 0,
 				"chain_duplicates": 0, "chain_reordered": 0, "chain_detectable_pct": 100 * (1 - math.Pow(0.05, 1.0/6))}},
-		{name: "catch-up skipped the gap", h: hist(nil, with(all[0], all[1], all[4], all[5])...), verdict: Fail, err: ErrChainMissing,
+		{name: "catch-up skipped the gap", h: hist(nil, with(all[0], all[1], all[4], all[5])...), verdict: verdict.Fail, err: ErrChainMissing,
 			evidence: []string{
 				"client c: event f1/p0-3 (no fault) published in the gap between connection 1 (inst-0), ended at 2.200s, and connection 2 (inst-1, Last-Event-ID cur-2) at 4.200s, acknowledged at 3.010s, never received",
 				"event f1/p0-4"},
 			metrics: map[string]float64{"chain_missing": 2, "chain_judged": 6}},
 		{name: "resume re-delivers what the first connection had", h: hist(nil, with(append(all, got("c", 2, "p0-2", 4.205))...)...),
-			verdict: Fail, err: ErrChainDuplicate,
+			verdict: verdict.Fail, err: ErrChainDuplicate,
 			evidence: []string{"client c: event f1/p0-2 received 2 times: 2.020s during connection 1 (inst-0); 4.205s during connection 2 (inst-1, Last-Event-ID cur-2)"},
 			metrics:  map[string]float64{"chain_duplicates": 1, "chain_missing": 0}},
 		{name: "catch-up out of order", h: hist(nil, with(all[0], all[1], got("c", 2, "p0-4", 4.21), got("c", 2, "p0-3", 4.22), all[4], all[5])...),
-			verdict: Fail, err: ErrChainReordered,
+			verdict: verdict.Fail, err: ErrChainReordered,
 			evidence: []string{"client c: event f1/p0-3 received at 4.220s during connection 2 (inst-1, Last-Event-ID cur-2) (publisher p0, seq 3) follows p0-4 (seq 4)"},
 			metrics:  map[string]float64{"chain_reordered": 1, "chain_duplicates": 0, "chain_missing": 0}},
 		{name: "publishers' real-time order",
 			h: hist(nil, pub("p0", "f1", 1, 1.0, 1.1, true), pub("p1", "f1", 1, 1.2, 1.3, true),
 				sconn("c", 1, "inst-0", "", 0.5, 3), got("c", 1, "p1-1", 1.6), got("c", 1, "p0-1", 1.7)),
-			verdict: Fail, err: ErrChainReordered,
+			verdict: verdict.Fail, err: ErrChainReordered,
 			evidence: []string{"client c: event f1/p0-1 received at 1.700s during connection 1 (inst-0) (acknowledged at 1.100s) follows p1-1, whose publish was called later (1.200s)"}},
 		{name: "acknowledged from memory on two instances: no order to keep",
 			h: hist(nil, onInst(pub("p0", "f1", 1, 1.0, 1.1, true), "inst-0", "memory"), onInst(pub("p1", "f1", 1, 1.2, 1.3, true), "inst-1", "memory"),
 				sconn("c", 1, "inst-0", "", 0.5, 3), got("c", 1, "p1-1", 1.6), got("c", 1, "p0-1", 1.7)),
-			verdict: Pass, metrics: map[string]float64{"chain_reordered": 0}},
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_reordered": 0}},
 		{name: "concurrent publishes may arrive in either order",
 			h: hist(nil, pub("p0", "f1", 1, 1.0, 1.5, true), pub("p1", "f1", 1, 1.1, 1.2, true),
 				sconn("c", 1, "inst-0", "", 0.5, 3), got("c", 1, "p1-1", 1.6), got("c", 1, "p0-1", 1.7)),
-			verdict: Pass, metrics: map[string]float64{"chain_reordered": 0, "chain_judged": 2}},
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_reordered": 0, "chain_judged": 2}},
 		{name: "published before the first connect is not required",
 			h:       hist(nil, pub("p0", "f1", 1, 0.2, 0.21, true), pub("p0", "f1", 2, 1, 1.01, true), sconn("c", 1, "inst-0", "", 0.5, 3), got("c", 1, "p0-2", 1.02)),
-			verdict: Pass, metrics: map[string]float64{"chain_judged": 1}},
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_judged": 1}},
 		{name: "acknowledged within the grace of the chain's end is not required",
 			h:       hist(nil, pub("p0", "f1", 1, 1, 1.01, true), pub("p0", "f1", 2, 2.8, 2.81, true), sconn("c", 1, "inst-0", "", 0.5, 3), got("c", 1, "p0-1", 1.02)),
-			verdict: Pass, metrics: map[string]float64{"chain_judged": 1}},
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_judged": 1}},
 		{name: "a failed reconnect is counted, not judged",
 			h:       hist(nil, with(append(all, history.Op{Client: "c", Kind: history.Subscribe, Flow: "f1", Seq: 2, Value: "inst-1", Call: s(3), Return: s(3), Err: "refused"})...)...),
-			verdict: Pass, metrics: map[string]float64{"chain_failed_connects": 1, "chain_connections": 2}},
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_failed_connects": 1, "chain_connections": 2}},
 		{name: "each client is its own chain",
 			h: hist(nil, pub("p0", "f1", 1, 1, 1.01, true), sconn("a", 1, "inst-0", "", 0.5, 3), sconn("b", 1, "inst-1", "", 0.5, 3),
 				got("a", 1, "p0-1", 1.02)),
-			verdict: Fail, err: ErrChainMissing, evidence: []string{"client b: event f1/p0-1"}, metrics: map[string]float64{"chains": 2, "chain_missing": 1}},
-		{name: "no connection", h: hist(nil, pubs...), verdict: Inconclusive, err: ErrNoData},
-		{name: "nothing published in the chain's span", h: hist(nil, sconn("c", 1, "inst-0", "", 0.5, 3)), verdict: Inconclusive, err: ErrNoData,
+			verdict: verdict.Fail, err: ErrChainMissing, evidence: []string{"client b: event f1/p0-1"}, metrics: map[string]float64{"chains": 2, "chain_missing": 1}},
+		{name: "no connection", h: hist(nil, pubs...), verdict: verdict.Inconclusive, err: ErrNoData},
+		{name: "nothing published in the chain's span", h: hist(nil, sconn("c", 1, "inst-0", "", 0.5, 3)), verdict: verdict.Inconclusive, err: ErrNoData,
 			metrics: map[string]float64{"chain_judged": 0, "chain_detectable_pct": 100}},
 	})
 }
@@ -94,14 +95,14 @@ func TestSessionChainFaultWindows(t *testing.T) {
 	runTable(t, "session_chain", SessionChain, []tc{
 		{name: "no reconnect after the outage: not owed", c: skip,
 			h:       hist(out, during, pub("p0", "f1", 2, 5, 5.01, true), sconn("c", 1, "inst-1", "", 1, 8), got("c", 1, "p0-2", 5.02)),
-			verdict: Pass, metrics: map[string]float64{"chain_judged": 1}},
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_judged": 1}},
 		{name: "reconnected after the outage: owed", c: skip,
 			h: hist(out, during, pub("p0", "f1", 2, 5, 5.01, true), sconn("c", 1, "inst-1", "", 1, 4.5), sconn("c", 2, "inst-0", "x", 4.6, 8),
 				got("c", 2, "p0-2", 5.02)),
-			verdict: Fail, err: ErrChainMissing, evidence: []string{"event f1/p0-1 (during fault down) published during connection 1 (inst-1)"}},
+			verdict: verdict.Fail, err: ErrChainMissing, evidence: []string{"event f1/p0-1 (during fault down) published during connection 1 (inst-1)"}},
 		{name: "without the option everything is owed",
 			h:       hist(out, during, sconn("c", 1, "inst-1", "", 1, 8)),
-			verdict: Fail, err: ErrChainMissing},
+			verdict: verdict.Fail, err: ErrChainMissing},
 	})
 }
 
@@ -110,10 +111,10 @@ func TestSessionChainFaultWindows(t *testing.T) {
 func TestDeliveryLeavesSlowClientsOut(t *testing.T) {
 	h := hist(nil, pub("p0", "f1", 1, 1, 1.01, true), sconn("c", 1, "inst-0", "", 0.5, 8), got("c", 1, "p0-1", 1.02),
 		sconn(SlowClientPrefix+"0", 1, "inst-0", "", 0.5, 8), got(SlowClientPrefix+"0", 1, "p0-1", 6))
-	if r := Delivery(h, Config{}); r.Verdict != Pass || r.Metrics["delivery_expected"] != 1 {
+	if r := Delivery(h, Config{}); r.Verdict != verdict.Pass || r.Metrics["delivery_expected"] != 1 {
 		t.Errorf("Delivery: got %s (%v), %v expected; want PASS judging the normal client only", r.Verdict, r.Err, r.Metrics["delivery_expected"])
 	}
-	if r := SessionChain(h, Config{}); r.Verdict != Pass || r.Metrics["chains"] != 2 {
+	if r := SessionChain(h, Config{}); r.Verdict != verdict.Pass || r.Metrics["chains"] != 2 {
 		t.Errorf("SessionChain: got %s (%v), %v chains; want PASS over both clients", r.Verdict, r.Err, r.Metrics["chains"])
 	}
 }
@@ -127,9 +128,9 @@ func TestSessionChainSlowBacklog(t *testing.T) {
 		return append(append(append([]history.Op(nil), pubs...), sconn(slow, 1, "inst-0", "", 0.5, 3.5), sconn(slow, 2, "inst-0", "cur-2", 3.6, 8)), ops...)
 	}
 	runTable(t, "session_chain", SessionChain, []tc{
-		{name: "behind, no gap", h: hist(nil, with(got(slow, 1, "p0-1", 3), got(slow, 2, "p0-2", 7))...), verdict: Pass,
+		{name: "behind, no gap", h: hist(nil, with(got(slow, 1, "p0-1", 3), got(slow, 2, "p0-2", 7))...), verdict: verdict.Pass,
 			metrics: map[string]float64{"chain_judged": 1, "chain_missing": 0}},
-		{name: "gap", h: hist(nil, with(got(slow, 1, "p0-1", 3), got(slow, 2, "p0-3", 7))...), verdict: Fail, err: ErrChainMissing,
+		{name: "gap", h: hist(nil, with(got(slow, 1, "p0-1", 3), got(slow, 2, "p0-3", 7))...), verdict: verdict.Fail, err: ErrChainMissing,
 			evidence: []string{"client slow-rate-0: event f1/p0-2"}, metrics: map[string]float64{"chain_judged": 2, "chain_missing": 1}},
 	})
 }

@@ -20,16 +20,7 @@ import (
 
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
-)
-
-// Verdict is a checker's judgement.
-type Verdict string
-
-// Verdicts.
-const (
-	Pass         Verdict = "PASS"
-	Fail         Verdict = "FAIL"
-	Inconclusive Verdict = "INCONCLUSIVE"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // Result is what one checker found.
@@ -37,8 +28,8 @@ type Result struct {
 	// Check is the checker's name (an entry of Checks).
 	Check string `json:"check"`
 	// Guarantee is the text of the guarantee judged.
-	Guarantee string  `json:"guarantee"`
-	Verdict   Verdict `json:"verdict"`
+	Guarantee string          `json:"guarantee"`
+	Verdict   verdict.Verdict `json:"verdict"`
 	// Err is nil on PASS; otherwise it wraps the sentinel of the broken
 	// guarantee (FAIL), ErrNoData or ErrLowLoad (INCONCLUSIVE). Test it
 	// with errors.Is. JSON carries its text as "error".
@@ -51,6 +42,10 @@ type Result struct {
 	// Sensitivity states, where the check can, the rarest violation it
 	// would have caught with 95 % probability given the events it judged.
 	Sensitivity string `json:"sensitivity,omitempty"`
+	// Anomalies are the events found wrong, as data, at most
+	// Config.MaxEvidence; AnomaliesLeft counts those left out.
+	Anomalies     []Anomaly `json:"anomalies,omitempty"`
+	AnomaliesLeft int       `json:"anomalies_left,omitempty"`
 }
 
 // MarshalJSON writes r with its error text as "error".
@@ -92,33 +87,49 @@ var (
 // Checker judges one guarantee over a history.
 type Checker func(h history.History, c Config) Result
 
-// Check is a named checker.
+// Check is a named checker and the guarantee it judges.
 type Check struct {
 	Name string
 	Func Checker
+	// Guarantee is the number of the guarantee the checker judges in
+	// the product brief (DESIGN.md, "Guarantees"); 0 for a check that judges a measurement
+	// or the run itself rather than one of them.
+	Guarantee int
 }
 
 // Checks lists every checker by name, in the order Run reports them.
 var Checks = []Check{
-	{"lost", Lost},
-	{"duplicated", Duplicated},
-	{"reordered", Reordered},
-	{"delivery", Delivery},
-	{"session_chain", SessionChain},
-	{"stale_read", StaleRead},
-	{"registry", Registry},
-	{"registry_count", RegistryCount},
-	{"budget", Budget},
-	{"fallback_time", FallbackTime},
-	{"recover_time", RecoverTime},
-	{"error_rate", ErrorRate},
-	{"latency", Latency},
-	{"health", Health},
-	{"load", Load},
-	{"stream_bounds", StreamBounds},
-	{"acked_on_stop", AckedOnStop},
-	{"lost_on_crash", LostOnCrash},
-	{"memory", Memory},
+	{"lost", Lost, 2},
+	{"duplicated", Duplicated, 3},
+	{"reordered", Reordered, 3},
+	{"delivery", Delivery, 4},
+	{"session_chain", SessionChain, 0},
+	{"stale_read", StaleRead, 6},
+	{"registry", Registry, 5},
+	{"registry_count", RegistryCount, 0},
+	{"budget", Budget, 1},
+	{"fallback_time", FallbackTime, 1},
+	{"recover_time", RecoverTime, 7},
+	{"error_rate", ErrorRate, 0},
+	{"latency", Latency, 0},
+	{"health", Health, 8},
+	{"load", Load, 0},
+	{"stream_bounds", StreamBounds, 0},
+	{"acked_on_stop", AckedOnStop, 0},
+	{"lost_on_crash", LostOnCrash, 0},
+	{"memory", Memory, 0},
+	{"round_trips", RoundTrips, 9},
+}
+
+// GuaranteeNumber is the DESIGN.md number of the guarantee the check named
+// name judges (Check.Guarantee), 0 when it judges none or is unknown.
+func GuaranteeNumber(name string) int {
+	for _, ch := range Checks {
+		if ch.Name == name {
+			return ch.Guarantee
+		}
+	}
+	return 0
 }
 
 // Names returns the names of Checks, in order.
@@ -167,11 +178,11 @@ func Run(h history.History, names []string, c Config) ([]Result, error) {
 		return out, nil
 	}
 	load := Load(h, c)
-	if load.Verdict != Inconclusive {
+	if load.Verdict != verdict.Inconclusive {
 		return out, nil
 	}
 	for i, r := range out {
-		if r.Check == "load" || r.Verdict == Inconclusive {
+		if r.Check == "load" || r.Verdict == verdict.Inconclusive {
 			continue
 		}
 		why := "load before the first fault below target"
@@ -184,7 +195,7 @@ func Run(h history.History, names []string, c Config) ([]Result, error) {
 		} else {
 			out[i].Err = fmt.Errorf("%w (would have been %s)", ErrLowLoad, r.Verdict)
 		}
-		out[i].Verdict = Inconclusive
+		out[i].Verdict = verdict.Inconclusive
 	}
 	return out, nil
 }
@@ -299,7 +310,7 @@ func result(check, guarantee string) Result {
 
 // noData makes r INCONCLUSIVE for want of evidence.
 func (r Result) noData(format string, args ...any) Result {
-	r.Verdict = Inconclusive
+	r.Verdict = verdict.Inconclusive
 	r.Err = fmt.Errorf("%w: %s", ErrNoData, fmt.Sprintf(format, args...))
 	return r
 }
@@ -310,17 +321,21 @@ func (r Result) noData(format string, args ...any) Result {
 func (r Result) finish(c Config, fails []error, unjudged string) Result {
 	switch {
 	case len(fails) > 0:
-		r.Verdict = Fail
+		r.Verdict = verdict.Fail
 		r.Err = errors.Join(fails...)
 	case unjudged != "":
-		r.Verdict = Inconclusive
+		r.Verdict = verdict.Inconclusive
 		r.Err = fmt.Errorf("%w: %s", ErrNoData, unjudged)
 	default:
-		r.Verdict = Pass
+		r.Verdict = verdict.Pass
 	}
 	if c.MaxEvidence >= 0 && len(r.Evidence) > c.MaxEvidence {
 		more := len(r.Evidence) - c.MaxEvidence
 		r.Evidence = append(r.Evidence[:c.MaxEvidence:c.MaxEvidence], fmt.Sprintf("… and %d more", more))
+	}
+	if c.MaxEvidence >= 0 && len(r.Anomalies) > c.MaxEvidence {
+		r.AnomaliesLeft = len(r.Anomalies) - c.MaxEvidence
+		r.Anomalies = r.Anomalies[:c.MaxEvidence:c.MaxEvidence]
 	}
 	return r
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // s converts seconds to a Duration (rounded to the nanosecond).
@@ -49,7 +51,7 @@ type tc struct {
 	name     string
 	h        history.History
 	c        Config
-	verdict  Verdict
+	verdict  verdict.Verdict
 	err      error              // errors.Is target(s) on Result.Err; nil on PASS
 	errs     []error            // further errors.Is targets
 	evidence []string           // each must be a substring of some evidence line
@@ -71,7 +73,7 @@ func runTable(t *testing.T, check string, fn Checker, cases []tc) {
 			if r.Verdict != tt.verdict {
 				t.Errorf("Verdict = %s (err %v, evidence %q); want %s", r.Verdict, r.Err, r.Evidence, tt.verdict)
 			}
-			if tt.verdict == Pass && r.Err != nil {
+			if tt.verdict == verdict.Pass && r.Err != nil {
 				t.Errorf("Err = %v on PASS; want nil", r.Err)
 			}
 			for _, want := range append([]error{tt.err}, tt.errs...) {
@@ -110,7 +112,7 @@ func hasLine(lines []string, sub string) bool {
 
 // rich is a history that exercises every checker.
 func rich() history.History {
-	return hist([]history.Fault{fault("kill", 2, 3)},
+	return withCounts(hist([]history.Fault{fault("kill", 2, 3)},
 		pub("p0", "f1", 1, 0.1, 0.11, true),
 		pub("p0", "f1", 2, 1.0, 1.01, true),
 		withMode(pub("p0", "f1", 3, 2.1, 2.11, true), "memory"),
@@ -137,7 +139,22 @@ func rich() history.History {
 		exitOp("inst-1", ExitStop, 1.5, true),
 		exitOp("inst-2", ExitKill, 1.6, false),
 		rssOp("inst-0", 1, 30<<20), rssOp("inst-0", 2, 31<<20),
-	)
+	))
+}
+
+// withCounts records in h's meta, as the engine does, one Redis round trip
+// and one command per publish, cache read and registry lookup.
+func withCounts(h history.History) history.History {
+	n := map[string]int{}
+	for _, o := range h.Ops {
+		n[o.Kind]++
+	}
+	h.Meta = map[string]string{}
+	for _, k := range roundTripKinds {
+		h.Meta["counter."+k+".round_trips"] = strconv.Itoa(n[k])
+		h.Meta["counter."+k+".commands"] = strconv.Itoa(n[k])
+	}
+	return h
 }
 
 func TestRichHistoryPassesEveryCheck(t *testing.T) {
@@ -150,7 +167,7 @@ func TestRichHistoryPassesEveryCheck(t *testing.T) {
 		t.Fatalf("len(results) = %d; want %d", got, want)
 	}
 	for _, r := range rs {
-		if r.Verdict != Pass {
+		if r.Verdict != verdict.Pass {
 			t.Errorf("%s: Verdict = %s (%v, %q); want PASS", r.Check, r.Verdict, r.Err, r.Evidence)
 		}
 	}
@@ -207,7 +224,7 @@ func TestEmptyHistoryIsNeverPass(t *testing.T) {
 	for _, ch := range Checks {
 		for _, h := range []history.History{{}, {Faults: []history.Fault{fault("kill", 1, 2)}}} {
 			r := ch.Func(h, Config{})
-			if r.Verdict != Inconclusive || !errors.Is(r.Err, ErrNoData) {
+			if r.Verdict != verdict.Inconclusive || !errors.Is(r.Err, ErrNoData) {
 				t.Errorf("%s on %d faults, no ops: %s (%v); want INCONCLUSIVE with ErrNoData", ch.Name, len(h.Faults), r.Verdict, r.Err)
 			}
 		}
@@ -219,13 +236,13 @@ func TestFaultAtTimeZero(t *testing.T) {
 	h.Faults = []history.Fault{fault("down-at-start", 0, 1)}
 	for _, tt := range []struct {
 		min  float64
-		want Verdict
-	}{{0, Pass}, {10, Inconclusive}} {
+		want verdict.Verdict
+	}{{0, verdict.Pass}, {10, verdict.Inconclusive}} {
 		r := Load(h, Config{MinRateBefore: tt.min})
 		if r.Verdict != tt.want {
 			t.Errorf("Load with MinRateBefore %g, fault at 0: %s (%v); want %s", tt.min, r.Verdict, r.Err, tt.want)
 		}
-		if tt.want == Inconclusive && !errors.Is(r.Err, ErrLowLoad) {
+		if tt.want == verdict.Inconclusive && !errors.Is(r.Err, ErrLowLoad) {
 			t.Errorf("Load err = %v; want ErrLowLoad", r.Err)
 		}
 	}
@@ -247,13 +264,13 @@ func TestRun(t *testing.T) {
 		name    string
 		names   []string
 		c       Config
-		want    []Verdict
+		want    []verdict.Verdict
 		wantErr []error
 	}{
-		{"judged", []string{"lost"}, Config{}, []Verdict{Fail}, []error{ErrLost}},
-		{"enough load", []string{"lost", "load"}, Config{MinRateBefore: 1}, []Verdict{Fail, Pass}, []error{ErrLost, nil}},
+		{"judged", []string{"lost"}, Config{}, []verdict.Verdict{verdict.Fail}, []error{ErrLost}},
+		{"enough load", []string{"lost", "load"}, Config{MinRateBefore: 1}, []verdict.Verdict{verdict.Fail, verdict.Pass}, []error{ErrLost, nil}},
 		{"low load", []string{"lost", "reordered", "load"}, Config{MinRateBefore: 100},
-			[]Verdict{Inconclusive, Inconclusive, Inconclusive}, []error{ErrLost, ErrLowLoad, ErrLowLoad}},
+			[]verdict.Verdict{verdict.Inconclusive, verdict.Inconclusive, verdict.Inconclusive}, []error{ErrLost, ErrLowLoad, ErrLowLoad}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/history"
 )
 
@@ -193,6 +194,8 @@ func Lost(h history.History, c Config) Result {
 				lost++
 				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s (seq %d, %s) acknowledged at %s, missing from the %s at %s",
 					flow, p.EventID, p.Seq, where(fs, p.Call), secs(p.Return), readName(rd), secs(rd.Call)))
+				r.anomaly(Anomaly{Kind: AnomalyLost, ID: flow + "/" + p.EventID, Op: readName(rd), At: rd.Call,
+					Expected: fmt.Sprintf("present: acknowledged at %s (seq %d, %s)", secs(p.Return), p.Seq, where(fs, p.Call)), Seen: "missing"})
 			}
 		}
 	}
@@ -283,6 +286,8 @@ func Duplicated(h history.History, c Config) Result {
 				inRead[k] = true
 				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s appears %d times in the %s of %s at %s (positions %s)",
 					k, len(p), readName(rd), rd.Flow, secs(rd.Call), ints(p)))
+				r.anomaly(Anomaly{Kind: AnomalyDuplicate, ID: k.String(), Op: readName(rd), At: rd.Call,
+					Expected: "once", Seen: fmt.Sprintf("%d times (positions %s)", len(p), ints(p))})
 			}
 		}
 	}
@@ -300,6 +305,8 @@ func Duplicated(h history.History, c Config) Result {
 			}
 			r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s delivered %d times to %s (at %s)",
 				k.flow, id, len(ds), k.client, strings.Join(at, ", ")))
+			r.anomaly(Anomaly{Kind: AnomalyDuplicate, ID: k.flow + "/" + id, Op: "delivery to " + k.client, At: ds[1].Return,
+				Expected: "once", Seen: fmt.Sprintf("%d times (at %s)", len(ds), strings.Join(at, ", "))})
 		}
 	}
 	modes.state(&r, "duplicated")
@@ -363,6 +370,8 @@ func Reordered(h history.History, c Config) Result {
 			}
 			r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s: event %s at position %d of the %s at %s %s",
 				rd.Flow, id, i, readName(rd), secs(rd.Call), why))
+			r.anomaly(Anomaly{Kind: AnomalyReordered, ID: k.String(), Op: readName(rd), At: rd.Call,
+				Expected: "publish order", Seen: fmt.Sprintf("at position %d %s", i, why)})
 		}
 	}
 	modes := newJudgedModes()
@@ -385,6 +394,8 @@ func Reordered(h history.History, c Config) Result {
 			badDel++
 			r.Evidence = append(r.Evidence, fmt.Sprintf("flow %s: event %s delivered to %s as its %s event %s",
 				k.flow, id, k.client, ordinal(i+1), why))
+			r.anomaly(Anomaly{Kind: AnomalyReordered, ID: k.flow + "/" + id, Op: "delivery to " + k.client, At: dels[k].byID[id][0].Return,
+				Expected: "publish order", Seen: fmt.Sprintf("as its %s event %s", ordinal(i+1), why)})
 		}
 	}
 	if judged == 0 {
@@ -447,7 +458,7 @@ func (o *order) next(id string) (why string, ok bool) {
 	if why == "" {
 		if l, ok := o.latest[p.Value]; ok && p.Return < l.Call {
 			why = realTime(p, l)
-		} else if p.Mode == "redis" && o.anyRedis && p.Return < o.latestRedis.Call {
+		} else if p.Mode == impl.ModeRedis && o.anyRedis && p.Return < o.latestRedis.Call {
 			why = realTime(p, o.latestRedis)
 		}
 		o.byRealTime = why != ""
@@ -455,7 +466,7 @@ func (o *order) next(id string) (why string, ok bool) {
 	if l, ok := o.latest[p.Value]; !ok || p.Call > l.Call {
 		o.latest[p.Value] = p
 	}
-	if p.Mode == "redis" && (!o.anyRedis || p.Call > o.latestRedis.Call) {
+	if p.Mode == impl.ModeRedis && (!o.anyRedis || p.Call > o.latestRedis.Call) {
 		o.latestRedis, o.anyRedis = p, true
 	}
 	return why, true
@@ -570,6 +581,7 @@ func Delivery(h history.History, c Config) Result {
 	var lat []time.Duration
 	var lostN, lateN, dupN, expectedN int
 	var lostEv, lateEv, dupEv []string
+	var lostAn, lateAn, dupAn []Anomaly
 	for _, k := range sortedSubKeys(windows) {
 		got := dels[k]
 		if got == nil {
@@ -585,6 +597,9 @@ func Delivery(h history.History, c Config) Result {
 				lostN++
 				lostEv = append(lostEv, fmt.Sprintf("event %s/%s (%s) acknowledged at %s, never delivered to %s (subscribed %s–%s)",
 					k.flow, p.EventID, where(fs, p.Call), secs(p.Return), k.client, secs(w.Call), endText(subEnd(w))))
+				lostAn = append(lostAn, Anomaly{Kind: AnomalyUndelivered, ID: k.flow + "/" + p.EventID, Op: "delivery to " + k.client, At: p.Return,
+					Expected: fmt.Sprintf("delivered: acknowledged at %s (%s) while subscribed %s–%s", secs(p.Return), where(fs, p.Call), secs(w.Call), endText(subEnd(w))),
+					Seen:     "never delivered"})
 			}
 		}
 		for _, id := range got.order {
@@ -593,6 +608,8 @@ func Delivery(h history.History, c Config) Result {
 				dupN++
 				dupEv = append(dupEv, fmt.Sprintf("event %s/%s delivered %d times to %s, first at %s",
 					k.flow, id, len(ds), k.client, secs(ds[0].Return)))
+				dupAn = append(dupAn, Anomaly{Kind: AnomalyDuplicate, ID: k.flow + "/" + id, Op: "delivery to " + k.client, At: ds[1].Return,
+					Expected: "once", Seen: fmt.Sprintf("%d times, first at %s", len(ds), secs(ds[0].Return))})
 			}
 			d := ds[0]
 			start := d.Call
@@ -606,10 +623,13 @@ func Delivery(h history.History, c Config) Result {
 				lateN++
 				lateEv = append(lateEv, fmt.Sprintf("event %s/%s delivered to %s at %s, %s after its publish at %s (bound %s)",
 					k.flow, id, k.client, secs(d.Return), l.Round(time.Millisecond), secs(start), c.DeliveryLate))
+				lateAn = append(lateAn, Anomaly{Kind: AnomalyLate, ID: k.flow + "/" + id, Op: "delivery to " + k.client, At: d.Return,
+					Expected: fmt.Sprintf("within %s of its publish at %s", c.DeliveryLate, secs(start)), Seen: fmt.Sprintf("%s after", l.Round(time.Millisecond))})
 			}
 		}
 	}
 	r.Evidence = append(append(append(r.Evidence, lostEv...), dupEv...), lateEv...)
+	r.Anomalies = append(append(append(r.Anomalies, lostAn...), dupAn...), lateAn...)
 	r.Metrics["delivery_expected"] = float64(expectedN)
 	r.Metrics["delivery_lost"] = float64(lostN)
 	r.Metrics["delivery_duplicates"] = float64(dupN)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 func kill() []history.Fault { return []history.Fault{fault("kill", 1, 2)} }
@@ -14,32 +15,32 @@ func TestLost(t *testing.T) {
 	p1, p2 := pub("p0", "f1", 1, 0.5, 0.51, true), pub("p0", "f1", 2, 1.5, 1.51, true)
 	runTable(t, "lost", Lost, []tc{
 		{name: "all read back", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2")),
-			verdict: Pass, metrics: map[string]float64{"lost": 0, "acknowledged": 2, "unread_flows": 0}},
+			verdict: verdict.Pass, metrics: map[string]float64{"lost": 0, "acknowledged": 2, "unread_flows": 0}},
 		{name: "acknowledged during the fault, missing", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1")),
-			verdict: Fail, err: ErrLost,
+			verdict: verdict.Fail, err: ErrLost,
 			evidence: []string{"event f1/p0-2 (seq 2, during fault kill) acknowledged at 1.510s, missing from the history read at 5.000s"},
 			metrics:  map[string]float64{"lost": 1, "acknowledged": 2}},
 		{name: "only the last read counts", h: hist(kill(), p1, p2, rd("f1", 4, "p0-1", "p0-2"), rd("f1", 5, "p0-2")),
-			verdict: Fail, err: ErrLost, evidence: []string{"event f1/p0-1 (seq 1, before the first fault)"}},
+			verdict: verdict.Fail, err: ErrLost, evidence: []string{"event f1/p0-1 (seq 1, before the first fault)"}},
 		{name: "unacknowledged publish need not be read", h: hist(kill(), p1, pub("p0", "f1", 2, 1.5, 1.6, false), rd("f1", 5, "p0-1")),
-			verdict: Pass, metrics: map[string]float64{"acknowledged": 1}},
+			verdict: verdict.Pass, metrics: map[string]float64{"acknowledged": 1}},
 		{name: "acknowledged after the read began is not judged", h: hist(kill(), p1, pub("p0", "f1", 2, 4.9, 5.05, true), rd("f1", 5, "p0-1")),
-			verdict: Pass, metrics: map[string]float64{"acknowledged": 1}},
+			verdict: verdict.Pass, metrics: map[string]float64{"acknowledged": 1}},
 		{name: "flow without final read", h: hist(kill(), p1, p2, pub("p1", "f2", 1, 0.5, 0.51, true), rd("f1", 5, "p0-1", "p0-2")),
-			verdict: Inconclusive, err: ErrNoData,
+			verdict: verdict.Inconclusive, err: ErrNoData,
 			evidence: []string{"flow f2: 1 acknowledged events, no final history read"},
 			metrics:  map[string]float64{"lost": 0, "unread_flows": 1}},
 		{name: "a loss outranks an unread flow", h: hist(kill(), p1, p2, pub("p1", "f2", 1, 0.5, 0.51, true), rd("f1", 5, "p0-2")),
-			verdict: Fail, err: ErrLost, evidence: []string{"f1/p0-1", "flow f2: 1 acknowledged events, no final history read"}},
+			verdict: verdict.Fail, err: ErrLost, evidence: []string{"f1/p0-1", "flow f2: 1 acknowledged events, no final history read"}},
 		{name: "read before recovery is no final read", h: hist(kill(), p1, rd("f1", 1.5, "p0-1")),
-			verdict: Inconclusive, err: ErrNoData, evidence: []string{"flow f1: last history read at 1.500s is before the faults ended (2.000s)"}},
+			verdict: verdict.Inconclusive, err: ErrNoData, evidence: []string{"flow f1: last history read at 1.500s is before the faults ended (2.000s)"}},
 		{name: "failed read is no read", h: hist(kill(), p1, history.Op{Kind: history.Read, Flow: "f1", Call: s(5), Return: s(6)}),
-			verdict: Inconclusive, err: ErrNoData},
+			verdict: verdict.Inconclusive, err: ErrNoData},
 		{name: "overlapping faults: read must follow the last end", h: hist([]history.Fault{fault("a", 1, 3), fault("b", 2, 4)}, p1, rd("f1", 3.5, "p0-1")),
-			verdict: Inconclusive, err: ErrNoData, evidence: []string{"before the faults ended (4.000s)"}},
+			verdict: verdict.Inconclusive, err: ErrNoData, evidence: []string{"before the faults ended (4.000s)"}},
 		{name: "fault never undone", h: hist([]history.Fault{{Name: "x", Start: s(1), End: 0}}, p1, rd("f1", 5, "p0-1")),
-			verdict: Inconclusive, err: ErrNoData, evidence: []string{"faults ended (never)"}},
-		{name: "no publish", h: hist(kill(), rd("f1", 5)), verdict: Inconclusive, err: ErrNoData},
+			verdict: verdict.Inconclusive, err: ErrNoData, evidence: []string{"faults ended (never)"}},
+		{name: "no publish", h: hist(kill(), rd("f1", 5)), verdict: verdict.Inconclusive, err: ErrNoData},
 	})
 }
 
@@ -56,22 +57,22 @@ func TestLostServerRead(t *testing.T) {
 	}
 	runTable(t, "lost", Lost, []tc{
 		{name: "layer says yes, redis says no", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(4.9, "p0-1")),
-			verdict: Fail, err: ErrLost,
+			verdict: verdict.Fail, err: ErrLost,
 			evidence: []string{"event f1/p0-2 (seq 2, during fault kill) acknowledged at 1.510s, missing from the Redis stream (the harness's own read) at 4.900s"},
 			metrics:  map[string]float64{"lost": 1, "flows_read_from_redis": 1, "flows_read_through_layer": 0}},
 		{name: "both agree", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-1", "p0-2")),
-			verdict: Pass, metrics: map[string]float64{"lost": 0, "flows_read_from_redis": 1}},
+			verdict: verdict.Pass, metrics: map[string]float64{"lost": 0, "flows_read_from_redis": 1}},
 		{name: "through the layer only: judged, and said so", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2")),
-			verdict: Pass, evidence: []string{"1 of 1 flows judged on the layer's own history read, not on Redis"},
+			verdict: verdict.Pass, evidence: []string{"1 of 1 flows judged on the layer's own history read, not on Redis"},
 			metrics: map[string]float64{"flows_read_from_redis": 0, "flows_read_through_layer": 1}},
 	})
 	runTable(t, "duplicated", Duplicated, []tc{
 		{name: "twice in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-1", "p0-2", "p0-2")),
-			verdict: Fail, err: ErrDuplicate, evidence: []string{"event f1/p0-2 appears 2 times in the Redis stream (the harness's own read) of f1 at 5.500s"}},
+			verdict: verdict.Fail, err: ErrDuplicate, evidence: []string{"event f1/p0-2 appears 2 times in the Redis stream (the harness's own read) of f1 at 5.500s"}},
 	})
 	runTable(t, "reordered", Reordered, []tc{
 		{name: "out of order in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-2", "p0-1")),
-			verdict: Fail, err: ErrReordered, evidence: []string{"of the Redis stream (the harness's own read) at 5.500s"}},
+			verdict: verdict.Fail, err: ErrReordered, evidence: []string{"of the Redis stream (the harness's own read) at 5.500s"}},
 	})
 }
 
@@ -89,19 +90,19 @@ func TestStreamBounds(t *testing.T) {
 	with := func(o history.Op) history.History { return hist(nil, append(append([]history.Op(nil), pubs...), o)...) }
 	runTable(t, "stream_bounds", StreamBounds, []tc{
 		{name: "trimmed, with its TTL", c: c, h: with(info("f1", 100, "3599000")),
-			verdict: Pass, metrics: map[string]float64{"stream_len_max": 100, "streams_untrimmed": 0, "streams_without_ttl": 0, "streams_ttl_over": 0}},
+			verdict: verdict.Pass, metrics: map[string]float64{"stream_len_max": 100, "streams_untrimmed": 0, "streams_without_ttl": 0, "streams_ttl_over": 0}},
 		{name: "never trimmed", c: c, h: with(info("f1", 150, "3599000")),
-			verdict: Fail, err: ErrStreamBounds,
+			verdict: verdict.Fail, err: ErrStreamBounds,
 			evidence: []string{"flow f1: 150 entries after 150 acknowledged events, over MAXLEN 10 + 100 (one stream node)"},
 			metrics:  map[string]float64{"streams_untrimmed": 1}},
 		{name: "no TTL", c: c, h: with(info("f1", 100, "-1")),
-			verdict: Fail, err: ErrStreamBounds, evidence: []string{"flow f1: stream of 100 entries has no TTL (want at most 1h0m0s)"},
+			verdict: verdict.Fail, err: ErrStreamBounds, evidence: []string{"flow f1: stream of 100 entries has no TTL (want at most 1h0m0s)"},
 			metrics: map[string]float64{"streams_without_ttl": 1}},
 		{name: "TTL over the configured one", c: c, h: with(info("f1", 100, "86400000")),
-			verdict: Fail, err: ErrStreamBounds, evidence: []string{"flow f1: stream TTL 24h0m0s, over the configured 1h0m0s"}},
+			verdict: verdict.Fail, err: ErrStreamBounds, evidence: []string{"flow f1: stream TTL 24h0m0s, over the configured 1h0m0s"}},
 		{name: "too few events to see trimming", c: c, h: hist(nil, pubs[0], info("f1", 1, "3599000")),
-			verdict: Pass, evidence: []string{"trimming not exercised: no flow had more than MAXLEN 10 + 100 acknowledged events"}},
-		{name: "no look at the stream", c: c, h: hist(nil, pubs...), verdict: Inconclusive, err: ErrNoData},
+			verdict: verdict.Pass, evidence: []string{"trimming not exercised: no flow had more than MAXLEN 10 + 100 acknowledged events"}},
+		{name: "no look at the stream", c: c, h: hist(nil, pubs...), verdict: verdict.Inconclusive, err: ErrNoData},
 	})
 }
 
@@ -116,19 +117,19 @@ func TestLostAcrossRollback(t *testing.T) {
 	before, during, after := pub("p0", "f1", 1, 0.5, 0.51, true), pub("p0", "f1", 2, 1.5, 1.51, true), pub("p0", "f1", 3, 2.5, 2.51, true)
 	runTable(t, "lost", Lost, []tc{
 		{name: "memory-only events missing: counted, not judged", h: hist(off, before, during, after, rd("f1", 5, "p0-1", "p0-3")),
-			verdict:  Pass,
+			verdict:  verdict.Pass,
 			evidence: []string{"not judged: 1 events acknowledged while the event bus ran without Redis (rollback 1.000s to 2.000s), in memory only by design"},
 			metrics:  map[string]float64{"lost": 0, "acknowledged": 2, "memory_only": 1}},
 		{name: "an event acknowledged before the rollback is still required", h: hist(off, before, during, after, rd("f1", 5, "p0-3")),
-			verdict: Fail, err: ErrLost, evidence: []string{"event f1/p0-1 (seq 1, before the first fault)"}, metrics: map[string]float64{"memory_only": 1}},
+			verdict: verdict.Fail, err: ErrLost, evidence: []string{"event f1/p0-1 (seq 1, before the first fault)"}, metrics: map[string]float64{"memory_only": 1}},
 		{name: "and one acknowledged after it", h: hist(off, before, during, after, rd("f1", 5, "p0-1")),
-			verdict: Fail, err: ErrLost, evidence: []string{"event f1/p0-3 (seq 3, after a fault)"}},
+			verdict: verdict.Fail, err: ErrLost, evidence: []string{"event f1/p0-3 (seq 3, after a fault)"}},
 		{name: "event bus flag alone counts too", h: hist(flag(map[string]string{"event_bus": "false"}), before, during, rd("f1", 5, "p0-1")),
-			verdict: Pass, metrics: map[string]float64{"memory_only": 1}},
+			verdict: verdict.Pass, metrics: map[string]float64{"memory_only": 1}},
 		{name: "cache flag alone keeps events judged", h: hist(flag(map[string]string{"cache": "false"}), before, during, rd("f1", 5, "p0-1")),
-			verdict: Fail, err: ErrLost, absent: []string{"memory_only"}},
+			verdict: verdict.Fail, err: ErrLost, absent: []string{"memory_only"}},
 		{name: "another fault's window is judged", h: hist(kill(), before, during, rd("f1", 5, "p0-1")),
-			verdict: Fail, err: ErrLost, absent: []string{"memory_only"}},
+			verdict: verdict.Fail, err: ErrLost, absent: []string{"memory_only"}},
 	})
 }
 
@@ -144,18 +145,18 @@ func TestDuplicated(t *testing.T) {
 	p1, p2 := pub("p0", "f1", 1, 0.5, 0.51, true), pub("p0", "f1", 2, 1.5, 1.51, true)
 	runTable(t, "duplicated", Duplicated, []tc{
 		{name: "unique", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), dlv("s1", "f1", "p0-1", 0.5, 0.6), dlv("s2", "f1", "p0-1", 0.5, 0.6)),
-			verdict: Pass, metrics: map[string]float64{"duplicates": 0, "duplicates_delivered": 0}},
+			verdict: verdict.Pass, metrics: map[string]float64{"duplicates": 0, "duplicates_delivered": 0}},
 		{name: "twice in one read", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2", "p0-1"), rd("f1", 6, "p0-1", "p0-2", "p0-1")),
-			verdict: Fail, err: ErrDuplicate,
+			verdict: verdict.Fail, err: ErrDuplicate,
 			evidence: []string{"event f1/p0-1 appears 2 times in the history read of f1 at 5.000s (positions 0, 2)"},
 			metrics:  map[string]float64{"duplicates": 1, "duplicates_delivered": 0}},
 		{name: "same event in two reads is fine", h: hist(kill(), p1, rd("f1", 3, "p0-1"), rd("f1", 5, "p0-1")),
-			verdict: Pass},
+			verdict: verdict.Pass},
 		{name: "delivered twice to one subscriber", h: hist(kill(), p1, dlv("s1", "f1", "p0-1", 0.5, 0.6), dlv("s1", "f1", "p0-1", 0.5, 2.5)),
-			verdict: Fail, err: ErrDuplicate,
+			verdict: verdict.Fail, err: ErrDuplicate,
 			evidence: []string{"event f1/p0-1 delivered 2 times to s1 (at 0.600s, 2.500s)"},
 			metrics:  map[string]float64{"duplicates_delivered": 1}},
-		{name: "no read, no delivery", h: hist(kill(), p1), verdict: Inconclusive, err: ErrNoData},
+		{name: "no read, no delivery", h: hist(kill(), p1), verdict: verdict.Inconclusive, err: ErrNoData},
 	})
 }
 
@@ -170,22 +171,22 @@ func TestReordered(t *testing.T) {
 	}
 	runTable(t, "reordered", Reordered, []tc{
 		{name: "in order, publishers interleaved", h: with(rd("f1", 5, "p0-1", "p1-1", "p0-2", "p1-2", "p0-3")),
-			verdict: Pass, metrics: map[string]float64{"reordered": 0, "reordered_realtime": 0}},
+			verdict: verdict.Pass, metrics: map[string]float64{"reordered": 0, "reordered_realtime": 0}},
 		{name: "swapped", h: with(rd("f1", 5, "p0-2", "p0-1", "p0-3")),
-			verdict: Fail, err: ErrReordered,
+			verdict: verdict.Fail, err: ErrReordered,
 			evidence: []string{"flow f1: event p0-1 at position 1 of the history read at 5.000s (publisher p0, seq 1) follows p0-2 (seq 2)"},
 			metrics:  map[string]float64{"reordered": 1, "reordered_realtime": 0}},
 		{name: "neighbours of two publishers swapped", h: with(rd("f1", 5, "p1-1", "p0-1", "p1-2", "p0-2", "p0-3")),
-			verdict: Fail, err: ErrReordered,
+			verdict: verdict.Fail, err: ErrReordered,
 			evidence: []string{"flow f1: event p0-1 at position 1 of the history read at 5.000s (acknowledged at 0.110s) follows p1-1, whose publish was called later (0.150s)"},
 			metrics:  map[string]float64{"reordered": 2, "reordered_realtime": 2}},
 		{name: "counted once over many reads", h: with(rd("f1", 5, "p0-3", "p0-1", "p0-2"), rd("f1", 6, "p0-3", "p0-1", "p0-2")),
-			verdict: Fail, err: ErrReordered, metrics: map[string]float64{"reordered": 2}},
+			verdict: verdict.Fail, err: ErrReordered, metrics: map[string]float64{"reordered": 2}},
 		{name: "unacknowledged event ignored", h: with(rd("f1", 5, "p0-4", "p0-1", "p0-2", "p0-3")),
-			verdict: Pass},
+			verdict: verdict.Pass},
 		{name: "repeat is not a reorder", h: with(rd("f1", 5, "p0-1", "p0-2", "p0-1", "p0-3")),
-			verdict: Pass},
-		{name: "no read", h: with(), verdict: Inconclusive, err: ErrNoData},
+			verdict: verdict.Pass},
+		{name: "no read", h: with(), verdict: verdict.Inconclusive, err: ErrNoData},
 	})
 }
 
@@ -204,16 +205,16 @@ func TestReorderedRealTimeScope(t *testing.T) {
 		return history.Op{Client: client, Kind: history.Deliver, Flow: "f1", EventID: id, Call: s(at), Return: s(at), OK: true}
 	}
 	runTable(t, "reordered", Reordered, []tc{
-		{name: "overlapping publishes either way", h: hist(nil, a, b, rd("f1", 5, "p1-1", "p0-1")), verdict: Pass},
-		{name: "two instances in memory: no order to keep", h: hist(nil, memA, memB, rd("f1", 5, "p1-1", "p0-1")), verdict: Pass},
+		{name: "overlapping publishes either way", h: hist(nil, a, b, rd("f1", 5, "p1-1", "p0-1")), verdict: verdict.Pass},
+		{name: "two instances in memory: no order to keep", h: hist(nil, memA, memB, rd("f1", 5, "p1-1", "p0-1")), verdict: verdict.Pass},
 		{name: "two instances on redis: real-time order binds", h: hist(nil, redA, redB, rd("f1", 5, "p1-1", "p0-1")),
-			verdict: Fail, err: ErrReordered, metrics: map[string]float64{"reordered_realtime": 1}},
+			verdict: verdict.Fail, err: ErrReordered, metrics: map[string]float64{"reordered_realtime": 1}},
 		{name: "one instance, memory: real-time order binds", h: hist(nil, on(memA, "inst-0", "memory"), on(memB, "inst-0", "memory"), rd("f1", 5, "p1-1", "p0-1")),
-			verdict: Fail, err: ErrReordered},
-		{name: "deliveries in order", h: hist(nil, redA, redB, del("s0", "p0-1", 1), del("s0", "p1-1", 1.1)), verdict: Pass,
+			verdict: verdict.Fail, err: ErrReordered},
+		{name: "deliveries in order", h: hist(nil, redA, redB, del("s0", "p0-1", 1), del("s0", "p1-1", 1.1)), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_reordered": 0}},
 		{name: "deliveries out of order", h: hist(nil, redA, redB, del("s0", "p1-1", 1), del("s0", "p0-1", 1.1), del("s1", "p0-1", 1), del("s1", "p1-1", 1.1)),
-			verdict: Fail, err: ErrReordered,
+			verdict: verdict.Fail, err: ErrReordered,
 			evidence: []string{"flow f1: event p0-1 delivered to s0 as its 2nd event (acknowledged at 0.110s) follows p1-1, whose publish was called later (0.200s)"},
 			metrics:  map[string]float64{"delivery_reordered": 1, "reordered": 0}},
 	})
@@ -232,34 +233,34 @@ func TestDelivery(t *testing.T) {
 	}
 	outage := []history.Fault{fault("down", 1.9, 2.5)}
 	runTable(t, "delivery", Delivery, []tc{
-		{name: "all delivered", h: mk(nil, append([]history.Op{s1}, all...)...), verdict: Pass,
+		{name: "all delivered", h: mk(nil, append([]history.Op{s1}, all...)...), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_expected": 3, "delivery_lost": 0, "delivery_p50_ms": 20, "delivery_p99_ms": 30, "delivery_max_ms": 30}},
-		{name: "one never delivered", h: mk(nil, s1, all[0], all[2]), verdict: Fail, err: ErrDeliveryLost,
+		{name: "one never delivered", h: mk(nil, s1, all[0], all[2]), verdict: verdict.Fail, err: ErrDeliveryLost,
 			evidence: []string{"event f1/p0-2 (no fault) acknowledged at 2.005s, never delivered to s1 (subscribed 0.000s–10.000s)"},
 			metrics:  map[string]float64{"delivery_lost": 1, "delivery_expected": 3}},
-		{name: "published before subscribing is not expected", h: mk(nil, subscribe("s1", "f1", 1.5, 10), all[1], all[2]), verdict: Pass,
+		{name: "published before subscribing is not expected", h: mk(nil, subscribe("s1", "f1", 1.5, 10), all[1], all[2]), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_expected": 2}},
-		{name: "acknowledged within the grace of the end is not expected", h: mk(nil, subscribe("s1", "f1", 0, 3.4), all[0], all[1]), verdict: Pass,
+		{name: "acknowledged within the grace of the end is not expected", h: mk(nil, subscribe("s1", "f1", 0, 3.4), all[0], all[1]), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_expected": 2}},
-		{name: "open window lasts to the end", h: mk(nil, subscribe("s1", "f1", 0, 0), all[0], all[1]), verdict: Fail, err: ErrDeliveryLost,
+		{name: "open window lasts to the end", h: mk(nil, subscribe("s1", "f1", 0, 0), all[0], all[1]), verdict: verdict.Fail, err: ErrDeliveryLost,
 			evidence: []string{"p0-3", "subscribed 0.000s–never"}},
-		{name: "duplicate and lost together", h: mk(nil, s1, all[0], all[0], all[2]), verdict: Fail, err: ErrDeliveryLost, errs: []error{ErrDeliveryDuplicate},
+		{name: "duplicate and lost together", h: mk(nil, s1, all[0], all[0], all[2]), verdict: verdict.Fail, err: ErrDeliveryLost, errs: []error{ErrDeliveryDuplicate},
 			evidence: []string{"event f1/p0-1 delivered 2 times to s1, first at 1.010s"},
 			metrics:  map[string]float64{"delivery_duplicates": 1, "delivery_lost": 1}},
-		{name: "late", h: mk(nil, s1, all[0], all[1], dlv("s1", "f1", "p0-3", 3, 4.5)), verdict: Fail, err: ErrDeliveryLate,
+		{name: "late", h: mk(nil, s1, all[0], all[1], dlv("s1", "f1", "p0-3", 3, 4.5)), verdict: verdict.Fail, err: ErrDeliveryLate,
 			evidence: []string{"event f1/p0-3 delivered to s1 at 4.500s, 1.5s after its publish at 3.000s (bound 1s)"},
 			metrics:  map[string]float64{"delivery_late": 1, "delivery_max_ms": 1500}},
-		{name: "late bound disabled", c: Config{DeliveryLate: -1}, h: mk(nil, s1, all[0], all[1], dlv("s1", "f1", "p0-3", 3, 4.5)), verdict: Pass},
-		{name: "published during the outage, delivered after: not late", h: mk(outage, s1, all[0], dlv("s1", "f1", "p0-2", 2, 4), all[2]), verdict: Pass,
+		{name: "late bound disabled", c: Config{DeliveryLate: -1}, h: mk(nil, s1, all[0], all[1], dlv("s1", "f1", "p0-3", 3, 4.5)), verdict: verdict.Pass},
+		{name: "published during the outage, delivered after: not late", h: mk(outage, s1, all[0], dlv("s1", "f1", "p0-2", 2, 4), all[2]), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_late": 0, "delivery_max_ms": 2000}},
-		{name: "lost during the outage", h: mk(outage, s1, all[0], all[2]), verdict: Fail, err: ErrDeliveryLost,
+		{name: "lost during the outage", h: mk(outage, s1, all[0], all[2]), verdict: verdict.Fail, err: ErrDeliveryLost,
 			evidence: []string{"event f1/p0-2 (during fault down)"}},
-		{name: "outage exempt when asked", c: Config{SkipFaultWindows: true}, h: mk(outage, s1, all[0], all[2]), verdict: Pass,
+		{name: "outage exempt when asked", c: Config{SkipFaultWindows: true}, h: mk(outage, s1, all[0], all[2]), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_expected": 2}},
-		{name: "other flow not expected", h: mk(nil, subscribe("s1", "f2", 0, 10)), verdict: Inconclusive, err: ErrNoData},
-		{name: "publish call unknown: deliver op's own times", h: mk(nil, s1, all[0], all[1], dlv("s1", "f1", "x-9", 3.5, 3.6), all[2]), verdict: Pass,
+		{name: "other flow not expected", h: mk(nil, subscribe("s1", "f2", 0, 10)), verdict: verdict.Inconclusive, err: ErrNoData},
+		{name: "publish call unknown: deliver op's own times", h: mk(nil, s1, all[0], all[1], dlv("s1", "f1", "x-9", 3.5, 3.6), all[2]), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_max_ms": 100}},
-		{name: "no subscription", h: mk(nil, all...), verdict: Inconclusive, err: ErrNoData},
+		{name: "no subscription", h: mk(nil, all...), verdict: verdict.Inconclusive, err: ErrNoData},
 	})
 }
 
@@ -284,7 +285,7 @@ func TestSensitivity(t *testing.T) {
 		f    Checker
 	}{{"lost", Lost}, {"duplicated", Duplicated}, {"reordered", Reordered}} {
 		r := ch.f(hist(nil, ops...), Config{})
-		if r.Verdict != Pass {
+		if r.Verdict != verdict.Pass {
 			t.Errorf("%s: %s (%v); want PASS", ch.name, r.Verdict, r.Err)
 		}
 		if got := r.Metrics[ch.name+"_detectable_1_in_redis"]; got != 2003 {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // exitOp is instance inst ending (how: ExitStop or ExitKill) at t, with
@@ -69,23 +70,23 @@ func TestAckedOnStop(t *testing.T) {
 		name    string
 		exit    history.Op
 		kept    []string
-		want    Verdict
+		want    verdict.Verdict
 		metrics map[string]float64
 	}{
-		{"nothing lost", exitOp("inst-1", "", 2, true), all, Pass, map[string]float64{"stop_acked": 3, "stop_lost": 0}},
-		{"silent loss", exitOp("inst-1", "", 2, true), []string{"p-1", "q-1", "p-4"}, Fail, map[string]float64{"stop_lost": 2, "stop_silent": 2}},
-		{"announced loss", exitOp("inst-1", "", 2, false, "2 events lost"), []string{"p-1", "q-1", "p-4"}, Pass, map[string]float64{"stop_lost": 2, "stop_announced": 2, "stop_silent": 0}},
-		{"under-announced", exitOp("inst-1", "", 2, false, "1 events lost"), []string{"p-1", "q-1", "p-4"}, Fail, map[string]float64{"stop_lost": 2, "stop_silent": 1}},
-		{"non-zero, no count", exitOp("inst-1", "", 2, false, "bye"), []string{"p-1", "q-1", "p-4"}, Fail, map[string]float64{"stop_silent": 2}},
+		{"nothing lost", exitOp("inst-1", "", 2, true), all, verdict.Pass, map[string]float64{"stop_acked": 3, "stop_lost": 0}},
+		{"silent loss", exitOp("inst-1", "", 2, true), []string{"p-1", "q-1", "p-4"}, verdict.Fail, map[string]float64{"stop_lost": 2, "stop_silent": 2}},
+		{"announced loss", exitOp("inst-1", "", 2, false, "2 events lost"), []string{"p-1", "q-1", "p-4"}, verdict.Pass, map[string]float64{"stop_lost": 2, "stop_announced": 2, "stop_silent": 0}},
+		{"under-announced", exitOp("inst-1", "", 2, false, "1 events lost"), []string{"p-1", "q-1", "p-4"}, verdict.Fail, map[string]float64{"stop_lost": 2, "stop_silent": 1}},
+		{"non-zero, no count", exitOp("inst-1", "", 2, false, "bye"), []string{"p-1", "q-1", "p-4"}, verdict.Fail, map[string]float64{"stop_silent": 2}},
 		// An event acknowledged after the restart is not the stop's to judge.
-		{"loss after the restart", exitOp("inst-1", "", 2, true), []string{"p-1", "p-2", "p-3", "q-1"}, Pass, map[string]float64{"stop_lost": 0}},
+		{"loss after the restart", exitOp("inst-1", "", 2, true), []string{"p-1", "p-2", "p-3", "q-1"}, verdict.Pass, map[string]float64{"stop_lost": 0}},
 	}
 	for _, tt := range tests {
 		r := AckedOnStop(stopHistory(ExitStop, tt.exit, tt.kept...), Config{})
 		if r.Verdict != tt.want {
 			t.Errorf("%s: %s (%v); want %s", tt.name, r.Verdict, r.Err, tt.want)
 		}
-		if tt.want == Fail && !errors.Is(r.Err, ErrStopLost) {
+		if tt.want == verdict.Fail && !errors.Is(r.Err, ErrStopLost) {
 			t.Errorf("%s: %v; want %v", tt.name, r.Err, ErrStopLost)
 		}
 		for k, v := range tt.metrics {
@@ -94,22 +95,22 @@ func TestAckedOnStop(t *testing.T) {
 			}
 		}
 	}
-	if r := AckedOnStop(stopHistory(ExitKill, exitOp("inst-1", "", 2, false)), Config{}); r.Verdict != Inconclusive || !errors.Is(r.Err, ErrNoData) {
+	if r := AckedOnStop(stopHistory(ExitKill, exitOp("inst-1", "", 2, false)), Config{}); r.Verdict != verdict.Inconclusive || !errors.Is(r.Err, ErrNoData) {
 		t.Errorf("a kill only: %s (%v); want INCONCLUSIVE, no data", r.Verdict, r.Err)
 	}
 	early := stopHistory(ExitStop, exitOp("inst-1", "", 2, true), all...)
 	early.Ops[len(early.Ops)-1] = rd("f", 1.5, all...)
-	if r := AckedOnStop(early, Config{}); r.Verdict != Inconclusive {
+	if r := AckedOnStop(early, Config{}); r.Verdict != verdict.Inconclusive {
 		t.Errorf("final read before the stop: %s (%v); want INCONCLUSIVE", r.Verdict, r.Err)
 	}
 }
 
 func TestLostOnCrash(t *testing.T) {
 	r := LostOnCrash(stopHistory(ExitKill, exitOp("inst-1", "", 2, false), "p-1", "q-1", "p-4"), Config{})
-	if r.Verdict != Pass || r.Metrics["lost_on_crash"] != 2 || r.Metrics["crash_acked"] != 3 {
+	if r.Verdict != verdict.Pass || r.Metrics["lost_on_crash"] != 2 || r.Metrics["crash_acked"] != 3 {
 		t.Errorf("LostOnCrash = %s %v; want PASS (a measurement) with lost_on_crash 2 of crash_acked 3", r.Verdict, r.Metrics)
 	}
-	if r := LostOnCrash(stopHistory(ExitStop, exitOp("inst-1", "", 2, true)), Config{}); r.Verdict != Inconclusive {
+	if r := LostOnCrash(stopHistory(ExitStop, exitOp("inst-1", "", 2, true)), Config{}); r.Verdict != verdict.Inconclusive {
 		t.Errorf("a stop only: %s; want INCONCLUSIVE", r.Verdict)
 	}
 }
@@ -117,10 +118,10 @@ func TestLostOnCrash(t *testing.T) {
 func TestMemory(t *testing.T) {
 	h := hist(nil, rssOp("inst-0", 1, 20<<20), rssOp("inst-1", 1, 25<<20), rssOp("inst-0", 2, 90<<20), rssOp("inst-0", 3, 60<<20))
 	r := Memory(h, Config{})
-	if r.Verdict != Pass || r.Metrics["rss_max_mib"] != 90 || r.Metrics["rss_growth_mib"] != 70 || r.Metrics["rss_samples"] != 4 {
+	if r.Verdict != verdict.Pass || r.Metrics["rss_max_mib"] != 90 || r.Metrics["rss_growth_mib"] != 70 || r.Metrics["rss_samples"] != 4 {
 		t.Errorf("Memory = %s %v; want rss_max_mib 90, rss_growth_mib 70, 4 samples", r.Verdict, r.Metrics)
 	}
-	if r := Memory(hist(nil), Config{}); r.Verdict != Inconclusive {
+	if r := Memory(hist(nil), Config{}); r.Verdict != verdict.Inconclusive {
 		t.Errorf("no samples: %s; want INCONCLUSIVE", r.Verdict)
 	}
 }

@@ -110,5 +110,5 @@ func catalogue() []Metric {
 			}
 		}
 	}
-	return ms
+	return append(ms, roundTripMetrics()...)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 func versioned(kind, flow string, version int64, call, ret float64, ok bool) history.Op {
@@ -22,20 +23,20 @@ func TestStaleRead(t *testing.T) {
 	}
 	runTable(t, "stale_read", StaleRead, []tc{
 		{name: "fresh hit and a miss", h: mk(versioned(history.CacheGet, "f1", 2, 1.2, 1.21, true), versioned(history.CacheGet, "f1", 0, 1.3, 1.31, true)),
-			verdict: Pass, metrics: map[string]float64{"stale_reads": 0, "cache_reads": 3, "cache_hit_rate": 200.0 / 3}},
+			verdict: verdict.Pass, metrics: map[string]float64{"stale_reads": 0, "cache_reads": 3, "cache_hit_rate": 200.0 / 3}},
 		{name: "stale after invalidate", h: mk(versioned(history.CacheGet, "f1", 1, 1.2, 1.21, true)),
-			verdict: Fail, err: ErrStaleRead,
+			verdict: verdict.Fail, err: ErrStaleRead,
 			evidence: []string{"cache_get of f1 by c1 at 1.200s (no fault) returned version 1; the invalidation for version 2 completed at 1.100s (authoritative version 2 since 1.050s)"},
 			metrics:  map[string]float64{"stale_reads": 1}},
 		{name: "read racing the invalidation is not judged", h: mk(versioned(history.CacheGet, "f1", 1, 1.08, 1.09, true)),
-			verdict: Inconclusive, err: ErrNoData, metrics: map[string]float64{"stale_reads": 0}},
+			verdict: verdict.Inconclusive, err: ErrNoData, metrics: map[string]float64{"stale_reads": 0}},
 		{name: "failed invalidation does not count", h: hist(nil, versioned(history.CacheInval, "f1", 2, 1.0, 1.1, false), versioned(history.CacheGet, "f1", 1, 1.2, 1.21, true)),
-			verdict: Inconclusive, err: ErrNoData, metrics: map[string]float64{"cache_hit_rate": 100}},
+			verdict: verdict.Inconclusive, err: ErrNoData, metrics: map[string]float64{"cache_hit_rate": 100}},
 		{name: "other flow's invalidation does not count", h: mk(versioned(history.CacheGet, "f2", 1, 1.2, 1.21, true)),
-			verdict: Inconclusive, err: ErrNoData},
+			verdict: verdict.Inconclusive, err: ErrNoData},
 		{name: "highest completed invalidation wins", h: mk(versioned(history.CacheInval, "f1", 3, 1.11, 1.15, true), versioned(history.CacheGet, "f1", 2, 1.2, 1.21, true)),
-			verdict: Fail, err: ErrStaleRead, evidence: []string{"returned version 2; the invalidation for version 3 completed at 1.150s"}},
-		{name: "no read", h: hist(nil, base[1:]...), verdict: Inconclusive, err: ErrNoData},
+			verdict: verdict.Fail, err: ErrStaleRead, evidence: []string{"returned version 2; the invalidation for version 3 completed at 1.150s"}},
+		{name: "no read", h: hist(nil, base[1:]...), verdict: verdict.Inconclusive, err: ErrNoData},
 	})
 }
 
@@ -54,9 +55,9 @@ func TestStaleReadDeferred(t *testing.T) {
 	}
 	runTable(t, "stale_read", StaleRead, []tc{
 		{name: "old state on the deferring instance", h: mk(on(versioned(history.CacheGet, "f1", 1, 1.2, 1.21, true), "inst-0")),
-			verdict: Fail, err: ErrStaleRead},
+			verdict: verdict.Fail, err: ErrStaleRead},
 		{name: "old state on another instance", h: mk(on(versioned(history.CacheGet, "f1", 1, 1.2, 1.21, true), "inst-1")),
-			verdict: Inconclusive, err: ErrNoData},
+			verdict: verdict.Inconclusive, err: ErrNoData},
 	})
 }
 
@@ -81,55 +82,55 @@ func TestRegistry(t *testing.T) {
 	runTable(t, "registry", Registry, []tc{
 		{name: "visible while heartbeating, gone after", c: c,
 			h:       mk(nil, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5, "c1"), lookup("i1", "f1", 5.5), lookup("i1", "f2", 2.5)),
-			verdict: Pass, metrics: map[string]float64{"vanished": 0, "lingered": 0, "lookups": 3}},
+			verdict: verdict.Pass, metrics: map[string]float64{"vanished": 0, "lingered": 0, "lookups": 3}},
 		{name: "vanished while heartbeating", c: c,
 			h:       mk(nil, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5), lookup("i1", "f1", 2.7)),
-			verdict: Fail, err: ErrVanished,
+			verdict: verdict.Fail, err: ErrVanished,
 			evidence: []string{"connection c1 missing from 2 lookups while heartbeating; first: lookup of f1 by i1 at 2.500s (no fault) returned at 2.510s: last heartbeat called at 2.400s, 110ms before (TTL 1s)"},
 			metrics:  map[string]float64{"vanished": 1}},
 		{name: "lingered past TTL + cleanup", c: c,
 			h:       mk(nil, lookup("i1", "f1", 5.5, "c1")),
-			verdict: Fail, err: ErrLingered,
+			verdict: verdict.Fail, err: ErrLingered,
 			evidence: []string{"connection c1 still listed by 1 lookups after it stopped heartbeating; first: lookup of f1 by i1 at 5.500s (no fault): last heartbeat attempt returned at 3.010s, 2.49s before (TTL + cleanup 2s)"},
 			metrics:  map[string]float64{"lingered": 1}},
 		{name: "between TTL and TTL + cleanup either way", c: c,
 			h:       mk(nil, lookup("i1", "f1", 2.5, "c1"), lookup("i1", "f1", 4.5, "c1"), lookup("i1", "f1", 4.6)),
-			verdict: Pass},
+			verdict: verdict.Pass},
 		{name: "unregistered need not appear", c: c,
 			h:       mk(nil, reg(history.RegUnreg, "c1", "f1", 2.0, 2.01), lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5)),
-			verdict: Pass},
+			verdict: verdict.Pass},
 		{name: "unregistered and still listed", c: c,
 			h: mk(nil, reg(history.RegUnreg, "c1", "f1", 3.1, 3.11), lookup("i1", "f1", 3.0, "c1"),
 				lookup("i1", "f1", 3.2, "c1"), lookup("i1", "f1", 3.3, "c1")),
-			verdict: Fail, err: ErrGhost,
+			verdict: verdict.Fail, err: ErrGhost,
 			evidence: []string{"connection c1 still listed by 2 lookups after its unregister returned; first: lookup of f1 by i1 at 3.200s (no fault): unregistered at 3.110s, 90ms before"},
 			metrics:  map[string]float64{"ghosts": 1, "lingered": 0}},
 		{name: "lookup racing the unregister either way", c: c,
 			h:       mk(nil, reg(history.RegUnreg, "c1", "f1", 3.1, 3.2), lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 3.15, "c1")),
-			verdict: Pass},
+			verdict: verdict.Pass},
 		{name: "failed unregister may leave it listed", c: c,
 			h: mk(nil, history.Op{Client: "i0", Kind: history.RegUnreg, Flow: "f1", Value: "c1", Call: s(3.1), Return: s(3.11)},
 				lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 3.2, "c1")),
-			verdict: Pass},
+			verdict: verdict.Pass},
 		{name: "unregistered during a fault may linger", c: c,
 			h:       mk([]history.Fault{fault("down", 3.05, 3.5)}, reg(history.RegUnreg, "c1", "f1", 3.1, 3.11), lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 3.6, "c1")),
-			verdict: Pass},
+			verdict: verdict.Pass},
 		{name: "heartbeat after the unregister re-registers", c: c,
 			h: mk(nil, reg(history.RegUnreg, "c1", "f1", 2.0, 2.01), lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.1),
 				lookup("i1", "f1", 2.5, "c1")),
-			verdict: Pass},
+			verdict: verdict.Pass},
 		{name: "registration still in flight is not required", c: c,
 			h:       hist(nil, reg(history.RegRegister, "c2", "f1", 1, 1.2), lookup("i1", "f1", 1.1)),
-			verdict: Inconclusive, err: ErrNoData},
+			verdict: verdict.Inconclusive, err: ErrNoData},
 		{name: "lookup during a fault is judged by default", c: c,
 			h:       mk([]history.Fault{fault("down", 2, 3)}, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5)),
-			verdict: Fail, err: ErrVanished, evidence: []string{"(during fault down)"}},
+			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"(during fault down)"}},
 		{name: "lookup during a fault exempt when asked", c: Config{RegistryTTL: time.Second, CleanupInterval: time.Second, SkipFaultWindows: true},
 			h:       mk([]history.Fault{fault("down", 2, 3)}, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5)),
-			verdict: Pass, metrics: map[string]float64{"lookups": 1}},
+			verdict: verdict.Pass, metrics: map[string]float64{"lookups": 1}},
 		{name: "default TTL keeps it required", h: mk(nil, lookup("i1", "f1", 200)),
-			verdict: Fail, err: ErrVanished},
-		{name: "no lookup", c: c, h: mk(nil), verdict: Inconclusive, err: ErrNoData},
+			verdict: verdict.Fail, err: ErrVanished},
+		{name: "no lookup", c: c, h: mk(nil), verdict: verdict.Inconclusive, err: ErrNoData},
 	})
 }
 
@@ -153,27 +154,27 @@ func TestRegistryEdges(t *testing.T) {
 	failedLate.OK = false
 	runTable(t, "registry", Registry, []tc{
 		{name: "called 999ms after the heartbeat returned, returned past call + TTL: not required", c: c,
-			h: mk(at(1.427, 1.43)), verdict: Inconclusive, err: ErrNoData},
+			h: mk(at(1.427, 1.43)), verdict: verdict.Inconclusive, err: ErrNoData},
 		{name: "returned 1ms before call + TTL: required", c: c,
-			h: mk(at(1.39, 1.399)), verdict: Fail, err: ErrVanished,
+			h: mk(at(1.39, 1.399)), verdict: verdict.Fail, err: ErrVanished,
 			evidence: []string{"returned at 1.399s: last heartbeat called at 0.400s, 999ms before (TTL 1s)"}},
 		{name: "returned 1ms before call + TTL and listed", c: c,
-			h: mk(with(at(1.39, 1.399), "c1")), verdict: Pass, metrics: map[string]float64{"lookups": 1}},
+			h: mk(with(at(1.39, 1.399), "c1")), verdict: verdict.Pass, metrics: map[string]float64{"lookups": 1}},
 		{name: "returned exactly at call + TTL: not required", c: c,
-			h: mk(at(1.39, 1.4)), verdict: Inconclusive, err: ErrNoData},
+			h: mk(at(1.39, 1.4)), verdict: verdict.Inconclusive, err: ErrNoData},
 		{name: "heartbeat still in flight when the lookup was called does not count", c: c,
-			h: mk(reg(history.RegHeartbeat, "c1", "f1", 1.3, 1.5), at(1.39, 1.45)), verdict: Inconclusive, err: ErrNoData},
+			h: mk(reg(history.RegHeartbeat, "c1", "f1", 1.3, 1.5), at(1.39, 1.45)), verdict: verdict.Inconclusive, err: ErrNoData},
 		{name: "called exactly TTL + cleanup after the last return: may still list it", c: c,
-			h: mk(with(at(1.678, 1.68), "c1")), verdict: Inconclusive, err: ErrNoData},
+			h: mk(with(at(1.678, 1.68), "c1")), verdict: verdict.Inconclusive, err: ErrNoData},
 		{name: "called 1ms past TTL + cleanup after the last return: must not list it", c: c,
-			h: mk(with(at(1.679, 1.68), "c1")), verdict: Fail, err: ErrLingered,
+			h: mk(with(at(1.679, 1.68), "c1")), verdict: verdict.Fail, err: ErrLingered,
 			evidence: []string{"last heartbeat attempt returned at 0.428s, 1.251s before (TTL + cleanup 1.25s)"}},
 		{name: "called 1ms past TTL + cleanup and not listed", c: c,
-			h: mk(at(1.679, 1.68)), verdict: Pass, metrics: map[string]float64{"lingered": 0, "lookups": 1}},
+			h: mk(at(1.679, 1.68)), verdict: verdict.Pass, metrics: map[string]float64{"lingered": 0, "lookups": 1}},
 		{name: "a failed attempt may have refreshed it", c: c,
-			h: mk(failedLate, with(at(1.7, 1.71), "c1")), verdict: Inconclusive, err: ErrNoData},
+			h: mk(failedLate, with(at(1.7, 1.71), "c1")), verdict: verdict.Inconclusive, err: ErrNoData},
 		{name: "an attempt called after the lookup returned does not count", c: c,
-			h: mk(reg(history.RegHeartbeat, "c1", "f1", 1.72, 1.73), with(at(1.7, 1.71), "c1")), verdict: Fail, err: ErrLingered},
+			h: mk(reg(history.RegHeartbeat, "c1", "f1", 1.72, 1.73), with(at(1.7, 1.71), "c1")), verdict: verdict.Fail, err: ErrLingered},
 	})
 }
 
@@ -188,7 +189,7 @@ func TestRegistrySavedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := Registry(h, Config{RegistryTTL: time.Second, CleanupInterval: 250 * time.Millisecond})
-	if r.Verdict != Pass {
+	if r.Verdict != verdict.Pass {
 		t.Errorf("verdict: got %s (%v, %q); want PASS", r.Verdict, r.Err, r.Evidence)
 	}
 	if r.Metrics["lookups"] < 100 {

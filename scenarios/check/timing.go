@@ -6,7 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // LayerKinds are the kinds of call made to the layer under test: the ones
@@ -260,7 +262,7 @@ func FallbackTime(h history.History, c Config) Result {
 		name: "fallback_time", metric: "fallback_ms", sentinel: ErrNoFallback, limit: c.MaxFallback,
 		mark:  func(w window) time.Duration { return w.Start },
 		until: func(int, []window) time.Duration { return forever },
-		match: func(o history.Op) bool { return o.OK && (o.Kind == history.Publish || o.Mode == "memory") },
+		match: func(o history.Op) bool { return o.OK && (o.Kind == history.Publish || o.Mode == impl.ModeMemory) },
 		event: "started", goal: "first successful call",
 	}.judge(h, c)
 }
@@ -284,7 +286,7 @@ func RecoverTime(h history.History, c Config) Result {
 			}
 			return forever
 		},
-		match: func(o history.Op) bool { return o.OK && o.Mode == "redis" },
+		match: func(o history.Op) bool { return o.OK && o.Mode == impl.ModeRedis },
 		event: "ended", goal: "first call served from redis", needMode: true,
 	}.judge(h, c)
 }
@@ -529,7 +531,7 @@ func Load(h history.History, c Config) Result {
 		to = fs[0].Start
 	}
 	low := func(format string, args ...any) Result {
-		r.Verdict = Inconclusive
+		r.Verdict = verdict.Inconclusive
 		r.Err = fmt.Errorf("%w: %s", ErrLowLoad, fmt.Sprintf(format, args...))
 		r.Evidence = append(r.Evidence, r.Err.Error())
 		return r

@@ -407,8 +407,8 @@ func (c *Container) remove() error {
 	return c.ctr.Terminate(ctx, testcontainers.StopTimeout(0))
 }
 
-// Kind is "container".
-func (c *Container) Kind() string { return "container" }
+// Kind is KindContainer.
+func (c *Container) Kind() Kind { return KindContainer }
 
 // Addr is 127.0.0.1:port, the published port.
 func (c *Container) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)) }

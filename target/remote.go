@@ -211,8 +211,8 @@ func (r *Remote) Warnings() []string {
 	return nil
 }
 
-// Kind is "url".
-func (r *Remote) Kind() string { return "url" }
+// Kind is KindURL.
+func (r *Remote) Kind() Kind { return KindURL }
 
 // Addr is host:port from the URL.
 func (r *Remote) Addr() string { return r.addr }

@@ -435,8 +435,8 @@ func (p *Process) SetTLSState(ctx context.Context, st TLSState) error {
 	return nil
 }
 
-// Kind is "process".
-func (p *Process) Kind() string { return "process" }
+// Kind is KindProcess.
+func (p *Process) Kind() Kind { return KindProcess }
 
 // Addr is 127.0.0.1:port.
 func (p *Process) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }

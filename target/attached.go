@@ -65,8 +65,8 @@ func AttachContainer(ctx context.Context, name, rawURL, via string, o URLOptions
 	return a, nil
 }
 
-// Kind is "container".
-func (a *Attached) Kind() string { return "container" }
+// Kind is KindContainer.
+func (a *Attached) Kind() Kind { return KindContainer }
 
 // Owned is true: naming the container hands it to the harness to break.
 func (a *Attached) Owned() bool { return true }

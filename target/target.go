@@ -1,18 +1,51 @@
 // Package target is where Redis comes from for a run: a redis-server process
-// the harness spawns and owns, any URL it does not own, or (later) a
-// container. Each target says what it owns and which destructive abilities it
+// the harness spawns and owns, any URL it does not own, or a container. Each target says what it owns and which destructive abilities it
 // offers; faults find those abilities by type assertion.
 package target
 
 import (
 	"context"
 	"crypto/tls"
+	"strings"
 )
+
+// Kind names a kind of target: where Redis comes from.
+type Kind string
+
+// The target kinds.
+const (
+	// KindProcess is a redis-server the harness spawns and owns.
+	KindProcess Kind = "process"
+	// KindContainer is a Redis container the harness starts (or attaches
+	// to) and owns.
+	KindContainer Kind = "container"
+	// KindRemoteSim is a process behind TLS and a proxy adding a round-trip
+	// time: a stand-in for a managed Redis far away.
+	KindRemoteSim Kind = "remote-sim"
+	// KindURL is any Redis reached by URL, which the harness does not own.
+	KindURL Kind = "url"
+)
+
+// Kinds lists the target kinds, in the order messages name them.
+var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindURL}
+
+// KindList is kinds joined by sep, for messages.
+func KindList(kinds []Kind, sep string) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, sep)
+}
+
+// Remote reports whether a target of kind k is reached over a network with
+// real (or simulated) latency rather than on this machine.
+func (k Kind) Remote() bool { return k == KindURL || k == KindRemoteSim }
 
 // Target is a Redis the harness can connect to.
 type Target interface {
-	// Kind is "process", "url", "container" or "remote-sim".
-	Kind() string
+	// Kind is one of Kinds.
+	Kind() Kind
 	// Addr is host:port of the Redis listener (the upstream of a proxy).
 	Addr() string
 	// URL is the redis:// or rediss:// URL clients use, credentials

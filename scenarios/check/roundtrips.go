@@ -1,4 +1,4 @@
-package scenarios
+package check
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/gonogo/harness/internal/history"
-	"github.com/gonogo/harness/scenarios/check"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // ErrRoundTrips is the guarantee the round_trips check judges.
@@ -18,16 +18,13 @@ var roundTripKinds = []string{history.Publish, history.CacheGet, history.RegLook
 // roundTripSlack tolerates the odd retry on a healthy server.
 const roundTripSlack = 1.05
 
-// localChecks are the checkers this package adds to package check's.
-var localChecks = map[string]func(h history.History) check.Result{
-	"round_trips": RoundTrips,
-}
-
-// localMetrics are the metrics the local checkers produce.
-func localMetrics() []string {
-	var out []string
+// roundTripMetrics are the metrics RoundTrips produces.
+func roundTripMetrics() []Metric {
+	var out []Metric
 	for _, k := range roundTripKinds {
-		out = append(out, "round_trips_"+k, "commands_"+k)
+		out = append(out,
+			Metric{"round_trips_" + k, "count", "round_trips", "Redis round trips per " + k + " call (the engine's counts)"},
+			Metric{"commands_" + k, "count", "round_trips", "Redis commands per " + k + " call (the engine's counts)"})
 	}
 	return out
 }
@@ -36,8 +33,8 @@ func localMetrics() []string {
 // history's meta (counter.<kind>.round_trips and .commands) divided by the
 // number of recorded ops of that kind. Commands per op are reported too
 // (Upstash bills per command).
-func RoundTrips(h history.History) check.Result {
-	r := check.Result{Check: "round_trips", Guarantee: ErrRoundTrips.Error(), Metrics: map[string]float64{}}
+func RoundTrips(h history.History, _ Config) Result {
+	r := result("round_trips", ErrRoundTrips.Error())
 	n := map[string]int{}
 	for _, o := range h.Ops {
 		n[o.Kind]++
@@ -61,11 +58,11 @@ func RoundTrips(h history.History) check.Result {
 	}
 	switch {
 	case len(fails) > 0:
-		r.Verdict, r.Err = check.Fail, errors.Join(fails...)
+		r.Verdict, r.Err = verdict.Fail, errors.Join(fails...)
 	case judged == 0:
-		r.Verdict, r.Err = check.Inconclusive, fmt.Errorf("%w: no round-trip counts for publish, cache_get or reg_lookup", check.ErrNoData)
+		r.Verdict, r.Err = verdict.Inconclusive, fmt.Errorf("%w: no round-trip counts for publish, cache_get or reg_lookup", ErrNoData)
 	default:
-		r.Verdict = check.Pass
+		r.Verdict = verdict.Pass
 	}
 	return r
 }
