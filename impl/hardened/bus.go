@@ -98,6 +98,8 @@ type Bus struct {
 	wakeReplay chan struct{}
 	// sent are this layer's recent writes (see sentRing).
 	sent sentRing
+	// heard are the stream IDs of the last untagged messages (see resolve).
+	heard heardRing
 }
 
 func newBus(m *manager, k keys) *Bus {
@@ -310,8 +312,13 @@ func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}, lin
 
 // queue appends p to the outbox. Callers hold b.mu.
 func (b *Bus) queue(p pending) {
-	if p.maybe {
+	if p.maybe && p.landed == "" {
+		// Counted before heard is read: a message that arrives meanwhile
+		// either is in heard or finds this count (see resolve).
 		b.unresolved.Add(1)
+		if p.landed = b.heard.sid(p.e.FlowID, p.e.ID); p.landed != "" {
+			b.unresolved.Add(-1)
+		}
 	}
 	b.outbox = append(b.outbox, p)
 	b.queued.Store(int64(len(b.outbox)))
@@ -370,8 +377,10 @@ func (b *Bus) unseen(flow string, pos position) []memEvent {
 // resolve records that the untagged live message of event id (stream ID
 // sid) arrived: if a maybe event of the outbox is that event, its earlier
 // attempt wrote it there, and a client whose stream position passed sid
-// had it. Free while no maybe event waits.
+// had it. The message may come before the publish that sent it timed out:
+// heard keeps the last heardCap for the maybe events to come.
 func (b *Bus) resolve(flow, id, sid string) {
+	b.heard.add(flow, id, sid)
 	if b.unresolved.Load() == 0 {
 		return
 	}

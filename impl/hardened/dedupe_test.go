@@ -159,6 +159,14 @@ func TestResumeMaybe(t *testing.T) {
 // message too, so it knows the client's position passed the event and does
 // not deliver its memory copy again (found with resume_after_replay).
 func TestResumeLanded(t *testing.T) {
+	for _, before := range []bool{false, true} {
+		t.Run(map[bool]string{false: "message after the timeout", true: "message before the timeout"}[before], func(t *testing.T) {
+			resumeLanded(t, before)
+		})
+	}
+}
+
+func resumeLanded(t *testing.T, before bool) {
 	ctx, rdb, la, lb := twoInstances(t)
 	a := la.Bus.(*Bus)
 	sa, err := a.Subscribe(ctx, "f", "") // A follows the flow's channel
@@ -172,15 +180,23 @@ func TestResumeLanded(t *testing.T) {
 	require.Equal(t, "e0", conformance.Receive(t, sb, 5*time.Second).ID)
 
 	// e1's publish timed out on A, which acknowledged it from memory; the
-	// request then reached Redis, which appended and published it.
+	// request reached Redis, which appended and published it, after the
+	// timeout or (a slow reply) before it.
 	fill(&e1)
-	attempt := time.Now().UnixMilli()
-	_, err = a.remember(e1, attempt, nil, nil)
-	require.NoError(t, err)
-	require.Equal(t, "e1", conformance.Receive(t, sa, 5*time.Second).ID)
 	keys, args, err := a.publishArgs(e1, false)
 	require.NoError(t, err)
-	require.NoError(t, publishScript.Run(ctx, rdb, keys, args...).Err())
+	stored := func() {
+		require.NoError(t, publishScript.Run(ctx, rdb, keys, args...).Err())
+	}
+	if before {
+		stored()
+	}
+	_, err = a.remember(e1, time.Now().UnixMilli(), nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, "e1", conformance.Receive(t, sa, 5*time.Second).ID)
+	if !before {
+		stored()
+	}
 	got := conformance.Receive(t, sb, 5*time.Second)
 	require.Equal(t, "e1", got.ID)
 	for deadline := time.Now().Add(2 * time.Second); a.unresolved.Load() > 0 && time.Now().Before(deadline); {

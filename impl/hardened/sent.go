@@ -93,3 +93,39 @@ func within(es []sentEvent, now time.Time) []sentEvent {
 	}
 	return es[i:]
 }
+
+// heardCap bounds heardRing: the untagged messages of about the last
+// second at 1,000 events/s, more than a publish budget's worth.
+const heardCap = 1024
+
+// heardRing maps the last heardCap untagged live messages (flow, event ID)
+// to their stream IDs.
+type heardRing struct {
+	mu   sync.Mutex
+	sids map[[2]string]string
+	ring [heardCap][2]string
+	next int
+}
+
+// add records the message of event id of flow, stream ID sid (strings the
+// hub already copied out of the message).
+func (r *heardRing) add(flow, id, sid string) {
+	k := [2]string{flow, id}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sids == nil {
+		r.sids = make(map[[2]string]string, heardCap)
+	}
+	delete(r.sids, r.ring[r.next])
+	r.ring[r.next] = k
+	r.next = (r.next + 1) % heardCap
+	r.sids[k] = sid
+}
+
+// sid returns the stream ID of the message of event id of flow, "" if it
+// was not heard (or not lately).
+func (r *heardRing) sid(flow, id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sids[[2]string{flow, id}]
+}
