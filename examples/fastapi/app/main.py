@@ -321,7 +321,11 @@ def authorized(request: Request) -> Optional[Response]:
 
 
 async def control_info(request: Request):
-    return authorized(request) or reply(200, {"control": 1, "abilities": ["reset", "registry"], "profile": STATE.layer.profile})
+    # streams: where a flow's events live under the reset's key prefix (both
+    # layers keep the plan's flow:events:<id>, each entry naming its event
+    # in the field id), so the harness judges loss on Redis, not on answers.
+    return authorized(request) or reply(200, {"control": 1, "abilities": ["reset", "registry"], "profile": STATE.layer.profile,
+                                              "streams": "flow:events:{flow}"})
 
 
 async def reset(request: Request):
