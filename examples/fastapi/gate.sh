@@ -38,6 +38,7 @@ command -v "$REDIS_SERVER" >/dev/null || { say "redis-server missing (make deps)
 	{ say "$PYTHON cannot import fastapi, uvicorn and redis (make fastapi-deps)"; exit 4; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/gonogo-fastapi.XXXXXX")"
+touch "$work/started"
 pids=()
 ran=0
 
@@ -68,6 +69,15 @@ cleanup() {
 	fi
 	if [ "$code" != 0 ] && [ "$ran" = 0 ]; then
 		for f in "$work"/*.log; do [ -f "$f" ] && { say "--- $f"; tail -20 "$f" >&2; }; done
+	fi
+	# The services' logs go into the run's directory (the newest one this
+	# run made), next to its report.
+	if [ "$ran" = 1 ]; then
+		run_dir="$(find "$REPORT_DIR" -mindepth 1 -maxdepth 1 -type d -name '2*' -newer "$work/started" 2>/dev/null | sort | tail -1)"
+		if [ -n "$run_dir" ] && mkdir -p "$run_dir/fastapi-logs"; then
+			cp "$work"/*.log "$run_dir/fastapi-logs/" 2>/dev/null || true
+			say "service logs: $run_dir/fastapi-logs"
+		fi
 	fi
 	rm -rf "$work"
 	exit "$code"

@@ -243,7 +243,7 @@ async def stream(flow_id: str, request: Request, last_event_id: Optional[str] = 
         try:
             yield f"retry: 100\n: connected {conn}\n\n"
             next_hb = loop.time() + hb
-            while not stop.is_set():
+            while not stop.is_set() and not getattr(sub, "stop", False):  # stop: a slow consumer (fixed layer)
                 item = await sub.get(max(0.0, min(0.25, next_hb - loop.time())))
                 if item is not None:
                     yield sse_frame(item[1], item[0])

@@ -82,6 +82,7 @@ if not v then return 0 end
 local flow = cjson.decode(v)['flow_id']
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('ZADD', ARGV[3] .. flow, 'XX', ARGV[2], ARGV[4])
+redis.call('PEXPIRE', ARGV[3] .. flow, 2 * tonumber(ARGV[1]))
 redis.call('ZADD', KEYS[2], 'XX', ARGV[2], flow .. '|' .. ARGV[4])
 return 1
 """
@@ -187,6 +188,17 @@ class FixedLayer:
         for subs in self.subs.values():
             for s in subs:
                 s.stop = True
+        if self.outbox and self.cfg.enabled:
+            # Write what was acknowledged from memory before going: one
+            # connection, bounded by the connect timeout.
+            c = self._new_client()
+            try:
+                await asyncio.wait_for(c.ping(), self.cfg.connect_timeout_ms / 1000)
+                await asyncio.wait_for(self._recover(c), self.cfg.connect_timeout_ms / 1000 + 1)
+            except Exception as e:
+                logger.warning("stopping: outbox not written: %r", e)
+            finally:
+                await c.connection_pool.disconnect()
         if self.outbox:
             logger.error("stopped: acknowledged events lost lost=%d", len(self.outbox))
         if self.client:
@@ -215,12 +227,28 @@ class FixedLayer:
         if self.cfg.enabled and not self.closed and (self.probing is None or self.probing.done()):
             self.probing = asyncio.ensure_future(self._probe_loop())
 
-    async def call(self, fn, budget_ms: Optional[int] = None):
+    async def call(self, fn, budget_ms: Optional[int] = None, trip_on_timeout: bool = False):
+        """fn(client) within the budget. A connection error opens the
+        breaker (memory mode until a probe succeeds); a late answer makes
+        only this call fall back, unless trip_on_timeout (publishes: an event
+        acknowledged from memory must not be overtaken by later ones on
+        Redis, so the bus as a whole goes to memory until the outbox is
+        replayed)."""
         c = self.client
         if self.state != "redis" or c is None:
             raise Unavailable("serving from memory")
+        # The command runs to its end even if its caller gives up (a budget
+        # passed, a client gone): redis-py 4.3 returns a connection whose
+        # command was cancelled half-way to the pool, and its next command
+        # reads the old reply. A late command's client is dropped anyway.
+        fut = asyncio.ensure_future(fn(c))
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
-            return await asyncio.wait_for(fn(c), (budget_ms or self.cfg.call_budget_ms) / 1000)
+            return await asyncio.wait_for(asyncio.shield(fut), (budget_ms or self.cfg.call_budget_ms) / 1000)
+        except asyncio.TimeoutError as e:
+            if trip_on_timeout:
+                self._trip(c, e)
+            raise Unavailable("over budget")
         except FAILURES as e:
             self._trip(c, e)
             raise Unavailable(repr(e))
@@ -310,9 +338,9 @@ class FixedLayer:
         flow = e.flow_id
         if self.cfg.event_bus:
             try:
-                sid = await self.call(lambda c: self._publish_script(c, flow, ev, "", ""), self.cfg.publish_budget_ms)
-                self._note(flow, sid)
-                self._remember(flow, sid, "", 0, ev)
+                sid = await self.call(lambda c: self._publish_script(c, flow, ev, "", ""), self.cfg.publish_budget_ms,
+                                      trip_on_timeout=True)
+                self._note(flow, sid)  # kept in memory when its Pub/Sub message comes back (_read)
                 return
             except Unavailable:
                 pass
@@ -351,33 +379,46 @@ class FixedLayer:
         return out[-count:]
 
     async def _pubsub_loop(self):
+        """One pattern subscription per layer, fanned out to the streams;
+        a new one after every switch back to Redis (the streams then catch
+        up from their last stream ID)."""
         while not self.closed:
             c = self.client
             if self.state != "redis" or c is None:
                 await asyncio.sleep(self.cfg.probe_interval_ms / 1000)
                 continue
-            ps = c.pubsub()
+            ps, reader = c.pubsub(), None
             try:
                 await asyncio.wait_for(ps.psubscribe(self.k("flow:updates:*")), self.cfg.connect_timeout_ms / 1000)
                 self.sub_epoch += 1
-                skip = len(self.k("flow:updates:"))
-                while not self.closed and c is self.client:
-                    msg = await ps.get_message(ignore_subscribe_messages=True, timeout=0.2)
-                    if not msg or msg.get("type") != "pmessage":
-                        continue
-                    sid, origin, seq, data = msg["data"].split("|", 3)
-                    flow, ev = msg["channel"][skip:], json.loads(data)
-                    self._note(flow, sid)
-                    if origin != self.origin or not seq:
-                        self._remember(flow, sid, origin, int(seq or 0), ev)
-                    for s in list(self.subs.get(flow, ())):
-                        s.offer(("redis", sid, origin, int(seq or 0), ev))
+                reader = asyncio.ensure_future(self._read(ps))
+                while not self.closed and c is self.client and not reader.done():
+                    await asyncio.wait([reader], timeout=0.1)
+                if reader.done():
+                    self._trip(c, reader.exception() or RuntimeError("pubsub subscription ended"))
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 self._trip(c, e)
             finally:
+                if reader is not None and not reader.done():
+                    reader.cancel()
                 self._drop_pubsub(ps)
+
+    async def _read(self, ps):
+        # listen() reads without a timeout (get_message's short timeouts
+        # lost messages under load with redis-py 4.3).
+        skip = len(self.k("flow:updates:"))
+        async for msg in ps.listen():
+            if msg.get("type") != "pmessage":
+                continue
+            sid, origin, seq, data = msg["data"].split("|", 3)
+            flow, ev = msg["channel"][skip:], json.loads(data)
+            self._note(flow, sid)
+            if origin != self.origin:  # this layer's replays are in memory already
+                self._remember(flow, sid, origin, int(seq or 0), ev)
+            for s in list(self.subs.get(flow, ())):
+                s.offer(("redis", sid, origin, int(seq or 0), ev))
 
     def _drop_pubsub(self, ps):
         async def gone():
@@ -548,7 +589,8 @@ class FixedSub:
         self.epoch = -1
         self.stop = False
         self.q: asyncio.Queue = asyncio.Queue(SUB_QUEUE)
-        self.pending: Deque[Tuple[str, Optional[str], str, int, Dict[str, Any]]] = deque()
+        self.pending: Deque[Tuple[str, Optional[str], str, int, Dict[str, Any]]] = deque()  # catch-up
+        self.held: Deque[Tuple[str, Optional[str], str, int, Dict[str, Any]]] = deque()  # live, after it
         self.sent: Set[str] = set()
         self.sent_order: Deque[str] = deque()
 
@@ -598,20 +640,29 @@ class FixedSub:
         cursor = (self.last_sid or "0-0") + "".join(f".{o}.{n}" for o, n in self.seen.items())
         return cursor, ev
 
+    def _behind(self) -> bool:
+        l = self.layer
+        return l.state == "redis" and l.sub_epoch not in (0, self.epoch)
+
     async def get(self, timeout: float):
         if self.stop:
-            raise asyncio.CancelledError()
+            return None
         await self._catch_up()
-        while self.pending:
-            out = self._accept(self.pending.popleft())
+        if self._behind():  # the catch-up failed: live events wait until it is done
+            await asyncio.sleep(min(timeout, 0.05))
+            return None
+        while self.pending or self.held:
+            out = self._accept(self.pending.popleft() if self.pending else self.held.popleft())
             if out:
                 return out
         try:
             item = await asyncio.wait_for(self.q.get(), timeout)
         except asyncio.TimeoutError:
             return None
-        if self.pending:  # a catch-up came first: keep the order
-            self.pending.append(item)
+        if self._behind():
+            # It came on a subscription newer than this stream's catch-up:
+            # what Redis holds before it goes first.
+            self.held.append(item)
             return None
         return self._accept(item)
 
