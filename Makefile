@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test fuzz bench bench-baseline lint build deps clean images compose-test fastapi-deps fastapi-test
+.PHONY: run test fuzz bench bench-baseline lint build deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test
 
 build: $(BIN)
 
@@ -88,6 +88,13 @@ FIXES   ?=
 GATE    ?= eventbus
 fastapi-test: deps fastapi-deps build bin/toxiproxy
 	GONOGO_FIXES="$(FIXES)" GATE="$(GATE)" PYTHON="$(PYTHON)" ./examples/fastapi/gate.sh
+
+# The same with Redis and Toxiproxy as containers (docker-compose.test.yml,
+# profile fastapi; local images, nothing pulled): the harness can kill, pause
+# and restart Redis, so kill_aof, kill_no_aof and pause run too.
+fastapi-compose-test: fastapi-deps build
+	./images/build.sh redis toxiproxy
+	REDIS_MODE=container GONOGO_FIXES="$(FIXES)" GATE="$(GATE)" PYTHON="$(PYTHON)" ./examples/fastapi/gate.sh
 
 # Debian's python3-fastapi (0.92), python3-uvicorn (0.17) and python3-redis
 # (4.3), for the system python3; nothing from pip.

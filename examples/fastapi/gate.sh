@@ -9,6 +9,9 @@
 #   examples/fastapi/gate.sh              GATE (eventbus) against the plan as written
 #   GONOGO_FIXES=keepalive examples/fastapi/gate.sh   only the socket-option fix
 #   GONOGO_FIXES=all examples/fastapi/gate.sh         the fixed layer (app/fixed)
+#   REDIS_MODE=container examples/fastapi/gate.sh     Redis and Toxiproxy as containers
+#       (docker-compose.test.yml, profile fastapi; images from `make images`):
+#       the harness can then kill, pause and restart Redis (kill_aof, pause, ...)
 #
 # Needs bin/harness and bin/toxiproxy (make fastapi-test builds them),
 # redis-server, and /usr/bin/python3 with python3-fastapi, python3-uvicorn
@@ -26,6 +29,8 @@ root="$(cd "$here/../.." && pwd)"
 : "${PYTHON:=/usr/bin/python3}"
 : "${REDIS_SERVER:=redis-server}"
 : "${HEALTH_TIMEOUT:=30}"
+: "${REDIS_MODE:=process}"
+: "${DOCKER:=docker}"
 export GONOGO_FIXES="${GONOGO_FIXES:-}"
 
 say() { echo "fastapi-test: $*" >&2; }
@@ -33,7 +38,16 @@ say() { echo "fastapi-test: $*" >&2; }
 for bin in "$HARNESS" "$TOXIPROXY" "$PYTHON"; do
 	[ -x "$bin" ] || { say "$bin missing (make fastapi-test builds and installs what it needs)"; exit 4; }
 done
-command -v "$REDIS_SERVER" >/dev/null || { say "redis-server missing (make deps)"; exit 4; }
+case "$REDIS_MODE" in
+process) command -v "$REDIS_SERVER" >/dev/null || { say "redis-server missing (make deps)"; exit 4; } ;;
+container)
+	command -v docker-compose >/dev/null || { say "docker-compose missing (apt-get install -y docker-compose)"; exit 4; }
+	for img in "${REDIS_IMAGE:-gonogo/redis:7}" "${TOXIPROXY_IMAGE:-gonogo/toxiproxy:latest}"; do
+		"$DOCKER" image inspect "$img" >/dev/null 2>&1 || { say "image $img missing (make images)"; exit 4; }
+	done
+	;;
+*) say "REDIS_MODE $REDIS_MODE: want process or container"; exit 3 ;;
+esac
 "$PYTHON" -c 'import fastapi, uvicorn, redis.asyncio' 2>/dev/null ||
 	{ say "$PYTHON cannot import fastapi, uvicorn and redis (make fastapi-deps)"; exit 4; }
 
@@ -41,6 +55,15 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/gonogo-fastapi.XXXXXX")"
 touch "$work/started"
 pids=()
 ran=0
+project="gonogo-fastapi-$$"
+compose() { docker-compose -p "$project" -f "$root/docker-compose.test.yml" --profile fastapi "$@"; }
+# leftovers prints what the compose project still owns.
+leftovers() {
+	local f="label=com.docker.compose.project=$project"
+	"$DOCKER" ps -aq --filter "$f"
+	"$DOCKER" network ls -q --filter "$f"
+	"$DOCKER" volume ls -q --filter "$f"
+}
 
 # stop PID...: SIGTERM, up to 10 s for a graceful stop, then SIGKILL; reaped.
 stop() {
@@ -66,6 +89,14 @@ cleanup() {
 	if [ -n "$left" ]; then
 		say "still running after cleanup:$left"
 		code=4
+	fi
+	if [ "$REDIS_MODE" = container ]; then
+		compose down -v --remove-orphans >/dev/null 2>&1 || true
+		if [ -n "$(leftovers)" ]; then
+			say "left behind after down -v:"
+			leftovers >&2
+			code=4
+		fi
 	fi
 	if [ "$code" != 0 ] && [ "$ran" = 0 ]; then
 		for f in "$work"/*.log; do [ -f "$f" ] && { say "--- $f"; tail -20 "$f" >&2; }; done
@@ -97,18 +128,32 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 )
 
-"$REDIS_SERVER" --bind 127.0.0.1 --port "$p_redis" --dir "$work" --save '' \
-	--appendonly yes --appendfsync everysec >"$work/redis.log" 2>&1 &
-pids+=($!)
-cat >"$work/toxiproxy.json" <<JSON
-[{"name": "redis", "listen": "127.0.0.1:$p_proxy", "upstream": "127.0.0.1:$p_redis", "enabled": true}]
-JSON
-"$TOXIPROXY" -host 127.0.0.1 -port "$p_api" -config "$work/toxiproxy.json" >"$work/toxiproxy.log" 2>&1 &
-pids+=($!)
-
 # One control token per run, for the services and the harness; never printed.
 HARNESS_CONTROL_TOKEN="$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 export HARNESS_CONTROL_TOKEN
+
+container_flags=()
+if [ "$REDIS_MODE" = process ]; then
+	"$REDIS_SERVER" --bind 127.0.0.1 --port "$p_redis" --dir "$work" --save '' \
+		--appendonly yes --appendfsync everysec >"$work/redis.log" 2>&1 &
+	pids+=($!)
+	cat >"$work/toxiproxy.json" <<-JSON
+		[{"name": "redis", "listen": "127.0.0.1:$p_proxy", "upstream": "127.0.0.1:$p_redis", "enabled": true}]
+	JSON
+	"$TOXIPROXY" -host 127.0.0.1 -port "$p_api" -config "$work/toxiproxy.json" >"$work/toxiproxy.log" 2>&1 &
+	pids+=($!)
+else
+	# The proxy listens on the port it is published on: the harness reaches
+	# it at the API's host and the proxy's own port.
+	cat >"$work/toxiproxy.json" <<-JSON
+		[{"name": "redis", "listen": "0.0.0.0:$p_proxy", "upstream": "fastapi-redis:6379", "enabled": true}]
+	JSON
+	chmod 644 "$work/toxiproxy.json"
+	export FASTAPI_REDIS_CONTAINER="$project-redis" FASTAPI_REDIS_PORT="$p_redis" FASTAPI_TOXIPROXY_PORT="$p_api" \
+		FASTAPI_PROXY_PORT="$p_proxy" FASTAPI_TOXIPROXY_CONFIG="$work/toxiproxy.json"
+	compose up -d fastapi-redis fastapi-toxiproxy >"$work/compose.log" 2>&1 || { say "compose up failed"; cat "$work/compose.log" >&2; exit 4; }
+	container_flags=(--redis-container "$project-redis")
+fi
 
 # wait_up URL: polls until URL answers 200 (HEALTH_TIMEOUT).
 wait_up() {
@@ -136,7 +181,7 @@ for inst in a:$p_a b:$p_b; do
 done
 wait_up "http://127.0.0.1:$p_a/health"
 wait_up "http://127.0.0.1:$p_b/health"
-say "redis 127.0.0.1:$p_redis, toxiproxy 127.0.0.1:$p_api (proxy redis 127.0.0.1:$p_proxy), services :$p_a :$p_b, GONOGO_FIXES=${GONOGO_FIXES:-none}"
+say "redis ($REDIS_MODE) 127.0.0.1:$p_redis, toxiproxy 127.0.0.1:$p_api (proxy redis 127.0.0.1:$p_proxy), services :$p_a :$p_b, GONOGO_FIXES=${GONOGO_FIXES:-none}"
 
 mkdir -p "$REPORT_DIR"
 set +e
@@ -144,7 +189,7 @@ ran=1
 "$HARNESS" run --gate "$GATE" \
 	--service "http://127.0.0.1:$p_a,http://127.0.0.1:$p_b" \
 	--toxiproxy "http://127.0.0.1:$p_api" --toxiproxy-proxy redis \
-	--url "redis://127.0.0.1:$p_redis/0" --report-dir "$REPORT_DIR"
+	--url "redis://127.0.0.1:$p_redis/0" --report-dir "$REPORT_DIR" "${container_flags[@]}"
 code=$?
 set -e
 say "harness exited $code (0 GO, 1 NO-GO, 2 INCONCLUSIVE, 3 bad input, 4 harness failure)"
