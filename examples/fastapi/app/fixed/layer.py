@@ -272,17 +272,19 @@ class FixedLayer:
         and apply the deferred invalidations; the caller switches to Redis
         only once the outbox is empty (no await after the last check)."""
         budget = max(self.cfg.publish_budget_ms, 1000) / 1000
-        while self.outbox:
-            flow, ev, seq = self.outbox[0]
-            sid = await asyncio.wait_for(self._publish_script(c, flow, ev, self.origin, seq), budget)
-            self.outbox.popleft()
-            self._note(flow, sid)
         now = now_ms()
         for conn, (flow, user, info, _) in list(self.conns.items()):
             await asyncio.wait_for(self._register(c, conn, flow, user, info, now), budget)
         for flow in list(self.deferred):
             await asyncio.wait_for(c.delete(self.k("cache:flow:state:" + flow), self.k("cache:flow:meta:" + flow)), budget)
             self.deferred.discard(flow)
+        # The outbox last: a publish acknowledged from memory during any
+        # await above or below is replayed before the switch.
+        while self.outbox:
+            flow, ev, seq = self.outbox[0]
+            sid = await asyncio.wait_for(self._publish_script(c, flow, ev, self.origin, seq), budget)
+            self.outbox.popleft()
+            self._note(flow, sid)
 
     # ---- health and monitor ----
 
