@@ -113,8 +113,25 @@ cleanup() {
 	rm -rf "$work"
 	exit "$code"
 }
+# interrupted: Ctrl-C or SIGTERM stops the harness the way it stops itself
+# (it writes its report, marked INCOMPLETE; at most 60 s), then cleanup
+# stops the rest. Exit 2.
+hpid=""
+interrupted() {
+	trap - INT TERM
+	say interrupted
+	ran=1
+	if [ -n "$hpid" ] && kill -0 "$hpid" 2>/dev/null; then
+		kill -TERM "$hpid" 2>/dev/null || true
+		local deadline=$((SECONDS + 60))
+		while kill -0 "$hpid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+		kill -KILL "$hpid" 2>/dev/null || true
+		wait "$hpid" 2>/dev/null || true
+	fi
+	exit 2
+}
 trap cleanup EXIT
-trap 'say interrupted; ran=1; exit 2' INT TERM
+trap interrupted INT TERM
 
 # Five free loopback ports, chosen by the kernel.
 read -r p_redis p_api p_proxy p_a p_b < <("$PYTHON" - <<'PY'
@@ -186,11 +203,16 @@ say "redis ($REDIS_MODE) 127.0.0.1:$p_redis, toxiproxy 127.0.0.1:$p_api (proxy r
 mkdir -p "$REPORT_DIR"
 set +e
 ran=1
+# In the background, so that a signal reaches the trap at once (bash runs a
+# trap only once the foreground command is done).
 "$HARNESS" run --gate "$GATE" \
 	--service "http://127.0.0.1:$p_a,http://127.0.0.1:$p_b" \
 	--toxiproxy "http://127.0.0.1:$p_api" --toxiproxy-proxy redis \
-	--url "redis://127.0.0.1:$p_redis/0" --report-dir "$REPORT_DIR" "${container_flags[@]}"
+	--url "redis://127.0.0.1:$p_redis/0" --report-dir "$REPORT_DIR" "${container_flags[@]}" &
+hpid=$!
+wait "$hpid"
 code=$?
+hpid=""
 set -e
 say "harness exited $code (0 GO, 1 NO-GO, 2 INCONCLUSIVE, 3 bad input, 4 harness failure)"
 exit "$code"
