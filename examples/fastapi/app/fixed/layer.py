@@ -63,6 +63,10 @@ class Unavailable(Exception):
     """Redis cannot be used now; the caller serves from memory."""
 
 
+class Late(Unavailable):
+    """Redis did not answer within the budget (the breaker may stay closed)."""
+
+
 class OutboxFull(Exception):
     pass
 
@@ -248,7 +252,7 @@ class FixedLayer:
         except asyncio.TimeoutError as e:
             if trip_on_timeout:
                 self._trip(c, e)
-            raise Unavailable("over budget")
+            raise Late("Redis did not answer within the call budget")
         except FAILURES as e:
             self._trip(c, e)
             raise Unavailable(repr(e))
@@ -294,7 +298,16 @@ class FixedLayer:
         if not self.cfg.enabled:
             r = {"status": "disabled"}
         elif self.state != "redis":
-            r = {"status": "unavailable"}
+            # Redis's own state, not the layer's: it may be back while the
+            # outbox is still being replayed.
+            c = self._new_client()
+            try:
+                await asyncio.wait_for(c.ping(), self.cfg.call_budget_ms / 1000)
+                r = {"status": "healthy"}
+            except Exception as e:
+                r = {"status": "unavailable", "error": repr(e)}
+            finally:
+                self._drop(c)
         else:
             start = time.perf_counter()
             try:
@@ -392,7 +405,6 @@ class FixedLayer:
             ps, reader = c.pubsub(), None
             try:
                 await asyncio.wait_for(ps.psubscribe(self.k("flow:updates:*")), self.cfg.connect_timeout_ms / 1000)
-                self.sub_epoch += 1
                 reader = asyncio.ensure_future(self._read(ps))
                 while not self.closed and c is self.client and not reader.done():
                     await asyncio.wait([reader], timeout=0.1)
@@ -412,6 +424,12 @@ class FixedLayer:
         # lost messages under load with redis-py 4.3).
         skip = len(self.k("flow:updates:"))
         async for msg in ps.listen():
+            if msg.get("type") == "psubscribe":
+                # Redis confirmed the subscription: from here on nothing
+                # published is missed, so the streams' catch-up reads may
+                # start (psubscribe() returns before the confirmation).
+                self.sub_epoch += 1
+                continue
             if msg.get("type") != "pmessage":
                 continue
             sid, origin, seq, data = msg["data"].split("|", 3)
@@ -492,8 +510,12 @@ class FixedLayer:
         return True
 
     async def lookup(self, flow: str) -> List[str]:
+        # A late answer is an error (503), not this instance's partial view:
+        # only with the breaker open does the local view stand in.
         try:
             return await self.call(lambda c: c.zrangebyscore(self.k("sse:flow:" + flow), now_ms(), "+inf"))
+        except Late:
+            raise
         except Unavailable:
             now = now_ms()
             return [cid for cid, (f, _, _, exp) in self.conns.items() if f == flow and exp > now]
@@ -501,6 +523,8 @@ class FixedLayer:
     async def count(self) -> int:
         try:
             return await self.call(lambda c: c.zcount(self.k("sse:all"), now_ms(), "+inf"))
+        except Late:
+            raise
         except Unavailable:
             now = now_ms()
             return sum(1 for (_, _, _, exp) in self.conns.values() if exp > now)
