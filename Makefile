@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test fuzz bench bench-baseline lint build deps clean images compose-test
+.PHONY: run test fuzz bench bench-baseline lint build deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test
 
 build: $(BIN)
 
@@ -77,6 +77,37 @@ images:
 # exits with the harness's code.
 compose-test: images
 	./images/compose-test.sh
+
+# The tracker's own Python stack (examples/fastapi) judged by URL: a process
+# redis-server, Toxiproxy on loopback, two uvicorn instances, the eventbus
+# gate (GATE) by `harness run --service`; exits with the harness's code (the
+# plan as written is NO-GO). FIXES=keepalive: only the plan's socket-option
+# fix; FIXES=all: the fixed layer. Nothing is left running (gate.sh checks).
+PYTHON  ?= /usr/bin/python3
+FIXES   ?=
+GATE    ?= eventbus
+fastapi-test: deps fastapi-deps build bin/toxiproxy
+	GONOGO_FIXES="$(FIXES)" GATE="$(GATE)" PYTHON="$(PYTHON)" ./examples/fastapi/gate.sh
+
+# The same with Redis and Toxiproxy as containers (docker-compose.test.yml,
+# profile fastapi; local images, nothing pulled): the harness can kill, pause
+# and restart Redis, so kill_aof, kill_no_aof and pause run too.
+fastapi-compose-test: fastapi-deps build
+	./images/build.sh redis toxiproxy
+	REDIS_MODE=container GONOGO_FIXES="$(FIXES)" GATE="$(GATE)" PYTHON="$(PYTHON)" ./examples/fastapi/gate.sh
+
+# Debian's python3-fastapi (0.92), python3-uvicorn (0.17) and python3-redis
+# (4.3), for the system python3; nothing from pip.
+fastapi-deps:
+	@$(PYTHON) -c 'import fastapi, uvicorn, redis.asyncio' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing python3-fastapi python3-uvicorn python3-redis (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-fastapi python3-uvicorn python3-redis >/dev/null; \
+	  else echo "missing: sudo apt-get install -y python3-fastapi python3-uvicorn python3-redis" >&2; exit 4; fi; }
+
+# Toxiproxy's own server from the module cache (the version go.mod requires).
+bin/toxiproxy: go.mod go.sum
+	$(GO) build -o $@ github.com/Shopify/toxiproxy/v2/cmd/server
 
 clean:
 	rm -rf bin

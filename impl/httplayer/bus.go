@@ -17,6 +17,22 @@ import (
 // bus is the event bus over POST/GET /flows/{id}/events[/history].
 type bus client
 
+// namedBus is the bus of a service with the Reset ability that names its
+// flows' streams (GET /_harness "streams"): the harness reads them from
+// Redis itself, so its loss checks judge what Redis holds, not what the
+// service answers.
+type namedBus struct {
+	*bus
+	prefix, key string
+}
+
+var _ impl.Streams = (*namedBus)(nil)
+
+// StreamKey is the reset's key prefix and the service's key with the flow ID.
+func (b *namedBus) StreamKey(flowID string) string {
+	return b.prefix + strings.Replace(b.key, FlowPlaceholder, flowID, 1)
+}
+
 // publishBody is the body of POST /flows/{id}/events.
 type publishBody struct {
 	ID            string          `json:"id,omitempty"`

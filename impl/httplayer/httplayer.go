@@ -49,6 +49,33 @@ type Service struct {
 	profile   string
 	abilities []string
 	token     string // sent as "Authorization: Bearer" on /_harness calls
+	// streams is the key of a flow's stream under the reset's key prefix,
+	// "{flow}" standing for the flow ID (GET /_harness "streams"); "" when
+	// the service names none.
+	streams string
+}
+
+// FlowPlaceholder stands for the flow ID in the stream key a service names.
+const FlowPlaceholder = "{flow}"
+
+// checkStreams checks the stream key a service names in GET /_harness: at
+// most 256 printable ASCII characters without spaces, "{flow}" exactly once.
+func checkStreams(key string) error {
+	if key == "" {
+		return nil
+	}
+	if len(key) > 256 || strings.IndexFunc(key, func(c rune) bool { return c <= ' ' || c > '~' }) >= 0 ||
+		strings.Count(key, FlowPlaceholder) != 1 {
+		return fmt.Errorf("GET /_harness names streams %q: want at most 256 printable ASCII characters, no spaces, with %s once", truncate(key, 64), FlowPlaceholder)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // StatusError is a reply outside the contract's success codes.
@@ -99,6 +126,7 @@ func Dial(ctx context.Context, base, token string) (*Service, error) {
 	s.profile = h.Profile
 	var info struct {
 		Abilities []string `json:"abilities"`
+		Streams   string   `json:"streams"`
 	}
 	err = s.call(cctx, nil, http.MethodGet, "/_harness", nil, &info, http.StatusOK)
 	var se *StatusError
@@ -113,7 +141,10 @@ func Dial(ctx context.Context, base, token string) (*Service, error) {
 	case err != nil:
 		return nil, fmt.Errorf("service %s: %w", base, err)
 	default:
-		s.abilities = info.Abilities
+		if err := checkStreams(info.Streams); err != nil {
+			return nil, fmt.Errorf("service %s: %w", base, err)
+		}
+		s.abilities, s.streams = info.Abilities, info.Streams
 	}
 	return s, nil
 }
@@ -124,6 +155,10 @@ func (s *Service) Base() string { return s.base }
 // Profile is the implementation's name from GET /health ("" if it gives
 // none).
 func (s *Service) Profile() string { return s.profile }
+
+// Streams is the stream key the service names in GET /_harness ("{flow}"
+// for the flow ID), "" if none.
+func (s *Service) Streams() string { return s.streams }
 
 // Has reports whether the service offers a control ability (Reset,
 // Registry).
@@ -163,10 +198,16 @@ func (s *Service) Layer(ctx context.Context, cfg impl.Config, heartbeat time.Dur
 		profile = out.Profile
 		c.noteMode(out.Mode)
 	}
+	var b impl.Bus = (*bus)(c)
+	if s.streams != "" && s.Has(Reset) {
+		// The streams are under the prefix the reset gave: the harness can
+		// read them itself (impl.Streams).
+		b = &namedBus{bus: (*bus)(c), prefix: cfg.KeyPrefix, key: s.streams}
+	}
 	return &impl.Layer{
 		Profile:  profile,
 		Manager:  (*manager)(c),
-		Bus:      (*bus)(c),
+		Bus:      b,
 		Registry: (*registry)(c),
 		Cache:    (*cache)(c),
 		Close:    c.close,

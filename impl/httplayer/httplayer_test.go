@@ -206,3 +206,55 @@ func TestSubscribeRetry(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, []time.Duration{2500 * time.Millisecond, 40 * time.Millisecond}, got)
 }
+
+// fakeControl is a service answering only /health, GET /_harness (with
+// streams as its "streams") and POST /_harness/reset.
+func fakeControl(t *testing.T, streams string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/health":
+			w.Write([]byte(`{"status":"healthy","profile":"fake","services":{"redis":{"status":"healthy","mode":"redis"}}}`))
+		case "/_harness":
+			fmt.Fprintf(w, `{"control":1,"abilities":["reset","registry"],"streams":%q}`, streams)
+		case "/_harness/reset":
+			w.Write([]byte(`{"profile":"fake","mode":"redis"}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestNamedStreams: a service that names its flows' streams in GET
+// /_harness gets a bus the harness reads Redis through (impl.Streams, under
+// the reset's key prefix); one that names none is judged on its own
+// history reads; a malformed name is an error at Dial.
+func TestNamedStreams(t *testing.T) {
+	ctx := context.Background()
+	s, err := httplayer.Dial(ctx, fakeControl(t, "flow:events:{flow}"), token)
+	require.NoError(t, err)
+	assert.Equal(t, "flow:events:{flow}", s.Streams())
+	l, err := s.Layer(ctx, impl.Config{KeyPrefix: "run1:"}, 0)
+	require.NoError(t, err)
+	st, ok := l.Bus.(impl.Streams)
+	require.True(t, ok, "the bus names the service's streams")
+	assert.Equal(t, "run1:flow:events:f-1", st.StreamKey("f-1"))
+
+	s, err = httplayer.Dial(ctx, fakeControl(t, ""), token)
+	require.NoError(t, err)
+	l, err = s.Layer(ctx, impl.Config{KeyPrefix: "run1:"}, 0)
+	require.NoError(t, err)
+	_, ok = l.Bus.(impl.Streams)
+	assert.False(t, ok, "no streams named: the harness reads through the service")
+
+	for _, bad := range []string{"flow:events", "a{flow}b{flow}", "with space {flow}", strings.Repeat("k", 257) + "{flow}"} {
+		_, err := httplayer.Dial(ctx, fakeControl(t, bad), token)
+		if assert.Error(t, err, "streams %q", bad) {
+			assert.Contains(t, err.Error(), "names streams")
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		}
+	}
+}

@@ -1,0 +1,37 @@
+# glue: runs the example under uvicorn; a SIGTERM or Ctrl-C first ends every
+# SSE stream (each unregisters), so that uvicorn's graceful shutdown, which
+# waits for open responses, finishes.
+#
+#   python3 serve.py --host 127.0.0.1 --port 8081
+import argparse
+import os
+import sys
+
+import uvicorn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from app.main import STATE, app  # noqa: E402
+
+
+class Server(uvicorn.Server):
+    def handle_exit(self, sig, frame):
+        STATE.end_streams()
+        super().handle_exit(sig, frame)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="the tracker's FastAPI layer over the gonogo HTTP contract")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8080)
+    a = ap.parse_args()
+    if not 0 < a.port < 65536:
+        print(f"serve.py: --port {a.port}: want 1-65535", file=sys.stderr)
+        sys.exit(3)
+    cfg = uvicorn.Config(app, host=a.host, port=a.port, log_level=os.getenv("LOG_LEVEL", "warning").lower(),
+                         lifespan="on", timeout_keep_alive=60, access_log=False)
+    Server(cfg).run()
+
+
+if __name__ == "__main__":
+    main()
