@@ -30,7 +30,7 @@ run: deps build
 	  echo "make run: harness exited $$code (0 GO, 1 NO-GO, 2 INCONCLUSIVE, 3 bad input, 4 harness failure); the report is under reports/"; \
 	  exit $$code
 
-test: deps
+test: deps fastapi-deps
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
