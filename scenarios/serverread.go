@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -65,7 +66,36 @@ func (s *serverReader) read(ctx context.Context, r *run, flow string, n int) (hi
 	for _, m := range msgs {
 		op.Values = append(op.Values, entryEventID(m))
 	}
+	if err == nil {
+		op.Stored = s.stored(ctx, r, msgs)
+	}
 	return op, op.Values
+}
+
+// stored maps the entries' IDs (Redis's clock, ms) to the earliest time on
+// the run's clock each can have been stored at, with Redis's clock offset
+// measured by TIME; nil when it cannot be measured.
+func (s *serverReader) stored(ctx context.Context, r *run, msgs []redis.XMessage) []time.Duration {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	now, err := s.rdb.Time(cctx).Result()
+	t1 := time.Now()
+	if err != nil {
+		return nil
+	}
+	half := t1.Sub(t0) / 2
+	offset := now.Sub(t0.Add(half))
+	out := make([]time.Duration, 0, len(msgs))
+	for _, m := range msgs {
+		ms, _, _ := strings.Cut(m.ID, "-")
+		v, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			return nil
+		}
+		out = append(out, r.rec.Since(time.UnixMilli(v).Add(-offset-half)))
+	}
+	return out
 }
 
 // entryEventID is the event ID a stream entry carries.

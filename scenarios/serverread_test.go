@@ -3,11 +3,13 @@ package scenarios
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/hardened"
+	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/scenarios/check"
 )
@@ -103,5 +105,88 @@ func TestStreamBoundsCaught(t *testing.T) {
 		case r.Verdict == verdict.Fail:
 			t.Errorf("check %s: got FAIL (%v); want only stream_bounds to catch this mutant", r.Check, r.Err)
 		}
+	}
+}
+
+// lateBus acknowledges every publish at once and writes it 300 ms later:
+// its instance stays in redis mode throughout.
+type lateBus struct {
+	impl.Bus
+	impl.Streams
+	wg *sync.WaitGroup
+}
+
+func (b lateBus) Publish(ctx context.Context, e impl.Event) error {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		time.Sleep(300 * time.Millisecond)
+		b.Bus.Publish(context.Background(), e)
+	}()
+	return nil
+}
+
+// TestServerReadStored: the harness's own read says when Redis stored each
+// entry (entry IDs, with Redis's clock offset measured): hardened's
+// entries are stored before their publish returned; a layer that
+// acknowledges first and writes 300 ms later has every entry stored after
+// its acknowledgement, so the checkers count its publishes as acknowledged
+// from memory whatever mode it reported.
+func TestServerReadStored(t *testing.T) {
+	needRedis(t)
+	for _, late := range []bool{false, true} {
+		t.Run(map[bool]string{false: "hardened", true: "written late"}[late], func(t *testing.T) {
+			var wg sync.WaitGroup
+			reg := mutant(func(l *impl.Layer) {
+				if late {
+					streams, _ := l.Bus.(impl.Streams)
+					l.Bus = lateBus{Bus: l.Bus, Streams: streams, wg: &wg}
+					closeReal := l.Close
+					l.Close = func() error { wg.Wait(); return closeReal() }
+				}
+			})
+			spec, err := Parse("mutation.yaml", []byte(mutationSpec), DefaultKnown(reg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if _, err := Run(ctx, spec, Options{Profile: "mutant", Profiles: reg, Dir: dir, Deps: DefaultDeps()}); err != nil {
+				t.Fatal(err)
+			}
+			h, err := history.Load(dir + "/history.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			acked := map[string]time.Duration{}
+			for _, o := range h.Ops {
+				if o.Kind == history.Publish && o.OK {
+					acked[o.Flow+"/"+o.EventID] = o.Return
+				}
+			}
+			before, after := 0, 0
+			for _, o := range h.Ops {
+				if o.Kind != history.ServerRead {
+					continue
+				}
+				if len(o.Stored) != len(o.Values) {
+					t.Fatalf("server read of %s: %d stored times for %d entries", o.Flow, len(o.Stored), len(o.Values))
+				}
+				for i, id := range o.Values {
+					if ret, ok := acked[o.Flow+"/"+id]; ok {
+						if o.Stored[i] > ret {
+							after++
+						} else {
+							before++
+						}
+					}
+				}
+			}
+			t.Logf("entries stored before their acknowledgement %d, after %d", before, after)
+			if want := map[bool]bool{false: after == 0 && before > 0, true: before == 0 && after > 0}[late]; !want {
+				t.Errorf("stored before the acknowledgement %d, after %d", before, after)
+			}
+		})
 	}
 }

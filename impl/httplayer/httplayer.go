@@ -56,7 +56,7 @@ type Service struct {
 }
 
 // FlowPlaceholder stands for the flow ID in the stream key a service names.
-const FlowPlaceholder = "{flow}"
+const FlowPlaceholder = service.FlowPlaceholder
 
 // checkStreams checks the stream key a service names in GET /_harness: at
 // most 256 printable ASCII characters without spaces, "{flow}" exactly once.

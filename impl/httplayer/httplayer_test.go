@@ -258,3 +258,26 @@ func TestNamedStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestServedStreams: the reference service names its layer's streams in
+// GET /_harness, before and after a reset, so that the harness reads a
+// served hardened layer's streams from Redis itself (process instances
+// were judged on the service's own history answers).
+func TestServedStreams(t *testing.T) {
+	ctx := context.Background()
+	base := impl.Config{KeyPrefix: "base:"}
+	l0, err := hardened.New(ctx, base)
+	require.NoError(t, err)
+	_, url := servicetest.Start(t, l0, service.Options{Control: &service.Control{Base: base, New: hardened.New, Token: token}})
+	for _, prefix := range []string{"run1:", "run2:"} {
+		s, err := httplayer.Dial(ctx, url, token)
+		require.NoError(t, err)
+		assert.Equal(t, "{flow:{flow}}:events", s.Streams(), "streams named before the reset to %s", prefix)
+		l, err := s.Layer(ctx, impl.Config{KeyPrefix: prefix}, 0)
+		require.NoError(t, err)
+		st, ok := l.Bus.(impl.Streams)
+		require.True(t, ok, "the bus names the service's streams")
+		assert.Equal(t, prefix+"{flow:f-1}:events", st.StreamKey("f-1"))
+		s.Close()
+	}
+}

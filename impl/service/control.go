@@ -33,7 +33,15 @@ type Control struct {
 	StreamWait time.Duration
 
 	mu sync.Mutex // one reset at a time
+	// prefix is the key prefix of the layer the last reset built (reset
+	// says whether there was one: before, Base's).
+	prefix string
+	reset  bool
 }
+
+// FlowPlaceholder stands for the flow ID in the stream key GET /_harness
+// names ("streams"), which the harness reads under a reset's key prefix.
+const FlowPlaceholder = "{flow}"
 
 // MinTokenLength is the shortest control token `harness serve` accepts.
 const MinTokenLength = 16
@@ -242,8 +250,25 @@ func (s *Service) guard(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// controlInfo answers GET /_harness: the abilities, the profile and, when
+// the layer names its streams (impl.Streams), their key without the key
+// prefix, so that the harness reads them from Redis itself.
 func (s *Service) controlInfo(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"control": 1, "abilities": Abilities, "profile": s.current().Profile})
+	c := s.opts.Control
+	c.mu.Lock()
+	prefix := c.Base.KeyPrefix
+	if c.reset {
+		prefix = c.prefix
+	}
+	l := s.current()
+	c.mu.Unlock()
+	info := map[string]any{"control": 1, "abilities": Abilities, "profile": l.Profile}
+	if st, ok := l.Bus.(impl.Streams); ok {
+		if k := st.StreamKey(FlowPlaceholder); strings.HasPrefix(k, prefix) {
+			info["streams"] = k[len(prefix):]
+		}
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 // reset builds a layer from the control's base configuration with the
@@ -271,6 +296,7 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 		heartbeat = time.Duration(req.HeartbeatIntervalMS) * time.Millisecond
 	}
 	old := s.swap(l, heartbeat, c.StreamWait)
+	c.prefix, c.reset = req.Apply(c.Base).KeyPrefix, true
 	if err := old.Close(); err != nil {
 		s.opts.Logger.Warn("reset: closing the replaced layer", "err", err)
 	}

@@ -32,7 +32,7 @@ const (
 	RegCount     = "reg_count"  // Value = instance read on; Count = live connections it reported
 	Health       = "health"     // Value = reported redis state ("healthy", "unavailable", ...)
 	RedisState   = "redis_state"
-	ServerRead   = "server_read" // the harness's own read of a flow's Redis stream: Flow; Values = event IDs stored, in stream order
+	ServerRead   = "server_read" // the harness's own read of a flow's Redis stream: Flow; Values = event IDs stored, in stream order; Stored = when Redis stored each
 	StreamInfo   = "stream_info" // the harness's own look at a flow's stream: Flow; Count = XLEN; Value = PTTL in ms (-1 none, -2 no key)
 	// InstanceExit is an instance process that ended (instance faults):
 	// Instance names it, Value the fault ("stop", "kill"), Err its exit
@@ -75,6 +75,11 @@ type Op struct {
 	// process of an instance_exit or rss record, the instance a cache
 	// read or invalidation went to.
 	Instance string `json:"instance,omitempty"`
+	// Stored is, for a server_read, the earliest time (on the run's
+	// clock) at which Redis can have stored each entry of Values: the
+	// entry ID's milliseconds, less the measured offset of Redis's clock
+	// and its uncertainty.
+	Stored []time.Duration `json:"stored,omitempty"`
 }
 
 // Latency is the time the call took.

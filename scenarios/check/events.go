@@ -19,6 +19,11 @@ func (k eventKey) String() string { return k.flow + "/" + k.id }
 
 // publishes indexes every publish op by event; when an event was published
 // more than once (a retry), the acknowledged attempt wins.
+//
+// A publish the implementation acknowledged in redis mode whose stream
+// entry Redis stored only after the acknowledgement (the harness's own
+// read says when: history.Op.Stored) was acknowledged from memory,
+// whatever the instance's mode said: its Mode becomes impl.ModeMemory.
 func publishes(h history.History) map[eventKey]history.Op {
 	m := map[eventKey]history.Op{}
 	for _, o := range h.Ops {
@@ -28,6 +33,18 @@ func publishes(h history.History) map[eventKey]history.Op {
 		k := eventKey{o.Flow, o.EventID}
 		if old, ok := m[k]; !ok || (!old.OK && o.OK) {
 			m[k] = o
+		}
+	}
+	for _, rd := range h.Ops {
+		if rd.Kind != history.ServerRead || len(rd.Stored) != len(rd.Values) {
+			continue
+		}
+		for i, id := range rd.Values {
+			k := eventKey{rd.Flow, id}
+			if p, ok := m[k]; ok && p.OK && p.Mode == impl.ModeRedis && rd.Stored[i] > p.Return {
+				p.Mode = impl.ModeMemory
+				m[k] = p
+			}
 		}
 	}
 	return m

@@ -211,6 +211,14 @@ func TestReorderedRealTimeScope(t *testing.T) {
 			verdict: verdict.Fail, err: ErrReordered, metrics: map[string]float64{"reordered_realtime": 1}},
 		{name: "one instance, memory: real-time order binds", h: hist(nil, on(memA, "inst-0", "memory"), on(memB, "inst-0", "memory"), rd("f1", 5, "p1-1", "p0-1")),
 			verdict: verdict.Fail, err: ErrReordered},
+		// The harness's own read says when Redis stored each entry: an
+		// event acknowledged in redis mode but stored after its
+		// acknowledgement was acknowledged from memory (a publish that
+		// timed out at its budget and was replayed).
+		{name: "two instances on redis, one stored after its acknowledgement", h: hist(nil, redA, redB, storedAt(srv("f1", 5, "p1-1", "p0-1"), 0.205, 0.5)),
+			verdict: verdict.Pass},
+		{name: "two instances on redis, both stored in time: real-time order binds", h: hist(nil, redA, redB, storedAt(srv("f1", 5, "p1-1", "p0-1"), 0.205, 0.105)),
+			verdict: verdict.Fail, err: ErrReordered, metrics: map[string]float64{"reordered_realtime": 1}},
 		{name: "deliveries in order", h: hist(nil, redA, redB, del("s0", "p0-1", 1), del("s0", "p1-1", 1.1)), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_reordered": 0}},
 		{name: "deliveries out of order", h: hist(nil, redA, redB, del("s0", "p1-1", 1), del("s0", "p0-1", 1.1), del("s1", "p0-1", 1), del("s1", "p1-1", 1.1)),
@@ -298,4 +306,19 @@ func TestSensitivity(t *testing.T) {
 			t.Errorf("%s: sensitivity %q; want it to contain %q", ch.name, r.Sensitivity, want)
 		}
 	}
+}
+
+// srv is the harness's own read of flow at t (seconds) returning ids.
+func srv(flow string, t float64, ids ...string) history.Op {
+	o := rd(flow, t, ids...)
+	o.Kind, o.Client = history.ServerRead, "harness"
+	return o
+}
+
+// storedAt gives a read the times (seconds) Redis stored its entries at.
+func storedAt(o history.Op, at ...float64) history.Op {
+	for _, a := range at {
+		o.Stored = append(o.Stored, s(a))
+	}
+	return o
 }
