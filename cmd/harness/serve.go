@@ -29,6 +29,8 @@ func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "SSE heartbeat interval")
 	journal := fs.String("journal", "", "outbox journal directory (also OUTBOX_JOURNAL_DIR): events acknowledged while Redis is down survive a stop or crash of this instance (docs/http.md); one instance per directory")
 	control := fs.Bool("control", false, "serve the harness control API under /_harness/ (docs/http.md) so that `harness run --service` can reset the layer per scenario and drive the registry; also HARNESS_CONTROL=true. Needs HARNESS_CONTROL_TOKEN (at least 16 characters), which every control request must send as Authorization: Bearer. Test stacks only: never in production")
+	corsList := fs.String("cors-origins", "", "origins whose pages may use the service from a browser, comma-separated scheme://host[:port] or * (also CORS_ORIGINS; docs/http.md, \"Browsers\")")
+	unnamed := fs.Bool("sse-unnamed", false, "send SSE events without an event: field, so that a browser's EventSource.onmessage gets them all (default: named by event_type)")
 	anyAddr := fs.Bool("control-any-addr", false, "with --control: allow an --addr that is not loopback (127.0.0.0/8, ::1, localhost), e.g. :8080 in a compose network")
 	if err := parse(fs, args); err != nil {
 		return 0, err
@@ -50,6 +52,13 @@ func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 			return 0, err
 		}
 	}
+	if *corsList == "" {
+		*corsList = e.getenv("CORS_ORIGINS")
+	}
+	origins, err := service.ParseOrigins(*corsList)
+	if err != nil {
+		return 0, exitcode.Config(err)
+	}
 	if *heartbeat <= 0 {
 		return 0, exitcode.Configf("-heartbeat must be positive, got %s", *heartbeat)
 	}
@@ -67,7 +76,8 @@ func runServe(ctx context.Context, args []string, e env) (code int, err error) {
 		return 0, exitcode.Config(err)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	opts := service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log}
+	opts := service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: log,
+		CORS: service.CORS{Origins: origins}, Stream: service.StreamOptions{Unnamed: *unnamed}}
 	if *control {
 		opts.Control = &service.Control{Base: cfg, Token: token, New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 			return reg.New(ctx, *profile, c)
