@@ -135,6 +135,13 @@ func childServe(args []string) int {
 		return 3
 	}
 	opts := service.Options{Logger: log}
+	if os.Getenv(noCORSEnv) == "" {
+		// As `harness serve` reads CORS_ORIGINS.
+		if opts.CORS.Origins, err = service.ParseOrigins(os.Getenv("CORS_ORIGINS")); err != nil {
+			log.Error("config", "err", err)
+			return 3
+		}
+	}
 	if *control {
 		opts.Control = &service.Control{Base: cfg, Token: os.Getenv("HARNESS_CONTROL_TOKEN"), New: func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 			return reg.New(ctx, *profile, c)
