@@ -32,11 +32,17 @@ type frame struct {
 	unknown []string
 }
 
-// maxLine bounds one line of an event stream.
-const maxLine = 1 << 20
+// maxLine bounds one line of an event stream, maxBlock one block.
+const (
+	maxLine  = 1 << 20
+	maxBlock = 4 << 20
+)
 
-// errLine is a line past maxLine.
-var errLine = errors.New("event stream line over 1 MiB")
+// errLine is a line past maxLine, errBlock a block past maxBlock.
+var (
+	errLine  = errors.New("event stream line over 1 MiB")
+	errBlock = errors.New("event stream block over 4 MiB without a blank line")
+)
 
 // sseReader reads frames from an event stream.
 type sseReader struct {
@@ -79,10 +85,14 @@ func (s *sseReader) line() (string, error) {
 func (s *sseReader) next() (frame, error) {
 	var f frame
 	var data strings.Builder
+	size := 0
 	for {
 		l, err := s.line()
 		if err != nil {
 			return f, err
+		}
+		if size += len(l) + 1; size > maxBlock {
+			return f, errBlock
 		}
 		if s.first {
 			l = strings.TrimPrefix(l, "\uFEFF")
