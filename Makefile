@@ -52,7 +52,7 @@ test: deps
 # installed, then the browser scenarios for both profiles (hardened GO, seed
 # NO-GO: that run's exit code 1 is expected and not a failure here).
 test-browser: deps browser-deps build
-	$(GO) test -race -count=1 -run 'Browser|Conform' ./scenarios/ ./conform/ ./cmd/harness/
+	GONOGO_BROWSER_ALL=1 $(GO) test -race -count=1 -run 'Browser|Conform' ./scenarios/ ./conform/ ./cmd/harness/
 	./$(BIN) run --scenario browser_outage,browser_restart,browser_cross_origin --profile hardened --report-dir reports
 	./$(BIN) run --scenario browser_outage,browser_restart,browser_cross_origin --profile seed --report-dir reports; test $$? = 1
 

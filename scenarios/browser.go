@@ -51,7 +51,6 @@ type browserRun struct {
 	pages  []*browserPage
 	// origin is the other origin pages are served from (cross_origin).
 	origin string
-	srv    *http.Server
 }
 
 // browserPage is one browser client.
@@ -76,7 +75,6 @@ type pageReport struct {
 	Kind  string `json:"k"`     // open, event, error, stop
 	Last  string `json:"last"`  // open: the Last-Event-ID the browser sent
 	State int    `json:"state"` // error: the EventSource's readyState
-	Type  string `json:"type"`  // event: its type (message when unnamed)
 	ID    string `json:"id"`    // event: lastEventId (the cursor)
 	Data  string `json:"data"`  // event: its data
 	at    time.Duration
@@ -134,7 +132,7 @@ func (r *run) pageOrigin() (string, error) {
 	if r.browser == nil {
 		r.browser = &browserRun{}
 	}
-	r.browser.origin, r.browser.srv = "http://"+ln.Addr().String(), srv
+	r.browser.origin = "http://" + ln.Addr().String()
 	r.stops = append(r.stops, func() error { return srv.Close() })
 	return r.browser.origin, nil
 }
@@ -215,7 +213,7 @@ func (r *run) openPage(p *browserPage, origin string) error {
 	}
 	params, _ := json.Marshal(map[string]any{
 		"url": base + "/flows/" + url.PathEscape(p.flow) + "/events", "name": p.name, "flow": p.flow,
-		"instance": r.instanceName(p.inst), "types": []string{"TEST_EVENT"}, "page": page,
+		"instance": r.instanceName(p.inst), "types": []string{"TEST_EVENT"},
 	})
 	return chromedp.Do(p.ctx,
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -278,7 +276,6 @@ type browserConn struct {
 	open    *history.Op // the connection open now, nil between connections
 	next    int64       // the page's next report number
 	cursor  string
-	events  int
 	stopped bool
 }
 
@@ -372,7 +369,6 @@ func (r *run) browserReport(ctx context.Context, p *browserPage, st *browserConn
 		if rep.ID != "" {
 			st.cursor = rep.ID
 		}
-		st.events++
 	case "error":
 		if st.open != nil {
 			r.endConn(ctx, p, st, rep.at)
@@ -441,7 +437,7 @@ es.onopen = () => { opens++; $('opens').textContent = opens; state(); log('open'
 es.onerror = () => { errors++; $('errors').textContent = errors; state(); log('error, readyState ' + names[es.readyState]); report({k: 'error', state: es.readyState}); };
 const onEvent = (e) => {
   last = e.lastEventId; events++;
-  report({k: 'event', type: e.type, id: e.lastEventId, data: e.data});
+  report({k: 'event', id: e.lastEventId, data: e.data});
   $('events').textContent = events; $('last').textContent = last;
   let d = {}; try { d = JSON.parse(e.data); } catch (_) {}
   const tr = document.createElement('tr');
