@@ -116,9 +116,12 @@ func isStream(r *http.Request) bool {
 
 var dataRE = regexp.MustCompile(`(?m)^data: (.*)$`)
 
-// dropEmpty removes payload {} and source "system" from an event, as the
-// hardened profile once left them out.
+// dropEmpty removes payload {}, source "system" and an empty
+// correlation_id from an event, as the hardened profile once left them out.
 func dropEmpty(e map[string]any) {
+	if e["correlation_id"] == "" {
+		delete(e, "correlation_id")
+	}
 	if p, ok := e["payload"].(map[string]any); ok && len(p) == 0 {
 		delete(e, "payload")
 	}

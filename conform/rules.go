@@ -373,7 +373,7 @@ var rules = []rule{
 		return nil
 	}},
 	{Rule{"history", "GET /flows/{id}/events/history answers 200 {\"flow_id\", \"events\"}, oldest first, each event with every field: id, flow_id, event_type, payload (object), timestamp (RFC 3339), source, correlation_id, cursor (strings)"}, ruleHistory},
-	{Rule{"event.defaults", "an event published without payload and source reads back with payload {} and source \"system\""}, ruleDefaults},
+	{Rule{"event.defaults", "an event published with event_type alone reads back with every field: payload {}, source \"system\", correlation_id \"\""}, ruleDefaults},
 	{Rule{"sse.open", "GET /flows/{id}/events answers 200 with Content-Type text/event-stream, Cache-Control no-cache and X-Connection-ID"}, ruleSSEOpen},
 	{Rule{"sse.retry", "the stream's first block sets retry: in ASCII digits only (the wait a browser honours before it reconnects)"}, func(ctx context.Context, c *checker) error {
 		s, f, err := c.connected(ctx, "", nil)
@@ -545,6 +545,9 @@ func ruleDefaults(ctx context.Context, c *checker) error {
 	for _, e := range evs {
 		if e["id"] != id {
 			continue
+		}
+		if err := checkEvent(e); err != nil {
+			return err
 		}
 		if p, ok := e["payload"].(map[string]any); !ok || len(p) != 0 || e["source"] != "system" {
 			return fmt.Errorf("event %s: payload %v, source %v; want {} and \"system\"", id, e["payload"], e["source"])
