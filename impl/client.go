@@ -2,6 +2,7 @@ package impl
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -54,9 +55,10 @@ func NewClient(cfg Config, tune ...func(*redis.Options)) (*redis.Client, error) 
 
 // RedisInfo returns the TASK-012 monitor fields from INFO: status "healthy",
 // version, connected_clients, used_memory_human, used_memory_peak_human,
-// total_commands_processed, instantaneous_ops_per_sec and keyspace (the db0
-// line as a map of integers). On error it returns status "error" and the
-// error text.
+// total_commands_processed, instantaneous_ops_per_sec and keyspace (the
+// line of the database the client uses, db0 unless its URL names another,
+// as a map of integers). On error it returns status "error" and the error
+// text.
 func RedisInfo(ctx context.Context, rdb redis.UniversalClient) map[string]any {
 	text, err := rdb.Info(ctx).Result()
 	if err != nil {
@@ -76,7 +78,11 @@ func RedisInfo(ctx context.Context, rdb redis.UniversalClient) map[string]any {
 			out[name] = nil
 		}
 	}
-	if db, ok := f["db0"]; ok {
+	n := 0
+	if c, ok := rdb.(*redis.Client); ok {
+		n = c.Options().DB
+	}
+	if db, ok := f[fmt.Sprintf("db%d", n)]; ok {
 		ks := map[string]any{}
 		for _, kv := range strings.Split(db, ",") {
 			if k, v, ok := strings.Cut(kv, "="); ok {

@@ -77,6 +77,10 @@ type Deps struct {
 	// HARNESS_CONTROL_TOKEN (random per instance) and ChildEnv in the
 	// environment. Nil: instance_mode process is unavailable.
 	Serve []string
+	// Browser is the Chromium executable of the browser clients
+	// (workload.sse.browser). Default "": chromium, chromium-browser or
+	// google-chrome from PATH; none makes such a scenario INCONCLUSIVE.
+	Browser string
 }
 
 // run is the state of one Run: what was started and must be released.
@@ -102,7 +106,9 @@ type run struct {
 	children []*child
 	instDir  string
 	instTemp bool
-	notes    notes
+	// browser is the Chromium of the browser clients and their pages.
+	browser *browserRun
+	notes   notes
 	// acked is the number of acknowledged publishes per flow, for the
 	// final history read.
 	ackMu sync.Mutex
@@ -258,7 +264,7 @@ func (r *run) setup(ctx context.Context) error {
 		r.faults = append(r.faults, &activeFault{step: st, fault: f})
 	}
 	r.recordTarget(ctx)
-	if why := append(r.unavailable(), r.processUnavailable()...); len(why) > 0 {
+	if why := append(append(r.unavailable(), r.processUnavailable()...), r.browserUnavailable()...); len(why) > 0 {
 		// Nothing of the timeline was injected: teardown must not undo it.
 		r.faults = nil
 		return unavailableError(why)
@@ -291,7 +297,7 @@ func (r *run) setup(ctx context.Context) error {
 			r.bases = append(r.bases, "http://"+r.children[i].addr)
 			continue
 		}
-		if r.spec.Workload.SSE.Clients > 0 && r.deps.Service != nil {
+		if r.spec.Workload.SSE.Clients+r.spec.Workload.SSE.Browser.Clients > 0 && r.deps.Service != nil {
 			base, stop, err := r.deps.Service(ctx, l, cfg)
 			if err != nil {
 				return exitcode.Harnessf("service for instance %d: %w", i, err)
@@ -299,6 +305,9 @@ func (r *run) setup(ctx context.Context) error {
 			r.bases = append(r.bases, base)
 			r.stops = append(r.stops, stop)
 		}
+	}
+	if err := r.openBrowsers(ctx); err != nil {
+		return exitcode.Harnessf("browser clients: %w", err)
 	}
 	if !down {
 		// Recorded once the instances are up: the load before the first

@@ -234,6 +234,13 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	if r.spec.Config.Journal {
 		cmd.Env = append(cmd.Env, "OUTBOX_JOURNAL_DIR="+filepath.Join(work, "journal"))
 	}
+	if r.spec.Workload.SSE.Browser.CrossOrigin {
+		origin, err := r.pageOrigin()
+		if err != nil {
+			return nil, exitcode.Harnessf("instance %s: %w", id, err)
+		}
+		cmd.Env = append(cmd.Env, "CORS_ORIGINS="+origin)
+	}
 	cmd.Stdout, cmd.Stderr, cmd.Dir = f, f, work
 	// The child dies with the harness even on SIGKILL of the harness, and
 	// a terminal's Ctrl-C reaches the harness only, which stops it.

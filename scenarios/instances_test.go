@@ -123,9 +123,14 @@ func childServe(args []string) int {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg, err := impl.ConfigFromEnv(os.Getenv)
+	opts := service.Options{Logger: log}
+	if err == nil && os.Getenv(noCORSEnv) == "" {
+		// As `harness serve` reads CORS_ORIGINS.
+		opts.CORS.Origins, err = service.ParseOrigins(os.Getenv("CORS_ORIGINS"))
+	}
 	if err == nil {
 		err = service.Serve(ctx, service.Served{Profiles: childProfiles(), Profile: *profile, Addr: *addr, Config: cfg,
-			Control: *control, Token: os.Getenv("HARNESS_CONTROL_TOKEN"), Options: service.Options{Logger: log}, Out: os.Stdout, Err: os.Stderr})
+			Control: *control, Token: os.Getenv("HARNESS_CONTROL_TOKEN"), Options: opts, Out: os.Stdout, Err: os.Stderr})
 	}
 	if err != nil {
 		log.Error("serve", "err", err)

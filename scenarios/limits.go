@@ -97,6 +97,7 @@ var limits = []limit{
 	dur("workload.sse.stalled.at", time.Millisecond, time.Hour),
 	dur("workload.sse.stalled.for", time.Millisecond, time.Hour),
 	num("workload.sse.stalled.recv_buffer", 1, 64<<20, "bytes"),
+	num("workload.sse.browser.clients", 1, 20, "pages"),
 	num("workload.cache.rate", 0.1, 100_000, "per second"),
 	{path: "workload.cache.write_ratio", min: 0, max: 1},
 	num("workload.cache.flows", 1, 100_000, "flows"),
@@ -227,6 +228,6 @@ func limitsMarkdown() string {
 	fmt.Fprintf(&b, "| name | %s (default: the file name) |\n", NamePattern)
 	fmt.Fprintf(&b, "| planned operations | at most %d: workload.duration × (publish.rate × (1 + SSE clients of every kind) + cache.rate + registry.connections / heartbeat + 1 / lookup + instances / health.interval) |\n", maxPlannedOps)
 	fmt.Fprintf(&b, "| published bytes | at most %d: workload.duration × publish.rate × publish.payload |\n", maxPublishBytes)
-	fmt.Fprintf(&b, "| SSE streams | at most %d: sse.clients × sse.flows + slow and stalled clients |\n", maxStreams)
+	fmt.Fprintf(&b, "| SSE streams | at most %d: sse.clients × sse.flows + slow, stalled and browser clients |\n", maxStreams)
 	return b.String()
 }

@@ -197,7 +197,7 @@ func TestParseHostile(t *testing.T) {
 		{"too many checks", "  - name: lost\n", strings.Repeat("  - name: lost\n", 51), "t.yaml:16: checks: 52 entries: want at most 50 entries"},
 		{"too many thresholds", "      publish_p99_ms: \"<= 60ms\"\n", strings.Repeat("      publish_p99_ms: \"<= 60ms\"\n", 51), "t.yaml:19: checks[1].thresholds: 51 entries: want at most 50 entries"},
 		{"too many profiles", "profiles: [seed]", "profiles: [" + strings.Repeat("seed, ", 10) + "seed]", "t.yaml:4: profiles: 11 entries: want at most 10 entries"},
-		{"streams", "publish: {rate: 50}", "publish: {rate: 50, flows: 10}\n  sse: {clients: 101}", "t.yaml:10: workload.sse: 1010 streams (clients × flows + slow and stalled clients); at most 1000"},
+		{"streams", "publish: {rate: 50}", "publish: {rate: 50, flows: 10}\n  sse: {clients: 101}", "t.yaml:10: workload.sse: 1010 streams (clients × flows + slow, stalled and browser clients); at most 1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantRejected(t, tt.from, tt.to, tt.want) })

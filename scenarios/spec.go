@@ -170,7 +170,27 @@ type SSE struct {
 	// out, the session_chain check judges them.
 	Slow    Consumer `yaml:"slow"`
 	Stalled Consumer `yaml:"stalled"`
-	Line    int      `yaml:"-"`
+	// Browser adds clients that are pages of a headless Chromium with
+	// the native EventSource (scenarios/browser.go).
+	Browser Browser `yaml:"browser"`
+	Line    int     `yaml:"-"`
+}
+
+// Browser is the kind of SSE client that is a real browser: page i of one
+// headless Chromium follows flow i mod flows on instance i mod instances
+// with its native EventSource, which reconnects by itself (the stream's
+// retry:, Last-Event-ID) to the same URL. Named browser-N; the checks
+// judge them as the other clients. When Chromium is missing the scenario
+// is INCONCLUSIVE with the reason.
+type Browser struct {
+	// Clients is how many pages (default 0: none).
+	Clients int `yaml:"clients"`
+	// CrossOrigin serves the pages from another origin than the service,
+	// which allows it by CORS (instance processes get CORS_ORIGINS).
+	// Default false: each page has its instance's origin. Needs
+	// instance_mode process.
+	CrossOrigin bool `yaml:"cross_origin"`
+	Line        int  `yaml:"-"`
 }
 
 // Consumer is a kind of SSE client that falls behind.

@@ -110,7 +110,7 @@ func (s *Spec) validate(k Known) error {
 	if r := w.Registry; r.Stop+r.Unregister > r.Connections {
 		bad(r.Line, "workload.registry: stop + unregister (%d) exceeds connections (%d)", r.Stop+r.Unregister, r.Connections)
 	}
-	if w.SSE.Clients+w.SSE.Slow.Clients+w.SSE.Stalled.Clients > 0 && w.Publish.Rate == 0 {
+	if w.SSE.Clients+w.SSE.Slow.Clients+w.SSE.Stalled.Clients+w.SSE.Browser.Clients > 0 && w.Publish.Rate == 0 {
 		bad(w.SSE.Line, "workload.sse needs publish traffic (workload.publish.rate)")
 	}
 	errs = append(errs, s.validateSSE()...)
@@ -180,6 +180,9 @@ func (s *Spec) validateSSE() []error {
 	if x.Slow.After > 0 || x.Slow.At > 0 || x.Slow.For > 0 {
 		bad(x.Slow.Line, "workload.sse.slow reads slowly throughout: after, at and for belong to workload.sse.stalled")
 	}
+	if x.Browser.CrossOrigin && s.InstanceMode != InstancesProcess {
+		bad(x.Browser.Line, "workload.sse.browser.cross_origin needs instance_mode: process (the instance processes allow the page's origin)")
+	}
 	if st := x.Stalled; st.Clients > 0 && st.After == 0 && st.At == 0 {
 		bad(st.Line, "workload.sse.stalled needs after (events) or at (time) to stop reading")
 	}
@@ -206,7 +209,7 @@ func (s *Spec) validateLoad() []error {
 		}
 		return secs / every.D().Seconds()
 	}
-	sse := w.SSE.Clients + w.SSE.Slow.Clients + w.SSE.Stalled.Clients
+	sse := w.SSE.Clients + w.SSE.Slow.Clients + w.SSE.Stalled.Clients + w.SSE.Browser.Clients
 	ops := secs * (w.Publish.Rate*(1+float64(sse)) + w.Cache.Rate)
 	if w.Registry.Connections > 0 {
 		ops += float64(w.Registry.Connections)*per(w.Registry.Heartbeat, Duration(200e6)) + per(w.Registry.Lookup, Duration(100e6))
@@ -224,8 +227,8 @@ func (s *Spec) validateLoad() []error {
 	if w.SSE.Flows > 0 {
 		flows = min(flows, float64(w.SSE.Flows))
 	}
-	if n := float64(w.SSE.Clients)*flows + float64(w.SSE.Slow.Clients+w.SSE.Stalled.Clients); n > maxStreams {
-		errs = append(errs, s.errf(w.SSE.Line, "workload.sse: %.0f streams (clients × flows + slow and stalled clients); at most %d", n, maxStreams))
+	if n := float64(w.SSE.Clients)*flows + float64(w.SSE.Slow.Clients+w.SSE.Stalled.Clients+w.SSE.Browser.Clients); n > maxStreams {
+		errs = append(errs, s.errf(w.SSE.Line, "workload.sse: %.0f streams (clients × flows + slow, stalled and browser clients); at most %d", n, maxStreams))
 	}
 	return errs
 }

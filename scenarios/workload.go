@@ -33,6 +33,7 @@ func (r *run) startWorkload(ctx context.Context, g *errgroup.Group) {
 		}
 	}
 	r.startSSE(ctx, func(c *sseClient) { g.Go(func() error { r.subscriber(ctx, c); return nil }) })
+	r.startBrowsers(ctx, g)
 	if w.Cache.Rate > 0 {
 		db := &database{v: map[string]int64{}}
 		for c := 0; c < w.Cache.Clients; c++ {

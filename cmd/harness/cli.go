@@ -36,6 +36,10 @@ var commands = map[string]command{
 	"report": {"re-judge a saved run offline and re-render its reports; --compare old new: the trend", runReport},
 	"gates":  {"list the gates and their criteria: harness gates list [--gates FILE]", runGates},
 	"bench":  {"concurrency benchmarks: raw Redis baselines and each profile's ops, with command accounting", runBench},
+
+	// conform is in a group of its own so that the table above keeps its
+	// alignment.
+	"conform": {"check a running implementation against the HTTP contract, rule by rule: harness conform --service URL", runConform},
 }
 
 const usageHead = `harness — go/no-go verdicts for a Redis-backed real-time layer

@@ -28,6 +28,8 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "SSE heartbeat interval")
 	journal := fs.String("journal", "", "outbox journal directory (also OUTBOX_JOURNAL_DIR): events acknowledged while Redis is down survive a stop or crash of this instance (docs/http.md); one instance per directory")
 	control := fs.Bool("control", false, "serve the harness control API under /_harness/ (docs/http.md) so that `harness run --service` can reset the layer per scenario and drive the registry; also HARNESS_CONTROL=true. Needs HARNESS_CONTROL_TOKEN (at least 16 characters), which every control request must send as Authorization: Bearer. Test stacks only: never in production")
+	corsList := fs.String("cors-origins", "", "origins whose pages may use the service from a browser, comma-separated scheme://host[:port] or * (also CORS_ORIGINS; docs/http.md, \"Browsers\")")
+	unnamed := fs.Bool("sse-unnamed", false, "send SSE events without an event: field, so that a browser's EventSource.onmessage gets them all (default: named by event_type)")
 	anyAddr := fs.Bool("control-any-addr", false, "with --control: allow an --addr that is not loopback (127.0.0.0/8, ::1, localhost), e.g. :8080 in a compose network")
 	if err := parse(fs, args); err != nil {
 		return 0, err
@@ -49,6 +51,13 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 			return 0, err
 		}
 	}
+	if *corsList == "" {
+		*corsList = e.getenv("CORS_ORIGINS")
+	}
+	origins, err := service.ParseOrigins(*corsList)
+	if err != nil {
+		return 0, exitcode.Config(err)
+	}
 	if *heartbeat <= 0 {
 		return 0, exitcode.Configf("-heartbeat must be positive, got %s", *heartbeat)
 	}
@@ -63,8 +72,9 @@ func runServe(ctx context.Context, args []string, e env) (int, error) {
 	cfg.Hooks = append(cfg.Hooks, hook)
 	err = service.Serve(ctx, service.Served{
 		Profiles: reg, Profile: *profile, Addr: *addr, Config: cfg, Control: *control, Token: token,
-		Options: service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: slog.New(slog.NewTextHandler(e.stderr, nil))},
-		Out:     e.stdout, Err: e.stderr,
+		Options: service.Options{HeartbeatInterval: *heartbeat, Counter: hook, Logger: slog.New(slog.NewTextHandler(e.stderr, nil)),
+			CORS: service.CORS{Origins: origins}, Stream: service.StreamOptions{Unnamed: *unnamed}},
+		Out: e.stdout, Err: e.stderr,
 	})
 	return exitcode.Of(err), err
 }

@@ -177,6 +177,8 @@ func TestServeBadInput(t *testing.T) {
 		{"control without a token", []string{"serve", "-addr", "127.0.0.1:0", "-control"}, nil, "--control needs HARNESS_CONTROL_TOKEN of at least 16 characters (it has 0)"},
 		{"control with a short token", []string{"serve", "-addr", "127.0.0.1:0"}, map[string]string{"HARNESS_CONTROL": "true", "HARNESS_CONTROL_TOKEN": "short"}, "(it has 5)"},
 		{"control on all interfaces", []string{"serve", "-addr", ":0", "-control"}, map[string]string{"HARNESS_CONTROL_TOKEN": testToken}, `--control on --addr host "": the control API listens only on loopback`},
+		{"bad CORS origin", []string{"serve", "-addr", "127.0.0.1:0", "--cors-origins", "http://a.example/path"}, nil, `CORS origin "http://a.example/path"`},
+		{"bad CORS_ORIGINS", []string{"serve", "-addr", "127.0.0.1:0"}, map[string]string{"CORS_ORIGINS": "a.example"}, `CORS origin "a.example"`},
 		{"control on a non-loopback address", []string{"serve", "-addr", "0.0.0.0:0", "-control"}, map[string]string{"HARNESS_CONTROL_TOKEN": testToken}, "unless --control-any-addr is given"},
 	}
 	for _, c := range cases {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -134,6 +135,11 @@ func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, r
 	opened(resp.Header.Get("X-Connection-ID"))
 	ch := make(chan impl.Event, 64)
 	connected := make(chan struct{})
+	// started is set before connected is closed when the stream really
+	// started (its connected comment or an event); unavailable holds the
+	// comment of a stream the service could not start.
+	var started bool
+	var unavailable string
 	go func() {
 		defer close(ch)
 		defer resp.Body.Close()
@@ -141,19 +147,22 @@ func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, r
 		stop := context.AfterFunc(ctx, func() { resp.Body.Close() })
 		defer stop()
 		first := true
-		signal := func() {
+		signal := func(ok bool) {
 			if first {
-				first = false
+				first, started = false, ok
 				close(connected)
 			}
 		}
-		defer signal()
+		defer signal(false)
 		readSSE(resp.Body, retry, func(comment string) {
-			if strings.HasPrefix(comment, "connected") {
-				signal()
+			switch {
+			case strings.HasPrefix(comment, "connected"):
+				signal(true)
+			case first && strings.HasPrefix(comment, "unavailable"):
+				unavailable = comment
 			}
 		}, func(e impl.Event) bool {
-			signal()
+			signal(true)
 			select {
 			case ch <- e:
 				return true
@@ -166,6 +175,14 @@ func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, r
 	defer t.Stop()
 	select {
 	case <-connected:
+		if !started && ctx.Err() == nil {
+			// The service answered 200 but ended the stream before it
+			// started (docs/http.md: an outage, shutdown or reset).
+			if unavailable == "" {
+				unavailable = "stream ended before it connected"
+			}
+			return nil, fmt.Errorf("GET %s: 200 without a stream: %s", path, unavailable)
+		}
 	case <-t.C:
 	case <-ctx.Done():
 	}

@@ -281,3 +281,19 @@ func TestServedStreams(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestSubscribeNotStarted: a 200 event stream that ends before its
+// connected comment (the service's answer while it cannot serve a stream)
+// is a failed connect naming why, and its retry: still counts.
+func TestSubscribeNotStarted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "retry: 1000\n: unavailable subscribe failed: redis down\n\n")
+	}))
+	defer srv.Close()
+	var got time.Duration
+	_, err := httplayer.SubscribeRetry(context.Background(), srv.Client(), srv.URL, "f", "", func(d time.Duration) { got = d })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "unavailable subscribe failed: redis down")
+	assert.Equal(t, time.Second, got)
+}

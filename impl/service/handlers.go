@@ -171,6 +171,33 @@ func (s *Service) publish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]string{"id": e.ID, "flow_id": flow})
 }
 
+// eventJSON is an event as the contract sends it (history, SSE data):
+// every field present, whatever the layer left empty.
+type eventJSON struct {
+	ID            string          `json:"id"`
+	FlowID        string          `json:"flow_id"`
+	Type          string          `json:"event_type"`
+	Payload       json.RawMessage `json:"payload"`
+	Timestamp     time.Time       `json:"timestamp"`
+	Source        string          `json:"source"`
+	CorrelationID string          `json:"correlation_id"`
+	Cursor        string          `json:"cursor"`
+}
+
+// wire is e as the contract sends it: payload {} and source "system"
+// when the publisher gave none, correlation_id and cursor "" when unset.
+func wire(e impl.Event) eventJSON {
+	p := bytes.TrimSpace(e.Payload)
+	if len(p) == 0 || bytes.Equal(p, []byte("null")) {
+		p = []byte("{}")
+	}
+	if e.Source == "" {
+		e.Source = "system"
+	}
+	return eventJSON{ID: e.ID, FlowID: e.FlowID, Type: e.Type, Payload: p, Timestamp: e.Timestamp,
+		Source: e.Source, CorrelationID: e.CorrelationID, Cursor: e.Cursor}
+}
+
 func (s *Service) history(w http.ResponseWriter, r *http.Request) {
 	flow, ok := flowID(w, r)
 	if !ok {
@@ -200,10 +227,11 @@ func (s *Service) history(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, "history", err)
 		return
 	}
-	if evs == nil {
-		evs = []impl.Event{}
+	out := make([]eventJSON, len(evs))
+	for i, e := range evs {
+		out[i] = wire(e)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"flow_id": flow, "events": evs})
+	writeJSON(w, http.StatusOK, map[string]any{"flow_id": flow, "events": out})
 }
 
 func (s *Service) getState(w http.ResponseWriter, r *http.Request) {

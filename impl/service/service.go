@@ -40,6 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Stream bounds each SSE stream (queue, write deadline, retry).
 	Stream StreamOptions
+	// CORS lists the other origins whose pages may use the service from
+	// a browser. Default: none.
+	CORS CORS
 	// Control, when set, serves the harness control API under /_harness/
 	// (docs/http.md), guarded by its Token. Default nil: not served (404).
 	// Never set it in production: it lets its caller replace the layer.
@@ -131,9 +134,10 @@ func New(layer *impl.Layer, opts Options) *Service {
 const streamPattern = "GET /flows/{id}/events"
 
 // ServeHTTP implements http.Handler. Before the route's handler runs it
-// sets the request's body and write deadlines and checks the headers the
-// service stores (X-User-ID, User-Agent); a path or method the contract
-// does not know gets a JSON error.
+// sets the request's body and write deadlines, answers CORS (headers for
+// an allowed origin, preflights) and checks the headers the service stores
+// (X-User-ID, User-Agent); a path or method the contract does not know
+// gets a JSON error.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, pattern := s.mux.Handler(r)
 	rc := http.NewResponseController(w)
@@ -145,6 +149,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if pattern != streamPattern {
 		_ = rc.SetWriteDeadline(now.Add(s.opts.WriteTimeout))
+	}
+	if s.cors(w, r) {
+		return
 	}
 	if msg := capHeaders(r.Header); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)

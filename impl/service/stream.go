@@ -55,6 +55,18 @@ type StreamOptions struct {
 	// consumer, and the client misses live delivery until it is back, so
 	// the default is short: 100ms.
 	Retry time.Duration
+	// UnavailableRetry is the "retry:" of a stream that could not start
+	// (the layer could not subscribe or register the connection, or the
+	// service is shutting down or resetting): it is answered 200 with
+	// that field and a comment saying why, then ended, so that a
+	// browser's EventSource tries again rather than give up as it does on
+	// any other status. Default 1s.
+	UnavailableRetry time.Duration
+	// Unnamed leaves the "event:" field out of every event, so that a
+	// browser's EventSource hands every event to onmessage (its type is
+	// the event_type of data). Default false: an event is named by its
+	// event_type and reaches only the listeners of that name.
+	Unnamed bool
 }
 
 func (o StreamOptions) withDefaults() StreamOptions {
@@ -69,6 +81,9 @@ func (o StreamOptions) withDefaults() StreamOptions {
 	}
 	if o.Retry <= 0 {
 		o.Retry = 100 * time.Millisecond
+	}
+	if o.UnavailableRetry <= 0 {
+		o.UnavailableRetry = time.Second
 	}
 	return o
 }
@@ -126,21 +141,21 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 	connID := newID("conn")
 	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
+	o := s.opts.Stream.withDefaults()
 	l, heartbeat, ok := s.open(connID, stop)
 	if !ok {
-		writeError(w, http.StatusServiceUnavailable, "shutting down or resetting")
+		s.notStarted(w, o, "shutting down or resetting", nil)
 		return
 	}
 	defer s.closeStream(connID)
-	o := s.opts.Stream.withDefaults()
 
 	events, err := l.Bus.Subscribe(ctx, flow, after)
 	if err != nil {
-		s.unavailable(w, "subscribe", err)
+		s.notStarted(w, o, "subscribe failed", err)
 		return
 	}
 	if err := l.Registry.Register(ctx, s.conn(r, connID, flow)); err != nil {
-		s.unavailable(w, "register", err)
+		s.notStarted(w, o, "register failed", err)
 		return
 	}
 	defer func() {
@@ -151,12 +166,8 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Connection-ID", connID)
+	sseHeaders(w.Header())
+	w.Header().Set("X-Connection-ID", connID)
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	if o.WriteTimeout > 0 {
@@ -223,11 +234,36 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// sseHeaders are the headers of every event stream.
+func sseHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+}
+
+// notStarted answers an SSE request whose stream cannot start for a
+// reason that passes (an outage, a shutdown, a reset): 200, the
+// UnavailableRetry as "retry:" and a comment ": unavailable <why>", then
+// the end of the stream. A browser's EventSource reconnects after the
+// retry time (with its Last-Event-ID), where a 503 would end it for good;
+// the harness's clients read the missing "connected" comment as a failed
+// connect.
+func (s *Service) notStarted(w http.ResponseWriter, o StreamOptions, why string, err error) {
+	if err != nil {
+		s.opts.Logger.Warn(why, "err", err)
+		why += ": " + err.Error()
+	}
+	sseHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: %d\n: unavailable %s\n\n", o.UnavailableRetry.Milliseconds(), oneLine.Replace(why))
+}
+
 // queue reads the subscription into q until it ends; past q's bound it
 // ends the stream (stop).
 func (s *Service) queue(ctx context.Context, stop context.CancelFunc, connID string, events <-chan impl.Event, q *frames) {
 	for e := range events {
-		frame, err := formatEvent(e)
+		frame, err := formatEvent(e, s.opts.Stream.Unnamed)
 		if err != nil {
 			s.opts.Logger.Warn("encode event", "id", e.ID, "err", err)
 			continue
@@ -260,9 +296,10 @@ func (s *Service) conn(r *http.Request, connID, flow string) impl.Conn {
 var oneLine = strings.NewReplacer("\r", " ", "\n", " ")
 
 // formatEvent renders e as one SSE frame:
-// "id: <cursor>\nevent: <type>\ndata: <json>\n\n".
-func formatEvent(e impl.Event) (string, error) {
-	data, err := json.Marshal(e)
+// "id: <cursor>\nevent: <type>\ndata: <json>\n\n" (no event: line when
+// unnamed).
+func formatEvent(e impl.Event, unnamed bool) (string, error) {
+	data, err := json.Marshal(wire(e))
 	if err != nil {
 		return "", err
 	}
@@ -270,6 +307,9 @@ func formatEvent(e impl.Event) (string, error) {
 	if e.Cursor != "" {
 		fmt.Fprintf(&b, "id: %s\n", oneLine.Replace(e.Cursor))
 	}
-	fmt.Fprintf(&b, "event: %s\ndata: %s\n\n", oneLine.Replace(e.Type), data)
+	if !unnamed {
+		fmt.Fprintf(&b, "event: %s\n", oneLine.Replace(e.Type))
+	}
+	fmt.Fprintf(&b, "data: %s\n\n", data)
 	return b.String(), nil
 }

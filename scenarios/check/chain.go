@@ -32,6 +32,8 @@ type chain struct {
 	key   subKey
 	conns []history.Op
 	fails int
+	// firstFail is the first failed connect, for evidence.
+	firstFail history.Op
 }
 
 // chains groups the subscribe ops of each client and flow. A subscribe op
@@ -51,6 +53,9 @@ func chains(h history.History) []*chain {
 			m[k] = ch
 		}
 		if !o.OK {
+			if ch.fails == 0 {
+				ch.firstFail = o
+			}
 			ch.fails++
 			continue
 		}
@@ -58,9 +63,7 @@ func chains(h history.History) []*chain {
 	}
 	out := make([]*chain, 0, len(m))
 	for _, k := range sortedSubKeys(m) {
-		if len(m[k].conns) > 0 {
-			out = append(out, m[k])
-		}
+		out = append(out, m[k])
 	}
 	return out
 }
@@ -138,11 +141,19 @@ func SessionChain(h history.History, c Config) Result {
 	acked := ackedByFlow(h)
 	pubs := publishes(h)
 	dels := deliveries(h)
-	var judged, missing, dups, reordered, conns, fails int
+	var judged, missing, dups, reordered, conns, fails, never int
 	var missEv, dupEv, reoEv []string
 	for _, ch := range chs {
 		conns += len(ch.conns)
 		fails += ch.fails
+		if len(ch.conns) == 0 {
+			// A client that asked and never got a stream (a browser
+			// whose EventSource gave up, say) is owed what it asked for.
+			never++
+			missEv = append(missEv, fmt.Sprintf("client %s: never connected to %s: %d failed connects, the first at %s: %s",
+				ch.key.client, ch.key.flow, ch.fails, secs(ch.firstFail.Call), ch.firstFail.Err))
+			continue
+		}
 		first := ch.conns[0].Call
 		end := subEnd(ch.conns[len(ch.conns)-1])
 		got := dels[ch.key]
@@ -191,6 +202,7 @@ func SessionChain(h history.History, c Config) Result {
 	r.Metrics["chains"] = float64(len(chs))
 	r.Metrics["chain_connections"] = float64(conns)
 	r.Metrics["chain_failed_connects"] = float64(fails)
+	r.Metrics["chain_never_connected"] = float64(never)
 	r.Metrics["chain_judged"] = float64(judged)
 	r.Metrics["chain_missing"] = float64(missing)
 	r.Metrics["chain_duplicates"] = float64(dups)
@@ -200,6 +212,9 @@ func SessionChain(h history.History, c Config) Result {
 	if missing > 0 {
 		errs = append(errs, fmt.Errorf("%w: %d of %d events missing", ErrChainMissing, missing, judged))
 	}
+	if never > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d of %d clients never connected", ErrChainMissing, never, len(chs)))
+	}
 	if dups > 0 {
 		errs = append(errs, fmt.Errorf("%w: %d events received more than once", ErrChainDuplicate, dups))
 	}
@@ -207,7 +222,7 @@ func SessionChain(h history.History, c Config) Result {
 		errs = append(errs, fmt.Errorf("%w: %d events received after a later one", ErrChainReordered, reordered))
 	}
 	unjudged := ""
-	if judged == 0 {
+	if judged == 0 && never == 0 {
 		unjudged = "no acknowledged event was published within a chain's span"
 	}
 	return r.finish(c, errs, unjudged)

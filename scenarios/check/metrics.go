@@ -65,6 +65,7 @@ func catalogue() []Metric {
 		{"chains", "count", "session_chain", "logical SSE clients (client and flow) judged, each a chain of connections"},
 		{"chain_connections", "count", "session_chain", "SSE connections the chains made, reconnects included"},
 		{"chain_failed_connects", "count", "session_chain", "SSE connection attempts that failed (instance gone, refused)"},
+		{"chain_never_connected", "count", "session_chain", "SSE clients whose every connection attempt failed (owed their events all the same)"},
 		{"chain_judged", "count", "session_chain", "(chain, event) pairs that had to be received"},
 		{"chain_missing", "count", "session_chain", "events published after a chain's first connect never received by it"},
 		{"chain_duplicates", "count", "session_chain", "events a chain received more than once, across its connections"},
