@@ -172,6 +172,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 	fill(&e)
 	e.Cursor = ""
 	var attempted int64
+	var late *pubReq
 	behind := false
 	if b.redis {
 		// A flow with events in the outbox queues behind them: its order
@@ -191,7 +192,8 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			}
 			sent := time.Now().UnixMilli()
 			cctx, cancel := context.WithTimeout(ctx, b.m.cfg.PublishBudget)
-			maybeSent, sid, err := b.pub.run(cctx, keys, args)
+			maybeSent, sid, l, err := b.pub.run(cctx, keys, args)
+			late = l
 			cancel()
 			switch {
 			case err == nil:
@@ -230,7 +232,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		}
 		line = js
 	}
-	synced, err := b.remember(e, attempted, written, line)
+	synced, err := b.remember(pending{memEvent: memEvent{e: e}, attempted: attempted, written: written, late: late}, line)
 	if err != nil {
 		return err
 	}
@@ -278,6 +280,9 @@ type pending struct {
 	// landed is the stream ID of the untagged entry an earlier attempt
 	// of a maybe event wrote, once this layer saw its live message.
 	landed string
+	// late is the earlier attempt while a flusher still has it in hand:
+	// the replay waits for it (see replayOnce).
+	late *pubReq
 }
 
 // remember acknowledges e from memory: a memory cursor, the flow's ring,
@@ -287,7 +292,8 @@ type pending struct {
 //
 // With the journal on, line is the event's JSON: its journal line goes
 // into the next batch, which remember returns (nil without a journal).
-func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}, line []byte) (*jbatch, error) {
+func (b *Bus) remember(p pending, line []byte) (*jbatch, error) {
+	e := p.e
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.redis && len(b.outbox) >= b.m.cfg.OutboxCap {
@@ -295,19 +301,39 @@ func (b *Bus) remember(e impl.Event, attempted int64, written chan struct{}, lin
 		return nil, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
 	}
 	b.memN++
-	me := memEvent{e: e, tag: memTag{b.origin, b.memN}, ms: time.Now().UnixMilli(), maybe: attempted > 0}
+	me := memEvent{e: e, tag: memTag{b.origin, b.memN}, ms: time.Now().UnixMilli(), maybe: p.attempted > 0}
 	// strconv, not fmt: the critical section stays short.
 	me.e.Cursor = position{sid: strconv.FormatInt(me.ms, 10) + "-0", tags: []memTag{me.tag}}.String()
+	p.memEvent = me
 	var synced *jbatch
 	if b.redis {
-		b.queue(pending{memEvent: me, attempted: attempted, written: written})
+		b.queue(p)
 		if b.jr != nil {
 			synced = b.jr.appendRecord(me, line)
+		}
+		if p.late != nil {
+			b.m.goroutine(func() { b.settle(p.late, e.FlowID, e.ID) })
 		}
 	}
 	b.keep(me)
 	b.hub.local(me)
 	return synced, nil
+}
+
+// settle waits for the earlier attempt of outbox event id (a call a
+// flusher still had in hand when the publish gave up) to end: when it
+// stored the event, that is its stream copy (resolve); either way the
+// replay, which waited for it, goes on.
+func (b *Bus) settle(late *pubReq, flow, id string) {
+	select {
+	case <-late.settled:
+	case <-b.m.stop:
+		return
+	}
+	if late.sid != "" {
+		b.resolve(flow, id, late.sid)
+	}
+	b.kick()
 }
 
 // queue appends p to the outbox. Callers hold b.mu.
@@ -562,7 +588,17 @@ func (b *Bus) replayOnce() bool {
 		return false
 	}
 	b.mu.Lock()
-	batch := slices.Clone(b.outbox[:min(len(b.outbox), replayBatch)])
+	// An event whose earlier attempt a flusher still has in hand could be
+	// stored by it after the replay looked for it: the batch ends before
+	// it (settle kicks the replay when it ended).
+	n := min(len(b.outbox), replayBatch)
+	for i, p := range b.outbox[:n] {
+		if p.late != nil && !closed(p.late.settled) {
+			n = i
+			break
+		}
+	}
+	batch := slices.Clone(b.outbox[:n])
 	var flows []string
 	groups := map[string][]int{} // outbox indexes per flow, in order
 	ttls := map[string]bool{}
@@ -677,6 +713,16 @@ func (b *Bus) markAttempted(n int, ms int64) {
 		if b.outbox[i].attempted == 0 {
 			b.outbox[i].attempted = ms
 		}
+	}
+}
+
+// closed reports whether ch is closed.
+func closed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -52,6 +52,10 @@ type pubReq struct {
 	// done receives the call's result once; buffered so that a flusher
 	// never waits for a publisher that gave up.
 	done chan error
+	// settled is closed once the call's result is known (sid set), or it
+	// was refused: a publisher that gave up on a call a flusher took
+	// learns from it when nothing of that call can reach Redis any more.
+	settled chan struct{}
 }
 
 // publisher is the flushers' queue.
@@ -75,37 +79,44 @@ func newPublisher(m *manager) *publisher {
 
 // run makes one publish script call within ctx (which carries the publish
 // budget). sent reports whether the request may have reached Redis: false
-// when it never left the queue, so a retry need not look for it.
+// when it never left the queue, so a retry need not look for it. late,
+// when not nil, is the call a flusher still has in hand after ctx ended:
+// it may yet reach Redis, until late.settled is closed (late.sid then says
+// whether it stored the event).
 //
 // A publish waits coalesceWait for a flusher; past that (every flusher
 // busy with a slow round trip, as on a remote target) it makes its own
 // round trip if one of the connections the pool dialled ahead is free
 // (slots), and waits on for a flusher otherwise.
-func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bool, sid string, err error) {
-	r := &pubReq{keys: keys, args: args, done: make(chan error, 1)}
+func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bool, sid string, late *pubReq, err error) {
+	r := &pubReq{keys: keys, args: args, done: make(chan error, 1), settled: make(chan struct{})}
 	select {
 	case p.queue <- r:
 	case <-ctx.Done():
-		return false, "", ctx.Err()
+		return false, "", nil, ctx.Err()
 	}
 	t := time.NewTimer(coalesceWait)
 	defer t.Stop()
 	for {
 		select {
 		case err := <-r.done:
-			return !errors.Is(err, errOffline), r.sid, err
+			return !errors.Is(err, errOffline), r.sid, nil, err
 		case <-t.C:
 			select {
 			case p.slots <- struct{}{}:
 				if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
 					defer func() { <-p.slots }()
-					return p.direct(ctx, keys, args)
+					sent, sid, err := p.direct(ctx, keys, args)
+					return sent, sid, nil, err
 				}
 				<-p.slots
 			default:
 			}
 		case <-ctx.Done():
-			return !r.state.CompareAndSwap(reqQueued, reqAbandoned), "", ctx.Err()
+			if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+				return false, "", nil, ctx.Err()
+			}
+			return true, "", r, ctx.Err()
 		}
 	}
 }
@@ -174,6 +185,7 @@ func (p *publisher) refuseQueued() {
 		case r := <-p.queue:
 			if r.state.CompareAndSwap(reqQueued, reqTaken) {
 				r.done <- errOffline
+				close(r.settled)
 			}
 		default:
 			return
@@ -221,5 +233,6 @@ func (p *publisher) flush(batch []*pubReq) {
 			results[i] = errOffline
 		}
 		r.done <- results[i]
+		close(r.settled)
 	}
 }

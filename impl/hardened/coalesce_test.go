@@ -93,15 +93,16 @@ func TestAbandonedPublish(t *testing.T) {
 	pub := &publisher{m: m, queue: make(chan *pubReq, 1), slots: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	keys, args := call("abandoned")
-	sent, _, err := pub.run(ctx, keys, args)
+	sent, _, late, err := pub.run(ctx, keys, args)
 	cancel()
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.False(t, sent, "a publish that never left the queue was not sent")
+	assert.Nil(t, late, "nothing of it is in flight")
 
 	// A flusher started now skips it and sends the next one.
 	m.goroutine(pub.loop)
 	keys, args = call("next")
-	sent, sid, err := pub.run(context.Background(), keys, args)
+	sent, sid, _, err := pub.run(context.Background(), keys, args)
 	require.NoError(t, err)
 	assert.True(t, sent)
 	assert.NotEmpty(t, sid, "the stream entry's ID of a coalesced publish")
@@ -110,7 +111,7 @@ func TestAbandonedPublish(t *testing.T) {
 	// No flusher, one slot: the publish goes direct after coalesceWait.
 	direct := &publisher{m: m, queue: make(chan *pubReq, 1), slots: make(chan struct{}, 1)}
 	keys, args = call("direct")
-	sent, sid, err = direct.run(context.Background(), keys, args)
+	sent, sid, _, err = direct.run(context.Background(), keys, args)
 	require.NoError(t, err)
 	assert.True(t, sent)
 	assert.NotEmpty(t, sid, "the stream entry's ID of a direct publish")

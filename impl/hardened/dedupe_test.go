@@ -118,7 +118,7 @@ func TestResumeMaybe(t *testing.T) {
 	require.NoError(t, err)
 	attempt := time.Now().UnixMilli()
 	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: a.k.events("f"), Values: []any{"event", string(js)}}).Err())
-	_, err = a.remember(e1, attempt, nil, nil)
+	_, err = a.remember(pending{memEvent: memEvent{e: e1}, attempted: attempt}, nil)
 	require.NoError(t, err)
 	got := conformance.Receive(t, sa, 5*time.Second)
 	require.Equal(t, "e1", got.ID)
@@ -191,7 +191,7 @@ func resumeLanded(t *testing.T, before bool) {
 	if before {
 		stored()
 	}
-	_, err = a.remember(e1, time.Now().UnixMilli(), nil, nil)
+	_, err = a.remember(pending{memEvent: memEvent{e: e1}, attempted: time.Now().UnixMilli()}, nil)
 	require.NoError(t, err)
 	require.Equal(t, "e1", conformance.Receive(t, sa, 5*time.Second).ID)
 	if !before {
@@ -256,4 +256,37 @@ func TestReplayRefused(t *testing.T) {
 	evs, err := a.History(ctx, "good", 10, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"good0", "good2", "good4"}, conformance.IDs(evs))
+}
+
+// TestReplayWaitsForLateAttempt: a publish gave up on its budget while a
+// flusher still had its call in hand (a loaded machine, Redis up); the
+// event is acknowledged from memory and queued for replay. The replay
+// waits for that call to end: had it written the event first, the late
+// call would store it a second time (instance_kill, under load, showed an
+// event twice in the stream).
+func TestReplayWaitsForLateAttempt(t *testing.T) {
+	ctx, rdb, la, _ := twoInstances(t)
+	a := la.Bus.(*Bus)
+	e1 := conformance.Event("f", "e1", 1, time.Now().UTC())
+	fill(&e1)
+	late := &pubReq{settled: make(chan struct{})}
+	_, err := a.remember(pending{memEvent: memEvent{e: e1}, attempted: time.Now().UnixMilli(), late: late}, nil)
+	require.NoError(t, err)
+	a.kick()
+	time.Sleep(300 * time.Millisecond)
+	n, err := rdb.XLen(ctx, a.k.events("f")).Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "replayed while the first attempt was still in flight")
+	require.Equal(t, 1, a.Outbox().Pending)
+
+	// The flusher's call reaches Redis now and stores the event.
+	keys, args, err := a.publishArgs(e1, false)
+	require.NoError(t, err)
+	late.sid, err = publishScript.Run(ctx, rdb, keys, args...).Text()
+	require.NoError(t, err)
+	close(late.settled)
+	require.Eventually(t, func() bool { return a.Outbox().Pending == 0 }, 5*time.Second, 10*time.Millisecond, "outbox drained")
+	evs, err := a.History(ctx, "f", 10, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"e1"}, conformance.IDs(evs), "the stream holds the event once")
 }
