@@ -49,7 +49,9 @@ type dropBus struct {
 }
 
 func (b *dropBus) Publish(ctx context.Context, e impl.Event) error {
-	if b.n.Add(1)%1000 == 500 {
+	// The 50th of every 1000: a loaded machine that publishes far fewer
+	// than the spec's 1,200 events still reaches it.
+	if b.n.Add(1)%1000 == 50 {
 		return nil
 	}
 	return b.Bus.Publish(ctx, e)
