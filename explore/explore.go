@@ -279,17 +279,8 @@ func (x *explorer) record(orig Scenario, seed int64, index int, found time.Durat
 	m := sh.Minimal
 	name := r.Check + "-" + m.Hash()
 	m.Name = name
-	status := "shrunk"
-	switch {
-	case sh.Flaky:
-		status = fmt.Sprintf("FLAKY (failed %d of %d runs), not shrunk", sh.Reproduced, sh.Tries)
-	case sh.Partial:
-		status = "shrink cut short (budget or run bound)"
-	}
 	file := filepath.Join(x.o.Out, name+".yaml")
 	replay := fmt.Sprintf("harness run --scenario %s --profile %s --seed %d", file, x.sum.Profile, seed)
-	m.Description = fmt.Sprintf("harness explore: %s failed against %s (%s) in generated scenario %d of seed %d (%s); %s in %d steps. "+
-		"Replay: %s", r.Check, x.sum.Profile, firstLine(sh.Last.Error), index, x.o.Seed, orig.Describe(), status, sh.Steps, replay)
 	f := Failure{
 		Checker: r.Check, Error: sh.Last.Error, File: file, Report: filepath.Join(x.o.Out, name+".json"),
 		FoundAfter: found, FoundAtRun: index, Seen: 1, RunSeed: seed,
@@ -298,6 +289,8 @@ func (x *explorer) record(orig Scenario, seed int64, index int, found time.Durat
 		ShrinkSteps: sh.Steps, ShrinkRuns: sh.Runs, Partial: sh.Partial,
 		Original: string(orig.YAML()), Evidence: sh.Last.Evidence, Replay: replay, key: key,
 	}
+	m.Description = fmt.Sprintf("harness explore: %s failed against %s (%s) in generated scenario %d of seed %d (%s); %s after %d shrink steps. "+
+		"Replay: %s", r.Check, x.sum.Profile, firstLine(sh.Last.Error), index, x.o.Seed, orig.Describe(), f.Status(), sh.Steps, replay)
 	if f.Faults == nil {
 		f.Faults = []string{}
 	}
@@ -319,6 +312,27 @@ func (x *explorer) record(orig Scenario, seed int64, index int, found time.Durat
 		x.o.Events.Found(f)
 	}
 	return nil
+}
+
+// Status is "minimal", "FLAKY (failed k of n runs)" (not shrunk) or "cut
+// short" (the smallest scenario found before the shrink stopped).
+func (f Failure) Status() string {
+	switch {
+	case f.Flaky:
+		return fmt.Sprintf("FLAKY (failed %d of %d runs)", f.Reproduced, f.Tries)
+	case f.Partial:
+		return "cut short"
+	}
+	return "minimal"
+}
+
+// FaultList is the minimal scenario's fault kinds, "down+latency", or
+// "none".
+func (f Failure) FaultList() string {
+	if len(f.Faults) == 0 {
+		return "none"
+	}
+	return strings.Join(f.Faults, "+")
 }
 
 func firstLine(s string) string {

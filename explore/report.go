@@ -70,22 +70,12 @@ func (s Summary) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n| checker | found after | runs needed | minimal: faults | workload | status | file |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, f := range s.Failures {
-		status := fmt.Sprintf("shrunk (%d steps, %d runs)", f.ShrinkSteps, f.ShrinkRuns)
-		switch {
-		case f.Flaky:
-			status = fmt.Sprintf("FLAKY: failed %d of %d runs", f.Reproduced, f.Tries)
-		case f.Partial:
-			status += ", cut short"
-		}
+		status := fmt.Sprintf("%s (%d steps, %d runs)", f.Status(), f.ShrinkSteps, f.ShrinkRuns)
 		if f.Seen > 1 {
 			status += fmt.Sprintf("; seen in %d runs", f.Seen)
 		}
-		faults := strings.Join(f.Faults, "+")
-		if faults == "" {
-			faults = "none"
-		}
 		fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s |\n", f.Checker, f.FoundAfter.Round(time.Second), f.FoundAtRun+1,
-			faults, f.Duration, status, f.File)
+			f.FaultList(), f.Duration, status, f.File)
 	}
 	fmt.Fprintln(w)
 	for _, f := range s.Failures {

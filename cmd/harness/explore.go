@@ -18,7 +18,7 @@ import (
 	"github.com/gonogo/harness/internal/exitcode"
 )
 
-const exploreSynopsis = `explore [--profile hardened] [--budget 10m] [--seed N] [--faults a,b,...] [--out explore]
+const exploreSynopsis = `explore [--profile hardened] [--budget 10m] [--seed N] [--faults a,b,...] [--out reports/explore]
            [--target process|...] [--confirm 2] [--max-faults 4] [--max-instances 3] [--max-duration 8s] [-v]
        explore --service URL[,URL...] ...: an implementation served elsewhere (no instance faults)`
 
@@ -45,7 +45,7 @@ func runExplore(ctx context.Context, args []string, e env) (int, error) {
 	seed := fs.Int64("seed", 0, fmt.Sprintf("seed of the schedules, 0 to %d; 0 picks one from the clock (printed, so the exploration can be replayed)", maxSeed))
 	var faults listFlag
 	fs.Var(&faults, "faults", "fault `kinds` to draw from, comma list (default: the whole catalogue)")
-	out := fs.String("out", "explore", "`directory` the minimal scenarios, their reports and the summary are written in")
+	out := fs.String("out", "reports/explore", "`directory` the minimal scenarios, their reports and the summary are written in")
 	confirm := fs.Int("confirm", 2, fmt.Sprintf("runs in a row a failure must repeat to count (the finding run included), 1 to %d: a candidate that passes once is not taken; a failure that does not repeat is reported flaky", maxConfirm))
 	shrinkRuns := fs.Int("shrink-runs", 60, fmt.Sprintf("most runs one shrink makes, 1 to %d", maxShrinkRuns))
 	maxFaults := fs.Int("max-faults", 4, "most faults of one schedule, 1 to 4")
@@ -253,15 +253,7 @@ func (p *exploreProgress) events() explore.Events {
 		},
 		Found: func(f explore.Failure) {
 			p.set(func() { p.failed++ })
-			state := "minimal"
-			switch {
-			case f.Flaky:
-				state = fmt.Sprintf("FLAKY (%d of %d)", f.Reproduced, f.Tries)
-			case f.Partial:
-				state = "smallest so far"
-			}
-			p.line("FOUND %s after %s: %s %s (%s, %s)", f.Checker, f.FoundAfter.Round(time.Second), state, f.File,
-				strings.Join(f.Faults, "+"), f.Duration)
+			p.line("FOUND %s after %s: %s %s (%s, %s)", f.Checker, f.FoundAfter.Round(time.Second), f.Status(), f.File, f.FaultList(), f.Duration)
 		},
 	}
 }
