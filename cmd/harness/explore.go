@@ -249,7 +249,7 @@ func (p *exploreProgress) events() explore.Events {
 			if taken {
 				what = "taken"
 			}
-			p.line("  shrink %s: run %d, step %d: %s: %s", checker, runs, steps, s.Describe(), what)
+			p.line("  shrink %s: run %d, step %d: %s: %s (%s)", checker, runs, steps, s.Describe(), what, time.Since(p.start).Round(time.Second))
 		},
 		Found: func(f explore.Failure) {
 			p.set(func() { p.failed++ })
