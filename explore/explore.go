@@ -45,8 +45,8 @@ type Events struct {
 	// checks that failed) or could not be (err).
 	Judged func(index int, failed []string, err error)
 	// Shrink: a shrink for checker tried a candidate (runs so far, steps
-	// taken, whether this one was taken).
-	Shrink func(checker string, runs, steps int, s Scenario, taken bool)
+	// taken, what changed, whether this one was taken).
+	Shrink func(checker string, runs, steps int, what string, s Scenario, taken bool)
 	// Found: a failure was shrunk and written.
 	Found func(f Failure)
 }
@@ -267,7 +267,9 @@ func (x *explorer) shrink(ctx context.Context, s Scenario, seed int64, r Result)
 		},
 	}
 	if x.o.Events.Shrink != nil {
-		sh.Step = func(runs, steps int, c Scenario, ok bool) { x.o.Events.Shrink(r.Check, runs, steps, c, ok) }
+		sh.Step = func(runs, steps int, what string, c Scenario, ok bool) {
+			x.o.Events.Shrink(r.Check, runs, steps, what, c, ok)
+		}
 	}
 	found := Outcome{Failed: true, Error: r.Error, Evidence: r.Evidence}
 	return sh.Shrink(ctx, s, r.Check, found)

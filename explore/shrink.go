@@ -3,6 +3,7 @@ package explore
 import (
 	"context"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -38,9 +39,9 @@ type Shrinker struct {
 	MaxRuns int
 	// Deadline, when set, ends the shrink (Partial) once passed.
 	Deadline time.Time
-	// Step, when set, is told of each candidate tried and whether it was
-	// taken.
-	Step func(tried, taken int, s Scenario, ok bool)
+	// Step, when set, is told of each candidate tried (the runs so far, the
+	// steps taken, what changed) and whether it was taken.
+	Step func(runs, steps int, what string, s Scenario, ok bool)
 }
 
 // Shrunk is a shrink's result.
@@ -116,12 +117,15 @@ func (sh Shrinker) Shrink(ctx context.Context, s Scenario, checker string, found
 	if last.Failed {
 		res.Last = last
 	}
+	// A kind of change that did not keep the failure is not tried again:
+	// what remains to try then shrinks with every step.
 	tried := map[string]bool{cur.Hash(): true}
+	rejected := map[string]bool{}
 	for {
 		taken := false
-		for _, c := range candidates(cur) {
-			h := c.Hash()
-			if tried[h] || sh.Valid(c) != nil {
+		for _, cand := range candidates(cur) {
+			c, h := cand.s, cand.s.Hash()
+			if tried[h] || rejected[cand.what] || sh.Valid(c) != nil {
 				continue
 			}
 			if stop() {
@@ -131,14 +135,16 @@ func (sh Shrinker) Shrink(ctx context.Context, s Scenario, checker string, found
 			tried[h] = true
 			o, _, ok := confirm(c, 0)
 			if sh.Step != nil {
-				sh.Step(res.Runs, res.Steps, c, ok)
+				sh.Step(res.Runs, res.Steps, cand.what, c, ok)
 			}
-			if ok {
-				cur, taken = c, true
-				res.Minimal, res.Last = c, o
-				res.Steps++
-				break
+			if !ok {
+				rejected[cand.what] = true
+				continue
 			}
+			cur, taken = c, true
+			res.Minimal, res.Last = c, o
+			res.Steps++
+			break
 		}
 		if !taken {
 			return res
@@ -154,20 +160,37 @@ func narrow(s Scenario, checker string) Scenario {
 	return c
 }
 
+// candidate is a scenario one step smaller, and what kind of change made
+// it ("drop fault down#0": the first down fault).
+type candidate struct {
+	what string
+	s    Scenario
+}
+
 // candidates are the scenarios one step smaller than s, most promising
 // first: fewer faults, a shorter workload, less traffic, shorter fault
 // windows, fewer instances, lower rates, simpler fault parameters. Some
 // are invalid (the shrinker validates) or equal to s (it skips them).
-func candidates(s Scenario) []Scenario {
-	var out []Scenario
-	add := func(f func(c *Scenario)) {
+func candidates(s Scenario) []candidate {
+	var out []candidate
+	add := func(what string, f func(c *Scenario)) {
 		c := s.Clone()
 		f(&c)
-		out = append(out, c)
+		out = append(out, candidate{what, c})
+	}
+	// id names a fault by its kind and its rank among faults of that kind.
+	id := func(i int) string {
+		n := 0
+		for _, f := range s.Faults[:i] {
+			if f.Fault == s.Faults[i].Fault {
+				n++
+			}
+		}
+		return s.Faults[i].Fault + "#" + strconv.Itoa(n)
 	}
 	d := s.Workload.Duration
 	for i := range s.Faults {
-		add(func(c *Scenario) { c.Faults = slices.Delete(c.Faults, i, i+1) })
+		add("drop fault "+id(i), func(c *Scenario) { c.Faults = slices.Delete(c.Faults, i, i+1) })
 	}
 	// The workload ends a second after the last fault.
 	end := Dur(0)
@@ -177,7 +200,7 @@ func candidates(s Scenario) []Scenario {
 		}
 	}
 	if end+Dur(time.Second) < d {
-		add(func(c *Scenario) { setDuration(c, max(end+Dur(time.Second), Dur(time.Second))) })
+		add("end after the faults", func(c *Scenario) { setDuration(c, max(end+Dur(time.Second), Dur(time.Second))) })
 	}
 	// Everything happens sooner: faults move to minLead after the start.
 	first := Dur(-1)
@@ -187,7 +210,7 @@ func candidates(s Scenario) []Scenario {
 		}
 	}
 	if shift := first - Dur(minLead); first > 0 && shift >= Dur(step) {
-		add(func(c *Scenario) {
+		add("faults sooner", func(c *Scenario) {
 			for i := range c.Faults {
 				if c.Faults[i].At > 0 {
 					c.Faults[i].At -= shift
@@ -197,7 +220,7 @@ func candidates(s Scenario) []Scenario {
 		})
 	}
 	// Everything at half the time.
-	add(func(c *Scenario) {
+	add("half the time", func(c *Scenario) {
 		for i := range c.Faults {
 			c.Faults[i].At = round(c.Faults[i].At / 2)
 			if c.Faults[i].For > 0 {
@@ -211,33 +234,33 @@ func candidates(s Scenario) []Scenario {
 	})
 	w := s.Workload
 	if w.SSE != nil {
-		add(func(c *Scenario) { c.Workload.SSE = nil })
+		add("drop sse", func(c *Scenario) { c.Workload.SSE = nil })
 		if w.SSE.Stalled != nil {
-			add(func(c *Scenario) { c.Workload.SSE.Stalled = nil })
+			add("drop stalled", func(c *Scenario) { c.Workload.SSE.Stalled = nil })
 		}
 		if w.SSE.Slow != nil {
-			add(func(c *Scenario) { c.Workload.SSE.Slow = nil })
+			add("drop slow", func(c *Scenario) { c.Workload.SSE.Slow = nil })
 		}
 		if w.SSE.Reconnect > 0 {
-			add(func(c *Scenario) { c.Workload.SSE.Reconnect, c.Workload.SSE.Move = 0, "" })
+			add("no reconnects", func(c *Scenario) { c.Workload.SSE.Reconnect, c.Workload.SSE.Move = 0, "" })
 		}
-		add(func(c *Scenario) { c.Workload.SSE.Clients = max(1, w.SSE.Clients-1) })
+		add("fewer sse clients", func(c *Scenario) { c.Workload.SSE.Clients = max(1, w.SSE.Clients-1) })
 	}
 	if w.Cache != nil {
-		add(func(c *Scenario) { c.Workload.Cache = nil })
+		add("drop cache", func(c *Scenario) { c.Workload.Cache = nil })
 	}
 	if w.Registry != nil {
-		add(func(c *Scenario) { c.Workload.Registry = nil })
+		add("drop registry", func(c *Scenario) { c.Workload.Registry = nil })
 	}
 	if w.Publish != nil {
-		add(func(c *Scenario) { c.Workload.Publish = nil })
+		add("drop publish", func(c *Scenario) { c.Workload.Publish = nil })
 	}
 	// Fault windows half as long.
 	for i, f := range s.Faults {
 		if f.Fault == "instance_restart" {
 			continue
 		}
-		add(func(c *Scenario) {
+		add("shorter window "+id(i), func(c *Scenario) {
 			if f.For == 0 {
 				c.Faults[i].For = round((d - f.At) / 2)
 			} else {
@@ -246,7 +269,7 @@ func candidates(s Scenario) []Scenario {
 		})
 	}
 	if s.Instances > 1 {
-		add(func(c *Scenario) {
+		add("fewer instances", func(c *Scenario) {
 			c.Instances--
 			if c.Instances == 1 {
 				c.Instances, c.InstanceMode = 0, ""
@@ -254,27 +277,27 @@ func candidates(s Scenario) []Scenario {
 		})
 	}
 	if s.InstanceMode != "" && !slices.ContainsFunc(s.Faults, func(f Fault) bool { return isInstanceFault(f.Fault) }) {
-		add(func(c *Scenario) { c.InstanceMode, c.Config.Journal = "", false })
+		add("in-process", func(c *Scenario) { c.InstanceMode, c.Config.Journal = "", false })
 	}
 	if p := w.Publish; p != nil {
-		add(func(c *Scenario) { c.Workload.Publish.Rate = max(1, float64(int(p.Rate/2))) })
-		add(func(c *Scenario) { c.Workload.Publish.Flows = max(1, p.Flows/2) })
-		add(func(c *Scenario) { c.Workload.Publish.Publishers = max(1, p.Publishers-1) })
-		add(func(c *Scenario) { c.Workload.Publish.Payload = 0 })
+		add("publish rate", func(c *Scenario) { c.Workload.Publish.Rate = max(1, float64(int(p.Rate/2))) })
+		add("publish flows", func(c *Scenario) { c.Workload.Publish.Flows = max(1, p.Flows/2) })
+		add("publishers", func(c *Scenario) { c.Workload.Publish.Publishers = max(1, p.Publishers-1) })
+		add("payload", func(c *Scenario) { c.Workload.Publish.Payload = 0 })
 	}
 	if ca := w.Cache; ca != nil {
-		add(func(c *Scenario) { c.Workload.Cache.Rate = max(1, float64(int(ca.Rate/2))) })
-		add(func(c *Scenario) { c.Workload.Cache.Clients = max(1, ca.Clients/2) })
-		add(func(c *Scenario) { c.Workload.Cache.Flows = max(1, ca.Flows/2) })
+		add("cache rate", func(c *Scenario) { c.Workload.Cache.Rate = max(1, float64(int(ca.Rate/2))) })
+		add("cache clients", func(c *Scenario) { c.Workload.Cache.Clients = max(1, ca.Clients/2) })
+		add("cache flows", func(c *Scenario) { c.Workload.Cache.Flows = max(1, ca.Flows/2) })
 	}
 	if rg := w.Registry; rg != nil {
-		add(func(c *Scenario) { c.Workload.Registry.Connections = max(1, rg.Connections/2) })
+		add("registry connections", func(c *Scenario) { c.Workload.Registry.Connections = max(1, rg.Connections/2) })
 	}
 	// Optional fault parameters left to their defaults.
 	for i, f := range s.Faults {
 		for _, k := range []string{"stream", "toxicity", "jitter"} {
 			if _, ok := f.Params[k]; ok {
-				add(func(c *Scenario) { delete(c.Faults[i].Params, k) })
+				add("default "+k+" "+id(i), func(c *Scenario) { delete(c.Faults[i].Params, k) })
 			}
 		}
 	}

@@ -240,7 +240,7 @@ func (p *exploreProgress) events() explore.Events {
 			}
 			p.line("run %d: %s (%s)", i, verdict, time.Since(p.start).Round(time.Second))
 		},
-		Shrink: func(checker string, runs, steps int, s explore.Scenario, taken bool) {
+		Shrink: func(checker string, runs, steps int, change string, s explore.Scenario, taken bool) {
 			p.set(func() {
 				p.shrinks++
 				p.status = fmt.Sprintf("shrink %s: step %d, %s", checker, steps, s.Describe())
@@ -249,7 +249,7 @@ func (p *exploreProgress) events() explore.Events {
 			if taken {
 				what = "taken"
 			}
-			p.line("  shrink %s: run %d, step %d: %s: %s (%s)", checker, runs, steps, s.Describe(), what, time.Since(p.start).Round(time.Second))
+			p.line("  shrink %s: run %d, step %d: %s → %s: %s (%s)", checker, runs, steps, change, s.Describe(), what, time.Since(p.start).Round(time.Second))
 		},
 		Found: func(f explore.Failure) {
 			p.set(func() { p.failed++ })
