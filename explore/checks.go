@@ -47,6 +47,9 @@ var timingChecks = map[string][]string{
 var checkOrder = []string{"lost", "duplicated", "reordered", "delivery", "session_chain", "stale_read", "registry",
 	"budget", "fallback_time", "recover_time", "error_rate", "acked_on_stop", "lost_on_crash"}
 
+// Checkers lists the checkers explore judges generated scenarios with.
+func Checkers() []string { return slices.Clone(checkOrder) }
+
 // checksFor is the checks that judge s.
 func checksFor(s Scenario) []Check {
 	w := s.Workload

@@ -28,6 +28,9 @@ type Options struct {
 	// Out is where the minimal scenarios, their reports and the summary
 	// are written. Required.
 	Out string
+	// Checks, when set, limits the failures shrunk and reported to those
+	// of these checkers; the others are only counted (Summary.Ignored).
+	Checks []string
 	// Confirm and MaxShrinkRuns: see Shrinker.Confirm and MaxRuns.
 	Confirm       int
 	MaxShrinkRuns int
@@ -111,9 +114,11 @@ type Summary struct {
 	// kinds in one schedule ("down+latency").
 	Kinds map[string]int `json:"fault_kinds"`
 	Pairs map[string]int `json:"fault_pairs"`
-	// Failures are the distinct failures, in the order found.
-	Failures    []Failure `json:"failures"`
-	Interrupted bool      `json:"interrupted,omitempty"`
+	// Failures are the distinct failures, in the order found; Ignored
+	// counts the failed checks of checkers Options.Checks left out.
+	Failures    []Failure      `json:"failures"`
+	Ignored     map[string]int `json:"ignored,omitempty"`
+	Interrupted bool           `json:"interrupted,omitempty"`
 }
 
 // ExitCode is the exploration's exit code: 2 interrupted, 1 something
@@ -149,7 +154,7 @@ const maxErrorLines = 20
 func Explore(ctx context.Context, o Options) (Summary, error) {
 	start := time.Now()
 	deadline := start.Add(o.Budget)
-	sum := Summary{Profile: o.Engine.Profile(), Seed: o.Seed, Budget: o.Budget, Kinds: map[string]int{}, Pairs: map[string]int{}}
+	sum := Summary{Profile: o.Engine.Profile(), Seed: o.Seed, Budget: o.Budget, Kinds: map[string]int{}, Pairs: map[string]int{}, Ignored: map[string]int{}}
 	work := filepath.Join(o.Out, ".runs")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return sum, exitcode.Harnessf("explore: %w", err)
@@ -220,6 +225,10 @@ func (x *explorer) one(ctx context.Context, i int) error {
 	}
 	found := time.Since(x.start)
 	for _, r := range t.Failed() {
+		if len(x.o.Checks) > 0 && !slices.Contains(x.o.Checks, r.Check) {
+			x.sum.Ignored[r.Check]++
+			continue
+		}
 		key := r.Check + "/" + strings.Join(kinds, "+")
 		if k := slices.IndexFunc(x.sum.Failures, func(f Failure) bool { return f.key == key }); k >= 0 {
 			x.sum.Failures[k].Seen++

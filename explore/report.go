@@ -62,6 +62,9 @@ func (s Summary) Write(w io.Writer) {
 		s.Runs, s.ShrinkRuns, s.Elapsed.Round(time.Second), s.Budget, s.Unavailable, s.Errors)
 	fmt.Fprintf(w, "- fault kinds covered (%d): %s\n", len(s.Kinds), counts(s.Kinds))
 	fmt.Fprintf(w, "- fault pairs covered (%d): %s\n", len(s.Pairs), counts(s.Pairs))
+	if len(s.Ignored) > 0 {
+		fmt.Fprintf(w, "- failed checks not explored (--checks): %s\n", counts(s.Ignored))
+	}
 	for _, l := range s.ErrorLines {
 		fmt.Fprintf(w, "- not judged: %s\n", l)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/gonogo/harness/internal/exitcode"
 )
 
-const exploreSynopsis = `explore [--profile hardened] [--budget 10m] [--seed N] [--faults a,b,...] [--out reports/explore]
+const exploreSynopsis = `explore [--profile hardened] [--budget 10m] [--seed N] [--faults a,b,...] [--checks a,b,...] [--out reports/explore]
            [--target process|...] [--confirm 2] [--max-faults 4] [--max-instances 3] [--max-duration 8s] [-v]
        explore --service URL[,URL...] ...: an implementation served elsewhere (no instance faults)`
 
@@ -45,6 +45,8 @@ func runExplore(ctx context.Context, args []string, e env) (int, error) {
 	seed := fs.Int64("seed", 0, fmt.Sprintf("seed of the schedules, 0 to %d; 0 picks one from the clock (printed, so the exploration can be replayed)", maxSeed))
 	var faults listFlag
 	fs.Var(&faults, "faults", "fault `kinds` to draw from, comma list (default: the whole catalogue)")
+	var checks listFlag
+	fs.Var(&checks, "checks", "shrink and report only failures of these `checkers`, comma list (default: every failure; the others are counted)")
 	out := fs.String("out", "reports/explore", "`directory` the minimal scenarios, their reports and the summary are written in")
 	confirm := fs.Int("confirm", 2, fmt.Sprintf("runs in a row a failure must repeat to count (the finding run included), 1 to %d: a candidate that passes once is not taken; a failure that does not repeat is reported flaky", maxConfirm))
 	shrinkRuns := fs.Int("shrink-runs", 60, fmt.Sprintf("most runs one shrink makes, 1 to %d", maxShrinkRuns))
@@ -109,6 +111,11 @@ func runExplore(ctx context.Context, args []string, e env) (int, error) {
 			return 0, exitcode.Configf("--faults: unknown fault %q (known: %s)", f, strings.Join(known, ", "))
 		}
 	}
+	for _, c := range checks {
+		if !contains(explore.Checkers(), c) {
+			return 0, exitcode.Configf("--checks: explore does not judge with %q (it judges %s)", c, strings.Join(explore.Checkers(), ", "))
+		}
+	}
 	gen.Faults = faults
 	if len(gen.Faults) == 0 {
 		gen.Faults = known
@@ -130,7 +137,7 @@ func runExplore(ctx context.Context, args []string, e env) (int, error) {
 	fmt.Fprintf(e.stderr, "explore %s: budget %s, seed %d, %d fault kinds → %s\n", *profile, *budget, *seed, len(gen.Faults), *out)
 	sum, err := explore.Explore(ctx, explore.Options{
 		Engine: eng, Generator: gen, Seed: *seed, Budget: *budget, Out: *out,
-		Confirm: *confirm, MaxShrinkRuns: *shrinkRuns, Events: prog.events(),
+		Checks: checks, Confirm: *confirm, MaxShrinkRuns: *shrinkRuns, Events: prog.events(),
 	})
 	prog.wait()
 	if err != nil {

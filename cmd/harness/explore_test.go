@@ -34,6 +34,7 @@ func TestExploreBadInput(t *testing.T) {
 		{[]string{"--max-duration", "1s"}, "--max-duration 1s: out of range"},
 		{[]string{"--faults", "down,nope"}, `--faults: unknown fault "nope"`},
 		{[]string{"--profile", "nope"}, `unknown profile "nope"`},
+		{[]string{"--checks", "lost,latency"}, `--checks: explore does not judge with "latency"`},
 		{[]string{"--out", file}, "is not a directory"},
 		{[]string{"--target", "nope"}, `--target "nope"`},
 	} {
