@@ -58,6 +58,9 @@ func (g Generator) Check() error {
 			return exitcode.Configf("fault %q: explore draws %s", k, strings.Join(Generable(), ", "))
 		}
 	}
+	if len(g.Faults) > 0 && len(g.withDefaults().Faults) == 0 {
+		return exitcode.Configf("faults %s act on an instance of two or more: allow at least 2 instances", strings.Join(g.Faults, ", "))
+	}
 	return nil
 }
 
@@ -74,6 +77,10 @@ func (g Generator) withDefaults() Generator {
 	}
 	if len(g.Faults) == 0 {
 		g.Faults = Generable()
+	}
+	if g.MaxInstances < 2 {
+		// Instance faults leave instance 0 up: they need a second one.
+		g.Faults = slices.DeleteFunc(slices.Clone(g.Faults), isInstanceFault)
 	}
 	return g
 }

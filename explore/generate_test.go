@@ -131,7 +131,7 @@ func TestEveryFaultGenerable(t *testing.T) {
 func TestFaultsRestricted(t *testing.T) {
 	e := testEngine()
 	for _, only := range [][]string{{"down"}, {"quota", "tls_expired"}, {"flag"}, {"instance_kill"}} {
-		g := Generator{Faults: only, MaxInstances: 1}
+		g := Generator{Faults: only, MaxInstances: 2}
 		for i := 0; i < 50; i++ {
 			s := g.Generate(3, i)
 			if err := e.Validate(s); err != nil {
@@ -146,6 +146,24 @@ func TestFaultsRestricted(t *testing.T) {
 				t.Fatalf("faults %v, scenario %d: no fault", only, i)
 			}
 		}
+	}
+}
+
+// TestOneInstanceNoInstanceFaults: with at most one instance no instance
+// fault is drawn, and only instance faults is bad input.
+func TestOneInstanceNoInstanceFaults(t *testing.T) {
+	g := Generator{MaxInstances: 1}
+	for i := 0; i < 200; i++ {
+		s := g.Generate(9, i)
+		if max(s.Instances, 1) != 1 || slices.ContainsFunc(s.FaultKinds(), isInstanceFault) {
+			t.Fatalf("scenario %d: %d instances, faults %v; want 1 instance and no instance fault", i, s.Instances, s.FaultKinds())
+		}
+	}
+	if err := (Generator{MaxInstances: 1, Faults: []string{"instance_kill"}}).Check(); err == nil {
+		t.Error("instance_kill alone with one instance: no error")
+	}
+	if err := (Generator{MaxInstances: 1, Faults: []string{"instance_kill", "down"}}).Check(); err != nil {
+		t.Error(err)
 	}
 }
 
