@@ -34,7 +34,7 @@ func TestExploreSeed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sum, err := Explore(ctx, Options{
-		Engine: eng, Seed: 3, Budget: 20 * time.Second, Out: out, MaxShrinkRuns: 6,
+		Engine: eng, Seed: 3, Budget: 20 * time.Second, Out: out, MaxShrinkRuns: 6, Confirm: 3,
 		Generator: Generator{Faults: []string{"down"}, MaxFaults: 1, MaxInstances: 1, MaxDuration: 3 * time.Second},
 	})
 	if err != nil {
@@ -75,10 +75,13 @@ func TestExploreSeed(t *testing.T) {
 		}
 	}
 	if f.Flaky {
-		t.Skipf("the failure did not repeat (%d of %d) on this machine's load: not replayed", f.Reproduced, f.Tries)
+		t.Skipf("the failure did not repeat (%d of %d) on this machine's load: not replayed\n%s", f.Reproduced, f.Tries, data)
 	}
-	// Replay: the file as written, with its seed, fails the same checker
-	// (twice at most: the machine may be loaded).
+	// Replay: the file as written, with its seed, fails the same checker.
+	// It failed 3 runs in a row while shrinking; on a loaded machine (the
+	// whole suite under -race) seed also loses events without a fault now
+	// and then, so a minimal scenario may be one that fails only mostly:
+	// at least one of 3 replays must fail.
 	for try := 0; ; try++ {
 		tr, err := eng.Run(ctx, s, f.RunSeed, "", nil)
 		if err != nil {
@@ -88,8 +91,8 @@ func TestExploreSeed(t *testing.T) {
 		if len(failed) == 1 && failed[0].Check == f.Checker {
 			break
 		}
-		if try == 1 {
-			t.Fatalf("replaying %s: failed %v; want %s", f.File, failed, f.Checker)
+		if try == 2 {
+			t.Fatalf("replaying %s 3 times: last failed %v; want %s", f.File, failed, f.Checker)
 		}
 	}
 }
