@@ -181,7 +181,9 @@ type exploreProgress struct {
 func newExploreProgress(w io.Writer, verbose bool, budget time.Duration) *exploreProgress {
 	pr := &exploreProgress{w: lockedWriter{&sync.Mutex{}, w}, verbose: verbose, start: time.Now(), budget: budget}
 	if isTerminal(w) {
-		pr.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(30))
+		// Straight to the terminal: mpb redraws only an output it sees is
+		// one (the bar shows counts, fault names and times, no secret).
+		pr.p = mpb.New(mpb.WithOutput(unwrap(w)), mpb.WithWidth(30))
 		pr.bar = pr.p.AddBar(int64(budget/time.Second)+1,
 			mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 				pr.mu.Lock()
@@ -190,17 +192,18 @@ func newExploreProgress(w io.Writer, verbose bool, budget time.Duration) *explor
 			}, decor.WC{W: 44, C: decor.DindentRight})),
 			mpb.AppendDecorators(
 				decor.Elapsed(decor.ET_STYLE_GO, decor.WC{W: 8}),
-				decor.Any(func(decor.Statistics) string { pr.mu.Lock(); defer pr.mu.Unlock(); return pr.status }),
+				decor.Any(func(decor.Statistics) string { pr.mu.Lock(); defer pr.mu.Unlock(); return "  " + pr.status }),
 			),
 		)
 	}
 	return pr
 }
 
-// writer is where verbose notes go: above the bar, or straight out.
+// writer is where verbose notes go: above the bar (URL passwords masked,
+// as the redacting writer the bar bypasses would), or straight out.
 func (p *exploreProgress) writer() io.Writer {
 	if p.p != nil {
-		return p.p
+		return redactWriter{p.p, func() []string { return nil }}
 	}
 	return p.w
 }
@@ -222,7 +225,7 @@ func (p *exploreProgress) line(format string, args ...any) {
 	case p.p == nil:
 		fmt.Fprintf(p.w, format+"\n", args...)
 	case p.verbose:
-		fmt.Fprintf(p.p, format+"\n", args...)
+		fmt.Fprintf(p.writer(), format+"\n", args...)
 	}
 }
 
