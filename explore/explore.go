@@ -45,8 +45,9 @@ type Events struct {
 	// Phase: the run in progress entered phase (setup, traffic, ...).
 	Phase func(phase string)
 	// Judged: generated scenario index was judged (failed lists the
-	// checks that failed) or could not be (err).
-	Judged func(index int, failed []string, err error)
+	// checks that failed; unavailable: the target could not run it) or
+	// could not be (err).
+	Judged func(index int, failed []string, unavailable bool, err error)
 	// Shrink: a shrink for checker tried a candidate (runs so far, steps
 	// taken, what changed, whether this one was taken).
 	Shrink func(checker string, runs, steps int, what string, s Scenario, taken bool)
@@ -201,7 +202,7 @@ func (x *explorer) one(ctx context.Context, i int) error {
 		names = append(names, r.Check)
 	}
 	if x.o.Events.Judged != nil {
-		x.o.Events.Judged(i, names, err)
+		x.o.Events.Judged(i, names, t.Unavailable, err)
 	}
 	if err != nil {
 		if ctx.Err() == nil {

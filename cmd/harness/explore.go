@@ -239,10 +239,12 @@ func (p *exploreProgress) events() explore.Events {
 				fmt.Fprintf(p.w, "  %s\n", ph)
 			}
 		},
-		Judged: func(i int, failed []string, err error) {
+		Judged: func(i int, failed []string, unavailable bool, err error) {
 			p.set(func() { p.runs++ })
 			verdict := "PASS"
 			switch {
+			case unavailable:
+				verdict = "NOT RUNNABLE on this target (INCONCLUSIVE)"
 			case err != nil:
 				verdict = "NOT JUDGED: " + firstLine(err.Error())
 			case len(failed) > 0:
