@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test test-browser fuzz bench bench-baseline lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test
+.PHONY: run test test-browser fuzz bench bench-baseline lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test explore-seed explore-mutants
 
 build: $(BIN)
 
@@ -82,6 +82,23 @@ BASELINE_OPS ?= 200000
 BASELINE_ROUNDS ?= 3
 bench-baseline: deps build
 	./$(BIN) bench --preset baseline --workers 50 --ops $(BASELINE_OPS) --warmup 1s --rounds $(BASELINE_ROUNDS) --redis-benchmark
+
+# harness explore against the seed profile for EXPLORE_BUDGET (3m): a
+# failure found and shrunk to a minimal scenario in reports/explore/seed-<seed>/.
+EXPLORE_BUDGET ?= 3m
+EXPLORE_SEED   ?= 1
+explore-seed: deps build
+	./$(BIN) explore --profile seed --budget $(EXPLORE_BUDGET) --seed $(EXPLORE_SEED) --out reports/explore/seed-$(EXPLORE_SEED); \
+	  code=$$?; [ $$code = 1 ] && echo "make explore-seed: found what seed breaks (exit 1, as expected)" && exit 0; exit $$code
+
+# harness explore against each mutant of the mutation tests (in-process
+# profiles the harness binary does not carry, so through the test binary):
+# a table of time to find, runs needed, minimal fault and length;
+# EXPLORE_MUTANT_BUDGET bounds each mutant.
+EXPLORE_MUTANT_BUDGET ?= 3m
+explore-mutants: deps
+	GONOGO_EXPLORE_MUTANTS=1 GONOGO_EXPLORE_BUDGET=$(EXPLORE_MUTANT_BUDGET) GONOGO_EXPLORE_OUT=$(CURDIR)/reports/explore/mutants \
+	  $(GO) test -count=1 -timeout 0 -v -run '^TestExploreMutants$$' ./scenarios/
 
 lint:
 	$(GO) vet $(PKGS)
