@@ -25,6 +25,9 @@ type hub struct {
 	subs   map[string]map[*sub]struct{} // by flow
 	ps     *redis.PubSub                // nil while Redis is unreachable
 	closed bool
+	// follows serializes the SUBSCRIBE and UNSUBSCRIBE a flow's first
+	// and last subscribers send (see follow).
+	follows sync.Mutex
 }
 
 func newHub(b *Bus) *hub { return &hub{b: b, subs: map[string]map[*sub]struct{}{}} }
@@ -153,9 +156,9 @@ func (h *hub) local(me memEvent) {
 	h.each(me.e.FlowID, func(s *sub) { s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe}) })
 }
 
-// register adds s; it returns the Pub/Sub connection and whether s is its
-// flow's first subscriber, for follow.
-func (h *hub) register(s *sub) (*redis.PubSub, bool) {
+// register adds s; it reports whether s is its flow's first subscriber,
+// for follow.
+func (h *hub) register(s *sub) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	first := len(h.subs[s.flow]) == 0
@@ -163,13 +166,33 @@ func (h *hub) register(s *sub) (*redis.PubSub, bool) {
 		h.subs[s.flow] = map[*sub]struct{}{}
 	}
 	h.subs[s.flow][s] = struct{}{}
-	return h.ps, first
+	return first
 }
 
-// follow subscribes the channel of a flow that got its first subscriber.
-func (h *hub) follow(ps *redis.PubSub, first bool, flow string) {
-	if rdb, _ := h.b.m.client(); first && ps != nil && rdb != nil {
+// follow brings the flow's channel subscription in line with its
+// subscribers, after its first one came or its last one went (changed): a
+// SUBSCRIBE while it has any, else an UNSUBSCRIBE. Calls are serialized
+// and each reads the state afresh: the UNSUBSCRIBE of a leaving last
+// subscriber could otherwise reach Redis after the SUBSCRIBE of the next
+// one, which would then never get a live message.
+func (h *hub) follow(changed bool, flow string) {
+	if !changed {
+		return
+	}
+	h.follows.Lock()
+	defer h.follows.Unlock()
+	h.mu.Lock()
+	want, ps := len(h.subs[flow]) > 0, h.ps
+	h.mu.Unlock()
+	rdb, _ := h.b.m.client()
+	switch {
+	case ps == nil || rdb == nil:
+	case want:
 		h.subscribe(rdb, ps, h.b.k.channel(flow))
+	default:
+		ctx, cancel := context.WithTimeout(counter.WithOp(context.Background(), "subscribe"), h.b.m.io)
+		ps.Unsubscribe(ctx, h.b.k.channel(flow))
+		cancel()
 	}
 }
 
@@ -181,13 +204,8 @@ func (h *hub) remove(s *sub) {
 	if last {
 		delete(h.subs, s.flow)
 	}
-	ps := h.ps
 	h.mu.Unlock()
-	if last && ps != nil {
-		ctx, cancel := context.WithTimeout(counter.WithOp(context.Background(), "subscribe"), h.b.m.io)
-		ps.Unsubscribe(ctx, h.b.k.channel(s.flow))
-		cancel()
-	}
+	h.follow(last, s.flow)
 }
 
 // item is one event on its way to a subscriber: from the stream (cursor
@@ -222,7 +240,10 @@ type sub struct {
 	mu       sync.Mutex
 	queue    []item
 	needSync bool
-	pos      position // what it delivered
+	// syncGen counts resyncs: a catch-up whose read began before one (a
+	// subscription confirmed meanwhile) reads again.
+	syncGen uint64
+	pos     position // what it delivered
 	// gap, when set, is the stream position before own writes moved pos
 	// past entries the subscriber has not had (other layers' writes whose
 	// messages were lost too): the next catch-up reads from there and
@@ -351,6 +372,7 @@ func (s *sub) handOwn() {
 func (s *sub) resync() {
 	s.mu.Lock()
 	s.needSync = true
+	s.syncGen++
 	s.mu.Unlock()
 	s.poke()
 }
@@ -415,9 +437,9 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 			}
 		}
 	}
-	ps, first := b.hub.register(s)
+	first := b.hub.register(s)
 	b.mu.Unlock()
-	b.hub.follow(ps, first, flowID)
+	b.hub.follow(first, flowID)
 	s.poke()
 	b.m.goroutine(func() { s.pump(ctx) })
 	return s.out, nil
@@ -466,6 +488,7 @@ func (s *sub) catchUp(ctx context.Context) bool {
 		if s.gap != "" {
 			from = s.gap
 		}
+		gen := s.syncGen
 		s.mu.Unlock()
 		var xs []redis.XMessage
 		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb *redis.Client) error {
@@ -483,10 +506,20 @@ func (s *sub) catchUp(ctx context.Context) bool {
 			}
 		}
 		if len(xs) < catchUpPage {
+			// A resync since this read began (the confirmation of a
+			// subscription that was not active when it read) means events
+			// written after the read may have reached neither it nor the
+			// live path: read again.
 			s.mu.Lock()
-			s.needSync, s.gap = false, ""
+			done := s.syncGen == gen
+			if done {
+				s.needSync, s.gap = false, ""
+			}
 			s.mu.Unlock()
-			return true
+			if done {
+				return true
+			}
+			continue
 		}
 		if last := xs[len(xs)-1].ID; s.gap != "" {
 			s.mu.Lock()
