@@ -93,6 +93,15 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// addrFree checks that addr can be listened on now.
+func addrFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
 // signalGroup sends sig to the process group cmd leads (Setpgid): the
 // process the harness started and whatever it started (a server it forked
 // keeps the state).

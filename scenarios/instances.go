@@ -246,6 +246,12 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	}
 	var cmd *exec.Cmd
 	if r.foreign() {
+		// It is waited for until something answers on addr: that must
+		// not be a process of an earlier start.
+		if err := addrFree(addr); err != nil {
+			f.Close()
+			return nil, exitcode.Harnessf("instance %s: its address is still taken: %w", id, err)
+		}
 		cmd = exec.Command(r.deps.InstanceCmd[0], r.deps.InstanceCmd[1:]...)
 	} else {
 		argv := append(append([]string(nil), r.deps.Serve...), "-control", "-profile", r.opts.Profile, "-addr", addr)

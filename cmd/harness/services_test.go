@@ -21,6 +21,10 @@ func TestRunServiceBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := fmt.Sprintf("http://127.0.0.1:%d", port)
+	plain := filepath.Join(t.TempDir(), "serve.py")
+	if err := os.WriteFile(plain, []byte("print()\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name string
 		args []string
@@ -32,6 +36,10 @@ func TestRunServiceBadInput(t *testing.T) {
 		{"with --target", []string{"--service", dead, "--target", "container"}, "--target chooses where an in-process profile's Redis comes from"},
 		{"no redis", []string{"--service", dead}, "--service needs the services' Redis"},
 		{"proxy name alone", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0", "--toxiproxy-proxy", "r"}, "--toxiproxy-proxy needs --toxiproxy"},
+		{"instance command alone", []string{"--instance-cmd", "sh"}, "--instance-cmd needs --service"},
+		{"empty instance command", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0", "--instance-cmd", " "}, "--instance-cmd: empty"},
+		{"instance command not found", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0", "--instance-cmd", "no-such-gonogo-server --port 1"}, "--instance-cmd: no-such-gonogo-server: not found or not executable"},
+		{"instance command not executable", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0", "--instance-cmd", plain + " --port 1"}, "--instance-cmd: " + plain + ": not found or not executable"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, errs := call(t, nil, append([]string{"run", "--scenario", "basic"}, tt.args...)...)
