@@ -43,6 +43,10 @@ def main():
     cfg = uvicorn.Config(app, host=a.host, port=a.port, log_level=os.getenv("LOG_LEVEL", "warning").lower(),
                          lifespan="on", timeout_keep_alive=60, access_log=False)
     Server(cfg).run()
+    # Acknowledged events the layer could neither write nor keep on its
+    # way down (it logged `lost=N`): exit 5, as `harness serve` does.
+    if getattr(STATE.layer, "lost", 0):
+        sys.exit(5)
 
 
 if __name__ == "__main__":
