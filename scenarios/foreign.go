@@ -165,23 +165,33 @@ func (r *run) waitGroup(cmd *exec.Cmd, timeout <-chan time.Time) []int {
 	return killed
 }
 
-// instanceRSS is the resident memory of instance process pid: with an instance
-// command, of its whole process group (a server it forked, workers).
-func (r *run) instanceRSS(pid int) (int64, error) {
+// groupRefresh is how many RSS samples reuse a process group's members
+// (a /proc scan costs milliseconds on a loaded machine).
+const groupRefresh = 10
+
+// instanceRSS is the resident memory of instance process pid: with an
+// instance command, of its whole process group (a server it forked,
+// workers), whose members groups caches.
+func (r *run) instanceRSS(pid int, groups map[int][]int) (int64, error) {
 	if !r.foreign() {
 		return rss(pid)
 	}
-	var sum int64
-	pids := groupPids(pid)
-	if len(pids) == 0 {
-		return 0, errors.New("no process")
+	pids, ok := groups[pid]
+	if !ok {
+		pids = groupPids(pid)
+		groups[pid] = pids
 	}
+	var sum int64
+	n := 0
 	for _, p := range pids {
-		n, err := rss(p)
+		v, err := rss(p)
 		if err != nil {
 			continue // it ended in between
 		}
-		sum += n
+		sum, n = sum+v, n+1
+	}
+	if n == 0 {
+		return 0, errors.New("no process of the group runs")
 	}
 	return sum, nil
 }

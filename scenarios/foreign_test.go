@@ -19,6 +19,7 @@ import (
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/service"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/internal/redact"
 	"github.com/gonogo/harness/internal/verdict"
 )
@@ -107,6 +108,18 @@ func TestInstanceCmdJudged(t *testing.T) {
 	h := savedHistory(t, out)
 	if h.Meta["instance.inst-1.2.pid"] == "" {
 		t.Errorf("no second process of instance 1 recorded (meta %v): the kill was not undone by a start", h.Meta)
+	}
+	// The shell leads the group; the resident memory sampled is the
+	// group's, so it holds the forked server's (a race-built Go binary:
+	// tens of MiB; the shell alone is a few).
+	var peak int64
+	for _, op := range h.Ops {
+		if op.Kind == history.RSS {
+			peak = max(peak, op.Count)
+		}
+	}
+	if peak < 16<<20 {
+		t.Errorf("largest RSS sample %d bytes: want the forked server's memory counted (>= 16 MiB)", peak)
 	}
 	assertNothingLeft(t, h)
 	if left := marked(mark); len(left) > 0 {

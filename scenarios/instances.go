@@ -610,7 +610,11 @@ func (r *run) restartChild(ctx context.Context, c *child, newID bool) error {
 // sampleRSS records every running instance process's resident memory
 // (VmRSS of /proc/<pid>/status) every rssInterval until ctx ends.
 func (r *run) sampleRSS(ctx context.Context) {
-	for sleepCtx(ctx, rssInterval) {
+	groups := map[int][]int{}
+	for tick := 0; sleepCtx(ctx, rssInterval); tick++ {
+		if tick%groupRefresh == 0 {
+			clear(groups)
+		}
 		for _, c := range r.children {
 			c.mu.Lock()
 			id, ended, cmd := c.id, c.ended, c.cmd
@@ -618,7 +622,7 @@ func (r *run) sampleRSS(ctx context.Context) {
 			if ended || cmd == nil {
 				continue
 			}
-			n, err := r.instanceRSS(cmd.Process.Pid)
+			n, err := r.instanceRSS(cmd.Process.Pid, groups)
 			if err != nil {
 				continue // it ended in between
 			}

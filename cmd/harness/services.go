@@ -155,7 +155,7 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 	}
 	fmt.Fprintf(w, "redis: %s (%s; keys namespaced per scenario and deleted after)\n", redact.URL(redisURL), desc)
 	if instanceCmd != nil {
-		fmt.Fprintf(w, "instances: %s (started, stopped, killed and paused by the instance scenarios)\n", strings.Join(instanceCmd, " "))
+		fmt.Fprintf(w, "instances: %s (started, stopped, killed and paused by the instance scenarios)\n", redact.Text(strings.Join(instanceCmd, " "), o.token))
 	} else {
 		fmt.Fprintln(w, "instances: none (--instance-cmd): the instance scenarios are INCONCLUSIVE")
 	}
