@@ -13,7 +13,6 @@ import (
 
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/scenarios"
-	"github.com/gonogo/harness/target"
 )
 
 // TestMain serves when the scenario engine re-executes this test binary as
@@ -64,16 +63,7 @@ func TestRunInstanceProcesses(t *testing.T) {
 // server); the scenario is judged, not INCONCLUSIVE, and no instance is
 // left after the run.
 func TestRunServiceInstanceCmd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	p, err := target.StartProcess(context.Background(), target.ProcessOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	tok := map[string]string{"HARNESS_CONTROL_TOKEN": testToken}
-	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL(), "HARNESS_CONTROL_TOKEN": testToken}, "-profile", "hardened", "-addr", "127.0.0.1:0", "-control")
+	p, s, tok := serviceUnderTest(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -58,16 +58,7 @@ func TestRunServiceBadInput(t *testing.T) {
 // INCONCLUSIVE with the reason, the run exits 2, and the report says the
 // implementation is external and where.
 func TestRunService(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	p, err := target.StartProcess(context.Background(), target.ProcessOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	tok := map[string]string{"HARNESS_CONTROL_TOKEN": testToken}
-	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL(), "HARNESS_CONTROL_TOKEN": testToken}, "-profile", "hardened", "-addr", "127.0.0.1:0", "-control")
+	p, s, tok := serviceUnderTest(t)
 	port, err := target.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +91,23 @@ func TestRunService(t *testing.T) {
 	if e.Implementation != reports.External || len(e.Services) != 1 || e.Services[0] != s.base || e.Profile != "hardened" || e.TargetKind != "url" {
 		t.Errorf("environment: %+v; want implementation external at %s, profile hardened, target url", e, s.base)
 	}
+}
+
+// serviceUnderTest starts a redis-server and a `harness serve -control`
+// of hardened on it, and returns them with the environment that gives the
+// harness the service's control token. It skips in -short.
+func serviceUnderTest(t *testing.T) (*target.Process, *serving, map[string]string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	p, err := target.StartProcess(context.Background(), target.ProcessOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL(), "HARNESS_CONTROL_TOKEN": testToken}, "-profile", "hardened", "-addr", "127.0.0.1:0", "-control")
+	return p, s, map[string]string{"HARNESS_CONTROL_TOKEN": testToken}
 }
 
 func TestProxyAddr(t *testing.T) {
