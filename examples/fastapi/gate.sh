@@ -12,6 +12,7 @@
 #   examples/fastapi/gate.sh              GATE (eventbus) against the plan as written
 #   GONOGO_FIXES=keepalive examples/fastapi/gate.sh   only the socket-option fix
 #   GONOGO_FIXES=all examples/fastapi/gate.sh         the fixed layer (app/fixed)
+#   SCENARIO=instance_rolling_deploy examples/fastapi/gate.sh   scenarios instead of a gate
 #   INSTANCE_CMD= examples/fastapi/gate.sh            without instance processes (the
 #       instance scenarios are then INCONCLUSIVE)
 #   REDIS_MODE=container examples/fastapi/gate.sh     Redis and Toxiproxy as containers
@@ -183,6 +184,8 @@ else
 	compose up -d fastapi-redis fastapi-toxiproxy >"$work/compose.log" 2>&1 || { say "compose up failed"; cat "$work/compose.log" >&2; exit 4; }
 	container_flags=(--redis-container "$project-redis")
 fi
+select=(--gate "$GATE")
+[ -n "${SCENARIO:-}" ] && select=(--scenario "$SCENARIO")
 instance_flags=()
 [ -n "$INSTANCE_CMD" ] && instance_flags=(--instance-cmd "$INSTANCE_CMD")
 
@@ -219,7 +222,7 @@ set +e
 ran=1
 # In the background, so that a signal reaches the trap at once (bash runs a
 # trap only once the foreground command is done).
-"$HARNESS" run --gate "$GATE" \
+"$HARNESS" run "${select[@]}" \
 	--service "http://127.0.0.1:$p_a,http://127.0.0.1:$p_b" \
 	--toxiproxy "http://127.0.0.1:$p_api" --toxiproxy-proxy redis \
 	--url "redis://127.0.0.1:$p_redis/0" --report-dir "$REPORT_DIR" "${container_flags[@]}" "${instance_flags[@]}" &
