@@ -117,8 +117,10 @@ compose-test: images
 
 # The tracker's own Python stack (examples/fastapi) judged by URL: a process
 # redis-server, Toxiproxy on loopback, two uvicorn instances, the eventbus
-# gate (GATE) by `harness run --service`; exits with the harness's code (the
-# plan as written is NO-GO). FIXES=keepalive: only the plan's socket-option
+# gate (GATE) by `harness run --service`, and uvicorn instances the harness
+# starts, kills and pauses itself for the instance scenarios (--instance-cmd;
+# INSTANCE_CMD= turns that off); exits with the harness's code (the plan as
+# written is NO-GO). FIXES=keepalive: only the plan's socket-option
 # fix; FIXES=all: the fixed layer. Nothing is left running (gate.sh checks).
 PYTHON  ?= /usr/bin/python3
 FIXES   ?=

@@ -75,12 +75,20 @@ type Deps struct {
 	// over HTTP, `harness serve` (instance_mode process): the engine adds
 	// -control -profile P -addr A and REDIS_URL, REDIS_ENABLED, SERVER_ID,
 	// HARNESS_CONTROL_TOKEN (random per instance) and ChildEnv in the
-	// environment. Nil: instance_mode process is unavailable.
+	// environment. Nil: instance_mode process is unavailable (unless
+	// InstanceCmd is set).
 	Serve []string
 	// Browser is the Chromium executable of the browser clients
 	// (workload.sse.browser). Default "": chromium, chromium-browser or
 	// google-chrome from PATH; none makes such a scenario INCONCLUSIVE.
 	Browser string
+	// InstanceCmd, when set, is the command line (program resolved, see
+	// ParseInstanceCmd) of a service of any stack that serves one
+	// instance (instance_mode process) instead of Serve: the engine runs
+	// it as given, in its own working directory, with the address it must
+	// serve on and everything else in the environment (InstanceEnv), and
+	// waits until it answers there.
+	InstanceCmd []string
 }
 
 // run is the state of one Run: what was started and must be released.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,8 +165,8 @@ func (r *run) processUnavailable() []string {
 		return nil
 	}
 	var why []string
-	if len(r.deps.Serve) == 0 {
-		why = append(why, "instance_mode process not available: the harness runs no instance processes here (--service gives running services; use the container of an instance, or instance_mode in-process)")
+	if len(r.deps.Serve) == 0 && len(r.deps.InstanceCmd) == 0 {
+		why = append(why, "instance_mode process not available: the harness runs no instance processes here (--service gives running services: add --instance-cmd, the command that starts one, or use instance_mode in-process)")
 	}
 	if r.target.TLS() != nil {
 		why = append(why, "instance_mode process not available on a TLS target: an instance process reads REDIS_URL only, not the harness's CA and client certificate")
@@ -191,10 +192,18 @@ func (r *run) logDir() (string, error) {
 // startInstance starts instance i's first process and returns its layer.
 func (r *run) startInstance(ctx context.Context, i int, cfg impl.Config) (*impl.Layer, error) {
 	tok := make([]byte, 16)
-	if _, err := rand.Read(tok); err != nil {
+	_, err := rand.Read(tok)
+	if err != nil {
 		return nil, exitcode.Harnessf("control token: %w", err)
 	}
 	c := &child{i: i, addr: "127.0.0.1:0", token: hex.EncodeToString(tok), id: cfg.ServerID, ended: true}
+	if r.foreign() {
+		// A program of the team's own serves where it is told: the
+		// harness picks the port, kept across restarts.
+		if c.addr, err = freeAddr(); err != nil {
+			return nil, exitcode.Harnessf("instance %d: a free port: %w", i, err)
+		}
+	}
 	r.children = append(r.children, c)
 	return r.startChild(ctx, c, cfg)
 }
@@ -202,10 +211,14 @@ func (r *run) startInstance(ctx context.Context, i int, cfg impl.Config) (*impl.
 var servingRE = regexp.MustCompile(`serving profile \S+ on (http://\S+)`)
 
 // startChild starts a process for c on its address with c.id as
-// SERVER_ID, waits (bounded) until it says where it serves, and resets it
-// to cfg over the control API. It runs in the instance's own working
-// directory; its stdout and stderr go to one log file;
-// it dies with the harness (Pdeathsig) and is reaped by a goroutine.
+// SERVER_ID, waits (bounded) until it serves, and resets it to cfg over
+// the control API. The harness's own serve works in the instance's own
+// directory and says where it serves; an instance command (Deps.InstanceCmd)
+// works in the harness's directory, is told where to serve (InstanceEnv)
+// and is waited for until it answers there. Stdout and stderr go to one
+// log file; the process leads a process group of its own (the faults
+// signal the whole group), the leader dies with the harness (Pdeathsig)
+// and is reaped by a goroutine.
 func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.Layer, error) {
 	dir, err := r.logDir()
 	if err != nil {
@@ -216,9 +229,9 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	logPath := filepath.Join(dir, fmt.Sprintf("%s.%d.log", instanceID(c.i), c.gen))
 	id, addr := c.id, c.addr
 	c.mu.Unlock()
-	// Each instance works in a directory of its own that outlives its
+	// Each instance has a directory of its own that outlives its
 	// restarts: what it keeps on local disk (a journal) is there when it
-	// starts again, and nothing lands in the harness's directory.
+	// starts again.
 	work := filepath.Join(dir, instanceID(c.i))
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, exitcode.Harnessf("instance directory: %w", err)
@@ -227,28 +240,42 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	if err != nil {
 		return nil, exitcode.Harnessf("instance log: %w", err)
 	}
-	argv := append(append([]string(nil), r.deps.Serve...), "-control", "-profile", r.opts.Profile, "-addr", addr)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "REDIS_ENABLED=true", "REDIS_URL="+r.cfg.URL, "SERVER_ID="+id,
-		"HARNESS_CONTROL_TOKEN="+c.token, ChildEnv+"=1")
+	env := InstanceEnv{Addr: addr, RedisURL: r.cfg.URL, ServerID: id, Token: c.token}
 	if r.spec.Config.Journal {
-		cmd.Env = append(cmd.Env, "OUTBOX_JOURNAL_DIR="+filepath.Join(work, "journal"))
+		env.JournalDir = filepath.Join(work, "journal")
 	}
+	var cmd *exec.Cmd
+	if r.foreign() {
+		// It is waited for until something answers on addr: that must
+		// not be a process of an earlier start.
+		if err := addrFree(addr); err != nil {
+			f.Close()
+			return nil, exitcode.Harnessf("instance %s: its address is still taken: %w", id, err)
+		}
+		cmd = exec.Command(r.deps.InstanceCmd[0], r.deps.InstanceCmd[1:]...)
+	} else {
+		argv := append(append([]string(nil), r.deps.Serve...), "-control", "-profile", r.opts.Profile, "-addr", addr)
+		cmd = exec.Command(argv[0], argv[1:]...)
+		// Nothing lands in the harness's directory.
+		cmd.Dir = work
+	}
+	cmd.Env = append(os.Environ(), env.vars()...)
 	if r.spec.Workload.SSE.Browser.CrossOrigin {
 		origin, err := r.pageOrigin()
 		if err != nil {
+			f.Close()
 			return nil, exitcode.Harnessf("instance %s: %w", id, err)
 		}
 		cmd.Env = append(cmd.Env, "CORS_ORIGINS="+origin)
 	}
-	cmd.Stdout, cmd.Stderr, cmd.Dir = f, f, work
+	cmd.Stdout, cmd.Stderr = f, f
 	// The child dies with the harness even on SIGKILL of the harness, and
 	// a terminal's Ctrl-C reaches the harness only, which stops it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	err = cmd.Start()
 	f.Close()
 	if err != nil {
-		return nil, exitcode.Harnessf("starting instance %s: %w", id, err)
+		return nil, exitcode.Harnessf("starting instance %s: %s", id, r.redact(err.Error()))
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -256,19 +283,23 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	c.cmd, c.done, c.log, c.ended = cmd, done, logPath, false
 	c.mu.Unlock()
 	fmt.Fprintf(r.logw, "%s: instance %s started, pid %d, log %s\n", r.spec.Name, id, cmd.Process.Pid, logPath)
-	base, err := waitServing(ctx, logPath, done)
+	base, err := waitServing(ctx, logPath, addr, done)
 	if err == nil {
 		var l *impl.Layer
 		if l, err = r.dialChild(ctx, c, base, cfg); err == nil {
 			return l, nil
 		}
 	}
-	cmd.Process.Kill()
+	signalGroup(cmd, syscall.SIGKILL)
 	<-done
 	c.mu.Lock()
 	c.ended = true
 	c.mu.Unlock()
-	return nil, exitcode.Harnessf("instance %s: %w; log: %s", id, err, strings.Join(tail(logPath), " | "))
+	var un unavailableError
+	if errors.As(err, &un) {
+		return nil, un
+	}
+	return nil, exitcode.Harnessf("instance %s: %s; log: %s", id, r.redact(err.Error()), strings.Join(r.tail(logPath), " | "))
 }
 
 // dialChild reaches c's process at base and resets it to cfg; the layer's
@@ -277,6 +308,10 @@ func (r *run) dialChild(ctx context.Context, c *child, base string, cfg impl.Con
 	svc, err := httplayer.Dial(ctx, base, c.token)
 	if err != nil {
 		return nil, err
+	}
+	if why := controlLacks(svc, r.spec); len(why) > 0 {
+		svc.Close()
+		return nil, unavailableError(why)
 	}
 	l, err := svc.Layer(ctx, cfg, cfg.RegistryTTL/4)
 	if err != nil {
@@ -299,20 +334,35 @@ func (r *run) dialChild(ctx context.Context, c *child, base string, cfg impl.Con
 	return l, nil
 }
 
-// waitServing waits for the "serving profile P on URL" line in the log.
-func waitServing(ctx context.Context, logPath string, done chan struct{}) (string, error) {
+// waitServing waits (bounded) until the process says where it serves
+// (the "serving profile P on URL" line of `harness serve` in its log) or,
+// when addr has a port, until it answers HTTP there (any status: the dial
+// that follows judges the answer).
+func waitServing(ctx context.Context, logPath, addr string, done chan struct{}) (string, error) {
+	probe := !strings.HasSuffix(addr, ":0")
+	hc := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(childStartTimeout)
 	for time.Now().Before(deadline) {
 		if m := servingRE.FindSubmatch(head(logPath)); m != nil {
 			return string(m[1]), nil
+		}
+		if probe {
+			if resp, err := hc.Get("http://" + addr + "/health"); err == nil {
+				io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+				resp.Body.Close()
+				return "http://" + addr, nil
+			}
 		}
 		select {
 		case <-done:
 			return "", errors.New("exited at start-up")
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
+	}
+	if probe {
+		return "", fmt.Errorf("did not answer on %s within %s", addr, childStartTimeout)
 	}
 	return "", fmt.Errorf("did not say where it serves within %s", childStartTimeout)
 }
@@ -352,10 +402,11 @@ func tail(path string) []string {
 }
 
 // endChild ends c's current process with sig (SIGTERM: a graceful stop;
-// SIGKILL: a crash), waits for it to be reaped (bounded: a process that
+// SIGKILL: a crash) sent to its whole process group, waits for the leader
+// to be reaped and the rest of its group to exit (bounded: a group that
 // outlives childStopTimeout after SIGTERM is killed, and that says so),
-// and records an instance_exit op with its exit status and the last lines
-// it logged. Nothing happens when no process runs.
+// and records an instance_exit op with the leader's exit status and the
+// last lines it logged. Nothing happens when no process runs.
 func (r *run) endChild(c *child, sig syscall.Signal, how string) {
 	c.mu.Lock()
 	cmd, done, ended, id, logPath, svc := c.cmd, c.done, c.ended, c.id, c.log, c.svc
@@ -365,14 +416,20 @@ func (r *run) endChild(c *child, sig syscall.Signal, how string) {
 		return
 	}
 	op := history.Op{Client: "engine", Kind: history.InstanceExit, Instance: id, Value: how, Call: r.rec.Now()}
-	cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot act on SIGTERM
-	cmd.Process.Signal(sig)
+	signalGroup(cmd, syscall.SIGCONT) // a paused process cannot act on SIGTERM
+	signalGroup(cmd, sig)
+	timeout := time.After(childStopTimeout)
 	select {
 	case <-done:
-	case <-time.After(childStopTimeout):
-		cmd.Process.Kill()
+	case <-timeout:
+		signalGroup(cmd, syscall.SIGKILL)
 		<-done
+		timeout = nil
 		r.notes.add("instance %s did not exit within %s of %s: killed", id, childStopTimeout, sig)
+	}
+	// What the leader started in its group (a server it forked) ends too.
+	if left := r.waitGroup(cmd, timeout); len(left) > 0 {
+		r.notes.add("instance %s: processes %v of its group outlived it: killed", id, left)
 	}
 	if svc != nil {
 		svc.Close()
@@ -383,7 +440,7 @@ func (r *run) endChild(c *child, sig syscall.Signal, how string) {
 	if !op.OK {
 		op.Err = st.String()
 	}
-	op.Values = tail(logPath)
+	op.Values = r.tail(logPath)
 	r.rec.Add(op)
 	fmt.Fprintf(r.logw, "%s: instance %s ended (%s): %s\n", r.spec.Name, id, how, st)
 }
@@ -494,7 +551,7 @@ func (f *instanceFault) Inject(ctx context.Context, _ chaos.Env) error {
 	case FaultInstancePause:
 		c.mu.Lock()
 		if !c.ended {
-			err = c.cmd.Process.Signal(syscall.SIGSTOP)
+			err = signalGroup(c.cmd, syscall.SIGSTOP)
 		}
 		c.mu.Unlock()
 	case FaultInstanceRestart:
@@ -520,7 +577,7 @@ func (f *instanceFault) Undo(ctx context.Context, _ chaos.Env) error {
 	case FaultInstancePause:
 		c.mu.Lock()
 		if !c.ended {
-			err = c.cmd.Process.Signal(syscall.SIGCONT)
+			err = signalGroup(c.cmd, syscall.SIGCONT)
 		}
 		c.mu.Unlock()
 		if err == nil {
@@ -561,7 +618,11 @@ func (r *run) restartChild(ctx context.Context, c *child, newID bool) error {
 // sampleRSS records every running instance process's resident memory
 // (VmRSS of /proc/<pid>/status) every rssInterval until ctx ends.
 func (r *run) sampleRSS(ctx context.Context) {
-	for sleepCtx(ctx, rssInterval) {
+	groups := map[int][]int{}
+	for tick := 0; sleepCtx(ctx, rssInterval); tick++ {
+		if tick%groupRefresh == 0 {
+			clear(groups)
+		}
 		for _, c := range r.children {
 			c.mu.Lock()
 			id, ended, cmd := c.id, c.ended, c.cmd
@@ -569,7 +630,7 @@ func (r *run) sampleRSS(ctx context.Context) {
 			if ended || cmd == nil {
 				continue
 			}
-			n, err := rss(cmd.Process.Pid)
+			n, err := r.instanceRSS(cmd.Process.Pid, groups)
 			if err != nil {
 				continue // it ended in between
 			}

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(ChildEnv) != "" && len(os.Args) > 1 && os.Args[1] == "serve" {
 		os.Exit(childServe(os.Args[2:]))
 	}
+	if os.Getenv(ChildEnv) != "" && len(os.Args) > 1 && os.Args[1] == foreignArg {
+		os.Exit(foreignServe())
+	}
 	os.Exit(m.Run())
 }
 

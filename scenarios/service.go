@@ -34,9 +34,17 @@ type ServiceOptions struct {
 	// toxics it added and leaves it enabled. Nil: network faults are
 	// unavailable.
 	Proxy chaos.Proxy
+	// ProxyAddr is where this host reaches Proxy (its Listen address may
+	// be a container's or 0.0.0.0): instance processes get REDIS_URL
+	// through it. Default: Proxy's Listen.
+	ProxyAddr string
 	// AllowDestructive lets destructive faults act on a Redis the harness
 	// does not own (a URL without a container).
 	AllowDestructive bool
+	// InstanceCmd, when set, starts the instances of instance_mode
+	// process scenarios (Deps.InstanceCmd): the Services serve every
+	// other scenario.
+	InstanceCmd []string
 }
 
 // ServiceDeps are the engine's constructors for o. Each scenario resets
@@ -53,10 +61,11 @@ func ServiceDeps(o ServiceOptions) *Deps {
 			if o.Proxy == nil {
 				return nil, nil
 			}
-			return &sharedProxy{Proxy: o.Proxy, toxics: map[string]bool{}}, nil
+			return &sharedProxy{Proxy: o.Proxy, addr: o.ProxyAddr, toxics: map[string]bool{}}, nil
 		},
 		Fault:            chaos.Lookup,
 		AllowDestructive: o.AllowDestructive,
+		InstanceCmd:      o.InstanceCmd,
 		Instance: func(ctx context.Context, i int, cfg impl.Config) (*impl.Layer, error) {
 			if i >= len(o.Services) {
 				return nil, fmt.Errorf("instance %d: only %d services given", i, len(o.Services))
@@ -70,26 +79,11 @@ func ServiceDeps(o ServiceOptions) *Deps {
 // unavailable lists why the services cannot run spec on t.
 func (o ServiceOptions) unavailable(spec Spec, t target.Target) []string {
 	var why []string
-	n := max(spec.Instances, 1)
-	if n > len(o.Services) {
-		why = append(why, fmt.Sprintf("needs %d service instances; --service gave %d", n, len(o.Services)))
+	if spec.InstanceMode != InstancesProcess || len(o.InstanceCmd) == 0 {
+		why = o.servicesLack(spec)
 	}
-	if x := spec.Workload.SSE; x.Slow.Clients > 0 || x.Stalled.Clients > 0 && x.Stalled.ReadRate > 0 {
-		// The streams of --service instances are read by the layer's own
-		// HTTP client, which neither throttles nor shrinks its socket.
-		why = append(why, "workload.sse read_rate (a throttled socket) is not available with --service: its SSE streams go through the service layer's own client")
-	}
-	cfg := spec.Config
-	cfg.Line = 0
-	for _, s := range o.Services[:min(n, len(o.Services))] {
-		base := redact.URL(s.Base())
-		if cfg != (Config{}) && !s.Has(httplayer.Reset) {
-			why = append(why, fmt.Sprintf("service %s does not offer the harness control API's reset (POST /_harness/reset): it cannot take the scenario's configuration and a fresh key prefix", base))
-		}
-		if spec.Workload.Registry.Connections > 0 && !s.Has(httplayer.Registry) {
-			why = append(why, fmt.Sprintf("service %s does not offer the harness control API's registry (/_harness/registry/), which the registry workload drives", base))
-		}
-	}
+	// else the instance command starts the instances, which the engine
+	// checks when they start.
 	if !t.Owned() {
 		return why // unavailable() reports the target options
 	}
@@ -102,6 +96,40 @@ func (o ServiceOptions) unavailable(spec Spec, t target.Target) []string {
 		if opt.v != "" {
 			why = append(why, fmt.Sprintf("target option %s not available: the harness did not start the services' Redis, so it cannot configure it", opt.name))
 		}
+	}
+	return why
+}
+
+// servicesLack lists what the services given lack to run spec.
+func (o ServiceOptions) servicesLack(spec Spec) []string {
+	var why []string
+	n := max(spec.Instances, 1)
+	if n > len(o.Services) {
+		why = append(why, fmt.Sprintf("needs %d service instances; --service gave %d", n, len(o.Services)))
+	}
+	if x := spec.Workload.SSE; x.Slow.Clients > 0 || x.Stalled.Clients > 0 && x.Stalled.ReadRate > 0 {
+		// The streams of --service instances are read by the layer's own
+		// HTTP client, which neither throttles nor shrinks its socket.
+		why = append(why, "workload.sse read_rate (a throttled socket) is not available with --service: its SSE streams go through the service layer's own client")
+	}
+	for _, s := range o.Services[:min(n, len(o.Services))] {
+		why = append(why, controlLacks(s, spec)...)
+	}
+	return why
+}
+
+// controlLacks lists the control abilities spec needs that service s
+// does not offer.
+func controlLacks(s *httplayer.Service, spec Spec) []string {
+	var why []string
+	cfg := spec.Config
+	cfg.Line = 0
+	base := redact.URL(s.Base())
+	if cfg != (Config{}) && !s.Has(httplayer.Reset) {
+		why = append(why, fmt.Sprintf("service %s does not offer the harness control API's reset (POST /_harness/reset): it cannot take the scenario's configuration and a fresh key prefix", base))
+	}
+	if spec.Workload.Registry.Connections > 0 && !s.Has(httplayer.Registry) {
+		why = append(why, fmt.Sprintf("service %s does not offer the harness control API's registry (/_harness/registry/), which the registry workload drives", base))
 	}
 	return why
 }
@@ -127,8 +155,17 @@ func appendonly(t target.Target) string {
 // the toxics the run left and enables the proxy, instead of deleting it.
 type sharedProxy struct {
 	chaos.Proxy
+	addr   string // where this host reaches it; "": Listen's
 	mu     sync.Mutex
 	toxics map[string]bool
+}
+
+// Listen is where this host reaches the proxy.
+func (p *sharedProxy) Listen() string {
+	if p.addr != "" {
+		return p.addr
+	}
+	return p.Proxy.Listen()
 }
 
 func (p *sharedProxy) AddToxic(ctx context.Context, t chaos.Toxic) error {

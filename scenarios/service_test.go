@@ -78,13 +78,18 @@ func (s *serviceStack) serve(t *testing.T, profile string, control bool) *httpla
 // deps are the engine's constructors for the services: the Redis opened
 // by URL (a fresh key prefix per run), network faults on the shared proxy.
 func (s *serviceStack) deps(services ...*httplayer.Service) *Deps {
-	return ServiceDeps(ServiceOptions{
+	return ServiceDeps(s.options(services...))
+}
+
+// options are the service options deps uses.
+func (s *serviceStack) options(services ...*httplayer.Service) ServiceOptions {
+	return ServiceOptions{
 		Services: services,
 		Redis: func(ctx context.Context) (target.Target, error) {
 			return started(target.OpenURL(ctx, s.redis.URL(), target.URLOptions{}))
 		},
 		Proxy: s.proxy,
-	})
+	}
 }
 
 // TestServiceMode runs scenarios against reference services reached only

@@ -198,3 +198,10 @@ func firstErr(errs ...error) error {
 	}
 	return nil
 }
+
+// isSet reports whether flag name was given on fs's command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/scenarios"
@@ -53,4 +55,53 @@ func TestRunInstanceProcesses(t *testing.T) {
 			t.Errorf("%s: %q; want the log of `harness serve -control`", l, b)
 		}
 	}
+}
+
+// TestRunServiceInstanceCmd runs instance_kill by URL with --instance-cmd:
+// the instances are a script of the team's own (here one that execs this
+// binary's serve on HARNESS_ADDR, as a team's wrapper would exec its
+// server); the scenario is judged, not INCONCLUSIVE, and no instance is
+// left after the run.
+func TestRunServiceInstanceCmd(t *testing.T) {
+	p, s, tok := serviceUnderTest(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := fmt.Sprintf("GONOGO_TEST_MARK=%d", time.Now().UnixNano())
+	script := filepath.Join(t.TempDir(), "serve-instance")
+	body := fmt.Sprintf("#!/bin/sh\n%s exec %s serve -control -profile hardened -addr \"$HARNESS_ADDR\"\n", mark, exe)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	code, stdout, errs := call(t, tok, "run", "--service", s.base, "--url", p.URL(), "--scenario", "instance_kill", "--seed", "1", "--out", out, "--instance-cmd", script)
+	if code != exitcode.Go {
+		t.Fatalf("exit %d; want %d\n%s\n%s", code, exitcode.Go, stdout, errs)
+	}
+	if !strings.Contains(stdout, "instance_kill  hardened  PASS") {
+		t.Errorf("stdout: got\n%s\nwant instance_kill PASS", stdout)
+	}
+	if want := "instances: " + script; !strings.Contains(errs, want) {
+		t.Errorf("stderr: got %q; want %q", errs, want)
+	}
+	if left := withEnv(mark); len(left) > 0 {
+		t.Errorf("instance processes left after the run: %v", left)
+	}
+}
+
+// withEnv lists the live processes whose environment holds kv.
+func withEnv(kv string) []string {
+	dirs, _ := os.ReadDir("/proc")
+	var out []string
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
+		if err != nil || !strings.Contains(string(b), kv) {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat")); err == nil && !strings.Contains(string(stat), ") Z ") {
+			out = append(out, d.Name())
+		}
+	}
+	return out
 }

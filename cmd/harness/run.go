@@ -47,8 +47,9 @@ const runSynopsis = `run [--gate G [--gates FILE] | --scenario name|file.yaml ..
            [--target process] [--seed N] [--report-dir reports] [-v]
        run ... --target url [--url redis://... | --url-env NAME] (default $REDIS_URL)
        run ... --service URL[,URL...] [--toxiproxy URL [--toxiproxy-proxy redis]]
-           [--url redis://... | --url-env NAME] [--redis-container NAME]: an implementation
-           served elsewhere (docs/http.md) under test`
+           [--url redis://... | --url-env NAME] [--redis-container NAME]
+           [--instance-cmd 'CMD ARGS']: an implementation served elsewhere (docs/http.md)
+           under test; --instance-cmd starts its instances for the instance scenarios`
 
 func runRun(ctx context.Context, args []string, e env) (int, error) {
 	fs := newFlags("run", runSynopsis, e)
@@ -83,6 +84,9 @@ func runRun(ctx context.Context, args []string, e env) (int, error) {
 	}
 	reg := profiles.Default()
 	var ext external
+	if len(svc.urls) == 0 && isSet(fs, "instance-cmd") {
+		return 0, exitcode.Configf("--instance-cmd needs --service: the services serve the other scenarios and name the Redis the instances share (--url, --toxiproxy)")
+	}
 	if len(svc.urls) > 0 {
 		var err error
 		if ext, err = svc.open(ctx, e.stderr, tgt, len(profs) > 0); err != nil {

@@ -25,6 +25,7 @@ type serviceOptions struct {
 	toxiproxy      string // Toxiproxy API
 	proxy          string // the proxy the services' Redis traffic goes through
 	redisContainer string
+	instanceCmd    string // command line that starts one instance (instance_mode process)
 	token          string // HARNESS_CONTROL_TOKEN, sent to the services' control API
 }
 
@@ -36,6 +37,7 @@ func addServiceFlags(fs *flag.FlagSet, getenv func(string) string) *serviceOptio
 	fs.StringVar(&o.toxiproxy, "toxiproxy", "", "with --service: Toxiproxy API `URL` (http://toxiproxy:8474) whose proxy the services reach Redis through; network faults act on it (not given: network faults are unavailable)")
 	fs.StringVar(&o.proxy, "toxiproxy-proxy", "redis", "with --toxiproxy: `name` of that proxy")
 	fs.StringVar(&o.redisContainer, "redis-container", "", "with --service: Docker container `name` of the services' Redis; kill, pause and restart act on it through the Docker API")
+	fs.StringVar(&o.instanceCmd, "instance-cmd", "", "with --service: the `command` line that starts one instance of your service, split on spaces (no shell), run for the instance scenarios (instance_mode: process) so that the harness can stop, kill, pause and restart it: it gets HARNESS_ADDR (127.0.0.1:port to serve on), REDIS_URL, SERVER_ID, HARNESS_CONTROL_TOKEN and OUTBOX_JOURNAL_DIR in its environment (docs/http.md); not given: those scenarios are INCONCLUSIVE")
 	return o
 }
 
@@ -65,6 +67,13 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 		return external{}, exitcode.Configf("--profile picks an in-process profile; with --service the services run their own (GET /health says which)")
 	case set["toxiproxy-proxy"] && o.toxiproxy == "":
 		return external{}, exitcode.Configf("--toxiproxy-proxy needs --toxiproxy")
+	}
+	var instanceCmd []string
+	if set["instance-cmd"] {
+		var err error
+		if instanceCmd, err = scenarios.ParseInstanceCmd(o.instanceCmd); err != nil {
+			return external{}, exitcode.Configf("--instance-cmd: %v", err)
+		}
 	}
 	if set["url"] || set["url-env"] || o.toxiproxy == "" {
 		if ok, err := t.resolveURL(set); err != nil {
@@ -98,7 +107,7 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 		}
 	}
 	ext.profile = orUnknown(ext.profile)
-	so := scenarios.ServiceOptions{Services: services, AllowDestructive: t.allowDestructive}
+	so := scenarios.ServiceOptions{Services: services, AllowDestructive: t.allowDestructive, InstanceCmd: instanceCmd}
 	redisURL, via := t.url, ""
 	if o.toxiproxy != "" {
 		api, err := chaos.NewExternal(o.toxiproxy)
@@ -113,6 +122,7 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 		if via, err = proxyAddr(o.toxiproxy, p.Listen()); err != nil {
 			return ext, err
 		}
+		so.ProxyAddr = via
 		if redisURL == "" {
 			redisURL = "redis://" + p.Upstream() + "/0"
 		}
@@ -144,6 +154,11 @@ func (o *serviceOptions) open(ctx context.Context, w io.Writer, t *targetOptions
 		desc = "container " + o.redisContainer + ": kill, pause, restart through the Docker API"
 	}
 	fmt.Fprintf(w, "redis: %s (%s; keys namespaced per scenario and deleted after)\n", redact.URL(redisURL), desc)
+	if instanceCmd != nil {
+		fmt.Fprintf(w, "instances: %s (started, stopped, killed and paused by the instance scenarios)\n", redact.Text(strings.Join(instanceCmd, " "), o.token))
+	} else {
+		fmt.Fprintln(w, "instances: none (--instance-cmd): the instance scenarios are INCONCLUSIVE")
+	}
 	ext.deps = scenarios.ServiceDeps(so)
 	return ext, nil
 }

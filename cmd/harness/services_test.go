@@ -21,6 +21,10 @@ func TestRunServiceBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := fmt.Sprintf("http://127.0.0.1:%d", port)
+	plain := filepath.Join(t.TempDir(), "serve.py")
+	if err := os.WriteFile(plain, []byte("print()\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name string
 		args []string
@@ -32,6 +36,10 @@ func TestRunServiceBadInput(t *testing.T) {
 		{"with --target", []string{"--service", dead, "--target", "container"}, "--target chooses where an in-process profile's Redis comes from"},
 		{"no redis", []string{"--service", dead}, "--service needs the services' Redis"},
 		{"proxy name alone", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0", "--toxiproxy-proxy", "r"}, "--toxiproxy-proxy needs --toxiproxy"},
+		{"instance command alone", []string{"--instance-cmd", "sh"}, "--instance-cmd needs --service"},
+		{"empty instance command", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0", "--instance-cmd", " "}, "--instance-cmd: empty"},
+		{"instance command not found", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0", "--instance-cmd", "no-such-gonogo-server --port 1"}, "--instance-cmd: no-such-gonogo-server: not found or not executable"},
+		{"instance command not executable", []string{"--service", dead, "--url", "redis://127.0.0.1:1/0", "--instance-cmd", plain + " --port 1"}, "--instance-cmd: " + plain + ": not found or not executable"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, errs := call(t, nil, append([]string{"run", "--scenario", "basic"}, tt.args...)...)
@@ -50,16 +58,7 @@ func TestRunServiceBadInput(t *testing.T) {
 // INCONCLUSIVE with the reason, the run exits 2, and the report says the
 // implementation is external and where.
 func TestRunService(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	p, err := target.StartProcess(context.Background(), target.ProcessOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	tok := map[string]string{"HARNESS_CONTROL_TOKEN": testToken}
-	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL(), "HARNESS_CONTROL_TOKEN": testToken}, "-profile", "hardened", "-addr", "127.0.0.1:0", "-control")
+	p, s, tok := serviceUnderTest(t)
 	port, err := target.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +91,23 @@ func TestRunService(t *testing.T) {
 	if e.Implementation != reports.External || len(e.Services) != 1 || e.Services[0] != s.base || e.Profile != "hardened" || e.TargetKind != "url" {
 		t.Errorf("environment: %+v; want implementation external at %s, profile hardened, target url", e, s.base)
 	}
+}
+
+// serviceUnderTest starts a redis-server and a `harness serve -control`
+// of hardened on it, and returns them with the environment that gives the
+// harness the service's control token. It skips in -short.
+func serviceUnderTest(t *testing.T) (*target.Process, *serving, map[string]string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	p, err := target.StartProcess(context.Background(), target.ProcessOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	s := startServe(t, map[string]string{"REDIS_ENABLED": "true", "REDIS_URL": p.URL(), "HARNESS_CONTROL_TOKEN": testToken}, "-profile", "hardened", "-addr", "127.0.0.1:0", "-control")
+	return p, s, map[string]string{"HARNESS_CONTROL_TOKEN": testToken}
 }
 
 func TestProxyAddr(t *testing.T) {

@@ -4,12 +4,16 @@
 package fastapi
 
 import (
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // python is the interpreter the example runs on: Debian's, whose packages
@@ -117,5 +121,85 @@ func TestControlOffWithoutFlag(t *testing.T) {
 	}
 	if strings.Contains(string(out2), "short") {
 		t.Errorf("the refusal shows the token: %s", out2)
+	}
+}
+
+// TestJournal: the fixed layer's outbox journal keeps what it was given in
+// order, cuts off a line a kill left unfinished (never acknowledged), and
+// is empty after clear; one directory per key prefix.
+func TestJournal(t *testing.T) {
+	py := python(t)
+	if err := exec.Command(py, "-c", "import fastapi, uvicorn, redis.asyncio").Run(); err != nil {
+		t.Skipf("%s cannot import fastapi, uvicorn and redis (make fastapi-deps installs them): %v", py, err)
+	}
+	dir := t.TempDir()
+	script := `
+import sys, os
+from app.fixed.layer import Journal
+root = sys.argv[1]
+j = Journal(root, "p1:")
+j.append("f", {"id": "a"})
+j.append("f", {"id": "b"})
+j.close()
+path = [os.path.join(d, "outbox.jsonl") for d, _, fs in os.walk(root) if "outbox.jsonl" in fs][0]
+with open(path, "ab") as f:
+    f.write(b'{"flow": "f", "event": {"id": "c"')
+j = Journal(root, "p1:")
+print(",".join(e["id"] for _, e in j.load()))
+j.append("f", {"id": "d"})
+print(",".join(e["id"] for _, e in j.load()))
+print(len(Journal(root, "p2:").load()))
+j.clear()
+print(len(j.load()))
+`
+	got := strings.Fields(run(t, py, nil, "-c", script, dir))
+	want := []string{"a,b", "a,b,d", "0", "0"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("journal: got %q; want %q", got, want)
+	}
+}
+
+// TestServeOnHarnessAddr: started as the harness starts an instance
+// (--instance-cmd: no flags, HARNESS_ADDR in the environment), serve.py
+// serves there and stops on SIGTERM with exit 0; a bad HARNESS_ADDR is
+// exit 3.
+func TestServeOnHarnessAddr(t *testing.T) {
+	py := python(t)
+	if err := exec.Command(py, "-c", "import fastapi, uvicorn, redis.asyncio").Run(); err != nil {
+		t.Skipf("%s cannot import fastapi, uvicorn and redis (make fastapi-deps installs them): %v", py, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := append(os.Environ(), "PYTHONPYCACHEPREFIX="+t.TempDir(), "REDIS_ENABLED=false", "HARNESS_CONTROL=", "HARNESS_ADDR="+addr)
+	cmd := exec.Command(py, "serve.py")
+	cmd.Env = env
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	up := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !up; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/health"); err == nil {
+			up = resp.StatusCode == http.StatusOK
+			resp.Body.Close()
+		}
+	}
+	if !up {
+		t.Fatalf("serve.py did not answer on HARNESS_ADDR %s within 30s: %s", addr, out.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("serve.py after SIGTERM: %v; want exit 0: %s", err, out.String())
+	}
+	bad := exec.Command(py, "serve.py")
+	bad.Env = append(env[:len(env)-1], "HARNESS_ADDR=no-port")
+	if err := bad.Run(); err == nil || bad.ProcessState.ExitCode() != 3 {
+		t.Errorf("HARNESS_ADDR=no-port: %v; want exit 3", err)
 	}
 }

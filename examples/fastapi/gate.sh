@@ -3,12 +3,18 @@
 # redis-server (AOF, as TASK-001 runs it), Toxiproxy (the module's own
 # server, on loopback) with the proxy "redis" in front of it, two uvicorn
 # instances reaching Redis through that proxy, and `harness run --service`
-# running the gate against them. Everything started here is stopped on exit,
+# running the gate against them; with `--instance-cmd "python3 serve.py"`
+# the harness starts, stops, kills and pauses uvicorn instances of its own
+# for the instance scenarios (serve.py reads where to serve from
+# HARNESS_ADDR). Everything started here is stopped on exit,
 # whatever happens (checked: a process still alive afterwards is exit 4).
 #
 #   examples/fastapi/gate.sh              GATE (eventbus) against the plan as written
 #   GONOGO_FIXES=keepalive examples/fastapi/gate.sh   only the socket-option fix
 #   GONOGO_FIXES=all examples/fastapi/gate.sh         the fixed layer (app/fixed)
+#   SCENARIO=instance_rolling_deploy examples/fastapi/gate.sh   scenarios instead of a gate
+#   INSTANCE_CMD= examples/fastapi/gate.sh            without instance processes (the
+#       instance scenarios are then INCONCLUSIVE)
 #   REDIS_MODE=container examples/fastapi/gate.sh     Redis and Toxiproxy as containers
 #       (docker-compose.test.yml, profile fastapi; images from `make images`):
 #       the harness can then kill, pause and restart Redis (kill_aof, pause, ...)
@@ -31,6 +37,8 @@ root="$(cd "$here/../.." && pwd)"
 : "${HEALTH_TIMEOUT:=30}"
 : "${REDIS_MODE:=process}"
 : "${DOCKER:=docker}"
+# The harness splits it on spaces: no space in the paths.
+: "${INSTANCE_CMD=$PYTHON $here/serve.py}"
 export GONOGO_FIXES="${GONOGO_FIXES:-}"
 
 say() { echo "fastapi-test: $*" >&2; }
@@ -85,6 +93,11 @@ cleanup() {
 	[ "${#pids[@]}" -gt 0 ] && stop "${pids[@]}"
 	for pid in "${pids[@]}"; do
 		if kill -0 "$pid" 2>/dev/null; then left="$left $pid"; fi
+	done
+	# The instances the harness started are its to stop: none may be left
+	# (listed, not killed: they are not this script's).
+	for pid in $(pgrep -f -- "$here/serve.py" 2>/dev/null); do
+		[ "$pid" != $$ ] && left="$left $pid(instance)"
 	done
 	if [ -n "$left" ]; then
 		say "still running after cleanup:$left"
@@ -171,6 +184,10 @@ else
 	compose up -d fastapi-redis fastapi-toxiproxy >"$work/compose.log" 2>&1 || { say "compose up failed"; cat "$work/compose.log" >&2; exit 4; }
 	container_flags=(--redis-container "$project-redis")
 fi
+select=(--gate "$GATE")
+[ -n "${SCENARIO:-}" ] && select=(--scenario "$SCENARIO")
+instance_flags=()
+[ -n "$INSTANCE_CMD" ] && instance_flags=(--instance-cmd "$INSTANCE_CMD")
 
 # wait_up URL: polls until URL answers 200 (HEALTH_TIMEOUT).
 wait_up() {
@@ -205,10 +222,10 @@ set +e
 ran=1
 # In the background, so that a signal reaches the trap at once (bash runs a
 # trap only once the foreground command is done).
-"$HARNESS" run --gate "$GATE" \
+"$HARNESS" run "${select[@]}" \
 	--service "http://127.0.0.1:$p_a,http://127.0.0.1:$p_b" \
 	--toxiproxy "http://127.0.0.1:$p_api" --toxiproxy-proxy redis \
-	--url "redis://127.0.0.1:$p_redis/0" --report-dir "$REPORT_DIR" "${container_flags[@]}" &
+	--url "redis://127.0.0.1:$p_redis/0" --report-dir "$REPORT_DIR" "${container_flags[@]}" "${instance_flags[@]}" &
 hpid=$!
 wait "$hpid"
 code=$?
