@@ -62,7 +62,7 @@ test-browser: deps browser-deps build
 # (the default, 60s, would spend a short run minimizing).
 FUZZ     := FuzzParse:./scenarios FuzzParseGates:./reports FuzzRequestDecoding:./impl/service \
             FuzzParseURL:./target
-FUZZTIME ?= 10s
+FUZZTIME ?= 6s
 fuzz:
 	@for f in $(FUZZ); do \
 	  echo "fuzz $${f%%:*} $${f#*:} ($(FUZZTIME))"; \
