@@ -25,6 +25,11 @@ type serverReader struct {
 	rdb     *redis.Client
 	streams impl.Streams
 	secrets []string // the target's, masked in errors
+	// skew is Redis's clock less this process's, and its uncertainty,
+	// measured once (clocked is set then): the final reads repeat until a
+	// flow is complete, one TIME per run is enough.
+	skew, half time.Duration
+	clocked    bool
 }
 
 // newServerReader connects to the target directly (not through the proxy:
@@ -76,16 +81,19 @@ func (s *serverReader) read(ctx context.Context, r *run, flow string, n int) (hi
 // the run's clock each can have been stored at, with Redis's clock offset
 // measured by TIME; nil when it cannot be measured.
 func (s *serverReader) stored(ctx context.Context, r *run, msgs []redis.XMessage) []time.Duration {
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	t0 := time.Now()
-	now, err := s.rdb.Time(cctx).Result()
-	t1 := time.Now()
-	if err != nil {
-		return nil
+	if !s.clocked {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		t0 := time.Now()
+		now, err := s.rdb.Time(cctx).Result()
+		t1 := time.Now()
+		cancel()
+		if err != nil {
+			return nil
+		}
+		s.half = t1.Sub(t0) / 2
+		s.skew, s.clocked = now.Sub(t0.Add(s.half)), true
 	}
-	half := t1.Sub(t0) / 2
-	offset := now.Sub(t0.Add(half))
+	offset, half := s.skew, s.half
 	out := make([]time.Duration, 0, len(msgs))
 	for _, m := range msgs {
 		ms, _, _ := strings.Cut(m.ID, "-")
