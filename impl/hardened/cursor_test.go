@@ -1,6 +1,7 @@
 package hardened
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/gonogo/harness/impl"
@@ -122,5 +123,24 @@ func TestFresh(t *testing.T) {
 	}
 	if len(s.seen) != 0 || len(s.memQueued) != 0 {
 		t.Errorf("bookkeeping left: seen %v, memQueued %v; want empty", s.seen, s.memQueued)
+	}
+}
+
+// TestHeardRing: the ring keeps the last heardCap keys, and a key heard
+// twice keeps one slot (its older slot's eviction used to drop the newer
+// entry).
+func TestHeardRing(t *testing.T) {
+	var r heardRing
+	r.add("f", "e0", "1-0")
+	r.add("f", "e0", "2-0")
+	for i := range heardCap - 1 {
+		r.add("f", "x"+strconv.Itoa(i), "3-0")
+	}
+	if got := r.sid("f", "e0"); got != "2-0" {
+		t.Fatalf("e0 after %d other keys: %q; want 2-0", heardCap-1, got)
+	}
+	r.add("f", "last", "4-0")
+	if got := r.sid("f", "e0"); got != "" {
+		t.Fatalf("e0 after %d other keys: %q; want evicted", heardCap, got)
 	}
 }

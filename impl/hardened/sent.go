@@ -116,6 +116,12 @@ func (r *heardRing) add(flow, id, sid string) {
 	if r.sids == nil {
 		r.sids = make(map[[2]string]string, heardCap)
 	}
+	if _, ok := r.sids[k]; ok {
+		// Heard again (a second write of that ID): one slot per key, or
+		// the older slot's eviction would drop the newer entry.
+		r.sids[k] = sid
+		return
+	}
 	delete(r.sids, r.ring[r.next])
 	r.ring[r.next] = k
 	r.next = (r.next + 1) % heardCap
