@@ -46,6 +46,34 @@ type Bus interface {
 	Subscribe(ctx context.Context, flowID, after string) (<-chan Event, error)
 }
 
+// Positioner is a Bus that can name where a flow's events stand now: a
+// cursor after which a subscription delivers every event published from
+// now on. The service sends it as the id: of a stream's first frame, so
+// that a client that moves before it got any event resumes without a gap
+// (as a browser's EventSource does with any id: it was sent).
+type Positioner interface {
+	Position(ctx context.Context, flowID string) (string, error)
+}
+
+// SubscribeAt is b.Subscribe that also returns the cursor the subscription
+// starts after: after itself when given; else, when b is a Positioner,
+// where the flow stands now (and the subscription resumes after it); else
+// "" (a client then has no cursor until its first event).
+func SubscribeAt(ctx context.Context, b Bus, flowID, after string) (<-chan Event, string, error) {
+	if p, ok := b.(Positioner); ok && after == "" {
+		pos, err := p.Position(ctx, flowID)
+		if err != nil {
+			return nil, "", err
+		}
+		after = pos
+	}
+	ch, err := b.Subscribe(ctx, flowID, after)
+	if err != nil {
+		return nil, "", err
+	}
+	return ch, after, nil
+}
+
 // Streams is a Bus whose flow histories live in Redis streams that anyone
 // with access to the Redis can read: the harness reads them itself, with
 // its own client, to judge what Redis holds rather than what the layer

@@ -106,7 +106,11 @@ func (r *run) subscriber(ctx context.Context, c *sseClient) {
 		// the instance the engine routes it to.
 		l, to, release, _ := r.route(inst, true)
 		sub.Value = r.instanceName(to)
-		ch, err := r.open(cctx, c, to, l, cursor, func(d time.Duration) { retry.Store(int64(d)) })
+		var start atomic.Value // the stream's start cursor (string)
+		ch, err := r.open(cctx, c, to, l, cursor, httplayer.Hooks{
+			Retry: func(d time.Duration) { retry.Store(int64(d)) },
+			Start: func(s string) { start.Store(s) },
+		})
 		release()
 		// Open returns once the stream is subscribed: events published
 		// from now on are the connection's, those before it the catch-up's.
@@ -139,6 +143,11 @@ func (r *run) subscriber(ctx context.Context, c *sseClient) {
 			}
 			c.events++
 			r.stall(ctx, c)
+		}
+		// A stream that named where it starts gives a client that got no
+		// event yet its first cursor, as EventSource's lastEventId.
+		if s, _ := start.Load().(string); s != "" && cursor == "" {
+			cursor = s
 		}
 		timer := cctx.Err() != nil && ctx.Err() == nil
 		cancel()
@@ -202,16 +211,22 @@ func (r *run) stall(ctx context.Context, c *sseClient) {
 
 // open opens one connection of c to instance inst: the service's SSE
 // stream when the instance is served over HTTP (through a throttled
-// socket for a consumer with a read rate), else the layer's Subscribe.
-func (r *run) open(ctx context.Context, c *sseClient, inst int, l *impl.Layer, cursor string, retry func(time.Duration)) (<-chan impl.Event, error) {
+// socket for a consumer with a read rate), else the layer's Subscribe
+// (whose start cursor, when the layer names one, goes to h.Start as the
+// service's connected frame would).
+func (r *run) open(ctx context.Context, c *sseClient, inst int, l *impl.Layer, cursor string, h httplayer.Hooks) (<-chan impl.Event, error) {
 	if len(r.bases) <= inst {
-		return l.Bus.Subscribe(counter.WithOp(ctx, history.Subscribe), c.flow, cursor)
+		ch, start, err := impl.SubscribeAt(counter.WithOp(ctx, history.Subscribe), l.Bus, c.flow, cursor)
+		if err == nil && start != cursor {
+			h.Start(start)
+		}
+		return ch, err
 	}
 	hc := http.DefaultClient
 	if c.read != nil {
 		hc = slowHTTPClient(c.read, &c.gate)
 	}
-	return httplayer.SubscribeRetry(ctx, hc, r.bases[inst], c.flow, cursor, retry)
+	return httplayer.SubscribeWith(ctx, hc, r.bases[inst], c.flow, cursor, h)
 }
 
 // slowHTTPClient makes one connection per stream, with a receive buffer of

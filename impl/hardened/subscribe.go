@@ -384,6 +384,42 @@ func (s *sub) poke() {
 	}
 }
 
+// Position is where the flow stands now, as a cursor (see cursor.go): a
+// subscription after it delivers every event published from now on, on
+// this instance or another.
+func (b *Bus) Position(ctx context.Context, flowID string) (string, error) {
+	if flowID == "" {
+		return "", fmt.Errorf("hardened: position without flow id")
+	}
+	return b.now(ctx, flowID).String(), nil
+}
+
+// now is where the flow stands: the last entry of its stream (without
+// Redis, the local clock stands in) and every event this layer has
+// acknowledged from memory so far.
+func (b *Bus) now(ctx context.Context, flowID string) position {
+	var p position
+	p.sid = fmt.Sprintf("%d-0", time.Now().UnixMilli())
+	if b.redis {
+		b.m.call(ctx, "subscribe", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+			xs, err := rdb.XRevRangeN(ctx, b.k.events(flowID), "+", "-", 1).Result()
+			if err == nil {
+				p.sid = "0-0"
+				if len(xs) > 0 {
+					p.sid = xs[0].ID
+				}
+			}
+			return err
+		})
+	}
+	b.mu.Lock()
+	if b.memN > 0 {
+		p.see(memTag{b.origin, b.memN})
+	}
+	b.mu.Unlock()
+	return p
+}
+
 // Subscribe delivers the flow's events from now on (after == "") or after
 // the given cursor (a stream ID or a memory cursor, see Bus), each once and
 // in order. The channel is closed when ctx ends or the layer closes.
@@ -398,22 +434,8 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	pos, resume := parsePosition(after)
 	if resume {
 		s.pos = pos
-	} else if b.redis {
-		// Where the stream ends now: the catch-up after the channel is
-		// confirmed starts there. Without Redis, the local clock stands in.
-		s.pos.sid = fmt.Sprintf("%d-0", time.Now().UnixMilli())
-		b.m.call(ctx, "subscribe", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
-			xs, err := rdb.XRevRangeN(ctx, b.k.events(flowID), "+", "-", 1).Result()
-			if err == nil {
-				s.pos.sid = "0-0"
-				if len(xs) > 0 {
-					s.pos.sid = xs[0].ID
-				}
-			}
-			return err
-		})
 	} else {
-		s.pos.sid = fmt.Sprintf("%d-0", time.Now().UnixMilli())
+		s.pos = b.now(ctx, flowID)
 	}
 	// The backlog and the registration are one step under b.mu, which
 	// every memory acknowledgement holds while it pushes to the local

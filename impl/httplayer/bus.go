@@ -82,7 +82,7 @@ const connectWait = 5 * time.Second
 func (b *bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.Event, error) {
 	c := (*client)(b)
 	var conn string
-	ch, err := subscribe(ctx, b.stream, b.base, flowID, after, nil, func(id string) {
+	ch, err := subscribe(ctx, b.stream, b.base, flowID, after, Hooks{}, func(id string) {
 		conn = id
 		c.mu.Lock()
 		c.streams[id] = true
@@ -102,19 +102,30 @@ func (b *bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 // Subscribe opens GET {base}/flows/{flow}/events with hc, resuming after
 // the cursor after (Last-Event-ID), as the layer's Bus.Subscribe does.
 func Subscribe(ctx context.Context, hc *http.Client, base, flow, after string) (<-chan impl.Event, error) {
-	return subscribe(ctx, hc, base, flow, after, nil, func(string) {})
+	return subscribe(ctx, hc, base, flow, after, Hooks{}, func(string) {})
 }
 
-// SubscribeRetry is Subscribe, telling retry each reconnection time the
-// stream sets with a "retry:" field (in milliseconds, as EventSource reads
-// it). retry runs on the stream's reader, before the events after the
-// field are delivered.
-func SubscribeRetry(ctx context.Context, hc *http.Client, base, flow, after string, retry func(time.Duration)) (<-chan impl.Event, error) {
-	return subscribe(ctx, hc, base, flow, after, retry, func(string) {})
+// Hooks are a stream's optional callbacks (nil: not called). They run on
+// the stream's reader, before the events after what they report are
+// delivered.
+type Hooks struct {
+	// Retry gets each reconnection time the stream sets with a "retry:"
+	// field (in milliseconds, as EventSource reads it).
+	Retry func(time.Duration)
+	// Start gets the id: of each frame without data: where the stream
+	// starts (the service's connected frame), the cursor a client that
+	// got no event yet resumes after, as EventSource's lastEventId would.
+	Start func(cursor string)
 }
 
-// subscribe is SubscribeRetry, telling opened the stream's X-Connection-ID.
-func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, retry func(time.Duration), opened func(connID string)) (<-chan impl.Event, error) {
+// SubscribeWith is Subscribe, telling h what the stream says besides
+// events.
+func SubscribeWith(ctx context.Context, hc *http.Client, base, flow, after string, h Hooks) (<-chan impl.Event, error) {
+	return subscribe(ctx, hc, base, flow, after, h, func(string) {})
+}
+
+// subscribe is SubscribeWith, telling opened the stream's X-Connection-ID.
+func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, h Hooks, opened func(connID string)) (<-chan impl.Event, error) {
 	path := flowPath(flow, "/events")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
@@ -154,7 +165,7 @@ func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, r
 			}
 		}
 		defer signal(false)
-		readSSE(resp.Body, retry, func(comment string) {
+		readSSE(resp.Body, h, func(comment string) {
 			switch {
 			case strings.HasPrefix(comment, "connected"):
 				signal(true)
@@ -190,11 +201,11 @@ func subscribe(ctx context.Context, hc *http.Client, base, flow, after string, r
 }
 
 // readSSE parses an event stream: comment is called with each comment line
-// (without the colon), retry (when not nil) with each valid "retry:" field
-// (digits only, as EventSource ignores any other), event with each frame
-// whose data is an event with an id (id: sets its cursor) until it returns
-// false or the stream ends.
-func readSSE(r io.Reader, retry func(time.Duration), comment func(string), event func(impl.Event) bool) {
+// (without the colon), h's hooks with what they report (h.Retry only with
+// digits, as EventSource ignores any other), event with each frame whose
+// data is an event with an id (id: sets its cursor) until it returns false
+// or the stream ends.
+func readSSE(r io.Reader, h Hooks, comment func(string), event func(impl.Event) bool) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	var id string
@@ -213,6 +224,8 @@ func readSSE(r io.Reader, retry func(time.Duration), comment func(string), event
 						return
 					}
 				}
+			} else if id != "" && h.Start != nil {
+				h.Start(id)
 			}
 			id = ""
 			data.Reset()
@@ -220,8 +233,8 @@ func readSSE(r io.Reader, retry func(time.Duration), comment func(string), event
 			comment(strings.TrimSpace(line[1:]))
 		case strings.HasPrefix(line, "retry:"):
 			v := strings.TrimPrefix(strings.TrimPrefix(line, "retry:"), " ")
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && retry != nil && strings.Trim(v, "0123456789") == "" {
-				retry(time.Duration(min(n, int64(time.Hour/time.Millisecond))) * time.Millisecond)
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && h.Retry != nil && strings.Trim(v, "0123456789") == "" {
+				h.Retry(time.Duration(min(n, int64(time.Hour/time.Millisecond))) * time.Millisecond)
 			}
 		case strings.HasPrefix(line, "id:"):
 			id = strings.TrimSpace(strings.TrimPrefix(line, "id:"))

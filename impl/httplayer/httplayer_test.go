@@ -180,22 +180,31 @@ func TestResetAndCounts(t *testing.T) {
 	}
 }
 
-// TestSubscribeRetry: a stream's "retry:" fields reach the callback, in
-// milliseconds; malformed ones are ignored, as EventSource ignores them.
-func TestSubscribeRetry(t *testing.T) {
+// TestSubscribeHooks: a stream's "retry:" fields reach the Retry hook, in
+// milliseconds, malformed ones ignored as EventSource ignores them; the
+// id: of a frame without data reaches the Start hook, that of an event
+// only the event.
+func TestSubscribeHooks(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, ": connected c1\n\nretry: 2500\n\nretry: 1.5\nretry: x\n\n"+
+		fmt.Fprint(w, "id: 0-1\n: connected c1\n\nretry: 2500\n\nretry: 1.5\nretry: x\n\n"+
 			"id: 1-0\ndata: {\"id\":\"e1\",\"flow_id\":\"f\"}\n\nretry:40\n\n")
 	}))
 	defer srv.Close()
 	var mu sync.Mutex
 	var got []time.Duration
-	ch, err := httplayer.SubscribeRetry(context.Background(), srv.Client(), srv.URL, "f", "", func(d time.Duration) {
-		mu.Lock()
-		got = append(got, d)
-		mu.Unlock()
-	})
+	var starts []string
+	ch, err := httplayer.SubscribeWith(context.Background(), srv.Client(), srv.URL, "f", "", httplayer.Hooks{
+		Retry: func(d time.Duration) {
+			mu.Lock()
+			got = append(got, d)
+			mu.Unlock()
+		},
+		Start: func(c string) {
+			mu.Lock()
+			starts = append(starts, c)
+			mu.Unlock()
+		}})
 	require.NoError(t, err)
 	var ids []string
 	for e := range ch {
@@ -205,6 +214,7 @@ func TestSubscribeRetry(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []time.Duration{2500 * time.Millisecond, 40 * time.Millisecond}, got)
+	assert.Equal(t, []string{"0-1"}, starts)
 }
 
 // fakeControl is a service answering only /health, GET /_harness (with
@@ -292,7 +302,7 @@ func TestSubscribeNotStarted(t *testing.T) {
 	}))
 	defer srv.Close()
 	var got time.Duration
-	_, err := httplayer.SubscribeRetry(context.Background(), srv.Client(), srv.URL, "f", "", func(d time.Duration) { got = d })
+	_, err := httplayer.SubscribeWith(context.Background(), srv.Client(), srv.URL, "f", "", httplayer.Hooks{Retry: func(d time.Duration) { got = d }})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "unavailable subscribe failed: redis down")
 	assert.Equal(t, time.Second, got)

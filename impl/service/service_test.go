@@ -50,6 +50,9 @@ type frame struct{ id, event, data, comment string }
 
 // sse is a streaming client reading frames in the background.
 type sse struct {
+	// start is the id: of the stream's first frame (its connected
+	// comment): where a client that got no event yet resumes.
+	start  string
 	resp   *http.Response
 	frames chan frame
 	cancel context.CancelFunc
@@ -72,6 +75,7 @@ func dial(t *testing.T, client *http.Client, url, lastEventID string) *sse {
 	t.Cleanup(s.close)
 	first := s.next(t, 5*time.Second, true)
 	require.True(t, strings.HasPrefix(first.comment, "connected "), "first frame: got %+v; want the connected comment", first)
+	s.start = first.id
 	return s
 }
 
@@ -182,14 +186,20 @@ func lookup(t *testing.T, l *impl.Layer, flow string, want int) {
 	}, 10*time.Second, 20*time.Millisecond, "lookup %s: got %v; want %d connections", flow, got, want)
 }
 
+// pair serves two instances A and B of profile on one Redis.
+func pair(t *testing.T, p *target.Process, profile string) (a, b *instance) {
+	t.Helper()
+	cfg := conformance.Config(p, "A")
+	a = start(t, profile, cfg, service.Options{})
+	cfg.ServerID = "B"
+	return a, start(t, profile, cfg, service.Options{})
+}
+
 func TestCrossInstanceDeliveryAndResume(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
 	for _, profile := range profiles.Default().Names() {
 		t.Run(profile, func(t *testing.T) {
-			cfg := conformance.Config(p, "A")
-			a := start(t, profile, cfg, service.Options{})
-			cfg.ServerID = "B"
-			b := start(t, profile, cfg, service.Options{})
+			a, b := pair(t, p, profile)
 			client := &http.Client{}
 			defer client.CloseIdleConnections()
 
@@ -215,6 +225,45 @@ func TestCrossInstanceDeliveryAndResume(t *testing.T) {
 				assert.Equal(t, []string{"e2", "e3", "e4"}, got, "events after resuming with Last-Event-ID")
 			} else {
 				assert.Equal(t, []string{"e4"}, got, "defect (guarantee 4): the seed resumes without the missed e2, e3")
+			}
+		})
+	}
+}
+
+// TestStartCursor: a client whose first connection got no event yet still
+// has a cursor (the id: of its connected frame), so that when it moves it
+// gets every event published after it connected — on another instance
+// with Redis, on the same one without. Without it the client reconnects
+// with no Last-Event-ID and misses what was published in between
+// (explore's session_chain-8f99591d). The seed sends none (the plan's SSE
+// has no resume at all).
+func TestStartCursor(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	for _, profile := range profiles.Default().Names() {
+		t.Run(profile, func(t *testing.T) {
+			a, b := pair(t, p, profile)
+			mem := start(t, profile, impl.Config{ServerID: "m"}, service.Options{}) // no Redis
+			client := &http.Client{}
+			defer client.CloseIdleConnections()
+			for _, c := range []struct {
+				name     string
+				from, to *instance
+			}{{"redis, moving to another instance", b, a}, {"memory, same instance", mem, mem}} {
+				flow := "f-start-" + strings.Fields(c.name)[0][:5]
+				s := dial(t, client, c.from.url+"/flows/"+flow+"/events", "")
+				start := s.start
+				s.close()
+				post(t, c.from.url, flow, "e1")
+				post(t, c.from.url, flow, "e2")
+				if !catchUp[profile] {
+					assert.Empty(t, start, "%s: seed sends no start cursor", c.name)
+					continue
+				}
+				require.NotEmpty(t, start, "%s: the connected frame's id: (the start cursor)", c.name)
+				s = dial(t, client, c.to.url+"/flows/"+flow+"/events", start)
+				got := []string{s.event(t, 5*time.Second).ID, s.event(t, 5*time.Second).ID}
+				assert.Equal(t, []string{"e1", "e2"}, got, "%s: events after resuming with the start cursor", c.name)
+				s.close()
 			}
 		})
 	}

@@ -149,7 +149,7 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.closeStream(connID)
 
-	events, err := l.Bus.Subscribe(ctx, flow, after)
+	events, start, err := impl.SubscribeAt(ctx, l.Bus, flow, after)
 	if err != nil {
 		s.notStarted(w, o, "subscribe failed", err)
 		return
@@ -188,7 +188,14 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
-	if !send(fmt.Sprintf("retry: %d\n: connected %s\n\n", o.Retry.Milliseconds(), connID)) {
+	// The first frame names where the stream starts (id:, when the layer
+	// can say and the client sent none): a client that moves before its
+	// first event resumes from there.
+	first := fmt.Sprintf("retry: %d\n", o.Retry.Milliseconds())
+	if start != "" && after == "" {
+		first += "id: " + start + "\n"
+	}
+	if !send(first + ": connected " + connID + "\n\n") {
 		return
 	}
 
