@@ -196,3 +196,31 @@ func TestFindingsValid(t *testing.T) {
 		}
 	}
 }
+
+// TestInProcessJournal: config journal gives in-process instances an
+// outbox journal that outlives a flag step's rebuild, as it does instance
+// processes. redeploy_outage rebuilds the instance during an outage: with
+// the journal what the instance acknowledged from memory reaches Redis;
+// without it the rebuild loses it, and lost says so (before in-process
+// instances had journals, both runs failed).
+func TestInProcessJournal(t *testing.T) {
+	needRedis(t)
+	reg := profiles.Default()
+	spec, err := Load("redeploy_outage", DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Workload.Duration = Duration(time.Second)
+	for _, journal := range []bool{true, false} {
+		spec.Config.Journal = journal
+		o := runSpec(t, spec, "hardened", reg, 1)
+		r, _ := result(o, "lost")
+		want := verdict.Pass
+		if !journal {
+			want = verdict.Fail
+		}
+		if r.Verdict != want {
+			t.Errorf("journal %v: lost %s; want %s", journal, r.Verdict, want)
+		}
+	}
+}

@@ -337,6 +337,15 @@ func (r *run) newLayer(ctx context.Context, i int, cfg impl.Config) (*impl.Layer
 	if r.deps.Instance != nil {
 		return r.deps.Instance(ctx, i, cfg)
 	}
+	if r.spec.Config.Journal {
+		// As an instance process's: a directory of the instance's that
+		// outlives its restarts (a flag step rebuilds it).
+		dir, err := r.logDir()
+		if err != nil {
+			return nil, exitcode.Harnessf("instance directory: %w", err)
+		}
+		cfg.JournalDir = filepath.Join(dir, instanceID(i), "journal")
+	}
 	return r.opts.Profiles.New(ctx, r.opts.Profile, cfg)
 }
 

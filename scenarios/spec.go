@@ -99,10 +99,11 @@ type Config struct {
 	MemoryEvents    int      `yaml:"memory_events"`
 	OutboxCap       int      `yaml:"outbox_cap"`
 	StreamMaxLen    int64    `yaml:"stream_maxlen"`
-	// Journal keeps each process instance's outbox journal in its working
-	// directory (OUTBOX_JOURNAL_DIR, see docs/http.md): what it
-	// acknowledged from memory survives a stop or a kill, and the instance
-	// writes it when it starts again. Default false.
+	// Journal keeps each instance's outbox journal in a directory of its
+	// own (OUTBOX_JOURNAL_DIR for a process, see docs/http.md; Config.
+	// JournalDir in process): what it acknowledged from memory survives a
+	// stop, a kill or a flag step's rebuild, and the instance writes it
+	// when it starts again. Default false.
 	Journal bool `yaml:"journal"`
 	Line    int  `yaml:"-"`
 }
