@@ -63,6 +63,7 @@ func result(o Outcome, name string) (Result, bool) {
 // TestCatalogueEndToEnd runs catalogue scenarios against real redis-server
 // for both profiles: hardened passes; seed fails with the named guarantee.
 func TestCatalogueEndToEnd(t *testing.T) {
+	t.Parallel()
 	needRedis(t)
 	reg := profiles.Default()
 	known := DefaultKnown(reg)
@@ -160,6 +161,7 @@ func TestFlake(t *testing.T) {
 // raced an invalidation; they are recorded as its answer (OK, value
 // refused), so error_rate, judged there, passes.
 func TestRefusedFillIsAnAnswer(t *testing.T) {
+	t.Parallel()
 	needRedis(t)
 	o := runOn(t, "cache_race", "hardened", DefaultDeps())
 	if r, _ := result(o, "error_rate"); r.Verdict != verdict.Pass {
@@ -204,6 +206,7 @@ func TestFindingsValid(t *testing.T) {
 // without it the rebuild loses it, and lost says so (before in-process
 // instances had journals, both runs failed).
 func TestInProcessJournal(t *testing.T) {
+	t.Parallel()
 	needRedis(t)
 	reg := profiles.Default()
 	spec, err := Load("redeploy_outage", DefaultKnown(reg))

@@ -89,6 +89,7 @@ func marked(mark string) []string {
 // starts again; the scenario is judged (hardened loses nothing across the
 // kill), and no process of the command is left after the run.
 func TestInstanceCmdJudged(t *testing.T) {
+	t.Parallel()
 	needRedis(t)
 	s := newServiceStack(t)
 	o := s.options(s.serve(t, "hardened", true))

@@ -169,6 +169,7 @@ checks:
 // its log) passes it with the count as stop_announced. Every instance
 // process is reaped and its port free after the run.
 func TestInstanceStopDuringOutage(t *testing.T) {
+	t.Parallel()
 	eachProfile(t, parseText("stop_outage.yaml", stopOutageSpec), map[string]verdict.Verdict{silentClose: verdict.Fail, announcedClose: verdict.Pass},
 		func(t *testing.T, o Outcome, h history.History, want verdict.Verdict) {
 			r, _ := result(o, "acked_on_stop")
@@ -281,6 +282,7 @@ func assertNothingLeft(t *testing.T, h history.History) {
 // nothing across the kill; a layer that acknowledges before it writes
 // fails lost_on_crash's bound with what the kill took.
 func TestInstanceKillLossMeasured(t *testing.T) {
+	t.Parallel()
 	eachProfile(t, loadNamed("instance_kill"), map[string]verdict.Verdict{"hardened": verdict.Pass, asyncAck: verdict.Fail},
 		func(t *testing.T, o Outcome, h history.History, want verdict.Verdict) {
 			r, _ := result(o, "lost_on_crash")
@@ -314,6 +316,7 @@ checks:
 // TestInstanceMemoryBound: an instance process that keeps 512 KiB per
 // publish fails the memory bound; hardened stays under it.
 func TestInstanceMemoryBound(t *testing.T) {
+	t.Parallel()
 	eachProfile(t, parseText("memory.yaml", memorySpec), map[string]verdict.Verdict{"hardened": verdict.Pass, leak: verdict.Fail},
 		func(t *testing.T, o Outcome, _ history.History, want verdict.Verdict) {
 			r, _ := result(o, "memory")
@@ -513,6 +516,7 @@ func TestInstanceLogsTemporary(t *testing.T) {
 // Close drops what it acknowledged during the outage and says nothing,
 // which acked_on_stop fails.
 func TestInstanceCatalogue(t *testing.T) {
+	t.Parallel()
 	needRedis(t)
 	reg := childProfiles()
 	run := func(t *testing.T, scenario, profile string) Outcome {

@@ -98,6 +98,7 @@ func (s *serviceStack) options(services ...*httplayer.Service) ServiceOptions {
 // trips per publish are caught, counted by the service; the proxy is left
 // enabled, without toxics, and the run's keys are deleted.
 func TestServiceMode(t *testing.T) {
+	t.Parallel()
 	needRedis(t)
 	s := newServiceStack(t)
 	for _, name := range []string{"basic", "proxy_down"} {

@@ -71,6 +71,7 @@ func savedHistory(t *testing.T, o Outcome) history.History {
 // target's per-run prefix, none is left afterwards, and the password is in
 // no saved file.
 func TestURLTarget(t *testing.T) {
+	t.Parallel()
 	needRedis(t)
 	p, rdb := targettest.PasswordRedis(t, urlPassword)
 	deps := NewDeps(TargetOptions{Kind: target.KindURL, URL: p.URL()})
@@ -223,6 +224,7 @@ func TestRemoteSimTarget(t *testing.T) {
 // target for hardened (an outage, a blackhole, kill -9 with AOF): each
 // passes; a TLS fault, which only the process target can show, is not run.
 func TestContainerTarget(t *testing.T) {
+	t.Parallel()
 	needRedis(t)
 	containertest.Need(t, target.LocalImage, "redis")
 	deps := NewDeps(TargetOptions{Kind: target.KindContainer, Image: target.LocalImage})
