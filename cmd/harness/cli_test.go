@@ -85,3 +85,13 @@ func TestUnwrap(t *testing.T) {
 		t.Errorf("unwrap(%v) = %v; want os.Stderr", w, unwrap(w))
 	}
 }
+
+// TestInterruptMessage: serve says it is stopping, the other commands that
+// they finish their report.
+func TestInterruptMessage(t *testing.T) {
+	for args, want := range map[string]string{"serve --profile hardened": "stopping", "run --gate release": "finishing the report", "": "finishing the report"} {
+		if got := interruptMessage(strings.Fields(args)); !strings.Contains(got, want) {
+			t.Errorf("interruptMessage(%q) = %q; want it to say %q", args, got, want)
+		}
+	}
+}

@@ -24,7 +24,7 @@ func main() {
 		// The first signal cancels the command, which cleans up and
 		// writes what it has; a second one does not wait for that.
 		<-sigs
-		fmt.Fprintln(os.Stderr, "harness: interrupted; finishing the report and cleaning up (again to quit now)")
+		fmt.Fprintln(os.Stderr, interruptMessage(os.Args[1:]))
 		cancel()
 		<-sigs
 		closeTargets()
@@ -40,6 +40,16 @@ func main() {
 	// whatever a command did.
 	closeTargets()
 	os.Exit(code)
+}
+
+// interruptMessage says what the first signal does for the command args
+// run: serve stops serving (and saves what it acknowledged), the others
+// finish their report.
+func interruptMessage(args []string) string {
+	if len(args) > 0 && args[0] == "serve" {
+		return "harness: interrupted; stopping: closing streams, writing acknowledged events (again to quit now)"
+	}
+	return "harness: interrupted; finishing the report and cleaning up (again to quit now)"
 }
 
 func closeTargets() {
