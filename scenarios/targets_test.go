@@ -224,7 +224,6 @@ func TestRemoteSimTarget(t *testing.T) {
 // target for hardened (an outage, a blackhole, kill -9 with AOF): each
 // passes; a TLS fault, which only the process target can show, is not run.
 func TestContainerTarget(t *testing.T) {
-	t.Parallel()
 	needRedis(t)
 	containertest.Need(t, target.LocalImage, "redis")
 	deps := NewDeps(TargetOptions{Kind: target.KindContainer, Image: target.LocalImage})
