@@ -36,7 +36,11 @@ import (
 // client that gets it also gets h.<hash of its event ID> in its position
 // (at most maxMaybe, the oldest dropped), and a stream copy of that event,
 // untagged or replayed, is skipped and the hash dropped, on any instance,
-// whether the origin's replay already ran or not.
+// whether the origin's replay already ran or not. The same names the own
+// writes a layer hands a subscriber ahead of the stream while it cannot
+// read it (see sentRing): the stream ID stays where the client had every
+// entry, so that whichever instance it resumes on delivers the other
+// layers' entries it has not had and skips those writes.
 
 // memTag names an event acknowledged from memory: the layer that
 // acknowledged it and its memory sequence there (from 1).
@@ -77,8 +81,13 @@ func validOrigin(o string) bool {
 // ahead of the stream position may be delivered again.
 const maxTags = 8
 
-// maxMaybe bounds the event hashes one position carries (see above).
-const maxMaybe = 4
+// maxMaybe bounds the event hashes one position carries (see above): the
+// maybe events and the own writes handed ahead of the stream (handOwn) a
+// client got but whose stream copies it has not passed. Past it the
+// oldest is dropped and its stream copy may be delivered again on
+// another instance (once; never lost). 32 hashes keep a cursor under
+// about 600 bytes.
+const maxMaybe = 32
 
 // maybeKey marks an event hash in a cursor (an origin is originLen long).
 const maybeKey = "h"
@@ -205,6 +214,11 @@ func (p *position) expect(h string) {
 		p.maybe = p.maybe[1:]
 	}
 	p.maybe = append(p.maybe, h)
+}
+
+// expects reports whether the position names id's hash (see settle).
+func (p position) expects(id string) bool {
+	return len(p.maybe) > 0 && slices.Contains(p.maybe, idHash(id))
 }
 
 // settle drops the hash of id, reporting whether the position had it: the

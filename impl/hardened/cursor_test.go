@@ -33,7 +33,7 @@ func TestCursors(t *testing.T) {
 	}
 	for _, bad := range []string{"", "5", "5-0.", "5-0.abcdefgh", "5-0.abcdefgh.0", "5-0.ABCDEFGH.1", "5-0.abc.1", "5-0.abcdefgh.x",
 		"5-0.a0000000.1.a0000001.1.a0000002.1.a0000003.1.a0000004.1.a0000005.1.a0000006.1.a0000007.1.a0000008.1",
-		"5-0.h.1.h.2.h.3.h.4.h.5", "5-0.h.", "5-0.h.01", "5-0.h.A1", "5-0.h.zzzzzzzzzzzzzzzz"} {
+		tooManyHashes(), "5-0.h.", "5-0.h.01", "5-0.h.A1", "5-0.h.zzzzzzzzzzzzzzzz"} {
 		if _, ok := parsePosition(bad); ok {
 			t.Errorf("parsePosition(%q): got ok; want not ok", bad)
 		}
@@ -143,4 +143,13 @@ func TestHeardRing(t *testing.T) {
 	if got := r.sid("f", "e0"); got != "" {
 		t.Fatalf("e0 after %d other keys: %q; want evicted", heardCap, got)
 	}
+}
+
+// tooManyHashes is a cursor with one event hash more than maxMaybe.
+func tooManyHashes() string {
+	c := "5-0"
+	for i := range maxMaybe + 1 {
+		c += ".h." + idHash(strconv.Itoa(i))
+	}
+	return c
 }

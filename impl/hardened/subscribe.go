@@ -244,11 +244,6 @@ type sub struct {
 	// subscription confirmed meanwhile) reads again.
 	syncGen uint64
 	pos     position // what it delivered
-	// gap, when set, is the stream position before own writes moved pos
-	// past entries the subscriber has not had (other layers' writes whose
-	// messages were lost too): the next catch-up reads from there and
-	// delivers, late, what it has not delivered.
-	gap string
 	// held and heldBytes count the items queued or in the pump's hands
 	// (payload bytes); over is set, and overflow closed, once they passed
 	// the bound.
@@ -507,9 +502,6 @@ func (s *sub) catchUp(ctx context.Context) bool {
 	for {
 		s.mu.Lock()
 		from := s.pos.sid
-		if s.gap != "" {
-			from = s.gap
-		}
 		gen := s.syncGen
 		s.mu.Unlock()
 		var xs []redis.XMessage
@@ -535,18 +527,12 @@ func (s *sub) catchUp(ctx context.Context) bool {
 			s.mu.Lock()
 			done := s.syncGen == gen
 			if done {
-				s.needSync, s.gap = false, ""
+				s.needSync = false
 			}
 			s.mu.Unlock()
 			if done {
 				return true
 			}
-			continue
-		}
-		if last := xs[len(xs)-1].ID; s.gap != "" {
-			s.mu.Lock()
-			s.gap = last
-			s.mu.Unlock()
 		}
 	}
 }
@@ -584,22 +570,24 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 			return it.e, false
 		}
 	} else if it.own {
-		if !cursorAfter(it.e.Cursor, s.pos.sid) || s.streamed.has(id) {
+		// An own write handed ahead of the stream (handOwn): the stream
+		// position stays where the subscriber had every entry, since
+		// other layers' entries before this one may be missing; the
+		// position names the event instead (as a maybe event's), so that
+		// a catch-up from there, on this instance or any other the
+		// client resumes on, skips its stream copy and delivers the rest.
+		if !cursorAfter(it.e.Cursor, s.pos.sid) || s.streamed.has(id) || s.pos.expects(id) {
 			return it.e, false
 		}
-		if s.gap == "" {
-			s.gap = s.pos.sid
-		}
-		s.pos.sid = it.e.Cursor
+		s.pos.expect(idHash(id))
 	} else {
 		switch {
 		case syncing:
 			return it.e, false
 		case cursorAfter(it.e.Cursor, s.pos.sid):
 			s.pos.sid = it.e.Cursor
-		case s.gap == "" || !cursorAfter(it.e.Cursor, s.gap) || s.streamed.has(id):
-			// Delivered, or behind what the subscriber had: only a gap
-			// left by own writes is caught up from behind the position.
+		default:
+			// Delivered: behind what the subscriber had.
 			return it.e, false
 		}
 		if it.tag.origin != "" && s.pos.covers(it.tag) {
@@ -611,8 +599,14 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 			return it.e, false
 		}
 		if s.pos.settle(id) {
-			// The untagged write of a maybe event delivered from memory.
+			// The untagged write of a maybe event delivered from memory,
+			// or an own write handed ahead.
 			delete(s.seen, id)
+			return it.e, false
+		}
+		if s.streamed.has(id) {
+			// An own write handed ahead whose name the position dropped
+			// (past maxMaybe), or a second write of one event.
 			return it.e, false
 		}
 	}
