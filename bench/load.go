@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/gonogo/harness/internal/counter"
 )
 
@@ -154,9 +156,11 @@ type Stats struct {
 	Dropped      int64   `json:"dropped,omitempty"`
 	OfferedRate  float64 `json:"offered_rate,omitempty"`
 	AchievedRate float64 `json:"achieved_rate"`
-	// Latency per op kind: Op's own, and any kinds side recorders added.
-	Latency  map[string]Latency `json:"latency"`
-	Timeline []Window           `json:"timeline,omitempty"`
+	// Latency per op kind: Op's own, and any kinds side recorders added;
+	// Hists the histograms they summarise (microseconds).
+	Latency  map[string]Latency                 `json:"latency"`
+	Hists    map[string]*hdrhistogram.Histogram `json:"-"`
+	Timeline []Window                           `json:"timeline,omitempty"`
 	// Counts is the Redis traffic of the measured phase per counted op
 	// kind, and Dials the connections dialled during it (with a hook).
 	Counts map[string]counter.Counts `json:"counts,omitempty"`
@@ -255,7 +259,8 @@ func Drive(ctx context.Context, op Op, l Load, hook *counter.Hook, progress Prog
 		st.BytesOut, st.BytesIn = o-out, i-in
 	}
 	st.Latency = map[string]Latency{}
-	for kind, h := range recs.merged() {
+	st.Hists = recs.merged()
+	for kind, h := range st.Hists {
 		st.Latency[kind] = summarize(h)
 	}
 	if progress != nil {

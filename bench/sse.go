@@ -41,6 +41,7 @@ func startService(ctx context.Context, l *impl.Layer) (string, func() error, err
 type sseRun struct {
 	flow     string
 	id       string
+	pad      string
 	pubURL   string
 	http     *http.Client
 	recs     recorders
@@ -61,8 +62,8 @@ const sseSettle = 10 * time.Second
 // startSSE builds the two instances and connects the clients to B, then
 // publishes probe events on A until every client has received one, so the
 // measured phase starts with live subscriptions everywhere.
-func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg impl.Config, id string, clients int) (r *sseRun, err error) {
-	r = &sseRun{flow: id + "-sse", id: id, clients: clients, http: &http.Client{}, probes: make([]atomic.Int64, clients)}
+func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg impl.Config, id string, clients, eventBytes int) (r *sseRun, err error) {
+	r = &sseRun{flow: id + "-sse", id: id, pad: padding(eventBytes), clients: clients, http: &http.Client{}, probes: make([]atomic.Int64, clients)}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -149,7 +150,7 @@ func (r *sseRun) read(events <-chan impl.Event, rec *Recorder, client int) {
 
 // publish posts one bench event to instance A.
 func (r *sseRun) publish(ctx context.Context, c Call) error {
-	body, err := json.Marshal(benchEvent(r.id, r.flow, c))
+	body, err := json.Marshal(paddedEvent(r.id, r.flow, c, r.pad))
 	if err != nil {
 		return err
 	}
@@ -189,6 +190,7 @@ func (r *sseRun) finish(st *Stats) []string {
 	}
 	for kind, h := range r.recs.merged() {
 		st.Latency[kind] = summarize(h)
+		st.Hists[kind] = h
 	}
 	return []string{OpSSEPublish, OpSSE}
 }

@@ -31,6 +31,13 @@ func TestBenchBadInput(t *testing.T) {
 		{"unknown plan", []string{"--plan", "gold"}, `--plan "gold": not in the plans file`},
 		{"missing plans file", []string{"--plans", "/nonexistent/plans.yaml"}, "--plans"},
 		{"bad plans file", []string{"--plans", badPlans(t)}, "commands_sec \"-5\""},
+		{"unknown sweep", []string{"--sweep", "nodes=1,2"}, "unknown parameter"},
+		{"sweep value out of range", []string{"--sweep", "sse_clients=10,30000"}, "out of range"},
+		{"report without sweep", []string{"--report", t.TempDir()}, "needs --sweep"},
+		{"shard out of range", []string{"--shard", "3/2", "--shard-out", t.TempDir()}, "index must be 0 to 1"},
+		{"shard without out", []string{"--shard", "0/2"}, "--shard-out"},
+		{"auto shard without run", []string{"--shard", "auto/2", "--shard-out", t.TempDir()}, "--shard-run"},
+		{"outbox cap negative", []string{"--outbox-cap", "-1"}, "--outbox-cap"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
