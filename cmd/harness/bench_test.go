@@ -97,3 +97,34 @@ func TestBenchJSON(t *testing.T) {
 		t.Errorf("%d projections; want 2", len(rep.Projections))
 	}
 }
+
+// Two shares of a load, run by the CLI, write their files; report merge
+// merges them into the whole load (exit 0), and refuses an incomplete set
+// (exit 3).
+func TestBenchShardsAndReportMerge(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		code, _, errs := call(t, nil, "bench", "--preset", "baseline", "--workers", "2", "--ops", "300", "--warmup", "0s",
+			"--shard", fmt.Sprintf("%d/2", i), "--shard-out", dir)
+		if code != exitcode.Go {
+			t.Fatalf("share %d: exit %d: %s", i, code, errs)
+		}
+	}
+	code, out, errs := call(t, nil, "report", "merge", "--json", dir)
+	if code != exitcode.Go {
+		t.Fatalf("merge: exit %d: %s", code, errs)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Ops != 300 || rep.Results[0].Latency.Count != 300 {
+		t.Errorf("merged %+v; want one xadd row of 300 ops and samples", rep.Results)
+	}
+	if err := os.Remove(filepath.Join(dir, "shard-1-of-2.json")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := call(t, nil, "report", "merge", dir); code != exitcode.BadInput || !strings.Contains(errs, "missing 1") {
+		t.Errorf("merge of one share of two: exit %d (%s); want %d, missing 1", code, errs, exitcode.BadInput)
+	}
+}
