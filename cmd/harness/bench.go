@@ -75,6 +75,9 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 	case err != nil:
 		return 0, err
 	case cfg.Sweep != nil:
+		if asJSON { // stdout holds the JSON alone
+			e.stdout = e.stderr
+		}
 		return judgeSweep(rep, o.report, e)
 	case rep.Inconclusive():
 		return exitcode.Inconclusive, nil

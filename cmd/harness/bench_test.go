@@ -128,3 +128,32 @@ func TestBenchShardsAndReportMerge(t *testing.T) {
 		t.Errorf("merge of one share of two: exit %d (%s); want %d, missing 1", code, errs, exitcode.BadInput)
 	}
 }
+
+// A sweep exits on the design's promises (the seed's lookup grows with
+// the members: NO-GO), prints JSON alone on stdout with --json, and
+// writes its report with the curves.
+func TestBenchSweepReport(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := call(t, nil, "bench", "--sweep", "members=2,8", "--profile", "seed,hardened", "--workers", "2",
+		"--ops", "40", "--warmup", "0s", "--json", "--report", dir)
+	if code != exitcode.NoGo {
+		t.Fatalf("exit %d; want %d (NO-GO: the seed's lookup round trips grow): %s", code, exitcode.NoGo, errs)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Sweep == nil || len(rep.Results) != 4 {
+		t.Fatalf("stdout is not the sweep's JSON (%v): %.300s", err, out)
+	}
+	pages, _ := filepath.Glob(filepath.Join(dir, "*", "report.html"))
+	if len(pages) != 1 {
+		t.Fatalf("report pages %v; want one", pages)
+	}
+	page, err := os.ReadFile(pages[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"NO-GO", "<svg", "reg_lookup over members (seed)", "WORSE THAN PROMISED"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+}
