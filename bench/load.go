@@ -399,11 +399,10 @@ func spawn(n int, recs *recorders, wg *sync.WaitGroup, work func(w int, rec *Rec
 // counted as dropped.
 func runOpen(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, start time.Time, offered *atomic.Int64, wg *sync.WaitGroup) {
 	queue := make(chan time.Time, l.Queue)
-	var over atomic.Bool
 	spawn(l.Workers, recs, wg, func(w int, rec *Recorder) {
 		var seq int64
 		for intended := range queue {
-			if over.Load() || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				ph.dropped.Add(1)
 				continue
 			}
@@ -418,7 +417,6 @@ func runOpen(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, sta
 	go func() {
 		defer wg.Done()
 		defer close(queue)
-		defer over.Store(true)
 		period := float64(time.Second) / l.Rate
 		n := int64(float64(l.Duration) / period)
 		if l.Ops > 0 && l.Ops < n {
@@ -451,10 +449,21 @@ func runOpen(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, sta
 			}
 		}
 		// Calls queued at the end get a grace of LateAfter (at least
-		// 100ms) to start; what is still queued after it is dropped.
+		// 100ms) to start; what is still queued after it is taken out
+		// here and dropped. (A call a worker has received is its own: a
+		// flag the worker checked after receiving dropped the last call
+		// handed straight to an idle worker.)
 		grace := time.Now().Add(max(l.LateAfter, 100*time.Millisecond))
 		for len(queue) > 0 && time.Now().Before(grace) && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
+		}
+		for {
+			select {
+			case <-queue:
+				ph.dropped.Add(1)
+			default:
+				return
+			}
 		}
 	}()
 }

@@ -18,6 +18,10 @@ import (
 // clients): both ends of each connection are in this process, so it is an
 // upper bound on the instance's cost per connection.
 type ProcStats struct {
+	// Process says whose footprint this is: "" this process's, else the
+	// instance process's (Config.SSEInstance), whose connections' other
+	// ends are not in it.
+	Process    string  `json:"process,omitempty"`
 	RSSBytes   int64   `json:"rss_bytes"`
 	BaseBytes  int64   `json:"rss_before_bytes"`
 	HeapBytes  uint64  `json:"heap_inuse_bytes"`
@@ -29,8 +33,13 @@ type ProcStats struct {
 
 // rss reads this process's resident set size from /proc (0 where there is
 // no /proc).
-func rss() int64 {
-	f, err := os.Open("/proc/self/status")
+func rss() int64 { return rssAt("/proc/self/status") }
+
+// rssOf is process pid's resident set size.
+func rssOf(pid int) int64 { return rssAt("/proc/" + strconv.Itoa(pid) + "/status") }
+
+func rssAt(path string) int64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}
@@ -51,8 +60,13 @@ func rss() int64 {
 }
 
 // openFDs counts this process's open file descriptors (0 without /proc).
-func openFDs() int {
-	es, err := os.ReadDir("/proc/self/fd")
+func openFDs() int { return fdsAt("/proc/self/fd") }
+
+// fdsOf counts process pid's open file descriptors.
+func fdsOf(pid int) int { return fdsAt("/proc/" + strconv.Itoa(pid) + "/fd") }
+
+func fdsAt(dir string) int {
+	es, err := os.ReadDir(dir)
 	if err != nil {
 		return 0
 	}

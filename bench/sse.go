@@ -53,6 +53,8 @@ type sseRun struct {
 	wg       sync.WaitGroup
 	stops    []func() error
 	layers   []*impl.Layer
+	// inst is instance B when it runs as a process of its own.
+	inst *instanceProc
 }
 
 // sseSettle bounds waiting for the SSE clients to see a probe event before
@@ -62,7 +64,10 @@ const sseSettle = 10 * time.Second
 // startSSE builds the two instances and connects the clients to B, then
 // publishes probe events on A until every client has received one, so the
 // measured phase starts with live subscriptions everywhere.
-func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg impl.Config, id string, clients, eventBytes int) (r *sseRun, err error) {
+//
+// instance, when set, is the command that serves B as a process of its own
+// (Config.SSEInstance).
+func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg impl.Config, id string, clients, eventBytes int, instance []string) (r *sseRun, err error) {
 	r = &sseRun{flow: id + "-sse", id: id, pad: padding(eventBytes), clients: clients, http: &http.Client{}, probes: make([]atomic.Int64, clients)}
 	defer func() {
 		if err != nil {
@@ -73,6 +78,14 @@ func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg im
 	for i := range bases {
 		c := cfg
 		c.ServerID = fmt.Sprintf("%s-%c", id, 'a'+i)
+		if i == 1 && len(instance) > 0 {
+			if r.inst, err = startInstance(ctx, instance, profile, cfg.URL, c.ServerID); err != nil {
+				return r, err
+			}
+			r.stops = append(r.stops, r.inst.stop)
+			bases[i] = r.inst.base
+			continue
+		}
 		l, err := layers.New(ctx, profile, c)
 		if err != nil {
 			return r, err

@@ -81,6 +81,14 @@ type Config struct {
 	Sweep *Sweep
 	// OutboxCap, when set, is the layers' outbox cap (impl.Config).
 	OutboxCap int
+	// SSEInstance, when set, runs the sse op's serving instance (B, the
+	// one the SSE clients connect to) as a process of its own: the
+	// command (argv) to which --profile P --addr 127.0.0.1:PORT are
+	// appended, with the tracker's environment (REDIS_URL, …) pointing at
+	// the target; `harness serve` is one. Its footprint is then the
+	// instance's alone, and its connections' fds are not the clients'.
+	// Process target only.
+	SSEInstance []string
 	// Shard, when set, runs this share of every step's load (rate, ops
 	// and workers divided by the share count) and keeps each row's
 	// latency histogram (Result.Hist) for Merge. ShardRun, when set,
@@ -230,6 +238,8 @@ func (c *Config) validate() error {
 		return exitcode.Configf("shard %s: out of range", c.Shard)
 	case c.Shard != nil && c.Sweep != nil && c.Sweep.Param == SweepOutage:
 		return exitcode.Configf("the outage sweep takes Redis away: it cannot be sharded")
+	case len(c.SSEInstance) > 0 && c.Target != target.KindProcess:
+		return exitcode.Configf("an SSE instance process needs --target process")
 	case c.OutboxCap < 0:
 		return exitcode.Configf("outbox cap %d: must not be negative", c.OutboxCap)
 	}
@@ -517,7 +527,7 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 		sm.started(ctx, 1)
 		op, err = rawOp(ctx, st.Op, rdb, s.tg.KeyPrefix()+id+":", max(st.Load.Workers, 1))
 	case st.Op == OpSSE:
-		side, err = startSSE(ctx, s.cfg.Layers, profile, lcfg, id, k.sseClients, k.eventBytes)
+		side, err = startSSE(ctx, s.cfg.Layers, profile, lcfg, id, k.sseClients, k.eventBytes, s.cfg.SSEInstance)
 		if err != nil {
 			return nil, exitcode.Harnessf("sse %s: %w", profile, err)
 		}
@@ -537,11 +547,14 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 	}
 	var proc *ProcStats
 	op.Mark = s.marks(st, sm, out, func() {
-		conns := 0
-		if side != nil {
-			conns = k.sseClients
+		switch {
+		case side != nil && side.inst != nil:
+			proc = side.inst.sample(k.sseClients)
+		case side != nil:
+			proc = sampleProc(base, k.sseClients)
+		default:
+			proc = sampleProc(base, 0)
 		}
-		proc = sampleProc(base, conns)
 	})
 	defer closeFn()
 	if out != nil {

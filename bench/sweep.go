@@ -235,6 +235,10 @@ func (x Result) sweepValues() map[string]float64 {
 	if o := x.Outage; o != nil {
 		v[reports.FieldOutboxPeak] = float64(o.OutboxPeak)
 		v[reports.FieldOverflow] = float64(o.Overflow)
+		v[reports.FieldReplayed] = float64(o.Replayed)
+		if o.DrainedMs >= 0 {
+			v[reports.FieldDrained] = o.DrainedMs
+		}
 		v[reports.FieldRSS] = float64(o.PeakRSSBytes)
 	}
 	return v
@@ -270,8 +274,8 @@ func (c *Config) validateSweep() error {
 }
 
 // fdNeed is about how many file descriptors the run holds at once: both
-// ends of every SSE connection, with room for the rest (0: the default
-// limit is enough).
+// ends of every SSE connection (the clients' only with an instance
+// process), with room for the rest (0: the default limit is enough).
 func (c Config) fdNeed() uint64 {
 	clients := int64(c.SSEClients)
 	if c.Sweep != nil && c.Sweep.Param == SweepSSEClients {
@@ -279,6 +283,9 @@ func (c Config) fdNeed() uint64 {
 	}
 	if clients < 256 {
 		return 0
+	}
+	if len(c.SSEInstance) > 0 { // the servers' ends are in the instance
+		return uint64(clients + 4096)
 	}
 	return uint64(2*clients + 4096)
 }

@@ -163,21 +163,10 @@ func TestSweepOutageAppliesTheOverflowPolicy(t *testing.T) {
 	}
 }
 
-func TestSweepSSEClientsAndEventBytes(t *testing.T) {
+// The sse_clients sweep is tested through the CLI, with its instance
+// process (cmd/harness TestBenchSweepSSEInstanceProcess).
+func TestSweepEventBytes(t *testing.T) {
 	rep, err := Run(context.Background(), Config{Layers: profiles.Default(), Profiles: []string{"hardened"},
-		Sweep: &Sweep{Param: SweepSSEClients, Values: []int64{2, 6}}, Load: Load{Workers: 2, Rate: 20, Duration: 300 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range sweepRows(rep, OpSSE, "hardened") {
-		if r.Expected == 0 || r.Delivered != r.Expected {
-			t.Errorf("sse @%d: %d of %d delivered", *r.Point, r.Delivered, r.Expected)
-		}
-		if p := r.Process; p == nil || p.Conns != int(*r.Point) {
-			t.Errorf("sse @%d: footprint %+v; want one per connection", *r.Point, p)
-		}
-	}
-	rep, err = Run(context.Background(), Config{Layers: profiles.Default(), Profiles: []string{"hardened"},
 		Sweep: &Sweep{Param: SweepEventBytes, Values: []int64{100, 8000}}, Load: Load{Workers: 2, Ops: 50}})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -160,6 +161,7 @@ func benchConfig(args []string, e env) (cfg bench.Config, o benchOut, err error)
 	procs := fs.Int("client-procs", 0, "GOMAXPROCS while the steps run (default: one CPU fewer than the machine's when Redis runs here, unless $GOMAXPROCS is set)")
 	rb := fs.Bool("redis-benchmark", false, "also run redis-benchmark for the xadd step against the same server and print the ratio")
 	sweep := fs.String("sweep", "", "run the parameter's op at each value and fit how its cost grows: NAME=v1,v2,… with NAME one of "+sweepHelp())
+	sseProcess := fs.Bool("sse-instance-process", false, "run the sse op's serving instance as a `harness serve` process of its own (process target): its RSS and fds are then the instance's alone, and 10,000 connections fit in two processes' file descriptor limits")
 	outboxCap := fs.Int("outbox-cap", 0, "the layers' outbox cap (events held for replay while Redis is down; default the layer's, 100000)")
 	shard := fs.String("shard", "", "run share i of N of every step's load (i/N, 0 ≤ i < N; auto/N claims i on the target, with --shard-run)")
 	shardRun := fs.String("shard-run", "", "a name the shares of one run share: they meet on the target (claim auto indexes, start together)")
@@ -243,8 +245,17 @@ func benchConfig(args []string, e env) (cfg bench.Config, o benchOut, err error)
 		}
 	}
 	sw, sh := cfg.Sweep, cfg.Shard
+	var inst []string
+	if *sseProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			return cfg, o, exitcode.Harnessf("--sse-instance-process: %w", err)
+		}
+		inst = []string{exe, "serve"}
+	}
 	cfg = bench.Config{
-		Sweep: sw, Shard: sh, ShardRun: *shardRun, ShardWait: *shardWait, OutboxCap: *outboxCap,
+		SSEInstance: inst,
+		Sweep:       sw, Shard: sh, ShardRun: *shardRun, ShardWait: *shardWait, OutboxCap: *outboxCap,
 		Target: target.Kind(*tgt), URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
 		Plan:      plan,

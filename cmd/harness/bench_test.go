@@ -10,6 +10,7 @@ import (
 
 	"github.com/gonogo/harness/bench"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/scenarios"
 	"github.com/gonogo/harness/target"
 )
 
@@ -155,5 +156,38 @@ func TestBenchSweepReport(t *testing.T) {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report.html lacks %q", want)
 		}
+	}
+}
+
+// An sse_clients sweep with the serving instance as a process of its
+// own (this test binary re-executed as `harness serve`, see TestMain):
+// every event reaches every client, and the footprint per point is the
+// instance's, per connection.
+func TestBenchSweepSSEInstanceProcess(t *testing.T) {
+	t.Setenv(scenarios.ChildEnv, "1")
+	code, out, errs := call(t, nil, "bench", "--sweep", "sse_clients=2,5", "--profile", "hardened", "--sse-instance-process",
+		"--rate", "20", "--duration", "300ms", "--warmup", "0s", "--workers", "2", "--json")
+	if code != exitcode.Go {
+		t.Fatalf("exit %d; want 0: %s", code, errs)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for _, r := range rep.Results {
+		if r.Op != bench.OpSSE {
+			continue
+		}
+		n++
+		if r.Expected == 0 || r.Delivered != r.Expected {
+			t.Errorf("sse @%d: %d of %d delivered", *r.Point, r.Delivered, r.Expected)
+		}
+		if p := r.Process; p == nil || !strings.HasPrefix(p.Process, "instance pid ") || p.Conns != int(*r.Point) || p.RSSBytes <= 0 || p.FDs < p.Conns {
+			t.Errorf("sse @%d: footprint %+v; want the instance process's, with its connections' fds", *r.Point, p)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d sse rows; want 2", n)
 	}
 }
