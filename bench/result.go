@@ -63,6 +63,9 @@ type Result struct {
 	// Delivered and Expected count SSE receipts (sse rows only).
 	Delivered int64 `json:"delivered,omitempty"`
 	Expected  int64 `json:"expected,omitempty"`
+	// StreamsEnded counts SSE streams the instance ended before the run
+	// did (a slow consumer's, say).
+	StreamsEnded int64 `json:"streams_ended,omitempty"`
 
 	// Baseline is the raw op this row is compared with, and the ratios of
 	// throughput and p50 to it (0 when it was not measured in this run).

@@ -47,6 +47,7 @@ type sseRun struct {
 	recs     recorders
 	clients  int
 	received atomic.Int64 // measured events received, all clients
+	ended    atomic.Int64 // streams the service ended before the run did
 	want     int64        // measured events × clients
 	probes   []atomic.Int64
 	cancel   context.CancelFunc
@@ -60,6 +61,11 @@ type sseRun struct {
 // sseSettle bounds waiting for the SSE clients to see a probe event before
 // the run, and for the last events to arrive after it.
 const sseSettle = 10 * time.Second
+
+// sseIdle is how long finish waits for deliveries when none arrives: a
+// fan-out to thousands of clients on a busy machine pauses longer than a
+// second between deliveries.
+const sseIdle = 5 * time.Second
 
 // startSSE builds the two instances and connects the clients to B, then
 // publishes probe events on A until every client has received one, so the
@@ -111,6 +117,9 @@ func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg im
 		go func(i int) {
 			defer r.wg.Done()
 			r.read(events, rec, i)
+			if cctx.Err() == nil { // the stream ended before the run did
+				r.ended.Add(1)
+			}
 		}(i)
 	}
 	return r, r.probe(ctx)
@@ -195,7 +204,7 @@ func (r *sseRun) finish(st *Stats) []string {
 	want := (st.Ops - st.Errors) * int64(r.clients)
 	r.want = want
 	last, idle := r.received.Load(), time.Now()
-	for r.received.Load() < want && time.Since(idle) < 2*time.Second {
+	for r.received.Load() < want && time.Since(idle) < sseIdle {
 		time.Sleep(10 * time.Millisecond)
 		if n := r.received.Load(); n != last {
 			last, idle = n, time.Now()
@@ -216,6 +225,10 @@ func (r *sseRun) annotate(res *Result) {
 	}
 	res.Delivered, res.Expected = r.received.Load(), r.want
 	res.Errors = max(res.Expected-res.Delivered, 0)
+	res.StreamsEnded = r.ended.Load()
+	if res.StreamsEnded > 0 && res.FirstErr == "" {
+		res.FirstErr = fmt.Sprintf("%d of %d SSE streams were ended by the instance before the run ended", res.StreamsEnded, r.clients)
+	}
 }
 
 // close stops the clients, the services and the layers.

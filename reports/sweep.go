@@ -118,6 +118,8 @@ const (
 	FieldFDs            = "fds"
 	FieldOutboxPeak     = "outbox_peak"
 	FieldOverflow       = "overflow"
+	FieldReplayed       = "replayed"
+	FieldDrained        = "drained_ms"
 )
 
 // SweepFields are the fields a sweep point may have, in table order, with
@@ -127,7 +129,8 @@ var SweepFields = []struct{ Name, Head string }{
 	{FieldRoundTrips, "RTT/op"}, {FieldCommands, "cmds/op"}, {FieldServerCommands, "server cmds/op"},
 	{FieldBytesOut, "B/op out"}, {FieldBytesIn, "B/op in"}, {FieldErrors, "errors"},
 	{FieldRSS, "RSS MB"}, {FieldRSSPerConn, "RSS/conn KB"}, {FieldFDs, "fds"},
-	{FieldOutboxPeak, "outbox peak"}, {FieldOverflow, "overflow"},
+	{FieldOutboxPeak, "outbox peak"}, {FieldOverflow, "overflow"}, {FieldReplayed, "replayed"},
+	{FieldDrained, "drained ms"},
 }
 
 func isSweepField(name string) bool {
