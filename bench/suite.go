@@ -528,7 +528,14 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 		op, err = rawOp(ctx, st.Op, rdb, s.tg.KeyPrefix()+id+":", max(st.Load.Workers, 1))
 	case st.Op == OpSSE:
 		side, err = startSSE(ctx, s.cfg.Layers, profile, lcfg, id, k.sseClients, k.eventBytes, s.cfg.SSEInstance)
-		if err != nil {
+		switch {
+		case err != nil && st.Point != nil && ctx.Err() == nil:
+			// A size the instance cannot take is a finding of the sweep
+			// (the seed's Pub/Sub connection per client runs out of file
+			// descriptors at 10,000), not the end of it.
+			return []Result{{Op: OpSSE, Profile: profile, Target: s.cfg.Target, Model: st.Load.Model(), Point: pointOf(st),
+				Inconclusive: "set-up failed: " + err.Error()}}, nil
+		case err != nil:
 			return nil, exitcode.Harnessf("sse %s: %w", profile, err)
 		}
 		closeFn, op = side.close, side.op()

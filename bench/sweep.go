@@ -208,7 +208,11 @@ func (r *Report) Sweeps() []reports.Sweep {
 			}
 			out = append(out, reports.Sweep{Param: p.Name, Unit: p.Unit, Op: x.Op, Profile: x.Profile, Promise: promise})
 		}
-		out[i].Points = append(out[i].Points, reports.SweepPoint{X: float64(*x.Point), Values: x.sweepValues(),
+		vals := map[string]float64{}
+		if x.Ops > 0 { // a point that could not run measured nothing
+			vals = x.sweepValues()
+		}
+		out[i].Points = append(out[i].Points, reports.SweepPoint{X: float64(*x.Point), Values: vals,
 			Inconclusive: x.Inconclusive})
 	}
 	return out
