@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gonogo/harness/internal/verdict"
@@ -400,7 +401,7 @@ func logXPlot(title, xUnit, yUnit string, lines []plotLine) string {
 	yStep := niceStep(yMax / 4)
 	for y := 0.0; y <= yMax*1.0001; y += yStep {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`, padL, py(y), padL+innerW, py(y), gridColour)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", padL-4, py(y)+4, fmtNum(y))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", padL-4, py(y)+4, axisNum(y))
 	}
 	for x := lo; x <= hi*1.0001; x *= 10 {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`, px(x), padTop, px(x), padTop+innerH, gridColour)
@@ -427,6 +428,19 @@ func logXPlot(title, xUnit, yUnit string, lines []plotLine) string {
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// axisNum is a tick label short enough for the axis: 250k, 1.5M, 2G.
+func axisNum(v float64) string {
+	for _, u := range []struct {
+		from, div float64
+		suffix    string
+	}{{1e9, 1e9, "G"}, {1e6, 1e6, "M"}, {1e4, 1e3, "k"}} {
+		if math.Abs(v) >= u.from {
+			return strconv.FormatFloat(v/u.div, 'g', 4, 64) + u.suffix
+		}
+	}
+	return fmtNum(v)
 }
 
 // measureSweeps adds sweep:<param>:<op>:<field> for every field of every

@@ -211,3 +211,11 @@ func TestLogXPlotPlacesDecadesEvenly(t *testing.T) {
 		t.Errorf("points at x %v; want %v (evenly spaced decades)", cx, want)
 	}
 }
+
+func TestAxisNumIsShort(t *testing.T) {
+	for v, want := range map[float64]string{3e8: "300M", 150000: "150k", 12000: "12k", 9000: "9000", 2.5e9: "2.5G", 500: "500", 0.25: "0.25"} {
+		if got := axisNum(v); got != want {
+			t.Errorf("axisNum(%g) = %q; want %q", v, got, want)
+		}
+	}
+}
