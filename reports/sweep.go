@@ -483,12 +483,15 @@ func pairs(xs, ys []float64) string {
 	return strings.Join(out, ", ")
 }
 
+// SweepGate is the gate name of a PromiseRun.
+const SweepGate = "sweep"
+
 // PromiseRun is the result model of a sweep run outside a gate (`harness
 // bench --sweep --report`): its criteria are the design's promises, one
 // per promised field of each sweep, growth ≤ the promised class; a sweep
 // with an inconclusive point leaves its criteria INCONCLUSIVE.
 func PromiseRun(r Run) Run {
-	r.Gate = "sweep"
+	r.Gate = SweepGate
 	r.GateDescription = "every swept cost grows no faster than DESIGN.md promises"
 	r.Criteria = nil
 	var vs []verdict.Verdict

@@ -157,6 +157,16 @@ func TestBenchSweepReport(t *testing.T) {
 			t.Errorf("report.html lacks %q", want)
 		}
 	}
+	// harness report re-judges and re-renders it offline.
+	if err := os.Remove(pages[0]); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := call(t, nil, "report", filepath.Dir(pages[0])); code != exitcode.NoGo || !strings.Contains(out, "NO-GO") {
+		t.Errorf("report of the sweep's run: exit %d, %q (%s); want NO-GO again", code, out, errs)
+	}
+	if _, err := os.Stat(pages[0]); err != nil {
+		t.Errorf("report.html not re-rendered: %v", err)
+	}
 }
 
 // An sse_clients sweep with the serving instance as a process of its

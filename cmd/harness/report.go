@@ -52,6 +52,9 @@ func runReport(_ context.Context, args []string, e env) (int, error) {
 	}
 	dir := pos[0]
 	if _, err := os.Stat(filepath.Join(dir, reports.ReportJSON)); err == nil {
+		if r, err := reports.LoadRun(dir); err == nil && r.Gate == reports.SweepGate && *gatesFile == "" {
+			return rerenderSweep(dir, r, e)
+		}
 		return rerender(dir, *gatesFile, e)
 	}
 	if *gatesFile != "" {
@@ -156,4 +159,17 @@ func mergeShares(paths []string, asJSON bool, e env) (int, error) {
 		return exitcode.Inconclusive, nil
 	}
 	return exitcode.Go, nil
+}
+
+// rerenderSweep judges a saved sweep run against the design's promises
+// again and re-renders its reports in place.
+func rerenderSweep(dir string, r reports.Run, e env) (int, error) {
+	r = reports.PromiseRun(r)
+	out, err := reports.Write(filepath.Dir(filepath.Clean(dir)), r)
+	if err != nil {
+		return 0, exitcode.Harness(err)
+	}
+	printCriteria(e.stdout, r)
+	fmt.Fprintf(e.stdout, "\n%s\nreport: %s\n", reports.Headline(r), filepath.Join(out, reports.ReportHTML))
+	return r.Verdict.ExitCode(), nil
 }
