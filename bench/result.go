@@ -94,6 +94,9 @@ type Result struct {
 	// Inconclusive says why the numbers cannot be trusted (budget
 	// reached, missed rate, layer in memory mode, run interrupted).
 	Inconclusive string `json:"inconclusive,omitempty"`
+	// TimingOnly says Inconclusive concerns latency and throughput only
+	// (the open loop missed its rate); the row's counts stand.
+	TimingOnly bool `json:"inconclusive_timing_only,omitempty"`
 }
 
 // resultOf turns a run's stats for kind into a row.
@@ -280,6 +283,19 @@ func (r *Report) finish(profiles []string, eventRate float64) {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("%s %s: %s", x.Profile, x.Op, p.Warning))
 			}
 		}
+	}
+}
+
+// inconclusiveFrom makes r inconclusive when x, one of the rows it stands
+// for, is: the first reason (prefixed) is kept, and the doubt covers
+// timing only while every such row's does.
+func (r *Result) inconclusiveFrom(x Result, prefix string) {
+	switch {
+	case x.Inconclusive == "":
+	case r.Inconclusive == "":
+		r.Inconclusive, r.TimingOnly = prefix+x.Inconclusive, x.TimingOnly
+	case !x.TimingOnly:
+		r.TimingOnly = false
 	}
 }
 

@@ -57,9 +57,7 @@ func medianRounds(rows []Result) []Result {
 		m := byRate[(len(byRate)-1)/2]
 		m.RoundsOpsPerSec = rates
 		for _, r := range g {
-			if r.Inconclusive != "" && m.Inconclusive == "" {
-				m.Inconclusive = r.Inconclusive
-			}
+			m.inconclusiveFrom(r, "")
 		}
 		out = append(out, m)
 	}

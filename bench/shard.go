@@ -307,9 +307,7 @@ func Merge(files []ShardFile) (*Report, error) {
 			if m.FirstErr == "" {
 				m.FirstErr = x.FirstErr
 			}
-			if x.Inconclusive != "" && m.Inconclusive == "" {
-				m.Inconclusive = "share " + f.Shard.String() + ": " + x.Inconclusive
-			}
+			m.inconclusiveFrom(x, "share "+f.Shard.String()+": ")
 			ops := float64(x.Ops)
 			a.rt += x.RoundTripsPerOp * ops
 			a.cmds += x.CommandsPerOp * ops

@@ -610,7 +610,7 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 		case ctx.Err() != nil:
 			r.Inconclusive = "interrupted"
 		case errors.Is(runErr, ErrMissedRate):
-			r.Inconclusive = runErr.Error()
+			r.Inconclusive, r.TimingOnly = runErr.Error(), true
 		case outErr != nil:
 			r.Inconclusive = "the outage could not be injected: " + outErr.Error()
 		case memory > 0:

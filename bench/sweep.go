@@ -213,7 +213,7 @@ func (r *Report) Sweeps() []reports.Sweep {
 			vals = x.sweepValues()
 		}
 		out[i].Points = append(out[i].Points, reports.SweepPoint{X: float64(*x.Point), Values: vals,
-			Inconclusive: x.Inconclusive})
+			Inconclusive: x.Inconclusive, TimingOnly: x.TimingOnly})
 	}
 	return out
 }

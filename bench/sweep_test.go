@@ -199,3 +199,18 @@ func TestFlowIndexSpreadsEvenly(t *testing.T) {
 		}
 	}
 }
+
+func TestInconclusiveFromKeepsTimingOnlyWhileEveryReasonIs(t *testing.T) {
+	late := Result{Inconclusive: "missed its rate", TimingOnly: true}
+	memory := Result{Inconclusive: "fell back to memory"}
+	var r Result
+	r.inconclusiveFrom(Result{}, "")
+	r.inconclusiveFrom(late, "share 0/2: ")
+	if r.Inconclusive != "share 0/2: missed its rate" || !r.TimingOnly {
+		t.Errorf("after a late row: %q, timing only %v", r.Inconclusive, r.TimingOnly)
+	}
+	r.inconclusiveFrom(memory, "")
+	if r.Inconclusive != "share 0/2: missed its rate" || r.TimingOnly {
+		t.Errorf("after a memory-mode row: %q, timing only %v; want the first reason, not timing only", r.Inconclusive, r.TimingOnly)
+	}
+}

@@ -230,6 +230,10 @@ func TestForGateSweeps(t *testing.T) {
 	if len(p.Sweeps) != 1 || p.Sweeps[0].Param != bench.SweepMembers || !slices.Equal(p.Sweeps[0].Values, []int64{10, 1000}) {
 		t.Errorf("sweeps %+v; want members 10, 1000", p.Sweeps)
 	}
+	// The example in docs stays valid.
+	if err := p.ForGate("scale", "../docs/gates-scale.yaml", scenarios.DefaultKnown(reg)); err != nil || len(p.Sweeps) != 1 {
+		t.Errorf("docs/gates-scale.yaml: %v, sweeps %+v", err, p.Sweeps)
+	}
 	err := p.ForGate("scale", file("members=0,10"), scenarios.DefaultKnown(reg))
 	if exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), "out of range") {
 		t.Errorf("members=0,10: err %v; want bad input, out of range", err)

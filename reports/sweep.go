@@ -159,6 +159,25 @@ type SweepPoint struct {
 	X            float64            `json:"x"`
 	Values       map[string]float64 `json:"values"`
 	Inconclusive string             `json:"inconclusive,omitempty"`
+	// TimingOnly says the inconclusive reason concerns latency and
+	// throughput only (an open loop that missed its rate): the point's
+	// counts (round trips, commands, bytes, memory) still stand.
+	TimingOnly bool `json:"timing_only,omitempty"`
+}
+
+// timingFields are the fields an open loop's missed rate makes
+// untrustworthy.
+var timingFields = []string{FieldOpsPerSec, FieldP50, FieldP99, FieldP999}
+
+// missing is why field f of the sweep lacks evidence ("" when every point
+// can be trusted for it).
+func (s Sweep) missing(f string) string {
+	for _, p := range s.Points {
+		if p.Inconclusive != "" && (!p.TimingOnly || slices.Contains(timingFields, f)) {
+			return fmt.Sprintf("sweep %s at %s %s: %s", s.title(), s.Param, fmtNum(p.X), p.Inconclusive)
+		}
+	}
+	return ""
 }
 
 // series is the field's values over the points that have it.
@@ -447,20 +466,15 @@ func axisNum(v float64) string {
 // sweep of the run's profile (any profile when the run has none): Count
 // the points, Value the value at the largest size, Max the largest value,
 // Growth the class's rank. A sweep with an inconclusive point is missing
-// evidence.
+// evidence (for latency and throughput only, when the point only missed
+// its rate).
 func measureSweeps(r Run, m Measurements) {
 	for _, s := range r.Sweeps {
 		if r.Environment.Profile != "" && s.Profile != "" && s.Profile != r.Environment.Profile {
 			continue
 		}
-		missing := ""
-		for _, p := range s.Points {
-			if p.Inconclusive != "" {
-				missing = fmt.Sprintf("sweep %s at %s %s: %s", s.title(), s.Param, fmtNum(p.X), p.Inconclusive)
-				break
-			}
-		}
 		for _, f := range s.fields() {
+			missing := s.missing(f)
 			xs, ys := s.series(f)
 			st := Stat{Count: int64(len(xs)), Value: ys[len(ys)-1], Max: slices.Max(ys)}
 			g, slope, ok := Classify(xs, ys)
@@ -489,23 +503,19 @@ const SweepGate = "sweep"
 // PromiseRun is the result model of a sweep run outside a gate (`harness
 // bench --sweep --report`): its criteria are the design's promises, one
 // per promised field of each sweep, growth ≤ the promised class; a sweep
-// with an inconclusive point leaves its criteria INCONCLUSIVE.
+// with an inconclusive point leaves its criteria INCONCLUSIVE (only those
+// on latency and throughput when the point only missed its rate).
 func PromiseRun(r Run) Run {
 	r.Gate = SweepGate
 	r.GateDescription = "every swept cost grows no faster than DESIGN.md promises"
 	r.Criteria = nil
 	var vs []verdict.Verdict
 	for _, s := range r.Sweeps {
-		missing := ""
-		for _, p := range s.Points {
-			if p.Inconclusive != "" && missing == "" {
-				missing = fmt.Sprintf("at %s %s: %s", s.Param, fmtNum(p.X), p.Inconclusive)
-			}
-		}
 		for _, g := range s.Growths() {
 			if g.Promised == "" {
 				continue
 			}
+			missing := s.missing(g.Field)
 			xs, ys := s.series(g.Field)
 			c := CriterionResult{
 				Criterion: Criterion{ID: orNone(s.Profile) + "." + s.Op + "." + g.Field, Metric: "sweep:" + s.Param + ":" + s.Op + ":" + g.Field,

@@ -101,6 +101,18 @@ func TestPromiseRunFlagsWorseThanPromised(t *testing.T) {
 	if r := PromiseRun(Run{Sweeps: []Sweep{half}}); r.Verdict != verdict.Inconclusive {
 		t.Errorf("a sweep with an inconclusive point: verdict %s; want INCONCLUSIVE", r.Verdict)
 	}
+	// A point that only missed its rate leaves its counts standing: the
+	// seed's round trips still fail, its latency lacks evidence.
+	late := bad
+	late.Points = append([]SweepPoint(nil), bad.Points...)
+	late.Points[3].Inconclusive, late.Points[3].TimingOnly = "open loop missed its rate", true
+	if r := PromiseRun(Run{Sweeps: []Sweep{late}}); r.Verdict != verdict.NoGo {
+		t.Errorf("a point late only: verdict %s; want NO-GO on round trips (%+v)", r.Verdict, r.Criteria)
+	}
+	m := Measure(Run{Sweeps: []Sweep{late}})
+	if rt, p99 := m["sweep:members:reg_lookup:round_trips_per_op"], m["sweep:members:reg_lookup:p99_ms"]; rt.Missing != "" || p99.Missing == "" {
+		t.Errorf("round trips missing %q, p99 missing %q; want only p99 missing", rt.Missing, p99.Missing)
+	}
 }
 
 const sweepGates = `version: 1
