@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test test-browser fuzz bench bench-baseline lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test explore-seed explore-mutants
+.PHONY: run test test-browser fuzz bench bench-baseline bench-sweeps bench-sharded lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test explore-seed explore-mutants
 
 build: $(BIN)
 
@@ -86,6 +86,21 @@ BASELINE_OPS ?= 200000
 BASELINE_ROUNDS ?= 3
 bench-baseline: deps build
 	./$(BIN) bench --preset baseline --workers 50 --ops $(BASELINE_OPS) --warmup 1s --rounds $(BASELINE_ROUNDS) --redis-benchmark
+
+# The sweeps of issue 20 at full size, seed and hardened, reports in
+# reports/sweeps/ (about 25 minutes; not in CI). OUTAGES is the outage
+# sweep's lengths in seconds.
+OUTAGES ?= 10,60,600
+bench-sweeps: deps build
+	-./$(BIN) bench --sweep members=10,100,1000,10000 --workers 8 --duration 5s --report reports/sweeps
+	-./$(BIN) bench --sweep flows=1,10,100,1000,10000 --workers 16 --duration 5s --report reports/sweeps
+	-./$(BIN) bench --sweep event_bytes=100,1000,10000,65536 --workers 16 --duration 5s --report reports/sweeps
+	-./$(BIN) bench --sweep sse_clients=10,100,1000,10000 --profile hardened --rate 2 --duration 10s --report reports/sweeps
+	-./$(BIN) bench --sweep outage_s=$(OUTAGES) --profile hardened --rate 1000 --report reports/sweeps
+
+# A sharded bench with docker-compose.bench.yml (SHARDS replicas, merged).
+bench-sharded:
+	./images/bench-sharded.sh
 
 # harness explore against the seed profile for EXPLORE_BUDGET (3m): a
 # failure found and shrunk to a minimal scenario in reports/explore/seed-<seed>/.

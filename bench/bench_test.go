@@ -88,7 +88,7 @@ func benchLayerOp(b *testing.B, profile, name string) {
 	defer l.Close()
 	// Every parallel goroutine uses worker 0's flow: one flow, like the
 	// per-flow hot path.
-	op, err := layerOp(ctx, name, l, "bench"+strconv.Itoa(b.N), 1)
+	op, err := layerOp(ctx, name, l, "bench"+strconv.Itoa(b.N), 1, knobs{members: lookupConns})
 	if err != nil {
 		b.Fatal(err)
 	}

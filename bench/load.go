@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/gonogo/harness/internal/counter"
 )
 
@@ -154,9 +156,11 @@ type Stats struct {
 	Dropped      int64   `json:"dropped,omitempty"`
 	OfferedRate  float64 `json:"offered_rate,omitempty"`
 	AchievedRate float64 `json:"achieved_rate"`
-	// Latency per op kind: Op's own, and any kinds side recorders added.
-	Latency  map[string]Latency `json:"latency"`
-	Timeline []Window           `json:"timeline,omitempty"`
+	// Latency per op kind: Op's own, and any kinds side recorders added;
+	// Hists the histograms they summarise (microseconds).
+	Latency  map[string]Latency                 `json:"latency"`
+	Hists    map[string]*hdrhistogram.Histogram `json:"-"`
+	Timeline []Window                           `json:"timeline,omitempty"`
 	// Counts is the Redis traffic of the measured phase per counted op
 	// kind, and Dials the connections dialled during it (with a hook).
 	Counts map[string]counter.Counts `json:"counts,omitempty"`
@@ -255,7 +259,8 @@ func Drive(ctx context.Context, op Op, l Load, hook *counter.Hook, progress Prog
 		st.BytesOut, st.BytesIn = o-out, i-in
 	}
 	st.Latency = map[string]Latency{}
-	for kind, h := range recs.merged() {
+	st.Hists = recs.merged()
+	for kind, h := range st.Hists {
 		st.Latency[kind] = summarize(h)
 	}
 	if progress != nil {
@@ -394,11 +399,10 @@ func spawn(n int, recs *recorders, wg *sync.WaitGroup, work func(w int, rec *Rec
 // counted as dropped.
 func runOpen(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, start time.Time, offered *atomic.Int64, wg *sync.WaitGroup) {
 	queue := make(chan time.Time, l.Queue)
-	var over atomic.Bool
 	spawn(l.Workers, recs, wg, func(w int, rec *Recorder) {
 		var seq int64
 		for intended := range queue {
-			if over.Load() || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				ph.dropped.Add(1)
 				continue
 			}
@@ -413,7 +417,6 @@ func runOpen(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, sta
 	go func() {
 		defer wg.Done()
 		defer close(queue)
-		defer over.Store(true)
 		period := float64(time.Second) / l.Rate
 		n := int64(float64(l.Duration) / period)
 		if l.Ops > 0 && l.Ops < n {
@@ -446,10 +449,21 @@ func runOpen(ctx context.Context, op Op, l Load, ph *phase, recs *recorders, sta
 			}
 		}
 		// Calls queued at the end get a grace of LateAfter (at least
-		// 100ms) to start; what is still queued after it is dropped.
+		// 100ms) to start; what is still queued after it is taken out
+		// here and dropped. (A call a worker has received is its own: a
+		// flag the worker checked after receiving dropped the last call
+		// handed straight to an idle worker.)
 		grace := time.Now().Add(max(l.LateAfter, 100*time.Millisecond))
 		for len(queue) > 0 && time.Now().Before(grace) && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
+		}
+		for {
+			select {
+			case <-queue:
+				ph.dropped.Add(1)
+			default:
+				return
+			}
 		}
 	}()
 }

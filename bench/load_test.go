@@ -97,6 +97,18 @@ func TestOpenLoopUnderCapacityRunsEveryOffer(t *testing.T) {
 	}
 }
 
+// The last call of a slow open loop, handed straight to an idle worker,
+// runs: it was once counted dropped (the end of the phase raced the
+// worker's start), 1 of 20 calls at 2/s, which made every slow SSE step
+// inconclusive.
+func TestOpenLoopRunsItsLastCall(t *testing.T) {
+	noop := Op{Name: "noop", Do: func(context.Context, Call) error { return nil }}
+	st, err := Drive(context.Background(), noop, Load{Workers: 2, Rate: 40, Ops: 8}, nil, nil)
+	if err != nil || st.Dropped != 0 || st.Ops != 8 {
+		t.Errorf("ops %d, dropped %d, err %v; want 8 ops, none dropped", st.Ops, st.Dropped, err)
+	}
+}
+
 // sleeper is an op with a fixed service time: capacity 1/d per worker.
 func sleeper(d time.Duration) Op {
 	return Op{Name: "sleep", Do: func(ctx context.Context, c Call) error {

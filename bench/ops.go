@@ -139,15 +139,23 @@ func rawOp(ctx context.Context, name string, rdb *redis.Client, prefix string, w
 // layerOp builds an operation of the layer l. Setup traffic (events,
 // connections, cache entries the op needs) is tagged "setup". run makes
 // IDs unique across runs on a shared server.
-func layerOp(ctx context.Context, name string, l *impl.Layer, run string, workers int) (Op, error) {
+//
+// k sizes the op: the flows publishes spread over, the members of the
+// looked-up flow, the size of the published events.
+func layerOp(ctx context.Context, name string, l *impl.Layer, run string, workers int, k knobs) (Op, error) {
 	sctx := counter.WithOp(ctx, "setup")
 	flow := func(w int) string { return run + "-flow-" + strconv.Itoa(w) }
 	state := cacheState()
 	var do func(ctx context.Context, c Call) error
 	switch name {
 	case OpPublish:
+		pad := padding(k.eventBytes)
+		pubFlow := func(c Call) string { return flow(c.Worker) }
+		if k.flows > 0 {
+			pubFlow = func(c Call) string { return flow(flowIndex(c, workers, k.flows)) }
+		}
 		do = func(ctx context.Context, c Call) error {
-			return l.Bus.Publish(ctx, benchEvent(run, flow(c.Worker), c))
+			return l.Bus.Publish(ctx, paddedEvent(run, pubFlow(c), c, pad))
 		}
 	case OpHistory:
 		f := run + "-history"
@@ -178,15 +186,16 @@ func layerOp(ctx context.Context, name string, l *impl.Layer, run string, worker
 		}
 	case OpRegLookup:
 		f := run + "-lookup"
-		for i := 0; i < lookupConns; i++ {
+		members := k.members
+		for i := 0; i < members; i++ {
 			if err := l.Registry.Register(sctx, impl.Conn{ID: run + "-lk-" + strconv.Itoa(i), FlowID: f, UserID: "bench"}); err != nil {
 				return Op{}, fmt.Errorf("lookup setup: %w", err)
 			}
 		}
 		do = func(ctx context.Context, c Call) error {
 			ids, err := l.Registry.Lookup(ctx, f)
-			if err == nil && len(ids) != lookupConns {
-				err = fmt.Errorf("lookup found %d connections; want %d", len(ids), lookupConns)
+			if err == nil && len(ids) != members {
+				err = fmt.Errorf("lookup found %d connections; want %d", len(ids), members)
 			}
 			return err
 		}
@@ -217,6 +226,12 @@ func layerOp(ctx context.Context, name string, l *impl.Layer, run string, worker
 	}}, nil
 }
 
+// flowIndex spreads calls over flows round robin: worker w's i-th call is
+// call i*workers+w of the run.
+func flowIndex(c Call, workers, flows int) int {
+	return int((c.Seq*int64(workers) + int64(c.Worker)) % int64(flows))
+}
+
 func connID(run string, c Call) string {
 	return run + "-c-" + strconv.Itoa(c.Worker) + "-" + strconv.FormatInt(c.Seq, 10) + warmSuffix(c)
 }
@@ -238,15 +253,34 @@ type benchPayload struct {
 	Seq      int64 `json:"seq"`
 }
 
-func benchEvent(run, flow string, c Call) impl.Event {
+func benchEvent(run, flow string, c Call) impl.Event { return paddedEvent(run, flow, c, "") }
+
+// eventBase is about the size of a bench event's payload without padding.
+const eventBase = 80
+
+// padding is the filler that makes a bench event's payload about size
+// bytes ("" for 0 or a size below the payload's own).
+func padding(size int) string {
+	if size <= eventBase {
+		return ""
+	}
+	return strings.Repeat("x", size-eventBase)
+}
+
+// paddedEvent is a bench event whose payload carries pad (a run of x) as
+// its "pad" field.
+func paddedEvent(run, flow string, c Call, pad string) impl.Event {
 	now := time.Now()
 	// Built by hand, not json.Marshal: this is the harness's cost per
 	// publish, and it is counted against the layer's throughput.
-	p := make([]byte, 0, 96)
+	p := make([]byte, 0, 96+len(pad))
 	p = strconv.AppendInt(append(p, `{"sent":`...), now.UnixNano(), 10)
 	p = strconv.AppendBool(append(p, `,"measured":`...), !c.Warmup)
 	p = strconv.AppendInt(append(p, `,"worker":`...), int64(c.Worker), 10)
 	p = strconv.AppendInt(append(p, `,"seq":`...), c.Seq, 10)
+	if pad != "" {
+		p = append(append(append(p, `,"pad":"`...), pad...), '"')
+	}
 	p = append(p, '}')
 	return impl.Event{
 		ID:        run + "-e-" + strconv.Itoa(c.Worker) + "-" + strconv.FormatInt(c.Seq, 10) + warmSuffix(c),

@@ -63,6 +63,9 @@ type Result struct {
 	// Delivered and Expected count SSE receipts (sse rows only).
 	Delivered int64 `json:"delivered,omitempty"`
 	Expected  int64 `json:"expected,omitempty"`
+	// StreamsEnded counts SSE streams the instance ended before the run
+	// did (a slow consumer's, say).
+	StreamsEnded int64 `json:"streams_ended,omitempty"`
 
 	// Baseline is the raw op this row is compared with, and the ratios of
 	// throughput and p50 to it (0 when it was not measured in this run).
@@ -76,12 +79,24 @@ type Result struct {
 	ThroughputVsStorage float64 `json:"throughput_vs_storage,omitempty"`
 
 	Timeline []Window `json:"timeline,omitempty"`
+	// Point is the sweep value the row was measured at (nil outside a
+	// sweep); Process the process's footprint at the end of the measured
+	// phase (sweep points); Outage what an outage point saw.
+	Point   *int64       `json:"point,omitempty"`
+	Process *ProcStats   `json:"process,omitempty"`
+	Outage  *OutageStats `json:"outage,omitempty"`
+	// Hist is the row's latency histogram (HdrHistogram, compressed V2,
+	// base64, microseconds) in a share's report (Config.Shard).
+	Hist string `json:"hdr_histogram,omitempty"`
 	// RoundsOpsPerSec is the throughput of every round (Config.Rounds > 1)
 	// in run order; the row is the round with the median one.
 	RoundsOpsPerSec []float64 `json:"rounds_ops_per_sec,omitempty"`
 	// Inconclusive says why the numbers cannot be trusted (budget
 	// reached, missed rate, layer in memory mode, run interrupted).
 	Inconclusive string `json:"inconclusive,omitempty"`
+	// TimingOnly says Inconclusive concerns latency and throughput only
+	// (the open loop missed its rate); the row's counts stand.
+	TimingOnly bool `json:"inconclusive_timing_only,omitempty"`
 }
 
 // resultOf turns a run's stats for kind into a row.
@@ -153,6 +168,7 @@ func (r Result) Bench() reports.Bench {
 // Comparison puts two profiles' rows for one op side by side (B over A).
 type Comparison struct {
 	Op         string  `json:"op"`
+	Point      *int64  `json:"point,omitempty"`
 	A          string  `json:"a"`
 	B          string  `json:"b"`
 	Throughput float64 `json:"throughput_ratio"`
@@ -186,9 +202,17 @@ type Report struct {
 	External *External     `json:"redis_benchmark,omitempty"`
 	// CPUs is the machine's; ClientProcs the GOMAXPROCS the steps ran
 	// with (see Config.ClientProcs).
-	CPUs        int      `json:"cpus"`
-	ClientProcs int      `json:"client_procs"`
-	Warnings    []string `json:"warnings,omitempty"`
+	CPUs        int `json:"cpus"`
+	ClientProcs int `json:"client_procs"`
+	// Sweep is the run's sweep (nil: none); NoFile the file descriptor
+	// limit the run raised to (0: it needed no more than the default).
+	Sweep *Sweep `json:"sweep,omitempty"`
+	// Shard is the share this report is (Count 0: the whole load).
+	Shard Shard `json:"shard"`
+	// EventRate is the rate the projections assume.
+	EventRate float64  `json:"event_rate"`
+	NoFile    uint64   `json:"nofile_limit,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
 }
 
 // Inconclusive reports whether any row could not be trusted.
@@ -205,9 +229,11 @@ func (r *Report) Inconclusive() bool {
 // profile against the first) and the projections at eventRate, from the
 // rows that are not inconclusive.
 func (r *Report) finish(profiles []string, eventRate float64) {
-	find := func(op, profile string) *Result {
+	// find is the row of op and profile at point (a sweep value; nil
+	// outside a sweep); a raw baseline has no point.
+	find := func(op, profile string, point *int64) *Result {
 		for i := range r.Results {
-			if x := &r.Results[i]; x.Op == op && x.Profile == profile && x.Ops > 0 && x.Inconclusive == "" {
+			if x := &r.Results[i]; x.Op == op && x.Profile == profile && x.Ops > 0 && x.Inconclusive == "" && samePoint(x.Point, point) {
 				return x
 			}
 		}
@@ -218,14 +244,14 @@ func (r *Report) finish(profiles []string, eventRate float64) {
 		if x.Profile == Raw || x.Inconclusive != "" {
 			continue
 		}
-		b := find(baselineOf[x.Op], Raw)
+		b := find(baselineOf[x.Op], Raw, nil)
 		if b == nil {
 			continue
 		}
 		x.Baseline = b.Op
 		x.ThroughputVsB = ratio(x.OpsPerSec, b.OpsPerSec)
 		x.P50VsB = ratio(float64(x.Latency.P50), float64(b.Latency.P50))
-		if st := find(storageOf[x.Op], Raw); st != nil {
+		if st := find(storageOf[x.Op], Raw, nil); st != nil {
 			x.Storage, x.ThroughputVsStorage = st.Op, ratio(x.OpsPerSec, st.OpsPerSec)
 		}
 	}
@@ -235,9 +261,9 @@ func (r *Report) finish(profiles []string, eventRate float64) {
 			continue
 		}
 		for _, p := range profiles[1:] {
-			if y := find(x.Op, p); y != nil {
+			if y := find(x.Op, p, x.Point); y != nil {
 				a := &r.Results[i]
-				r.Compare = append(r.Compare, Comparison{Op: x.Op, A: a.Profile, B: y.Profile,
+				r.Compare = append(r.Compare, Comparison{Op: x.Op, Point: x.Point, A: a.Profile, B: y.Profile,
 					Throughput: ratio(y.OpsPerSec, a.OpsPerSec), P50: ratio(float64(y.Latency.P50), float64(a.Latency.P50)),
 					P99: ratio(float64(y.Latency.P99), float64(a.Latency.P99)), CommandsA: a.CommandsPerOp, CommandsB: y.CommandsPerOp})
 			}
@@ -245,7 +271,7 @@ func (r *Report) finish(profiles []string, eventRate float64) {
 	}
 	r.Project = nil
 	for _, x := range r.Results {
-		if x.CommandsPerOp > 0 && x.Inconclusive == "" && (x.Op == OpPublish || x.Profile == Raw && x.Op == OpXAdd) {
+		if x.CommandsPerOp > 0 && x.Inconclusive == "" && x.Point == nil && (x.Op == OpPublish || x.Profile == Raw && x.Op == OpXAdd) {
 			cmds, basis := x.CommandsPerOp, "client"
 			if x.ServerCommandsPerOp != nil && r.Plan.billsServer() {
 				cmds, basis = *x.ServerCommandsPerOp, "server"
@@ -258,6 +284,31 @@ func (r *Report) finish(profiles []string, eventRate float64) {
 			}
 		}
 	}
+}
+
+// inconclusiveFrom makes r inconclusive when x, one of the rows it stands
+// for, is: the first reason (prefixed) is kept, and the doubt covers
+// timing only while every such row's does.
+func (r *Result) inconclusiveFrom(x Result, prefix string) {
+	switch {
+	case x.Inconclusive == "":
+	case r.Inconclusive == "":
+		r.Inconclusive, r.TimingOnly = prefix+x.Inconclusive, x.TimingOnly
+	case !x.TimingOnly:
+		r.TimingOnly = false
+	}
+}
+
+// label is the row's op, with its sweep value ("reg_lookup @1000").
+func (r Result) label() string {
+	if r.Point == nil {
+		return r.Op
+	}
+	return fmt.Sprintf("%s @%d", r.Op, *r.Point)
+}
+
+func samePoint(a, b *int64) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 func ratio(a, b float64) float64 {
@@ -296,7 +347,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			vs += fmt.Sprintf(", %.2f× %s", x.ThroughputVsStorage, x.Storage)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.0f/%.0f\t%d\t%s\t\n",
-			x.Op, x.Profile, x.Model, x.Workers, x.Ops, x.OpsPerSec, msf(x.Latency.P50), msf(x.Latency.P90),
+			x.label(), x.Profile, x.Model, x.Workers, x.Ops, x.OpsPerSec, msf(x.Latency.P50), msf(x.Latency.P90),
 			msf(x.Latency.P99), msf(x.Latency.P999), msf(x.Latency.Max), x.RoundTripsPerOp, x.CommandsPerOp,
 			x.BytesOutPerOp, x.BytesInPerOp, x.Errors, vs)
 	}
@@ -306,27 +357,27 @@ func (r *Report) WriteTable(w io.Writer) {
 	for _, x := range r.Results {
 		if x.Offered > 0 {
 			notes = append(notes, fmt.Sprintf("%s/%s open loop: offered %.0f/s, achieved %.0f/s; %d late, %d dropped of %d",
-				x.Op, x.Profile, x.OfferedRate, x.OpsPerSec, x.Late, x.Dropped, x.Offered))
+				x.label(), x.Profile, x.OfferedRate, x.OpsPerSec, x.Late, x.Dropped, x.Offered))
 		}
 		if x.Expected > 0 {
-			notes = append(notes, fmt.Sprintf("%s/%s: %d of %d deliveries received", x.Op, x.Profile, x.Delivered, x.Expected))
+			notes = append(notes, fmt.Sprintf("%s/%s: %d of %d deliveries received", x.label(), x.Profile, x.Delivered, x.Expected))
 		}
 		if x.RoundTripsPerOp > 0 && x.RoundTripsPerOp < 0.995 {
 			notes = append(notes, fmt.Sprintf("%s/%s: %.2f round trips per op: ops in flight together shared pipelines, and a shared round trip counts once",
-				x.Op, x.Profile, x.RoundTripsPerOp))
+				x.label(), x.Profile, x.RoundTripsPerOp))
 		}
 		if x.FirstErr != "" {
-			notes = append(notes, fmt.Sprintf("%s/%s first error: %s", x.Op, x.Profile, x.FirstErr))
+			notes = append(notes, fmt.Sprintf("%s/%s first error: %s", x.label(), x.Profile, x.FirstErr))
 		}
 		if len(x.RoundsOpsPerSec) > 1 {
 			rs := make([]string, len(x.RoundsOpsPerSec))
 			for i, v := range x.RoundsOpsPerSec {
 				rs[i] = fmt.Sprintf("%.0f", v)
 			}
-			notes = append(notes, fmt.Sprintf("%s/%s ops/s per round: %s (the row is the median round)", x.Op, x.Profile, strings.Join(rs, ", ")))
+			notes = append(notes, fmt.Sprintf("%s/%s ops/s per round: %s (the row is the median round)", x.label(), x.Profile, strings.Join(rs, ", ")))
 		}
 		if x.Inconclusive != "" {
-			notes = append(notes, fmt.Sprintf("%s/%s INCONCLUSIVE: %s", x.Op, x.Profile, x.Inconclusive))
+			notes = append(notes, fmt.Sprintf("%s/%s INCONCLUSIVE: %s", x.label(), x.Profile, x.Inconclusive))
 		}
 	}
 	if len(notes) > 0 {
@@ -340,6 +391,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "op\tB vs A\tthroughput\tp50\tp99\tcmds/op A→B\t")
 		for _, c := range r.Compare {
+			if c.Point != nil {
+				c.Op += fmt.Sprintf(" @%d", *c.Point)
+			}
 			fmt.Fprintf(tw, "%s\t%s vs %s\t%.2f×\t%.2f×\t%.2f×\t%.2f→%.2f\t\n", c.Op, c.B, c.A, c.Throughput, c.P50, c.P99, c.CommandsA, c.CommandsB)
 		}
 		tw.Flush()
@@ -369,6 +423,13 @@ func (r *Report) WriteTable(w io.Writer) {
 	if e := r.External; e != nil {
 		fmt.Fprintf(w, "\nredis-benchmark -c %d -n %d XADD: %.0f ops/s (median of runs %v)\nharness raw xadd, %d workers: %.0f ops/s (median of rounds %v)\nratio harness/redis-benchmark: %.2f (goal ≥ 0.90)\n",
 			e.Clients, e.Requests, e.Median, roundAll(e.OpsPerSec), e.Clients, e.Harness, roundAll(e.HarnessRuns), e.Ratio)
+	}
+	if r.Sweep != nil {
+		fmt.Fprintf(w, "\nsweep %s:\n\n", r.Sweep)
+		w.Write(reports.SweepsMarkdown(r.Sweeps()))
+	}
+	if r.NoFile > 0 {
+		fmt.Fprintf(w, "file descriptor limit raised to %d for this run\n", r.NoFile)
 	}
 	for _, s := range r.Warnings {
 		fmt.Fprintln(w, "WARNING:", s)
@@ -434,7 +495,7 @@ func (r *Report) writeServerTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "op\tprofile\tcmds/op client\tcmds/op server\tserver commands per op\tinstances\tconns idle\tconns under load\t")
 	for _, x := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t\n", x.Op, x.Profile, x.CommandsPerOp, strings.Join(x.Bench().ServerCells(), "\t"))
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t\n", x.label(), x.Profile, x.CommandsPerOp, strings.Join(x.Bench().ServerCells(), "\t"))
 	}
 	tw.Flush()
 }

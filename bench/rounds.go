@@ -25,11 +25,17 @@ func repeat(steps []Step, n int) []Step {
 // inconclusive: a median must not hide a round that could not be trusted.
 // Rows appear in the order of their first round.
 func medianRounds(rows []Result) []Result {
-	type key struct{ op, profile, model string }
+	type key struct {
+		op, profile, model string
+		point              int64
+	}
 	groups := map[key][]Result{}
 	var order []key
 	for _, r := range rows {
-		k := key{r.Op, r.Profile, r.Model}
+		k := key{r.Op, r.Profile, r.Model, -1}
+		if r.Point != nil {
+			k.point = *r.Point
+		}
 		if _, seen := groups[k]; !seen {
 			order = append(order, k)
 		}
@@ -51,9 +57,7 @@ func medianRounds(rows []Result) []Result {
 		m := byRate[(len(byRate)-1)/2]
 		m.RoundsOpsPerSec = rates
 		for _, r := range g {
-			if r.Inconclusive != "" && m.Inconclusive == "" {
-				m.Inconclusive = r.Inconclusive
-			}
+			m.inconclusiveFrom(r, "")
 		}
 		out = append(out, m)
 	}

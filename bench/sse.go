@@ -41,28 +41,40 @@ func startService(ctx context.Context, l *impl.Layer) (string, func() error, err
 type sseRun struct {
 	flow     string
 	id       string
+	pad      string
 	pubURL   string
 	http     *http.Client
 	recs     recorders
 	clients  int
 	received atomic.Int64 // measured events received, all clients
+	ended    atomic.Int64 // streams the service ended before the run did
 	want     int64        // measured events × clients
 	probes   []atomic.Int64
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stops    []func() error
 	layers   []*impl.Layer
+	// inst is instance B when it runs as a process of its own.
+	inst *instanceProc
 }
 
 // sseSettle bounds waiting for the SSE clients to see a probe event before
 // the run, and for the last events to arrive after it.
 const sseSettle = 10 * time.Second
 
+// sseIdle is how long finish waits for deliveries when none arrives: a
+// fan-out to thousands of clients on a busy machine pauses longer than a
+// second between deliveries.
+const sseIdle = 5 * time.Second
+
 // startSSE builds the two instances and connects the clients to B, then
 // publishes probe events on A until every client has received one, so the
 // measured phase starts with live subscriptions everywhere.
-func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg impl.Config, id string, clients int) (r *sseRun, err error) {
-	r = &sseRun{flow: id + "-sse", id: id, clients: clients, http: &http.Client{}, probes: make([]atomic.Int64, clients)}
+//
+// instance, when set, is the command that serves B as a process of its own
+// (Config.SSEInstance).
+func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg impl.Config, id string, clients, eventBytes int, instance []string) (r *sseRun, err error) {
+	r = &sseRun{flow: id + "-sse", id: id, pad: padding(eventBytes), clients: clients, http: &http.Client{}, probes: make([]atomic.Int64, clients)}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -72,6 +84,14 @@ func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg im
 	for i := range bases {
 		c := cfg
 		c.ServerID = fmt.Sprintf("%s-%c", id, 'a'+i)
+		if i == 1 && len(instance) > 0 {
+			if r.inst, err = startInstance(ctx, instance, profile, cfg.URL, c.ServerID); err != nil {
+				return r, err
+			}
+			r.stops = append(r.stops, r.inst.stop)
+			bases[i] = r.inst.base
+			continue
+		}
 		l, err := layers.New(ctx, profile, c)
 		if err != nil {
 			return r, err
@@ -97,6 +117,9 @@ func startSSE(ctx context.Context, layers *impl.Profiles, profile string, cfg im
 		go func(i int) {
 			defer r.wg.Done()
 			r.read(events, rec, i)
+			if cctx.Err() == nil { // the stream ended before the run did
+				r.ended.Add(1)
+			}
 		}(i)
 	}
 	return r, r.probe(ctx)
@@ -149,7 +172,7 @@ func (r *sseRun) read(events <-chan impl.Event, rec *Recorder, client int) {
 
 // publish posts one bench event to instance A.
 func (r *sseRun) publish(ctx context.Context, c Call) error {
-	body, err := json.Marshal(benchEvent(r.id, r.flow, c))
+	body, err := json.Marshal(paddedEvent(r.id, r.flow, c, r.pad))
 	if err != nil {
 		return err
 	}
@@ -181,7 +204,7 @@ func (r *sseRun) finish(st *Stats) []string {
 	want := (st.Ops - st.Errors) * int64(r.clients)
 	r.want = want
 	last, idle := r.received.Load(), time.Now()
-	for r.received.Load() < want && time.Since(idle) < 2*time.Second {
+	for r.received.Load() < want && time.Since(idle) < sseIdle {
 		time.Sleep(10 * time.Millisecond)
 		if n := r.received.Load(); n != last {
 			last, idle = n, time.Now()
@@ -189,6 +212,7 @@ func (r *sseRun) finish(st *Stats) []string {
 	}
 	for kind, h := range r.recs.merged() {
 		st.Latency[kind] = summarize(h)
+		st.Hists[kind] = h
 	}
 	return []string{OpSSEPublish, OpSSE}
 }
@@ -201,6 +225,10 @@ func (r *sseRun) annotate(res *Result) {
 	}
 	res.Delivered, res.Expected = r.received.Load(), r.want
 	res.Errors = max(res.Expected-res.Delivered, 0)
+	res.StreamsEnded = r.ended.Load()
+	if res.StreamsEnded > 0 && res.FirstErr == "" {
+		res.FirstErr = fmt.Sprintf("%d of %d SSE streams were ended by the instance before the run ended", res.StreamsEnded, r.clients)
+	}
 }
 
 // close stops the clients, the services and the layers.

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gonogo/harness/chaos"
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/internal/exitcode"
@@ -75,6 +76,28 @@ type Config struct {
 	// then round 2's, ...), and reports per row the round with the median
 	// throughput, so a ratio is not decided by one noisy step. Default 1.
 	Rounds int
+	// Sweep, when set, runs its parameter's op at each of its values
+	// instead of the preset's steps (see SweepParams).
+	Sweep *Sweep
+	// OutboxCap, when set, is the layers' outbox cap (impl.Config).
+	OutboxCap int
+	// SSEInstance, when set, runs the sse op's serving instance (B, the
+	// one the SSE clients connect to) as a process of its own: the
+	// command (argv) to which --profile P --addr 127.0.0.1:PORT are
+	// appended, with the tracker's environment (REDIS_URL, …) pointing at
+	// the target; `harness serve` is one. Its footprint is then the
+	// instance's alone, and its connections' fds are not the clients'.
+	// Process target only.
+	SSEInstance []string
+	// Shard, when set, runs this share of every step's load (rate, ops
+	// and workers divided by the share count) and keeps each row's
+	// latency histogram (Result.Hist) for Merge. ShardRun, when set,
+	// names the run on the target: the shares meet there (an auto index
+	// is claimed, and each waits up to ShardWait, default
+	// DefaultShardWait, for all to be ready) before the first step.
+	Shard     *Shard
+	ShardRun  string
+	ShardWait time.Duration
 	// ClientProcs is the GOMAXPROCS the run's clients (and the layers
 	// under test, which run in this process) get while the steps run. 0:
 	// one CPU fewer than the machine has when Redis runs on this machine
@@ -96,11 +119,13 @@ func (c Config) clientProcs(getenv func(string) string) int {
 }
 
 // Step is one op driven with one load (once per profile for layer ops).
-// Round numbers the repetitions of the step list (Config.Rounds) from 0.
+// Round numbers the repetitions of the step list (Config.Rounds) from 0;
+// Point is the sweep value it runs at (nil outside a sweep).
 type Step struct {
 	Op    string
 	Load  Load
 	Round int
+	Point *Point
 }
 
 // Presets lists the named step sets.
@@ -113,6 +138,9 @@ var Presets = map[string]string{
 
 // steps expands the preset and ops into steps.
 func (c Config) steps() ([]Step, error) {
+	if c.Sweep != nil {
+		return c.sweepSteps(), nil
+	}
 	one := func(ops []string) []Step {
 		s := make([]Step, len(ops))
 		for i, op := range ops {
@@ -169,6 +197,9 @@ func (c *Config) validate() error {
 	if c.EventRate == 0 {
 		c.EventRate = 1
 	}
+	if c.ShardWait == 0 {
+		c.ShardWait = DefaultShardWait
+	}
 	if c.Layers != nil && len(c.Profiles) == 0 {
 		c.Profiles = c.Layers.Names()
 	}
@@ -197,6 +228,23 @@ func (c *Config) validate() error {
 		return exitcode.Configf("rounds %d: must not be negative", c.Rounds)
 	case c.RedisBenchmark && c.Target != target.KindProcess:
 		return exitcode.Configf("--redis-benchmark needs --target process")
+	case c.Shard != nil && c.Shard.Index < 0 && c.ShardRun == "":
+		return exitcode.Configf("--shard auto/N claims its index on the target: it needs --shard-run NAME")
+	case c.ShardRun != "" && !shardRunRE.MatchString(c.ShardRun):
+		return exitcode.Configf("--shard-run %q: want 1 to 64 letters, digits, _ . -", c.ShardRun)
+	case c.ShardRun != "" && c.Shard == nil:
+		return exitcode.Configf("--shard-run needs --shard")
+	case c.Shard != nil && (c.Shard.Count < 1 || c.Shard.Index >= c.Shard.Count):
+		return exitcode.Configf("shard %s: out of range", c.Shard)
+	case c.Shard != nil && c.Sweep != nil && c.Sweep.Param == SweepOutage:
+		return exitcode.Configf("the outage sweep takes Redis away: it cannot be sharded")
+	case len(c.SSEInstance) > 0 && c.Target != target.KindProcess:
+		return exitcode.Configf("an SSE instance process needs --target process")
+	case c.OutboxCap < 0:
+		return exitcode.Configf("outbox cap %d: must not be negative", c.OutboxCap)
+	}
+	if err := c.validateSweep(); err != nil {
+		return exitcode.Config(err)
 	}
 	if err := c.Load.Validate(); err != nil {
 		return exitcode.Config(err)
@@ -260,6 +308,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	steps, _ := cfg.steps()
 	steps = repeat(steps, cfg.Rounds)
+	whole := steps
+	if cfg.Shard != nil {
+		// Until an auto index is claimed, share 0 (the largest) stands
+		// in for the estimate.
+		steps = share(whole, Shard{Index: max(cfg.Shard.Index, 0), Count: cfg.Shard.Count})
+	}
 	if cfg.metered() {
 		for i := range steps {
 			steps[i].Load = meteredLoad(steps[i].Load)
@@ -275,6 +329,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if estimate, err = estimateCommands(ctx, cfg, steps); err != nil {
 			return nil, err
 		}
+		if cfg.ShardRun != "" {
+			estimate += shardCommands(cfg.ShardWait)
+		}
 		estimate += cleanupReserve(estimate)
 		if cfg.MaxCommands == 0 {
 			cfg.MaxCommands = estimate
@@ -282,7 +339,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, exitcode.Configf("--max-commands %d is below the %d commands this run needs (estimated); raise it or lower --ops/--rate", cfg.MaxCommands, estimate)
 		}
 	}
-	rep := &Report{Target: tg.Redacted(), Kind: cfg.Target, TLS: tg.TLS() != nil, Started: time.Now(), Plan: cfg.Plan}
+	rep := &Report{Target: tg.Redacted(), Kind: cfg.Target, TLS: tg.TLS() != nil, Started: time.Now(), Plan: cfg.Plan, Sweep: cfg.Sweep,
+		EventRate: cfg.EventRate}
+	if need := cfg.fdNeed(); need > 0 {
+		got, err := raiseNoFile(need)
+		rep.NoFile = got
+		if err != nil {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("this run needs about %d file descriptors and may open only %d: %v", need, got, err))
+		}
+	}
 	if cfg.Target == target.KindRemoteSim {
 		rep.RTT = cfg.RTT
 	}
@@ -306,6 +371,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}()
 	}
 	s := &session{cfg: cfg, tg: tg, guard: guard, run: runID()}
+	if cfg.ShardRun != "" {
+		if err := s.meet(ctx, cfg.ShardRun, cfg.ShardWait); err != nil {
+			return nil, exitcode.Harness(err)
+		}
+	}
+	if cfg.Shard != nil {
+		rep.Shard = *cfg.Shard
+		steps = share(whole, *cfg.Shard)
+		if cfg.metered() {
+			for i := range steps {
+				steps[i].Load = meteredLoad(steps[i].Load)
+			}
+		}
+	}
 	if s.meter, err = newServerMeter(ctx, tg, guard); err != nil {
 		rep.Warnings = append(rep.Warnings, "no server-side accounting or connection counts: "+redact.Text(err.Error(), redact.Password(cfg.URL)))
 	} else {
@@ -420,10 +499,23 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 	var closeFn func() error
 	var layer *impl.Layer
 	var side *sseRun
+	var out *outage
 	var err error
+	k := s.knobs(st)
+	var base int64
+	if st.Point != nil {
+		base = settledRSS()
+	}
 	sm := s.newStepMeter(id)
 	lcfg := s.layerConfig(hooks)
 	lcfg.ClientName = sm.clientName()
+	if k.outage > 0 {
+		emb := chaos.NewEmbedded(ctx)
+		defer emb.Close()
+		if out, err = newOutage(emb, s.tg.Addr(), &lcfg, k.outage); err != nil {
+			return nil, exitcode.Harnessf("outage: %w", err)
+		}
+	}
 	switch {
 	case profile == Raw:
 		var rdb *redis.Client
@@ -435,8 +527,15 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 		sm.started(ctx, 1)
 		op, err = rawOp(ctx, st.Op, rdb, s.tg.KeyPrefix()+id+":", max(st.Load.Workers, 1))
 	case st.Op == OpSSE:
-		side, err = startSSE(ctx, s.cfg.Layers, profile, lcfg, id, s.cfg.SSEClients)
-		if err != nil {
+		side, err = startSSE(ctx, s.cfg.Layers, profile, lcfg, id, k.sseClients, k.eventBytes, s.cfg.SSEInstance)
+		switch {
+		case err != nil && st.Point != nil && ctx.Err() == nil:
+			// A size the instance cannot take is a finding of the sweep
+			// (the seed's Pub/Sub connection per client runs out of file
+			// descriptors at 10,000), not the end of it.
+			return []Result{{Op: OpSSE, Profile: profile, Target: s.cfg.Target, Model: st.Load.Model(), Point: pointOf(st),
+				Inconclusive: "set-up failed: " + err.Error()}}, nil
+		case err != nil:
 			return nil, exitcode.Harnessf("sse %s: %w", profile, err)
 		}
 		closeFn, op = side.close, side.op()
@@ -447,15 +546,29 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 			return nil, exitcode.Harnessf("profile %s: %w", profile, err)
 		}
 		closeFn = layer.Close
+		if out != nil {
+			out.attach(layer)
+		}
 		sm.started(ctx, 1)
-		op, err = layerOp(ctx, st.Op, layer, id, max(st.Load.Workers, 1))
+		op, err = layerOp(ctx, st.Op, layer, id, max(st.Load.Workers, 1), k)
 	}
-	if sm != nil {
-		op.Mark = sm.mark
-	}
+	var proc *ProcStats
+	op.Mark = s.marks(st, sm, out, func() {
+		switch {
+		case side != nil && side.inst != nil:
+			proc = side.inst.sample(k.sseClients)
+		case side != nil:
+			proc = sampleProc(base, k.sseClients)
+		default:
+			proc = sampleProc(base, 0)
+		}
+	})
 	defer closeFn()
+	if out != nil {
+		defer out.close()
+	}
 	if err != nil {
-		return []Result{{Op: st.Op, Profile: profile, Target: s.cfg.Target, Model: st.Load.Model(),
+		return []Result{{Op: st.Op, Profile: profile, Target: s.cfg.Target, Model: st.Load.Model(), Point: pointOf(st),
 			Inconclusive: "set-up failed: " + err.Error()}}, nil
 	}
 	dctx, cancel := context.WithCancel(ctx)
@@ -464,7 +577,7 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 		defer s.guard.OnExhaust(cancel)()
 	}
 	var watch *modeWatch
-	if layer != nil {
+	if layer != nil && out == nil {
 		watch = watchMode(layer.Manager)
 	}
 	stats, runErr := Drive(dctx, op, st.Load, hook, s.cfg.Progress)
@@ -472,38 +585,80 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 		return nil, exitcode.Config(runErr)
 	}
 	memory, samples := watch.stop()
+	var ost *OutageStats
+	var outErr error
+	if out != nil {
+		o, err := out.drain(ctx)
+		ost, outErr = &o, err
+	}
 	kinds := []string{st.Op}
 	if side != nil {
 		kinds = side.finish(stats)
 	}
 	var rows []Result
-	for _, k := range kinds {
-		r := resultOf(stats, k, profile, s.cfg.Target)
+	for _, kind := range kinds {
+		r := resultOf(stats, kind, profile, s.cfg.Target)
+		r.Point, r.Process = pointOf(st), proc
+		if s.cfg.Shard != nil {
+			if r.Hist, err = encodeHist(stats.Hists[kind]); err != nil {
+				return rows, exitcode.Harnessf("histogram of %s: %w", kind, err)
+			}
+		}
 		switch {
 		case s.guard != nil && s.guard.Exhausted():
 			r.Inconclusive = "command budget reached: the run was stopped before it could exceed --max-commands"
 		case ctx.Err() != nil:
 			r.Inconclusive = "interrupted"
 		case errors.Is(runErr, ErrMissedRate):
-			r.Inconclusive = runErr.Error()
+			r.Inconclusive, r.TimingOnly = runErr.Error(), true
+		case outErr != nil:
+			r.Inconclusive = "the outage could not be injected: " + outErr.Error()
 		case memory > 0:
 			r.Inconclusive = fmt.Sprintf("the layer fell back to memory during the run (%d of %d mode samples): these are not Redis numbers (see --call-budget)", memory, samples)
 		}
 		if side != nil {
 			side.annotate(&r)
 		}
-		if k == stats.Op { // the row with the client's accounting
+		if kind == stats.Op { // the row with the client's accounting
 			sm.annotate(&r)
+			r.Outage = ost
 		}
 		rows = append(rows, r)
 	}
 	return rows, nil
 }
 
+// marks is a step's Mark: the server meter's readings, the outage's
+// timeline, and the process footprint at the measured phase's end (sweep
+// points only).
+func (s *session) marks(st Step, sm *stepMeter, out *outage, atEnd func()) func(context.Context, bool) {
+	return func(ctx context.Context, end bool) {
+		if sm != nil {
+			sm.mark(ctx, end)
+		}
+		if out != nil {
+			out.mark(ctx, end)
+		}
+		if end && st.Point != nil {
+			atEnd()
+		}
+	}
+}
+
+// pointOf is the step's sweep value, nil outside a sweep.
+func pointOf(st Step) *int64 {
+	if st.Point == nil {
+		return nil
+	}
+	v := st.Point.Value
+	return &v
+}
+
 // layerConfig is the impl.Config of a layer on the target.
 func (s *session) layerConfig(hooks []redis.Hook) impl.Config {
 	return impl.Config{URL: s.tg.URL(), TLS: s.tg.TLS(), Enabled: true, EventBus: true, Cache: true, SSE: true,
-		Hooks: hooks, KeyPrefix: s.tg.KeyPrefix(), PublishBudget: s.cfg.CallBudget, CallBudget: s.cfg.CallBudget}
+		Hooks: hooks, KeyPrefix: s.tg.KeyPrefix(), PublishBudget: s.cfg.CallBudget, CallBudget: s.cfg.CallBudget,
+		OutboxCap: s.cfg.OutboxCap}
 }
 
 // rawClient is a client for the raw ops: a pool as large as the workers,

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gonogo/harness/bench"
 	"github.com/gonogo/harness/impl/profiles"
+	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/verdict"
 	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/scenarios"
@@ -205,5 +207,35 @@ func TestForGateLoad(t *testing.T) {
 	own := benchLoad(&reports.BenchLoad{Workers: 4, Rate: 50, DurationS: 0.5, LateAfterMs: 2.5, MaxMissed: 0.1})
 	if want := (bench.Load{Workers: 4, Rate: 50, Duration: 500 * time.Millisecond, LateAfter: 2500 * time.Microsecond, MaxMissed: 0.1}); own != want {
 		t.Errorf("own load: got %+v; want %+v", own, want)
+	}
+}
+
+// TestForGateSweeps: a gate's sweeps are planned with the values range-
+// checked; a value out of range is bad input.
+func TestForGateSweeps(t *testing.T) {
+	reg := profiles.Default()
+	file := func(sweep string) string {
+		path := filepath.Join(t.TempDir(), "gates.yaml")
+		body := "version: 1\ngates:\n  scale:\n    description: lookups stay one round trip\n    sweeps: [\"" + sweep + "\"]\n" +
+			"    criteria:\n      - {id: flat, metric: \"sweep:members:reg_lookup:round_trips_per_op\", aggregation: growth, comparator: \"<=\", bound: 0, why: guarantee 9}\n"
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	p := Plan{Profiles: []string{"hardened"}, Registry: reg}
+	if err := p.ForGate("scale", file("members=10,1k"), scenarios.DefaultKnown(reg)); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Sweeps) != 1 || p.Sweeps[0].Param != bench.SweepMembers || !slices.Equal(p.Sweeps[0].Values, []int64{10, 1000}) {
+		t.Errorf("sweeps %+v; want members 10, 1000", p.Sweeps)
+	}
+	// The example in docs stays valid.
+	if err := p.ForGate("scale", "../docs/gates-scale.yaml", scenarios.DefaultKnown(reg)); err != nil || len(p.Sweeps) != 1 {
+		t.Errorf("docs/gates-scale.yaml: %v, sweeps %+v", err, p.Sweeps)
+	}
+	err := p.ForGate("scale", file("members=0,10"), scenarios.DefaultKnown(reg))
+	if exitcode.Of(err) != exitcode.BadInput || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("members=0,10: err %v; want bad input, out of range", err)
 	}
 }

@@ -49,6 +49,8 @@ type Plan struct {
 	// the load they are driven with (the gates file's bench_load).
 	Benches []string
 	Load    bench.Load
+	// Sweeps are the gate's sweeps, each run with Load.
+	Sweeps []bench.Sweep
 	// Profiles are the profiles under test; Registry the registered ones
 	// (a profile it does not hold, an external implementation's, takes
 	// every spec).
@@ -106,7 +108,7 @@ func catalogue(specs []scenarios.Spec) reports.Catalogue {
 	for _, m := range check.Metrics {
 		byCheck[m.Check] = append(byCheck[m.Check], m.Name)
 	}
-	cat := reports.Catalogue{Scenarios: map[string][]string{}, Checks: map[string][]string{}, Benchmarks: benchOps()}
+	cat := reports.Catalogue{Scenarios: map[string][]string{}, Checks: map[string][]string{}, Benchmarks: benchOps(), Sweeps: bench.SweepNames()}
 	for _, s := range specs {
 		cat.Scenarios[s.Name] = cat.Scenarios[s.Name]
 		for _, c := range s.Checks {
@@ -164,6 +166,14 @@ func (p *Plan) ForGate(name, file string, known scenarios.Known) error {
 	p.Jobs = p.jobsFor(sel)
 	p.Benches = benchSteps(g.Benchmarks)
 	p.Load = benchLoad(gs.BenchLoad)
+	p.Sweeps = nil
+	for _, s := range g.Sweeps {
+		sw, err := bench.ParseSweep(s)
+		if err != nil {
+			return exitcode.Configf("gate %s: %w", g.Name, err)
+		}
+		p.Sweeps = append(p.Sweeps, sw)
+	}
 	return nil
 }
 

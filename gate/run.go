@@ -157,7 +157,7 @@ func (p Plan) Run(ctx context.Context, hk Hooks) (Result, error) {
 	if hk.ScenariosDone != nil {
 		hk.ScenariosDone()
 	}
-	if len(p.Benches) > 0 && ctx.Err() == nil {
+	if len(p.Benches)+len(p.Sweeps) > 0 && ctx.Err() == nil {
 		if err := p.runBenches(ctx, &run, res.Dir, hk); err != nil {
 			if exitcode.Of(err) == exitcode.BadInput {
 				return res, err
@@ -245,23 +245,44 @@ func (p Plan) runBenches(ctx context.Context, run *reports.Run, runDir string, h
 		return nil
 	}
 	cfg.Progress = hk.Bench
-	rep, err := bench.Run(ctx, cfg)
-	if rep == nil {
-		return err
+	runs := []bench.Config{}
+	if len(p.Benches) > 0 {
+		runs = append(runs, cfg)
 	}
-	for _, r := range rep.Results {
-		run.Benchmarks = append(run.Benchmarks, r.Bench())
+	for i := range p.Sweeps {
+		c := cfg
+		c.Ops, c.Sweep = nil, &p.Sweeps[i]
+		runs = append(runs, c)
 	}
-	var b bytes.Buffer
-	if werr := rep.WriteJSON(&b); werr == nil {
-		if werr := saveFile(runDir, BenchJSON, b.Bytes()); werr != nil {
-			return werr
+	for i, c := range runs {
+		rep, err := bench.Run(ctx, c)
+		if rep == nil {
+			return err
+		}
+		if c.Sweep == nil {
+			for _, r := range rep.Results {
+				run.Benchmarks = append(run.Benchmarks, r.Bench())
+			}
+		}
+		run.Sweeps = append(run.Sweeps, rep.Sweeps()...)
+		name := BenchJSON
+		if i > 0 || c.Sweep != nil {
+			name = fmt.Sprintf("bench-%d.json", i)
+		}
+		var b bytes.Buffer
+		if werr := rep.WriteJSON(&b); werr == nil {
+			if werr := saveFile(runDir, name, b.Bytes()); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, context.Canceled) {
+			return nil // the run is marked interrupted
+		}
+		if err != nil {
+			return err
 		}
 	}
-	if errors.Is(err, context.Canceled) {
-		return nil // the run is marked interrupted
-	}
-	return err
+	return nil
 }
 
 // judgeAndWrite judges run against g, compares it with the previous run of

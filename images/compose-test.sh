@@ -26,15 +26,8 @@ export HARNESS_CONTROL_TOKEN
 
 say() { echo "compose-test: $*" >&2; }
 
-if "$DOCKER" compose version >/dev/null 2>&1; then
-	compose=("$DOCKER" compose)
-elif command -v docker-compose >/dev/null 2>&1; then
-	compose=(docker-compose)
-else
-	say "neither 'docker compose' nor docker-compose is installed (apt-get install -y docker-compose)"
-	exit 4
-fi
-c() { "${compose[@]}" -p "$project" -f "$file" "$@"; }
+# shellcheck source=images/compose-lib.sh
+. images/compose-lib.sh
 
 # leftovers prints what the project still owns: containers, networks, volumes.
 leftovers() {

@@ -34,6 +34,7 @@ type Measurements map[string]Measurement
 //     missing evidence), with the check's evidence;
 //   - bench:<op>:<field> for benchmarks of the run's profile (or of any
 //     profile when Environment.Profile is empty);
+//   - sweep:<param>:<op>:<field> for sweeps (see measureSweeps);
 //   - env:tls, env:remote (1 or 0) and env:rtt_ms.
 //
 // A scenario or benchmark marked Inconclusive makes all of its metrics
@@ -116,6 +117,7 @@ func Measure(r Run) Measurements {
 			m["bench:"+b.Op+":"+field] = mm
 		}
 	}
+	measureSweeps(r, m)
 	env := r.Environment
 	m["env:tls"] = Measurement{Stat: Value(b2f(env.TLS)), Evidence: []string{"target TLS: " + onOff(env.TLS)}}
 	m["env:remote"] = Measurement{Stat: Value(b2f(env.Remote())), Evidence: []string{"target kind: " + orNone(env.TargetKind)}}

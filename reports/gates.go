@@ -50,14 +50,17 @@ type BenchLoad struct {
 // Included gates are already merged in: Scenarios, Benchmarks and Criteria
 // are complete.
 type Gate struct {
-	Name        string      `json:"name"`
-	Day         int         `json:"day,omitempty"`
-	Description string      `json:"description"`
-	Include     []string    `json:"include,omitempty"`
-	Scenarios   []string    `json:"scenarios,omitempty"`  // scenario names it runs
-	Benchmarks  []string    `json:"benchmarks,omitempty"` // benchmark ops it runs
-	Criteria    []Criterion `json:"criteria"`
-	pos         string
+	Name        string   `json:"name"`
+	Day         int      `json:"day,omitempty"`
+	Description string   `json:"description"`
+	Include     []string `json:"include,omitempty"`
+	Scenarios   []string `json:"scenarios,omitempty"`  // scenario names it runs
+	Benchmarks  []string `json:"benchmarks,omitempty"` // benchmark ops it runs
+	// Sweeps are the sweeps it runs, as `harness bench --sweep` takes
+	// them (NAME=v1,v2,…); its own only, not its includes' (a sweep is long).
+	Sweeps   []string    `json:"sweeps,omitempty"`
+	Criteria []Criterion `json:"criteria"`
+	pos      string
 }
 
 // Criterion is one thing that must hold for a gate to say GO:
@@ -72,6 +75,9 @@ type Gate struct {
 //	                              server_commands_per_op, connections_idle,
 //	                              connections_under_load (value; INCONCLUSIVE when
 //	                              the target did not report them)
+//	sweep:<param>:<op>:<field>    a sweep point field (reports.SweepFields) over the
+//	                              gate's sweep of param: growth (0 flat, 1 linear,
+//	                              2 worse), max, or value (at the largest size)
 //	env:<field>                   tls (1/0), remote (1/0), rtt_ms (value)
 type Criterion struct {
 	ID          string  `json:"id"`
@@ -119,6 +125,7 @@ var GateLimits = []struct {
 	{Key: "include", Min: 0, Max: 10, Count: true},
 	{Key: "scenarios", Min: 0, Max: 200, Count: true},
 	{Key: "benchmarks", Min: 0, Max: 200, Count: true},
+	{Key: "sweeps", Min: 0, Max: 10, Count: true},
 	{Key: "criteria", Min: 1, Max: 1000, Count: true},
 	{Key: "workers", Min: 1, Max: 10000},
 	{Key: "rate", Min: 1, Max: 1e6},
@@ -219,6 +226,11 @@ func (g Gates) Validate(known func(metric string) bool) error {
 				add(x.pos, "gate %s: unknown benchmark %q", x.Name, b)
 			}
 		}
+		for _, sw := range x.Sweeps {
+			if name, _, _ := strings.Cut(sw, "="); !known("sweep:" + name) {
+				add(x.pos, "gate %s: unknown sweep %q", x.Name, sw)
+			}
+		}
 		for _, c := range x.Criteria {
 			if !known(c.Metric) {
 				add(c.pos, "criterion %s: no scenario or benchmark produces metric %q", c.ID, c.Metric)
@@ -234,10 +246,11 @@ type Catalogue struct {
 	Scenarios  map[string][]string // scenario name → metric names it produces
 	Checks     map[string][]string // scenario name → check names it runs
 	Benchmarks []string            // benchmark ops
+	Sweeps     []string            // sweep parameters
 }
 
-// Has reports whether metric (a criterion metric, "scenario:<name>" or
-// "bench:<op>") is produced.
+// Has reports whether metric (a criterion metric, "scenario:<name>",
+// "bench:<op>" or "sweep:<param>") is produced.
 func (c Catalogue) Has(metric string) bool {
 	parts := strings.Split(metric, ":")
 	switch {
@@ -246,6 +259,10 @@ func (c Catalogue) Has(metric string) bool {
 		return ok
 	case len(parts) == 2 && parts[0] == "bench":
 		return slices.Contains(c.Benchmarks, parts[1])
+	case len(parts) == 2 && parts[0] == "sweep":
+		return slices.Contains(c.Sweeps, parts[1])
+	case len(parts) == 4 && parts[0] == "sweep":
+		return slices.Contains(c.Sweeps, parts[1]) && isSweepField(parts[3])
 	case len(parts) == 2 && parts[0] == "env":
 		return slices.Contains(envFields, parts[1])
 	case len(parts) == 3 && parts[0] == "scenario":
@@ -314,6 +331,8 @@ func (c Criterion) minSamples() int64 {
 		return 100
 	case AggP90:
 		return 10
+	case AggGrowth:
+		return 2
 	}
 	return 1
 }
@@ -414,7 +433,7 @@ func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
 		p.errorf(k, "gate name %q: want lowercase letters, digits, _ . -, at most 64", x.Name)
 	}
 	f := p.mapping(v, "gate "+x.Name,
-		[]string{"day", "description", "include", "scenarios", "benchmarks", "criteria"},
+		[]string{"day", "description", "include", "scenarios", "benchmarks", "sweeps", "criteria"},
 		[]string{"description"})
 	if f == nil {
 		return x
@@ -426,7 +445,11 @@ func (p *gateParser) gate(k, v *yaml.Node, earlier map[string]Gate) Gate {
 	x.Include = p.strs(f["include"], "include")
 	own := p.strs(f["scenarios"], "scenarios")
 	bench := p.strs(f["benchmarks"], "benchmarks")
+	x.Sweeps = p.sweeps(f["sweeps"])
 	what := "gate " + x.Name
+	if p.tooMany(f["sweeps"], what, "sweeps", len(x.Sweeps)) {
+		return x
+	}
 	if p.tooMany(f["include"], what, "include", len(x.Include)) {
 		return x
 	}
@@ -511,6 +534,26 @@ func (p *gateParser) appendUnique(have, names []string, n *yaml.Node, what strin
 		}
 	}
 	return appendNew(have, names...)
+}
+
+// sweepRE is the form of a gate's sweep (its values are range-checked
+// when the gate is planned: bench.ParseSweep).
+var sweepRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}=[0-9kK, ]{1,200}$`)
+
+// sweeps reads a gate's sweeps: NAME=v1,v2,…, each parameter once.
+func (p *gateParser) sweeps(n *yaml.Node) []string {
+	list := p.strs(n, "sweeps")
+	seen := map[string]bool{}
+	for _, s := range list {
+		name, _, _ := strings.Cut(s, "=")
+		if !sweepRE.MatchString(s) {
+			p.errorf(deref(n), "sweep %q: want NAME=v1,v2,… (as harness bench --sweep takes it)", s)
+		} else if seen[name] {
+			p.errorf(deref(n), "sweep %s listed twice", name)
+		}
+		seen[name] = true
+	}
+	return list
 }
 
 func appendNew(have []string, xs ...string) []string {
@@ -606,13 +649,39 @@ func checkMetric(metric, agg string, x Gate) string {
 			return ""
 		}
 		return valueOnly()
+	case len(parts) == 4 && parts[0] == "sweep":
+		if !slices.ContainsFunc(x.Sweeps, func(s string) bool { return strings.HasPrefix(s, parts[1]+"=") }) {
+			return fmt.Sprintf("metric %q names sweep %q, which gate %s does not run (add it to sweeps)", metric, parts[1], x.Name)
+		}
+		if !isSweepField(parts[3]) {
+			return fmt.Sprintf("metric %q: unknown sweep field %q", metric, parts[3])
+		}
+		if agg != AggGrowth && agg != AggMax && agg != AggValue {
+			return fmt.Sprintf("metric %q: aggregation must be growth, max or value, not %s", metric, agg)
+		}
+		return ""
+	case agg == AggGrowth:
+		return fmt.Sprintf("metric %q: aggregation growth applies to sweep metrics only", metric)
+	case len(parts) == 4 && parts[0] == "sweep":
+		if !slices.ContainsFunc(x.Sweeps, func(s string) bool { return strings.HasPrefix(s, parts[1]+"=") }) {
+			return fmt.Sprintf("metric %q names sweep %q, which gate %s does not run (add it to sweeps)", metric, parts[1], x.Name)
+		}
+		if !isSweepField(parts[3]) {
+			return fmt.Sprintf("metric %q: unknown sweep field %q", metric, parts[3])
+		}
+		if agg != AggGrowth && agg != AggMax && agg != AggValue {
+			return fmt.Sprintf("metric %q: aggregation must be growth, max or value, not %s", metric, agg)
+		}
+		return ""
+	case agg == AggGrowth:
+		return fmt.Sprintf("metric %q: aggregation growth applies to sweep metrics only", metric)
 	case len(parts) == 2 && parts[0] == "env":
 		if !slices.Contains(envFields, parts[1]) {
 			return fmt.Sprintf("metric %q: unknown environment field %q (want one of %s)", metric, parts[1], strings.Join(envFields, ", "))
 		}
 		return valueOnly()
 	}
-	return fmt.Sprintf("metric %q: want scenario:<scenario>:<metric>, check:<scenario>:<check>, bench:<op>:<field> or env:<field>", metric)
+	return fmt.Sprintf("metric %q: want scenario:<scenario>:<metric>, check:<scenario>:<check>, bench:<op>:<field>, sweep:<param>:<op>:<field> or env:<field>", metric)
 }
 
 // deref follows YAML aliases to the node they name.

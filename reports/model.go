@@ -43,6 +43,9 @@ type Run struct {
 	Environment     Environment     `json:"environment"`
 	Scenarios       []Scenario      `json:"scenarios,omitempty"`
 	Benchmarks      []Bench         `json:"benchmarks,omitempty"`
+	// Sweeps are the run's sweeps: an op measured at each size of one
+	// parameter (bench.SweepParams).
+	Sweeps []Sweep `json:"sweeps,omitempty"`
 	// Criteria is the evaluation of the gate's criteria (Judge fills it).
 	Criteria  []CriterionResult `json:"criteria"`
 	Anomalies []Anomaly         `json:"anomalies,omitempty"`

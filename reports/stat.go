@@ -19,6 +19,8 @@ type Stat struct {
 	P99   float64 `json:"p99"`
 	P999  float64 `json:"p999"`
 	Max   float64 `json:"max"`
+	// Growth is a sweep metric's growth class (Growth.Rank).
+	Growth float64 `json:"growth,omitempty"`
 }
 
 // Aggregations a criterion may apply to a metric.
@@ -31,10 +33,12 @@ const (
 	AggP99   = "p99"
 	AggP999  = "p99.9"
 	AggMax   = "max"
+	// AggGrowth is a sweep's growth class: 0 flat, 1 linear, 2 worse.
+	AggGrowth = "growth"
 )
 
 // aggregations lists every aggregation, in display order.
-var aggregations = []string{AggCount, AggRate, AggValue, AggP50, AggP90, AggP99, AggP999, AggMax}
+var aggregations = []string{AggCount, AggRate, AggValue, AggP50, AggP90, AggP99, AggP999, AggMax, AggGrowth}
 
 // Get returns the aggregation agg of s; ok is false for an unknown name.
 func (s Stat) Get(agg string) (v float64, ok bool) {
@@ -55,6 +59,8 @@ func (s Stat) Get(agg string) (v float64, ok bool) {
 		return s.P999, true
 	case AggMax:
 		return s.Max, true
+	case AggGrowth:
+		return s.Growth, true
 	}
 	return 0, false
 }

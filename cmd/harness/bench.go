@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -12,31 +17,50 @@ import (
 	"github.com/gonogo/harness/bench"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/internal/inputfile"
+	"github.com/gonogo/harness/reports"
 	"github.com/gonogo/harness/target"
+	"github.com/redis/go-redis/v9"
 )
 
 const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --url-env NAME] [--profile seed,hardened]
        [--preset standard|task011|publish|baseline] [--op xadd,publish,...]
        [--workers N] [--ops N | --duration D] [--rate R] [--warmup D]
        [--rtt D] [--max-commands N] [--plan NAME] [--plans FILE] [--plan-commands-month N] [--event-rate R] [--rounds N]
-       [--client-procs N] [--json]`
+       [--client-procs N] [--json]
+       [--sweep NAME=v1,v2,… [--report DIR]] [--outbox-cap N]
+       [--shard i/N|auto/N --shard-out DIR [--shard-run NAME] [--shard-wait D]]`
 
 // runBench is `harness bench`: it runs the benchmarks the flags configure
 // and prints the table (or JSON). Exit 0, or 2 when a row could not be
 // trusted (or the run was interrupted).
+//
+// A sweep (--sweep) is judged against the growth DESIGN.md promises: exit
+// 0 GO, 1 NO-GO (a cost grows faster than promised), 2 INCONCLUSIVE; with
+// --report its report.json, summary.md, report.html (curves) and
+// junit.xml go to DIR/<run id>/. A share (--shard) writes its file to
+// --shard-out for `harness report merge`.
 func runBench(ctx context.Context, args []string, e env) (int, error) {
-	cfg, asJSON, err := benchConfig(args, e)
+	cfg, o, err := benchConfig(args, e)
 	if err != nil {
 		return 0, err
 	}
+	asJSON := o.json
 	removeStale(e.stderr, "bench")
+	// go-redis logs failed dials; an outage point makes thousands.
+	redis.SetLogger(redisLog{io.Discard})
 	if !asJSON {
 		cfg.Progress = bench.NewProgress(unwrap(e.stderr))
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if rep == nil {
 		return 0, err
+	}
+	if o.shardOut != "" {
+		if werr := writeShard(o.shardOut, rep, cfg); werr != nil {
+			return 0, werr
+		}
 	}
 	if asJSON {
 		if werr := rep.WriteJSON(e.stdout); werr != nil {
@@ -51,15 +75,65 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 		return exitcode.Inconclusive, nil
 	case err != nil:
 		return 0, err
+	case cfg.Sweep != nil:
+		if asJSON { // stdout holds the JSON alone
+			e.stdout = e.stderr
+		}
+		return judgeSweep(rep, o.report, e)
 	case rep.Inconclusive():
 		return exitcode.Inconclusive, nil
 	}
 	return exitcode.Go, nil
 }
 
+// benchOut is what the bench flags say about the output.
+type benchOut struct {
+	json     bool
+	report   string // --report DIR
+	shardOut string // --shard-out DIR
+}
+
+// judgeSweep judges a sweep run against the design's promises, prints
+// the verdict, writes the report files when dir is set and returns the
+// verdict's exit code.
+func judgeSweep(rep *bench.Report, dir string, e env) (int, error) {
+	run := reports.Run{ID: reports.NewRunID(rep.Started), Started: rep.Started, Finished: rep.Started.Add(rep.Elapsed),
+		Environment: reports.Environment{TargetKind: string(rep.Kind), TargetURL: rep.Target, TLS: rep.TLS,
+			RTTMs: reports.Ms(rep.RTT), GoVersion: runtime.Version()},
+		Sweeps: rep.Sweeps()}
+	for _, r := range rep.Results {
+		if r.Point == nil {
+			run.Benchmarks = append(run.Benchmarks, r.Bench())
+		}
+	}
+	run = reports.PromiseRun(run)
+	fmt.Fprintf(e.stdout, "\n%s\n", reports.Headline(run))
+	if dir != "" {
+		out, err := reports.Write(dir, run)
+		if err != nil {
+			return 0, exitcode.Harness(err)
+		}
+		fmt.Fprintf(e.stdout, "report: %s\n", filepath.Join(out, reports.ReportHTML))
+	}
+	return run.Verdict.ExitCode(), nil
+}
+
+// writeShard writes a share's file, dir/shard-<i>-of-<N>.json, atomically.
+func writeShard(dir string, rep *bench.Report, cfg bench.Config) error {
+	b, err := json.Marshal(bench.NewShardFile(rep, *cfg.Shard, cfg.ShardRun))
+	if err != nil {
+		return exitcode.Harness(err)
+	}
+	name := fmt.Sprintf("shard-%d-of-%d.json", cfg.Shard.Index, cfg.Shard.Count)
+	if err := history.WriteFileAtomic(filepath.Join(dir, name), b); err != nil {
+		return exitcode.Harnessf("--shard-out: %w", err)
+	}
+	return nil
+}
+
 // benchConfig parses and range-checks the bench flags into the benchmarks'
 // configuration; asJSON is --json. Every error is bad input.
-func benchConfig(args []string, e env) (cfg bench.Config, asJSON bool, err error) {
+func benchConfig(args []string, e env) (cfg bench.Config, o benchOut, err error) {
 	fs := newFlags("bench", benchSynopsis, e)
 	tgt := fs.String("target", string(target.KindProcess), "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT) or url")
 	rawURL := fs.String("url", "", "redis:// or rediss:// URL for --target url (not given: --url-env, else $"+redisURLEnv+"); never printed")
@@ -86,9 +160,17 @@ func benchConfig(args []string, e env) (cfg bench.Config, asJSON bool, err error
 	rounds := fs.Int("rounds", 1, "repeat the steps this many times, interleaved, and report each row's median round (a noisy machine then decides no ratio by one step)")
 	procs := fs.Int("client-procs", 0, "GOMAXPROCS while the steps run (default: one CPU fewer than the machine's when Redis runs here, unless $GOMAXPROCS is set)")
 	rb := fs.Bool("redis-benchmark", false, "also run redis-benchmark for the xadd step against the same server and print the ratio")
-	fs.BoolVar(&asJSON, "json", false, "print the results as JSON instead of the table")
+	sweep := fs.String("sweep", "", "run the parameter's op at each value and fit how its cost grows: NAME=v1,v2,… with NAME one of "+sweepHelp())
+	sseProcess := fs.Bool("sse-instance-process", false, "run the sse op's serving instance as a `harness serve` process of its own (process target): its RSS and fds are then the instance's alone, and 10,000 connections fit in two processes' file descriptor limits")
+	outboxCap := fs.Int("outbox-cap", 0, "the layers' outbox cap (events held for replay while Redis is down; default the layer's, 100000)")
+	shard := fs.String("shard", "", "run share i of N of every step's load (i/N, 0 ≤ i < N; auto/N claims i on the target, with --shard-run)")
+	shardRun := fs.String("shard-run", "", "a name the shares of one run share: they meet on the target (claim auto indexes, start together)")
+	shardWait := fs.Duration("shard-wait", bench.DefaultShardWait, "how long a share waits on the target for the others")
+	fs.StringVar(&o.shardOut, "shard-out", "", "with --shard: write the share's histograms and counters to `DIR`/shard-<i>-of-<N>.json")
+	fs.StringVar(&o.report, "report", "", "with --sweep: write report.json, summary.md, report.html and junit.xml under `DIR`/<run id>/")
+	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of the table")
 	if err := parse(fs, args); err != nil {
-		return cfg, false, err
+		return cfg, o, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -108,27 +190,50 @@ func benchConfig(args []string, e env) (cfg bench.Config, asJSON bool, err error
 		inRange("call-budget", *callBudget, 0, time.Minute),
 		inRange("rounds", *rounds, 1, 100),
 		inRange("client-procs", *procs, 0, 256),
+		inRange("outbox-cap", *outboxCap, 0, 100_000_000),
+		inRange("shard-wait", *shardWait, time.Second, time.Hour),
 	}
 	if set["rate"] { // not given: the closed loop
 		checks = append(checks, inRange("rate", *rate, 1, 1_000_000))
 	}
 	if err := firstErr(checks...); err != nil {
-		return cfg, false, err
+		return cfg, o, err
+	}
+	if *sweep != "" {
+		sw, err := bench.ParseSweep(*sweep)
+		if err != nil {
+			return cfg, o, exitcode.Config(err)
+		}
+		cfg.Sweep = &sw
+	} else if o.report != "" {
+		return cfg, o, exitcode.Configf("--report writes a sweep's report: it needs --sweep")
+	}
+	if *shard != "" {
+		sh, err := bench.ParseShard(*shard)
+		if err != nil {
+			return cfg, o, exitcode.Config(err)
+		}
+		if o.shardOut == "" {
+			return cfg, o, exitcode.Configf("--shard needs --shard-out DIR (where the share's file goes)")
+		}
+		cfg.Shard = &sh
+	} else if o.shardOut != "" {
+		return cfg, o, exitcode.Configf("--shard-out needs --shard")
 	}
 	if target.Kind(*tgt) == target.KindURL || set["url"] || set["url-env"] {
 		t := targetOptions{url: *rawURL, urlEnv: *urlEnv, getenv: e.getenv}
 		ok, err := t.resolveURL(set)
 		switch {
 		case err != nil:
-			return cfg, false, err
+			return cfg, o, err
 		case !ok && target.Kind(*tgt) == target.KindURL:
-			return cfg, false, errNoURL("--target url")
+			return cfg, o, errNoURL("--target url")
 		}
 		*rawURL = t.url
 	}
 	plan, err := choosePlan(*plansFile, *planName)
 	if err != nil {
-		return cfg, false, err
+		return cfg, o, err
 	}
 	if set["plan-commands-month"] || set["plan-commands-sec"] {
 		plan.Name += " (custom limits)"
@@ -139,7 +244,18 @@ func benchConfig(args []string, e env) (cfg bench.Config, asJSON bool, err error
 			plan.CommandsPerSec = *planSec
 		}
 	}
+	sw, sh := cfg.Sweep, cfg.Shard
+	var inst []string
+	if *sseProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			return cfg, o, exitcode.Harnessf("--sse-instance-process: %w", err)
+		}
+		inst = []string{exe, "serve"}
+	}
 	cfg = bench.Config{
+		SSEInstance: inst,
+		Sweep:       sw, Shard: sh, ShardRun: *shardRun, ShardWait: *shardWait, OutboxCap: *outboxCap,
 		Target: target.Kind(*tgt), URL: *rawURL, RTT: *rtt, Layers: profiles.Default(), Profiles: splitList(*prof),
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
 		Plan:      plan,
@@ -151,7 +267,15 @@ func benchConfig(args []string, e env) (cfg bench.Config, asJSON bool, err error
 	if *ops > 0 && !set["duration"] {
 		cfg.Load.Duration = 0 // the op count alone ends the step
 	}
-	return cfg, asJSON, nil
+	return cfg, o, nil
+}
+
+func sweepHelp() string {
+	var b strings.Builder
+	for _, p := range bench.SweepParams {
+		fmt.Fprintf(&b, "\n  %s (%d to %d): %s", p.Name, p.Min, p.Max, p.Doc)
+	}
+	return b.String()
 }
 
 func presetHelp() string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gonogo/harness/bench"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/scenarios"
 	"github.com/gonogo/harness/target"
 )
 
@@ -31,6 +32,13 @@ func TestBenchBadInput(t *testing.T) {
 		{"unknown plan", []string{"--plan", "gold"}, `--plan "gold": not in the plans file`},
 		{"missing plans file", []string{"--plans", "/nonexistent/plans.yaml"}, "--plans"},
 		{"bad plans file", []string{"--plans", badPlans(t)}, "commands_sec \"-5\""},
+		{"unknown sweep", []string{"--sweep", "nodes=1,2"}, "unknown parameter"},
+		{"sweep value out of range", []string{"--sweep", "sse_clients=10,30000"}, "out of range"},
+		{"report without sweep", []string{"--report", t.TempDir()}, "needs --sweep"},
+		{"shard out of range", []string{"--shard", "3/2", "--shard-out", t.TempDir()}, "index must be 0 to 1"},
+		{"shard without out", []string{"--shard", "0/2"}, "--shard-out"},
+		{"auto shard without run", []string{"--shard", "auto/2", "--shard-out", t.TempDir()}, "--shard-run"},
+		{"outbox cap negative", []string{"--outbox-cap", "-1"}, "--outbox-cap"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -88,5 +96,108 @@ func TestBenchJSON(t *testing.T) {
 	}
 	if len(rep.Projections) != 2 {
 		t.Errorf("%d projections; want 2", len(rep.Projections))
+	}
+}
+
+// Two shares of a load, run by the CLI, write their files; report merge
+// merges them into the whole load (exit 0), and refuses an incomplete set
+// (exit 3).
+func TestBenchShardsAndReportMerge(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		code, _, errs := call(t, nil, "bench", "--preset", "baseline", "--workers", "2", "--ops", "300", "--warmup", "0s",
+			"--shard", fmt.Sprintf("%d/2", i), "--shard-out", dir)
+		if code != exitcode.Go {
+			t.Fatalf("share %d: exit %d: %s", i, code, errs)
+		}
+	}
+	code, out, errs := call(t, nil, "report", "merge", "--json", dir)
+	if code != exitcode.Go {
+		t.Fatalf("merge: exit %d: %s", code, errs)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Ops != 300 || rep.Results[0].Latency.Count != 300 {
+		t.Errorf("merged %+v; want one xadd row of 300 ops and samples", rep.Results)
+	}
+	if err := os.Remove(filepath.Join(dir, "shard-1-of-2.json")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := call(t, nil, "report", "merge", dir); code != exitcode.BadInput || !strings.Contains(errs, "missing 1") {
+		t.Errorf("merge of one share of two: exit %d (%s); want %d, missing 1", code, errs, exitcode.BadInput)
+	}
+}
+
+// A sweep exits on the design's promises (the seed's lookup grows with
+// the members: NO-GO), prints JSON alone on stdout with --json, and
+// writes its report with the curves.
+func TestBenchSweepReport(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := call(t, nil, "bench", "--sweep", "members=2,8", "--profile", "seed,hardened", "--workers", "2",
+		"--ops", "40", "--warmup", "0s", "--json", "--report", dir)
+	if code != exitcode.NoGo {
+		t.Fatalf("exit %d; want %d (NO-GO: the seed's lookup round trips grow): %s", code, exitcode.NoGo, errs)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Sweep == nil || len(rep.Results) != 4 {
+		t.Fatalf("stdout is not the sweep's JSON (%v): %.300s", err, out)
+	}
+	pages, _ := filepath.Glob(filepath.Join(dir, "*", "report.html"))
+	if len(pages) != 1 {
+		t.Fatalf("report pages %v; want one", pages)
+	}
+	page, err := os.ReadFile(pages[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"NO-GO", "<svg", "reg_lookup over members (seed)", "WORSE THAN PROMISED"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	// harness report re-judges and re-renders it offline.
+	if err := os.Remove(pages[0]); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := call(t, nil, "report", filepath.Dir(pages[0])); code != exitcode.NoGo || !strings.Contains(out, "NO-GO") {
+		t.Errorf("report of the sweep's run: exit %d, %q (%s); want NO-GO again", code, out, errs)
+	}
+	if _, err := os.Stat(pages[0]); err != nil {
+		t.Errorf("report.html not re-rendered: %v", err)
+	}
+}
+
+// An sse_clients sweep with the serving instance as a process of its
+// own (this test binary re-executed as `harness serve`, see TestMain):
+// every event reaches every client, and the footprint per point is the
+// instance's, per connection.
+func TestBenchSweepSSEInstanceProcess(t *testing.T) {
+	t.Setenv(scenarios.ChildEnv, "1")
+	code, out, errs := call(t, nil, "bench", "--sweep", "sse_clients=2,5", "--profile", "hardened", "--sse-instance-process",
+		"--rate", "20", "--duration", "300ms", "--warmup", "0s", "--workers", "2", "--json")
+	if code != exitcode.Go {
+		t.Fatalf("exit %d; want 0: %s", code, errs)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for _, r := range rep.Results {
+		if r.Op != bench.OpSSE {
+			continue
+		}
+		n++
+		if r.Expected == 0 || r.Delivered != r.Expected {
+			t.Errorf("sse @%d: %d of %d delivered", *r.Point, r.Delivered, r.Expected)
+		}
+		if p := r.Process; p == nil || !strings.HasPrefix(p.Process, "instance pid ") || p.Conns != int(*r.Point) || p.RSSBytes <= 0 || p.FDs < p.Conns {
+			t.Errorf("sse @%d: footprint %+v; want the instance process's, with its connections' fds", *r.Point, p)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d sse rows; want 2", n)
 	}
 }
