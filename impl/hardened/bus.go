@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,6 +266,9 @@ type memEvent struct {
 	ms  int64
 	// maybe: a publish of it may have reached Redis (see cursor.go).
 	maybe bool
+	// sid is its stream entry once the replay wrote it (or found an
+	// earlier attempt's, when known): set in the ring only (see stored).
+	sid string
 }
 
 // pending is an outbox event (a direct publish is one with a zero tag).
@@ -369,11 +373,23 @@ func (b *Bus) recent(flow string) []memEvent {
 	return r[max(0, len(r)-b.m.cfg.MemoryEvents):]
 }
 
+// stored records that the flow's memory event t is stream entry sid (the
+// replay wrote it, or found an earlier attempt's entry). Callers hold b.mu.
+func (b *Bus) stored(flow string, t memTag, sid string) {
+	r := b.ring[flow]
+	i := sort.Search(len(r), func(i int) bool { return r[i].tag.n >= t.n })
+	if i < len(r) && r[i].tag == t {
+		r[i].sid = sid
+	}
+}
+
 // unseen returns the flow's events this layer holds in memory that a
-// client at pos did not get, in order: with the Redis bus those still in
-// the outbox (the replayed ones come from the stream after pos); without
-// it the ring's, those since the position's time unless the position says
-// which of this layer's it got. Callers hold b.mu.
+// client at pos did not get, in order. With the Redis bus: the replayed
+// ones of the ring whose entries lie past pos (a client resumed here
+// without Redis gets them before the outbox's, or naming a later tag
+// would cover them), then those still in the outbox; without it the
+// ring's, those since the position's time unless the position says which
+// of this layer's it got. Callers hold b.mu.
 func (b *Bus) unseen(flow string, pos position) []memEvent {
 	ms, _, _ := parseCursor(pos.sid)
 	own := pos.has(b.origin)
@@ -388,6 +404,11 @@ func (b *Bus) unseen(flow string, pos position) []memEvent {
 			keep(me)
 		}
 		return out
+	}
+	for _, me := range b.recent(flow) {
+		if me.sid != "" && cursorAfter(me.sid, pos.sid) {
+			keep(me)
+		}
 	}
 	if b.pending[flow] > 0 {
 		for _, p := range b.outbox {
@@ -647,6 +668,7 @@ func (b *Bus) replayOnce() bool {
 	// and its next replay looks for it first.
 	const unknown, written, refused = 0, 1, 2
 	status := make([]int, len(batch))
+	sids := make([]string, len(batch)) // entry written or found, when known
 	for i, f := range flows {
 		c := cmds[i]
 		if c == nil || (c.Err() != nil && outage(c.Err())) {
@@ -658,6 +680,10 @@ func (b *Bus) replayOnce() bool {
 			if c.Err() == nil && j < len(res) {
 				if r, ok := res[j].(string); !ok || !strings.HasPrefix(r, "!") {
 					status[k] = written
+					sids[k] = r // "" when it was there already
+					if !ok {
+						sids[k] = batch[k].landed
+					}
 				}
 			}
 		}
@@ -675,6 +701,9 @@ func (b *Bus) replayOnce() bool {
 		}
 		if status[i] == written {
 			replayed++
+			if sid := sids[i]; p.tag.origin != "" && sid != "" {
+				b.stored(p.e.FlowID, p.tag, sid)
+			}
 		} else {
 			dropped++
 		}

@@ -207,3 +207,49 @@ func TestResumeGapTravels(t *testing.T) {
 	}
 	assert.Equal(t, []string{"f-001", "f-004"}, rest, "on B after resuming with %q: the entry A skipped, then the new one", cursor)
 }
+
+// TestResumeAfterReplayedTags: an instance without Redis resumes a client
+// whose cursor is behind events that instance acknowledged from memory
+// and has since replayed (so they are in the stream, tagged, past the
+// cursor, and no longer in its outbox). Handing the client only what the
+// outbox still holds would name the later tag in its cursor and so cover
+// the replayed ones it never got: wherever it resumed next they would be
+// skipped as had. They must come first, from the instance's memory.
+// (explore's session_chain-a3669b67, the part after the own-writes gap.)
+func TestResumeAfterReplayedTags(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{AOF: true})
+	a, _, cfg := layer(t, p, "A", nil)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	ctx := bg(t)
+	start, err := a.Bus.(impl.Positioner).Position(ctx, "f")
+	require.NoError(t, err)
+
+	outage := func(publish ...int) {
+		t.Helper()
+		require.NoError(t, p.Stop(ctx))
+		waitMode(t, a, "memory", 5*time.Second)
+		for _, i := range publish {
+			require.NoError(t, a.Bus.Publish(ctx, ev("f", i)))
+		}
+	}
+	outage(1, 2)
+	require.NoError(t, p.Restart(ctx))
+	waitMode(t, a, "redis", 10*time.Second)
+	require.Eventually(t, func() bool { return a.Bus.(*hardened.Bus).Outbox().Pending == 0 }, 10*time.Second, 20*time.Millisecond, "replay of f-001, f-002")
+	outage(3)
+
+	sctx, cancel := context.WithCancel(ctx)
+	ch, err := a.Bus.Subscribe(sctx, "f", start)
+	require.NoError(t, err)
+	got := receive(t, ch, 3)
+	cancel()
+	assert.Equal(t, []string{"f-001", "f-002", "f-003"}, conformance.IDs(got), "on A without Redis, resuming from before the replayed events")
+	cursor := got[len(got)-1].Cursor
+
+	require.NoError(t, p.Restart(ctx))
+	waitMode(t, b, "redis", 10*time.Second)
+	ch, err = b.Bus.Subscribe(ctx, "f", cursor)
+	require.NoError(t, err)
+	require.NoError(t, b.Bus.Publish(ctx, ev("f", 4)))
+	assert.Equal(t, "f-004", conformance.Receive(t, ch, 10*time.Second).ID, "on B after resuming with %q: nothing again, then the new event", cursor)
+}
