@@ -167,6 +167,18 @@ func allIDs() []string {
 	return out
 }
 
+// resumePair starts a Redis with AOF and layers A and B on it, and returns
+// where flow "f" stands on A before anything was published.
+func resumePair(t *testing.T) (p *target.Process, a, b *impl.Layer, start string) {
+	t.Helper()
+	p = conformance.StartRedis(t, target.ProcessOptions{AOF: true})
+	a, _, cfg := layer(t, p, "A", nil)
+	b, _, _ = layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	start, err := a.Bus.(impl.Positioner).Position(bg(t), "f")
+	require.NoError(t, err)
+	return p, a, b, start
+}
+
 // TestResumeGapTravels: a client resumes on an instance that cannot reach
 // Redis. That instance hands it its own recent writes first (they precede
 // whatever it acknowledges from memory next), ahead of another instance's
@@ -176,12 +188,8 @@ func allIDs() []string {
 // session_chain-a3669b67: the cursor named the position after the own
 // writes, so the skipped entries were never delivered.)
 func TestResumeGapTravels(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{AOF: true})
-	a, _, cfg := layer(t, p, "A", nil)
-	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	p, a, b, start := resumePair(t)
 	ctx := bg(t)
-	start, err := a.Bus.(impl.Positioner).Position(ctx, "f")
-	require.NoError(t, err)
 	require.NoError(t, b.Bus.Publish(ctx, ev("f", 1))) // B's, between the cursor and A's
 	require.NoError(t, a.Bus.Publish(ctx, ev("f", 2)))
 	require.NoError(t, a.Bus.Publish(ctx, ev("f", 3)))
@@ -217,12 +225,8 @@ func TestResumeGapTravels(t *testing.T) {
 // skipped as had. They must come first, from the instance's memory.
 // (explore's session_chain-a3669b67, the part after the own-writes gap.)
 func TestResumeAfterReplayedTags(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{AOF: true})
-	a, _, cfg := layer(t, p, "A", nil)
-	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	p, a, b, start := resumePair(t)
 	ctx := bg(t)
-	start, err := a.Bus.(impl.Positioner).Position(ctx, "f")
-	require.NoError(t, err)
 
 	outage := func(publish ...int) {
 		t.Helper()
