@@ -15,9 +15,9 @@ $(BIN): $(shell find . -name '*.go' -not -path './reports/*/*' 2>/dev/null) go.m
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing redis-server redis-tools (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; \
-	  else echo "redis-server missing: sudo apt-get install -y redis-server redis-tools" >&2; exit 4; fi; }
+	    echo "installing redis-server redis-tools redis-sentinel (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools redis-sentinel >/dev/null; \
+	  else echo "redis-server missing: sudo apt-get install -y redis-server redis-tools redis-sentinel" >&2; exit 4; fi; }
 	@# the Debian package starts a system redis on 6379; the harness never uses it.
 
 # Chromium from Debian for the browser_* scenarios (pages with the native

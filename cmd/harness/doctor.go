@@ -88,6 +88,7 @@ func runDoctor(ctx context.Context, args []string, e env) (int, error) {
 	}
 	add("target process", "", usable(redisOK, "needs redis-server and a free loopback port"))
 	add("target remote-sim", "", usable(redisOK, "needs redis-server with TLS"))
+	add("target sentinel", "", usable(redisOK, "needs redis-server (its sentinel mode: redis-server --sentinel, what Debian's redis-sentinel runs) and free loopback ports"))
 	add("target url", "", "usable with a redis:// or rediss:// URL")
 	if img, err := target.ContainerAvailable(ctx, ""); err != nil {
 		add("target container", "", usable(false, err.Error()))

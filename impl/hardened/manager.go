@@ -136,12 +136,23 @@ func (m *manager) start(ctx context.Context) error {
 	if !m.cfg.Enabled {
 		return nil
 	}
-	opt, err := redis.ParseURL(m.cfg.URL)
-	if err != nil {
-		_, err = m.newClient() // the config error, password redacted
-		return err
+	if impl.IsFailoverURL(m.cfg.URL) {
+		// The probe dials the first sentinel: it answers while a
+		// failover moves the primary.
+		fo, err := redis.ParseFailoverURL(m.cfg.URL)
+		if err != nil {
+			_, err = m.newClient() // the config error, password redacted
+			return err
+		}
+		m.network, m.addr = "tcp", fo.SentinelAddrs[0]
+	} else {
+		opt, err := redis.ParseURL(m.cfg.URL)
+		if err != nil {
+			_, err = m.newClient() // the config error, password redacted
+			return err
+		}
+		m.network, m.addr = opt.Network, opt.Addr
 	}
-	m.network, m.addr = opt.Network, opt.Addr
 	m.probe(ctx, m.cfg.ConnectTimeout)
 	m.notify()
 	m.goroutine(m.probeLoop)
