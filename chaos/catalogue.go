@@ -72,6 +72,8 @@ var catalogue = slices.Concat([]entry{
 	{name: "quota", params: []string{"limit"}, build: func(p *params) Fault {
 		return Quota{Limit: int(p.int("limit", true))}
 	}},
+	{name: "failover", build: func(*params) Fault { return &Failover{} }},
+	{name: "primary_kill", build: func(*params) Fault { return &PrimaryKill{} }},
 	{name: "conn_limit", params: []string{"limit"}, build: func(p *params) Fault {
 		return ConnLimit{Limit: int(p.int("limit", true))}
 	}},

@@ -117,7 +117,8 @@ func TestDestructiveFaultsRefusedOnURLTargets(t *testing.T) {
 	}
 	defer u.Close()
 	p := newProxy(t, r.Addr())
-	faults := []Fault{Kill{}, Pause{}, Restart{}, Restart{Hard: true}, &MaxMemory{Bytes: 1 << 20}, &TLSFault{Kind: TLSExpired}}
+	faults := []Fault{Kill{}, Pause{}, Restart{}, Restart{Hard: true}, &MaxMemory{Bytes: 1 << 20}, &TLSFault{Kind: TLSExpired},
+		&Failover{}, &PrimaryKill{}}
 	for _, f := range faults {
 		env := Env{Target: u, Proxy: p}
 		err := f.Available(env)
@@ -154,6 +155,8 @@ func TestAvailability(t *testing.T) {
 		{Quota{Limit: 1}, Env{Target: tlsTarget, Proxy: p}, "speaks TLS"},
 		{ConnLimit{Limit: 1}, Env{Target: plain, Proxy: fakeExternal{}}, "embedded proxy"},
 		{Kill{}, Env{Target: plain}, ""},
+		{&Failover{}, Env{Target: plain}, "a process target cannot fail over (it has no replicas and no sentinels)"},
+		{&PrimaryKill{}, Env{Target: plain}, "a process target cannot kill its primary and promote a replica"},
 		{&TLSFault{Kind: TLSExpired}, Env{Target: plain}, "needs a TLS target"},
 		{&TLSFault{Kind: TLSExpired}, Env{Target: tlsTarget}, ""},
 		{&TLSFault{Kind: TLSPlainToTLS}, Env{Target: tlsTarget}, "needs a plain target"},
