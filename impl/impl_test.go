@@ -131,6 +131,14 @@ func TestConfigFromEnv(t *testing.T) {
 	if _, err := ConfigFromEnv(env(map[string]string{"REDIS_SSE": "maybe"})); err == nil || !strings.Contains(err.Error(), `REDIS_SSE="maybe"`) {
 		t.Errorf("bad boolean: %v; want an error naming REDIS_SSE", err)
 	}
+	if c, err := ConfigFromEnv(env(map[string]string{"REDIS_ACK_REPLICAS": "-1"})); err != nil || c.AckReplicas != -1 {
+		t.Errorf("REDIS_ACK_REPLICAS=-1: %d, %v; want -1", c.AckReplicas, err)
+	}
+	for _, bad := range []string{"x", "-2", "17"} {
+		if _, err := ConfigFromEnv(env(map[string]string{"REDIS_ACK_REPLICAS": bad})); err == nil || !strings.Contains(err.Error(), "REDIS_ACK_REPLICAS") {
+			t.Errorf("REDIS_ACK_REPLICAS=%s: %v; want an error naming it", bad, err)
+		}
+	}
 }
 
 // TestNewClientFailoverURL: a URL with master_name gives go-redis's

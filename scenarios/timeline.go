@@ -125,6 +125,13 @@ func (r *run) startTimeline(ctx context.Context, g *errgroup.Group, cancel conte
 					return err
 				}
 			}
+			if _, ok := af.fault.(switcher); ok && af.step.For == 0 {
+				// A switch of primary without a stated window
+				// lasts until the new primary is named: what a
+				// loss is judged against.
+				r.undo(af)
+				return nil
+			}
 			if af.step.For == 0 {
 				return nil
 			}

@@ -470,16 +470,23 @@ func outage(err error) bool {
 	}
 	var re redis.Error
 	if errors.As(err, &re) {
-		msg := re.Error()
-		for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS"} {
-			if strings.HasPrefix(msg, p) {
-				return true
-			}
-		}
-		// Upstash's quota and connection limits.
-		return strings.Contains(msg, "max requests limit") || strings.Contains(msg, "max concurrent connections")
+		return outageReply(re.Error())
 	}
 	return true
+}
+
+// outageReply tells whether an error reply from Redis (also one a script
+// caught with pcall) means the server cannot serve now, rather than that
+// it refuses the command: loading, read-only (a replica: the primary moved
+// in a failover), no primary, busy, or not authenticated.
+func outageReply(msg string) bool {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	// Upstash's quota and connection limits.
+	return strings.Contains(msg, "max requests limit") || strings.Contains(msg, "max concurrent connections")
 }
 
 // Mode is "redis" while the breaker is closed, else "memory".
