@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test test-browser fuzz bench bench-baseline lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test explore-seed explore-mutants
+.PHONY: run test test-ha test-browser fuzz bench bench-baseline lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test explore-seed explore-mutants
 
 build: $(BIN)
 
@@ -47,6 +47,14 @@ test: deps fastapi-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
 	@$(MAKE) --no-print-directory fuzz
+
+# Replicated Redis (issue 21): the sentinel scenarios in full against hardened
+# (durable acknowledgement on, its default there), hardened without it and
+# seed, with their numbers in the test log, then the production-ha gate
+# (hardened GO). About 2 minutes; make test runs the short TestFailover.
+test-ha: deps build
+	GONOGO_HA=1 $(GO) test -count=1 -timeout 5m -v -run 'TestFailoverHA|TestFailover$$|TestSentinel' ./scenarios/ ./target/ 2>&1 | grep -v '^redis: '
+	./$(BIN) run --gate production-ha --profile hardened --report-dir reports
 
 # The browser clients and the conformance command: their tests with Chromium
 # installed, then the browser scenarios for both profiles (hardened GO, seed

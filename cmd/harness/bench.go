@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/bench"
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/inputfile"
 	"github.com/gonogo/harness/target"
 )
 
-const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --url-env NAME] [--profile seed,hardened]
+const benchSynopsis = `bench [--target process|remote-sim|sentinel|url] [--ack-replicas N] [--url URL | --url-env NAME] [--profile seed,hardened]
        [--preset standard|task011|publish|baseline] [--op xadd,publish,...]
        [--workers N] [--ops N | --duration D] [--rate R] [--warmup D]
        [--rtt D] [--max-commands N] [--plan NAME] [--plans FILE] [--plan-commands-month N] [--event-rate R] [--rounds N]
@@ -61,7 +62,8 @@ func runBench(ctx context.Context, args []string, e env) (int, error) {
 // configuration; asJSON is --json. Every error is bad input.
 func benchConfig(args []string, e env) (cfg bench.Config, asJSON bool, err error) {
 	fs := newFlags("bench", benchSynopsis, e)
-	tgt := fs.String("target", string(target.KindProcess), "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT) or url")
+	tgt := fs.String("target", string(target.KindProcess), "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT), sentinel (a primary, a replica, three sentinels) or url")
+	acks := fs.Int("ack-replicas", 0, "the layers' durable acknowledgement: replicas a publish waits for (WAIT) before it is acknowledged; 0 auto (1 on --target sentinel, else none), -1 off")
 	rawURL := fs.String("url", "", "redis:// or rediss:// URL for --target url (not given: --url-env, else $"+redisURLEnv+"); never printed")
 	urlEnv := fs.String("url-env", "", "read the URL of --target url from the environment `variable` NAME, so that its password is not on the command line")
 	prof := fs.String("profile", "seed,hardened", "comma-separated profiles to run the layer ops with")
@@ -108,6 +110,7 @@ func benchConfig(args []string, e env) (cfg bench.Config, asJSON bool, err error
 		inRange("call-budget", *callBudget, 0, time.Minute),
 		inRange("rounds", *rounds, 1, 100),
 		inRange("client-procs", *procs, 0, 256),
+		inRange("ack-replicas", *acks, -1, impl.MaxAckReplicas),
 	}
 	if set["rate"] { // not given: the closed loop
 		checks = append(checks, inRange("rate", *rate, 1, 1_000_000))
@@ -144,7 +147,7 @@ func benchConfig(args []string, e env) (cfg bench.Config, asJSON bool, err error
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
 		Plan:      plan,
 		EventRate: *eventRate, RedisBenchmark: *rb, CallBudget: *callBudget, Rounds: *rounds,
-		ClientProcs: *procs,
+		ClientProcs: *procs, AckReplicas: *acks,
 		Load: bench.Load{Workers: *workers, Ops: *ops, Rate: *rate, Duration: *dur, Warmup: *warm,
 			LateAfter: *lateAfter, Queue: *queue},
 	}

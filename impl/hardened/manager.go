@@ -87,7 +87,10 @@ type manager struct {
 	network, addr string
 
 	wake chan struct{}
-	stop chan struct{}
+	// switched is set when the sentinels announced a new primary: the
+	// next notify replays down and up (failover.go).
+	switched atomic.Bool
+	stop     chan struct{}
 	// ctx ends when the layer closes: background work runs under it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -145,6 +148,7 @@ func (m *manager) start(ctx context.Context) error {
 			return err
 		}
 		m.network, m.addr = "tcp", fo.SentinelAddrs[0]
+		m.startWatch(ctx)
 	} else {
 		opt, err := redis.ParseURL(m.cfg.URL)
 		if err != nil {
@@ -348,6 +352,10 @@ func (m *manager) fail(rdb *redis.Client, err error) {
 
 // notify runs the listeners for the transition(s) since the last call.
 func (m *manager) notify() {
+	if m.switched.Swap(false) && m.notified != 0 {
+		m.notified = 0
+		m.runDown()
+	}
 	for {
 		rdb, gen := m.client()
 		switch {

@@ -271,11 +271,20 @@ var ReplicationFaults = []string{"failover", "primary_kill"}
 const replicationLag = time.Second
 
 // replicationLoss returns the replication fault that explains the loss of
-// an event acknowledged at t: t falls in its window or within
-// replicationLag before it.
+// an event acknowledged at t: within replicationLag before it began, or,
+// for a failover (the old primary still takes writes until clients find
+// the new one), during its window; a killed primary acknowledges nothing
+// after the kill.
 func replicationLoss(fs []history.Fault, t time.Duration) (history.Fault, bool) {
 	for _, f := range fs {
-		if slices.Contains(ReplicationFaults, f.Name) && t >= f.Start-replicationLag && t <= f.End {
+		if !slices.Contains(ReplicationFaults, f.Name) {
+			continue
+		}
+		last := f.Start
+		if f.Name == "failover" {
+			last = f.End
+		}
+		if t >= f.Start-replicationLag && t <= last {
 			return f, true
 		}
 	}
