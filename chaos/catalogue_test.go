@@ -38,6 +38,7 @@ func TestLookupBuildsEachFault(t *testing.T) {
 		{"conn_limit", map[string]string{"limit": "10"}, ConnLimit{Limit: 10}},
 		{"failover", nil, &Failover{}},
 		{"primary_kill", nil, &PrimaryKill{}},
+		{"primary_pause", nil, PrimaryPause{}},
 		{"tls_expired", nil, &TLSFault{Kind: TLSExpired}},
 		{"tls_handshake_stall", nil, &TLSFault{Kind: TLSHandshakeStall}},
 	}
@@ -59,8 +60,8 @@ func TestLookupBuildsEachFault(t *testing.T) {
 
 func TestNamesAreAllLookedUp(t *testing.T) {
 	names := Names()
-	if len(names) != 24 {
-		t.Fatalf("%d names %q; want 24", len(names), names)
+	if len(names) != 25 {
+		t.Fatalf("%d names %q; want 25", len(names), names)
 	}
 	required := map[string]map[string]string{
 		"latency": {"latency": "1ms"}, "bandwidth": {"rate": "1"}, "slow_close": {"delay": "1ms"},

@@ -118,7 +118,7 @@ func TestDestructiveFaultsRefusedOnURLTargets(t *testing.T) {
 	defer u.Close()
 	p := newProxy(t, r.Addr())
 	faults := []Fault{Kill{}, Pause{}, Restart{}, Restart{Hard: true}, &MaxMemory{Bytes: 1 << 20}, &TLSFault{Kind: TLSExpired},
-		&Failover{}, &PrimaryKill{}}
+		&Failover{}, &PrimaryKill{}, PrimaryPause{}}
 	for _, f := range faults {
 		env := Env{Target: u, Proxy: p}
 		err := f.Available(env)
@@ -157,6 +157,7 @@ func TestAvailability(t *testing.T) {
 		{Kill{}, Env{Target: plain}, ""},
 		{&Failover{}, Env{Target: plain}, "a process target cannot fail over (it has no replicas and no sentinels)"},
 		{&PrimaryKill{}, Env{Target: plain}, "a process target cannot kill its primary and promote a replica"},
+		{PrimaryPause{}, Env{Target: plain}, "a process target cannot pause its primary"},
 		{&TLSFault{Kind: TLSExpired}, Env{Target: plain}, "needs a TLS target"},
 		{&TLSFault{Kind: TLSExpired}, Env{Target: tlsTarget}, ""},
 		{&TLSFault{Kind: TLSPlainToTLS}, Env{Target: tlsTarget}, "needs a plain target"},

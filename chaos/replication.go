@@ -92,3 +92,37 @@ func (*PrimaryKill) Undo(ctx context.Context, env Env) error {
 	}
 	return t.RestartKilled(ctx)
 }
+
+// PrimaryPause freezes the primary of a replicated target (SIGSTOP) for
+// the step's window: clients connected to it hang, the sentinels promote a
+// replica, and on Undo the old primary thaws believing it is still the
+// primary, until it is demoted. What it took in that split-brain window
+// is lost.
+type PrimaryPause struct{}
+
+// Name is "primary_pause".
+func (PrimaryPause) Name() string { return "primary_pause" }
+
+// Available needs an owned replicated target (sentinel).
+func (PrimaryPause) Available(env Env) error {
+	_, err := ability[target.PrimaryPauser](env, "pause its primary (it has no replicas and no sentinels)")
+	return err
+}
+
+// Inject freezes the primary.
+func (PrimaryPause) Inject(ctx context.Context, env Env) error {
+	t, err := ability[target.PrimaryPauser](env, "pause its primary (it has no replicas and no sentinels)")
+	if err != nil {
+		return err
+	}
+	return t.PausePrimary(ctx)
+}
+
+// Undo thaws it, and it rejoins as a replica.
+func (PrimaryPause) Undo(ctx context.Context, env Env) error {
+	t, err := ability[target.PrimaryPauser](env, "pause its primary")
+	if err != nil {
+		return err
+	}
+	return t.ResumePaused(ctx)
+}

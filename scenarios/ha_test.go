@@ -97,14 +97,15 @@ func TestFailover(t *testing.T) {
 
 // TestFailoverHA runs the production-ha scenarios in full against
 // hardened, with and without durable acknowledgement, and seed; it logs
-// their numbers. It takes about a minute: make test-ha (GONOGO_HA=1).
+// their numbers. It takes about three minutes: make test-ha (GONOGO_HA=1).
 func TestFailoverHA(t *testing.T) {
 	needRedis(t)
 	if os.Getenv("GONOGO_HA") == "" {
 		t.Skip("set GONOGO_HA=1 (make test-ha) to run the sentinel scenarios in full")
 	}
 	reg := profiles.Default()
-	for _, name := range []string{"sentinel_failover", "sentinel_primary_kill"} {
+	for _, name := range []string{"sentinel_failover", "sentinel_primary_kill", "sentinel_primary_pause",
+		"sentinel_fanout_failover", "sentinel_double_failover", "sentinel_kill_aof"} {
 		spec, err := Load(name, DefaultKnown(reg))
 		if err != nil {
 			t.Fatal(err)
@@ -123,8 +124,12 @@ func TestFailoverHA(t *testing.T) {
 			t.Run(name+"/"+c.label, func(t *testing.T) {
 				o := runSpec(t, c.spec, c.profile, reg, 1)
 				lost, _ := result(o, "lost")
-				t.Logf("%s %s: %s; lost %v (by asynchronous replication %v) of %v; notes %q", name, c.label, o.Verdict,
-					lost.Metrics["lost"], lost.Metrics["lost_async_replication"], lost.Metrics["acknowledged"], o.Notes)
+				lat, _ := result(o, "latency")
+				rec, _ := result(o, "recover_time")
+				t.Logf("%s %s: %s; lost %v (by asynchronous replication %v) of %v; publish p99 before/during/after %v/%v/%v ms; recover %v ms; notes %q",
+					name, c.label, o.Verdict, lost.Metrics["lost"], lost.Metrics["lost_async_replication"], lost.Metrics["acknowledged"],
+					lat.Metrics["publish_p99_ms_before"], lat.Metrics["publish_p99_ms_during"], lat.Metrics["publish_p99_ms_after"],
+					rec.Metrics["recover_ms"], o.Notes)
 				if c.pass && o.Verdict != verdict.Pass {
 					t.Errorf("%s: got %s; want PASS", c.label, o.Verdict)
 				}

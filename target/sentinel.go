@@ -62,6 +62,7 @@ type Sentinel struct {
 
 	mu     sync.Mutex
 	killed []*Process // data nodes KillPrimary killed, to restart
+	paused []*Process // data nodes PausePrimary froze, to thaw
 }
 
 var _ Target = (*Sentinel)(nil)
@@ -420,6 +421,46 @@ func (s *Sentinel) switched(ctx context.Context, old string) error {
 		return fmt.Errorf("new primary %s does not say it is one yet", now)
 	}
 	return nil
+}
+
+// PausePrimary freezes the primary with SIGSTOP and returns at once: its
+// connections stay open and unanswered, the sentinels judge it down after
+// DownAfter and promote a replica. ResumePaused thaws it: it comes back
+// believing it is the primary, and takes writes from the clients still
+// connected to it until it is demoted (the split-brain window; rejoin
+// demotes it at once, as a sentinel would at its next poll).
+func (s *Sentinel) PausePrimary(ctx context.Context) error {
+	p, err := s.Primary(ctx)
+	if err != nil {
+		return err
+	}
+	if err := p.Pause(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.paused = append(s.paused, p)
+	s.mu.Unlock()
+	return nil
+}
+
+// ResumePaused thaws the nodes PausePrimary froze and, once the sentinels
+// name a primary, makes every other node its replica.
+func (s *Sentinel) ResumePaused(ctx context.Context) error {
+	s.mu.Lock()
+	paused := s.paused
+	s.paused = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, p := range paused {
+		errs = append(errs, p.Resume(ctx))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if len(paused) == 0 {
+		return nil
+	}
+	return s.rejoin(ctx)
 }
 
 // Killed lists the data nodes KillPrimary killed that are not restarted.

@@ -111,7 +111,15 @@ type PrimaryKiller interface {
 	RestartKilled(ctx context.Context) error
 }
 
+// PrimaryPauser can freeze the primary of a replicated target (SIGSTOP)
+// and thaw it.
+type PrimaryPauser interface {
+	PausePrimary(ctx context.Context) error
+	ResumePaused(ctx context.Context) error
+}
+
 var (
+	_ PrimaryPauser = (*Sentinel)(nil)
 	_ Failoverer    = (*Sentinel)(nil)
 	_ PrimaryKiller = (*Sentinel)(nil)
 	_ Target        = (*Process)(nil)

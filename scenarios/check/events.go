@@ -263,7 +263,7 @@ func Lost(h history.History, c Config) Result {
 
 // ReplicationFaults are the faults that replace a replicated target's
 // primary.
-var ReplicationFaults = []string{"failover", "primary_kill"}
+var ReplicationFaults = []string{"failover", "primary_kill", "primary_pause"}
 
 // replicationLag bounds how long before a primary is replaced an event it
 // acknowledged may still be missing on its replicas (loopback replication
@@ -281,7 +281,9 @@ func replicationLoss(fs []history.Fault, t time.Duration) (history.Fault, bool) 
 			continue
 		}
 		last := f.Start
-		if f.Name == "failover" {
+		if f.Name != "primary_kill" {
+			// A demoted or thawed primary takes writes until its
+			// clients find the new one.
 			last = f.End
 		}
 		if t >= f.Start-replicationLag && t <= last {
