@@ -158,6 +158,8 @@ func TestAvailability(t *testing.T) {
 		{&Failover{}, Env{Target: plain}, "a process target cannot fail over (it has no replicas and no sentinels)"},
 		{&PrimaryKill{}, Env{Target: plain}, "a process target cannot kill its primary and promote a replica"},
 		{PrimaryPause{}, Env{Target: plain}, "a process target cannot pause its primary"},
+		{Down{}, Env{Target: sentinelKind{plain}, Proxy: p}, "in front of one sentinel only"},
+		{Quota{Limit: 1}, Env{Target: sentinelKind{plain}, Proxy: p}, "in front of one sentinel only"},
 		{&TLSFault{Kind: TLSExpired}, Env{Target: plain}, "needs a TLS target"},
 		{&TLSFault{Kind: TLSExpired}, Env{Target: tlsTarget}, ""},
 		{&TLSFault{Kind: TLSPlainToTLS}, Env{Target: tlsTarget}, "needs a plain target"},
@@ -176,6 +178,12 @@ func TestAvailability(t *testing.T) {
 		}
 	}
 }
+
+// sentinelKind is a target that says it is a sentinel target: what the
+// network faults refuse is decided by the kind alone.
+type sentinelKind struct{ target.Target }
+
+func (sentinelKind) Kind() target.Kind { return target.KindSentinel }
 
 // fakeExternal stands for a proxy that is not a Limiter; its methods are
 // never called.

@@ -43,7 +43,9 @@ type SentinelOptions struct {
 	// DownAfter is the sentinels' down-after-milliseconds: how long the
 	// primary must not answer before it is judged down. Default 1s.
 	DownAfter time.Duration
-	// FailoverTimeout is the sentinels' failover-timeout. Default 5s.
+	// FailoverTimeout is the sentinels' failover-timeout. A sentinel
+	// that tried a failover (or lost an election for one) waits twice
+	// this before it tries again. Default 2s.
 	FailoverTimeout time.Duration
 	// StartTimeout bounds start-up: every node answering, the replicas in
 	// sync, the sentinels aware of each other and of the replicas.
@@ -82,7 +84,7 @@ func (o SentinelOptions) withDefaults() (SentinelOptions, error) {
 		o.DownAfter = time.Second
 	}
 	if o.FailoverTimeout == 0 {
-		o.FailoverTimeout = 5 * time.Second
+		o.FailoverTimeout = 2 * time.Second
 	}
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 20 * time.Second
@@ -377,10 +379,11 @@ func (s *Sentinel) KillPrimary(ctx context.Context) (time.Duration, error) {
 // waitSwitched waits until every sentinel names a primary other than old
 // and that node says it is one, and returns how long that took from start;
 // then it waits until the other live nodes replicate from it. The bound is
-// the failover timeout plus the down-after time plus 5 s, then
+// the down-after time, plus twice the failover timeout (a split vote among
+// the sentinels delays the next attempt by that much), plus 5 s; then
 // StartTimeout.
 func (s *Sentinel) waitSwitched(ctx context.Context, old string, start time.Time) (time.Duration, error) {
-	deadline := start.Add(s.opts.FailoverTimeout + s.opts.DownAfter + 5*time.Second)
+	deadline := start.Add(s.opts.DownAfter + 2*s.opts.FailoverTimeout + 5*time.Second)
 	var why error
 	for time.Now().Before(deadline) {
 		if why = s.switched(ctx, old); why == nil {
