@@ -67,6 +67,7 @@ func stalePrimary(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
 // acknowledged events, named lost by asynchronous replication.
 func TestFailover(t *testing.T) {
 	needRedis(t)
+	t.Parallel()
 	reg := profiles.Default()
 	reg.Register("stale-primary", stalePrimary)
 	spec, err := Parse("failover_short.yaml", []byte(failoverSpec), DefaultKnown(reg))

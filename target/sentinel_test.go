@@ -104,23 +104,30 @@ func TestSentinelLifecycle(t *testing.T) {
 		t.Fatalf("%d killed nodes after RestartKilled; want 0", got)
 	}
 
+	closesClean(t, append(s.Nodes(), s.Sentinels()...), s.Close)
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// closesClean checks that every node runs, calls closeAll, and checks
+// that no node's process survives it (Close reaps its children: not even a
+// zombie) and no node's directory.
+func closesClean(t *testing.T, nodes []*Process, closeAll func() error) {
+	t.Helper()
 	var pids []int
 	var dirs []string
-	for _, p := range append(s.Nodes(), s.Sentinels()...) {
+	for _, p := range nodes {
 		if p.Pid() == 0 {
 			t.Fatalf("node %s not running before Close", p.Addr())
 		}
 		pids = append(pids, p.Pid())
 		dirs = append(dirs, p.Dir())
 	}
-	if err := s.Close(); err != nil {
+	if err := closeAll(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
 	for _, pid := range pids {
-		// Close reaps its children: no process, not even a zombie.
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("process %d survives Close (kill 0: %v)", pid, err)
 		}
