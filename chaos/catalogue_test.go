@@ -38,7 +38,8 @@ func TestLookupBuildsEachFault(t *testing.T) {
 		{"conn_limit", map[string]string{"limit": "10"}, ConnLimit{Limit: 10}},
 		{"failover", nil, &Failover{}},
 		{"primary_kill", nil, &PrimaryKill{}},
-		{"primary_pause", nil, PrimaryPause{}},
+		{"primary_pause", nil, &PrimaryPause{}},
+		{"replica_lag", nil, ReplicaLag{}},
 		{"tls_expired", nil, &TLSFault{Kind: TLSExpired}},
 		{"tls_handshake_stall", nil, &TLSFault{Kind: TLSHandshakeStall}},
 	}
@@ -60,8 +61,8 @@ func TestLookupBuildsEachFault(t *testing.T) {
 
 func TestNamesAreAllLookedUp(t *testing.T) {
 	names := Names()
-	if len(names) != 25 {
-		t.Fatalf("%d names %q; want 25", len(names), names)
+	if len(names) != 26 {
+		t.Fatalf("%d names %q; want 26", len(names), names)
 	}
 	required := map[string]map[string]string{
 		"latency": {"latency": "1ms"}, "bandwidth": {"rate": "1"}, "slow_close": {"delay": "1ms"},

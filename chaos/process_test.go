@@ -118,7 +118,7 @@ func TestDestructiveFaultsRefusedOnURLTargets(t *testing.T) {
 	defer u.Close()
 	p := newProxy(t, r.Addr())
 	faults := []Fault{Kill{}, Pause{}, Restart{}, Restart{Hard: true}, &MaxMemory{Bytes: 1 << 20}, &TLSFault{Kind: TLSExpired},
-		&Failover{}, &PrimaryKill{}, PrimaryPause{}}
+		&Failover{}, &PrimaryKill{}, &PrimaryPause{}, ReplicaLag{}}
 	for _, f := range faults {
 		env := Env{Target: u, Proxy: p}
 		err := f.Available(env)
@@ -157,7 +157,8 @@ func TestAvailability(t *testing.T) {
 		{Kill{}, Env{Target: plain}, ""},
 		{&Failover{}, Env{Target: plain}, "a process target cannot fail over (it has no replicas and no sentinels)"},
 		{&PrimaryKill{}, Env{Target: plain}, "a process target cannot kill its primary and promote a replica"},
-		{PrimaryPause{}, Env{Target: plain}, "a process target cannot pause its primary"},
+		{&PrimaryPause{}, Env{Target: plain}, "a process target cannot pause its primary"},
+		{ReplicaLag{}, Env{Target: plain}, "a process target cannot hold its replicas back"},
 		{Down{}, Env{Target: sentinelKind{plain}, Proxy: p}, "in front of one sentinel only"},
 		{Quota{Limit: 1}, Env{Target: sentinelKind{plain}, Proxy: p}, "in front of one sentinel only"},
 		{&TLSFault{Kind: TLSExpired}, Env{Target: plain}, "needs a TLS target"},

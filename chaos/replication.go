@@ -98,31 +98,76 @@ func (*PrimaryKill) Undo(ctx context.Context, env Env) error {
 // replica, and on Undo the old primary thaws believing it is still the
 // primary, until it is demoted. What it took in that split-brain window
 // is lost.
-type PrimaryPause struct{}
+type PrimaryPause struct {
+	mu     sync.Mutex
+	resume func(context.Context) error
+}
 
 // Name is "primary_pause".
-func (PrimaryPause) Name() string { return "primary_pause" }
+func (*PrimaryPause) Name() string { return "primary_pause" }
 
 // Available needs an owned replicated target (sentinel).
-func (PrimaryPause) Available(env Env) error {
+func (*PrimaryPause) Available(env Env) error {
 	_, err := ability[target.PrimaryPauser](env, "pause its primary (it has no replicas and no sentinels)")
 	return err
 }
 
 // Inject freezes the primary.
-func (PrimaryPause) Inject(ctx context.Context, env Env) error {
+func (f *PrimaryPause) Inject(ctx context.Context, env Env) error {
 	t, err := ability[target.PrimaryPauser](env, "pause its primary (it has no replicas and no sentinels)")
 	if err != nil {
 		return err
 	}
-	return t.PausePrimary(ctx)
+	resume, err := t.PausePrimary(ctx)
+	f.mu.Lock()
+	f.resume = resume
+	f.mu.Unlock()
+	return err
 }
 
-// Undo thaws it, and it rejoins as a replica.
-func (PrimaryPause) Undo(ctx context.Context, env Env) error {
-	t, err := ability[target.PrimaryPauser](env, "pause its primary")
+// Undo thaws the node Inject froze, and it rejoins as a replica.
+func (f *PrimaryPause) Undo(ctx context.Context, _ Env) error {
+	f.mu.Lock()
+	resume := f.resume
+	f.resume = nil
+	f.mu.Unlock()
+	if resume == nil {
+		return nil
+	}
+	return resume(ctx)
+}
+
+// ReplicaLag holds replication back for the step's window by cutting the
+// replicas off from the primary (REPLICAOF to a closed port; not
+// Toxiproxy: the replicas dial the primary directly): the primary keeps
+// acknowledging writes no replica has. Kill the primary inside the window
+// (primary_kill) and those writes are lost by asynchronous replication
+// unless the layer waited for a replica.
+type ReplicaLag struct{}
+
+// Name is "replica_lag".
+func (ReplicaLag) Name() string { return "replica_lag" }
+
+// Available needs an owned replicated target (sentinel).
+func (ReplicaLag) Available(env Env) error {
+	_, err := ability[target.ReplicaLagger](env, "hold its replicas back (it has none)")
+	return err
+}
+
+// Inject cuts the replicas off.
+func (ReplicaLag) Inject(ctx context.Context, env Env) error {
+	t, err := ability[target.ReplicaLagger](env, "hold its replicas back (it has none)")
 	if err != nil {
 		return err
 	}
-	return t.ResumePaused(ctx)
+	return t.LagReplicas(ctx)
+}
+
+// Undo reconnects them to the current primary.
+func (ReplicaLag) Undo(ctx context.Context, env Env) error {
+	t, err := ability[target.ReplicaLagger](env, "hold its replicas back")
+	if err != nil {
+		return err
+	}
+	return t.CatchUpReplicas(ctx)
 }

@@ -64,7 +64,8 @@ type Sentinel struct {
 
 	mu     sync.Mutex
 	killed []*Process // data nodes KillPrimary killed, to restart
-	paused []*Process // data nodes PausePrimary froze, to thaw
+	// lagging are the replicas LagReplicas cut off, to reconnect.
+	lagging []*Process
 }
 
 var _ Target = (*Sentinel)(nil)
@@ -426,41 +427,67 @@ func (s *Sentinel) switched(ctx context.Context, old string) error {
 	return nil
 }
 
-// PausePrimary freezes the primary with SIGSTOP and returns at once: its
-// connections stay open and unanswered, the sentinels judge it down after
-// DownAfter and promote a replica. ResumePaused thaws it: it comes back
-// believing it is the primary, and takes writes from the clients still
-// connected to it until it is demoted (the split-brain window; rejoin
-// demotes it at once, as a sentinel would at its next poll).
-func (s *Sentinel) PausePrimary(ctx context.Context) error {
+// PausePrimary freezes the primary with SIGSTOP and returns at once, with
+// the function that thaws it: its connections stay open and unanswered,
+// the sentinels judge it down after DownAfter and promote a replica.
+// Thawed, it believes it is still the primary, and takes writes from the
+// clients still connected to it until it is demoted (the split-brain
+// window of a partitioned primary; resume demotes it at once, as a
+// sentinel would at its next poll).
+func (s *Sentinel) PausePrimary(ctx context.Context) (resume func(context.Context) error, err error) {
 	p, err := s.Primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Pause(ctx); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		if err := p.Resume(ctx); err != nil {
+			return err
+		}
+		return s.rejoin(ctx)
+	}, nil
+}
+
+// LagReplicas cuts every replica off from the primary (REPLICAOF to a
+// port nothing listens on): the primary keeps acknowledging writes that no
+// replica has, the lag asynchronous replication turns into a loss if the
+// primary dies first. (Freezing a replica would not do: the kernel keeps
+// receiving the replication stream for it.) CatchUpReplicas reconnects
+// them to the current primary.
+func (s *Sentinel) LagReplicas(ctx context.Context) error {
+	primary, err := s.PrimaryAddr(ctx)
 	if err != nil {
 		return err
 	}
-	if err := p.Pause(ctx); err != nil {
+	nowhere, err := FreePort()
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.paused = append(s.paused, p)
-	s.mu.Unlock()
+	killed := s.Killed()
+	for _, p := range s.data {
+		if p.Addr() == primary || slices.Contains(killed, p) || p.Pid() == 0 {
+			continue
+		}
+		if _, err := p.adminDo(ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(nowhere)); err != nil {
+			return fmt.Errorf("REPLICAOF on %s: %w", p.Addr(), err)
+		}
+		s.mu.Lock()
+		s.lagging = append(s.lagging, p)
+		s.mu.Unlock()
+	}
 	return nil
 }
 
-// ResumePaused thaws the nodes PausePrimary froze and, once the sentinels
-// name a primary, makes every other node its replica.
-func (s *Sentinel) ResumePaused(ctx context.Context) error {
+// CatchUpReplicas makes every live node other than the primary the
+// sentinels name its replica again (rejoin).
+func (s *Sentinel) CatchUpReplicas(ctx context.Context) error {
 	s.mu.Lock()
-	paused := s.paused
-	s.paused = nil
+	n := len(s.lagging)
+	s.lagging = nil
 	s.mu.Unlock()
-	var errs []error
-	for _, p := range paused {
-		errs = append(errs, p.Resume(ctx))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	if len(paused) == 0 {
+	if n == 0 {
 		return nil
 	}
 	return s.rejoin(ctx)
@@ -515,17 +542,27 @@ func (s *Sentinel) rejoin(ctx context.Context) error {
 	}
 	host, port, _ := net.SplitHostPort(primary)
 	killed := s.Killed()
+	var errs []error
 	for _, p := range s.data {
 		if p.Addr() == primary || slices.Contains(killed, p) {
 			continue
 		}
 		// What a sentinel sends a node it reconfigures: its clients
-		// are dropped so that they ask the sentinels again.
+		// are dropped so that they ask the sentinels again. A node
+		// that does not answer (frozen by another fault) is left to
+		// the sentinels.
 		for _, cmd := range [][]string{{"REPLICAOF", host, port}, {"CLIENT", "KILL", "TYPE", "normal"}, {"CLIENT", "KILL", "TYPE", "pubsub"}} {
-			if _, err := p.adminDo(ctx, cmd...); err != nil {
-				return fmt.Errorf("%s on %s: %w", cmd[0], p.Addr(), err)
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err := p.adminDo(cctx, cmd...)
+			cancel()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s on %s: %w", cmd[0], p.Addr(), err))
+				break
 			}
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	return s.waitSync(ctx)
 }

@@ -111,14 +111,21 @@ type PrimaryKiller interface {
 	RestartKilled(ctx context.Context) error
 }
 
-// PrimaryPauser can freeze the primary of a replicated target (SIGSTOP)
-// and thaw it.
+// PrimaryPauser can freeze the primary of a replicated target (SIGSTOP);
+// resume thaws that node.
 type PrimaryPauser interface {
-	PausePrimary(ctx context.Context) error
-	ResumePaused(ctx context.Context) error
+	PausePrimary(ctx context.Context) (resume func(context.Context) error, err error)
+}
+
+// ReplicaLagger can cut the replicas of a replicated target off from the
+// primary, so that replication lags, and reconnect them.
+type ReplicaLagger interface {
+	LagReplicas(ctx context.Context) error
+	CatchUpReplicas(ctx context.Context) error
 }
 
 var (
+	_ ReplicaLagger = (*Sentinel)(nil)
 	_ PrimaryPauser = (*Sentinel)(nil)
 	_ Failoverer    = (*Sentinel)(nil)
 	_ PrimaryKiller = (*Sentinel)(nil)

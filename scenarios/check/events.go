@@ -289,6 +289,13 @@ func replicationLoss(fs []history.Fault, t time.Duration) (history.Fault, bool) 
 		if t >= f.Start-replicationLag && t <= last {
 			return f, true
 		}
+		// Replication held back (replica_lag) when the primary was
+		// replaced: what it acknowledged since the lag began.
+		for _, lag := range fs {
+			if lag.Name == "replica_lag" && lag.Contains(f.Start) && t >= lag.Start && t <= last {
+				return f, true
+			}
+		}
 	}
 	return history.Fault{}, false
 }

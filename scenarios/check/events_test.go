@@ -60,6 +60,8 @@ func TestLostAsyncReplication(t *testing.T) {
 			verdict: verdict.Fail, err: ErrLost, metrics: map[string]float64{"lost": 1, "lost_async_replication": 0}},
 		{name: "acknowledged during a failover: the old primary still took it", h: hist([]history.Fault{fault("failover", 2, 3)}, p1, p2, p3, rd("f1", 5, "p0-1", "p0-2")),
 			verdict: verdict.Fail, err: ErrLost, metrics: map[string]float64{"lost": 1, "lost_async_replication": 1}},
+		{name: "acknowledged while replication lagged, before the kill", h: hist([]history.Fault{fault("replica_lag", 0.1, 2.5), fault("primary_kill", 2, 3)}, p1, p2, p3, rd("f1", 5, "p0-2", "p0-3")),
+			verdict: verdict.Fail, err: ErrLost, metrics: map[string]float64{"lost": 1, "lost_async_replication": 1}},
 		{name: "acknowledged long before: another cause", h: hist(pk, p1, p2, p3, rd("f1", 5, "p0-2", "p0-3")),
 			verdict: verdict.Fail, err: ErrLost, metrics: map[string]float64{"lost": 1, "lost_async_replication": 0}},
 		{name: "nothing lost", h: hist(pk, p1, p2, p3, rd("f1", 5, "p0-1", "p0-2", "p0-3")),
