@@ -51,9 +51,9 @@ test: deps fastapi-deps
 # Replicated Redis (issue 21): the sentinel scenarios in full against hardened
 # (durable acknowledgement on, its default there), hardened without it and
 # seed, with their numbers in the test log, then the production-ha gate
-# (hardened GO). About 2 minutes; make test runs the short TestFailover.
+# (hardened GO). About 5 minutes; make test runs the short TestFailover.
 test-ha: deps build
-	GONOGO_HA=1 $(GO) test -count=1 -timeout 5m -v -run 'TestFailoverHA|TestFailover$$|TestSentinel' ./scenarios/ ./target/ 2>&1 | grep -v '^redis: '
+	GONOGO_HA=1 $(GO) test -count=1 -timeout 10m -v -run 'TestFailoverHA|TestFailover$$|TestSentinel|TestCluster' ./scenarios/ ./target/
 	./$(BIN) run --gate production-ha --profile hardened --report-dir reports
 
 # The browser clients and the conformance command: their tests with Chromium
