@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test test-browser fuzz bench bench-baseline bench-sweeps bench-sharded lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test explore-seed explore-mutants
+.PHONY: run test test-ha test-browser fuzz bench bench-baseline bench-sweeps bench-sharded lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test explore-seed explore-mutants
 
 build: $(BIN)
 
@@ -15,9 +15,9 @@ $(BIN): $(shell find . -name '*.go' -not -path './reports/*/*' 2>/dev/null) go.m
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing redis-server redis-tools (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; \
-	  else echo "redis-server missing: sudo apt-get install -y redis-server redis-tools" >&2; exit 4; fi; }
+	    echo "installing redis-server redis-tools redis-sentinel (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools redis-sentinel >/dev/null; \
+	  else echo "redis-server missing: sudo apt-get install -y redis-server redis-tools redis-sentinel" >&2; exit 4; fi; }
 	@# the Debian package starts a system redis on 6379; the harness never uses it.
 
 # Chromium from Debian for the browser_* scenarios (pages with the native
@@ -51,6 +51,14 @@ test: deps fastapi-deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -parallel 4 -timeout 9m $(PKGS)
 	@$(MAKE) --no-print-directory fuzz
+
+# Replicated Redis (issue 21): the sentinel scenarios in full against hardened
+# (durable acknowledgement on, its default there), hardened without it and
+# seed, with their numbers in the test log, then the production-ha gate
+# (hardened GO). About 5 minutes; make test runs the short TestFailover.
+test-ha: deps build
+	GONOGO_HA=1 $(GO) test -count=1 -timeout 10m -v -run 'TestFailoverHA|TestFailover$$|TestSentinel|TestCluster' ./scenarios/ ./target/
+	./$(BIN) run --gate production-ha --profile hardened --report-dir reports
 
 # The browser clients and the conformance command: their tests with Chromium
 # installed, then the browser scenarios for both profiles (hardened GO, seed

@@ -68,6 +68,9 @@ type Config struct {
 	// (how long a call may wait for Redis before the layer falls back to
 	// memory). Zero keeps each layer's default.
 	CallBudget time.Duration
+	// AckReplicas is the layers' impl.Config.AckReplicas (durable
+	// acknowledgement: 0 auto, on for the sentinel target; -1 off).
+	AckReplicas int
 	// RedisBenchmark runs redis-benchmark with the raw xadd step's
 	// clients and op count against the same server, before and after
 	// the harness's xadd (process target only).
@@ -204,8 +207,10 @@ func (c *Config) validate() error {
 		c.Profiles = c.Layers.Names()
 	}
 	switch {
-	case c.Target != target.KindProcess && c.Target != target.KindRemoteSim && c.Target != target.KindURL:
-		return exitcode.Configf("unknown target %q (want process, remote-sim or url)", c.Target)
+	case c.Target != target.KindProcess && c.Target != target.KindRemoteSim && c.Target != target.KindURL && c.Target != target.KindSentinel:
+		return exitcode.Configf("unknown target %q (want process, remote-sim, sentinel or url)", c.Target)
+	case c.AckReplicas < -1 || c.AckReplicas > impl.MaxAckReplicas:
+		return exitcode.Configf("ack-replicas %d: want -1 (off), 0 (auto) or 1 to %d", c.AckReplicas, impl.MaxAckReplicas)
 	case c.Target == target.KindURL && c.URL == "":
 		return exitcode.Configf("target url needs --url (or REDIS_URL)")
 	case c.Target != target.KindURL && c.URL != "":
@@ -658,7 +663,7 @@ func pointOf(st Step) *int64 {
 func (s *session) layerConfig(hooks []redis.Hook) impl.Config {
 	return impl.Config{URL: s.tg.URL(), TLS: s.tg.TLS(), Enabled: true, EventBus: true, Cache: true, SSE: true,
 		Hooks: hooks, KeyPrefix: s.tg.KeyPrefix(), PublishBudget: s.cfg.CallBudget, CallBudget: s.cfg.CallBudget,
-		OutboxCap: s.cfg.OutboxCap}
+		OutboxCap: s.cfg.OutboxCap, AckReplicas: s.cfg.AckReplicas}
 }
 
 // rawClient is a client for the raw ops: a pool as large as the workers,

@@ -9,13 +9,22 @@ import (
 
 // openTarget starts or opens cfg's target. An unreachable URL is bad
 // input (exit 3) whose text never shows the password. remote-sim stands in
-// for Upstash: a TLS redis-server behind a proxy adding cfg.RTT.
+// for Upstash: a TLS redis-server behind a proxy adding cfg.RTT. sentinel
+// is a primary with a replica and three sentinels: the layers reach it by
+// go-redis's failover client, and publish with durable acknowledgement
+// unless cfg.AckReplicas is -1.
 func openTarget(ctx context.Context, cfg *Config) (target.Target, error) {
 	switch cfg.Target {
 	case target.KindURL:
 		return target.OpenURL(ctx, cfg.URL, target.URLOptions{})
 	case target.KindRemoteSim:
 		return chaos.StartRemoteSim(ctx, cfg.RTT, target.ProcessOptions{})
+	case target.KindSentinel:
+		s, err := target.StartSentinel(ctx, target.SentinelOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	p, err := target.StartProcess(ctx, target.ProcessOptions{})
 	if err != nil {

@@ -72,6 +72,10 @@ var catalogue = slices.Concat([]entry{
 	{name: "quota", params: []string{"limit"}, build: func(p *params) Fault {
 		return Quota{Limit: int(p.int("limit", true))}
 	}},
+	{name: "failover", build: func(*params) Fault { return &Failover{} }},
+	{name: "primary_kill", build: func(*params) Fault { return &PrimaryKill{} }},
+	{name: "primary_pause", build: func(*params) Fault { return &PrimaryPause{} }},
+	{name: "replica_lag", build: func(*params) Fault { return ReplicaLag{} }},
 	{name: "conn_limit", params: []string{"limit"}, build: func(p *params) Fault {
 		return ConnLimit{Limit: int(p.int("limit", true))}
 	}},

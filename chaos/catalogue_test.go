@@ -36,6 +36,10 @@ func TestLookupBuildsEachFault(t *testing.T) {
 		{"maxmemory", map[string]string{"bytes": "1048576", "policy": "volatile-ttl"}, &MaxMemory{Bytes: 1 << 20, Policy: "volatile-ttl"}},
 		{"quota", map[string]string{"limit": "1000"}, Quota{Limit: 1000}},
 		{"conn_limit", map[string]string{"limit": "10"}, ConnLimit{Limit: 10}},
+		{"failover", nil, &Failover{}},
+		{"primary_kill", nil, &PrimaryKill{}},
+		{"primary_pause", nil, &PrimaryPause{}},
+		{"replica_lag", nil, ReplicaLag{}},
 		{"tls_expired", nil, &TLSFault{Kind: TLSExpired}},
 		{"tls_handshake_stall", nil, &TLSFault{Kind: TLSHandshakeStall}},
 	}
@@ -57,8 +61,8 @@ func TestLookupBuildsEachFault(t *testing.T) {
 
 func TestNamesAreAllLookedUp(t *testing.T) {
 	names := Names()
-	if len(names) != 22 {
-		t.Fatalf("%d names %q; want 22", len(names), names)
+	if len(names) != 26 {
+		t.Fatalf("%d names %q; want 26", len(names), names)
 	}
 	required := map[string]map[string]string{
 		"latency": {"latency": "1ms"}, "bandwidth": {"rate": "1"}, "slow_close": {"delay": "1ms"},

@@ -8,6 +8,8 @@ import (
 	"hash/fnv"
 	"sync"
 	"time"
+
+	"github.com/gonogo/harness/target"
 )
 
 // errNoProxy is why a network fault is unavailable without a proxy.
@@ -17,8 +19,15 @@ func needProxy(env Env) error {
 	if env.Proxy == nil {
 		return errNoProxy
 	}
+	if env.Target != nil && env.Target.Kind() == target.KindSentinel {
+		return errSentinelProxy
+	}
 	return nil
 }
+
+// errSentinelProxy: on a sentinel target the proxy stands in front of one
+// sentinel only; clients reach the data nodes directly.
+var errSentinelProxy = errors.New("the proxy stands in front of one sentinel only: clients reach the primary directly, so a network fault there would not cut them off")
 
 // newToxic names a toxic after its type, stream and settings, so Undo
 // removes exactly what Inject added and two different faults never clash.

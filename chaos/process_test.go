@@ -117,7 +117,8 @@ func TestDestructiveFaultsRefusedOnURLTargets(t *testing.T) {
 	}
 	defer u.Close()
 	p := newProxy(t, r.Addr())
-	faults := []Fault{Kill{}, Pause{}, Restart{}, Restart{Hard: true}, &MaxMemory{Bytes: 1 << 20}, &TLSFault{Kind: TLSExpired}}
+	faults := []Fault{Kill{}, Pause{}, Restart{}, Restart{Hard: true}, &MaxMemory{Bytes: 1 << 20}, &TLSFault{Kind: TLSExpired},
+		&Failover{}, &PrimaryKill{}, &PrimaryPause{}, ReplicaLag{}}
 	for _, f := range faults {
 		env := Env{Target: u, Proxy: p}
 		err := f.Available(env)
@@ -154,6 +155,12 @@ func TestAvailability(t *testing.T) {
 		{Quota{Limit: 1}, Env{Target: tlsTarget, Proxy: p}, "speaks TLS"},
 		{ConnLimit{Limit: 1}, Env{Target: plain, Proxy: fakeExternal{}}, "embedded proxy"},
 		{Kill{}, Env{Target: plain}, ""},
+		{&Failover{}, Env{Target: plain}, "a process target cannot fail over (it has no replicas and no sentinels)"},
+		{&PrimaryKill{}, Env{Target: plain}, "a process target cannot kill its primary and promote a replica"},
+		{&PrimaryPause{}, Env{Target: plain}, "a process target cannot pause its primary"},
+		{ReplicaLag{}, Env{Target: plain}, "a process target cannot hold its replicas back"},
+		{Down{}, Env{Target: sentinelKind{plain}, Proxy: p}, "in front of one sentinel only"},
+		{Quota{Limit: 1}, Env{Target: sentinelKind{plain}, Proxy: p}, "in front of one sentinel only"},
 		{&TLSFault{Kind: TLSExpired}, Env{Target: plain}, "needs a TLS target"},
 		{&TLSFault{Kind: TLSExpired}, Env{Target: tlsTarget}, ""},
 		{&TLSFault{Kind: TLSPlainToTLS}, Env{Target: tlsTarget}, "needs a plain target"},
@@ -172,6 +179,12 @@ func TestAvailability(t *testing.T) {
 		}
 	}
 }
+
+// sentinelKind is a target that says it is a sentinel target: what the
+// network faults refuse is decided by the kind alone.
+type sentinelKind struct{ target.Target }
+
+func (sentinelKind) Kind() target.Kind { return target.KindSentinel }
 
 // fakeExternal stands for a proxy that is not a Limiter; its methods are
 // never called.

@@ -36,6 +36,11 @@ var timingChecks = map[string][]string{
 	"quota":      {"budget", "fallback_time", "recover_time"},
 	"tls_":       {"budget", "fallback_time", "recover_time"},
 	"flag":       {"budget", "error_rate", "recover_time"},
+	// The replicated target's faults (sentinel_* scenarios).
+	"failover":      {"budget", "error_rate", "delivery"},
+	"primary_kill":  {"budget", "fallback_time", "recover_time", "error_rate", "delivery"},
+	"primary_pause": {"budget", "recover_time", "error_rate", "delivery"},
+	"replica_lag":   {"budget", "recover_time", "error_rate", "delivery"},
 	// Instances run as processes: calls cross HTTP, so no budget.
 	"instance_stop":    {"error_rate", "fallback_time", "delivery"},
 	"instance_kill":    {"error_rate", "fallback_time", "delivery"},

@@ -115,6 +115,9 @@ func (g Generator) Generate(seed int64, index int) Scenario {
 	if slices.ContainsFunc(kinds, needsTLS) {
 		s.Target.TLS = true
 	}
+	if slices.ContainsFunc(kinds, replicated) {
+		s.Target.Kind = "sentinel"
+	}
 	if slices.Contains(kinds, "kill") || slices.Contains(kinds, "restart") {
 		s.Target.AOF = r.IntN(2) == 0
 		for i, f := range s.Faults {
@@ -285,8 +288,12 @@ var faultGens = map[string]faultGen{
 	"flapping": func(r *rand.Rand, _ *Scenario) (map[string]string, string) {
 		return map[string]string{"period": ms(between(r, 100*time.Millisecond, time.Second))}, ""
 	},
-	"kill":  none,
-	"pause": none,
+	"kill":          none,
+	"pause":         none,
+	"failover":      none,
+	"primary_kill":  none,
+	"primary_pause": none,
+	"replica_lag":   none,
 	"restart": func(r *rand.Rand, _ *Scenario) (map[string]string, string) {
 		return map[string]string{"hard": strconv.FormatBool(r.IntN(2) == 0)}, ""
 	},
@@ -363,8 +370,20 @@ func needsPlain(k string) bool { return k == "quota" || k == "conn_limit" || k =
 
 // clash reports whether k cannot run on the same target as kinds.
 func clash(k string, kinds []string) bool {
-	return needsTLS(k) && slices.ContainsFunc(kinds, needsPlain) || needsPlain(k) && slices.ContainsFunc(kinds, needsTLS)
+	return needsTLS(k) && slices.ContainsFunc(kinds, needsPlain) || needsPlain(k) && slices.ContainsFunc(kinds, needsTLS) ||
+		replicated(k) && slices.ContainsFunc(kinds, single) || single(k) && slices.ContainsFunc(kinds, replicated)
 }
+
+// replicated reports whether fault k acts on a replicated target (the
+// sentinel target).
+func replicated(k string) bool {
+	return k == "failover" || k == "primary_kill" || k == "primary_pause" || k == "replica_lag"
+}
+
+// single reports whether fault k needs the single-server target: the
+// network faults (on a sentinel target the proxy carries no data), the
+// process faults on the server, quota and TLS.
+func single(k string) bool { return !replicated(k) && k != "flag" && !isInstanceFault(k) }
 
 // between draws a duration from lo to hi in round steps: 100ms, or 10ms
 // or 1ms for short ranges (lo when hi <= lo).

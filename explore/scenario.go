@@ -38,10 +38,12 @@ type Scenario struct {
 }
 
 // Target is the target section: TLS for the TLS faults, AOF so that a
-// kill or restart keeps Redis's data.
+// kill or restart keeps Redis's data, kind sentinel for the faults of a
+// replicated Redis.
 type Target struct {
-	AOF bool `yaml:"aof,omitempty"`
-	TLS bool `yaml:"tls,omitempty"`
+	Kind string `yaml:"kind,omitempty"`
+	AOF  bool   `yaml:"aof,omitempty"`
+	TLS  bool   `yaml:"tls,omitempty"`
 }
 
 // Config is the layer configuration, scaled down as the catalogue's is.

@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -19,10 +20,23 @@ func (c Config) WithDefaults() Config { return c.withDefaults() }
 // cfg.TLS overriding the URL's TLS settings, PoolSize, ConnectTimeout as the
 // dial timeout, ContextTimeoutEnabled (a caller's deadline bounds each call),
 // ClientName, and cfg.Hooks. tune, if given, adjusts the options last (e.g. MaxRetries,
-// read/write timeouts). A URL that does not parse is a config error (exit 3)
-// whose text never shows the password.
+// read/write timeouts). A URL with a master_name parameter names sentinels
+// (go-redis's ParseFailoverURL: the host and each addr= a sentinel, user
+// info the sentinels' credentials, password= the data nodes'): the client
+// is then go-redis's failover client, which asks the sentinels for the
+// primary and follows it through a failover. A URL that does not parse is
+// a config error (exit 3) whose text never shows the password.
 func NewClient(cfg Config, tune ...func(*redis.Options)) (*redis.Client, error) {
-	opt, err := redis.ParseURL(cfg.URL)
+	var opt *redis.Options
+	var fo *redis.FailoverOptions
+	var err error
+	if IsFailoverURL(cfg.URL) {
+		if fo, err = redis.ParseFailoverURL(cfg.URL); err == nil {
+			opt = &redis.Options{Username: fo.Username, Password: fo.Password, DB: fo.DB, TLSConfig: fo.TLSConfig}
+		}
+	} else {
+		opt, err = redis.ParseURL(cfg.URL)
+	}
 	if err != nil {
 		return nil, exitcode.Configf("REDIS_URL %s: %s", redact.URL(cfg.URL), redact.Text(err.Error(), redact.Password(cfg.URL)))
 	}
@@ -46,11 +60,37 @@ func NewClient(cfg Config, tune ...func(*redis.Options)) (*redis.Client, error) 
 	for _, f := range tune {
 		f(opt)
 	}
-	rdb := redis.NewClient(opt)
+	var rdb *redis.Client
+	if fo != nil {
+		rdb = redis.NewFailoverClient(failoverOptions(fo, opt))
+	} else {
+		rdb = redis.NewClient(opt)
+	}
 	for _, h := range cfg.Hooks {
 		rdb.AddHook(h)
 	}
 	return rdb, nil
+}
+
+// IsFailoverURL reports whether u names sentinels rather than a server:
+// it has a master_name query parameter.
+func IsFailoverURL(u string) bool {
+	pu, err := url.Parse(u)
+	return err == nil && pu.Query().Has("master_name")
+}
+
+// failoverOptions are fo (sentinels, master name) with the client settings
+// of opt.
+func failoverOptions(fo *redis.FailoverOptions, opt *redis.Options) *redis.FailoverOptions {
+	fo.Username, fo.Password, fo.DB, fo.Protocol = opt.Username, opt.Password, opt.DB, opt.Protocol
+	fo.ClientName, fo.TLSConfig = opt.ClientName, opt.TLSConfig
+	fo.MaxRetries, fo.MinRetryBackoff, fo.MaxRetryBackoff = opt.MaxRetries, opt.MinRetryBackoff, opt.MaxRetryBackoff
+	fo.DialTimeout, fo.DialerRetries = opt.DialTimeout, opt.DialerRetries
+	fo.ReadTimeout, fo.WriteTimeout, fo.ContextTimeoutEnabled = opt.ReadTimeout, opt.WriteTimeout, opt.ContextTimeoutEnabled
+	fo.PoolSize, fo.PoolTimeout, fo.MinIdleConns, fo.MaxIdleConns, fo.MaxActiveConns = opt.PoolSize, opt.PoolTimeout, opt.MinIdleConns, opt.MaxIdleConns, opt.MaxActiveConns
+	fo.ConnMaxIdleTime, fo.ConnMaxLifetime = opt.ConnMaxIdleTime, opt.ConnMaxLifetime
+	fo.DisableIdentity, fo.UnstableResp3 = opt.DisableIdentity, opt.UnstableResp3
+	return fo
 }
 
 // RedisInfo returns the TASK-012 monitor fields from INFO: status "healthy",

@@ -65,6 +65,21 @@ type Config struct {
 	// with the Redis event bus on. OUTBOX_JOURNAL_DIR; default "": none.
 	JournalDir string
 
+	// AckReplicas is durable acknowledgement (hardened): a publish is
+	// acknowledged from Redis only once this many replicas have it (WAIT
+	// in the publish's own pipeline: no extra round trip); one that the
+	// replicas did not confirm within AckTimeout is kept in the outbox
+	// and written again, to whichever primary is current, like a publish
+	// during an outage. Without it an event the primary acknowledged and
+	// had not yet replicated is lost when the primary dies or is demoted
+	// (replication is asynchronous). Default 0, auto: 1 when the URL
+	// names sentinels (a replicated Redis by construction), none for a
+	// single server, where WAIT could never succeed; -1 disables; n > 0
+	// waits for n. REDIS_ACK_REPLICAS.
+	AckReplicas int
+	// AckTimeout is WAIT's timeout. Default half the PublishBudget.
+	AckTimeout time.Duration
+
 	// SubscriberQueue and SubscriberQueueBytes bound the events (and their
 	// payload bytes) waiting for one Bus.Subscribe consumer (hardened);
 	// past either the subscription's channel is closed, and the consumer
@@ -81,6 +96,21 @@ type Config struct {
 	// CacheTTLActive, CacheTTLCompleted, CacheTTLFailed are the status TTLs.
 	// Defaults 300s, 3600s, 1800s.
 	CacheTTLActive, CacheTTLCompleted, CacheTTLFailed time.Duration
+}
+
+// MaxAckReplicas bounds Config.AckReplicas.
+const MaxAckReplicas = 16
+
+// Acks is how many replicas a write must reach before it is acknowledged
+// (Config.AckReplicas resolved): 0 means none.
+func (c Config) Acks() int {
+	switch {
+	case c.AckReplicas < 0:
+		return 0
+	case c.AckReplicas == 0 && IsFailoverURL(c.URL):
+		return 1
+	}
+	return c.AckReplicas
 }
 
 func (c Config) withDefaults() Config {
@@ -101,6 +131,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ConnectTimeout, 5*time.Second)
 	def(&c.PublishBudget, 50*time.Millisecond)
 	def(&c.CallBudget, 50*time.Millisecond)
+	def(&c.AckTimeout, c.PublishBudget/2)
 	def(&c.ProbeInterval, 250*time.Millisecond)
 	def(&c.HealthInterval, 30*time.Second)
 	if c.StreamMaxLen == 0 {
@@ -146,6 +177,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		if *f.dst, err = envBool(getenv, f.name, c.Enabled); err != nil {
 			return c, err
 		}
+	}
+	if v := strings.TrimSpace(getenv("REDIS_ACK_REPLICAS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < -1 || n > MaxAckReplicas {
+			return c, fmt.Errorf("REDIS_ACK_REPLICAS=%q: want -1 (off), 0 (auto) or 1 to %d", v, MaxAckReplicas)
+		}
+		c.AckReplicas = n
 	}
 	c.ServerID = getenv("SERVER_ID")
 	c.JournalDir = getenv("OUTBOX_JOURNAL_DIR")

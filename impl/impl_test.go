@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gonogo/harness/internal/exitcode"
 )
 
 // TestProfiles: the zero registry is ready, names come back sorted, a
@@ -128,5 +130,40 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if _, err := ConfigFromEnv(env(map[string]string{"REDIS_SSE": "maybe"})); err == nil || !strings.Contains(err.Error(), `REDIS_SSE="maybe"`) {
 		t.Errorf("bad boolean: %v; want an error naming REDIS_SSE", err)
+	}
+	if c, err := ConfigFromEnv(env(map[string]string{"REDIS_ACK_REPLICAS": "-1"})); err != nil || c.AckReplicas != -1 {
+		t.Errorf("REDIS_ACK_REPLICAS=-1: %d, %v; want -1", c.AckReplicas, err)
+	}
+	for _, bad := range []string{"x", "-2", "17"} {
+		if _, err := ConfigFromEnv(env(map[string]string{"REDIS_ACK_REPLICAS": bad})); err == nil || !strings.Contains(err.Error(), "REDIS_ACK_REPLICAS") {
+			t.Errorf("REDIS_ACK_REPLICAS=%s: %v; want an error naming it", bad, err)
+		}
+	}
+}
+
+// TestNewClientFailoverURL: a URL with master_name gives go-redis's
+// failover client (it asks the sentinels named), and a bad one is a config
+// error that does not show the password.
+func TestNewClientFailoverURL(t *testing.T) {
+	if !IsFailoverURL("redis://127.0.0.1:1/0?master_name=m&addr=127.0.0.1:2") || IsFailoverURL("redis://127.0.0.1:1/0") {
+		t.Fatal("IsFailoverURL: want true only with master_name")
+	}
+	rdb, err := NewClient(Config{URL: "redis://127.0.0.1:1/0?master_name=m&addr=127.0.0.1:2&password=pw", PoolSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if got := rdb.Options().PoolSize; got != 3 {
+		t.Errorf("pool size %d; want 3", got)
+	}
+	if got := rdb.Options().Password; got != "pw" {
+		t.Errorf("data node password %q; want the URL's password=", got)
+	}
+	if got := rdb.String(); !strings.Contains(got, "FailoverClient") {
+		t.Errorf("client %s; want a failover client", got)
+	}
+	_, err = NewClient(Config{URL: "redis://:hunter7@127.0.0.1:1/0?master_name=m&bogus=1"})
+	if exitcode.Of(err) != exitcode.BadInput || strings.Contains(err.Error(), "hunter7") {
+		t.Fatalf("err = %v; want a config error without the password", err)
 	}
 }

@@ -36,7 +36,7 @@ func catalogueOf(gs Gates) Catalogue {
 
 func TestDefaultGates(t *testing.T) {
 	gs := DefaultGates()
-	if got, want := strings.Join(gs.Names(), " "), "local eventbus production release"; got != want {
+	if got, want := strings.Join(gs.Names(), " "), "local eventbus production production-ha release"; got != want {
 		t.Fatalf("gates: got %q; want %q", got, want)
 	}
 	days := map[string]int{"local": 3, "eventbus": 6, "production": 9, "release": 12}
@@ -377,7 +377,7 @@ func TestLoadGates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(gs.Gates) != 4 || len(gs.Gates[3].Criteria) != len(DefaultGates().Gates[3].Criteria) {
+	if len(gs.Gates) != 5 || len(gs.Gates[4].Criteria) != len(DefaultGates().Gates[4].Criteria) {
 		t.Errorf("loaded copy differs from the default")
 	}
 }

@@ -115,6 +115,9 @@ func (o TargetOptions) start(ctx context.Context, t Target) (target.Target, erro
 		return started(chaos.StartRemoteSim(ctx, rtt, processOptions(t)))
 	case target.KindURL:
 		return started(target.OpenURL(ctx, o.URL, o.URLOptions))
+	case target.KindSentinel:
+		// TLS is not offered: the engine reports it unavailable.
+		return started(target.StartSentinel(ctx, target.SentinelOptions{AOF: t.AOF}))
 	case "", target.KindProcess:
 		return startProcess(ctx, t)
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gonogo/harness/impl"
 )
 
 // limit is the allowed range of one number a scenario file may give. Every
@@ -71,6 +73,7 @@ var limits = []limit{
 	num("config.memory_events", 1, 1_000_000, "events per flow"),
 	num("config.outbox_cap", 1, 1_000_000, "events"),
 	num("config.stream_maxlen", 1, 10_000_000, "entries"),
+	{path: "config.ack_replicas", min: -1, max: impl.MaxAckReplicas, unit: "replicas (-1 off, 0 auto)"},
 
 	{path: "workload.duration", min: float64(100 * time.Millisecond), max: float64(time.Hour), dur: true},
 	num("workload.publish.rate", 0.1, 100_000, "per second"),

@@ -95,6 +95,7 @@ func (s Spec) LayerConfig() impl.Config {
 		MemoryEvents:    c.MemoryEvents,
 		OutboxCap:       c.OutboxCap,
 		StreamMaxLen:    c.StreamMaxLen,
+		AckReplicas:     c.AckReplicas,
 	}
 	if c.ConnectTimeout == 0 {
 		// Scenarios are scaled down: a dial that may take the default 5s

@@ -99,6 +99,9 @@ type Config struct {
 	MemoryEvents    int      `yaml:"memory_events"`
 	OutboxCap       int      `yaml:"outbox_cap"`
 	StreamMaxLen    int64    `yaml:"stream_maxlen"`
+	// AckReplicas is impl.Config.AckReplicas: 0 auto (1 on a sentinel
+	// target), -1 off, n wait for n replicas.
+	AckReplicas int `yaml:"ack_replicas"`
 	// Journal keeps each instance's outbox journal in a directory of its
 	// own (OUTBOX_JOURNAL_DIR for a process, see docs/http.md; Config.
 	// JournalDir in process): what it acknowledged from memory survives a

@@ -41,6 +41,13 @@ type windowed interface {
 	Window() (start, end time.Duration)
 }
 
+// switcher is a fault that moves the primary of a replicated target
+// (failover, primary_kill): Inject returns once the new primary is named,
+// and Switched says how long that took.
+type switcher interface {
+	Switched() time.Duration
+}
+
 // inject starts af and records the state change.
 func (r *run) inject(ctx context.Context, af *activeFault) error {
 	r.phase("fault " + af.step.Fault)
@@ -48,6 +55,7 @@ func (r *run) inject(ctx context.Context, af *activeFault) error {
 	defer af.mu.Unlock()
 	// Mark first: Undo must follow even a partial Inject.
 	af.injected = true
+	before := r.rec.Now()
 	if err := af.fault.Inject(ctx, r.env()); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -57,6 +65,12 @@ func (r *run) inject(ctx context.Context, af *activeFault) error {
 	af.start = r.rec.Now()
 	if w, ok := af.fault.(windowed); ok {
 		af.start, _ = w.Window()
+	}
+	if sw, ok := af.fault.(switcher); ok {
+		// The fault began when Inject did: it returns after the switch.
+		af.start = before
+		r.notes.add("%s at %s: the sentinels named the new primary %s after the fault began", af.step.Fault,
+			before.Round(time.Millisecond), sw.Switched().Round(time.Millisecond))
 	}
 	if af.down() {
 		r.redisState("down")
@@ -110,6 +124,13 @@ func (r *run) startTimeline(ctx context.Context, g *errgroup.Group, cancel conte
 					cancel()
 					return err
 				}
+			}
+			if _, ok := af.fault.(switcher); ok && af.step.For == 0 {
+				// A switch of primary without a stated window
+				// lasts until the new primary is named: what a
+				// loss is judged against.
+				r.undo(af)
+				return nil
 			}
 			if af.step.For == 0 {
 				return nil

@@ -77,9 +77,9 @@ func (s *Spec) validate(k Known) error {
 		bad(s.Line, "name %q: want %s", s.Name, NamePattern)
 	}
 	switch s.Target.Kind {
-	case "", target.KindProcess, target.KindRemoteSim:
+	case "", target.KindProcess, target.KindRemoteSim, target.KindSentinel:
 	default:
-		bad(s.Target.Line, "target.kind %q: want %s or %s", s.Target.Kind, target.KindProcess, target.KindRemoteSim)
+		bad(s.Target.Line, "target.kind %q: want %s, %s or %s", s.Target.Kind, target.KindProcess, target.KindRemoteSim, target.KindSentinel)
 	}
 	if s.Target.RTT < 0 || s.Target.RTT > 0 && s.Target.Kind != target.KindRemoteSim {
 		bad(s.Target.Line, "target.rtt %s: want a positive round-trip time, with kind remote-sim", s.Target.RTT)

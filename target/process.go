@@ -47,6 +47,13 @@ type ProcessOptions struct {
 	// StartTimeout bounds waiting for the server to accept connections.
 	// Default 10s.
 	StartTimeout time.Duration
+	// Sentinel runs the server in Sentinel mode (--sentinel). Default: a
+	// plain server.
+	Sentinel bool
+	// Directives are further redis.conf lines, each a directive and its
+	// arguments (replicaof, sentinel monitor, ...), written after the
+	// others. Default: none.
+	Directives [][]string
 }
 
 // Process is a redis-server the harness spawned on a free loopback port with
@@ -210,6 +217,7 @@ func (p *Process) config() string {
 	} else {
 		d = append(d, []string{"port", port})
 	}
+	d = append(d, p.opts.Directives...)
 	var b strings.Builder
 	for _, line := range d {
 		for i, tok := range line {
@@ -241,7 +249,11 @@ func (p *Process) start(ctx context.Context) error {
 	if err := history.WriteFileAtomic(conf, []byte(p.config())); err != nil {
 		return err
 	}
-	cmd := exec.Command(p.opts.Binary, conf)
+	args := []string{conf}
+	if p.opts.Sentinel {
+		args = append(args, "--sentinel")
+	}
+	cmd := exec.Command(p.opts.Binary, args...)
 	// The child dies with the harness even on SIGKILL of the harness:
 	// Pdeathsig fires when the thread that started it ends, which for a Go
 	// program is when the process ends (the runtime ends a thread only

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"strings"
+	"time"
 )
 
 // Kind names a kind of target: where Redis comes from.
@@ -27,7 +28,7 @@ const (
 )
 
 // Kinds lists the target kinds, in the order messages name them.
-var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindURL}
+var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindSentinel, KindURL}
 
 // KindList is kinds joined by sep, for messages.
 func KindList(kinds []Kind, sep string) string {
@@ -96,12 +97,43 @@ type Configurer interface {
 	ConfigGet(ctx context.Context, key string) (string, error)
 }
 
+// Failoverer can move the primary to a replica (SENTINEL FAILOVER) and
+// says how long until the new primary was named.
+type Failoverer interface {
+	Failover(ctx context.Context) (time.Duration, error)
+}
+
+// PrimaryKiller can SIGKILL the primary of a replicated target, so that a
+// replica is promoted (it says how long until the new primary was named),
+// and restart what it killed, as a replica.
+type PrimaryKiller interface {
+	KillPrimary(ctx context.Context) (time.Duration, error)
+	RestartKilled(ctx context.Context) error
+}
+
+// PrimaryPauser can freeze the primary of a replicated target (SIGSTOP);
+// resume thaws that node.
+type PrimaryPauser interface {
+	PausePrimary(ctx context.Context) (resume func(context.Context) error, err error)
+}
+
+// ReplicaLagger can cut the replicas of a replicated target off from the
+// primary, so that replication lags, and reconnect them.
+type ReplicaLagger interface {
+	LagReplicas(ctx context.Context) error
+	CatchUpReplicas(ctx context.Context) error
+}
+
 var (
-	_ Target     = (*Process)(nil)
-	_ Killer     = (*Process)(nil)
-	_ Pauser     = (*Process)(nil)
-	_ Restarter  = (*Process)(nil)
-	_ Stopper    = (*Process)(nil)
-	_ Configurer = (*Process)(nil)
-	_ Target     = (*Remote)(nil)
+	_ ReplicaLagger = (*Sentinel)(nil)
+	_ PrimaryPauser = (*Sentinel)(nil)
+	_ Failoverer    = (*Sentinel)(nil)
+	_ PrimaryKiller = (*Sentinel)(nil)
+	_ Target        = (*Process)(nil)
+	_ Killer        = (*Process)(nil)
+	_ Pauser        = (*Process)(nil)
+	_ Restarter     = (*Process)(nil)
+	_ Stopper       = (*Process)(nil)
+	_ Configurer    = (*Process)(nil)
+	_ Target        = (*Remote)(nil)
 )

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/bench"
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
@@ -24,7 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-const benchSynopsis = `bench [--target process|remote-sim|url] [--url URL | --url-env NAME] [--profile seed,hardened]
+const benchSynopsis = `bench [--target process|remote-sim|sentinel|url] [--ack-replicas N] [--url URL | --url-env NAME] [--profile seed,hardened]
        [--preset standard|task011|publish|baseline] [--op xadd,publish,...]
        [--workers N] [--ops N | --duration D] [--rate R] [--warmup D]
        [--rtt D] [--max-commands N] [--plan NAME] [--plans FILE] [--plan-commands-month N] [--event-rate R] [--rounds N]
@@ -135,7 +136,8 @@ func writeShard(dir string, rep *bench.Report, cfg bench.Config) error {
 // configuration; asJSON is --json. Every error is bad input.
 func benchConfig(args []string, e env) (cfg bench.Config, o benchOut, err error) {
 	fs := newFlags("bench", benchSynopsis, e)
-	tgt := fs.String("target", string(target.KindProcess), "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT) or url")
+	tgt := fs.String("target", string(target.KindProcess), "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT), sentinel (a primary, a replica, three sentinels) or url")
+	acks := fs.Int("ack-replicas", 0, "the layers' durable acknowledgement: replicas a publish waits for (WAIT) before it is acknowledged; 0 auto (1 on --target sentinel, else none), -1 off")
 	rawURL := fs.String("url", "", "redis:// or rediss:// URL for --target url (not given: --url-env, else $"+redisURLEnv+"); never printed")
 	urlEnv := fs.String("url-env", "", "read the URL of --target url from the environment `variable` NAME, so that its password is not on the command line")
 	prof := fs.String("profile", "seed,hardened", "comma-separated profiles to run the layer ops with")
@@ -192,6 +194,7 @@ func benchConfig(args []string, e env) (cfg bench.Config, o benchOut, err error)
 		inRange("client-procs", *procs, 0, 256),
 		inRange("outbox-cap", *outboxCap, 0, 100_000_000),
 		inRange("shard-wait", *shardWait, time.Second, time.Hour),
+		inRange("ack-replicas", *acks, -1, impl.MaxAckReplicas),
 	}
 	if set["rate"] { // not given: the closed loop
 		checks = append(checks, inRange("rate", *rate, 1, 1_000_000))
@@ -260,7 +263,7 @@ func benchConfig(args []string, e env) (cfg bench.Config, o benchOut, err error)
 		Ops: splitList(*opList), Preset: *preset, SSEClients: *sseClients, MaxCommands: *maxCmds,
 		Plan:      plan,
 		EventRate: *eventRate, RedisBenchmark: *rb, CallBudget: *callBudget, Rounds: *rounds,
-		ClientProcs: *procs,
+		ClientProcs: *procs, AckReplicas: *acks,
 		Load: bench.Load{Workers: *workers, Ops: *ops, Rate: *rate, Duration: *dur, Warmup: *warm,
 			LateAfter: *lateAfter, Queue: *queue},
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,6 +64,9 @@ func TestDoctorMissingRedisIsHarnessFailure(t *testing.T) {
 	if !strings.Contains(out, "missing") || !strings.Contains(errs, "not usable") {
 		t.Fatalf("stdout %q / stderr %q: want the missing binary named", out, errs)
 	}
+	if !regexp.MustCompile(`target sentinel +unusable: needs redis-server`).MatchString(out) {
+		t.Fatalf("stdout %q: want the sentinel target unusable, saying why", out)
+	}
 }
 
 func TestDoctorReportsRedis(t *testing.T) {
@@ -70,7 +74,7 @@ func TestDoctorReportsRedis(t *testing.T) {
 	if code != exitcode.Go {
 		t.Fatalf("exit = %d; want 0 (stderr %q)", code, errs)
 	}
-	for _, want := range []string{"redis-server", "target process", "smoke"} {
+	for _, want := range []string{"redis-server", "target process", "target sentinel         usable", "smoke"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}

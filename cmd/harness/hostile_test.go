@@ -163,6 +163,7 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"bench", "--call-budget", "-1s"}, "--call-budget -1s: out of range, want 0s to 1m0s"},
 		{[]string{"bench", "--rounds", "1000000"}, "--rounds 1000000: out of range, want 1 to 100"},
 		{[]string{"bench", "--client-procs", "100000"}, "--client-procs 100000: out of range, want 0 to 256"},
+		{[]string{"bench", "--ack-replicas", "-2"}, "--ack-replicas -2: out of range, want -1 to 16"},
 	} {
 		args := tt.args
 		if args[0] == "run" {

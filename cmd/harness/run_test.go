@@ -33,7 +33,7 @@ func TestRunBadInput(t *testing.T) {
 		{"unknown fault names file and line", []string{"run", "--scenario", bad}, bad + `:6: faults[0]: unknown fault "lightning"`},
 		{"unknown profile", []string{"run", "--profile", "nope"}, `unknown profile "nope"`},
 		{"unknown target", []string{"run", "--target", "cloud"}, `--target "cloud"`},
-		{"unknown gate", []string{"run", "--gate", "nope"}, `unknown gate "nope" (have local, eventbus, production, release)`},
+		{"unknown gate", []string{"run", "--gate", "nope"}, `unknown gate "nope" (have local, eventbus, production, production-ha, release)`},
 		{"gate and scenario", []string{"run", "--gate", "local", "--scenario", "basic"}, "drop --scenario"},
 		{"gate and two profiles", []string{"run", "--gate", "local", "--profile", "seed,hardened"}, "--gate judges one profile"},
 		{"gates without gate", []string{"run", "--gates", "testdata/gates.yaml"}, "--gates needs --gate"},

@@ -637,6 +637,7 @@ func (b *Bus) replayOnce() bool {
 	}
 	sent := time.Now().UnixMilli()
 	cmds := make([]*redis.Cmd, len(flows))
+	var w *redis.Cmd
 	err := b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, f := range flows {
@@ -650,8 +651,15 @@ func (b *Bus) replayOnce() bool {
 				}
 				cmds[i] = replayScript.EvalSha(ctx, p, keys, args...)
 			}
+			b.m.ackMark(ctx, p, b.k.ackChannel())
+			w = b.m.waitAcks(ctx, p)
 			return nil
 		})
+		if werr := b.m.replicated(w); werr != nil {
+			// Not confirmed (WAIT on a demoted primary is an error
+			// itself): every event stays unknown.
+			err = werr
+		}
 		return err
 	})
 	if isNoScript(err) {
@@ -671,19 +679,28 @@ func (b *Bus) replayOnce() bool {
 	sids := make([]string, len(batch)) // entry written or found, when known
 	for i, f := range flows {
 		c := cmds[i]
-		if c == nil || (c.Err() != nil && outage(c.Err())) {
+		if c == nil || (c.Err() != nil && outage(c.Err())) || errors.Is(err, errNotReplicated) {
+			// Not confirmed on a replica: the next replay finds it
+			// (or not) wherever the primary is then.
 			continue
 		}
 		res, _ := c.Val().([]any)
 		for j, k := range groups[f] {
 			status[k] = refused // an error answer for the whole call refuses its events
 			if c.Err() == nil && j < len(res) {
-				if r, ok := res[j].(string); !ok || !strings.HasPrefix(r, "!") {
+				r, ok := res[j].(string)
+				switch {
+				case !ok || !strings.HasPrefix(r, "!"):
 					status[k] = written
 					sids[k] = r // "" when it was there already
 					if !ok {
 						sids[k] = batch[k].landed
 					}
+				case outageReply(r[1:]):
+					// Caught in the script, but an outage all the
+					// same: READONLY from a primary a failover
+					// demoted. The next replay tries again.
+					status[k] = unknown
 				}
 			}
 		}

@@ -124,9 +124,30 @@ func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bo
 // direct makes the call on its own round trip.
 func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent bool, sid string, err error) {
 	err = p.m.call(ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
-		cmd := publishScript.Run(ctx, rdb, keys, args...)
+		if p.m.cfg.Acks() == 0 {
+			cmd := publishScript.Run(ctx, rdb, keys, args...)
+			sid = entryID(cmd)
+			return cmd.Err()
+		}
+		// Durable: the script and WAIT in one round trip (EVAL again
+		// after a flushed script cache).
+		var cmd *redis.Cmd
+		var w *redis.Cmd
+		for _, eval := range []func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd{publishScript.EvalSha, publishScript.Eval} {
+			rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+				cmd = eval(ctx, pl, keys, args...)
+				w = p.m.waitAcks(ctx, pl)
+				return nil
+			})
+			if !isNoScript(cmd.Err()) {
+				break
+			}
+		}
 		sid = entryID(cmd)
-		return cmd.Err()
+		if err := cmd.Err(); err != nil {
+			return err
+		}
+		return p.m.replicated(w)
 	})
 	return !errors.Is(err, errOffline), sid, err
 }
@@ -200,10 +221,12 @@ func (p *publisher) refuseQueued() {
 func (p *publisher) flush(batch []*pubReq) {
 	results := make([]error, len(batch))
 	err := p.m.call(p.m.ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
+		var w *redis.Cmd
 		cmds, err := rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			for _, r := range batch {
 				publishScript.EvalSha(ctx, pl, r.keys, r.args...)
 			}
+			w = p.m.waitAcks(ctx, pl)
 			return nil
 		})
 		var again []int
@@ -213,18 +236,30 @@ func (p *publisher) flush(batch []*pubReq) {
 			}
 			batch[i].sid = entryID(cmds[i])
 		}
-		if len(again) == 0 {
-			return err
-		}
-		cmds, err = rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-			for _, i := range again {
-				publishScript.Eval(ctx, pl, batch[i].keys, batch[i].args...)
+		if len(again) > 0 {
+			cmds, err = rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+				for _, i := range again {
+					publishScript.Eval(ctx, pl, batch[i].keys, batch[i].args...)
+				}
+				w = p.m.waitAcks(ctx, pl)
+				return nil
+			})
+			for j, i := range again {
+				results[i] = cmds[j].Err()
+				batch[i].sid = entryID(cmds[j])
 			}
-			return nil
-		})
-		for j, i := range again {
-			results[i] = cmds[j].Err()
-			batch[i].sid = entryID(cmds[j])
+		}
+		if werr := p.m.replicated(w); werr != nil {
+			// Stored on the primary, maybe, but not confirmed on a
+			// replica: none of them is acknowledged from Redis.
+			for i := range results {
+				if results[i] == nil {
+					results[i] = werr
+				}
+			}
+			if err == nil {
+				err = werr
+			}
 		}
 		return err
 	})

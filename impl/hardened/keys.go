@@ -14,6 +14,10 @@ func (k keys) flow(id, suffix string) string { return k.prefix + "{flow:" + id +
 // events is the flow's stream (XADD MAXLEN ~ StreamMaxLen, TTL StreamTTL).
 func (k keys) events(flow string) string { return k.flow(flow, "events") }
 
+// ackChannel is the channel a durable replay publishes its marker to (no
+// one subscribes).
+func (k keys) ackChannel() string { return k.prefix + "ack" }
+
 // channel is the flow's Pub/Sub channel for live delivery.
 func (k keys) channel(flow string) string { return k.flow(flow, "updates") }
 

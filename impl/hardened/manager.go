@@ -87,7 +87,10 @@ type manager struct {
 	network, addr string
 
 	wake chan struct{}
-	stop chan struct{}
+	// switched is set when the sentinels announced a new primary: the
+	// next notify replays down and up (failover.go).
+	switched atomic.Bool
+	stop     chan struct{}
 	// ctx ends when the layer closes: background work runs under it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -136,12 +139,24 @@ func (m *manager) start(ctx context.Context) error {
 	if !m.cfg.Enabled {
 		return nil
 	}
-	opt, err := redis.ParseURL(m.cfg.URL)
-	if err != nil {
-		_, err = m.newClient() // the config error, password redacted
-		return err
+	if impl.IsFailoverURL(m.cfg.URL) {
+		// The probe dials the first sentinel: it answers while a
+		// failover moves the primary.
+		fo, err := redis.ParseFailoverURL(m.cfg.URL)
+		if err != nil {
+			_, err = m.newClient() // the config error, password redacted
+			return err
+		}
+		m.network, m.addr = "tcp", fo.SentinelAddrs[0]
+		m.startWatch(ctx)
+	} else {
+		opt, err := redis.ParseURL(m.cfg.URL)
+		if err != nil {
+			_, err = m.newClient() // the config error, password redacted
+			return err
+		}
+		m.network, m.addr = opt.Network, opt.Addr
 	}
-	m.network, m.addr = opt.Network, opt.Addr
 	m.probe(ctx, m.cfg.ConnectTimeout)
 	m.notify()
 	m.goroutine(m.probeLoop)
@@ -337,6 +352,10 @@ func (m *manager) fail(rdb *redis.Client, err error) {
 
 // notify runs the listeners for the transition(s) since the last call.
 func (m *manager) notify() {
+	if m.switched.Swap(false) && m.notified != 0 {
+		m.notified = 0
+		m.runDown()
+	}
 	for {
 		rdb, gen := m.client()
 		switch {
@@ -459,16 +478,23 @@ func outage(err error) bool {
 	}
 	var re redis.Error
 	if errors.As(err, &re) {
-		msg := re.Error()
-		for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS"} {
-			if strings.HasPrefix(msg, p) {
-				return true
-			}
-		}
-		// Upstash's quota and connection limits.
-		return strings.Contains(msg, "max requests limit") || strings.Contains(msg, "max concurrent connections")
+		return outageReply(re.Error())
 	}
 	return true
+}
+
+// outageReply tells whether an error reply from Redis (also one a script
+// caught with pcall) means the server cannot serve now, rather than that
+// it refuses the command: loading, read-only (a replica: the primary moved
+// in a failover), no primary, busy, or not authenticated.
+func outageReply(msg string) bool {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	// Upstash's quota and connection limits.
+	return strings.Contains(msg, "max requests limit") || strings.Contains(msg, "max concurrent connections")
 }
 
 // Mode is "redis" while the breaker is closed, else "memory".

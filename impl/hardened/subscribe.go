@@ -260,8 +260,10 @@ type sub struct {
 	seen      map[string]struct{}
 	memQueued map[string]int
 	// streamed remembers the IDs of the last streamedCap events delivered
-	// from the stream: a publish that timed out after Redis ran it is
-	// acknowledged from memory too, and that copy may come after.
+	// (from the stream or from memory): a publish that timed out after
+	// Redis ran it is acknowledged from memory too, and that copy may come
+	// after; after a failover the replay may write it to the new primary's
+	// stream again.
 	streamed recentIDs
 }
 
@@ -292,13 +294,6 @@ func (r *recentIDs) add(id string) {
 // has reports whether id is in the set.
 func (r *recentIDs) has(id string) bool {
 	_, ok := r.set[id]
-	return ok
-}
-
-// take reports whether id is in the set, and removes it.
-func (r *recentIDs) take(id string) bool {
-	_, ok := r.set[id]
-	delete(r.set, id)
 	return ok
 }
 
@@ -614,12 +609,19 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 		delete(s.seen, id)
 		return it.e, false
 	}
-	if it.mem && s.streamed.take(id) {
+	if s.streamed.has(id) {
+		// Delivered already. After a failover an event can reach the
+		// subscriber three ways: from the primary the failover demoted
+		// (whose stream then loses it), from memory (the publish was
+		// not confirmed on a replica), and from the new primary's
+		// stream, where the replay wrote it again; none of the
+		// positions above relates copies on two primaries' streams.
+		if it.tag.origin != "" {
+			s.pos.passed(it.tag)
+		}
 		return it.e, false
 	}
-	if !it.mem {
-		s.streamed.add(id)
-	}
+	s.streamed.add(id)
 	if it.mem || s.memQueued[id] > 0 {
 		s.seen[strings.Clone(id)] = struct{}{} // not the message it was sliced from (see recentIDs.add)
 	}

@@ -173,7 +173,7 @@ func Lost(h history.History, c Config) Result {
 			rollback = append(rollback, f)
 		}
 	}
-	var lost, judged, memOnly, server, layer int
+	var lost, async, judged, memOnly, server, layer int
 	var unread, notes []string
 	modes := newJudgedModes()
 	for _, flow := range sortedKeys(acked) {
@@ -209,8 +209,13 @@ func Lost(h history.History, c Config) Result {
 			modes.add(p)
 			if !seen[p.EventID] {
 				lost++
-				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s (seq %d, %s) acknowledged at %s, missing from the %s at %s",
-					flow, p.EventID, p.Seq, where(fs, p.Call), secs(p.Return), readName(rd), secs(rd.Call)))
+				cause := ""
+				if f, ok := replicationLoss(fs, p.Return); ok {
+					async++
+					cause = fmt.Sprintf(": lost by asynchronous replication (acknowledged by the primary that %s at %s replaced, before a replica had it)", f.Name, secs(f.Start))
+				}
+				r.Evidence = append(r.Evidence, fmt.Sprintf("event %s/%s (seq %d, %s) acknowledged at %s, missing from the %s at %s%s",
+					flow, p.EventID, p.Seq, where(fs, p.Call), secs(p.Return), readName(rd), secs(rd.Call), cause))
 				r.anomaly(Anomaly{Kind: AnomalyLost, ID: flow + "/" + p.EventID, Op: readName(rd), At: rd.Call,
 					Expected: fmt.Sprintf("present: acknowledged at %s (seq %d, %s)", secs(p.Return), p.Seq, where(fs, p.Call)), Seen: "missing"})
 			}
@@ -231,6 +236,12 @@ func Lost(h history.History, c Config) Result {
 		r.Metrics["memory_only"] = float64(memOnly)
 	}
 	r.Metrics["lost"] = float64(lost)
+	if replicationFaults(fs) {
+		r.Metrics["lost_async_replication"] = float64(async)
+		if async > 0 {
+			r.Evidence = append([]string{fmt.Sprintf("%d of the %d lost events were lost by asynchronous replication: the primary acknowledged them and was replaced before a replica had them; acknowledging only after WAIT 1 (or refusing writes with min-replicas-to-write 1) would have turned each into a failed or retried publish instead", async, lost)}, r.Evidence...)
+		}
+	}
 	r.Metrics["acknowledged"] = float64(judged)
 	modes.state(&r, "lost")
 	r.Metrics["flows_read_from_redis"] = float64(server)
@@ -248,6 +259,55 @@ func Lost(h history.History, c Config) Result {
 		unjudged = "no acknowledged event precedes a final history read"
 	}
 	return r.finish(c, fails, unjudged)
+}
+
+// ReplicationFaults are the faults that replace a replicated target's
+// primary.
+var ReplicationFaults = []string{"failover", "primary_kill", "primary_pause"}
+
+// replicationLag bounds how long before a primary is replaced an event it
+// acknowledged may still be missing on its replicas (loopback replication
+// takes milliseconds; a loaded machine, more).
+const replicationLag = time.Second
+
+// replicationLoss returns the replication fault that explains the loss of
+// an event acknowledged at t: within replicationLag before it began, or,
+// for a failover (the old primary still takes writes until clients find
+// the new one), during its window; a killed primary acknowledges nothing
+// after the kill.
+func replicationLoss(fs []history.Fault, t time.Duration) (history.Fault, bool) {
+	for _, f := range fs {
+		if !slices.Contains(ReplicationFaults, f.Name) {
+			continue
+		}
+		last := f.Start
+		if f.Name != "primary_kill" {
+			// A demoted or thawed primary takes writes until its
+			// clients find the new one.
+			last = f.End
+		}
+		if t >= f.Start-replicationLag && t <= last {
+			return f, true
+		}
+		// Replication held back (replica_lag) when the primary was
+		// replaced: what it acknowledged since the lag began.
+		for _, lag := range fs {
+			if lag.Name == "replica_lag" && lag.Contains(f.Start) && t >= lag.Start && t <= last {
+				return f, true
+			}
+		}
+	}
+	return history.Fault{}, false
+}
+
+// replicationFaults reports whether a fault of fs replaces the primary.
+func replicationFaults(fs []history.Fault) bool {
+	for _, f := range fs {
+		if slices.Contains(ReplicationFaults, f.Name) {
+			return true
+		}
+	}
+	return false
 }
 
 // readName names a read for evidence.

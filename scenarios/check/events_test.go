@@ -44,6 +44,35 @@ func TestLost(t *testing.T) {
 	})
 }
 
+// TestLostAsyncReplication: an event lost around a failover or primary
+// kill is named lost by asynchronous replication, and counted; one lost
+// long before it, or in a run without such a fault, is not.
+func TestLostAsyncReplication(t *testing.T) {
+	p1, p2, p3 := pub("p0", "f1", 1, 0.2, 0.21, true), pub("p0", "f1", 2, 1.7, 1.71, true), pub("p0", "f1", 3, 2.5, 2.51, true)
+	pk := []history.Fault{fault("primary_kill", 2, 3)}
+	runTable(t, "lost", Lost, []tc{
+		{name: "acknowledged just before the kill", h: hist(pk, p1, p2, p3, rd("f1", 5, "p0-1", "p0-3")),
+			verdict: verdict.Fail, err: ErrLost,
+			evidence: []string{"1 of the 1 lost events were lost by asynchronous replication",
+				"acknowledged at 1.710s, missing from the history read at 5.000s: lost by asynchronous replication (acknowledged by the primary that primary_kill at 2.000s replaced"},
+			metrics: map[string]float64{"lost": 1, "lost_async_replication": 1}},
+		{name: "acknowledged after the kill: another cause (a dead primary acknowledges nothing)", h: hist(pk, p1, p2, p3, rd("f1", 5, "p0-1", "p0-2")),
+			verdict: verdict.Fail, err: ErrLost, metrics: map[string]float64{"lost": 1, "lost_async_replication": 0}},
+		{name: "acknowledged during a failover: the old primary still took it", h: hist([]history.Fault{fault("failover", 2, 3)}, p1, p2, p3, rd("f1", 5, "p0-1", "p0-2")),
+			verdict: verdict.Fail, err: ErrLost, metrics: map[string]float64{"lost": 1, "lost_async_replication": 1}},
+		{name: "acknowledged while replication lagged, before the kill", h: hist([]history.Fault{fault("replica_lag", 0.1, 2.5), fault("primary_kill", 2, 3)}, p1, p2, p3, rd("f1", 5, "p0-2", "p0-3")),
+			verdict: verdict.Fail, err: ErrLost, metrics: map[string]float64{"lost": 1, "lost_async_replication": 1}},
+		{name: "acknowledged long before: another cause", h: hist(pk, p1, p2, p3, rd("f1", 5, "p0-2", "p0-3")),
+			verdict: verdict.Fail, err: ErrLost, metrics: map[string]float64{"lost": 1, "lost_async_replication": 0}},
+		{name: "nothing lost", h: hist(pk, p1, p2, p3, rd("f1", 5, "p0-1", "p0-2", "p0-3")),
+			verdict: verdict.Pass, metrics: map[string]float64{"lost": 0, "lost_async_replication": 0}},
+	})
+	r := Lost(hist(kill(), p1, p2, rd("f1", 5, "p0-1")), Config{})
+	if _, ok := r.Metrics["lost_async_replication"]; ok {
+		t.Errorf("lost_async_replication measured in a run without failover or primary_kill: %v", r.Metrics)
+	}
+}
+
 // TestLostServerRead: where the harness read a flow's stream from Redis
 // itself, that read is the final one, whatever the layer's history said: an
 // event the layer serves from memory but never wrote is lost. Duplicates

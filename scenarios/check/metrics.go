@@ -36,6 +36,7 @@ func catalogue() []Metric {
 	ms := []Metric{
 		{"lost", "count", "lost", "acknowledged events missing from their flow's final history read"},
 		{"acknowledged", "count", "lost", "acknowledged events judged by the lost check"},
+		{"lost_async_replication", "count", "lost", "lost events that a primary acknowledged shortly before a failover or primary kill replaced it: lost by asynchronous replication (scenarios with those faults)"},
 		{"lost_detectable_1_in_redis", "count", "lost", "sensitivity: the rarest loss among events acknowledged on Redis (1 in N) the check catches with 95 % probability"},
 		{"lost_detectable_1_in_memory", "count", "lost", "sensitivity: the same for events acknowledged from memory (fallback)"},
 		{"duplicated_detectable_1_in_redis", "count", "duplicated", "sensitivity: the rarest duplication of events acknowledged on Redis (1 in N) caught with 95 % probability"},

@@ -1,0 +1,94 @@
+package hardened_test
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gonogo/harness/impl"
+	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/impl/hardened"
+	"github.com/gonogo/harness/target"
+)
+
+// TestDurableAck: with AckReplicas 1 a publish is acknowledged from Redis
+// only once a replica has it. Without a replica every publish goes to the
+// outbox (acknowledged from memory) and stays there, its replay
+// unconfirmed too; once a replica follows the server the outbox drains
+// and the stream holds each event once. The WAIT rides in the publish's
+// own pipeline: one round trip, two commands.
+func TestDurableAck(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	l, hook, cfg := layer(t, p, "A", func(c *impl.Config) {
+		// A replica that is there confirms well within 200 ms even on
+		// a loaded machine.
+		c.AckReplicas, c.AckTimeout = 1, 200*time.Millisecond
+		c.PublishBudget = time.Second
+	})
+	require.Equal(t, 1, cfg.Acks())
+	bus := l.Bus.(*hardened.Bus)
+	ctx := bg(t)
+	hook.Reset()
+	for i := range 5 {
+		require.NoError(t, bus.Publish(ctx, ev("f", i)))
+	}
+	got := hook.Snapshot()["publish"]
+	t.Logf("publish without a replica: %d round trips, %v", got.RoundTrips, got.ByCommand)
+	assert.Positive(t, got.ByCommand["wait"], "WAIT sent with the publishes")
+	time.Sleep(500 * time.Millisecond) // replays come and fail to be confirmed
+	assert.Equal(t, 5, bus.Outbox().Pending, "events no replica confirmed wait in the outbox")
+
+	// A full sync starts at once, not after Redis's default 5 s.
+	require.NoError(t, p.ConfigSet(ctx, "repl-diskless-sync-delay", "0"))
+	host, port, _ := net.SplitHostPort(p.Addr())
+	replica, err := target.StartProcess(ctx, target.ProcessOptions{Directives: [][]string{
+		{"replicaof", host, port}}})
+	require.NoError(t, err)
+	defer replica.Close()
+	t0 := time.Now()
+	require.Eventually(t, func() bool { return bus.Outbox().Pending == 0 }, 10*time.Second, 20*time.Millisecond,
+		"outbox drained once a replica confirms")
+	t.Logf("outbox drained %s after the replica started", time.Since(t0).Round(time.Millisecond))
+	rdb := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	defer rdb.Close()
+	xs, err := rdb.XRange(ctx, bus.StreamKey("f"), "-", "+").Result()
+	require.NoError(t, err)
+	assert.Len(t, xs, 5, "each event once, on the replica")
+
+	// Unconfirmed writes counted as failures may have opened the
+	// breaker: the layer serves from Redis again once it reconnected.
+	waitMode(t, l, impl.ModeRedis, 5*time.Second)
+	hook.Reset()
+	for i := 5; i < 25; i++ {
+		require.NoError(t, bus.Publish(ctx, ev("f", i)))
+	}
+	got = hook.Snapshot()["publish"]
+	t.Logf("publish with a replica: %d round trips, %d commands %v", got.RoundTrips, got.Commands, got.ByCommand)
+	// A publish that meets the breaker still half-open after the
+	// failures above goes to the outbox instead (no round trip of its
+	// own): most go to Redis, each in one round trip carrying EVALSHA and
+	// WAIT.
+	assert.GreaterOrEqual(t, got.RoundTrips, int64(15), "publishes served from Redis")
+	assert.Equal(t, 2*got.RoundTrips, got.Commands, "EVALSHA and WAIT in each publish's round trip")
+	require.Eventually(t, func() bool { return bus.Outbox().Pending == 0 }, 5*time.Second, 20*time.Millisecond,
+		"nothing left for the replay")
+}
+
+// TestAcksDefault: durable acknowledgement is on by default (auto) only
+// where the URL names sentinels; -1 turns it off, n asks for n replicas.
+func TestAcksDefault(t *testing.T) {
+	const single, sentinels = "redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0?master_name=m&addr=127.0.0.1:2"
+	for _, c := range []struct {
+		url  string
+		set  int
+		want int
+	}{{single, 0, 0}, {sentinels, 0, 1}, {sentinels, -1, 0}, {single, 2, 2}} {
+		if got := (impl.Config{URL: c.url, AckReplicas: c.set}).Acks(); got != c.want {
+			t.Errorf("Acks(%s, AckReplicas %d) = %d; want %d", c.url, c.set, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package target
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/redact"
+)
+
+// KindCluster is a Redis Cluster of redis-server processes the harness
+// spawns and owns: three primaries with one replica each.
+const KindCluster Kind = "cluster"
+
+// ClusterOptions configure a cluster target. Zero values mean defaults.
+type ClusterOptions struct {
+	// Binary is the redis-server to run. Default "redis-server".
+	Binary string
+	// CLI is the redis-cli that creates the cluster (redis-cli --cluster
+	// create). Default "redis-cli".
+	CLI string
+	// Password is requirepass and masterauth of every node. Default none.
+	Password string
+	// NodeTimeout is cluster-node-timeout: how long a primary must not
+	// answer before its replica takes over. Default 1s.
+	NodeTimeout time.Duration
+	// StartTimeout bounds start-up (every node up, the cluster created,
+	// every slot served, every replica in sync). Default 30s.
+	StartTimeout time.Duration
+}
+
+// clusterPrimaries is how many primaries a cluster target has; each has
+// one replica.
+const clusterPrimaries = 3
+
+// Cluster is a Redis Cluster on loopback: clients reach it by a cluster
+// URL (go-redis's ParseClusterURL: the first node as host, the others as
+// addr=). Close ends every node and removes their directories.
+type Cluster struct {
+	opts  ClusterOptions
+	nodes []*Process
+}
+
+var _ Target = (*Cluster)(nil)
+
+func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
+	if o.Binary == "" {
+		o.Binary = "redis-server"
+	}
+	if o.CLI == "" {
+		o.CLI = "redis-cli"
+	}
+	if o.NodeTimeout == 0 {
+		o.NodeTimeout = time.Second
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 30 * time.Second
+	}
+	if o.NodeTimeout < 100*time.Millisecond || o.NodeTimeout > time.Minute {
+		return o, exitcode.Configf("cluster target: node timeout %s: want 100ms to 1m", o.NodeTimeout)
+	}
+	if _, err := exec.LookPath(o.CLI); err != nil {
+		return o, exitcode.Harnessf("redis-cli not found (%s): install it (apt-get install -y redis-tools) or pass its path", o.CLI)
+	}
+	return o, nil
+}
+
+// StartCluster spawns six nodes with cluster mode on, creates the cluster
+// with redis-cli --cluster create (a replica per primary), and waits until
+// every slot is served and every replica is in sync. A missing binary is
+// a harness failure (exit 4).
+func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{opts: opts}
+	if err := c.start(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) start(ctx context.Context) error {
+	o := c.opts
+	node := ProcessOptions{Binary: o.Binary, Password: o.Password, Directives: append(dataDirectives(o.Password),
+		[]string{"cluster-enabled", "yes"}, []string{"cluster-config-file", "nodes.conf"},
+		[]string{"cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10)})}
+	args := []string{"--cluster", "create"}
+	for range 2 * clusterPrimaries {
+		p, err := StartProcess(ctx, node)
+		if err != nil {
+			return err
+		}
+		c.nodes = append(c.nodes, p)
+		args = append(args, p.Addr())
+	}
+	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	cctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, o.CLI, args...)
+	// The password goes by the environment, not the command line (ps).
+	cmd.Env = os.Environ()
+	if o.Password != "" {
+		cmd.Env = append(cmd.Env, "REDISCLI_AUTH="+o.Password)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return exitcode.Harnessf("redis-cli --cluster create: %v: %s", err, redact.Text(lastLines(string(out), 3), o.Password))
+	}
+	return c.waitReady(ctx)
+}
+
+// lastLines is the last n non-empty lines of s, joined by " | ".
+func lastLines(s string, n int) string {
+	var ls []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			ls = append(ls, l)
+		}
+	}
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, " | ")
+}
+
+// waitReady waits until every node says the cluster is ok and every
+// primary has an online replica.
+func (c *Cluster) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(c.opts.StartTimeout)
+	var why error
+	for time.Now().Before(deadline) {
+		if why = c.ready(ctx); why == nil {
+			return nil
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	return exitcode.Harnessf("cluster target not ready within %s: %w", c.opts.StartTimeout, why)
+}
+
+func (c *Cluster) ready(ctx context.Context) error {
+	primaries := 0
+	for _, p := range c.nodes {
+		if p.Pid() == 0 {
+			continue
+		}
+		v, err := p.adminDo(ctx, "CLUSTER", "INFO")
+		if err != nil {
+			return err
+		}
+		text, _ := v.(string)
+		if f := parseInfo(text); f["cluster_state"] != "ok" {
+			return fmt.Errorf("node %s: cluster_state %s", p.Addr(), f["cluster_state"])
+		}
+		v, err = p.adminDo(ctx, "INFO", "replication")
+		if err != nil {
+			return err
+		}
+		text, _ = v.(string)
+		f := parseInfo(text)
+		if f["role"] != "master" {
+			continue
+		}
+		primaries++
+		if f["connected_slaves"] != "1" || !strings.Contains(f["slave0"], "state=online") {
+			return fmt.Errorf("primary %s: replica not online (%s)", p.Addr(), f["slave0"])
+		}
+	}
+	if primaries != clusterPrimaries {
+		return fmt.Errorf("%d primaries; want %d", primaries, clusterPrimaries)
+	}
+	return nil
+}
+
+// role is the node's ROLE: "master" or "slave".
+func role(ctx context.Context, p *Process) (string, error) {
+	v, err := p.adminDo(ctx, "ROLE")
+	if err != nil {
+		return "", err
+	}
+	r, _ := v.([]any)
+	if len(r) == 0 {
+		return "", fmt.Errorf("node %s: empty ROLE", p.Addr())
+	}
+	s, _ := r[0].(string)
+	return s, nil
+}
+
+// Failover has a replica take over its primary (CLUSTER FAILOVER, which
+// waits for the replica to catch up first) and waits until the cluster is
+// ok again; it returns how long the replica took to become a primary.
+func (c *Cluster) Failover(ctx context.Context) (time.Duration, error) {
+	var replica *Process
+	for _, p := range c.nodes {
+		if r, err := role(ctx, p); err == nil && r == "slave" {
+			replica = p
+			break
+		}
+	}
+	if replica == nil {
+		return 0, errors.New("no replica to fail over to")
+	}
+	start := time.Now()
+	if _, err := replica.adminDo(ctx, "CLUSTER", "FAILOVER"); err != nil {
+		return 0, fmt.Errorf("CLUSTER FAILOVER on %s: %w", replica.Addr(), err)
+	}
+	deadline := start.Add(5*c.opts.NodeTimeout + 5*time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := role(ctx, replica); err == nil && r == "master" {
+			took := time.Since(start)
+			return took, c.waitReady(ctx)
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
+			return 0, ctx.Err()
+		}
+	}
+	return 0, fmt.Errorf("replica %s not a primary within %s", replica.Addr(), time.Since(start).Round(time.Millisecond))
+}
+
+// Nodes are the cluster's nodes.
+func (c *Cluster) Nodes() []*Process { return append([]*Process(nil), c.nodes...) }
+
+// Kind is KindCluster.
+func (c *Cluster) Kind() Kind { return KindCluster }
+
+// Addr is the first node's address.
+func (c *Cluster) Addr() string { return c.nodes[0].Addr() }
+
+// URL is the cluster URL go-redis's ParseClusterURL reads: the first node
+// as host, the others as addr=, the password as user info.
+func (c *Cluster) URL() string {
+	u := url.URL{Scheme: "redis", Host: c.Addr()}
+	q := url.Values{}
+	for _, p := range c.nodes[1:] {
+		q.Add("addr", p.Addr())
+	}
+	if c.opts.Password != "" {
+		u.User = url.UserPassword("", c.opts.Password)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Redacted masks the password.
+func (c *Cluster) Redacted() string { return redact.URL(c.URL()) }
+
+// TLS is nil: the cluster target speaks plain TCP.
+func (c *Cluster) TLS() *tls.Config { return nil }
+
+// Owned is true.
+func (c *Cluster) Owned() bool { return true }
+
+// KeyPrefix is "": the servers are private to the run.
+func (c *Cluster) KeyPrefix() string { return "" }
+
+// Close ends every node and removes their directories. Safe twice.
+func (c *Cluster) Close() error {
+	var errs []error
+	for _, p := range c.nodes {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
+}

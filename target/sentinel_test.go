@@ -1,0 +1,161 @@
+package target
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gonogo/harness/internal/exitcode"
+)
+
+// TestSentinelLifecycle starts a sentinel target with a password, writes
+// through go-redis's failover client, fails over (SENTINEL FAILOVER), then
+// kills the new primary (SIGKILL: a replica is promoted) and restarts it as
+// a replica, checking the writes made before each switch on the new
+// primary; Close leaves no process and no directory behind.
+func TestSentinelLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const pw = "s3cret-sentinel"
+	s, err := StartSentinel(ctx, SentinelOptions{Password: pw, DownAfter: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if strings.Contains(s.Redacted(), pw) || !strings.Contains(s.URL(), pw) {
+		t.Fatalf("Redacted %q shows the password (or URL lacks it)", s.Redacted())
+	}
+	fo, err := redis.ParseFailoverURL(s.URL())
+	if err != nil {
+		t.Fatalf("ParseFailoverURL(%s): %v", s.Redacted(), err)
+	}
+	if got := len(fo.SentinelAddrs); got != 3 {
+		t.Fatalf("URL names %d sentinels; want 3", got)
+	}
+	rdb := redis.NewFailoverClient(fo)
+	defer rdb.Close()
+	first, err := s.PrimaryAddr(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != s.Nodes()[0].Addr() {
+		t.Fatalf("primary %s; want the first node %s", first, s.Nodes()[0].Addr())
+	}
+	// setWait writes key and waits until a replica has it, so the
+	// switch cannot lose it.
+	setWait := func(key string) {
+		t.Helper()
+		if err := rdb.Set(ctx, key, "v", 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", key, err)
+		}
+		if n, err := rdb.Wait(ctx, 1, 2*time.Second).Result(); err != nil || n < 1 {
+			t.Fatalf("WAIT 1: %d replicas, %v", n, err)
+		}
+	}
+	// get reads key through the client, retrying while it meets the
+	// switch (the client finds the new primary by itself).
+	get := func(key string) {
+		t.Helper()
+		var err error
+		for i := 0; i < 100; i++ {
+			if err = rdb.Get(ctx, key).Err(); err == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("GET %s after the switch: %v", key, err)
+	}
+
+	prev := first
+	for _, sw := range []struct {
+		name string
+		do   func(context.Context) (time.Duration, error)
+	}{{"failover", s.Failover}, {"primary kill", s.KillPrimary}} {
+		setWait("before " + sw.name)
+		took, err := sw.do(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", sw.name, err)
+		}
+		now, _ := s.PrimaryAddr(ctx)
+		if now == prev {
+			t.Fatalf("primary still %s after %s", prev, sw.name)
+		}
+		t.Logf("%s: new primary %s after %s", sw.name, now, took.Round(time.Millisecond))
+		get("before " + sw.name)
+		prev = now
+	}
+	if got := len(s.Killed()); got != 1 {
+		t.Fatalf("%d killed nodes; want 1", got)
+	}
+	if err := s.RestartKilled(ctx); err != nil {
+		t.Fatalf("RestartKilled: %v", err)
+	}
+	if got := len(s.Killed()); got != 0 {
+		t.Fatalf("%d killed nodes after RestartKilled; want 0", got)
+	}
+
+	closesClean(t, append(s.Nodes(), s.Sentinels()...), s.Close)
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// closesClean checks that every node runs, calls closeAll, and checks
+// that no node's process survives it (Close reaps its children: not even a
+// zombie) and no node's directory.
+func closesClean(t *testing.T, nodes []*Process, closeAll func() error) {
+	t.Helper()
+	var pids []int
+	var dirs []string
+	for _, p := range nodes {
+		if p.Pid() == 0 {
+			t.Fatalf("node %s not running before Close", p.Addr())
+		}
+		pids = append(pids, p.Pid())
+		dirs = append(dirs, p.Dir())
+	}
+	if err := closeAll(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process %d survives Close (kill 0: %v)", pid, err)
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("directory %s survives Close", d)
+		}
+	}
+}
+
+func TestSentinelOptionsRange(t *testing.T) {
+	for _, o := range []SentinelOptions{
+		{Replicas: 3}, {Replicas: -1}, {Sentinels: 6}, {DownAfter: time.Millisecond},
+		{FailoverTimeout: time.Hour},
+	} {
+		_, err := StartSentinel(context.Background(), o)
+		if exitcode.Of(err) != exitcode.BadInput {
+			t.Errorf("StartSentinel(%+v) = %v; want a config error", o, err)
+		}
+	}
+}
+
+// TestSentinelMissingBinary: a missing redis-server is a harness failure
+// naming it, and nothing is left running.
+func TestSentinelMissingBinary(t *testing.T) {
+	_, err := StartSentinel(context.Background(), SentinelOptions{Binary: "/nonexistent/redis-server-" + strconv.Itoa(os.Getpid())})
+	if exitcode.Of(err) != exitcode.Failure || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("err = %v; want a harness failure saying not found", err)
+	}
+}
