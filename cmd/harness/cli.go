@@ -36,6 +36,7 @@ var commands = map[string]command{
 	"report": {"re-judge a saved run offline and re-render its reports; --compare old new: the trend", runReport},
 	"gates":  {"list the gates and their criteria: harness gates list [--gates FILE]", runGates},
 	"bench":  {"concurrency benchmarks: raw Redis baselines and each profile's ops, with command accounting", runBench},
+	"cost":   {"project the expected traffic's commands, cost and quota per profile and plan, idle cost measured", runCost},
 
 	// conform is in a group of its own so that the table above keeps its
 	// alignment.
