@@ -72,6 +72,11 @@ type Gate struct {
 //	                              server_commands_per_op, connections_idle,
 //	                              connections_under_load (value; INCONCLUSIVE when
 //	                              the target did not report them)
+//	cost:<field>                  the cost benchmark's (CostBench): idle_commands_per_sec,
+//	                              connections_idle, connections_under_load,
+//	                              publish_server_commands, and under the run's plan
+//	                              commands_per_month, days_to_quota, connections_share
+//	                              (connections / the plan's cap) (value)
 //	env:<field>                   tls (1/0), remote (1/0), rtt_ms (value)
 type Criterion struct {
 	ID          string  `json:"id"`
@@ -248,6 +253,8 @@ func (c Catalogue) Has(metric string) bool {
 		return slices.Contains(c.Benchmarks, parts[1])
 	case len(parts) == 2 && parts[0] == "env":
 		return slices.Contains(envFields, parts[1])
+	case len(parts) == 2 && parts[0] == "cost":
+		return slices.Contains(c.Benchmarks, CostBench) && slices.Contains(costFields, parts[1])
 	case len(parts) == 3 && parts[0] == "scenario":
 		return slices.Contains(c.Scenarios[parts[1]], parts[2])
 	case len(parts) == 3 && parts[0] == "check":
@@ -606,13 +613,21 @@ func checkMetric(metric, agg string, x Gate) string {
 			return ""
 		}
 		return valueOnly()
+	case len(parts) == 2 && parts[0] == "cost":
+		if !slices.Contains(x.Benchmarks, CostBench) {
+			return fmt.Sprintf("metric %q needs the %s benchmark, which gate %s does not run (add it to benchmarks)", metric, CostBench, x.Name)
+		}
+		if !slices.Contains(costFields, parts[1]) {
+			return fmt.Sprintf("metric %q: unknown cost field %q (want one of %s)", metric, parts[1], strings.Join(costFields, ", "))
+		}
+		return valueOnly()
 	case len(parts) == 2 && parts[0] == "env":
 		if !slices.Contains(envFields, parts[1]) {
 			return fmt.Sprintf("metric %q: unknown environment field %q (want one of %s)", metric, parts[1], strings.Join(envFields, ", "))
 		}
 		return valueOnly()
 	}
-	return fmt.Sprintf("metric %q: want scenario:<scenario>:<metric>, check:<scenario>:<check>, bench:<op>:<field> or env:<field>", metric)
+	return fmt.Sprintf("metric %q: want scenario:<scenario>:<metric>, check:<scenario>:<check>, bench:<op>:<field>, cost:<field> or env:<field>", metric)
 }
 
 // deref follows YAML aliases to the node they name.

@@ -43,6 +43,9 @@ type Run struct {
 	Environment     Environment     `json:"environment"`
 	Scenarios       []Scenario      `json:"scenarios,omitempty"`
 	Benchmarks      []Bench         `json:"benchmarks,omitempty"`
+	// Cost is the cost benchmark's projection, nil when the gate did not
+	// run it.
+	Cost *Cost `json:"cost,omitempty"`
 	// Criteria is the evaluation of the gate's criteria (Judge fills it).
 	Criteria  []CriterionResult `json:"criteria"`
 	Anomalies []Anomaly         `json:"anomalies,omitempty"`
