@@ -157,7 +157,7 @@ func TestMeasureCosts(t *testing.T) {
 	reg.Register(hardened.Profile, hardened.New)
 	reg.Register("chatty", chattyProfile)
 	costs, err := MeasureCosts(context.Background(), CostConfig{Target: p, Layers: reg, Profiles: []string{"seed", "hardened", "chatty"},
-		Idle: 2 * time.Second, Ops: 20, CallBudget: time.Second})
+		Idle: time.Second, Ops: 20, CallBudget: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,8 +183,12 @@ func TestMeasureCosts(t *testing.T) {
 	if d := *m.IdleServerPerSec - *h.IdleServerPerSec; d < 12 || d > 24 {
 		t.Errorf("chatty idle: %g commands/s more than hardened; want about 20 (a PING every 50 ms)", d)
 	}
-	if *m.IdleConnections < *h.IdleConnections+1 {
-		t.Errorf("chatty idle connections %d; want at least hardened's %d + its own", *m.IdleConnections, *h.IdleConnections)
+	// The production gate's bound (reports/gates.yaml connections_idle):
+	// two idle instances within a 30-connection plan.
+	for _, c := range []ProfileCost{s, h} {
+		if *c.IdleConnections > 15 {
+			t.Errorf("%s: an idle instance holds %d connections; want at most 15", c.Profile, *c.IdleConnections)
+		}
 	}
 	// The report renders every profile and plan.
 	plans := Plans()

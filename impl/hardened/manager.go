@@ -175,8 +175,14 @@ func (m *manager) newClient() (*redis.Client, error) {
 	})
 }
 
-// idleConns is how many connections the pool keeps dialled ahead.
-func idleConns(cfg impl.Config) int { return max(1, cfg.PoolSize/5) }
+// idleConns is how many connections the pool keeps dialled ahead, and how
+// many publishes may make their own round trip past coalesceWait: two.
+// With the flushers' pipelines and the Pub/Sub connection an idle
+// instance holds 7 connections (harness cost), where a fifth of the pool
+// (10) held 15 to 19, more than half of a 30-connection plan; 100
+// concurrent publishes on remote-sim (bench --preset task011) kept their
+// p50 (45 ms against 46 ms).
+func idleConns(cfg impl.Config) int { return min(2, max(1, cfg.PoolSize/5)) }
 
 // connect PINGs a fresh client and loads the scripts; on success it
 // becomes the current client, else it is closed.
