@@ -36,6 +36,7 @@ func TestLookupBuildsEachFault(t *testing.T) {
 		{"maxmemory", map[string]string{"bytes": "1048576", "policy": "volatile-ttl"}, &MaxMemory{Bytes: 1 << 20, Policy: "volatile-ttl"}},
 		{"quota", map[string]string{"limit": "1000"}, Quota{Limit: 1000}},
 		{"conn_limit", map[string]string{"limit": "10"}, ConnLimit{Limit: 10}},
+		{"rate_cap", map[string]string{"limit": "50"}, RateCap{Limit: 50}},
 		{"tls_expired", nil, &TLSFault{Kind: TLSExpired}},
 		{"tls_handshake_stall", nil, &TLSFault{Kind: TLSHandshakeStall}},
 	}
@@ -57,13 +58,14 @@ func TestLookupBuildsEachFault(t *testing.T) {
 
 func TestNamesAreAllLookedUp(t *testing.T) {
 	names := Names()
-	if len(names) != 22 {
-		t.Fatalf("%d names %q; want 22", len(names), names)
+	if len(names) != 23 {
+		t.Fatalf("%d names %q; want 23", len(names), names)
 	}
 	required := map[string]map[string]string{
 		"latency": {"latency": "1ms"}, "bandwidth": {"rate": "1"}, "slow_close": {"delay": "1ms"},
 		"slicer": {"average_size": "1"}, "limit_data": {"bytes": "1"}, "flapping": {"period": "1s"},
 		"maxmemory": {"bytes": "1mb"}, "quota": {"limit": "1"}, "conn_limit": {"limit": "1"},
+		"rate_cap": {"limit": "1"},
 	}
 	seen := map[string]bool{}
 	for _, n := range names {

@@ -24,10 +24,13 @@ const (
 	KindRemoteSim Kind = "remote-sim"
 	// KindURL is any Redis reached by URL, which the harness does not own.
 	KindURL Kind = "url"
+	// KindUpstashSim is remote-sim with Upstash's limits and billing rule
+	// (chaos.StartUpstashSim).
+	KindUpstashSim Kind = "upstash-sim"
 )
 
 // Kinds lists the target kinds, in the order messages name them.
-var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindURL}
+var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindUpstashSim, KindURL}
 
 // KindList is kinds joined by sep, for messages.
 func KindList(kinds []Kind, sep string) string {
