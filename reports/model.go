@@ -80,7 +80,9 @@ const External = "external"
 
 // Remote reports whether the target is reached over a real or simulated
 // network rather than on this machine's loopback.
-func (e Environment) Remote() bool { return e.TargetKind == "url" || e.TargetKind == "remote-sim" }
+func (e Environment) Remote() bool {
+	return e.TargetKind == "url" || e.TargetKind == "remote-sim" || e.TargetKind == "upstash-sim"
+}
 
 // Scenario is what one scenario run produced.
 type Scenario struct {

@@ -43,7 +43,7 @@ func KindList(kinds []Kind, sep string) string {
 
 // Remote reports whether a target of kind k is reached over a network with
 // real (or simulated) latency rather than on this machine.
-func (k Kind) Remote() bool { return k == KindURL || k == KindRemoteSim }
+func (k Kind) Remote() bool { return k == KindURL || k == KindRemoteSim || k == KindUpstashSim }
 
 // Target is a Redis the harness can connect to.
 type Target interface {
