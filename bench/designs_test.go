@@ -105,14 +105,8 @@ func executedPer(t *testing.T, m *serverMeter, events int, do func()) (float64, 
 // hardened's own publish through its layer alone and with 8 concurrent
 // publishers on one flow, and holds the facts the table rests on.
 func TestPublishDesigns(t *testing.T) {
-	p := startRedis(t)
+	p, m, rdb := metered(t)
 	ctx := context.Background()
-	m, err := newServerMeter(ctx, p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	rdb := client(t, p)
 	if err := batchScript.Load(ctx, rdb).Err(); err != nil {
 		t.Fatal(err)
 	}
