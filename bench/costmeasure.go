@@ -28,7 +28,9 @@ type CostConfig struct {
 	Idle time.Duration
 	// Ops is the calls per op measured. Default 50.
 	Ops int
-	// CallBudget is the layers' publish and call budget (0: their own).
+	// CallBudget is the layers' publish and call budget. Default 1s: a
+	// layer that fell back to memory on a slow target (remote-sim) would
+	// not be measured.
 	CallBudget time.Duration
 }
 
@@ -51,6 +53,9 @@ func MeasureCosts(ctx context.Context, cfg CostConfig) ([]ProfileCost, error) {
 	}
 	if cfg.Ops == 0 {
 		cfg.Ops = 50
+	}
+	if cfg.CallBudget == 0 {
+		cfg.CallBudget = time.Second
 	}
 	switch {
 	case cfg.Idle < MinCostIdle || cfg.Idle > MaxCostIdle:

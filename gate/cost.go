@@ -3,7 +3,6 @@ package gate
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -41,11 +40,10 @@ func (p Plan) runCost(ctx context.Context, run *reports.Run, runDir string) erro
 	costs, err := bench.MeasureCosts(ctx, bench.CostConfig{Kind: p.Bench.Kind, RTT: p.Bench.RTT, Layers: p.Registry,
 		Profiles: p.Profiles[:1], Idle: idle})
 	if err != nil {
+		// The criteria on it are INCONCLUSIVE with the reason; the run
+		// goes on.
 		c.Inconclusive = firstLine(err.Error())
-		if errors.Is(err, context.Canceled) || exitcode.Of(err) == exitcode.BadInput {
-			return nil
-		}
-		return err
+		return nil
 	}
 	var list []bench.Plan
 	for _, n := range bench.PlanNames(plans) {

@@ -69,3 +69,14 @@ func TestCostCriteria(t *testing.T) {
 		t.Errorf("unknown cost field: %v", err)
 	}
 }
+
+// A run whose scenarios ran on several targets is remote only if every
+// one was (the upstash-sim scenarios of a remote-sim run).
+func TestRemoteKinds(t *testing.T) {
+	for kind, want := range map[string]bool{"remote-sim+upstash-sim": true, "upstash-sim": true, "url": true,
+		"process+upstash-sim": false, "process": false, "": false} {
+		if got := (Environment{TargetKind: kind}).Remote(); got != want {
+			t.Errorf("Remote(%q) = %v; want %v", kind, got, want)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gonogo/harness/internal/history"
@@ -80,8 +81,15 @@ const External = "external"
 
 // Remote reports whether the target is reached over a real or simulated
 // network rather than on this machine's loopback.
+// TargetKind joins several kinds with "+" when scenarios ran on different
+// targets: every one must be remote.
 func (e Environment) Remote() bool {
-	return e.TargetKind == "url" || e.TargetKind == "remote-sim" || e.TargetKind == "upstash-sim"
+	for _, k := range strings.Split(e.TargetKind, "+") {
+		if k != "url" && k != "remote-sim" && k != "upstash-sim" {
+			return false
+		}
+	}
+	return true
 }
 
 // Scenario is what one scenario run produced.
