@@ -23,8 +23,10 @@
 //	Cache.Metrics      [cache_metrics]     1 round trip (pending HINCRBYs + HMGET); hit and
 //	                                       miss counts are flushed once a second in one pipeline
 //	Register/Heartbeat [reg_register/reg_heartbeat] 1 round trip, 1 command (EVALSHA); the
-//	                                       heartbeat of a connection registered elsewhere: 2
-//	                                       (HGET its flow, then EVALSHA declaring its keys)
+//	                                       server executes 7 for a register, 3 for a heartbeat
+//	                                       (5 once a third of the key TTL); the heartbeat of a
+//	                                       connection registered elsewhere: 2 round trips (HGET
+//	                                       its flow, then EVALSHA declaring its keys)
 //	Unregister         [reg_unregister]    1 round trip, 1 command (EVALSHA); 2 (HMGET its
 //	                                       flow first) for a connection registered elsewhere
 //	Lookup             [reg_lookup]        1 round trip, 1 command (ZRANGEBYSCORE)

@@ -54,6 +54,10 @@ type Registry struct {
 	// known is, per flow, what the last successful lookup returned: each
 	// connection's expiry (Unix ms).
 	known map[string]map[string]int64
+	// ttlAt is when this instance last refreshed a flow's key TTL (a
+	// register, or a heartbeat that asked for it): heartbeats refresh it
+	// every third of the TTL, not each time.
+	ttlAt map[string]time.Time
 	wake  chan struct{}
 }
 
@@ -66,7 +70,7 @@ type localConn struct {
 func newRegistry(m *manager, k keys) *Registry {
 	r := &Registry{m: m, k: k, redis: m.cfg.Enabled && m.cfg.SSE,
 		local: map[string]*localConn{}, gone: map[string]string{}, dirty: map[string]struct{}{},
-		known: map[string]map[string]int64{}, wake: make(chan struct{}, 1)}
+		known: map[string]map[string]int64{}, ttlAt: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 	if r.redis {
 		m.listen(func(*redis.Client, uint64) { r.resync(true) }, nil)
 		m.goroutine(r.resyncLoop)
@@ -119,6 +123,11 @@ func (r *Registry) Register(ctx context.Context, c impl.Conn) error {
 	err = r.m.call(ctx, "reg_register", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 		return registerScript.Run(ctx, rdb, keys, args...).Err()
 	})
+	if err == nil {
+		r.mu.Lock()
+		r.ttlAt[c.FlowID] = now
+		r.mu.Unlock()
+	}
 	r.settle(c.ID, err)
 	return r.answer(err)
 }
@@ -177,9 +186,8 @@ func (r *Registry) Heartbeat(ctx context.Context, connID string) error {
 	var found bool
 	err := r.m.call(ctx, "reg_heartbeat", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 		if lc != nil {
-			keys, args := r.registerArgs(lc, now)
 			found = true
-			return registerScript.Run(ctx, rdb, keys, args...).Err()
+			return r.beat(ctx, rdb, lc, now)
 		}
 		var err error
 		found, err = r.heartbeatOther(ctx, rdb, connID, now)
@@ -192,6 +200,28 @@ func (r *Registry) Heartbeat(ctx context.Context, connID string) error {
 		r.settle(connID, err)
 	}
 	return r.answer(err)
+}
+
+// beat heartbeats a connection this instance registered (beatScript),
+// refreshing its flow keys' TTL when a third of it has passed since this
+// instance last did.
+func (r *Registry) beat(ctx context.Context, rdb *redis.Client, lc *localConn, now time.Time) error {
+	ttl := r.keyTTL()
+	r.mu.Lock()
+	refresh := now.Sub(r.ttlAt[lc.c.FlowID]) >= time.Duration(ttl)*time.Millisecond/3
+	r.mu.Unlock()
+	arg := ""
+	if refresh {
+		arg = strconv.FormatInt(ttl, 10)
+	}
+	n, err := beatScript.Run(ctx, rdb, []string{r.k.live(), r.k.connFlow(), r.k.conns(lc.c.FlowID), r.k.connInfo(lc.c.FlowID)},
+		lc.c.ID, lc.c.FlowID, r.expiry(now), arg, lc.info, ttl).Int()
+	if err == nil && (refresh || n == 2) {
+		r.mu.Lock()
+		r.ttlAt[lc.c.FlowID] = now
+		r.mu.Unlock()
+	}
+	return err
 }
 
 // retries bounds the reads of a connection's flow when it changes
@@ -402,9 +432,15 @@ const cleanupBatch = 1000
 // call per 1000). It returns how many Redis entries it removed, or in
 // memory mode how many local ones.
 func (r *Registry) Cleanup(ctx context.Context) (int, error) {
-	cut := time.Now().Add(-r.m.cfg.RegistryTTL)
+	now := time.Now()
+	cut := now.Add(-r.m.cfg.RegistryTTL)
 	local := 0
 	r.mu.Lock()
+	for f, at := range r.ttlAt { // bounded: a flow refreshed no more is forgotten
+		if now.Sub(at) > time.Duration(r.keyTTL())*time.Millisecond {
+			delete(r.ttlAt, f)
+		}
+	}
 	for id, lc := range r.local {
 		if !lc.last.After(cut) {
 			delete(r.local, id)

@@ -3,9 +3,11 @@ package hardened
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/target"
 	"github.com/redis/go-redis/v9"
@@ -46,5 +48,68 @@ func TestRemoveRechecks(t *testing.T) {
 	members, _ := rdb.ZRange(ctx, k.conns("f"), 0, -1).Result()
 	if len(members) != 2 || members[0] == "gone" || members[1] == "gone" {
 		t.Errorf("flow f holds %v; want kept and moved, not gone", members)
+	}
+}
+
+// A heartbeat of a connection this instance registered executes 3
+// commands (EVALSHA, two ZADD), its flow keys' TTL refreshed once a third
+// of it; a connection Redis lost is registered again in full.
+func TestBeat(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	rdb := conformance.Client(t, p)
+	ctx := context.Background()
+	l, err := New(ctx, impl.Config{URL: p.URL(), Enabled: true, SSE: true, KeyPrefix: "b:", RegistryTTL: 3 * time.Second,
+		CleanupInterval: 300 * time.Millisecond, CallBudget: time.Second, PublishBudget: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	k := keys{prefix: "b:"}
+	if err := l.Registry.Register(ctx, impl.Conn{ID: "c", FlowID: "f"}); err != nil {
+		t.Fatal(err)
+	}
+	calls := func() map[string]int64 {
+		text, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, line := range strings.Split(text, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if n, ok2 := strings.CutPrefix(name, "cmdstat_"); ok && ok2 {
+				v, _ := strconv.ParseInt(strings.TrimPrefix(strings.Split(rest, ",")[0], "calls="), 10, 64)
+				out[n] = v
+			}
+		}
+		return out
+	}
+	before := calls()
+	if err := l.Registry.Heartbeat(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	after := calls()
+	if d := after["zadd"] - before["zadd"]; d != 2 || after["hset"] != before["hset"] || after["pexpire"] != before["pexpire"] {
+		t.Errorf("heartbeat right after register: zadd %d, hset %d, pexpire %d more; want 2, 0, 0",
+			d, after["hset"]-before["hset"], after["pexpire"]-before["pexpire"])
+	}
+	time.Sleep(time.Duration(l.Registry.(*Registry).keyTTL())*time.Millisecond/3 + 50*time.Millisecond)
+	before = calls()
+	if err := l.Registry.Heartbeat(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if d := calls()["pexpire"] - before["pexpire"]; d != 2 {
+		t.Errorf("heartbeat a third of the key TTL later: %d PEXPIRE; want 2", d)
+	}
+	// Redis loses the connection: the next heartbeat registers it again.
+	rdb.Del(ctx, k.conns("f"), k.connInfo("f"))
+	rdb.HDel(ctx, k.connFlow(), "c")
+	if err := l.Registry.Heartbeat(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := l.Registry.Lookup(ctx, "f")
+	flow, _ := rdb.HGet(ctx, k.connFlow(), "c").Result()
+	info, _ := rdb.HGet(ctx, k.connInfo("f"), "c").Result()
+	if err != nil || len(ids) != 1 || flow != "f" || info == "" {
+		t.Errorf("after Redis lost it: lookup %v (%v), connflow %q, conninfo %q; want it registered again", ids, err, flow, info)
 	}
 }

@@ -126,6 +126,33 @@ redis.call('PEXPIRE', KEYS[4], ARGV[5])
 return 1
 `)
 
+// beatScript is the heartbeat of a connection this instance registered:
+// its expiry in the flow's conns and in live (only growing, GT), and the
+// flow keys' TTL only when ARGV[4] is not empty (the caller refreshes it
+// every third of the TTL): 3 executed commands, where registerScript runs
+// 7. A connection missing from its flow's conns (Redis lost it: a
+// restart, an eviction, a cleanup while this instance was cut off) is
+// registered again in full. Returns 1, or 2 when it registered again.
+//
+// KEYS: live, connflow, conns, conninfo. ARGV: conn ID, flow ID, expiry
+// ms, key TTL ms or "", info JSON, key TTL ms (for a full register).
+var beatScript = newScript(`
+local added = redis.call('ZADD', KEYS[3], 'GT', ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[1])
+if added == 1 then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+  return 2
+end
+if ARGV[4] ~= '' then
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+return 1
+`)
+
 // heartbeatScript refreshes a connection this instance did not register
 // (expiry only growing, as above), whose flow the caller read from
 // connflow first: every key it touches is in KEYS (scriptkeys checks it).
@@ -234,7 +261,7 @@ type script struct {
 
 func newScript(src string) script { return script{src: src, Script: redis.NewScript(src)} }
 
-var allScripts = []script{publishScript, replayScript, registerScript, heartbeatScript, expiredScript, removeScript, fillScript, invalidateScript, leaseScript}
+var allScripts = []script{publishScript, replayScript, registerScript, beatScript, heartbeatScript, expiredScript, removeScript, fillScript, invalidateScript, leaseScript}
 
 // loadScripts loads every script in one round trip.
 func loadScripts(ctx context.Context, rdb redis.Cmdable) error {
