@@ -47,18 +47,24 @@ func TestCountNamed(t *testing.T) {
 	}
 }
 
+// metered starts a redis-server with a server meter and a client on it.
+func metered(t *testing.T) (*target.Process, *serverMeter, *redis.Client) {
+	t.Helper()
+	p := startRedis(t)
+	m, err := newServerMeter(context.Background(), p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return p, m, client(t, p)
+}
+
 // Redis counts a script's redis.call()s under their own commands, beside
 // the EVALSHA that ran them; and the meter's own INFO calls never show in
 // its deltas.
 func TestServerCountsScriptInternalCommands(t *testing.T) {
-	p := startRedis(t)
+	_, m, rdb := metered(t)
 	ctx := context.Background()
-	m, err := newServerMeter(ctx, p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	rdb := client(t, p)
 	script := redis.NewScript(`redis.call('XADD', KEYS[1], '*', 'k', 'v'); redis.call('PUBLISH', KEYS[2], 'm'); return 1`)
 	if err := script.Load(ctx, rdb).Err(); err != nil {
 		t.Fatal(err)

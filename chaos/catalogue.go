@@ -79,6 +79,9 @@ var catalogue = slices.Concat([]entry{
 	{name: "conn_limit", params: []string{"limit"}, build: func(p *params) Fault {
 		return ConnLimit{Limit: int(p.int("limit", true))}
 	}},
+	{name: "rate_cap", params: []string{"limit"}, build: func(p *params) Fault {
+		return RateCap{Limit: int(p.int("limit", true))}
+	}},
 }, tlsEntries())
 
 // tlsEntries are the TLS faults, one name per kind ("tls_expired", ...).

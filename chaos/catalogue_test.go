@@ -40,6 +40,7 @@ func TestLookupBuildsEachFault(t *testing.T) {
 		{"primary_kill", nil, &PrimaryKill{}},
 		{"primary_pause", nil, &PrimaryPause{}},
 		{"replica_lag", nil, ReplicaLag{}},
+		{"rate_cap", map[string]string{"limit": "50"}, RateCap{Limit: 50}},
 		{"tls_expired", nil, &TLSFault{Kind: TLSExpired}},
 		{"tls_handshake_stall", nil, &TLSFault{Kind: TLSHandshakeStall}},
 	}
@@ -61,13 +62,14 @@ func TestLookupBuildsEachFault(t *testing.T) {
 
 func TestNamesAreAllLookedUp(t *testing.T) {
 	names := Names()
-	if len(names) != 26 {
-		t.Fatalf("%d names %q; want 26", len(names), names)
+	if len(names) != 27 {
+		t.Fatalf("%d names %q; want 27", len(names), names)
 	}
 	required := map[string]map[string]string{
 		"latency": {"latency": "1ms"}, "bandwidth": {"rate": "1"}, "slow_close": {"delay": "1ms"},
 		"slicer": {"average_size": "1"}, "limit_data": {"bytes": "1"}, "flapping": {"period": "1s"},
 		"maxmemory": {"bytes": "1mb"}, "quota": {"limit": "1"}, "conn_limit": {"limit": "1"},
+		"rate_cap": {"limit": "1"},
 	}
 	seen := map[string]bool{}
 	for _, n := range names {

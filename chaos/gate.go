@@ -2,11 +2,13 @@ package chaos
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Limiter is a proxy that can answer for Redis, the way Upstash does when a
@@ -52,6 +54,13 @@ type gate struct {
 	conns     map[net.Conn]struct{} // every open connection, both sides
 	closed    bool
 	wg        sync.WaitGroup
+
+	// upstash, when set, decides every command (upstash-sim): the quota
+	// and the commands/s cap count what the server executed, and a
+	// request larger than its limit is refused. Clients must then speak
+	// TLS, terminated here (tlsConf).
+	upstash *upstashLimits
+	tlsConf *tls.Config
 }
 
 func newGate(upstream string) (*gate, error) {
@@ -68,6 +77,10 @@ func newGate(upstream string) (*gate, error) {
 func (g *gate) addr() string { return g.ln.Addr().String() }
 
 func (g *gate) SetQuota(limit int) {
+	if g.upstash != nil {
+		g.upstash.setQuota(limit)
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.quota, g.used = limit, 0
@@ -164,6 +177,15 @@ func (g *gate) admit(c net.Conn) admission {
 }
 
 func (g *gate) serve(client net.Conn) {
+	if g.tlsConf != nil {
+		tc := tls.Server(client, g.tlsConf)
+		tc.SetDeadline(time.Now().Add(handshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			return // TLS only: a plain client, or one that distrusts the CA
+		}
+		tc.SetDeadline(time.Time{})
+		client = tc
+	}
 	switch g.admit(client) {
 	case hold:
 		io.Copy(io.Discard, client) // until the client gives up or the stall ends
@@ -190,7 +212,7 @@ func (g *gate) serve(client net.Conn) {
 	}
 	defer g.untrack(up)
 	cr := bufio.NewReader(client)
-	if b, err := cr.Peek(1); err != nil || b[0] == 0x16 { // TLS record: opaque
+	if b, err := cr.Peek(1); err != nil || b[0] == 0x16 && g.tlsConf == nil { // TLS record: opaque
 		pipe(client, cr, up, bufio.NewReader(up))
 		return
 	}
@@ -290,7 +312,7 @@ func (s *session) commands(r *bufio.Reader) {
 		if err != nil {
 			return
 		}
-		if reply := s.g.charge(name); reply != nil {
+		if reply := s.g.charge(name, len(buf)); reply != nil {
 			if s.answer(reply) != nil {
 				return
 			}
@@ -309,11 +331,14 @@ func (s *session) commands(r *bufio.Reader) {
 	}
 }
 
-// charge counts one command against the quota; past it, it returns the
-// reply the gate makes instead of forwarding.
-func (g *gate) charge(name string) []byte {
+// charge counts one command (size bytes) against the quota; past it, it
+// returns the reply the gate makes instead of forwarding.
+func (g *gate) charge(name string, size int) []byte {
 	if name == "" {
 		return nil
+	}
+	if g.upstash != nil {
+		return g.upstash.charge(size)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()

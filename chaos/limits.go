@@ -6,9 +6,13 @@ import (
 	"fmt"
 )
 
-// limiter returns env's proxy as a Limiter. Limits parse RESP, so the
-// target must speak plain TCP unless plain is false.
+// limiter returns env's target when it is a Limiter (upstash-sim), else
+// env's proxy as one. A proxy's limits parse RESP, so the target must
+// speak plain TCP unless plain is false.
 func limiter(env Env, plain bool) (Limiter, error) {
+	if l, ok := env.Target.(Limiter); ok {
+		return l, nil // upstash-sim: its front, where TLS ends, is the limiter
+	}
 	if err := needProxy(env); err != nil {
 		return nil, err
 	}
@@ -97,5 +101,57 @@ func (ConnLimit) Undo(ctx context.Context, env Env) error {
 		return err
 	}
 	l.SetConnLimit(0)
+	return nil
+}
+
+// RateLimiter caps the commands a target's server executes per second
+// (upstash-sim).
+type RateLimiter interface {
+	SetRate(perSec int)
+}
+
+// RateCap caps the commands the server executes per second at Limit
+// (upstash-sim: commands past it are held until the last second is under
+// it), until Undo.
+type RateCap struct {
+	Limit int
+}
+
+// Name is "rate_cap".
+func (RateCap) Name() string { return "rate_cap" }
+
+func rateLimiter(env Env) (RateLimiter, error) {
+	if l, ok := env.Target.(RateLimiter); ok {
+		return l, nil
+	}
+	return nil, errors.New("needs the upstash-sim target (its commands/s cap counts what the server executed)")
+}
+
+// Available needs upstash-sim.
+func (RateCap) Available(env Env) error {
+	_, err := rateLimiter(env)
+	return err
+}
+
+// Inject sets the cap.
+func (f RateCap) Inject(ctx context.Context, env Env) error {
+	l, err := rateLimiter(env)
+	if err != nil {
+		return err
+	}
+	if f.Limit <= 0 {
+		return fmt.Errorf("rate_cap: limit %d; want > 0", f.Limit)
+	}
+	l.SetRate(f.Limit)
+	return nil
+}
+
+// Undo lifts it.
+func (RateCap) Undo(ctx context.Context, env Env) error {
+	l, err := rateLimiter(env)
+	if err != nil {
+		return err
+	}
+	l.SetRate(0)
 	return nil
 }

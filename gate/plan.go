@@ -61,6 +61,8 @@ type Plan struct {
 	ReportDir string
 	// Bench is where the benchmarks get Redis.
 	Bench BenchTarget
+	// CostIdle is the cost benchmark's idle window (0: 30s).
+	CostIdle time.Duration
 	// Deps are the scenario engine's constructors.
 	Deps *scenarios.Deps
 	// CommandLine is recorded in the report (secrets masked there).
@@ -122,7 +124,11 @@ func catalogue(specs []scenarios.Spec) reports.Catalogue {
 // benchOps are the benchmark ops a gate may run and judge: every layer op,
 // and sse_publish (the publish endpoint's HTTP round trip: the API response
 // time), which the sse benchmark measures.
-func benchOps() []string { return append(slices.Clone(bench.LayerOps), bench.OpSSEPublish) }
+// The cost benchmark (reports.CostBench) measures and projects the cost
+// of the tracker's traffic (harness cost).
+func benchOps() []string {
+	return append(slices.Clone(bench.LayerOps), bench.OpSSEPublish, reports.CostBench)
+}
 
 // benchSteps are the bench ops that produce the gate's benchmarks, in order,
 // each once.

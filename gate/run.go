@@ -237,7 +237,21 @@ func (p Plan) runJob(ctx context.Context, j Job, dir string, pr Progress, logw i
 // runBenches runs the plan's benchmarks for its one profile and adds them
 // to run; the full bench result is saved as BenchJSON.
 func (p Plan) runBenches(ctx context.Context, run *reports.Run, runDir string, hk Hooks) error {
-	cfg, err := p.Bench.config(p.Profiles[0], p.Registry, p.Benches, p.Load)
+	ops := slices.DeleteFunc(slices.Clone(p.Benches), func(op string) bool { return op == reports.CostBench })
+	var err error
+	if len(ops) > 0 {
+		err = p.runOps(ctx, run, runDir, hk, ops)
+	}
+	if len(ops) < len(p.Benches) && ctx.Err() == nil && exitcode.Of(err) != exitcode.BadInput {
+		err = errors.Join(err, p.runCost(ctx, run, runDir))
+	}
+	return err
+}
+
+// runOps runs the benchmark ops for the plan's one profile and adds them
+// to run; the full bench result is saved as BenchJSON.
+func (p Plan) runOps(ctx context.Context, run *reports.Run, runDir string, hk Hooks, ops []string) error {
+	cfg, err := p.Bench.config(p.Profiles[0], p.Registry, ops, p.Load)
 	if err != nil {
 		if hk.Warn != nil {
 			hk.Warn(fmt.Sprintf("%v: the gate's benchmark criteria will be inconclusive", err))

@@ -118,6 +118,7 @@ func Measure(r Run) Measurements {
 		}
 	}
 	measureSweeps(r, m)
+	costMeasurements(m, r.Cost, r.Environment.Profile)
 	env := r.Environment
 	m["env:tls"] = Measurement{Stat: Value(b2f(env.TLS)), Evidence: []string{"target TLS: " + onOff(env.TLS)}}
 	m["env:remote"] = Measurement{Stat: Value(b2f(env.Remote())), Evidence: []string{"target kind: " + orNone(env.TargetKind)}}

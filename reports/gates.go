@@ -78,6 +78,11 @@ type Gate struct {
 //	sweep:<param>:<op>:<field>    a sweep point field (reports.SweepFields) over the
 //	                              gate's sweep of param: growth (0 flat, 1 linear,
 //	                              2 worse), max, or value (at the largest size)
+//	cost:<field>                  the cost benchmark's (CostBench): idle_commands_per_sec,
+//	                              connections_idle, connections_under_load,
+//	                              publish_server_commands, and under the run's plan
+//	                              commands_per_month, days_to_quota, connections_share
+//	                              (connections / the plan's cap) (value)
 //	env:<field>                   tls (1/0), remote (1/0), rtt_ms (value)
 type Criterion struct {
 	ID          string  `json:"id"`
@@ -265,6 +270,8 @@ func (c Catalogue) Has(metric string) bool {
 		return slices.Contains(c.Sweeps, parts[1]) && isSweepField(parts[3])
 	case len(parts) == 2 && parts[0] == "env":
 		return slices.Contains(envFields, parts[1])
+	case len(parts) == 2 && parts[0] == "cost":
+		return slices.Contains(c.Benchmarks, CostBench) && slices.Contains(costFields, parts[1])
 	case len(parts) == 3 && parts[0] == "scenario":
 		return slices.Contains(c.Scenarios[parts[1]], parts[2])
 	case len(parts) == 3 && parts[0] == "check":
@@ -662,26 +669,21 @@ func checkMetric(metric, agg string, x Gate) string {
 		return ""
 	case agg == AggGrowth:
 		return fmt.Sprintf("metric %q: aggregation growth applies to sweep metrics only", metric)
-	case len(parts) == 4 && parts[0] == "sweep":
-		if !slices.ContainsFunc(x.Sweeps, func(s string) bool { return strings.HasPrefix(s, parts[1]+"=") }) {
-			return fmt.Sprintf("metric %q names sweep %q, which gate %s does not run (add it to sweeps)", metric, parts[1], x.Name)
+	case len(parts) == 2 && parts[0] == "cost":
+		if !slices.Contains(x.Benchmarks, CostBench) {
+			return fmt.Sprintf("metric %q needs the %s benchmark, which gate %s does not run (add it to benchmarks)", metric, CostBench, x.Name)
 		}
-		if !isSweepField(parts[3]) {
-			return fmt.Sprintf("metric %q: unknown sweep field %q", metric, parts[3])
+		if !slices.Contains(costFields, parts[1]) {
+			return fmt.Sprintf("metric %q: unknown cost field %q (want one of %s)", metric, parts[1], strings.Join(costFields, ", "))
 		}
-		if agg != AggGrowth && agg != AggMax && agg != AggValue {
-			return fmt.Sprintf("metric %q: aggregation must be growth, max or value, not %s", metric, agg)
-		}
-		return ""
-	case agg == AggGrowth:
-		return fmt.Sprintf("metric %q: aggregation growth applies to sweep metrics only", metric)
+		return valueOnly()
 	case len(parts) == 2 && parts[0] == "env":
 		if !slices.Contains(envFields, parts[1]) {
 			return fmt.Sprintf("metric %q: unknown environment field %q (want one of %s)", metric, parts[1], strings.Join(envFields, ", "))
 		}
 		return valueOnly()
 	}
-	return fmt.Sprintf("metric %q: want scenario:<scenario>:<metric>, check:<scenario>:<check>, bench:<op>:<field>, sweep:<param>:<op>:<field> or env:<field>", metric)
+	return fmt.Sprintf("metric %q: want scenario:<scenario>:<metric>, check:<scenario>:<check>, bench:<op>:<field>, sweep:<param>:<op>:<field>, cost:<field> or env:<field>", metric)
 }
 
 // deref follows YAML aliases to the node they name.

@@ -103,8 +103,8 @@ func TestDefaultGates(t *testing.T) {
 func TestValidateRejectsUnknownMetric(t *testing.T) {
 	gs := DefaultGates()
 	cat := catalogueOf(gs)
-	cat.Scenarios["fanout_2"] = []string{"delivery_lost"}                  // delivery_p99_ms no longer produced
-	cat.Benchmarks = []string{"publish", "cache_get", "reg_lookup", "sse"} // no sse_publish
+	cat.Scenarios["fanout_2"] = []string{"delivery_lost"}                          // delivery_p99_ms no longer produced
+	cat.Benchmarks = []string{"publish", "cache_get", "reg_lookup", "sse", "cost"} // no sse_publish
 	err := gs.Validate(cat.Has)
 	if err == nil {
 		t.Fatal("got nil; want an error")
@@ -213,6 +213,7 @@ func TestParseGatesErrors(t *testing.T) {
 		{"bench not run", `"bench:publish:latency_ms"`, `"bench:api:latency_ms"`, `names benchmark "api", which gate g does not run`},
 		{"check needs value", `"bench:publish:latency_ms"`, `"check:basic:connect"`, `aggregation must be value, not p99`},
 		{"rate on latency", "aggregation: p99", "aggregation: rate", `aggregation rate does not apply to latency`},
+		{"cost not run", `"bench:publish:latency_ms"`, `"cost:connections_idle"`, `needs the cost benchmark, which gate g does not run`},
 		{"two-line why", "why: fast", "why: \"fast\\nslow\"", `g.yaml:14: criterion c1: why must be one line`},
 		{"version", "version: 1", "version: 2", `g.yaml:1: gates file version 2`},
 		{"include unknown", "    description: a gate", "    description: a gate\n    include: [nope]", `g.yaml:5: gate g includes "nope", which is not a gate defined above it`},

@@ -72,6 +72,7 @@ func HTML(r Run) []byte {
 		b.WriteString("</table>\n</section>\n")
 	}
 	htmlSweeps(&b, r.Sweeps)
+	htmlCost(&b, r.Cost)
 	if len(r.Anomalies) > 0 {
 		b.WriteString("<section>\n<h2>Anomalies</h2>\n<ul>\n")
 		for _, a := range r.Anomalies {

@@ -69,6 +69,7 @@ func Markdown(r Run) []byte {
 		b.WriteString("\n")
 	}
 	mdSweeps(&b, r.Sweeps)
+	mdCost(&b, r.Cost)
 	if len(r.Anomalies) > 0 {
 		b.WriteString("## Anomalies\n\n")
 		for _, a := range r.Anomalies {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gonogo/harness/internal/history"
@@ -46,6 +47,9 @@ type Run struct {
 	// Sweeps are the run's sweeps: an op measured at each size of one
 	// parameter (bench.SweepParams).
 	Sweeps []Sweep `json:"sweeps,omitempty"`
+	// Cost is the cost benchmark's projection, nil when the gate did not
+	// run it.
+	Cost *Cost `json:"cost,omitempty"`
 	// Criteria is the evaluation of the gate's criteria (Judge fills it).
 	Criteria  []CriterionResult `json:"criteria"`
 	Anomalies []Anomaly         `json:"anomalies,omitempty"`
@@ -80,7 +84,16 @@ const External = "external"
 
 // Remote reports whether the target is reached over a real or simulated
 // network rather than on this machine's loopback.
-func (e Environment) Remote() bool { return e.TargetKind == "url" || e.TargetKind == "remote-sim" }
+// TargetKind joins several kinds with "+" when scenarios ran on different
+// targets: every one must be remote.
+func (e Environment) Remote() bool {
+	for _, k := range strings.Split(e.TargetKind, "+") {
+		if k != "url" && k != "remote-sim" && k != "upstash-sim" {
+			return false
+		}
+	}
+	return true
+}
 
 // Scenario is what one scenario run produced.
 type Scenario struct {

@@ -95,8 +95,14 @@ func NewDeps(o TargetOptions) *Deps {
 // start starts (or opens) the target for one run of a spec.
 func (o TargetOptions) start(ctx context.Context, t Target) (target.Target, error) {
 	kind := o.Kind
-	if kind == "" {
+	switch {
+	case kind == "":
 		kind = t.Kind
+	case t.Kind == target.KindUpstashSim && (kind == target.KindProcess || kind == target.KindRemoteSim):
+		// Upstash's limits are what the scenario judges: on a run's own
+		// redis-server it still gets them (a URL, real Upstash perhaps,
+		// is taken as given).
+		kind = target.KindUpstashSim
 	}
 	switch kind {
 	case target.KindContainer:
@@ -113,6 +119,15 @@ func (o TargetOptions) start(ctx context.Context, t Target) (target.Target, erro
 			rtt = t.RTT.D()
 		}
 		return started(chaos.StartRemoteSim(ctx, rtt, processOptions(t)))
+	case target.KindUpstashSim:
+		rtt := o.RTT
+		if rtt == 0 {
+			rtt = t.RTT.D()
+		}
+		// Upstash free's published caps; the quota and the connection
+		// cap are the scenario's faults.
+		lim := chaos.UpstashOptions{RatePerSec: chaos.UpstashRatePerSec, MaxRequest: chaos.UpstashMaxRequest}
+		return started(chaos.StartUpstashSim(ctx, rtt, lim, processOptions(t)))
 	case target.KindURL:
 		return started(target.OpenURL(ctx, o.URL, o.URLOptions))
 	case target.KindSentinel:

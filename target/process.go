@@ -54,6 +54,9 @@ type ProcessOptions struct {
 	// arguments (replicaof, sentinel monitor, ...), written after the
 	// others. Default: none.
 	Directives [][]string
+	// Cluster starts the server cluster-enabled, its cluster bus on a
+	// free loopback port of its own, owning no slot (see StartCluster).
+	Cluster bool
 }
 
 // Process is a redis-server the harness spawned on a free loopback port with
@@ -63,6 +66,8 @@ type Process struct {
 	opts ProcessOptions
 	dir  string
 	port int
+	// busPort is the cluster bus port (Cluster only).
+	busPort int
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -160,6 +165,12 @@ func StartProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
 			continue
 		}
 		p.port = port
+		if opts.Cluster {
+			if p.busPort, err = FreePort(); err != nil {
+				lastErr = err
+				continue
+			}
+		}
 		if lastErr = p.start(ctx); lastErr == nil {
 			return p, nil
 		}
@@ -193,6 +204,10 @@ func (p *Process) config() string {
 	}
 	if p.opts.AOF {
 		d = append(d, []string{"appendfsync", "everysec"})
+	}
+	if p.opts.Cluster {
+		d = append(d, []string{"cluster-enabled", "yes"}, []string{"cluster-config-file", filepath.Join(p.dir, "nodes.conf")},
+			[]string{"cluster-port", strconv.Itoa(p.busPort)}, []string{"cluster-node-timeout", "5000"})
 	}
 	if p.opts.MaxMemory != "" {
 		d = append(d, []string{"maxmemory", p.opts.MaxMemory})

@@ -25,10 +25,13 @@ const (
 	KindRemoteSim Kind = "remote-sim"
 	// KindURL is any Redis reached by URL, which the harness does not own.
 	KindURL Kind = "url"
+	// KindUpstashSim is remote-sim with Upstash's limits and billing rule
+	// (chaos.StartUpstashSim).
+	KindUpstashSim Kind = "upstash-sim"
 )
 
 // Kinds lists the target kinds, in the order messages name them.
-var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindSentinel, KindURL}
+var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindUpstashSim, KindSentinel, KindURL}
 
 // KindList is kinds joined by sep, for messages.
 func KindList(kinds []Kind, sep string) string {
@@ -41,7 +44,7 @@ func KindList(kinds []Kind, sep string) string {
 
 // Remote reports whether a target of kind k is reached over a network with
 // real (or simulated) latency rather than on this machine.
-func (k Kind) Remote() bool { return k == KindURL || k == KindRemoteSim }
+func (k Kind) Remote() bool { return k == KindURL || k == KindRemoteSim || k == KindUpstashSim }
 
 // Target is a Redis the harness can connect to.
 type Target interface {

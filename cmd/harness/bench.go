@@ -298,21 +298,32 @@ func presetHelp() string {
 // the named one. A file that cannot be read or parsed, or a name it does
 // not hold, is bad input.
 func choosePlan(file, name string) (bench.Plan, error) {
-	plans := bench.Plans()
-	if file != "" {
-		data, err := inputfile.Read(file, inputfile.MaxYAML)
-		if err != nil {
-			return bench.Plan{}, exitcode.Configf("--plans: %w", err)
-		}
-		if plans, err = bench.ParsePlans(file, data); err != nil {
-			return bench.Plan{}, exitcode.Config(err)
-		}
+	plans, err := loadPlans(file)
+	if err != nil {
+		return bench.Plan{}, err
 	}
 	p, ok := plans[name]
 	if !ok {
 		return bench.Plan{}, exitcode.Configf("--plan %q: not in the plans file (known: %s)", name, strings.Join(bench.PlanNames(plans), ", "))
 	}
 	return p, nil
+}
+
+// loadPlans reads a plans file, or the shipped plans without one; a file
+// that cannot be read or parsed is bad input.
+func loadPlans(file string) (map[string]bench.Plan, error) {
+	if file == "" {
+		return bench.Plans(), nil
+	}
+	data, err := inputfile.Read(file, inputfile.MaxYAML)
+	if err != nil {
+		return nil, exitcode.Configf("--plans: %w", err)
+	}
+	plans, err := bench.ParsePlans(file, data)
+	if err != nil {
+		return nil, exitcode.Config(err)
+	}
+	return plans, nil
 }
 
 // splitList splits a comma-separated list, dropping blanks.

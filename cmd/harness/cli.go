@@ -30,12 +30,14 @@ type command struct {
 
 // commands is the table of subcommands.
 var commands = map[string]command{
-	"doctor": {"report what this machine offers: redis-server, TLS, Docker, ports, usable targets", runDoctor},
-	"serve":  {"serve a profile of the layer over HTTP (contract: docs/http.md)", runServe},
-	"run":    {"run a gate (--gate local|eventbus|production|release) or scenarios, judge, write reports", runRun},
-	"report": {"re-judge a saved run offline and re-render its reports; --compare old new: the trend", runReport},
-	"gates":  {"list the gates and their criteria: harness gates list [--gates FILE]", runGates},
-	"bench":  {"concurrency benchmarks: raw Redis baselines and each profile's ops, with command accounting", runBench},
+	"doctor":     {"report what this machine offers: redis-server, TLS, Docker, ports, usable targets", runDoctor},
+	"serve":      {"serve a profile of the layer over HTTP (contract: docs/http.md)", runServe},
+	"run":        {"run a gate (--gate local|eventbus|production|release) or scenarios, judge, write reports", runRun},
+	"report":     {"re-judge a saved run offline and re-render its reports; --compare old new: the trend", runReport},
+	"gates":      {"list the gates and their criteria: harness gates list [--gates FILE]", runGates},
+	"bench":      {"concurrency benchmarks: raw Redis baselines and each profile's ops, with command accounting", runBench},
+	"scriptkeys": {"check that every script a profile runs names every key it touches in KEYS, on a Redis Cluster", runScriptkeys},
+	"cost":       {"project the expected traffic's commands, cost and quota per profile and plan, idle cost measured", runCost},
 
 	// conform is in a group of its own so that the table above keeps its
 	// alignment.

@@ -164,6 +164,15 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"bench", "--rounds", "1000000"}, "--rounds 1000000: out of range, want 1 to 100"},
 		{[]string{"bench", "--client-procs", "100000"}, "--client-procs 100000: out of range, want 0 to 256"},
 		{[]string{"bench", "--ack-replicas", "-2"}, "--ack-replicas -2: out of range, want -1 to 16"},
+		{[]string{"cost", "--events-per-sec", "nan"}, "--events-per-sec NaN: out of range, want 0 to 1e+06"},
+		{[]string{"cost", "--sse-connections", "-1"}, "--sse-connections -1: out of range, want 0 to 1000000"},
+		{[]string{"cost", "--heartbeat", "1ms"}, "--heartbeat 1ms: out of range, want 100ms to 1h0m0s"},
+		{[]string{"cost", "--cache-reads-per-sec", "-1"}, "--cache-reads-per-sec -1: out of range"},
+		{[]string{"cost", "--cache-writes-per-sec", "+Inf"}, "--cache-writes-per-sec +Inf: out of range"},
+		{[]string{"cost", "--hit-rate", "1.5"}, "--hit-rate 1.5: out of range, want 0 to 1"},
+		{[]string{"cost", "--instances", "0"}, "--instances 0: out of range, want 1 to 1000"},
+		{[]string{"cost", "--idle", "10ms"}, "--idle 10ms: out of range, want 1s to 1h0m0s"},
+		{[]string{"cost", "--ops", "0"}, "--ops 0: out of range, want 1 to 100000"},
 	} {
 		args := tt.args
 		if args[0] == "run" {

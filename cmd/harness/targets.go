@@ -83,8 +83,8 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 		return nil, exitcode.Configf("--url, --url-env, --ca-file, --cert-file, --key-file and --insecure are for --target url (got --target %s)", o.kind)
 	case set["image"] && topts.Kind != target.KindContainer:
 		return nil, exitcode.Configf("--image is for --target container (got --target %s)", o.kind)
-	case set["rtt"] && topts.Kind != "" && topts.Kind != target.KindRemoteSim:
-		return nil, exitcode.Configf("--rtt is for --target remote-sim (got --target %s)", o.kind)
+	case set["rtt"] && topts.Kind != "" && topts.Kind != target.KindRemoteSim && topts.Kind != target.KindUpstashSim:
+		return nil, exitcode.Configf("--rtt is for --target remote-sim or upstash-sim (got --target %s)", o.kind)
 	}
 	if err := inRange("rtt", o.rtt, minRTT, maxRTT); err != nil {
 		return nil, err
@@ -123,6 +123,8 @@ func (o *targetOptions) deps(ctx context.Context, w io.Writer) (*scenarios.Deps,
 		fmt.Fprintf(w, "target: container %s\n", img)
 	case target.KindRemoteSim:
 		fmt.Fprintf(w, "target: remote-sim (TLS verified against a CA made at run time; RTT %s)\n", rttOrSpec(topts.RTT))
+	case target.KindUpstashSim:
+		fmt.Fprintf(w, "target: upstash-sim (remote-sim with Upstash's limits, counted as the server executed commands; RTT %s)\n", rttOrSpec(topts.RTT))
 	}
 	return scenarios.NewDeps(topts), nil
 }

@@ -22,11 +22,17 @@
 //	                                       (3 health intervals); 1 ZREM on Close
 //	Cache.Metrics      [cache_metrics]     1 round trip (pending HINCRBYs + HMGET); hit and
 //	                                       miss counts are flushed once a second in one pipeline
-//	Register/Heartbeat [reg_register/reg_heartbeat] 1 round trip, 1 command (EVALSHA)
-//	Unregister         [reg_unregister]    1 round trip, 1 command (EVALSHA)
+//	Register/Heartbeat [reg_register/reg_heartbeat] 1 round trip, 1 command (EVALSHA); the
+//	                                       server executes 7 for a register, 3 for a heartbeat
+//	                                       (5 once a third of the key TTL); the heartbeat of a
+//	                                       connection registered elsewhere: 2 round trips (HGET
+//	                                       its flow, then EVALSHA declaring its keys)
+//	Unregister         [reg_unregister]    1 round trip, 1 command (EVALSHA); 2 (HMGET its
+//	                                       flow first) for a connection registered elsewhere
 //	Lookup             [reg_lookup]        1 round trip, 1 command (ZRANGEBYSCORE)
 //	Count              [reg_count]         1 round trip, 1 command (ZCOUNT)
-//	Cleanup            [reg_cleanup]       1 EVALSHA per 1000 expired connections
+//	Cleanup            [reg_cleanup]       2 EVALSHA per 1000 expired connections (read them
+//	                                       and their flows, then remove those still expired)
 //	outbox replay      [replay]            1 round trip per 100 events
 //	probe              [probe]             memory mode: a TCP connect per ProbeInterval, then
 //	                                       PING + SCRIPT LOAD; redis mode: a PING per

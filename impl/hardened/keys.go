@@ -4,8 +4,11 @@ package hardened
 // the hash tag {flow:<id>} so they live in one slot on a cluster target and
 // a Lua script or pipeline may touch them together. The registry's two
 // global keys (sse:live, sse:connflow) are the only keys outside a flow's
-// slot; the scripts that reach a flow's keys from them (heartbeat of a
-// connection registered elsewhere, unregister, cleanup) therefore assume a
+// slot. Every script names every key it touches in KEYS (so Upstash may
+// run it with allow-key-locking; scriptkeys checks it on a Redis Cluster):
+// the scripts that reach a flow's keys from a connection (heartbeat of a
+// connection registered elsewhere, unregister, cleanup) get its flow read
+// first. The registry's scripts declare keys of two slots, so they need a
 // single-node Redis (as Upstash and the process target are).
 type keys struct{ prefix string }
 

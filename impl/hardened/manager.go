@@ -190,8 +190,15 @@ func (m *manager) newClient() (*redis.Client, error) {
 	})
 }
 
-// idleConns is how many connections the pool keeps dialled ahead.
-func idleConns(cfg impl.Config) int { return max(1, cfg.PoolSize/5) }
+// idleConns is how many connections the pool keeps dialled ahead, and how
+// many publishes may make their own round trip past coalesceWait: six.
+// With the flushers' pipelines and the Pub/Sub connection an idle
+// instance holds about 11 connections (harness cost), where a fifth of the
+// pool (10) held 15 to 19, more than half of a 30-connection plan. Two
+// were too few on remote-sim: 32 workers reading the cache at 100/s (the
+// gates' bench load) dialled cold TLS connections within the 50 ms budget
+// and fell back (60 errors in one of three runs, none with six).
+func idleConns(cfg impl.Config) int { return min(6, max(1, cfg.PoolSize/5)) }
 
 // connect PINGs a fresh client and loads the scripts; on success it
 // becomes the current client, else it is closed.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -44,14 +45,19 @@ type Registry struct {
 
 	mu    sync.Mutex
 	local map[string]*localConn
-	// gone are connections unregistered while Redis was unreachable.
-	gone map[string]struct{}
+	// gone are connections unregistered while Redis was unreachable, with
+	// their flows ("" when this instance did not know it).
+	gone map[string]string
 	// dirty are local connections whose last register or heartbeat
 	// failed.
 	dirty map[string]struct{}
 	// known is, per flow, what the last successful lookup returned: each
 	// connection's expiry (Unix ms).
 	known map[string]map[string]int64
+	// ttlAt is when this instance last refreshed a flow's key TTL (a
+	// register, or a heartbeat that asked for it): heartbeats refresh it
+	// every third of the TTL, not each time.
+	ttlAt map[string]time.Time
 	wake  chan struct{}
 }
 
@@ -63,8 +69,8 @@ type localConn struct {
 
 func newRegistry(m *manager, k keys) *Registry {
 	r := &Registry{m: m, k: k, redis: m.cfg.Enabled && m.cfg.SSE,
-		local: map[string]*localConn{}, gone: map[string]struct{}{}, dirty: map[string]struct{}{},
-		known: map[string]map[string]int64{}, wake: make(chan struct{}, 1)}
+		local: map[string]*localConn{}, gone: map[string]string{}, dirty: map[string]struct{}{},
+		known: map[string]map[string]int64{}, ttlAt: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 	if r.redis {
 		m.listen(func(*redis.Client, uint64) { r.resync(true) }, nil)
 		m.goroutine(r.resyncLoop)
@@ -117,6 +123,11 @@ func (r *Registry) Register(ctx context.Context, c impl.Conn) error {
 	err = r.m.call(ctx, "reg_register", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 		return registerScript.Run(ctx, rdb, keys, args...).Err()
 	})
+	if err == nil {
+		r.mu.Lock()
+		r.ttlAt[c.FlowID] = now
+		r.mu.Unlock()
+	}
 	r.settle(c.ID, err)
 	return r.answer(err)
 }
@@ -175,13 +186,11 @@ func (r *Registry) Heartbeat(ctx context.Context, connID string) error {
 	var found bool
 	err := r.m.call(ctx, "reg_heartbeat", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
 		if lc != nil {
-			keys, args := r.registerArgs(lc, now)
 			found = true
-			return registerScript.Run(ctx, rdb, keys, args...).Err()
+			return r.beat(ctx, rdb, lc, now)
 		}
-		n, err := heartbeatScript.Run(ctx, rdb, []string{r.k.live(), r.k.connFlow()},
-			connID, r.expiry(now), r.keyTTL(), r.k.prefix).Int()
-		found = n == 1
+		var err error
+		found, err = r.heartbeatOther(ctx, rdb, connID, now)
 		return err
 	})
 	if (err == nil && !found) || (errors.Is(err, errOffline) && lc == nil) {
@@ -193,11 +202,118 @@ func (r *Registry) Heartbeat(ctx context.Context, connID string) error {
 	return r.answer(err)
 }
 
+// beat heartbeats a connection this instance registered (beatScript),
+// refreshing its flow keys' TTL when a third of it has passed since this
+// instance last did.
+func (r *Registry) beat(ctx context.Context, rdb *redis.Client, lc *localConn, now time.Time) error {
+	ttl := r.keyTTL()
+	r.mu.Lock()
+	refresh := now.Sub(r.ttlAt[lc.c.FlowID]) >= time.Duration(ttl)*time.Millisecond/3
+	r.mu.Unlock()
+	arg := ""
+	if refresh {
+		arg = strconv.FormatInt(ttl, 10)
+	}
+	n, err := beatScript.Run(ctx, rdb, []string{r.k.live(), r.k.connFlow(), r.k.conns(lc.c.FlowID), r.k.connInfo(lc.c.FlowID)},
+		lc.c.ID, lc.c.FlowID, r.expiry(now), arg, lc.info, ttl).Int()
+	if err == nil && (refresh || n == 2) {
+		r.mu.Lock()
+		r.ttlAt[lc.c.FlowID] = now
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// retries bounds the reads of a connection's flow when it changes
+// between the read and the script (a connection registered again on
+// another flow meanwhile).
+const retries = 3
+
+// heartbeatOther refreshes a connection another instance registered: its
+// flow read first (HGET connflow), then heartbeatScript with every key it
+// touches declared; two round trips. Found is false for a connection that
+// is not registered.
+func (r *Registry) heartbeatOther(ctx context.Context, rdb *redis.Client, connID string, now time.Time) (found bool, err error) {
+	for i := 0; i < retries; i++ {
+		f, err := rdb.HGet(ctx, r.k.connFlow(), connID).Result()
+		if errors.Is(err, redis.Nil) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		n, err := heartbeatScript.Run(ctx, rdb, []string{r.k.live(), r.k.connFlow(), r.k.conns(f), r.k.connInfo(f)},
+			connID, r.expiry(now), r.keyTTL(), f).Int()
+		if err != nil || n >= 0 {
+			return n == 1, err
+		}
+	}
+	return false, fmt.Errorf("hardened: heartbeat %s: its flow changed %d times while it was read", connID, retries)
+}
+
+// remove unregisters conns (ID → flow, "" when unknown: read from connflow
+// first) in Redis with removeScript, every key declared; with now set
+// (ms), only those still expired then. A connection whose flow changed in
+// between is read again. It returns how many it removed.
+func (r *Registry) remove(ctx context.Context, rdb *redis.Client, now string, conns map[string]string) (int, error) {
+	total := 0
+	for i := 0; len(conns) > 0; i++ {
+		if i == retries {
+			return total, fmt.Errorf("hardened: unregister: the flows of %d connections changed %d times while they were read", len(conns), retries)
+		}
+		var unknown []string
+		for id, f := range conns {
+			if f == "" {
+				unknown = append(unknown, id)
+			}
+		}
+		if len(unknown) > 0 {
+			fs, err := rdb.HMGet(ctx, r.k.connFlow(), unknown...).Result()
+			if err != nil {
+				return total, err
+			}
+			for j, id := range unknown {
+				conns[id], _ = fs[j].(string)
+			}
+		}
+		keys := []string{r.k.live(), r.k.connFlow()}
+		at := map[string]int{}
+		args := []any{now}
+		for id, f := range conns {
+			k := 0
+			if f != "" {
+				if at[f] == 0 {
+					keys = append(keys, r.k.conns(f), r.k.connInfo(f))
+					at[f] = len(keys) - 1
+				}
+				k = at[f]
+			}
+			args = append(args, id, f, k)
+		}
+		res, err := removeScript.Run(ctx, rdb, keys, args...).Slice()
+		if err != nil || len(res) == 0 {
+			return total, err
+		}
+		n, _ := res[0].(int64)
+		total += int(n)
+		moved := map[string]string{}
+		for _, id := range res[1:] {
+			if s, ok := id.(string); ok {
+				moved[s] = ""
+			}
+		}
+		conns = moved
+	}
+	return total, nil
+}
+
 // Unregister removes the connection here and in Redis (or, while Redis is
 // unreachable, when it returns).
 func (r *Registry) Unregister(ctx context.Context, connID string) error {
 	r.mu.Lock()
+	flow := ""
 	if lc := r.local[connID]; lc != nil {
+		flow = lc.c.FlowID
 		delete(r.known[lc.c.FlowID], connID)
 	}
 	delete(r.local, connID)
@@ -207,11 +323,12 @@ func (r *Registry) Unregister(ctx context.Context, connID string) error {
 		return nil
 	}
 	err := r.m.call(ctx, "reg_unregister", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
-		return removeScript.Run(ctx, rdb, []string{r.k.live(), r.k.connFlow()}, "", r.k.prefix, connID).Err()
+		_, err := r.remove(ctx, rdb, "", map[string]string{connID: flow})
+		return err
 	})
 	if err != nil {
 		r.mu.Lock()
-		r.gone[connID] = struct{}{}
+		r.gone[connID] = flow
 		r.mu.Unlock()
 		r.kick()
 	}
@@ -306,14 +423,24 @@ func (r *Registry) Count(ctx context.Context) (int, error) {
 	return len(r.alive(time.Now())), nil
 }
 
+// cleanupBatch is how many expired connections one cleanup round trip
+// reads and removes.
+const cleanupBatch = 1000
+
 // Cleanup forgets this instance's connections whose heartbeats stopped and
 // deletes expired connections of every instance from Redis (one script
 // call per 1000). It returns how many Redis entries it removed, or in
 // memory mode how many local ones.
 func (r *Registry) Cleanup(ctx context.Context) (int, error) {
-	cut := time.Now().Add(-r.m.cfg.RegistryTTL)
+	now := time.Now()
+	cut := now.Add(-r.m.cfg.RegistryTTL)
 	local := 0
 	r.mu.Lock()
+	for f, at := range r.ttlAt { // bounded: a flow refreshed no more is forgotten
+		if now.Sub(at) > time.Duration(r.keyTTL())*time.Millisecond {
+			delete(r.ttlAt, f)
+		}
+	}
 	for id, lc := range r.local {
 		if !lc.last.After(cut) {
 			delete(r.local, id)
@@ -327,10 +454,19 @@ func (r *Registry) Cleanup(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		var n int
+		var read int
 		err := r.m.call(ctx, "reg_cleanup", r.m.io, func(ctx context.Context, rdb *redis.Client) error {
-			var err error
-			n, err = removeScript.Run(ctx, rdb, []string{r.k.live(), r.k.connFlow()},
-				strconv.FormatInt(time.Now().UnixMilli(), 10), r.k.prefix).Int()
+			now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+			res, err := expiredScript.Run(ctx, rdb, []string{r.k.live(), r.k.connFlow()}, now, cleanupBatch).StringSlice()
+			if err != nil || len(res) == 0 {
+				return err
+			}
+			read = len(res) / 2
+			conns := make(map[string]string, read)
+			for i := 0; i+1 < len(res); i += 2 {
+				conns[res[i]] = res[i+1]
+			}
+			n, err = r.remove(ctx, rdb, now, conns)
 			return err
 		})
 		if err != nil {
@@ -340,7 +476,7 @@ func (r *Registry) Cleanup(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("hardened: cleanup: %w", err)
 		}
 		total += n
-		if n < 1000 {
+		if read < cleanupBatch {
 			return total, nil
 		}
 	}
@@ -372,9 +508,9 @@ func (r *Registry) resync(all bool) {
 			return !dirty
 		})
 	}
-	gone := make([]any, 0, len(r.gone))
-	for id := range r.gone {
-		gone = append(gone, id)
+	gone := make(map[string]string, len(r.gone))
+	for id, f := range r.gone {
+		gone[id] = f
 	}
 	r.dirty = map[string]struct{}{}
 	r.mu.Unlock()
@@ -382,17 +518,23 @@ func (r *Registry) resync(all bool) {
 		return
 	}
 	err := r.m.call(r.m.ctx, "reg_register", r.m.io, func(ctx context.Context, rdb *redis.Client) error {
-		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, lc := range conns {
-				keys, args := r.registerArgs(lc.localConn, lc.last)
-				registerScript.EvalSha(ctx, p, keys, args...)
+		if len(conns) > 0 {
+			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, lc := range conns {
+					keys, args := r.registerArgs(lc.localConn, lc.last)
+					registerScript.EvalSha(ctx, p, keys, args...)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-			if len(gone) > 0 {
-				removeScript.EvalSha(ctx, p, []string{r.k.live(), r.k.connFlow()}, append([]any{"", r.k.prefix}, gone...)...)
-			}
-			return nil
-		})
-		return err
+		}
+		if len(gone) > 0 {
+			_, err := r.remove(ctx, rdb, "", maps.Clone(gone))
+			return err
+		}
+		return nil
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -404,8 +546,8 @@ func (r *Registry) resync(all bool) {
 		}
 		return
 	}
-	for _, id := range gone {
-		delete(r.gone, id.(string))
+	for id := range gone {
+		delete(r.gone, id)
 	}
 }
 

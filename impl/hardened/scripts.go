@@ -126,47 +126,104 @@ redis.call('PEXPIRE', KEYS[4], ARGV[5])
 return 1
 `)
 
-// heartbeatScript refreshes a connection this instance did not register,
-// finding its flow through connflow (expiry only growing, as above).
-// Returns 0 for an unknown connection.
+// beatScript is the heartbeat of a connection this instance registered:
+// its expiry in the flow's conns and in live (only growing, GT), and the
+// flow keys' TTL only when ARGV[4] is not empty (the caller refreshes it
+// every third of the TTL): 3 executed commands, where registerScript runs
+// 7. A connection missing from its flow's conns (Redis lost it: a
+// restart, an eviction, a cleanup while this instance was cut off) is
+// registered again in full. Returns 1, or 2 when it registered again.
 //
-// KEYS: live, connflow. ARGV: conn ID, expiry ms, key TTL ms, key prefix.
-var heartbeatScript = newScript(`
-local f = redis.call('HGET', KEYS[2], ARGV[1])
-if not f then return 0 end
-local tag = ARGV[4] .. '{flow:' .. f .. '}:'
-redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
-redis.call('ZADD', tag .. 'conns', 'GT', ARGV[2], ARGV[1])
-redis.call('PEXPIRE', tag .. 'conns', ARGV[3])
-redis.call('PEXPIRE', tag .. 'conninfo', ARGV[3])
+// KEYS: live, connflow, conns, conninfo. ARGV: conn ID, flow ID, expiry
+// ms, key TTL ms or "", info JSON, key TTL ms (for a full register).
+var beatScript = newScript(`
+local added = redis.call('ZADD', KEYS[3], 'GT', ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[1])
+if added == 1 then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+  return 2
+end
+if ARGV[4] ~= '' then
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
 return 1
 `)
 
-// removeScript unregisters connections: every ID in ARGV[3..], or, with
-// ARGV[1] non-empty, every connection whose expiry is before ARGV[1] (at
-// most 1000 per call). Returns how many it removed.
+// heartbeatScript refreshes a connection this instance did not register
+// (expiry only growing, as above), whose flow the caller read from
+// connflow first: every key it touches is in KEYS (scriptkeys checks it).
+// Returns 0 for an unknown connection, -1 when its flow is no longer the
+// one given (the caller reads it again).
 //
-// KEYS: live, connflow. ARGV: now ms or "", key prefix, conn IDs.
+// KEYS: live, connflow, conns, conninfo (of the flow). ARGV: conn ID,
+// expiry ms, key TTL ms, flow ID.
+var heartbeatScript = newScript(`
+local f = redis.call('HGET', KEYS[2], ARGV[1])
+if not f then return 0 end
+if f ~= ARGV[4] then return -1 end
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], 'GT', ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
+return 1
+`)
+
+// expiredScript lists up to ARGV[2] connections whose expiry is before
+// ARGV[1] (ms) with their flows ("" when connflow has none): a read, for
+// the cleanup's removeScript to declare the flows' keys.
+//
+// KEYS: live, connflow. Returns id, flow, id, flow, ...
+var expiredScript = newScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids == 0 then return {} end
+local fs = redis.call('HMGET', KEYS[2], unpack(ids))
+local out = {}
+for i, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = fs[i] or ''
+end
+return out
+`)
+
+// removeScript unregisters connections, each with the flow the caller
+// read for it and the index in KEYS of that flow's conns key (conninfo
+// follows it; 0: no flow known, only the global entries go). With ARGV[1]
+// non-empty (a cleanup) a connection is removed only if its expiry is
+// still before ARGV[1] (a heartbeat since the read keeps it). A connection
+// whose flow is no longer the one given is left alone and returned, for
+// the caller to read again. Every key it touches is in KEYS.
+//
+// KEYS: live, connflow, then per flow its conns and conninfo. ARGV: now ms
+// or "", then per connection: ID, flow ID, KEYS index. Returns the number
+// removed, then the IDs whose flow changed.
 var removeScript = newScript(`
-local ids
-if ARGV[1] ~= '' then
-  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 1000)
-else
-  ids = {}
-  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
-end
-local n = 0
-for _, id in ipairs(ids) do
-  local f = redis.call('HGET', KEYS[2], id)
-  if f then
-    local tag = ARGV[2] .. '{flow:' .. f .. '}:'
-    redis.call('ZREM', tag .. 'conns', id)
-    redis.call('HDEL', tag .. 'conninfo', id)
+local out = {0}
+for i = 2, #ARGV, 3 do
+  local id, f, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local due = true
+  if ARGV[1] ~= '' then
+    local s = redis.call('ZSCORE', KEYS[1], id)
+    due = s ~= false and tonumber(s) < tonumber(ARGV[1])
   end
-  redis.call('HDEL', KEYS[2], id)
-  n = n + redis.call('ZREM', KEYS[1], id)
+  if due then
+    local cur = redis.call('HGET', KEYS[2], id)
+    if cur and cur ~= f then
+      out[#out + 1] = id
+    else
+      if k > 0 then
+        redis.call('ZREM', KEYS[k], id)
+        redis.call('HDEL', KEYS[k + 1], id)
+      end
+      redis.call('HDEL', KEYS[2], id)
+      out[1] = out[1] + redis.call('ZREM', KEYS[1], id)
+    end
+  end
 end
-return n
+return out
 `)
 
 // fillScript caches a flow's state unless the lease is stale: a non-empty
@@ -204,7 +261,7 @@ type script struct {
 
 func newScript(src string) script { return script{src: src, Script: redis.NewScript(src)} }
 
-var allScripts = []script{publishScript, replayScript, registerScript, heartbeatScript, removeScript, fillScript, invalidateScript, leaseScript}
+var allScripts = []script{publishScript, replayScript, registerScript, beatScript, heartbeatScript, expiredScript, removeScript, fillScript, invalidateScript, leaseScript}
 
 // loadScripts loads every script in one round trip.
 func loadScripts(ctx context.Context, rdb redis.Cmdable) error {
