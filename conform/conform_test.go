@@ -146,6 +146,11 @@ func TestDefects(t *testing.T) {
 		{name: "unnamed events conform too", opts: service.Options{CORS: cors.CORS, Stream: service.StreamOptions{Unnamed: true}}, want: all},
 		{name: "no CORS", opts: service.Options{},
 			want: []string{"cors.origin", "cors.expose", "cors.preflight.post", "cors.preflight.sse"}},
+		// A miss after the PUT conforms in memory mode only: the same
+		// service claiming Redis mode fails the cache rule.
+		{name: "no hit while claiming redis mode", opts: cors, wrap: rewrite(func(r *http.Request) bool { return r.URL.Path == "/health" }, func(s string) string {
+			return strings.ReplaceAll(s, `"mode":"memory"`, `"mode":"redis"`)
+		}), want: []string{"state"}},
 		{name: "no retry: field", opts: cors, wrap: rewrite(isStream, func(s string) string {
 			return regexp.MustCompile(`(?m)^retry: \d+\n`).ReplaceAllString(s, "")
 		}), want: []string{"sse.retry"}},

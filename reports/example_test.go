@@ -45,6 +45,9 @@ func Example() {
 				{Name: "lost", Guarantee: 2, Verdict: verdict.Pass, Metrics: map[string]float64{"lost": 0}},
 				{Name: "delivery", Guarantee: 4, Verdict: verdict.Pass, Metrics: map[string]float64{"delivery_lost": 0}},
 			}},
+			{Name: "rollback_instances", Verdict: verdict.Pass, Checks: []reports.Check{
+				{Name: "stale_read", Guarantee: 6, Verdict: verdict.Pass},
+			}},
 		},
 	}
 	run.Judge(gate)
@@ -67,6 +70,6 @@ func Example() {
 	fmt.Println(string(line))
 	fmt.Println("exit code", run.Verdict.ExitCode())
 	// Output:
-	// # NO-GO — local gate (1 of 11 criteria failed)
+	// # NO-GO — local gate (1 of 12 criteria failed)
 	// exit code 1
 }

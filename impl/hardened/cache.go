@@ -49,8 +49,12 @@ const metricsFlushInterval = time.Second
 // returns, the queued invalidations are replayed before the cache serves
 // again. An invalidation that fails while the breaker stays closed is
 // queued the same way, and its flow is served as above (miss, fill dropped)
-// until it is replayed. With the Redis cache off it is a memory cache with
-// the same rules. States are cached per cache epoch, so that a rollback to
+// until it is replayed. With the Redis cache off (REDIS_ENABLED=false, the
+// rollback) it serves no hit at all: every read is a miss with a lease and
+// nothing is kept, since no instance can hear another's invalidations and
+// a copy kept in one instance's memory would be served after another
+// instance invalidated it (a rollback costs the database every read, not
+// correctness). States are cached per cache epoch, so that a rollback to
 // REDIS_ENABLED=false cannot leave states in Redis that later reads trust
 // (see leaseScript): the cache serves from Redis while this instance holds
 // a live membership in the current epoch.
@@ -66,7 +70,6 @@ type Cache struct {
 	pending map[string]uint64
 	seq     uint64
 	stats   map[string]*flowStats
-	mem     map[string]memEntry // memory mode
 	memGen  map[string]int64
 	// epoch is the cache epoch this instance serves in ("": none yet),
 	// while its membership is leased, until leaseUntil; renewed is when
@@ -84,15 +87,10 @@ type Cache struct {
 
 type flowStats struct{ hits, misses, flushHits, flushMisses int64 }
 
-type memEntry struct {
-	state []byte
-	until time.Time
-}
-
 func newCache(m *manager, k keys) *Cache {
 	c := &Cache{m: m, k: k, redis: m.cfg.Enabled && m.cfg.Cache,
 		pending: map[string]uint64{}, stats: map[string]*flowStats{},
-		mem: map[string]memEntry{}, memGen: map[string]int64{}, wake: make(chan struct{}, 1),
+		memGen: map[string]int64{}, wake: make(chan struct{}, 1),
 		renewing: make(chan struct{}, 1)}
 	if c.redis {
 		m.listen(c.restore, nil)
@@ -176,13 +174,11 @@ func (c *Cache) Get(ctx context.Context, flowID string) (impl.Entry, error) {
 
 func (c *Cache) get(ctx context.Context, flowID string) (impl.Entry, error) {
 	if !c.redis {
+		// No hit without Redis: another instance's invalidation cannot
+		// reach this one's memory (see Cache).
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		e, ok := c.mem[flowID]
-		if !ok || time.Now().After(e.until) {
-			return impl.Entry{Lease: strconv.FormatInt(c.memGen[flowID], 10)}, nil
-		}
-		return decodeState(flowID, e.state)
+		return impl.Entry{Lease: strconv.FormatInt(c.memGen[flowID], 10)}, nil
 	}
 	epoch, ok := c.serving(ctx, flowID)
 	if !ok {
@@ -225,16 +221,17 @@ func (c *Cache) Set(ctx context.Context, flowID string, state map[string]any, st
 	if err != nil {
 		return fmt.Errorf("hardened: cache set %s: %w", flowID, err)
 	}
-	ttl := c.ttl(status)
 	if !c.redis {
+		// Nothing is kept (Get serves no hit without Redis); a stale
+		// lease is still refused, as with Redis.
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if lease != "" && lease != strconv.FormatInt(c.memGen[flowID], 10) {
 			return ErrFillRefused
 		}
-		c.mem[flowID] = memEntry{state: js, until: time.Now().Add(ttl)}
 		return nil
 	}
+	ttl := c.ttl(status)
 	epoch, ok := c.serving(ctx, flowID)
 	if !ok {
 		return nil
@@ -271,7 +268,6 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 	if !c.redis {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		delete(c.mem, flowID)
 		c.memGen[flowID]++
 		return nil
 	}

@@ -325,6 +325,31 @@ func TestRedisDisabled(t *testing.T) {
 	assert.Zero(t, hook.Dials(), "dials with REDIS_ENABLED=false")
 }
 
+// TestMemoryCacheAcrossInstances: with the Redis cache off (REDIS_ENABLED=
+// false, the rollback) each instance's cache is its own memory, and no
+// instance hears another's invalidations. An instance that served a state
+// it cached would serve it after another instance invalidated it (explore's
+// stale_read-6d40c651: 4 of 31 reads stale in a 200 ms rollback on two
+// instances), so without Redis the cache serves no hit: every read is a
+// miss that leases a fill, and fills are refused after an invalidation on
+// the instance that made it.
+func TestMemoryCacheAcrossInstances(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	off := func(c *impl.Config) { c.Enabled = false }
+	a, _, _ := layer(t, p, "A", off)
+	b, _, _ := layer(t, p, "B", off)
+	ctx := bg(t)
+	require.NoError(t, a.Cache.Set(ctx, "f", map[string]any{"status": "active", "v": 1.0}, "active", ""))
+	require.NoError(t, b.Cache.Invalidate(ctx, "f"), "an invalidation without Redis is acknowledged")
+	got, err := a.Cache.Get(ctx, "f")
+	require.NoError(t, err)
+	assert.False(t, got.Hit, "A served %v after B's invalidation", got.State)
+	ent, err := b.Cache.Get(ctx, "f")
+	require.NoError(t, err)
+	require.NoError(t, b.Cache.Invalidate(ctx, "f"))
+	assert.ErrorIs(t, b.Cache.Set(ctx, "f", map[string]any{"v": 1.0}, "active", ent.Lease), hardened.ErrFillRefused, "a fill leased before an invalidation")
+}
+
 // TestHeartbeat keeps one connection alive past the TTL while another one
 // stops heartbeating and disappears within TTL + one cleanup interval, and
 // two instances agree on the count all along.
@@ -377,7 +402,8 @@ func TestHeartbeat(t *testing.T) {
 }
 
 // TestFillAfterInvalidate: a fill leased before an invalidation (made on
-// another instance) is refused; a fill leased after it is stored.
+// another instance) is refused; a fill leased after it is stored (with
+// Redis; without, it is accepted and nothing is served).
 func TestFillAfterInvalidate(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
 	a, _, cfg := layer(t, p, "A", func(c *impl.Config) { c.CallBudget = time.Second })
@@ -404,6 +430,12 @@ func TestFillAfterInvalidate(t *testing.T) {
 			require.NoError(t, c.l.Cache.Set(ctx, "f", map[string]any{"v": "new"}, "active", got.Lease))
 			got, err = c.l.Cache.Get(ctx, "f")
 			require.NoError(t, err)
+			if c.name == "memory" {
+				// Without Redis nothing is served from the cache
+				// (TestMemoryCacheAcrossInstances).
+				assert.False(t, got.Hit, "memory: read after the fill")
+				return
+			}
 			assert.Equal(t, map[string]any{"v": "new"}, got.State)
 		})
 	}
