@@ -38,11 +38,15 @@ type InstanceEnv struct {
 	ServerID   string
 	Token      string // HARNESS_CONTROL_TOKEN, random per instance
 	JournalDir string // "" when the scenario has no journal
+	// AckReplicas is the scenario's config ack_replicas (0: the
+	// instance's own default), REDIS_ACK_REPLICAS when not 0.
+	AckReplicas int
 }
 
 // vars are e's variables as NAME=value: REDIS_ENABLED, REDIS_URL,
 // SERVER_ID, HARNESS_CONTROL (true), HARNESS_CONTROL_TOKEN, HARNESS_ADDR,
-// HARNESS_HOST, HARNESS_PORT, OUTBOX_JOURNAL_DIR when set, and ChildEnv.
+// HARNESS_HOST, HARNESS_PORT, OUTBOX_JOURNAL_DIR and REDIS_ACK_REPLICAS when
+// set, and ChildEnv.
 func (e InstanceEnv) vars() []string {
 	host, port, _ := net.SplitHostPort(e.Addr)
 	v := []string{"REDIS_ENABLED=true", "REDIS_URL=" + e.RedisURL, "SERVER_ID=" + e.ServerID,
@@ -50,6 +54,9 @@ func (e InstanceEnv) vars() []string {
 		EnvAddr + "=" + e.Addr, EnvHost + "=" + host, EnvPort + "=" + port, ChildEnv + "=1"}
 	if e.JournalDir != "" {
 		v = append(v, EnvJournal+"="+e.JournalDir)
+	}
+	if e.AckReplicas != 0 {
+		v = append(v, "REDIS_ACK_REPLICAS="+strconv.Itoa(e.AckReplicas))
 	}
 	return v
 }

@@ -185,14 +185,14 @@ func TestParseInstanceCmd(t *testing.T) {
 
 // TestInstanceEnv: what an instance is told.
 func TestInstanceEnv(t *testing.T) {
-	got := strings.Join(InstanceEnv{Addr: "127.0.0.1:4242", RedisURL: "redis://p:6379/0", ServerID: "a", Token: "tok", JournalDir: "/j"}.vars(), " ")
+	got := strings.Join(InstanceEnv{Addr: "127.0.0.1:4242", RedisURL: "redis://p:6379/0", ServerID: "a", Token: "tok", JournalDir: "/j", AckReplicas: -1}.vars(), " ")
 	for _, want := range []string{"HARNESS_ADDR=127.0.0.1:4242", "HARNESS_HOST=127.0.0.1", "HARNESS_PORT=4242", "REDIS_URL=redis://p:6379/0",
-		"SERVER_ID=a", "HARNESS_CONTROL=true", "HARNESS_CONTROL_TOKEN=tok", "OUTBOX_JOURNAL_DIR=/j", "REDIS_ENABLED=true"} {
+		"SERVER_ID=a", "HARNESS_CONTROL=true", "HARNESS_CONTROL_TOKEN=tok", "OUTBOX_JOURNAL_DIR=/j", "REDIS_ENABLED=true", "REDIS_ACK_REPLICAS=-1"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("vars %q lack %q", got, want)
 		}
 	}
-	if strings.Contains(strings.Join(InstanceEnv{Addr: "127.0.0.1:1"}.vars(), " "), "OUTBOX_JOURNAL_DIR") {
-		t.Error("OUTBOX_JOURNAL_DIR set without a journal")
+	if unset := strings.Join(InstanceEnv{Addr: "127.0.0.1:1"}.vars(), " "); strings.Contains(unset, "OUTBOX_JOURNAL_DIR") || strings.Contains(unset, "REDIS_ACK_REPLICAS") {
+		t.Errorf("vars %q: OUTBOX_JOURNAL_DIR or REDIS_ACK_REPLICAS set without the scenario asking", unset)
 	}
 }

@@ -240,7 +240,7 @@ func (r *run) startChild(ctx context.Context, c *child, cfg impl.Config) (*impl.
 	if err != nil {
 		return nil, exitcode.Harnessf("instance log: %w", err)
 	}
-	env := InstanceEnv{Addr: addr, RedisURL: r.cfg.URL, ServerID: id, Token: c.token}
+	env := InstanceEnv{Addr: addr, RedisURL: r.cfg.URL, ServerID: id, Token: c.token, AckReplicas: r.spec.Config.AckReplicas}
 	if r.spec.Config.Journal {
 		env.JournalDir = filepath.Join(work, "journal")
 	}
