@@ -450,22 +450,31 @@ var rules = []rule{
 	}},
 }
 
-func ruleHealth(ctx context.Context, c *checker) error {
+// health is the body of GET /health as the contract states it.
+type health struct {
+	Status    string `json:"status"`
+	Timestamp string `json:"timestamp"`
+	Services  struct {
+		Redis struct {
+			Status string `json:"status"`
+			Mode   string `json:"mode"`
+		} `json:"redis"`
+	} `json:"services"`
+}
+
+// health reads GET /health.
+func (c *checker) health(ctx context.Context) (health, reply, error) {
+	var h health
 	r, err := c.do(ctx, "GET", "/health", "", nil)
 	if err != nil {
-		return err
+		return h, r, err
 	}
-	var h struct {
-		Status    string `json:"status"`
-		Timestamp string `json:"timestamp"`
-		Services  struct {
-			Redis struct {
-				Status string `json:"status"`
-				Mode   string `json:"mode"`
-			} `json:"redis"`
-		} `json:"services"`
-	}
-	if err := r.want(http.StatusOK, &h); err != nil {
+	return h, r, r.want(http.StatusOK, &h)
+}
+
+func ruleHealth(ctx context.Context, c *checker) error {
+	h, r, err := c.health(ctx)
+	if err != nil {
 		return err
 	}
 	if _, err := time.Parse(time.RFC3339Nano, h.Timestamp); err != nil {
@@ -694,7 +703,7 @@ func ruleState(ctx context.Context, c *checker) error {
 	// would be served after another instance's invalidation): a miss
 	// after the PUT conforms when /health says the mode is memory.
 	var note error
-	if r.code == http.StatusNotFound && c.healthMode(ctx) == "memory" {
+	if r.code == http.StatusNotFound && c.memoryMode(ctx) {
 		note = saw("memory mode: the cache served no hit after the PUT (allowed)")
 	} else {
 		var hit struct {
@@ -717,25 +726,12 @@ func ruleState(ctx context.Context, c *checker) error {
 	return note
 }
 
-// healthMode is services.redis.mode of GET /health, "" when it cannot be
-// read.
-func (c *checker) healthMode(ctx context.Context) string {
-	r, err := c.do(ctx, "GET", "/health", "", nil)
-	if err != nil {
-		return ""
-	}
-	var h struct {
-		Services struct {
-			Redis struct {
-				Mode string `json:"mode"`
-			} `json:"redis"`
-		} `json:"services"`
-	}
-	if r.want(http.StatusOK, &h) != nil {
-		return ""
-	}
-	return h.Services.Redis.Mode
+// memoryMode reports whether GET /health says services.redis.mode memory.
+func (c *checker) memoryMode(ctx context.Context) bool {
+	h, _, err := c.health(ctx)
+	return err == nil && h.Services.Redis.Mode == "memory"
 }
+
 
 // allowsOrigin checks the CORS answer to origin.
 func allowsOrigin(h http.Header, origin string) error {
