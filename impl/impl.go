@@ -53,14 +53,18 @@ type Bus interface {
 // (as a browser's EventSource does with any id: it was sent).
 type Positioner interface {
 	Position(ctx context.Context, flowID string) (string, error)
+	// Resumable reports whether a subscription can resume after cursor
+	// (one the bus issued); after any other it starts from now.
+	Resumable(cursor string) bool
 }
 
 // SubscribeAt is b.Subscribe that also returns the cursor the subscription
-// starts after: after itself when given; else, when b is a Positioner,
-// where the flow stands now (and the subscription resumes after it); else
-// "" (a client then has no cursor until its first event).
+// starts after: after itself when the bus can resume after it (or cannot
+// say); else, when b is a Positioner, where the flow stands now (and the
+// subscription resumes after it); else "" (a client then has no cursor
+// until its first event).
 func SubscribeAt(ctx context.Context, b Bus, flowID, after string) (<-chan Event, string, error) {
-	if p, ok := b.(Positioner); ok && after == "" {
+	if p, ok := b.(Positioner); ok && (after == "" || !p.Resumable(after)) {
 		pos, err := p.Position(ctx, flowID)
 		if err != nil {
 			return nil, "", err

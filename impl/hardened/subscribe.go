@@ -384,6 +384,13 @@ func (b *Bus) Position(ctx context.Context, flowID string) (string, error) {
 	return b.now(ctx, flowID).String(), nil
 }
 
+// Resumable reports whether cursor is one a subscription resumes after
+// (see cursor.go); after any other it starts from now.
+func (b *Bus) Resumable(cursor string) bool {
+	_, ok := parsePosition(cursor)
+	return ok
+}
+
 // now is where the flow stands: the last entry of its stream (without
 // Redis, the local clock stands in) and every event this layer has
 // acknowledged from memory so far.

@@ -260,6 +260,11 @@ func TestStartCursor(t *testing.T) {
 					continue
 				}
 				require.NotEmpty(t, start, "%s: the connected frame's id: (the start cursor)", c.name)
+				// A cursor the layer cannot read starts the stream from now:
+				// the client is told where, as without one.
+				bad := dial(t, client, c.from.url+"/flows/"+flow+"/events", "not-a-cursor")
+				assert.NotEmpty(t, bad.start, "%s: start cursor after an unreadable Last-Event-ID", c.name)
+				bad.close()
 				s = dial(t, client, c.to.url+"/flows/"+flow+"/events", start)
 				got := []string{s.event(t, 5*time.Second).ID, s.event(t, 5*time.Second).ID}
 				assert.Equal(t, []string{"e1", "e2"}, got, "%s: events after resuming with the start cursor", c.name)

@@ -189,10 +189,10 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush() == nil
 	}
 	// The first frame names where the stream starts (id:, when the layer
-	// can say and the client sent none): a client that moves before its
-	// first event resumes from there.
+	// can say and the client sent no cursor it could resume after): a
+	// client that moves before its first event resumes from there.
 	first := fmt.Sprintf("retry: %d\n", o.Retry.Milliseconds())
-	if start != "" && after == "" {
+	if start != "" && start != after {
 		first += "id: " + start + "\n"
 	}
 	if !send(first + ": connected " + connID + "\n\n") {
