@@ -732,7 +732,6 @@ func (c *checker) memoryMode(ctx context.Context) bool {
 	return err == nil && h.Services.Redis.Mode == "memory"
 }
 
-
 // allowsOrigin checks the CORS answer to origin.
 func allowsOrigin(h http.Header, origin string) error {
 	switch got := h.Get("Access-Control-Allow-Origin"); got {
