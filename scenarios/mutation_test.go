@@ -267,3 +267,33 @@ func TestSecondRoundTripCaught(t *testing.T) {
 		t.Errorf("check latency: got %s (%v); want FAIL on publish_p90_ms", r.Verdict, r.Err)
 	}
 }
+
+// TestRegistryResyncCaught runs registry_partition (an outage twice the
+// registry TTL on two instances) against hardened and against a hardened
+// that notices Redis is back only every 3 s, so it writes its
+// connections back late: the registry check holds the heartbeats made
+// during the outage from its end + Resync, and must pass the first and
+// fail the second with ErrVanished.
+func TestRegistryResyncCaught(t *testing.T) {
+	needRedis(t)
+	reg := &impl.Profiles{}
+	reg.Register("hardened", hardened.New)
+	reg.Register("late-resync", func(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
+		cfg.ProbeInterval = 3 * time.Second
+		return hardened.New(ctx, cfg)
+	})
+	spec, err := Load("registry_partition", DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for profile, want := range map[string]verdict.Verdict{"hardened": verdict.Pass, "late-resync": verdict.Fail} {
+		t.Run(profile, func(t *testing.T) {
+			t.Parallel()
+			o := runSpec(t, spec, profile, reg, 1)
+			r, _ := result(o, "registry")
+			if r.Verdict != want || (want == verdict.Fail && !errors.Is(r.Err, check.ErrVanished)) {
+				t.Errorf("check registry: got %s (%v); want %s", r.Verdict, r.Err, want)
+			}
+		})
+	}
+}

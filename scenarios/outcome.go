@@ -129,6 +129,7 @@ func (s Spec) CheckConfig() check.Config {
 		SkipFaultWindows: b.SkipFaultWindows,
 		RegistryTTL:      lc.RegistryTTL,
 		CleanupInterval:  lc.CleanupInterval,
+		Resync:           lc.ProbeInterval + lc.CallBudget + slack,
 		Budget:           budget,
 		BudgetKinds:      b.BudgetKinds,
 		MaxFallback:      b.MaxFallback.D(),

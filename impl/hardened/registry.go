@@ -365,22 +365,34 @@ func (r *Registry) Lookup(ctx context.Context, flowID string) ([]string, error) 
 			return nil, err
 		}
 	}
+	return r.remembered(flowID), nil
+}
+
+// remembered is the memory answer of Lookup (flowID set) and Count (flowID
+// ""): this instance's live connections and the other instances' ones its
+// last lookup of their flow saw, until their expiry then; sorted.
+func (r *Registry) remembered(flowID string) []string {
 	now := time.Now()
 	ids := []string{}
 	for _, lc := range r.alive(now) {
-		if lc.c.FlowID == flowID {
+		if flowID == "" || lc.c.FlowID == flowID {
 			ids = append(ids, lc.c.ID)
 		}
 	}
 	r.mu.Lock()
-	for id, exp := range r.known[flowID] {
-		if _, here := r.local[id]; !here && exp > now.UnixMilli() {
-			ids = append(ids, id)
+	for f, known := range r.known {
+		if flowID != "" && f != flowID {
+			continue
+		}
+		for id, exp := range known {
+			if _, here := r.local[id]; !here && exp > now.UnixMilli() {
+				ids = append(ids, id)
+			}
 		}
 	}
 	r.mu.Unlock()
 	slices.Sort(ids)
-	return ids, nil
+	return slices.Compact(ids)
 }
 
 // live is a local connection and when it last heartbeated.
@@ -404,7 +416,8 @@ func (r *Registry) alive(now time.Time) []live {
 	return out
 }
 
-// Count is the number of live connections on every instance (one ZCOUNT).
+// Count is the number of live connections on every instance (one ZCOUNT);
+// while Redis is unreachable, what Lookup would list across flows.
 func (r *Registry) Count(ctx context.Context) (int, error) {
 	if r.redis {
 		var n int64
@@ -420,7 +433,7 @@ func (r *Registry) Count(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	return len(r.alive(time.Now())), nil
+	return len(r.remembered("")), nil
 }
 
 // cleanupBatch is how many expired connections one cleanup round trip
@@ -445,6 +458,12 @@ func (r *Registry) Cleanup(ctx context.Context) (int, error) {
 		if !lc.last.After(cut) {
 			delete(r.local, id)
 			local++
+		}
+	}
+	for f, known := range r.known { // bounded: a flow whose connections all expired is forgotten
+		maps.DeleteFunc(known, func(_ string, exp int64) bool { return exp <= now.UnixMilli() })
+		if len(known) == 0 {
+			delete(r.known, f)
 		}
 	}
 	r.mu.Unlock()

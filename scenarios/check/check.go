@@ -226,6 +226,13 @@ type Config struct {
 	// CleanupInterval is the registry's stale sweep interval. Default 60s
 	// (impl default).
 	CleanupInterval time.Duration
+	// Resync is how long after a fault window ends an instance may take to
+	// notice that Redis is back and write what it answered from memory
+	// during the window: a register or heartbeat called inside a window,
+	// or less than Resync after its end, holds lookups and counts from the
+	// window's end + Resync on, not from its return. Default 450ms (the
+	// impl's 250ms probe interval, a 50ms call budget and 150ms of slack).
+	Resync time.Duration
 
 	// Budget is the call budget per op kind. Default 50ms for publish and
 	// every cache and registry kind (impl PublishBudget and CallBudget).
@@ -275,6 +282,7 @@ func (c Config) withDefaults() Config {
 	def(&c.DeliveryLate, time.Second)
 	def(&c.RegistryTTL, 300*time.Second)
 	def(&c.CleanupInterval, 60*time.Second)
+	def(&c.Resync, 450*time.Millisecond)
 	def(&c.StreamTTL, 24*time.Hour)
 	if c.StreamMaxLen == 0 {
 		c.StreamMaxLen = 10000

@@ -55,7 +55,7 @@ func RegistryCount(h history.History, c Config) Result {
 	r := result("registry_count", ErrCountMismatch.Error())
 	fs := faultsOf(h)
 	var all []*conn
-	for _, cs := range conns(h) {
+	for _, cs := range conns(h, c) {
 		all = append(all, cs...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })

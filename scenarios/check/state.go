@@ -122,11 +122,13 @@ func StaleRead(h history.History, c Config) Result {
 type conn struct {
 	id, flow string
 	// refreshed holds one mark per successful register or heartbeat: at
-	// its Return, the latest Call of those returned by then. tried holds
+	// its Return (or later: see effective), the latest Call of those that
+	// took effect by then. tried holds
 	// one mark per register or heartbeat attempt: at its Call, the latest
 	// Return of those called by then. Both sorted by at.
 	refreshed, tried []mark
-	// registered is when the first successful register returned.
+	// registered is when the first successful register took effect (its
+	// return, or later: see effective).
 	registered time.Duration
 	isReg      bool
 	// unreg is the Call of the first unregister attempt (forever if none);
@@ -157,8 +159,30 @@ func latestBy(ms []mark, t time.Duration) (time.Duration, bool) {
 	return ms[i-1].latest, true
 }
 
-// conns gathers registry connections by flow, each flow's sorted by id.
-func conns(h history.History) map[string][]*conn {
+// effective is when a registry write called at t holds readers: at once
+// outside fault windows; when called inside a window (ws, merged), or less
+// than resync after one ended, from that window's end + resync. Until then
+// nothing can tell the other instances that the connection lives: a cut-off
+// instance's connections look, from Redis, exactly like a dead instance's,
+// which must disappear within TTL + cleanup; so it answers from memory and
+// writes them back once it notices Redis is back, within resync.
+func effective(ws []window, resync, t time.Duration) time.Duration {
+	for _, w := range ws {
+		if w.End == forever && t >= w.Start {
+			return forever
+		}
+		if t >= w.Start && t < w.End+resync {
+			t = w.End + resync
+		}
+	}
+	return t
+}
+
+// conns gathers registry connections by flow, each flow's sorted by id;
+// a successful register or heartbeat holds from max(its return, its call's
+// effective instant).
+func conns(h history.History, c Config) map[string][]*conn {
+	ws := windowsOf(faultsOf(h))
 	byID := map[string]*conn{}
 	var order []string
 	for _, o := range sortedOps(h) {
@@ -182,9 +206,10 @@ func conns(h history.History) map[string][]*conn {
 		}
 		cn.tried = append(cn.tried, mark{at: o.Call, latest: o.Return})
 		if o.OK {
-			cn.refreshed = append(cn.refreshed, mark{at: o.Return, latest: o.Call})
-			if o.Kind == history.RegRegister && (!cn.isReg || o.Return < cn.registered) {
-				cn.registered, cn.isReg = o.Return, true
+			at := max(o.Return, effective(ws, c.Resync, o.Call))
+			cn.refreshed = append(cn.refreshed, mark{at: at, latest: o.Call})
+			if o.Kind == history.RegRegister && (!cn.isReg || at < cn.registered) {
+				cn.registered, cn.isReg = at, true
 			}
 		}
 	}
@@ -237,7 +262,9 @@ func (cn *conn) unregistered(o history.Op, fs []history.Fault) bool {
 // before the lookup returned, and the lookup returned less than
 // Config.RegistryTTL after the call of its last successful register or
 // heartbeat that returned before the lookup was called (the refresh took
-// effect no earlier than that call).
+// effect no earlier than that call). A refresh called inside a fault
+// window, or less than Config.Resync after one ended, counts only from the
+// window's end + Resync (see effective).
 //
 // ErrLingered: a connection must not be in the lookup when the lookup was
 // called more than RegistryTTL + Config.CleanupInterval after the return of
@@ -255,7 +282,7 @@ func Registry(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("registry", ErrVanished.Error()+"; "+ErrLingered.Error()+"; "+ErrGhost.Error())
 	fs := faultsOf(h)
-	byFlow := conns(h)
+	byFlow := conns(h, c)
 	var vanished, lingered, ghosts findings
 	var lookups, judged int
 	for _, l := range sortedOps(h) {

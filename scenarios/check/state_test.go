@@ -128,6 +128,22 @@ func TestRegistry(t *testing.T) {
 		{name: "lookup during a fault exempt when asked", c: Config{RegistryTTL: time.Second, CleanupInterval: time.Second, SkipFaultWindows: true},
 			h:       mk([]history.Fault{fault("down", 2, 3)}, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.5)),
 			verdict: verdict.Pass, metrics: map[string]float64{"lookups": 1}},
+		// An outage longer than the TTL: c1's Redis entry expired while its
+		// instance answered its heartbeats from memory, exactly as a dead
+		// instance's would; those heartbeats hold lookups only from the
+		// outage's end + Resync (450ms by default), when its instance has
+		// had time to write them back.
+		{name: "outage past the TTL: not required until resync", c: c,
+			h:       mk([]history.Fault{fault("down", 1, 2.5)}, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.6), lookup("i1", "f1", 2.9)),
+			verdict: verdict.Pass, metrics: map[string]float64{"vanished": 0, "lookups": 1}},
+		{name: "outage past the TTL: required once resynced", c: c,
+			h:       mk([]history.Fault{fault("down", 1, 2.5)}, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.96)),
+			verdict: verdict.Fail, err: ErrVanished,
+			evidence: []string{"lookup of f1 by i1 at 2.960s (after a fault) returned at 2.970s: last heartbeat called at 2.700s"}},
+		{name: "outage past the TTL: a shorter resync allowance", c: Config{RegistryTTL: time.Second, CleanupInterval: time.Second, Resync: 50 * time.Millisecond},
+			h:       mk([]history.Fault{fault("down", 1, 2.5)}, lookup("i1", "f1", 0.5, "c1"), lookup("i1", "f1", 2.6)),
+			verdict: verdict.Fail, err: ErrVanished,
+			evidence: []string{"last heartbeat called at 2.400s"}},
 		{name: "default TTL keeps it required", h: mk(nil, lookup("i1", "f1", 200)),
 			verdict: verdict.Fail, err: ErrVanished},
 		{name: "no lookup", c: c, h: mk(nil), verdict: verdict.Inconclusive, err: ErrNoData},
