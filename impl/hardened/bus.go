@@ -172,7 +172,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 	}
 	fill(&e)
 	e.Cursor = ""
-	var attempted int64
+	var attempted, attemptFence int64
 	var late *pubReq
 	behind := false
 	if b.redis {
@@ -187,11 +187,12 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		behind = !direct
 		if direct {
 			ttl := b.ttlDue(e.FlowID)
-			keys, args, err := b.publishArgs(e, ttl)
+			now := time.Now()
+			sent, fence := now.UnixMilli(), b.m.clock.fence(now, b.m.cfg.PublishBudget)
+			keys, args, err := b.publishArgs(e, ttl, fence)
 			if err != nil {
 				return err
 			}
-			sent := time.Now().UnixMilli()
 			cctx, cancel := context.WithTimeout(ctx, b.m.cfg.PublishBudget)
 			maybeSent, sid, l, err := b.pub.run(cctx, keys, args)
 			late = l
@@ -211,7 +212,9 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 				b.forgetRefresh(e.FlowID)
 			}
 			if maybeSent {
-				attempted = sent // the request may have reached Redis
+				// The request may have reached Redis, or may yet until
+				// its fence.
+				attempted, attemptFence = sent, fence
 			}
 		}
 	}
@@ -233,7 +236,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		}
 		line = js
 	}
-	synced, err := b.remember(pending{memEvent: memEvent{e: e}, attempted: attempted, written: written, late: late}, line)
+	synced, err := b.remember(pending{memEvent: memEvent{e: e}, attempted: attempted, fence: attemptFence, written: written, late: late}, line)
 	if err != nil {
 		return err
 	}
@@ -274,10 +277,11 @@ type memEvent struct {
 // pending is an outbox event (a direct publish is one with a zero tag).
 // attempted is when (unix ms) a publish of it that may have reached Redis
 // was made, 0 if none was: its replay then looks for it in the stream
-// first.
+// first, once Redis's clock is past fence, the latest fence of those
+// attempts (see fence.go).
 type pending struct {
 	memEvent
-	attempted int64
+	attempted, fence int64
 	// written, when not nil, is closed once the event left the outbox
 	// (written, or dropped as Redis refused it).
 	written chan struct{}
@@ -514,21 +518,22 @@ func (b *Bus) ttlFor(refresh bool) any {
 	return argZero
 }
 
-// publishArgs are publishScript's keys and arguments for e.
-func (b *Bus) publishArgs(e impl.Event, refreshTTL bool) ([]string, []any, error) {
+// publishArgs are publishScript's keys and arguments for e, stored only
+// if Redis runs the call by fence (server ms).
+func (b *Bus) publishArgs(e impl.Event, refreshTTL bool, fence int64) ([]string, []any, error) {
 	js, err := encode(e)
 	if err != nil {
 		return nil, nil, err
 	}
-	return []string{b.k.events(e.FlowID)}, []any{b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(e.FlowID), js}, nil
+	return []string{b.k.events(e.FlowID)}, []any{b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(e.FlowID), js, fence}, nil
 }
 
 // replayArgs are replayScript's keys and arguments for outbox events of
-// one flow, in order.
-func (b *Bus) replayArgs(ps []pending, refreshTTL bool) ([]string, []any, error) {
+// one flow, in order, for a call fenced at fence.
+func (b *Bus) replayArgs(ps []pending, refreshTTL bool, fence int64) ([]string, []any, error) {
 	flow := ps[0].e.FlowID
-	var from int64
-	args := make([]any, 4, 4+3*len(ps))
+	var from, wait int64
+	args := make([]any, 6, 6+3*len(ps))
 	for _, p := range ps {
 		js, err := encode(p.e)
 		if err != nil {
@@ -545,10 +550,12 @@ func (b *Bus) replayArgs(ps []pending, refreshTTL bool) ([]string, []any, error)
 			if from == 0 || p.attempted < from {
 				from = p.attempted
 			}
+			wait = max(wait, p.fence)
 		}
 		args = append(args, needle, js, tag)
 	}
 	args[0], args[1], args[2], args[3] = strconv.FormatInt(from, 10), b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(flow)
+	args[4], args[5] = fence, wait
 	return []string{b.k.events(flow)}, args, nil
 }
 
@@ -635,7 +642,8 @@ func (b *Bus) replayOnce() bool {
 	if len(batch) == 0 {
 		return false
 	}
-	sent := time.Now().UnixMilli()
+	now := time.Now()
+	sent, fence := now.UnixMilli(), b.m.clock.fence(now, b.m.io)
 	cmds := make([]*redis.Cmd, len(flows))
 	var w *redis.Cmd
 	err := b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
@@ -645,7 +653,7 @@ func (b *Bus) replayOnce() bool {
 				for j, k := range groups[f] {
 					ps[j] = batch[k]
 				}
-				keys, args, err := b.replayArgs(ps, ttls[f])
+				keys, args, err := b.replayArgs(ps, ttls[f], fence)
 				if err != nil {
 					return err
 				}
@@ -671,10 +679,11 @@ func (b *Bus) replayOnce() bool {
 		return err == nil
 	}
 	// Per event: written (or found there), refused by Redis with an error
-	// that is not an outage (dropped, counted), or unknown: an outage
+	// that is not an outage (dropped, counted), unknown: an outage
 	// stopped the call, which may or may not have run, so the event stays
-	// and its next replay looks for it first.
-	const unknown, written, refused = 0, 1, 2
+	// and its next replay looks for it first; or held: the call ran and
+	// wrote nothing (it waits for a fence, or came past its own).
+	const unknown, written, refused, held = 0, 1, 2, 3
 	status := make([]int, len(batch))
 	sids := make([]string, len(batch)) // entry written or found, when known
 	for i, f := range flows {
@@ -682,6 +691,13 @@ func (b *Bus) replayOnce() bool {
 		if c == nil || (c.Err() != nil && outage(c.Err())) || errors.Is(err, errNotReplicated) {
 			// Not confirmed on a replica: the next replay finds it
 			// (or not) wherever the primary is then.
+			continue
+		}
+		if ms, ok := c.Val().(int64); ok && c.Err() == nil {
+			b.m.clock.sample(ms, time.Now())
+			for _, k := range groups[f] {
+				status[k] = held
+			}
 			continue
 		}
 		res, _ := c.Val().([]any)
@@ -713,6 +729,11 @@ func (b *Bus) replayOnce() bool {
 			if p.attempted == 0 {
 				p.attempted = sent
 			}
+			p.fence = max(p.fence, fence)
+			keep = append(keep, p)
+			continue
+		}
+		if status[i] == held {
 			keep = append(keep, p)
 			continue
 		}

@@ -103,7 +103,7 @@ func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bo
 	for {
 		select {
 		case err := <-r.done:
-			return !errors.Is(err, errOffline), r.sid, nil, err
+			return !errors.Is(err, errOffline) && !errors.Is(err, errLate), r.sid, nil, err
 		case <-t.C:
 			select {
 			case p.slots <- struct{}{}:
@@ -126,10 +126,11 @@ func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bo
 
 // direct makes the call on its own round trip.
 func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent bool, sid string, err error) {
+	var late bool
 	err = p.m.call(ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
 		if p.m.cfg.Acks() == 0 {
 			cmd := publishScript.Run(ctx, rdb, keys, args...)
-			sid = entryID(cmd)
+			sid, late = p.m.published(cmd, time.Now())
 			return cmd.Err()
 		}
 		// Durable: the script and WAIT in one round trip (EVAL again
@@ -146,12 +147,15 @@ func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent
 				break
 			}
 		}
-		sid = entryID(cmd)
+		sid, late = p.m.published(cmd, time.Now())
 		if err := cmd.Err(); err != nil {
 			return err
 		}
 		return p.m.replicated(w)
 	})
+	if err == nil && late {
+		return false, "", errLate // nothing stored, as if never sent
+	}
 	return !errors.Is(err, errOffline), sid, err
 }
 
@@ -192,14 +196,30 @@ func take(batch []*pubReq, r *pubReq) []*pubReq {
 	return batch
 }
 
-// entryID is the stream entry ID a publish script call returned ("" if
-// none: an error, or the event was in the stream already).
-func entryID(c redis.Cmder) string {
-	if c, ok := c.(*redis.Cmd); ok {
-		s, _ := c.Val().(string)
-		return s
+// published reads a publish script call's reply: the stream entry's ID
+// ("" if none: an error), or late when the call came past its fence; a
+// reply with an entry ID samples Redis's clock (received at at).
+func (m *manager) published(c redis.Cmder, at time.Time) (sid string, late bool) {
+	cmd, ok := c.(*redis.Cmd)
+	if !ok || cmd.Err() != nil {
+		return "", false
 	}
-	return ""
+	switch v := cmd.Val().(type) {
+	case string:
+		sid = v
+	case []any:
+		late = true
+		if len(v) == 1 {
+			sid, _ = v[0].(string)
+		}
+	}
+	if ms, ok := entryMs(sid); ok {
+		m.clock.sample(ms, at)
+	}
+	if late {
+		return "", true
+	}
+	return sid, false
 }
 
 // refuseQueued answers what is still queued when the layer closes.
@@ -233,11 +253,15 @@ func (p *publisher) flush(batch []*pubReq) {
 			return nil
 		})
 		var again []int
+		at := time.Now()
 		for i := range batch {
 			if results[i] = cmds[i].Err(); isNoScript(results[i]) {
 				again = append(again, i)
 			}
-			batch[i].sid = entryID(cmds[i])
+			var late bool
+			if batch[i].sid, late = p.m.published(cmds[i], at); late {
+				results[i] = errLate
+			}
 		}
 		if len(again) > 0 {
 			cmds, err = rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
@@ -247,9 +271,13 @@ func (p *publisher) flush(batch []*pubReq) {
 				w = p.m.waitAcks(ctx, pl)
 				return nil
 			})
+			at := time.Now()
 			for j, i := range again {
 				results[i] = cmds[j].Err()
-				batch[i].sid = entryID(cmds[j])
+				var late bool
+				if batch[i].sid, late = p.m.published(cmds[j], at); late {
+					results[i] = errLate
+				}
 			}
 		}
 		if werr := p.m.replicated(w); werr != nil {

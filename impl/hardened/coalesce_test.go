@@ -78,7 +78,7 @@ func TestAbandonedPublish(t *testing.T) {
 	defer m.close()
 	b := &Bus{m: m, k: keys{prefix: cfg.KeyPrefix}, redis: true, maxLenArg: "100", ttlArg: "60000", ring: map[string][]memEvent{}, pending: map[string]int{}}
 	call := func(id string) ([]string, []any) {
-		keys, args, err := b.publishArgs(conformance.Event("f", id, 0, time.Now().UTC()), false)
+		keys, args, err := b.publishArgs(conformance.Event("f", id, 0, time.Now().UTC()), false, b.m.clock.fence(time.Now(), b.m.cfg.PublishBudget))
 		require.NoError(t, err)
 		return keys, args
 	}

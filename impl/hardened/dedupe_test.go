@@ -183,7 +183,7 @@ func resumeLanded(t *testing.T, before bool) {
 	// request reached Redis, which appended and published it, after the
 	// timeout or (a slow reply) before it.
 	fill(&e1)
-	keys, args, err := a.publishArgs(e1, false)
+	keys, args, err := a.publishArgs(e1, false, a.m.clock.fence(time.Now(), a.m.cfg.PublishBudget))
 	require.NoError(t, err)
 	stored := func() {
 		require.NoError(t, publishScript.Run(ctx, rdb, keys, args...).Err())
@@ -280,7 +280,7 @@ func TestReplayWaitsForLateAttempt(t *testing.T) {
 	require.Equal(t, 1, a.Outbox().Pending)
 
 	// The flusher's call reaches Redis now and stores the event.
-	keys, args, err := a.publishArgs(e1, false)
+	keys, args, err := a.publishArgs(e1, false, a.m.clock.fence(time.Now(), a.m.cfg.PublishBudget))
 	require.NoError(t, err)
 	late.sid, err = publishScript.Run(ctx, rdb, keys, args...).Text()
 	require.NoError(t, err)
@@ -289,4 +289,36 @@ func TestReplayWaitsForLateAttempt(t *testing.T) {
 	evs, err := a.History(ctx, "f", 10, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"e1"}, conformance.IDs(evs), "the stream holds the event once")
+}
+
+// TestHeldAttemptAfterReplay: a publish whose request a rate limiter held
+// past the publish budget is acknowledged from memory and replayed; the
+// held request reaches Redis after the replay wrote the event (upstash-sim
+// under its commands/s cap: upstash_rate showed 2 events twice in 430).
+// It must not store the event a second time.
+func TestHeldAttemptAfterReplay(t *testing.T) {
+	ctx, rdb, la, _ := twoInstances(t)
+	a := la.Bus.(*Bus)
+	e1 := conformance.Event("f", "e1", 1, time.Now().UTC())
+	fill(&e1)
+	sent := time.Now()
+	fence := a.m.clock.fence(sent, a.m.cfg.PublishBudget)
+	keys, args, err := a.publishArgs(e1, false, fence) // the held request
+	require.NoError(t, err)
+	_, err = a.remember(pending{memEvent: memEvent{e: e1}, attempted: sent.UnixMilli(), fence: fence}, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		a.kick()
+		return a.Outbox().Pending == 0
+	}, 10*time.Second, 20*time.Millisecond, "outbox drained")
+	evs, err := a.History(ctx, "f", 10, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"e1"}, conformance.IDs(evs), "replayed")
+
+	held := publishScript.Run(ctx, rdb, keys, args...)
+	require.NoError(t, held.Err())
+	evs, err = a.History(ctx, "f", 10, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"e1"}, conformance.IDs(evs), "the stream holds the event once")
+	require.GreaterOrEqual(t, time.Since(sent), a.m.cfg.PublishBudget+fenceGrace, "the replay waited for the held request's fence")
 }

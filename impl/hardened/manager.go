@@ -58,6 +58,8 @@ type manager struct {
 	// wins counts successful calls, without a lock: a failure streak or a
 	// verification that sees it move knows that Redis answered meanwhile.
 	wins atomic.Uint64
+	// clock estimates Redis's clock for the fences (fence.go).
+	clock serverClock
 
 	mu      sync.Mutex
 	gen     uint64

@@ -16,10 +16,19 @@ import (
 // "event", holding the event's JSON: the same bytes the PUBLISH carries
 // ("<sid>\n<event JSON>"), so the request sends them once.
 //
+// A request that reaches Redis past its fence (see fence.go) stores
+// nothing: the entry it just added is removed (the stream too, when that
+// leaves it empty) and the reply is a one-element array of its ID.
+//
 // KEYS: stream. ARGV: maxlen, ttl ms ("0": do not refresh), channel,
-// event JSON. Returns the new entry's ID.
+// event JSON, fence (Redis server ms). Returns the new entry's ID.
 var publishScript = newScript(`
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[4])
+if tonumber(string.match(id, '^%d+')) > tonumber(ARGV[5]) then
+  redis.call('XDEL', KEYS[1], id)
+  if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
+  return {id}
+end
 if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 redis.call('PUBLISH', ARGV[3], id .. '\n' .. ARGV[4])
 return id
@@ -43,13 +52,21 @@ return id
 // cursor.go): the entry keeps it in a second field, "mem", and the message
 // carries it after the stream ID ("<sid> <tag>\n<event JSON>").
 //
+// Fences (see fence.go): a call that reaches Redis past its own fence, or
+// before the latest fence of the earlier attempts of its events (one of
+// them may still land), writes nothing and returns Redis's time (ms).
+//
 // KEYS: stream. ARGV: earliest attempt ms ("0": none), maxlen, ttl ms
-// ("0": do not refresh), channel, then per event: needle ("" for a first
+// ("0": do not refresh), channel, the call's fence, the earlier attempts'
+// latest fence ("0": none), then per event: needle ("" for a first
 // attempt), event JSON, tag ("" none). Returns per event the new entry's
 // ID, 0 if it was there already, or "!" and the error that refused it.
 var replayScript = newScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[5]) or now <= tonumber(ARGV[6]) then return now end
 local found, lens, want = {}, {}, 0
-for i = 5, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   local nd = ARGV[i]
   if nd ~= '' and found[nd] == nil then
     found[nd] = false
@@ -80,7 +97,7 @@ if want > 0 then
   end
 end
 local out = {}
-for i = 5, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   local nd, js, tag = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if nd ~= '' and found[nd] then
     out[#out + 1] = 0
