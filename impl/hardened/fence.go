@@ -23,7 +23,7 @@ import (
 // refused when the estimate of Redis's clock is off by less than that.
 
 // fenceGrace is how far past an attempt's budget its fence lies.
-const fenceGrace = time.Second
+const fenceGrace = 250 * time.Millisecond
 
 // errLate is a publish that reached Redis past its fence: not stored.
 var errLate = errors.New("hardened: the publish reached Redis past its fence and was not stored")

@@ -408,7 +408,13 @@ func ints(xs []int) string {
 // layer's and the harness's own read of the stream) and in every
 // subscriber's deliveries (first receipt of each event, per flow):
 //
-//   - per publisher: its acknowledged events appear in increasing Seq;
+//   - per publisher: its acknowledged events appear in increasing Seq,
+//     for two published through the same instance (the publish op's
+//     Value), or when the earlier one was acknowledged from Redis: a
+//     publisher that moved to another instance while its earlier events
+//     waited in the first one's outbox (acknowledged from memory) may see
+//     them land after its later ones, since no instance knows another's
+//     outbox while Redis is unreachable (explore's reordered-9e8ada40);
 //   - in real time: an event whose publish was acknowledged before another's
 //     publish was called appears before it. The rule binds two publishes
 //     made through the same instance (the publish op's Value; "" is one
@@ -499,10 +505,11 @@ type order struct {
 	pubs map[eventKey]history.Op
 	flow string
 	seen map[string]bool
-	// highest is each publisher's highest Seq so far; latest the publish
-	// with the latest Call so far per instance, and among those
-	// acknowledged in redis mode.
+	// highest is each publisher's highest Seq so far, highestAt per
+	// publisher and instance; latest the publish with the latest Call so
+	// far per instance, and among those acknowledged in redis mode.
 	highest     map[string]history.Op
+	highestAt   map[[2]string]history.Op
 	latest      map[string]history.Op
 	latestRedis history.Op
 	anyRedis    bool
@@ -511,7 +518,8 @@ type order struct {
 }
 
 func newOrder(pubs map[eventKey]history.Op, flow string) *order {
-	return &order{pubs: pubs, flow: flow, seen: map[string]bool{}, highest: map[string]history.Op{}, latest: map[string]history.Op{}}
+	return &order{pubs: pubs, flow: flow, seen: map[string]bool{}, highest: map[string]history.Op{},
+		highestAt: map[[2]string]history.Op{}, latest: map[string]history.Op{}}
 }
 
 // next takes the sequence's next event id: ok is false when it is not
@@ -527,10 +535,23 @@ func (o *order) next(id string) (why string, ok bool) {
 		return "", false
 	}
 	o.byRealTime = false
-	if t, ok := o.highest[p.Client]; ok && t.Seq > p.Seq {
+	// A publisher's own order binds its events on one instance, and an
+	// event acknowledged from Redis to every later one: one acknowledged
+	// from memory waits in its instance's outbox, of which an instance
+	// the publisher moved to knows nothing.
+	at := [2]string{p.Client, p.Value}
+	t, ok := o.highest[p.Client]
+	if p.Mode != impl.ModeRedis {
+		t, ok = o.highestAt[at]
+	}
+	if ok && t.Seq > p.Seq {
 		why = fmt.Sprintf("(publisher %s, seq %d) follows %s (seq %d)", p.Client, p.Seq, t.EventID, t.Seq)
-	} else {
+	}
+	if t, ok := o.highest[p.Client]; !ok || p.Seq > t.Seq {
 		o.highest[p.Client] = p
+	}
+	if t, ok := o.highestAt[at]; !ok || p.Seq > t.Seq {
+		o.highestAt[at] = p
 	}
 	if why == "" {
 		if l, ok := o.latest[p.Value]; ok && p.Return < l.Call {

@@ -248,6 +248,20 @@ func TestReorderedRealTimeScope(t *testing.T) {
 			verdict: verdict.Pass},
 		{name: "two instances on redis, both stored in time: real-time order binds", h: hist(nil, redA, redB, storedAt(srv("f1", 5, "p1-1", "p0-1"), 0.205, 0.105)),
 			verdict: verdict.Fail, err: ErrReordered, metrics: map[string]float64{"reordered_realtime": 1}},
+		// One publisher moving between instances (explore's
+		// reordered-9e8ada40): its seq 1 waits in inst-0's outbox while its
+		// seq 2 goes through inst-1. Nothing tells inst-1 of inst-0's
+		// outbox, so seq order binds across instances only when the earlier
+		// event was acknowledged from Redis.
+		{name: "one publisher, two instances, earlier one from memory: no order to keep",
+			h:       hist(nil, memA, on(pub("p0", "f1", 2, 0.2, 0.21, true), "inst-1", "redis"), rd("f1", 5, "p0-2", "p0-1")),
+			verdict: verdict.Pass},
+		{name: "one publisher, two instances, earlier one from Redis: seq order binds",
+			h:       hist(nil, redA, on(pub("p0", "f1", 2, 0.2, 0.21, true), "inst-1", "memory"), rd("f1", 5, "p0-2", "p0-1")),
+			verdict: verdict.Fail, err: ErrReordered, evidence: []string{"(publisher p0, seq 1) follows p0-2 (seq 2)"}},
+		{name: "one publisher, one instance, from memory: seq order binds",
+			h:       hist(nil, memA, on(pub("p0", "f1", 2, 0.2, 0.21, true), "inst-0", "memory"), rd("f1", 5, "p0-2", "p0-1")),
+			verdict: verdict.Fail, err: ErrReordered},
 		{name: "deliveries in order", h: hist(nil, redA, redB, del("s0", "p0-1", 1), del("s0", "p1-1", 1.1)), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_reordered": 0}},
 		{name: "deliveries out of order", h: hist(nil, redA, redB, del("s0", "p1-1", 1), del("s0", "p0-1", 1.1), del("s1", "p0-1", 1), del("s1", "p1-1", 1.1)),
