@@ -88,6 +88,7 @@ func runDoctor(ctx context.Context, args []string, e env) (int, error) {
 	}
 	add("target process", "", usable(redisOK, "needs redis-server and a free loopback port"))
 	add("target remote-sim", "", usable(redisOK, "needs redis-server with TLS"))
+	add("target upstash-sim", "", usable(redisOK, "needs redis-server with TLS (remote-sim with Upstash's quota, commands/s, request size and connection caps)"))
 	add("target sentinel", "", usable(redisOK, "needs redis-server (its sentinel mode: redis-server --sentinel, what Debian's redis-sentinel runs) and free loopback ports"))
 	_, cliErr := exec.LookPath("redis-cli")
 	if redisOK && cliErr == nil {

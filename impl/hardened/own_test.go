@@ -1,6 +1,7 @@
 package hardened_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -42,4 +43,51 @@ func TestOwnWritesFirst(t *testing.T) {
 	}
 	assert.Equal(t, []string{"f-001", "f-002", "f-003", "f-004", "f-005"}, ids, "resumed during the outage after f-000")
 	noMore(t, resumed, 200*time.Millisecond)
+}
+
+// TestOwnWritesPastRing: the layer keeps its last 256 writes per flow to
+// hand a resuming client first; a client whose position lies before the
+// oldest of them must not be handed the rest ahead of the ones dropped
+// (explore's session_chain-fc31da75: a slow consumer got f-005 before
+// f-003, then was owed everything after the memory event that followed).
+// It waits for the catch-up, and gets everything once, in order.
+func TestOwnWritesPastRing(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	l, _, _ := layer(t, p, "A", nil)
+	ctx := bg(t)
+	live, err := l.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	require.NoError(t, l.Bus.Publish(ctx, ev("f", 0)))
+	cursor := receive(t, live, 1)[0].Cursor
+	const n = 300 // more than the ring holds
+	for i := 1; i <= n; i++ {
+		require.NoError(t, l.Bus.Publish(ctx, ev("f", i)))
+	}
+	receive(t, live, n)
+	require.NoError(t, p.Pause(ctx))
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			p.Resume(context.Background())
+		}
+	})
+	require.NoError(t, l.Bus.Publish(ctx, ev("f", n+1)))
+	waitMode(t, l, "memory", 4*time.Second)
+	ch, err := l.Bus.Subscribe(ctx, "f", cursor)
+	require.NoError(t, err)
+	var ids, want []string
+	select {
+	case e := <-ch: // only f-001 may come before Redis is back
+		ids = append(ids, e.ID)
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.NoError(t, p.Resume(ctx))
+	resumed = true
+	for len(ids) < n+1 {
+		ids = append(ids, conformance.Receive(t, ch, 10*time.Second).ID)
+	}
+	for i := 1; i <= n+1; i++ {
+		want = append(want, ev("f", i).ID)
+	}
+	assert.Equal(t, want, ids, "resumed after f-000 with the ring past it")
 }

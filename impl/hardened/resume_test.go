@@ -257,3 +257,53 @@ func TestResumeAfterReplayedTags(t *testing.T) {
 	require.NoError(t, b.Bus.Publish(ctx, ev("f", 4)))
 	assert.Equal(t, "f-004", conformance.Receive(t, ch, 10*time.Second).ID, "on B after resuming with %q: nothing again, then the new event", cursor)
 }
+
+// TestResumeBehindBacklog: a client resumes on instance A while A serves
+// from memory, with a cursor older than entries instance B wrote to Redis
+// (A heard them live). A must not hand it A's memory-acknowledged events
+// ahead of that backlog, which only Redis holds: B's events were
+// acknowledged before A's was published (explore's
+// session_chain-a3669b67: 6–13 events received after a later one). It
+// gets the backlog first once Redis answers, then A's event.
+func TestResumeBehindBacklog(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, _, cfg := layer(t, p, "A", nil)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	ctx := bg(t)
+	live, err := a.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 0)))
+	cursor := conformance.Receive(t, live, 5*time.Second).Cursor
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, b.Bus.Publish(ctx, ev("f", i)))
+	}
+	for i := 1; i <= 3; i++ {
+		require.Equal(t, ev("f", i).ID, conformance.Receive(t, live, 5*time.Second).ID, "A hears B's writes live")
+	}
+
+	require.NoError(t, p.Pause(ctx))
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			p.Resume(context.Background())
+		}
+	})
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 4)))
+	waitMode(t, a, "memory", 4*time.Second)
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 5)))
+	ch, err := a.Bus.Subscribe(ctx, "f", cursor)
+	require.NoError(t, err)
+	select {
+	case e := <-ch:
+		t.Fatalf("resumed behind B's writes without Redis: got %s before them", e.ID)
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.NoError(t, p.Resume(ctx))
+	resumed = true
+	var got []string
+	for range 5 {
+		got = append(got, conformance.Receive(t, ch, 10*time.Second).ID)
+	}
+	want := []string{ev("f", 1).ID, ev("f", 2).ID, ev("f", 3).ID, ev("f", 4).ID, ev("f", 5).ID}
+	assert.Equal(t, want, got, "the backlog first, then A's events, once")
+}

@@ -33,9 +33,22 @@ type sentEvent struct {
 
 // sentRing holds a layer's recent writes per flow, in stream order.
 type sentRing struct {
-	mu      sync.Mutex
-	byFlow  map[string][]sentEvent
+	mu     sync.Mutex
+	byFlow map[string][]sentEvent
+	// dropped is, per flow, the stream ID of the latest write the ring
+	// dropped (past sentCap or sentWindow): a position before it lacks
+	// writes the ring no longer holds. Forgotten with the flow's writes
+	// when a sweep drops them all.
+	dropped map[string]string
 	sweptAt time.Time
+}
+
+// drop records that the flow's writes up to stream ID sid were dropped.
+// Callers hold r.mu.
+func (r *sentRing) drop(flow, sid string) {
+	if sid != "" && cursorAfter(sid, r.dropped[flow]) {
+		r.dropped[flow] = sid
+	}
 }
 
 // add records e, written to the stream as entry sid.
@@ -45,20 +58,23 @@ func (r *sentRing) add(e impl.Event, sid string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byFlow == nil {
-		r.byFlow = map[string][]sentEvent{}
+		r.byFlow, r.dropped = map[string][]sentEvent{}, map[string]string{}
 	}
 	if len(r.byFlow) > sentSweep && now.Sub(r.sweptAt) >= sentWindow {
 		r.sweptAt = now
 		for f, es := range r.byFlow {
-			if es = within(es, now); len(es) == 0 {
+			if es, _ = within(es, now); len(es) == 0 {
 				delete(r.byFlow, f)
+				delete(r.dropped, f)
 			} else {
 				r.byFlow[f] = es
 			}
 		}
 	}
-	es := within(r.byFlow[e.FlowID], now)
+	es, gone := within(r.byFlow[e.FlowID], now)
+	r.drop(e.FlowID, gone)
 	if len(es) >= sentCap {
+		r.drop(e.FlowID, es[len(es)-sentCap].e.Cursor)
 		es = es[len(es)-sentCap+1:]
 	}
 	// Concurrent writes are acknowledged in any order: keep stream order.
@@ -72,26 +88,50 @@ func (r *sentRing) add(e impl.Event, sid string) {
 	r.byFlow[e.FlowID] = es
 }
 
-// after returns the flow's recent writes after stream ID sid, in order.
-func (r *sentRing) after(flow, sid string) []impl.Event {
+// after returns the flow's recent writes after stream ID sid, in order;
+// complete is false when the ring dropped some of its writes after sid
+// (the stream alone then has them all).
+func (r *sentRing) after(flow, sid string) (out []impl.Event, complete bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []impl.Event
-	for _, s := range within(r.byFlow[flow], time.Now()) {
+	es, gone := within(r.byFlow[flow], time.Now())
+	for _, s := range es {
 		if cursorAfter(s.e.Cursor, sid) {
 			out = append(out, s.e)
 		}
 	}
-	return out
+	for _, d := range []string{gone, r.dropped[flow]} {
+		if d != "" && cursorAfter(d, sid) {
+			return out, false
+		}
+	}
+	return out, true
 }
 
-// within drops the writes older than sentWindow from the front of es.
-func within(es []sentEvent, now time.Time) []sentEvent {
+// has reports whether stream ID sid of flow is one of this layer's recent
+// writes.
+func (r *sentRing) has(flow, sid string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.byFlow[flow] {
+		if s.e.Cursor == sid {
+			return true
+		}
+	}
+	return false
+}
+
+// within drops the writes older than sentWindow from the front of es;
+// gone is the stream ID of the last one it dropped ("" if none).
+func within(es []sentEvent, now time.Time) (kept []sentEvent, gone string) {
 	i := 0
 	for i < len(es) && now.Sub(es[i].at) > sentWindow {
 		i++
 	}
-	return es[i:]
+	if i > 0 {
+		gone = es[i-1].e.Cursor
+	}
+	return es[i:], gone
 }
 
 // heardCap bounds heardRing: the untagged messages of about the last

@@ -25,12 +25,28 @@ type hub struct {
 	subs   map[string]map[*sub]struct{} // by flow
 	ps     *redis.PubSub                // nil while Redis is unreachable
 	closed bool
+	// tails is, per followed flow, the stream ID of the latest live
+	// message heard, but for this layer's replays (see behind).
+	tails map[string]string
 	// follows serializes the SUBSCRIBE and UNSUBSCRIBE a flow's first
 	// and last subscribers send (see follow).
 	follows sync.Mutex
 }
 
-func newHub(b *Bus) *hub { return &hub{b: b, subs: map[string]map[*sub]struct{}{}} }
+func newHub(b *Bus) *hub {
+	return &hub{b: b, subs: map[string]map[*sub]struct{}{}, tails: map[string]string{}}
+}
+
+// behind reports whether the latest write to flow this layer heard live
+// lies after stream ID sid and is not its own: a client at sid then has a
+// backlog that only Redis holds. (Its own writes are told apart here, not
+// as they are heard: a write's message can arrive before its reply.)
+func (h *hub) behind(flow, sid string) bool {
+	h.mu.Lock()
+	t, ok := h.tails[flow]
+	h.mu.Unlock()
+	return ok && cursorAfter(t, sid) && !h.b.sent.has(flow, t)
+}
 
 // up opens the Pub/Sub connection on a new client, subscribes every
 // followed flow, and has every subscriber catch up from the stream.
@@ -132,6 +148,11 @@ func (h *hub) read(rdb *redis.Client, ps *redis.PubSub) {
 			if tag.origin == "" {
 				h.b.resolve(e.FlowID, e.ID, e.Cursor)
 			}
+			h.mu.Lock()
+			if _, followed := h.subs[e.FlowID]; followed && tag.origin != h.b.origin && cursorAfter(e.Cursor, h.tails[e.FlowID]) {
+				h.tails[e.FlowID] = e.Cursor
+			}
+			h.mu.Unlock()
 			h.each(e.FlowID, func(s *sub) { s.push(item{e: e, tag: tag}) })
 		}
 	}
@@ -203,6 +224,7 @@ func (h *hub) remove(s *sub) {
 	last := len(h.subs[s.flow]) == 0
 	if last {
 		delete(h.subs, s.flow)
+		delete(h.tails, s.flow)
 	}
 	h.mu.Unlock()
 	h.follow(last, s.flow)
@@ -251,6 +273,10 @@ type sub struct {
 	heldBytes int64
 	over      bool
 	overflow  chan struct{}
+	// hold keeps the queue undelivered until the first catch-up: the
+	// subscriber resumed without Redis behind other layers' writes (see
+	// Subscribe).
+	hold bool
 	// seen holds the IDs of events delivered once through one path (from
 	// memory, or from the stream while a memory copy waits in the queue)
 	// whose other copy has not come by yet; memQueued counts queued
@@ -337,12 +363,17 @@ func (s *sub) release(it item) {
 
 // handOwn puts this layer's recent writes after the subscriber's stream
 // position (see sentRing) ahead of everything queued: they were acknowledged
-// before any event the layer acknowledges from memory from now on.
+// before any event the layer acknowledges from memory from now on. When the
+// ring no longer holds all of them, it holds the queue for the catch-up
+// instead: handing the rest would skip the dropped ones.
 func (s *sub) handOwn() {
 	s.mu.Lock()
 	var es []impl.Event
 	if !s.over {
-		es = s.b.sent.after(s.flow, s.pos.sid)
+		var complete bool
+		if es, complete = s.b.sent.after(s.flow, s.pos.sid); !complete {
+			es, s.hold = nil, true
+		}
 	}
 	if len(es) > 0 {
 		q := make([]item, 0, len(es)+len(s.queue))
@@ -439,7 +470,16 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	// subscribers: each memory event is in the backlog or pushed, in order.
 	b.mu.Lock()
 	if resume {
-		if rdb, _ := b.m.client(); b.redis && rdb == nil {
+		rdb, _ := b.m.client()
+		switch {
+		case !b.redis:
+		case b.hub.behind(flowID, pos.sid):
+			// Other layers wrote to the stream after the position, and
+			// were acknowledged before anything this layer holds in
+			// memory for the client: only Redis holds them, so nothing
+			// is delivered before the catch-up has.
+			s.hold = true
+		case rdb == nil:
 			// No catch-up now: this layer's own last writes come first.
 			s.handOwn()
 		}
@@ -485,6 +525,11 @@ func (s *sub) pump(ctx context.Context) {
 			syncing = !s.catchUp(ctx)
 		}
 		s.mu.Lock()
+		if syncing && s.hold {
+			s.mu.Unlock()
+			continue
+		}
+		s.hold = false
 		items := s.queue
 		s.queue = nil
 		s.mu.Unlock()
