@@ -22,10 +22,7 @@ func TestOwnWritesFirst(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
 	l, _, _ := layer(t, p, "A", func(c *impl.Config) { c.PublishBudget = time.Second })
 	ctx := bg(t)
-	live, err := l.Bus.Subscribe(ctx, "f", "")
-	require.NoError(t, err)
-	require.NoError(t, l.Bus.Publish(ctx, ev("f", 0)))
-	cursor := receive(t, live, 1)[0].Cursor
+	live, cursor := followed(ctx, t, l)
 	for i := 1; i <= 3; i++ {
 		require.NoError(t, l.Bus.Publish(ctx, ev("f", i)))
 	}
@@ -55,10 +52,7 @@ func TestOwnWritesPastRing(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
 	l, _, _ := layer(t, p, "A", nil)
 	ctx := bg(t)
-	live, err := l.Bus.Subscribe(ctx, "f", "")
-	require.NoError(t, err)
-	require.NoError(t, l.Bus.Publish(ctx, ev("f", 0)))
-	cursor := receive(t, live, 1)[0].Cursor
+	live, cursor := followed(ctx, t, l)
 	const n = 300 // more than the ring holds
 	for i := 1; i <= n; i++ {
 		require.NoError(t, l.Bus.Publish(ctx, ev("f", i)))
@@ -90,4 +84,14 @@ func TestOwnWritesPastRing(t *testing.T) {
 		want = append(want, ev("f", i).ID)
 	}
 	assert.Equal(t, want, ids, "resumed after f-000 with the ring past it")
+}
+
+// followed subscribes to flow f on l, publishes f-000 there and returns
+// the subscription and the cursor f-000 came with.
+func followed(ctx context.Context, t *testing.T, l *impl.Layer) (<-chan impl.Event, string) {
+	t.Helper()
+	live, err := l.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	require.NoError(t, l.Bus.Publish(ctx, ev("f", 0)))
+	return live, conformance.Receive(t, live, 5*time.Second).Cursor
 }

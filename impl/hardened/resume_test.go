@@ -270,10 +270,7 @@ func TestResumeBehindBacklog(t *testing.T) {
 	a, _, cfg := layer(t, p, "A", nil)
 	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
 	ctx := bg(t)
-	live, err := a.Bus.Subscribe(ctx, "f", "")
-	require.NoError(t, err)
-	require.NoError(t, a.Bus.Publish(ctx, ev("f", 0)))
-	cursor := conformance.Receive(t, live, 5*time.Second).Cursor
+	live, cursor := followed(ctx, t, a)
 	for i := 1; i <= 3; i++ {
 		require.NoError(t, b.Bus.Publish(ctx, ev("f", i)))
 	}
