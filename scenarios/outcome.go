@@ -55,6 +55,9 @@ type Outcome struct {
 	// (Spec.Timing): "production", the settings scaled and "ratios kept",
 	// or the ratios broken.
 	Timing string `json:"timing,omitempty"`
+	// Episodes states the power of a scenario that repeats its fault
+	// episode (EpisodePower); empty for one episode.
+	Episodes string `json:"episodes,omitempty"`
 }
 
 // Save writes o as JSON atomically.

@@ -49,6 +49,9 @@ func Parse(file string, data []byte, k Known) (Spec, error) {
 	}
 	s.File = file
 	s.Source = data
+	if err := s.repeatEpisodes(); err != nil {
+		return s, exitcode.Config(err)
+	}
 	if err := s.validate(k); err != nil {
 		return s, exitcode.Config(err)
 	}
