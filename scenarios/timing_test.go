@@ -166,14 +166,18 @@ func TestProductionTimingMutant(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		name string
-		spec Spec
-		want verdict.Verdict
-	}{{"scaled, ratio broken", before, verdict.Pass}, {"production ratio", after, verdict.Fail}} {
+		name   string
+		spec   Spec
+		want   verdict.Verdict
+		timing string
+	}{{"scaled, ratio broken", before, verdict.Pass, "ratios broken: health_interval/probe_interval 2 (production 120)"},
+		{"production ratio", after, verdict.Fail, "ratios kept"}} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			o := runSpec(t, c.spec, "mutant", reg, 1)
-			t.Logf("timing: %s", o.Timing)
+			if !strings.Contains(o.Timing, c.timing) {
+				t.Errorf("outcome timing %q; want it to say %q", o.Timing, c.timing)
+			}
 			r, _ := result(o, "stale_read")
 			if r.Verdict != c.want || c.want == verdict.Fail && !errors.Is(r.Err, check.ErrStaleRead) {
 				t.Errorf("stale_read: got %s (%v); want %s", r.Verdict, r.Err, c.want)
