@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/harness
 PKGS    := ./...
 
-.PHONY: run test test-ha test-browser fuzz bench bench-baseline bench-sweeps bench-sharded lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test explore-seed explore-mutants
+.PHONY: run test test-ha test-episodes test-browser fuzz bench bench-baseline bench-sweeps bench-sharded lint build deps browser-deps clean images compose-test fastapi-deps fastapi-test fastapi-compose-test explore-seed explore-mutants
 
 build: $(BIN)
 
@@ -59,6 +59,12 @@ test: deps fastapi-deps
 test-ha: deps build
 	GONOGO_HA=1 $(GO) test -count=1 -timeout 10m -v -run 'TestFailoverHA|TestFailover$$|TestSentinel|TestCluster' ./scenarios/ ./target/
 	./$(BIN) run --gate production-ha --profile hardened --report-dir reports
+
+# The quota scenarios, 10 runs each, against a layer that takes the first
+# quota error for a success: with their episodes every run must be NO-GO;
+# with one episode how often is logged (about 5 minutes).
+test-episodes: deps
+	GONOGO_EPISODES=10 $(GO) test -count=1 -parallel 1 -timeout 20m -v -run '^TestQuotaEpisodes$$' ./scenarios/
 
 # The browser clients and the conformance command: their tests with Chromium
 # installed, then the browser scenarios for both profiles (hardened GO, seed

@@ -20,7 +20,8 @@ import (
 // before the first fault was below target, or that was not run because its
 // target could not offer what it needs, is marked inconclusive.
 func scenarioModel(name string, o scenarios.Outcome, h history.History) (reports.Scenario, []reports.Anomaly) {
-	s := reports.Scenario{Name: name, Profile: o.Profile, Verdict: o.Verdict, DurationMs: reports.Ms(o.Elapsed)}
+	s := reports.Scenario{Name: name, Profile: o.Profile, Verdict: o.Verdict, DurationMs: reports.Ms(o.Elapsed),
+		Timing: o.Timing, Episodes: o.Episodes}
 	for _, r := range o.Results {
 		c := reports.Check{Name: r.Check, Guarantee: check.GuaranteeNumber(r.Check), Verdict: r.Verdict,
 			Error: r.Error, Evidence: r.Evidence, Metrics: r.Metrics, Sensitivity: r.Sensitivity}

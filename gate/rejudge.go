@@ -184,7 +184,8 @@ func rejudge(dir string, known scenarios.Known) (scenarios.Outcome, scenarios.Sp
 	if err != nil {
 		return o, spec, h, err
 	}
-	o = scenarios.Outcome{Scenario: spec.Name, Profile: h.Meta["profile"], Results: res, Verdict: scenarios.Fold(res), Dir: dir, Started: h.Base, Elapsed: h.End}
+	o = scenarios.Outcome{Scenario: spec.Name, Profile: h.Meta["profile"], Results: res, Verdict: scenarios.Fold(res), Dir: dir, Started: h.Base, Elapsed: h.End,
+		Timing: spec.Timing().String(), Episodes: scenarios.EpisodePower(spec.Episodes)}
 	fmt.Sscan(h.Meta["seed"], &o.Seed)
 	return o, spec, h, nil
 }

@@ -99,6 +99,12 @@ func htmlScenario(w io.Writer, r Run, s Scenario) {
 	if s.Inconclusive != "" {
 		fmt.Fprintf(w, " Inconclusive: %s.", esc(s.Inconclusive))
 	}
+	if s.Timing != "" {
+		fmt.Fprintf(w, " Timing: %s.", esc(s.Timing))
+	}
+	if s.Episodes != "" {
+		fmt.Fprintf(w, " Episodes: %s.", esc(s.Episodes))
+	}
 	for _, f := range s.Faults {
 		fmt.Fprintf(w, " Fault <strong>%s</strong> from %s to %s.", esc(f.Name), esc(fmtMs(f.StartMs)), esc(fmtMs(f.EndMs)))
 	}

@@ -67,6 +67,14 @@ func JUnit(r Run) ([]byte, error) {
 	for _, row := range append([][2]string{{"Verdict", string(r.Verdict)}}, envRows(r)...) {
 		s.Properties = append(s.Properties, junitProperty{Name: strings.ToLower(strings.ReplaceAll(row[0], " ", "_")), Value: row[1]})
 	}
+	for _, sc := range r.Scenarios {
+		if sc.Timing != "" {
+			s.Properties = append(s.Properties, junitProperty{Name: "timing:" + sc.Name, Value: sc.Timing})
+		}
+		if sc.Episodes != "" {
+			s.Properties = append(s.Properties, junitProperty{Name: "episodes:" + sc.Name, Value: sc.Episodes})
+		}
+	}
 	for _, c := range r.Criteria {
 		tc := junitCase{
 			Name:      c.Criterion.ID + ": " + c.Criterion.Expr() + " " + c.Criterion.Threshold(),

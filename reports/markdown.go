@@ -58,6 +58,7 @@ func Markdown(r Run) []byte {
 		b.WriteString("\n")
 	}
 	mdSensitivity(&b, r.Scenarios)
+	mdTiming(&b, r.Scenarios)
 	if len(r.Benchmarks) > 0 {
 		b.WriteString("## Benchmarks\n\nLatency in ms.\n\n")
 		server := hasServerSide(r.Benchmarks)
@@ -102,14 +103,31 @@ func mdSensitivity(w io.Writer, ss []Scenario) {
 			}
 		}
 	}
+	mdSection(w, "## Sensitivity\n\n| Scenario | Check | What it would have caught |\n|---|---|---|\n", rows)
+}
+
+// mdSection writes head and rows, nothing when there is no row.
+func mdSection(w io.Writer, head string, rows []string) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprint(w, "## Sensitivity\n\n| Scenario | Check | What it would have caught |\n|---|---|---|\n")
+	fmt.Fprint(w, head)
 	for _, row := range rows {
 		fmt.Fprint(w, row)
 	}
 	fmt.Fprintln(w)
+}
+
+// mdTiming states how each scenario's intervals stand to production's,
+// and the power of a scenario that repeated its fault episode.
+func mdTiming(w io.Writer, ss []Scenario) {
+	var rows []string
+	for _, s := range ss {
+		if s.Timing != "" || s.Episodes != "" {
+			rows = append(rows, fmt.Sprintf("| %s | %s | %s |\n", mdCell(s.Name), mdCell(orNone(s.Timing)), mdCell(orNone(s.Episodes))))
+		}
+	}
+	mdSection(w, "## Timing\n\n| Scenario | Timing against production | Episodes |\n|---|---|---|\n", rows)
 }
 
 func mdDetails(w io.Writer, title string, rs []CriterionResult) {

@@ -104,8 +104,16 @@ type Scenario struct {
 	// Inconclusive, when set, says why this scenario's evidence cannot be
 	// trusted (load before the fault below target, quota exhausted, target
 	// unreachable); every criterion on its metrics is then INCONCLUSIVE.
-	Inconclusive string  `json:"inconclusive,omitempty"`
-	Checks       []Check `json:"checks,omitempty"`
+	Inconclusive string `json:"inconclusive,omitempty"`
+	// Timing is how the scenario's intervals stand to production's:
+	// "production", the settings scaled and "ratios kept", or the ratios
+	// broken.
+	Timing string `json:"timing,omitempty"`
+	// Episodes states a scenario whose fault episode ran more than once:
+	// how many, how many failed, and the power (the chance that a defect
+	// showing in one episode of k slips through every one).
+	Episodes string  `json:"episodes,omitempty"`
+	Checks   []Check `json:"checks,omitempty"`
 	// Metrics are the scenario's measured metrics by name (see gates.yaml for
 	// the names criteria refer to), each a single value or a distribution.
 	Metrics map[string]Stat `json:"metrics,omitempty"`

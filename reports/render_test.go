@@ -2,6 +2,7 @@ package reports
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"flag"
 	"html"
@@ -363,6 +364,42 @@ func TestSensitivityRendered(t *testing.T) {
 	}
 	if h := string(HTML(r)); !strings.Contains(h, html.EscapeString("sensitivity: "+sens)) {
 		t.Errorf("report.html lacks the sensitivity line")
+	}
+}
+
+// TestTimingRendered: a scenario's timing against production and its
+// episodes appear in summary.md's timing table, on report.html's scenario
+// line, as junit.xml properties and in report.json.
+func TestTimingRendered(t *testing.T) {
+	r := fixtureRun(t)
+	const timing = "scaled (health_interval 200ms ×1/150, probe_interval 100ms ×1/2.5); ratios broken: health_interval/probe_interval 2 (production 120)"
+	const episodes = "5 episodes, 0 failed: a defect that shows in 1 episode of 2 is missed with probability 3.1 %"
+	r.Scenarios[0].Timing, r.Scenarios[0].Episodes = timing, episodes
+	name := r.Scenarios[0].Name
+	if md, want := string(Markdown(r)), "## Timing\n\n| Scenario | Timing against production | Episodes |\n|---|---|---|\n| "+name+" | "+timing+" | "+episodes+" |\n"; !strings.Contains(md, want) {
+		t.Errorf("summary.md lacks the timing table %q", want)
+	}
+	h := string(HTML(r))
+	for _, want := range []string{"Timing: " + html.EscapeString(timing) + ".", "Episodes: " + html.EscapeString(episodes) + "."} {
+		if !strings.Contains(h, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	j, err := JUnit(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`name="timing:` + name + `"`, `name="episodes:` + name + `"`} {
+		if !strings.Contains(string(j), want) {
+			t.Errorf("junit.xml lacks the property %s", want)
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"timing":`) || !strings.Contains(string(b), `"episodes":`) {
+		t.Errorf("report.json lacks timing or episodes")
 	}
 }
 

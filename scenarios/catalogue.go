@@ -18,6 +18,10 @@ import (
 //go:embed catalogue/*.yaml
 var catalogueFS embed.FS
 
+// catalogueDir is where the embedded scenario files are, and the
+// directory in the File of a catalogue spec.
+const catalogueDir = "catalogue"
+
 // Catalogue lists the names of the embedded scenarios, sorted.
 func Catalogue() []string {
 	entries, _ := fs.ReadDir(catalogueFS, "catalogue")
@@ -46,7 +50,7 @@ func Load(ref string, k Known) (Spec, error) {
 		}
 		return Parse(ref, b, k)
 	}
-	file := path.Join("catalogue", ref+".yaml")
+	file := path.Join(catalogueDir, ref+".yaml")
 	b, err := catalogueFS.ReadFile(file)
 	if err != nil {
 		return Spec{}, exitcode.Configf("unknown scenario %q (catalogue: %s; or pass a path to a .yaml file)", ref, strings.Join(Catalogue(), ", "))

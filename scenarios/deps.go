@@ -184,7 +184,7 @@ func DefaultKnown(p *impl.Profiles) Known {
 // startService serves l over HTTP on a free loopback port for SSE clients.
 // Streams heartbeat four times per registry TTL.
 func startService(ctx context.Context, l *impl.Layer, cfg impl.Config) (string, func() error, error) {
-	s := service.New(l, service.Options{HeartbeatInterval: cfg.RegistryTTL / 4})
+	s := service.New(l, service.Options{HeartbeatInterval: sseHeartbeat(cfg)})
 	base, err := s.Start(ctx, "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err

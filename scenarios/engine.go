@@ -217,6 +217,8 @@ func (r *run) finish(out Outcome, h history.History) (Outcome, error) {
 	}
 	out.Results = res
 	out.Verdict = Fold(res)
+	out.Timing = r.spec.Timing().String()
+	out.Episodes = EpisodePower(r.spec.Episodes)
 	dir := r.opts.Dir
 	if dir != "" && len(r.spec.Source) > 0 {
 		if err := history.WriteFileAtomic(filepath.Join(dir, "scenario.yaml"), r.spec.Source); err != nil {

@@ -313,7 +313,7 @@ func (r *run) dialChild(ctx context.Context, c *child, base string, cfg impl.Con
 		svc.Close()
 		return nil, unavailableError(why)
 	}
-	l, err := svc.Layer(ctx, cfg, cfg.RegistryTTL/4)
+	l, err := svc.Layer(ctx, cfg, sseHeartbeat(cfg))
 	if err != nil {
 		svc.Close()
 		return nil, err

@@ -59,6 +59,8 @@ var limits = []limit{
 	entries("bounds.budget_kinds", 50),
 	num("instances", 1, 8, ""),
 	dur("recovery", 100*time.Millisecond, 10*time.Minute),
+	num("episodes", 1, maxEpisodes, "episodes"),
+	dur("episode_every", 100*time.Millisecond, time.Hour),
 	dur("target.rtt", time.Millisecond, 5*time.Second),
 
 	num("config.pool_size", 1, 1000, "connections"),

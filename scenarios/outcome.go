@@ -51,6 +51,13 @@ type Outcome struct {
 	// Notes are things the engine noticed that are not verdicts (a fault
 	// that failed to undo).
 	Notes []string `json:"notes,omitempty"`
+	// Timing is how the scenario's intervals stand to production's
+	// (Spec.Timing): "production", the settings scaled and "ratios kept",
+	// or the ratios broken.
+	Timing string `json:"timing,omitempty"`
+	// Episodes states the power of a scenario that repeats its fault
+	// episode (EpisodePower); empty for one episode.
+	Episodes string `json:"episodes,omitempty"`
 }
 
 // Save writes o as JSON atomically.

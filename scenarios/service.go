@@ -70,7 +70,7 @@ func ServiceDeps(o ServiceOptions) *Deps {
 			if i >= len(o.Services) {
 				return nil, fmt.Errorf("instance %d: only %d services given", i, len(o.Services))
 			}
-			return o.Services[i].Layer(ctx, cfg, cfg.RegistryTTL/4)
+			return o.Services[i].Layer(ctx, cfg, sseHeartbeat(cfg))
 		},
 		Unavailable: o.unavailable,
 	}

@@ -47,6 +47,19 @@ type Spec struct {
 	// Recovery bounds the wait, after the workload, for the layers to be
 	// back on Redis and the history to settle. Default 3s.
 	Recovery Duration `yaml:"recovery"`
+	// Episodes repeats the fault timeline within the run, so that a
+	// verdict does not turn on one race (which command meets a fault
+	// first): episode i (from 0) injects every step EpisodeEvery × i later
+	// than written, plus up to 250 ms spreading the episodes over the
+	// phases of the workload's periodic calls (episodeOffset), and the
+	// workload runs EpisodeEvery × (Episodes-1) + 250 ms longer. The checks judge the whole run, every episode's fault
+	// window in it; the report states the power (EpisodePower). Default
+	// 1; at most maxEpisodes.
+	Episodes int `yaml:"episodes"`
+	// EpisodeEvery is the time from one episode's start to the next's.
+	// Default: the workload's duration less the first step's at (each
+	// episode gets the fault and the recovery after it as written).
+	EpisodeEvery Duration `yaml:"episode_every"`
 
 	// File is where the spec was read from ("catalogue/basic.yaml" or a
 	// path); set by Parse.

@@ -49,6 +49,9 @@ func Parse(file string, data []byte, k Known) (Spec, error) {
 	}
 	s.File = file
 	s.Source = data
+	if err := s.repeatEpisodes(); err != nil {
+		return s, exitcode.Config(err)
+	}
 	if err := s.validate(k); err != nil {
 		return s, exitcode.Config(err)
 	}
@@ -141,6 +144,14 @@ func (s *Spec) validate(k Known) error {
 			// The service registers its SSE streams in the same registry,
 			// and the history does not record them.
 			bad(c.Line, "check registry_count cannot judge a run with workload.sse clients: the service's SSE streams are counted too but not recorded")
+		}
+	}
+	if strings.HasPrefix(s.File, catalogueDir+"/") {
+		// A catalogue scenario must keep every production ratio its
+		// checks depend on; another file is run and its report says
+		// which it breaks (Outcome.Timing).
+		for _, r := range s.Timing().Broken() {
+			bad(s.Config.Line, "timing: %s; keep the ratio (scale both settings alike) or run at production settings", r.Error())
 		}
 	}
 	return errors.Join(errs...)
@@ -362,7 +373,7 @@ func (s *Spec) applyDefaults(k Known) {
 	r := &s.Workload.Registry
 	setInt(&r.Flows, 2)
 	if r.Heartbeat == 0 {
-		r.Heartbeat = Duration(200e6)
+		r.Heartbeat = Duration(defaultRegistryHeartbeat)
 	}
 	if r.Lookup == 0 {
 		r.Lookup = Duration(100e6)

@@ -23,10 +23,14 @@ import (
 	"github.com/gonogo/harness/internal/counter"
 )
 
+// DefaultHeartbeatInterval is the SSE heartbeat of a service that sets
+// none: what a production deployment runs.
+const DefaultHeartbeatInterval = 15 * time.Second
+
 // Options configure a Service. Zero values mean the default on each field.
 type Options struct {
 	// HeartbeatInterval is how often an SSE stream heartbeats, both in the
-	// registry and as an SSE comment line. Default 15s.
+	// registry and as an SSE comment line. Default DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	// MaxBody bounds a request body in bytes; larger bodies get 413.
 	// Default 64 KiB.
@@ -66,7 +70,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.HeartbeatInterval <= 0 {
-		o.HeartbeatInterval = 15 * time.Second
+		o.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = 64 << 10
