@@ -532,8 +532,8 @@ func (b *Bus) publishArgs(e impl.Event, refreshTTL bool, fence int64) ([]string,
 // one flow, in order, for a call fenced at fence.
 func (b *Bus) replayArgs(ps []pending, refreshTTL bool, fence int64) ([]string, []any, error) {
 	flow := ps[0].e.FlowID
-	var from, wait int64
-	args := make([]any, 6, 6+3*len(ps))
+	var from int64
+	args := make([]any, 5, 5+4*len(ps))
 	for _, p := range ps {
 		js, err := encode(p.e)
 		if err != nil {
@@ -550,12 +550,11 @@ func (b *Bus) replayArgs(ps []pending, refreshTTL bool, fence int64) ([]string, 
 			if from == 0 || p.attempted < from {
 				from = p.attempted
 			}
-			wait = max(wait, p.fence)
 		}
-		args = append(args, needle, js, tag)
+		args = append(args, needle, js, tag, p.fence)
 	}
 	args[0], args[1], args[2], args[3] = strconv.FormatInt(from, 10), b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(flow)
-	args[4], args[5] = fence, wait
+	args[4] = fence
 	return []string{b.k.events(flow)}, args, nil
 }
 
@@ -681,8 +680,9 @@ func (b *Bus) replayOnce() bool {
 	// Per event: written (or found there), refused by Redis with an error
 	// that is not an outage (dropped, counted), unknown: an outage
 	// stopped the call, which may or may not have run, so the event stays
-	// and its next replay looks for it first; or held: the call ran and
-	// wrote nothing (it waits for a fence, or came past its own).
+	// and its next replay looks for it first; or held: the call wrote
+	// nothing for it (it waits for an earlier attempt's fence, behind it
+	// in the flow, or the call came past its own).
 	const unknown, written, refused, held = 0, 1, 2, 3
 	status := make([]int, len(batch))
 	sids := make([]string, len(batch)) // entry written or found, when known
@@ -702,6 +702,10 @@ func (b *Bus) replayOnce() bool {
 		}
 		res, _ := c.Val().([]any)
 		for j, k := range groups[f] {
+			if c.Err() == nil && j >= len(res) {
+				status[k] = held // behind an event whose earlier attempt may still land
+				continue
+			}
 			status[k] = refused // an error answer for the whole call refuses its events
 			if c.Err() == nil && j < len(res) {
 				r, ok := res[j].(string)

@@ -52,21 +52,23 @@ return id
 // cursor.go): the entry keeps it in a second field, "mem", and the message
 // carries it after the stream ID ("<sid> <tag>\n<event JSON>").
 //
-// Fences (see fence.go): a call that reaches Redis past its own fence, or
-// before the latest fence of the earlier attempts of its events (one of
-// them may still land), writes nothing and returns Redis's time (ms).
+// Fences (see fence.go): a call that reaches Redis past its own fence
+// writes nothing and returns Redis's time (ms). An event whose earlier
+// attempt is not in the stream while Redis's clock is not past that
+// attempt's fence (it may still land) is not written, nor is any event of
+// the call after it: the reply then holds fewer results than events.
 //
 // KEYS: stream. ARGV: earliest attempt ms ("0": none), maxlen, ttl ms
-// ("0": do not refresh), channel, the call's fence, the earlier attempts'
-// latest fence ("0": none), then per event: needle ("" for a first
-// attempt), event JSON, tag ("" none). Returns per event the new entry's
-// ID, 0 if it was there already, or "!" and the error that refused it.
+// ("0": do not refresh), channel, the call's fence, then per event: needle
+// ("" for a first attempt), event JSON, tag ("" none), the fence of its
+// earlier attempts. Returns per event written the new entry's ID, 0 if it
+// was there already, or "!" and the error that refused it.
 var replayScript = newScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[5]) or now <= tonumber(ARGV[6]) then return now end
+if now > tonumber(ARGV[5]) then return now end
 local found, lens, want = {}, {}, 0
-for i = 7, #ARGV, 3 do
+for i = 6, #ARGV, 4 do
   local nd = ARGV[i]
   if nd ~= '' and found[nd] == nil then
     found[nd] = false
@@ -97,10 +99,12 @@ if want > 0 then
   end
 end
 local out = {}
-for i = 7, #ARGV, 3 do
+for i = 6, #ARGV, 4 do
   local nd, js, tag = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if nd ~= '' and found[nd] then
     out[#out + 1] = 0
+  elseif nd ~= '' and now <= tonumber(ARGV[i + 3]) then
+    break
   else
     local r
     if tag == '' then

@@ -85,13 +85,17 @@ func (h *hub) down() {
 	h.mu.Lock()
 	ps := h.ps
 	h.ps = nil
+	var subs []*sub
 	for _, set := range h.subs {
 		for s := range set {
-			s.handOwn()
-			s.resync()
+			subs = append(subs, s)
 		}
 	}
 	h.mu.Unlock()
+	for _, s := range subs {
+		s.fallback()
+		s.resync()
+	}
 	if ps != nil {
 		ps.Close()
 	}
@@ -390,6 +394,24 @@ func (s *sub) handOwn() {
 	}
 }
 
+// fallback sets what the subscriber gets while Redis is unreachable: when
+// this layer heard another layer's write past its position, nothing until
+// the catch-up (only Redis holds those writes, acknowledged before what
+// this layer acknowledges from memory now); else this layer's own last
+// writes past its position first (handOwn), then its memory events live.
+func (s *sub) fallback() {
+	s.mu.Lock()
+	sid := s.pos.sid
+	s.mu.Unlock()
+	behind := s.b.hub.behind(s.flow, sid)
+	s.mu.Lock()
+	s.hold = behind
+	s.mu.Unlock()
+	if !behind {
+		s.handOwn()
+	}
+}
+
 func (s *sub) resync() {
 	s.mu.Lock()
 	s.needSync = true
@@ -470,18 +492,12 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	// subscribers: each memory event is in the backlog or pushed, in order.
 	b.mu.Lock()
 	if resume {
-		rdb, _ := b.m.client()
-		switch {
-		case !b.redis:
-		case b.hub.behind(flowID, pos.sid):
-			// Other layers wrote to the stream after the position, and
-			// were acknowledged before anything this layer holds in
-			// memory for the client: only Redis holds them, so nothing
-			// is delivered before the catch-up has.
+		if rdb, _ := b.m.client(); b.redis && rdb != nil {
+			// The stream gives the order: what this layer holds in
+			// memory for the client comes after the catch-up.
 			s.hold = true
-		case rdb == nil:
-			// No catch-up now: this layer's own last writes come first.
-			s.handOwn()
+		} else if b.redis {
+			s.fallback()
 		}
 		for _, me := range b.unseen(flowID, pos) {
 			s.enqueue(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe})
