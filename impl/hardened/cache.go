@@ -185,7 +185,7 @@ func (c *Cache) get(ctx context.Context, flowID string) (impl.Entry, error) {
 		return impl.Entry{Lease: offlineLease}, nil
 	}
 	var vals []any
-	err := c.m.call(ctx, "cache_get", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err := c.m.call(ctx, "cache_get", c.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 		var err error
 		vals, err = rdb.MGet(ctx, c.k.state(flowID, epoch), c.k.gen(flowID)).Result()
 		return err
@@ -246,7 +246,7 @@ func (c *Cache) Set(ctx context.Context, flowID string, state map[string]any, st
 	meta, _ := json.Marshal(map[string]any{"flow_id": flowID, "status": metaStatus,
 		"cached_at": time.Now().UTC().Format(time.RFC3339Nano), "ttl": int64(ttl.Seconds())})
 	var stored int
-	err = c.m.call(ctx, "cache_set", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err = c.m.call(ctx, "cache_set", c.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 		var err error
 		stored, err = fillScript.Run(ctx, rdb, []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)},
 			lease, string(js), string(meta), ttl.Milliseconds()).Int()
@@ -272,7 +272,7 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 		return nil
 	}
 	if epoch, ok := c.serving(ctx, flowID); ok {
-		err := c.m.call(ctx, "cache_invalidate", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+		err := c.m.call(ctx, "cache_invalidate", c.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 			return c.invalidate(ctx, rdb, flowID, epoch).Err()
 		})
 		if err == nil {
@@ -301,7 +301,7 @@ func (c *Cache) invalidate(ctx context.Context, s redis.Scripter, flowID, epoch 
 // restore renews (or takes) the membership of a cache that was used,
 // replays the invalidations queued while Redis was unreachable, then lets
 // the cache serve.
-func (c *Cache) restore(_ *redis.Client, gen uint64) {
+func (c *Cache) restore(_ redis.UniversalClient, gen uint64) {
 	c.mu.Lock()
 	used := !c.used.IsZero()
 	c.mu.Unlock()
@@ -329,7 +329,7 @@ func (c *Cache) drain() bool {
 		if epoch == "" {
 			return false
 		}
-		err := c.m.call(c.m.ctx, "cache_invalidate", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		err := c.m.call(c.m.ctx, "cache_invalidate", c.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for f := range queued {
 					c.invalidate(ctx, p, f, epoch)
@@ -440,7 +440,7 @@ func (c *Cache) flushLoop() {
 		if len(d) == 0 {
 			continue
 		}
-		err := c.m.call(context.Background(), "cache_metrics", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		err := c.m.call(context.Background(), "cache_metrics", c.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				c.queueFlush(ctx, p, d)
 				return nil
@@ -460,7 +460,7 @@ func (c *Cache) Metrics(ctx context.Context, flowID string) (impl.CacheMetrics, 
 	if c.redis {
 		d := c.unflushed(flowID)
 		var vals []any
-		err := c.m.call(ctx, "cache_metrics", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		err := c.m.call(ctx, "cache_metrics", c.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			var get *redis.SliceCmd
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				c.queueFlush(ctx, p, d)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -72,7 +73,7 @@ type manager struct {
 	streakWins uint64
 	verifying  bool
 
-	onUp    []func(rdb *redis.Client, gen uint64)
+	onUp    []func(rdb redis.UniversalClient, gen uint64)
 	onDown  []func()
 	closers []func()
 	// finals run at Close once background work stopped, while the client
@@ -82,9 +83,10 @@ type manager struct {
 	// notified is the generation the listeners last heard as up (0: down).
 	notified uint64
 
-	// network and addr are where the probe checks that Redis listens
-	// before it builds a client.
-	network, addr string
+	// network and addrs are where the probe checks that Redis listens
+	// (at one of them) before it builds a client.
+	network string
+	addrs   []string
 
 	wake chan struct{}
 	// switched is set when the sentinels announced a new primary: the
@@ -120,7 +122,7 @@ func newManager(cfg impl.Config) *manager {
 }
 
 // listen adds transition listeners; call before start.
-func (m *manager) listen(up func(rdb *redis.Client, gen uint64), down func()) {
+func (m *manager) listen(up func(rdb redis.UniversalClient, gen uint64), down func()) {
 	if up != nil {
 		m.onUp = append(m.onUp, up)
 	}
@@ -147,15 +149,27 @@ func (m *manager) start(ctx context.Context) error {
 			_, err = m.newClient() // the config error, password redacted
 			return err
 		}
-		m.network, m.addr = "tcp", fo.SentinelAddrs[0]
+		m.network, m.addrs = "tcp", fo.SentinelAddrs[:1]
 		m.startWatch(ctx)
+	} else if impl.IsClusterURL(m.cfg.URL) {
+		// The probe dials the seed nodes in turn: a cluster serves while
+		// any of them is up.
+		co, err := redis.ParseClusterURL(m.cfg.URL)
+		if err != nil {
+			_, err = m.newClient() // the config error, password redacted
+			return err
+		}
+		if m.cfg.Acks() > 0 {
+			return exitcode.Configf("REDIS_ACK_REPLICAS=%d on a cluster: durable acknowledgement (WAIT) is not offered there (WAIT would have to follow each write to its shard's primary)", m.cfg.Acks())
+		}
+		m.network, m.addrs = "tcp", co.Addrs
 	} else {
 		opt, err := redis.ParseURL(m.cfg.URL)
 		if err != nil {
 			_, err = m.newClient() // the config error, password redacted
 			return err
 		}
-		m.network, m.addr = opt.Network, opt.Addr
+		m.network, m.addrs = opt.Network, []string{opt.Addr}
 	}
 	m.probe(ctx, m.cfg.ConnectTimeout)
 	m.notify()
@@ -177,8 +191,8 @@ func (m *manager) goroutine(fn func()) {
 // wait no longer than a budget, and no extra handshake commands. A fifth
 // of the pool is dialled ahead (TCP and TLS), so that a budgeted call on a
 // remote target rarely pays for a handshake.
-func (m *manager) newClient() (*redis.Client, error) {
-	return impl.NewClient(m.cfg, func(o *redis.Options) {
+func (m *manager) newClient() (redis.UniversalClient, error) {
+	return impl.NewUniversalClient(m.cfg, func(o *redis.Options) {
 		o.MaxRetries = -1
 		o.DialerRetries = 1
 		o.ReadTimeout = m.io
@@ -202,7 +216,7 @@ func idleConns(cfg impl.Config) int { return min(6, max(1, cfg.PoolSize/5)) }
 
 // connect PINGs a fresh client and loads the scripts; on success it
 // becomes the current client, else it is closed.
-func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.Duration) {
+func (m *manager) connect(ctx context.Context, rdb redis.UniversalClient, timeout time.Duration) {
 	cctx, cancel := context.WithTimeout(counter.WithOp(ctx, "probe"), timeout)
 	defer cancel()
 	start := time.Now()
@@ -212,7 +226,7 @@ func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.D
 		err = loadScripts(cctx, rdb)
 	}
 	if err == nil {
-		warm(cctx, rdb)
+		warm(cctx, rdb, idleConns(m.cfg))
 	}
 	if err != nil {
 		// Closing may wait on the network: never under m.mu.
@@ -238,9 +252,9 @@ func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.D
 // dials ahead: one pipeline per flusher, all at once, dials and readies
 // as many of its connections. Best effort: a PING that fails here only
 // leaves its connection to be readied on first use.
-func warm(ctx context.Context, rdb *redis.Client) {
+func warm(ctx context.Context, rdb redis.UniversalClient, idle int) {
 	var wg sync.WaitGroup
-	for range rdb.Options().MinIdleConns {
+	for range idle {
 		wg.Go(func() { rdb.Ping(ctx) })
 	}
 	for range flushers {
@@ -253,13 +267,13 @@ func warm(ctx context.Context, rdb *redis.Client) {
 
 // current is a client that is up and its generation.
 type current struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	gen uint64
 }
 
 // client returns the current client and its generation, or nil in memory
 // mode.
-func (m *manager) client() (*redis.Client, uint64) {
+func (m *manager) client() (redis.UniversalClient, uint64) {
 	if c := m.cur.Load(); c != nil {
 		return c.rdb, c.gen
 	}
@@ -267,7 +281,7 @@ func (m *manager) client() (*redis.Client, uint64) {
 }
 
 // rdb is the current client, or nil.
-func (m *manager) rdb() *redis.Client {
+func (m *manager) rdb() redis.UniversalClient {
 	rdb, _ := m.client()
 	return rdb
 }
@@ -278,7 +292,7 @@ func (m *manager) succeeded() { m.wins.Add(1) }
 // failed records a call on rdb that failed like an outage. It opens the
 // breaker when failures persisted over the window, else it starts a
 // verification unless one runs.
-func (m *manager) failed(rdb *redis.Client, err error) {
+func (m *manager) failed(rdb redis.UniversalClient, err error) {
 	m.mu.Lock()
 	if m.rdb() != rdb || rdb == nil {
 		m.mu.Unlock()
@@ -308,7 +322,7 @@ func (m *manager) failed(rdb *redis.Client, err error) {
 // out (a starved process misses deadlines it would otherwise meet). It
 // opens the breaker when PING failed and no call succeeded since the
 // failure.
-func (m *manager) verify(rdb *redis.Client, wins uint64) {
+func (m *manager) verify(rdb redis.UniversalClient, wins uint64) {
 	var err error
 	for range 2 {
 		ctx, cancel := context.WithTimeout(counter.WithOp(m.ctx, "probe"), m.io)
@@ -339,7 +353,7 @@ func timeout(err error) bool {
 }
 
 // fail opens the breaker if rdb is still the current client.
-func (m *manager) fail(rdb *redis.Client, err error) {
+func (m *manager) fail(rdb redis.UniversalClient, err error) {
 	m.mu.Lock()
 	if m.rdb() != rdb || rdb == nil {
 		m.mu.Unlock()
@@ -421,21 +435,27 @@ func (m *manager) probeLoop() {
 // fresh client (a refused dial costs no client and logs nothing).
 func (m *manager) probe(ctx context.Context, timeout time.Duration) {
 	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, m.network, m.addr)
+	var err error
+	for _, addr := range m.addrs {
+		var c net.Conn
+		if c, err = d.DialContext(ctx, m.network, addr); err == nil {
+			c.Close()
+			break
+		}
+	}
 	if err != nil {
 		m.mu.Lock()
 		m.lastErr = err.Error()
 		m.mu.Unlock()
 		return
 	}
-	c.Close()
 	if rdb, err := m.newClient(); err == nil {
 		m.connect(ctx, rdb, timeout)
 	}
 }
 
 // ping measures one PING on rdb; a failure is a failed call (see failed).
-func (m *manager) ping(ctx context.Context, rdb *redis.Client) (time.Duration, error) {
+func (m *manager) ping(ctx context.Context, rdb redis.UniversalClient) (time.Duration, error) {
 	cctx, cancel := context.WithTimeout(counter.WithOp(ctx, "probe"), m.io)
 	defer cancel()
 	start := time.Now()
@@ -460,7 +480,7 @@ func (m *manager) ping(ctx context.Context, rdb *redis.Client) (time.Duration, e
 // loading or refusing) is returned for the caller to fall back on, and
 // counts as evidence for the breaker (see failed); a caller whose own
 // context ended adds none.
-func (m *manager) call(ctx context.Context, op string, budget time.Duration, fn func(ctx context.Context, rdb *redis.Client) error) error {
+func (m *manager) call(ctx context.Context, op string, budget time.Duration, fn func(ctx context.Context, rdb redis.UniversalClient) error) error {
 	rdb, _ := m.client()
 	if rdb == nil {
 		return errOffline
