@@ -138,3 +138,36 @@ func TestFailoverHA(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterHA runs the cluster scenarios in full against hardened (every
+// check PASS) and seed (its verdict and the checks it fails, logged), with
+// the time CLUSTER FAILOVER took to promote the replica in the notes:
+// make test-ha (GONOGO_HA=1).
+func TestClusterHA(t *testing.T) {
+	needRedis(t)
+	if os.Getenv("GONOGO_HA") == "" {
+		t.Skip("set GONOGO_HA=1 (make test-ha) to run the cluster scenarios")
+	}
+	reg := profiles.Default()
+	for _, name := range []string{"cluster_basic", "cluster_failover"} {
+		spec, err := Load(name, DefaultKnown(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, profile := range []string{"hardened", "seed"} {
+			t.Run(name+"/"+profile, func(t *testing.T) {
+				o := runSpec(t, spec, profile, reg, 1)
+				var failed []string
+				for _, r := range o.Results {
+					if r.Verdict != verdict.Pass {
+						failed = append(failed, r.Check+" "+string(r.Verdict))
+					}
+				}
+				t.Logf("%s %s: %s; not passing %v; notes %q", name, profile, o.Verdict, failed, o.Notes)
+				if profile == "hardened" && len(failed) > 0 {
+					t.Errorf("hardened on %s: %v; want every check PASS", name, failed)
+				}
+			})
+		}
+	}
+}

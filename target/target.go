@@ -31,7 +31,7 @@ const (
 )
 
 // Kinds lists the target kinds, in the order messages name them.
-var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindUpstashSim, KindSentinel, KindURL}
+var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindUpstashSim, KindSentinel, KindCluster, KindURL}
 
 // KindList is kinds joined by sep, for messages.
 func KindList(kinds []Kind, sep string) string {
@@ -131,6 +131,7 @@ var (
 	_ ReplicaLagger = (*Sentinel)(nil)
 	_ PrimaryPauser = (*Sentinel)(nil)
 	_ Failoverer    = (*Sentinel)(nil)
+	_ Failoverer    = (*Cluster)(nil)
 	_ PrimaryKiller = (*Sentinel)(nil)
 	_ Target        = (*Process)(nil)
 	_ Killer        = (*Process)(nil)
