@@ -171,3 +171,55 @@ func (ReplicaLag) Undo(ctx context.Context, env Env) error {
 	}
 	return t.CatchUpReplicas(ctx)
 }
+
+// SlotMigration moves the hash slot of the hash tag Tag ("flow:flow-0",
+// the tag of a flow's keys: {flow:<id>}; "sse", the registry's) from its
+// primary to another one of a cluster, under load: Inject marks the slot
+// IMPORTING on the destination and MIGRATING on the source and MIGRATEs
+// its keys one at a time, Pace apart, so that clients meet ASK redirects
+// (and TRYAGAIN, for a script whose keys are split); the slot stays split
+// for the step's window. Undo moves what is left and hands the slot to the
+// destination (CLUSTER SETSLOT NODE), after which clients meet MOVED.
+type SlotMigration struct {
+	Tag  string
+	Pace time.Duration
+
+	mu sync.Mutex
+	m  *target.SlotMigration
+}
+
+// Name is "slot_migration".
+func (*SlotMigration) Name() string { return "slot_migration" }
+
+const slotWhat = "move a hash slot between primaries (it is not a cluster)"
+
+// Available needs an owned cluster.
+func (*SlotMigration) Available(env Env) error {
+	_, err := ability[target.SlotMigrator](env, slotWhat)
+	return err
+}
+
+// Inject splits the slot and moves its keys.
+func (f *SlotMigration) Inject(ctx context.Context, env Env) error {
+	t, err := ability[target.SlotMigrator](env, slotWhat)
+	if err != nil {
+		return err
+	}
+	m, err := t.MigrateSlot(ctx, "{"+f.Tag+"}", f.Pace)
+	f.mu.Lock()
+	f.m = m
+	f.mu.Unlock()
+	return err
+}
+
+// Undo hands the slot over to the destination.
+func (f *SlotMigration) Undo(ctx context.Context, _ Env) error {
+	f.mu.Lock()
+	m := f.m
+	f.m = nil
+	f.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Finish(ctx)
+}

@@ -127,7 +127,14 @@ type ReplicaLagger interface {
 	CatchUpReplicas(ctx context.Context) error
 }
 
+// SlotMigrator can move the hash slot of a key from its primary to another
+// one (a cluster), leaving it split until the migration's Finish.
+type SlotMigrator interface {
+	MigrateSlot(ctx context.Context, key string, pace time.Duration) (*SlotMigration, error)
+}
+
 var (
+	_ SlotMigrator  = (*Cluster)(nil)
 	_ ReplicaLagger = (*Sentinel)(nil)
 	_ PrimaryPauser = (*Sentinel)(nil)
 	_ Failoverer    = (*Sentinel)(nil)

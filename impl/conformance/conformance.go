@@ -85,6 +85,9 @@ var prefixSeq atomic.Int64
 // at p, with a key prefix unique to this process.
 func Config(p *target.Process, serverID string) impl.Config { return config(p.URL(), serverID) }
 
+// ClusterConfig is Config for the Redis Cluster c.
+func ClusterConfig(c *target.Cluster, serverID string) impl.Config { return config(c.URL(), serverID) }
+
 func config(url, serverID string) impl.Config {
 	return impl.Config{
 		Enabled: true, EventBus: true, Cache: true, SSE: true,

@@ -293,8 +293,11 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 	return fmt.Errorf("hardened: cache invalidate %s: %w", flowID, ErrInvalidateDeferred)
 }
 
+// invalidate runs invalidateScript: EVALSHA, then EVAL if the server
+// answers NOSCRIPT (Run; in a pipeline the answer comes later, and a
+// NOSCRIPT has the manager load the scripts again for the next pass).
 func (c *Cache) invalidate(ctx context.Context, s redis.Scripter, flowID, epoch string) *redis.Cmd {
-	return invalidateScript.EvalSha(ctx, s, []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)},
+	return invalidateScript.Run(ctx, s, []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)},
 		c.genTTL().Milliseconds())
 }
 

@@ -92,7 +92,9 @@ type manager struct {
 	// switched is set when the sentinels announced a new primary: the
 	// next notify replays down and up (failover.go).
 	switched atomic.Bool
-	stop     chan struct{}
+	// reloading is set while reload loads the scripts.
+	reloading atomic.Bool
+	stop      chan struct{}
 	// ctx ends when the layer closes: background work runs under it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -489,12 +491,54 @@ func (m *manager) call(ctx context.Context, op string, budget time.Duration, fn 
 	defer cancel()
 	err := fn(cctx, rdb)
 	switch {
-	case err == nil || !outage(err):
+	case err == nil || !outage(err) || moving(err):
 		m.succeeded()
 	case ctx.Err() == nil:
 		m.failed(rdb, err)
 	}
+	if isNoScript(err) {
+		m.reload(rdb)
+	}
 	return err
+}
+
+// reload loads the scripts on rdb again, in the background and one load
+// at a time, after a call met NOSCRIPT: the server's script cache was
+// emptied under the layer (SCRIPT FLUSH, or on a cluster a replica that
+// a failover promoted after its cache went with a full
+// resynchronisation). The calls that use EVALSHA in a pipeline (queued
+// invalidations, registry resync, replay) then find them on their next
+// pass.
+func (m *manager) reload(rdb redis.UniversalClient) {
+	if !m.reloading.CompareAndSwap(false, true) {
+		return
+	}
+	m.goroutine(func() {
+		defer m.reloading.Store(false)
+		ctx, cancel := context.WithTimeout(counter.WithOp(m.ctx, "probe"), m.io)
+		defer cancel()
+		loadScripts(ctx, rdb)
+	})
+}
+
+// moving tells whether err is a cluster's answer that the call's keys are
+// on the move: TRYAGAIN (split between two primaries while their slot
+// moves), or MOVED or ASK passed on when the client's redirects ran out
+// (a failover or a migration in flight). The caller falls back (it is an
+// outage for these keys while it lasts), but Redis answered: no evidence
+// for the breaker, which would otherwise take every other slot's traffic
+// to memory too.
+func moving(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	for _, p := range []string{"TRYAGAIN", "MOVED ", "ASK "} {
+		if strings.HasPrefix(re.Error(), p) {
+			return true
+		}
+	}
+	return false
 }
 
 // outage tells whether err means Redis cannot serve (as opposed to a reply
@@ -513,9 +557,11 @@ func outage(err error) bool {
 // outageReply tells whether an error reply from Redis (also one a script
 // caught with pcall) means the server cannot serve now, rather than that
 // it refuses the command: loading, read-only (a replica: the primary moved
-// in a failover), no primary, busy, or not authenticated.
+// in a failover), no primary, busy, not authenticated, or on a cluster a
+// slot without a primary (CLUSTERDOWN) or on the move (TRYAGAIN, MOVED,
+// ASK: see moving).
 func outageReply(msg string) bool {
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS"} {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS", "CLUSTERDOWN", "TRYAGAIN", "MOVED ", "ASK "} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}
