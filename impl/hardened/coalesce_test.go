@@ -119,15 +119,22 @@ func TestAbandonedPublish(t *testing.T) {
 	assert.Equal(t, []string{"next", "direct"}, stream())
 }
 
+// oneLayer is a hardened layer on a redis-server of its own, and a
+// context of 20 s, both ended at cleanup.
+func oneLayer(t *testing.T) (context.Context, *target.Process, *impl.Layer) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	l, err := New(ctx, conformance.Config(p, "A"))
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return ctx, p, l
+}
+
 // TestCoalescedNoScript: a script cache flushed under the layer costs the
 // pipelined publishes an EVAL, not a fallback.
 func TestCoalescedNoScript(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	l, err := New(ctx, conformance.Config(p, "A"))
-	require.NoError(t, err)
-	defer l.Close()
+	ctx, p, l := oneLayer(t)
 	require.NoError(t, conformance.Client(t, p).ScriptFlush(ctx).Err())
 	require.NoError(t, l.Bus.Publish(ctx, conformance.Event("f", "e1", 1, time.Now().UTC())))
 	evs, err := l.Bus.History(ctx, "f", 10, time.Time{})
@@ -142,12 +149,7 @@ func TestCoalescedNoScript(t *testing.T) {
 // and the layer loads its scripts again, so that the pipelined calls
 // (queued invalidations, registry resync, replay) find them.
 func TestNoScriptReload(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	l, err := New(ctx, conformance.Config(p, "A"))
-	require.NoError(t, err)
-	defer l.Close()
+	ctx, p, l := oneLayer(t)
 	rdb := conformance.Client(t, p)
 	require.NoError(t, rdb.ScriptFlush(ctx).Err())
 	require.NoError(t, l.Cache.Invalidate(ctx, "f"), "invalidate with the script cache flushed")
