@@ -149,7 +149,7 @@ func TestClusterHA(t *testing.T) {
 		t.Skip("set GONOGO_HA=1 (make test-ha) to run the cluster scenarios")
 	}
 	reg := profiles.Default()
-	for _, name := range []string{"cluster_basic", "cluster_failover"} {
+	for _, name := range []string{"cluster_basic", "cluster_failover", "cluster_slot_migration"} {
 		spec, err := Load(name, DefaultKnown(reg))
 		if err != nil {
 			t.Fatal(err)
