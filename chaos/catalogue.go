@@ -76,6 +76,7 @@ var catalogue = slices.Concat([]entry{
 	{name: "primary_kill", build: func(*params) Fault { return &PrimaryKill{} }},
 	{name: "primary_pause", build: func(*params) Fault { return &PrimaryPause{} }},
 	{name: "replica_lag", build: func(*params) Fault { return ReplicaLag{} }},
+	{name: "partition_primary", build: func(*params) Fault { return &PartitionPrimary{} }},
 	{name: "slot_migration", params: []string{"tag", "pace"}, build: func(p *params) Fault {
 		tag, ok := p.get("tag", false)
 		if !ok {

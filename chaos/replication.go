@@ -172,6 +172,50 @@ func (ReplicaLag) Undo(ctx context.Context, env Env) error {
 	return t.CatchUpReplicas(ctx)
 }
 
+// PartitionPrimary cuts the primary of a replicated target off from the
+// sentinels and the replicas while the clients still reach it: the
+// sentinels promote a replica after their down-after time, and until the
+// clients learn of the switch they keep writing to the old primary, which
+// believes it is still one (the split-brain window). Inject returns once
+// the new primary is named; Undo heals the partition, and the old primary
+// becomes a replica of the new one, losing what it took in between. The
+// cut is made at the primary (the sentinels' ACL user turned off, the
+// replicas pointed away), not by Toxiproxy: the sentinels, the replicas
+// and the clients all dial the data nodes directly, at the addresses the
+// sentinels announce.
+type PartitionPrimary struct{ switchTime }
+
+// Name is "partition_primary".
+func (*PartitionPrimary) Name() string { return "partition_primary" }
+
+const partitionWhat = "cut its primary off from sentinels and replicas (it has no replicas and no sentinels)"
+
+// Available needs an owned replicated target (sentinel).
+func (*PartitionPrimary) Available(env Env) error {
+	_, err := ability[target.PrimaryPartitioner](env, partitionWhat)
+	return err
+}
+
+// Inject cuts the primary off and waits for the promotion.
+func (f *PartitionPrimary) Inject(ctx context.Context, env Env) error {
+	t, err := ability[target.PrimaryPartitioner](env, partitionWhat)
+	if err != nil {
+		return err
+	}
+	d, err := t.PartitionPrimary(ctx)
+	f.set(d)
+	return err
+}
+
+// Undo heals the partition.
+func (*PartitionPrimary) Undo(ctx context.Context, env Env) error {
+	t, err := ability[target.PrimaryPartitioner](env, partitionWhat)
+	if err != nil {
+		return err
+	}
+	return t.HealPartition(ctx)
+}
+
 // SlotMigration moves the hash slot of the hash tag Tag ("flow:flow-0",
 // the tag of a flow's keys: {flow:<id>}; "sse", the registry's) from its
 // primary to another one of a cluster, under load: Inject marks the slot

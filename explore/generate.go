@@ -291,12 +291,13 @@ var faultGens = map[string]faultGen{
 	"flapping": func(r *rand.Rand, _ *Scenario) (map[string]string, string) {
 		return map[string]string{"period": ms(between(r, 100*time.Millisecond, time.Second))}, ""
 	},
-	"kill":          none,
-	"pause":         none,
-	"failover":      none,
-	"primary_kill":  none,
-	"primary_pause": none,
-	"replica_lag":   none,
+	"kill":              none,
+	"pause":             none,
+	"failover":          none,
+	"primary_kill":      none,
+	"primary_pause":     none,
+	"replica_lag":       none,
+	"partition_primary": none,
 	"slot_migration": func(r *rand.Rand, _ *Scenario) (map[string]string, string) {
 		return map[string]string{"pace": ms(between(r, 0, 100*time.Millisecond))}, ""
 	},
@@ -393,7 +394,7 @@ func onOneTarget(k string) bool { return single(k) || replicated(k) }
 // replicated reports whether fault k acts on a replicated target (the
 // sentinel target).
 func replicated(k string) bool {
-	return k == "failover" || k == "primary_kill" || k == "primary_pause" || k == "replica_lag"
+	return k == "failover" || k == "primary_kill" || k == "primary_pause" || k == "replica_lag" || k == "partition_primary"
 }
 
 // single reports whether fault k needs the single-server target: the

@@ -106,7 +106,8 @@ func TestFailoverHA(t *testing.T) {
 	}
 	reg := profiles.Default()
 	for _, name := range []string{"sentinel_failover", "sentinel_primary_kill", "sentinel_primary_pause",
-		"sentinel_fanout_failover", "sentinel_double_failover", "sentinel_kill_aof", "sentinel_replica_lag"} {
+		"sentinel_fanout_failover", "sentinel_double_failover", "sentinel_kill_aof", "sentinel_replica_lag",
+		"sentinel_partition_primary"} {
 		spec, err := Load(name, DefaultKnown(reg))
 		if err != nil {
 			t.Fatal(err)

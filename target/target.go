@@ -127,6 +127,14 @@ type ReplicaLagger interface {
 	CatchUpReplicas(ctx context.Context) error
 }
 
+// PrimaryPartitioner can cut the primary of a replicated target off from
+// its sentinels and replicas while clients still reach it (it says how
+// long until a replica was promoted), and heal that partition.
+type PrimaryPartitioner interface {
+	PartitionPrimary(ctx context.Context) (time.Duration, error)
+	HealPartition(ctx context.Context) error
+}
+
 // SlotMigrator can move the hash slot of a key from its primary to another
 // one (a cluster), leaving it split until the migration's Finish.
 type SlotMigrator interface {
@@ -134,17 +142,18 @@ type SlotMigrator interface {
 }
 
 var (
-	_ SlotMigrator  = (*Cluster)(nil)
-	_ ReplicaLagger = (*Sentinel)(nil)
-	_ PrimaryPauser = (*Sentinel)(nil)
-	_ Failoverer    = (*Sentinel)(nil)
-	_ Failoverer    = (*Cluster)(nil)
-	_ PrimaryKiller = (*Sentinel)(nil)
-	_ Target        = (*Process)(nil)
-	_ Killer        = (*Process)(nil)
-	_ Pauser        = (*Process)(nil)
-	_ Restarter     = (*Process)(nil)
-	_ Stopper       = (*Process)(nil)
-	_ Configurer    = (*Process)(nil)
-	_ Target        = (*Remote)(nil)
+	_ SlotMigrator       = (*Cluster)(nil)
+	_ ReplicaLagger      = (*Sentinel)(nil)
+	_ PrimaryPartitioner = (*Sentinel)(nil)
+	_ PrimaryPauser      = (*Sentinel)(nil)
+	_ Failoverer         = (*Sentinel)(nil)
+	_ Failoverer         = (*Cluster)(nil)
+	_ PrimaryKiller      = (*Sentinel)(nil)
+	_ Target             = (*Process)(nil)
+	_ Killer             = (*Process)(nil)
+	_ Pauser             = (*Process)(nil)
+	_ Restarter          = (*Process)(nil)
+	_ Stopper            = (*Process)(nil)
+	_ Configurer         = (*Process)(nil)
+	_ Target             = (*Remote)(nil)
 )
