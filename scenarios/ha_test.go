@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -167,6 +169,11 @@ func TestClusterHA(t *testing.T) {
 				t.Logf("%s %s: %s; not passing %v; notes %q", name, profile, o.Verdict, failed, o.Notes)
 				if profile == "hardened" && len(failed) > 0 {
 					t.Errorf("hardened on %s: %v; want every check PASS", name, failed)
+				}
+				if name == "cluster_slot_migration" && profile == "hardened" && !slices.ContainsFunc(o.Notes, func(n string) bool {
+					return strings.Contains(n, "cluster replies") && !strings.Contains(n, "ASK 0,") && !strings.Contains(n, "MOVED 0,")
+				}) {
+					t.Errorf("notes %q: want the migrations to have sent clients ASK and MOVED", o.Notes)
 				}
 			})
 		}
