@@ -151,7 +151,14 @@ func (g Generator) drawKinds(r *rand.Rand) []string {
 // conflicts reports whether a fault of kind k cannot join kinds in one
 // scenario.
 func conflicts(k string, kinds []string) bool {
-	return k == "flag" && slices.Contains(kinds, "flag") || clash(k, kinds)
+	return once(k) && slices.Contains(kinds, k) || clash(k, kinds)
+}
+
+// once reports whether a scenario may hold one fault of kind k only: a
+// rollback; a slot migration (the target refuses to move a slot already
+// on the move); a partition (one at a time).
+func once(k string) bool {
+	return k == "flag" || k == "slot_migration" || k == "partition_primary"
 }
 
 // drawWorkload draws the traffic: publishing (nearly always), SSE clients

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gonogo/harness/internal/exitcode"
@@ -47,6 +48,11 @@ const clusterPrimaries = 3
 type Cluster struct {
 	opts  ClusterOptions
 	nodes []*Process
+
+	mu sync.Mutex
+	// moving are the slots a MigrateSlot split and its Finish has not
+	// handed over yet.
+	moving map[int]bool
 }
 
 var _ Target = (*Cluster)(nil)

@@ -79,6 +79,9 @@ func migrate(ctx context.Context, t *testing.T, c *Cluster, rdb *redis.ClusterCl
 	if m.Moved != len(keys) {
 		t.Errorf("moved %d keys; want %d", m.Moved, len(keys))
 	}
+	if _, err := c.MigrateSlot(ctx, keys[1], 0); err == nil || !strings.Contains(err.Error(), "already moving") {
+		t.Errorf("a second migration of the slot: %v; want it refused", err)
+	}
 	src := redis.NewClient(&redis.Options{Addr: m.From(), Password: pw, MaxRetries: -1})
 	defer src.Close()
 	readAll := func(when string) {

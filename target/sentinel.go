@@ -253,7 +253,7 @@ func (s *Sentinel) inSync(ctx context.Context, primary string) error {
 	}
 	text, _ := v.(string)
 	f := parseInfo(text)
-	want := strconv.Itoa(len(s.data) - 1 - len(s.Killed()))
+	want := strconv.Itoa(len(s.data) - 1 - len(s.away()))
 	if f["role"] != "master" || f["connected_slaves"] != want {
 		return fmt.Errorf("primary %s: role %s with %s replicas, want master with %s", primary, f["role"], f["connected_slaves"], want)
 	}
@@ -496,7 +496,7 @@ func (s *Sentinel) PausePrimary(ctx context.Context) (resume func(context.Contex
 // (the split-brain window): what it takes then has no replica, and goes
 // when the partition heals and it is demoted. It returns once the
 // sentinels name the new primary, with how long that took from the cut.
-// HealPartition ends it.
+// HealPartition ends it. One partition at a time.
 func (s *Sentinel) PartitionPrimary(ctx context.Context) (time.Duration, error) {
 	p, err := s.Primary(ctx)
 	if err != nil {
@@ -504,8 +504,14 @@ func (s *Sentinel) PartitionPrimary(ctx context.Context) (time.Duration, error) 
 	}
 	start := time.Now()
 	s.mu.Lock()
-	s.partitioned = p
+	busy := s.partitioned != nil
+	if !busy {
+		s.partitioned = p
+	}
 	s.mu.Unlock()
+	if busy {
+		return 0, errors.New("a partition is in effect already: heal it first")
+	}
 	if err := s.LagReplicas(ctx); err != nil {
 		return 0, err
 	}
@@ -586,9 +592,9 @@ func (s *Sentinel) LagReplicas(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	killed := s.Killed()
+	away := s.away()
 	for _, p := range s.data {
-		if p.Addr() == primary || slices.Contains(killed, p) || p.Pid() == 0 {
+		if p.Addr() == primary || slices.Contains(away, p) || p.Pid() == 0 {
 			continue
 		}
 		if _, err := p.adminDo(ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(nowhere)); err != nil {
@@ -612,6 +618,18 @@ func (s *Sentinel) CatchUpReplicas(ctx context.Context) error {
 		return nil
 	}
 	return s.rejoin(ctx)
+}
+
+// away lists the data nodes out of reach: the killed ones (Killed) and the
+// one a partition cuts off, whom nothing reconfigures until it is healed.
+func (s *Sentinel) away() []*Process {
+	out := s.Killed()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.partitioned != nil {
+		out = append(out, s.partitioned)
+	}
+	return out
 }
 
 // Killed lists the data nodes KillPrimary killed that are not restarted.
@@ -662,10 +680,10 @@ func (s *Sentinel) rejoin(ctx context.Context) error {
 		return err
 	}
 	host, port, _ := net.SplitHostPort(primary)
-	killed := s.Killed()
+	away := s.away()
 	var errs []error
 	for _, p := range s.data {
-		if p.Addr() == primary || slices.Contains(killed, p) {
+		if p.Addr() == primary || slices.Contains(away, p) {
 			continue
 		}
 		// What a sentinel sends a node it reconfigures: its clients

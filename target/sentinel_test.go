@@ -131,6 +131,9 @@ func partition(ctx context.Context, t *testing.T, s *Sentinel, pw string) {
 		t.Fatalf("primary still %s after the partition", old)
 	}
 	t.Logf("partition: new primary after %s", took.Round(time.Millisecond))
+	if _, err := s.PartitionPrimary(ctx); err == nil {
+		t.Error("a second partition while one is in effect: want it refused")
+	}
 	if err := direct.Set(ctx, "split brain", "v", 0).Err(); err != nil {
 		t.Fatalf("SET on the partitioned primary: %v; want it still taking writes", err)
 	}

@@ -29,7 +29,9 @@ type SlotMigration struct {
 // the source answers a command for a key it no longer holds with ASK (the
 // client asks the destination), a command on keys of which it holds only
 // some with TRYAGAIN. Finish makes the destination its owner (then
-// clients get MOVED).
+// clients get MOVED). A slot already on the move is refused: two
+// migrations of one slot at once (which redis-cli never starts) would
+// leave copies of a key on two primaries.
 func (c *Cluster) MigrateSlot(ctx context.Context, key string, pace time.Duration) (*SlotMigration, error) {
 	v, err := c.nodes[0].adminDo(ctx, "CLUSTER", "KEYSLOT", key)
 	if err != nil {
@@ -40,7 +42,20 @@ func (c *Cluster) MigrateSlot(ctx context.Context, key string, pace time.Duratio
 		return nil, fmt.Errorf("CLUSTER KEYSLOT: unexpected reply %v", v)
 	}
 	m := &SlotMigration{c: c, slot: int(n)}
+	c.mu.Lock()
+	busy := c.moving[m.slot]
+	if !busy {
+		if c.moving == nil {
+			c.moving = map[int]bool{}
+		}
+		c.moving[m.slot] = true
+	}
+	c.mu.Unlock()
+	if busy {
+		return nil, fmt.Errorf("slot %d is already moving", m.slot)
+	}
 	if err := m.pick(ctx); err != nil {
+		m.release()
 		return nil, err
 	}
 	s := strconv.Itoa(m.slot)
@@ -161,6 +176,7 @@ func (m *SlotMigration) move(ctx context.Context, pace time.Duration) error {
 // to the destination: SETSLOT NODE on the destination, the source, then the
 // other primaries (the order redis-cli --cluster uses).
 func (m *SlotMigration) Finish(ctx context.Context) error {
+	defer m.release()
 	if err := m.move(ctx, 0); err != nil {
 		return err
 	}
@@ -172,6 +188,13 @@ func (m *SlotMigration) Finish(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// release forgets that the slot is moving.
+func (m *SlotMigration) release() {
+	m.c.mu.Lock()
+	delete(m.c.moving, m.slot)
+	m.c.mu.Unlock()
 }
 
 // order is the destination, the source, then the other primaries.
