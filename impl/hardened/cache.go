@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -273,7 +274,10 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 	}
 	if epoch, ok := c.serving(ctx, flowID); ok {
 		err := c.m.call(ctx, "cache_invalidate", c.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
-			return c.invalidate(ctx, rdb, flowID, epoch).Err()
+			if c.m.cfg.Acks() == 0 {
+				return c.invalidate(ctx, rdb, flowID, epoch).Err()
+			}
+			return c.durably(ctx, rdb, []string{flowID}, epoch)
 		})
 		if err == nil {
 			return nil
@@ -293,12 +297,46 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 	return fmt.Errorf("hardened: cache invalidate %s: %w", flowID, ErrInvalidateDeferred)
 }
 
-// invalidate runs invalidateScript: EVALSHA, then EVAL if the server
-// answers NOSCRIPT (Run; in a pipeline the answer comes later, and a
-// NOSCRIPT has the manager load the scripts again for the next pass).
+// durably invalidates flows in one pipelined round trip, followed by WAIT
+// when durable acknowledgement is on (impl.Config.AckReplicas): an
+// invalidation no replica confirmed is not complete (errNotReplicated, an
+// outage: the caller queues it, and the flow is not served from Redis
+// until it is written again and confirmed). A primary that a failover or
+// a partition replaced would otherwise take with it an invalidation only
+// it had, and every instance would read the invalidated state from the
+// new primary.
+// A script cache emptied under the layer (NOSCRIPT: the replica a
+// failover promoted) costs one more pass with EVAL.
+func (c *Cache) durably(ctx context.Context, rdb redis.UniversalClient, flows []string, epoch string) error {
+	var w *redis.Cmd
+	var err error
+	for _, eval := range []func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd{invalidateScript.EvalSha, invalidateScript.Eval} {
+		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, f := range flows {
+				eval(ctx, p, c.invalidateKeys(f, epoch), c.genTTL().Milliseconds())
+			}
+			w = c.m.waitAcks(ctx, p)
+			return nil
+		})
+		if !isNoScript(err) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return c.m.replicated(w)
+}
+
+// invalidate runs invalidateScript on its own: EVALSHA, then EVAL if the
+// server answers NOSCRIPT (Run).
 func (c *Cache) invalidate(ctx context.Context, s redis.Scripter, flowID, epoch string) *redis.Cmd {
-	return invalidateScript.Run(ctx, s, []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)},
-		c.genTTL().Milliseconds())
+	return invalidateScript.Run(ctx, s, c.invalidateKeys(flowID, epoch), c.genTTL().Milliseconds())
+}
+
+// invalidateKeys are invalidateScript's keys for the flow.
+func (c *Cache) invalidateKeys(flowID, epoch string) []string {
+	return []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)}
 }
 
 // restore renews (or takes) the membership of a cache that was used,
@@ -333,13 +371,7 @@ func (c *Cache) drain() bool {
 			return false
 		}
 		err := c.m.call(c.m.ctx, "cache_invalidate", c.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
-			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for f := range queued {
-					c.invalidate(ctx, p, f, epoch)
-				}
-				return nil
-			})
-			return err
+			return c.durably(ctx, rdb, slices.Collect(maps.Keys(queued)), epoch)
 		})
 		if err != nil {
 			return false
