@@ -1,6 +1,7 @@
 package hardened_test
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -42,13 +43,7 @@ func TestDurableAck(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // replays come and fail to be confirmed
 	assert.Equal(t, 5, bus.Outbox().Pending, "events no replica confirmed wait in the outbox")
 
-	// A full sync starts at once, not after Redis's default 5 s.
-	require.NoError(t, p.ConfigSet(ctx, "repl-diskless-sync-delay", "0"))
-	host, port, _ := net.SplitHostPort(p.Addr())
-	replica, err := target.StartProcess(ctx, target.ProcessOptions{Directives: [][]string{
-		{"replicaof", host, port}}})
-	require.NoError(t, err)
-	defer replica.Close()
+	replica := startReplica(ctx, t, p)
 	t0 := time.Now()
 	require.Eventually(t, func() bool { return bus.Outbox().Pending == 0 }, 10*time.Second, 20*time.Millisecond,
 		"outbox drained once a replica confirms")
@@ -93,6 +88,19 @@ func TestAcksDefault(t *testing.T) {
 	}
 }
 
+// startReplica starts a replica of p, closed at cleanup; its full sync
+// starts at once, not after Redis's default 5 s.
+func startReplica(ctx context.Context, t *testing.T, p *target.Process) *target.Process {
+	t.Helper()
+	require.NoError(t, p.ConfigSet(ctx, "repl-diskless-sync-delay", "0"))
+	host, port, _ := net.SplitHostPort(p.Addr())
+	replica, err := target.StartProcess(ctx, target.ProcessOptions{Directives: [][]string{
+		{"replicaof", host, port}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { replica.Close() })
+	return replica
+}
+
 // TestDurableInvalidate: with AckReplicas 1 a cache invalidation is
 // complete only once a replica has it, as a publish is: a primary that a
 // failover or a partition replaces takes an invalidation it alone had with
@@ -114,12 +122,7 @@ func TestDurableInvalidate(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ent.Hit, "the flow is not served from Redis while its invalidation waits")
 
-	require.NoError(t, p.ConfigSet(ctx, "repl-diskless-sync-delay", "0"))
-	host, port, _ := net.SplitHostPort(p.Addr())
-	replica, err := target.StartProcess(ctx, target.ProcessOptions{Directives: [][]string{
-		{"replicaof", host, port}}})
-	require.NoError(t, err)
-	defer replica.Close()
+	replica := startReplica(ctx, t, p)
 	// The queued invalidation is written again (the flow is served
 	// from Redis once it is confirmed), then a new one completes: the
 	// replica has the generation it wrote the moment it returns.
