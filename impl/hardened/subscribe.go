@@ -17,7 +17,14 @@ const catchUpPage = 500
 
 // hub multiplexes every flow a layer's subscribers follow onto one Redis
 // Pub/Sub connection, and fans out events acknowledged from memory to local
-// subscribers.
+// subscribers. On a Redis Cluster it stays classic SUBSCRIBE, not sharded
+// Pub/Sub: the cluster carries every PUBLISH to every node, so one
+// connection to any node serves every flow, through a failover (the
+// demoted primary still gets the messages) and a slot migration, without
+// resubscribing. The cost: while a flow's slot moves its messages come
+// from two nodes and may arrive out of stream order, and the later one
+// delivered first makes the earlier one look had
+// (scenarios/findings/delivery-320efbad.yaml).
 type hub struct {
 	b *Bus
 
