@@ -76,6 +76,18 @@ var catalogue = slices.Concat([]entry{
 	{name: "primary_kill", build: func(*params) Fault { return &PrimaryKill{} }},
 	{name: "primary_pause", build: func(*params) Fault { return &PrimaryPause{} }},
 	{name: "replica_lag", build: func(*params) Fault { return ReplicaLag{} }},
+	{name: "partition_primary", build: func(*params) Fault { return &PartitionPrimary{} }},
+	{name: "slot_migration", params: []string{"tag", "pace"}, build: func(p *params) Fault {
+		tag, ok := p.get("tag", false)
+		if !ok {
+			tag = "flow:flow-0"
+		}
+		pace := p.duration("pace", false)
+		if _, ok := p.get("pace", false); !ok {
+			pace = 50 * time.Millisecond
+		}
+		return &SlotMigration{Tag: tag, Pace: pace}
+	}},
 	{name: "conn_limit", params: []string{"limit"}, build: func(p *params) Fault {
 		return ConnLimit{Limit: int(p.int("limit", true))}
 	}},

@@ -17,6 +17,9 @@ func TestLookupBuildsEachFault(t *testing.T) {
 		want   Fault
 	}{
 		{"down", nil, Down{}},
+		{"partition_primary", nil, &PartitionPrimary{}},
+		{"slot_migration", nil, &SlotMigration{Tag: "flow:flow-0", Pace: 50 * time.Millisecond}},
+		{"slot_migration", map[string]string{"tag": "sse", "pace": "0s"}, &SlotMigration{Tag: "sse"}},
 		{"latency", map[string]string{"latency": "100ms", "jitter": "20ms", "stream": "upstream", "toxicity": "0.5"},
 			Latency{Latency: 100 * time.Millisecond, Jitter: 20 * time.Millisecond, Stream: Upstream, Toxicity: 0.5}},
 		{"latency", map[string]string{"latency": "1s"}, Latency{Latency: time.Second, Stream: Downstream, Toxicity: 1}},
@@ -62,8 +65,8 @@ func TestLookupBuildsEachFault(t *testing.T) {
 
 func TestNamesAreAllLookedUp(t *testing.T) {
 	names := Names()
-	if len(names) != 27 {
-		t.Fatalf("%d names %q; want 27", len(names), names)
+	if len(names) != 29 {
+		t.Fatalf("%d names %q; want 29", len(names), names)
 	}
 	required := map[string]map[string]string{
 		"latency": {"latency": "1ms"}, "bandwidth": {"rate": "1"}, "slow_close": {"delay": "1ms"},

@@ -19,8 +19,13 @@ func needProxy(env Env) error {
 	if env.Proxy == nil {
 		return errNoProxy
 	}
-	if env.Target != nil && env.Target.Kind() == target.KindSentinel {
-		return errSentinelProxy
+	if env.Target != nil {
+		switch env.Target.Kind() {
+		case target.KindSentinel:
+			return errSentinelProxy
+		case target.KindCluster:
+			return errClusterProxy
+		}
 	}
 	return nil
 }
@@ -28,6 +33,10 @@ func needProxy(env Env) error {
 // errSentinelProxy: on a sentinel target the proxy stands in front of one
 // sentinel only; clients reach the data nodes directly.
 var errSentinelProxy = errors.New("the proxy stands in front of one sentinel only: clients reach the primary directly, so a network fault there would not cut them off")
+
+// errClusterProxy: on a cluster target the proxy stands in front of the
+// first node, the seed clients learn the others from.
+var errClusterProxy = errors.New("the proxy stands in front of one cluster node only (the seed): clients reach every node directly, so a network fault there would not cut them off")
 
 // newToxic names a toxic after its type, stream and settings, so Undo
 // removes exactly what Inject added and two different faults never clash.

@@ -171,3 +171,99 @@ func (ReplicaLag) Undo(ctx context.Context, env Env) error {
 	}
 	return t.CatchUpReplicas(ctx)
 }
+
+// PartitionPrimary cuts the primary of a replicated target off from the
+// sentinels and the replicas while the clients still reach it: the
+// sentinels promote a replica after their down-after time, and until the
+// clients learn of the switch they keep writing to the old primary, which
+// believes it is still one (the split-brain window). Inject returns once
+// the new primary is named; Undo heals the partition, and the old primary
+// becomes a replica of the new one, losing what it took in between. The
+// cut is made at the primary (the sentinels' ACL user turned off, the
+// replicas pointed away), not by Toxiproxy: the sentinels, the replicas
+// and the clients all dial the data nodes directly, at the addresses the
+// sentinels announce.
+type PartitionPrimary struct{ switchTime }
+
+// Name is "partition_primary".
+func (*PartitionPrimary) Name() string { return "partition_primary" }
+
+const partitionWhat = "cut its primary off from sentinels and replicas (it has no replicas and no sentinels)"
+
+// Available needs an owned replicated target (sentinel).
+func (*PartitionPrimary) Available(env Env) error {
+	_, err := ability[target.PrimaryPartitioner](env, partitionWhat)
+	return err
+}
+
+// Inject cuts the primary off and waits for the promotion.
+func (f *PartitionPrimary) Inject(ctx context.Context, env Env) error {
+	t, err := ability[target.PrimaryPartitioner](env, partitionWhat)
+	if err != nil {
+		return err
+	}
+	d, err := t.PartitionPrimary(ctx)
+	f.set(d)
+	return err
+}
+
+// Undo heals the partition.
+func (*PartitionPrimary) Undo(ctx context.Context, env Env) error {
+	t, err := ability[target.PrimaryPartitioner](env, partitionWhat)
+	if err != nil {
+		return err
+	}
+	return t.HealPartition(ctx)
+}
+
+// SlotMigration moves the hash slot of the hash tag Tag ("flow:flow-0",
+// the tag of a flow's keys: {flow:<id>}; "sse", the registry's) from its
+// primary to another one of a cluster, under load: Inject marks the slot
+// IMPORTING on the destination and MIGRATING on the source and MIGRATEs
+// its keys one at a time, Pace apart, so that clients meet ASK redirects
+// (and TRYAGAIN, for a script whose keys are split); the slot stays split
+// for the step's window. Undo moves what is left and hands the slot to the
+// destination (CLUSTER SETSLOT NODE), after which clients meet MOVED.
+type SlotMigration struct {
+	Tag  string
+	Pace time.Duration
+
+	mu sync.Mutex
+	m  *target.SlotMigration
+}
+
+// Name is "slot_migration".
+func (*SlotMigration) Name() string { return "slot_migration" }
+
+const slotWhat = "move a hash slot between primaries (it is not a cluster)"
+
+// Available needs an owned cluster.
+func (*SlotMigration) Available(env Env) error {
+	_, err := ability[target.SlotMigrator](env, slotWhat)
+	return err
+}
+
+// Inject splits the slot and moves its keys.
+func (f *SlotMigration) Inject(ctx context.Context, env Env) error {
+	t, err := ability[target.SlotMigrator](env, slotWhat)
+	if err != nil {
+		return err
+	}
+	m, err := t.MigrateSlot(ctx, "{"+f.Tag+"}", f.Pace)
+	f.mu.Lock()
+	f.m = m
+	f.mu.Unlock()
+	return err
+}
+
+// Undo hands the slot over to the destination.
+func (f *SlotMigration) Undo(ctx context.Context, _ Env) error {
+	f.mu.Lock()
+	m := f.m
+	f.m = nil
+	f.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Finish(ctx)
+}

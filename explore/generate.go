@@ -115,7 +115,10 @@ func (g Generator) Generate(seed int64, index int) Scenario {
 	if slices.ContainsFunc(kinds, needsTLS) {
 		s.Target.TLS = true
 	}
-	if slices.ContainsFunc(kinds, replicated) {
+	switch {
+	case slices.ContainsFunc(kinds, sharded):
+		s.Target.Kind = "cluster"
+	case slices.ContainsFunc(kinds, replicated):
 		s.Target.Kind = "sentinel"
 	}
 	if slices.Contains(kinds, "kill") || slices.Contains(kinds, "restart") {
@@ -148,7 +151,14 @@ func (g Generator) drawKinds(r *rand.Rand) []string {
 // conflicts reports whether a fault of kind k cannot join kinds in one
 // scenario.
 func conflicts(k string, kinds []string) bool {
-	return k == "flag" && slices.Contains(kinds, "flag") || clash(k, kinds)
+	return once(k) && slices.Contains(kinds, k) || clash(k, kinds)
+}
+
+// once reports whether a scenario may hold one fault of kind k only: a
+// rollback; a slot migration (the target refuses to move a slot already
+// on the move); a partition (one at a time).
+func once(k string) bool {
+	return k == "flag" || k == "slot_migration" || k == "partition_primary"
 }
 
 // drawWorkload draws the traffic: publishing (nearly always), SSE clients
@@ -288,12 +298,16 @@ var faultGens = map[string]faultGen{
 	"flapping": func(r *rand.Rand, _ *Scenario) (map[string]string, string) {
 		return map[string]string{"period": ms(between(r, 100*time.Millisecond, time.Second))}, ""
 	},
-	"kill":          none,
-	"pause":         none,
-	"failover":      none,
-	"primary_kill":  none,
-	"primary_pause": none,
-	"replica_lag":   none,
+	"kill":              none,
+	"pause":             none,
+	"failover":          none,
+	"primary_kill":      none,
+	"primary_pause":     none,
+	"replica_lag":       none,
+	"partition_primary": none,
+	"slot_migration": func(r *rand.Rand, _ *Scenario) (map[string]string, string) {
+		return map[string]string{"pace": ms(between(r, 0, 100*time.Millisecond))}, ""
+	},
 	"restart": func(r *rand.Rand, _ *Scenario) (map[string]string, string) {
 		return map[string]string{"hard": strconv.FormatBool(r.IntN(2) == 0)}, ""
 	},
@@ -371,19 +385,31 @@ func needsPlain(k string) bool { return k == "quota" || k == "conn_limit" || k =
 // clash reports whether k cannot run on the same target as kinds.
 func clash(k string, kinds []string) bool {
 	return needsTLS(k) && slices.ContainsFunc(kinds, needsPlain) || needsPlain(k) && slices.ContainsFunc(kinds, needsTLS) ||
-		replicated(k) && slices.ContainsFunc(kinds, single) || single(k) && slices.ContainsFunc(kinds, replicated)
+		replicated(k) && slices.ContainsFunc(kinds, single) || single(k) && slices.ContainsFunc(kinds, replicated) ||
+		sharded(k) && slices.ContainsFunc(kinds, onOneTarget) || onOneTarget(k) && slices.ContainsFunc(kinds, sharded)
 }
+
+// sharded reports whether fault k acts on a Redis Cluster (the cluster
+// target): it moves the slot of flow-0 (its default), which every
+// workload publishes to.
+func sharded(k string) bool { return k == "slot_migration" }
+
+// onOneTarget reports whether fault k needs the single-server or the
+// sentinel target.
+func onOneTarget(k string) bool { return single(k) || replicated(k) }
 
 // replicated reports whether fault k acts on a replicated target (the
 // sentinel target).
 func replicated(k string) bool {
-	return k == "failover" || k == "primary_kill" || k == "primary_pause" || k == "replica_lag"
+	return k == "failover" || k == "primary_kill" || k == "primary_pause" || k == "replica_lag" || k == "partition_primary"
 }
 
 // single reports whether fault k needs the single-server target: the
 // network faults (on a sentinel target the proxy carries no data), the
 // process faults on the server, quota and TLS.
-func single(k string) bool { return !replicated(k) && k != "flag" && !isInstanceFault(k) }
+func single(k string) bool {
+	return !replicated(k) && !sharded(k) && k != "flag" && !isInstanceFault(k)
+}
 
 // between draws a duration from lo to hi in round steps: 100ms, or 10ms
 // or 1ms for short ranges (lo when hi <= lo).

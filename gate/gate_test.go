@@ -34,11 +34,11 @@ func TestDefaultGatesValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every scenario runs in release, but those on a replicated target
-	// (many redis-server processes): they run in production-ha, so that
-	// make run stays as it is.
+	// Every scenario runs in release, but those on a replicated or
+	// sharded target (many redis-server processes): they run in
+	// production-ha, so that make run stays as it is.
 	for _, name := range scenarios.Catalogue() {
-		if s := specs[name]; s.Target.Kind == target.KindSentinel {
+		if s := specs[name]; s.Target.Kind == target.KindSentinel || s.Target.Kind == target.KindCluster {
 			if !slices.Contains(ha.Scenarios, name) || slices.Contains(release.Scenarios, name) {
 				t.Errorf("scenario %s on target %s: want it in production-ha, not in release", name, s.Target.Kind)
 			}

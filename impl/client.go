@@ -2,6 +2,7 @@ package impl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -34,12 +35,31 @@ func NewClient(cfg Config, tune ...func(*redis.Options)) (*redis.Client, error) 
 		if fo, err = redis.ParseFailoverURL(cfg.URL); err == nil {
 			opt = &redis.Options{Username: fo.Username, Password: fo.Password, DB: fo.DB, TLSConfig: fo.TLSConfig}
 		}
+	} else if IsClusterURL(cfg.URL) {
+		err = errors.New("a cluster URL (addr=) needs a cluster client")
 	} else {
 		opt, err = redis.ParseURL(cfg.URL)
 	}
 	if err != nil {
 		return nil, exitcode.Configf("REDIS_URL %s: %s", redact.URL(cfg.URL), redact.Text(err.Error(), redact.Password(cfg.URL)))
 	}
+	configure(cfg, opt, tune)
+	var rdb *redis.Client
+	if fo != nil {
+		rdb = redis.NewFailoverClient(failoverOptions(fo, opt))
+	} else {
+		rdb = redis.NewClient(opt)
+	}
+	for _, h := range cfg.Hooks {
+		rdb.AddHook(h)
+	}
+	return rdb, nil
+}
+
+// configure applies cfg's client settings to opt: cfg.TLS over the URL's
+// (keeping its server name), PoolSize, ConnectTimeout as the dial timeout,
+// ContextTimeoutEnabled, ClientName; then tune.
+func configure(cfg Config, opt *redis.Options, tune []func(*redis.Options)) {
 	if cfg.TLS != nil {
 		t := cfg.TLS.Clone()
 		if t.ServerName == "" && opt.TLSConfig != nil {
@@ -60,16 +80,6 @@ func NewClient(cfg Config, tune ...func(*redis.Options)) (*redis.Client, error) 
 	for _, f := range tune {
 		f(opt)
 	}
-	var rdb *redis.Client
-	if fo != nil {
-		rdb = redis.NewFailoverClient(failoverOptions(fo, opt))
-	} else {
-		rdb = redis.NewClient(opt)
-	}
-	for _, h := range cfg.Hooks {
-		rdb.AddHook(h)
-	}
-	return rdb, nil
 }
 
 // IsFailoverURL reports whether u names sentinels rather than a server:
@@ -156,4 +166,48 @@ func infoValue(v string) any {
 		return n
 	}
 	return v
+}
+
+// NewUniversalClient is NewClient for any URL the layers take, a cluster
+// URL included (IsClusterURL): go-redis's cluster client then, which
+// learns the slots from the nodes, follows MOVED and ASK redirects, and
+// has every node client built with the settings tune gave (PoolSize, like
+// the pool, is per node).
+func NewUniversalClient(cfg Config, tune ...func(*redis.Options)) (redis.UniversalClient, error) {
+	if !IsClusterURL(cfg.URL) {
+		return NewClient(cfg, tune...)
+	}
+	co, err := redis.ParseClusterURL(cfg.URL)
+	if err != nil {
+		return nil, exitcode.Configf("REDIS_URL %s: %s", redact.URL(cfg.URL), redact.Text(err.Error(), redact.Password(cfg.URL)))
+	}
+	opt := &redis.Options{Username: co.Username, Password: co.Password, TLSConfig: co.TLSConfig}
+	configure(cfg, opt, tune)
+	rdb := redis.NewClusterClient(clusterOptions(co, opt))
+	for _, h := range cfg.Hooks {
+		rdb.AddHook(h)
+	}
+	return rdb, nil
+}
+
+// IsClusterURL reports whether u names the nodes of a Redis Cluster
+// (go-redis's ParseClusterURL): one or more addr= query parameters and no
+// master_name.
+func IsClusterURL(u string) bool {
+	pu, err := url.Parse(u)
+	return err == nil && pu.Query().Has("addr") && !pu.Query().Has("master_name")
+}
+
+// clusterOptions are co (the seed nodes) with the client settings of opt.
+func clusterOptions(co *redis.ClusterOptions, opt *redis.Options) *redis.ClusterOptions {
+	co.Username, co.Password, co.Protocol = opt.Username, opt.Password, opt.Protocol
+	co.ClientName, co.TLSConfig = opt.ClientName, opt.TLSConfig
+	co.MaxRetries, co.MinRetryBackoff, co.MaxRetryBackoff = opt.MaxRetries, opt.MinRetryBackoff, opt.MaxRetryBackoff
+	co.DialTimeout, co.DialerRetries = opt.DialTimeout, opt.DialerRetries
+	co.ReadTimeout, co.WriteTimeout, co.ContextTimeoutEnabled = opt.ReadTimeout, opt.WriteTimeout, opt.ContextTimeoutEnabled
+	co.PoolSize, co.PoolTimeout, co.MinIdleConns, co.MaxIdleConns, co.MaxActiveConns = opt.PoolSize, opt.PoolTimeout, opt.MinIdleConns, opt.MaxIdleConns, opt.MaxActiveConns
+	co.ConnMaxIdleTime, co.ConnMaxLifetime = opt.ConnMaxIdleTime, opt.ConnMaxLifetime
+	co.DisableIdentity, co.UnstableResp3 = opt.DisableIdentity, opt.UnstableResp3
+	co.MaintNotificationsConfig = opt.MaintNotificationsConfig
+	return co
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/verdict"
+	"github.com/gonogo/harness/target"
 )
 
 // ErrUnavailable is why a scenario was not run: its target cannot offer a
@@ -52,14 +53,17 @@ func (r *run) unavailable() []string {
 	if t.TLS && r.target.TLS() == nil {
 		why = append(why, fmt.Sprintf("target option tls not available on target %s: it speaks plain TCP", kind))
 	}
-	if !r.target.Owned() {
-		for _, o := range []struct {
-			name string
-			set  bool
-		}{{"aof", t.AOF}, {"maxmemory", t.MaxMemory != ""}, {"policy", t.Policy != ""}} {
-			if o.set {
-				why = append(why, fmt.Sprintf("target option %s not available on target %s: the harness does not own the server, so it cannot configure it", o.name, kind))
-			}
+	for _, o := range []struct {
+		name string
+		set  bool
+	}{{"aof", t.AOF}, {"maxmemory", t.MaxMemory != ""}, {"policy", t.Policy != ""}} {
+		switch {
+		case !o.set:
+		case kind == target.KindCluster:
+			// target.ClusterOptions has none of them.
+			why = append(why, fmt.Sprintf("target option %s not available on target %s: its nodes are started without it", o.name, kind))
+		case !r.target.Owned():
+			why = append(why, fmt.Sprintf("target option %s not available on target %s: the harness does not own the server, so it cannot configure it", o.name, kind))
 		}
 	}
 	if r.deps.Unavailable != nil {
@@ -100,7 +104,7 @@ func (r *run) recordTarget(ctx context.Context) {
 	r.rec.SetMeta(MetaTargetKind, string(tg.Kind()))
 	r.rec.SetMeta(MetaTargetTLS, strconv.FormatBool(tg.TLS() != nil))
 	r.rec.SetMeta(MetaTargetURL, tg.Redacted())
-	rdb, err := impl.NewClient(impl.Config{URL: tg.URL(), TLS: tg.TLS(), PoolSize: 1, ConnectTimeout: 2 * time.Second})
+	rdb, err := impl.NewUniversalClient(impl.Config{URL: tg.URL(), TLS: tg.TLS(), PoolSize: 1, ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		r.notes.add("target facts: %v", err)
 		return

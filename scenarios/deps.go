@@ -133,6 +133,10 @@ func (o TargetOptions) start(ctx context.Context, t Target) (target.Target, erro
 	case target.KindSentinel:
 		// TLS is not offered: the engine reports it unavailable.
 		return started(target.StartSentinel(ctx, target.SentinelOptions{AOF: t.AOF}))
+	case target.KindCluster:
+		// Neither TLS nor AOF is offered: the engine reports them
+		// unavailable.
+		return started(target.StartCluster(ctx, target.ClusterOptions{}))
 	case "", target.KindProcess:
 		return startProcess(ctx, t)
 	}

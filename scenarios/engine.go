@@ -202,8 +202,24 @@ func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
 	r.phase("recover")
 	r.recover(ctx)
 	r.recordCounts()
+	r.noteRedirects(ctx)
 	stopWatch()
 	return r.finish(out, r.rec.History())
+}
+
+// noteRedirects notes, on a cluster target, the redirections and
+// refusals its nodes answered during the run (errorstats): what the
+// layers' cluster clients met while slots moved or primaries changed.
+func (r *run) noteRedirects(ctx context.Context) {
+	cl, ok := r.target.(interface {
+		Redirects(context.Context) map[string]int64
+	})
+	if !ok {
+		return
+	}
+	n := cl.Redirects(ctx)
+	r.notes.add("cluster replies during the run, all nodes: ASK %d, MOVED %d, TRYAGAIN %d, CLUSTERDOWN %d",
+		n["ASK"], n["MOVED"], n["TRYAGAIN"], n["CLUSTERDOWN"])
 }
 
 // finish judges h, fills out and saves scenario.yaml, history.json and

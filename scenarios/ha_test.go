@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -106,7 +108,8 @@ func TestFailoverHA(t *testing.T) {
 	}
 	reg := profiles.Default()
 	for _, name := range []string{"sentinel_failover", "sentinel_primary_kill", "sentinel_primary_pause",
-		"sentinel_fanout_failover", "sentinel_double_failover", "sentinel_kill_aof", "sentinel_replica_lag"} {
+		"sentinel_fanout_failover", "sentinel_double_failover", "sentinel_kill_aof", "sentinel_replica_lag",
+		"sentinel_partition_primary"} {
 		spec, err := Load(name, DefaultKnown(reg))
 		if err != nil {
 			t.Fatal(err)
@@ -133,6 +136,44 @@ func TestFailoverHA(t *testing.T) {
 					rec.Metrics["recover_ms"], o.Notes)
 				if c.pass && o.Verdict != verdict.Pass {
 					t.Errorf("%s: got %s; want PASS", c.label, o.Verdict)
+				}
+			})
+		}
+	}
+}
+
+// TestClusterHA runs the cluster scenarios in full against hardened (every
+// check PASS) and seed (its verdict and the checks it fails, logged), with
+// the time CLUSTER FAILOVER took to promote the replica in the notes:
+// make test-ha (GONOGO_HA=1).
+func TestClusterHA(t *testing.T) {
+	needRedis(t)
+	if os.Getenv("GONOGO_HA") == "" {
+		t.Skip("set GONOGO_HA=1 (make test-ha) to run the cluster scenarios")
+	}
+	reg := profiles.Default()
+	for _, name := range []string{"cluster_basic", "cluster_failover", "cluster_slot_migration"} {
+		spec, err := Load(name, DefaultKnown(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, profile := range []string{"hardened", "seed"} {
+			t.Run(name+"/"+profile, func(t *testing.T) {
+				o := runSpec(t, spec, profile, reg, 1)
+				var failed []string
+				for _, r := range o.Results {
+					if r.Verdict != verdict.Pass {
+						failed = append(failed, r.Check+" "+string(r.Verdict))
+					}
+				}
+				t.Logf("%s %s: %s; not passing %v; notes %q", name, profile, o.Verdict, failed, o.Notes)
+				if profile == "hardened" && len(failed) > 0 {
+					t.Errorf("hardened on %s: %v; want every check PASS", name, failed)
+				}
+				if name == "cluster_slot_migration" && profile == "hardened" && !slices.ContainsFunc(o.Notes, func(n string) bool {
+					return strings.Contains(n, "cluster replies") && !strings.Contains(n, "ASK 0,") && !strings.Contains(n, "MOVED 0,")
+				}) {
+					t.Errorf("notes %q: want the migrations to have sent clients ASK and MOVED", o.Notes)
 				}
 			})
 		}

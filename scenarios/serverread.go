@@ -22,7 +22,7 @@ import (
 // (impl.Streams) and the event bus on Redis; otherwise the final reads go
 // through the layer, and the lost check says so.
 type serverReader struct {
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	streams impl.Streams
 	secrets []string // the target's, masked in errors
 	// skew is Redis's clock less this process's, and its uncertainty,
@@ -43,7 +43,7 @@ func (r *run) newServerReader() *serverReader {
 	if !ok {
 		return nil
 	}
-	rdb, err := impl.NewClient(impl.Config{URL: r.target.URL(), TLS: r.target.TLS(), PoolSize: 1, ClientName: "gonogo-harness"},
+	rdb, err := impl.NewUniversalClient(impl.Config{URL: r.target.URL(), TLS: r.target.TLS(), PoolSize: 1, ClientName: "gonogo-harness"},
 		func(o *redis.Options) { o.MaxRetries = -1 })
 	if err != nil {
 		r.notes.add("final reads through the layer: %s", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/gonogo/harness/chaos"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/target"
 )
 
 // downFaults make Redis unreachable for the layer while they last, unless a
@@ -69,8 +70,12 @@ func (r *run) inject(ctx context.Context, af *activeFault) error {
 	if sw, ok := af.fault.(switcher); ok {
 		// The fault began when Inject did: it returns after the switch.
 		af.start = before
-		r.notes.add("%s at %s: the sentinels named the new primary %s after the fault began", af.step.Fault,
-			before.Round(time.Millisecond), sw.Switched().Round(time.Millisecond))
+		who := "the sentinels named the new primary"
+		if r.target.Kind() == target.KindCluster {
+			who = "the replica was a primary"
+		}
+		r.notes.add("%s at %s: %s %s after the fault began", af.step.Fault,
+			before.Round(time.Millisecond), who, sw.Switched().Round(time.Millisecond))
 	}
 	if af.down() {
 		r.redisState("down")

@@ -80,9 +80,9 @@ func (s *Spec) validate(k Known) error {
 		bad(s.Line, "name %q: want %s", s.Name, NamePattern)
 	}
 	switch s.Target.Kind {
-	case "", target.KindProcess, target.KindRemoteSim, target.KindUpstashSim, target.KindSentinel:
+	case "", target.KindProcess, target.KindRemoteSim, target.KindUpstashSim, target.KindSentinel, target.KindCluster:
 	default:
-		bad(s.Target.Line, "target.kind %q: want %s, %s, %s or %s", s.Target.Kind, target.KindProcess, target.KindRemoteSim, target.KindUpstashSim, target.KindSentinel)
+		bad(s.Target.Line, "target.kind %q: want %s, %s, %s, %s or %s", s.Target.Kind, target.KindProcess, target.KindRemoteSim, target.KindUpstashSim, target.KindSentinel, target.KindCluster)
 	}
 	if s.Target.RTT < 0 || s.Target.RTT > 0 && s.Target.Kind != target.KindRemoteSim && s.Target.Kind != target.KindUpstashSim {
 		bad(s.Target.Line, "target.rtt %s: want a positive round-trip time, with kind remote-sim or upstash-sim", s.Target.RTT)

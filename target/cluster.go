@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gonogo/harness/internal/exitcode"
@@ -47,6 +48,11 @@ const clusterPrimaries = 3
 type Cluster struct {
 	opts  ClusterOptions
 	nodes []*Process
+
+	mu sync.Mutex
+	// moving are the slots a MigrateSlot split and its Finish has not
+	// handed over yet.
+	moving map[int]bool
 }
 
 var _ Target = (*Cluster)(nil)
@@ -271,4 +277,30 @@ func (c *Cluster) Close() error {
 		errs = append(errs, p.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// Redirects sums, over every node, the error replies of the kinds a
+// cluster client meets while slots move or primaries change (INFO
+// errorstats, Redis 7): ASK, MOVED, TRYAGAIN, CLUSTERDOWN. A node that
+// does not answer is left out.
+func (c *Cluster) Redirects(ctx context.Context) map[string]int64 {
+	out := map[string]int64{"ASK": 0, "MOVED": 0, "TRYAGAIN": 0, "CLUSTERDOWN": 0}
+	for _, p := range c.nodes {
+		v, err := p.adminDo(ctx, "INFO", "errorstats")
+		if err != nil {
+			continue
+		}
+		text, _ := v.(string)
+		for k, f := range parseInfo(text) {
+			kind, ok := strings.CutPrefix(k, "errorstat_")
+			if _, want := out[kind]; !ok || !want {
+				continue
+			}
+			n, err := strconv.ParseInt(strings.TrimPrefix(f, "count="), 10, 64)
+			if err == nil {
+				out[kind] += n
+			}
+		}
+	}
+	return out
 }

@@ -57,5 +57,49 @@ func TestClusterLifecycle(t *testing.T) {
 			t.Fatalf("GET k%d after the failover: %v", i, err)
 		}
 	}
+	migrate(ctx, t, c, rdb, pw)
 	closesClean(t, c.Nodes(), c.Close)
+}
+
+// migrate moves the slot of {flow:m}, holding three keys, to another
+// primary: while it is split the source answers ASK, once handed over
+// MOVED, and the cluster client reads every key throughout.
+func migrate(ctx context.Context, t *testing.T, c *Cluster, rdb *redis.ClusterClient, pw string) {
+	t.Helper()
+	keys := []string{"{flow:m}:a", "{flow:m}:b", "{flow:m}:c"}
+	for _, k := range keys {
+		if err := rdb.Set(ctx, k, k, 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	m, err := c.MigrateSlot(ctx, keys[0], time.Millisecond)
+	if err != nil {
+		t.Fatalf("MigrateSlot: %v", err)
+	}
+	if m.Moved != len(keys) {
+		t.Errorf("moved %d keys; want %d", m.Moved, len(keys))
+	}
+	if _, err := c.MigrateSlot(ctx, keys[1], 0); err == nil || !strings.Contains(err.Error(), "already moving") {
+		t.Errorf("a second migration of the slot: %v; want it refused", err)
+	}
+	src := redis.NewClient(&redis.Options{Addr: m.From(), Password: pw, MaxRetries: -1})
+	defer src.Close()
+	readAll := func(when string) {
+		for _, k := range keys {
+			if v, err := rdb.Get(ctx, k).Result(); err != nil || v != k {
+				t.Errorf("%s: GET %s through the cluster client = %q, %v; want %q", when, k, v, err, k)
+			}
+		}
+	}
+	if err := src.Get(ctx, keys[0]).Err(); err == nil || !strings.HasPrefix(err.Error(), "ASK ") {
+		t.Errorf("GET on the source while the slot is split: %v; want ASK", err)
+	}
+	readAll("split")
+	if err := m.Finish(ctx); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	if err := src.Get(ctx, keys[0]).Err(); err == nil || !strings.HasPrefix(err.Error(), "MOVED ") || !strings.HasSuffix(err.Error(), m.To()) {
+		t.Errorf("GET on the source after the handover: %v; want MOVED to %s", err, m.To())
+	}
+	readAll("handed over")
 }

@@ -66,6 +66,8 @@ type Sentinel struct {
 	killed []*Process // data nodes KillPrimary killed, to restart
 	// lagging are the replicas LagReplicas cut off, to reconnect.
 	lagging []*Process
+	// partitioned is the primary PartitionPrimary cut off, to heal.
+	partitioned *Process
 }
 
 var _ Target = (*Sentinel)(nil)
@@ -122,7 +124,7 @@ func StartSentinel(ctx context.Context, opts SentinelOptions) (*Sentinel, error)
 
 func (s *Sentinel) start(ctx context.Context) error {
 	o := s.opts
-	node := ProcessOptions{Binary: o.Binary, AOF: o.AOF, Password: o.Password, Directives: dataDirectives(o.Password)}
+	node := ProcessOptions{Binary: o.Binary, AOF: o.AOF, Password: o.Password, Directives: sentinelData(o.Password)}
 	primary, err := StartProcess(ctx, node)
 	if err != nil {
 		return err
@@ -146,9 +148,10 @@ func (s *Sentinel) start(ctx context.Context) error {
 			{"sentinel", "failover-timeout", MasterName, strconv.FormatInt(o.FailoverTimeout.Milliseconds(), 10)},
 			{"sentinel", "parallel-syncs", MasterName, "1"},
 		}
-		if o.Password != "" {
-			d = append(d, []string{"sentinel", "auth-pass", MasterName, o.Password})
-		}
+		// The sentinels log in to the data nodes as a user of their
+		// own, which PartitionPrimary turns off on the primary.
+		d = append(d, []string{"sentinel", "auth-user", MasterName, sentinelUser},
+			[]string{"sentinel", "auth-pass", MasterName, sentinelPass(o.Password)})
 		p, err := StartProcess(ctx, ProcessOptions{Binary: o.Binary, Password: o.Password, Sentinel: true, Directives: d})
 		if err != nil {
 			return fmt.Errorf("sentinel: %w", err)
@@ -170,9 +173,30 @@ func dataDirectives(password string) [][]string {
 	return d
 }
 
-// replicaOf are the directives that make a node a replica of host:port.
+// sentinelUser is the ACL user the sentinels log in to the data nodes as
+// (with sentinelPass): PartitionPrimary cuts them off the primary by
+// turning it off there.
+const sentinelUser = "gonogo-sentinel"
+
+// sentinelPass is sentinelUser's password: the data nodes' when they have
+// one (a node's configuration file holds it either way), else a fixed one.
+func sentinelPass(password string) string {
+	if password != "" {
+		return password
+	}
+	return "gonogo-sentinel-pass"
+}
+
+// sentinelData are the directives of a sentinel target's data node:
+// dataDirectives and sentinelUser, allowed everything.
+func sentinelData(password string) [][]string {
+	return append(dataDirectives(password), []string{"user", sentinelUser, "on", ">" + sentinelPass(password), "~*", "&*", "+@all"})
+}
+
+// replicaOf are the directives that make a data node a replica of
+// host:port.
 func replicaOf(host, port, password string) [][]string {
-	return append(dataDirectives(password), []string{"replicaof", host, port})
+	return append(sentinelData(password), []string{"replicaof", host, port})
 }
 
 // waitSettled waits until primary has every replica online and every
@@ -229,7 +253,7 @@ func (s *Sentinel) inSync(ctx context.Context, primary string) error {
 	}
 	text, _ := v.(string)
 	f := parseInfo(text)
-	want := strconv.Itoa(len(s.data) - 1 - len(s.Killed()))
+	want := strconv.Itoa(len(s.data) - 1 - len(s.away()))
 	if f["role"] != "master" || f["connected_slaves"] != want {
 		return fmt.Errorf("primary %s: role %s with %s replicas, want master with %s", primary, f["role"], f["connected_slaves"], want)
 	}
@@ -384,12 +408,22 @@ func (s *Sentinel) KillPrimary(ctx context.Context) (time.Duration, error) {
 // the sentinels delays the next attempt by that much), plus 5 s; then
 // StartTimeout.
 func (s *Sentinel) waitSwitched(ctx context.Context, old string, start time.Time) (time.Duration, error) {
+	took, err := s.waitNamed(ctx, old, start)
+	if err != nil {
+		return 0, err
+	}
+	return took, s.rejoin(ctx)
+}
+
+// waitNamed waits until every sentinel names a primary other than old and
+// that node says it is one (the bound of waitSwitched), and returns how
+// long that took from start.
+func (s *Sentinel) waitNamed(ctx context.Context, old string, start time.Time) (time.Duration, error) {
 	deadline := start.Add(s.opts.DownAfter + 2*s.opts.FailoverTimeout + 5*time.Second)
 	var why error
 	for time.Now().Before(deadline) {
 		if why = s.switched(ctx, old); why == nil {
-			took := time.Since(start)
-			return took, s.rejoin(ctx)
+			return time.Since(start), nil
 		}
 		if !sleep(ctx, 20*time.Millisecond) {
 			return 0, ctx.Err()
@@ -450,6 +484,99 @@ func (s *Sentinel) PausePrimary(ctx context.Context) (resume func(context.Contex
 	}, nil
 }
 
+// PartitionPrimary cuts the primary off from the sentinels and the
+// replicas while its clients still reach it: the replicas are pointed
+// away from it (as LagReplicas does), and on the primary the sentinels'
+// user is turned off and their connections dropped, so that they can no
+// longer log in to it (without a password, the default user they would
+// fall back on gets one for the while: the clients' open connections stay
+// logged in, new ones are refused). The sentinels judge it down after
+// DownAfter and promote a replica; until the clients learn of the switch
+// they keep writing to the old primary, which believes it still is one
+// (the split-brain window): what it takes then has no replica, and goes
+// when the partition heals and it is demoted. It returns once the
+// sentinels name the new primary, with how long that took from the cut.
+// HealPartition ends it. One partition at a time.
+func (s *Sentinel) PartitionPrimary(ctx context.Context) (time.Duration, error) {
+	p, err := s.Primary(ctx)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	s.mu.Lock()
+	busy := s.partitioned != nil
+	if !busy {
+		s.partitioned = p
+	}
+	s.mu.Unlock()
+	if busy {
+		return 0, errors.New("a partition is in effect already: heal it first")
+	}
+	if err := s.LagReplicas(ctx); err != nil {
+		return 0, err
+	}
+	cut := [][]string{{"ACL", "SETUSER", sentinelUser, "off"}, {"CLIENT", "KILL", "USER", sentinelUser}}
+	if s.opts.Password == "" {
+		cut = append(cut[:1], []string{"ACL", "SETUSER", "default", "resetpass", ">" + partitionPass}, cut[1])
+	}
+	// One connection: once the default user has a password, a new one
+	// could not log in.
+	c, err := p.admin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	err = runAll(c, p.Addr(), cut)
+	c.Close()
+	if err != nil {
+		return 0, err
+	}
+	return s.waitNamed(ctx, p.Addr(), start)
+}
+
+// runAll runs cmds on c, one after the other, up to the first error.
+func runAll(c *respConn, addr string, cmds [][]string) error {
+	for _, cmd := range cmds {
+		if _, err := c.do(cmd...); err != nil {
+			return fmt.Errorf("%s %s on %s: %w", cmd[0], cmd[1], addr, err)
+		}
+	}
+	return nil
+}
+
+// HealPartition lets the sentinels log in to the node PartitionPrimary
+// cut off again and makes every node other than the new primary its
+// replica (rejoin: what the sentinels do with a demoted primary they can
+// reach again), dropping the clients still on the old primary.
+func (s *Sentinel) HealPartition(ctx context.Context) error {
+	s.mu.Lock()
+	p := s.partitioned
+	s.partitioned = nil
+	s.lagging = nil
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	heal := [][]string{{"ACL", "SETUSER", sentinelUser, "on"}}
+	pass := s.opts.Password
+	if pass == "" {
+		heal, pass = append(heal, []string{"ACL", "SETUSER", "default", "nopass"}), partitionPass
+	}
+	c, err := dialRESP(ctx, p.Addr(), nil, "", pass)
+	if err != nil {
+		return fmt.Errorf("healing the partition of %s: %w", p.Addr(), err)
+	}
+	err = runAll(c, p.Addr(), heal)
+	c.Close()
+	if err != nil {
+		return err
+	}
+	return s.rejoin(ctx)
+}
+
+// partitionPass is the default user's password on a partitioned primary
+// of a target without one.
+const partitionPass = "gonogo-partitioned"
+
 // LagReplicas cuts every replica off from the primary (REPLICAOF to a
 // port nothing listens on): the primary keeps acknowledging writes that no
 // replica has, the lag asynchronous replication turns into a loss if the
@@ -465,9 +592,9 @@ func (s *Sentinel) LagReplicas(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	killed := s.Killed()
+	away := s.away()
 	for _, p := range s.data {
-		if p.Addr() == primary || slices.Contains(killed, p) || p.Pid() == 0 {
+		if p.Addr() == primary || slices.Contains(away, p) || p.Pid() == 0 {
 			continue
 		}
 		if _, err := p.adminDo(ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(nowhere)); err != nil {
@@ -491,6 +618,18 @@ func (s *Sentinel) CatchUpReplicas(ctx context.Context) error {
 		return nil
 	}
 	return s.rejoin(ctx)
+}
+
+// away lists the data nodes out of reach: the killed ones (Killed) and the
+// one a partition cuts off, whom nothing reconfigures until it is healed.
+func (s *Sentinel) away() []*Process {
+	out := s.Killed()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.partitioned != nil {
+		out = append(out, s.partitioned)
+	}
+	return out
 }
 
 // Killed lists the data nodes KillPrimary killed that are not restarted.
@@ -541,10 +680,10 @@ func (s *Sentinel) rejoin(ctx context.Context) error {
 		return err
 	}
 	host, port, _ := net.SplitHostPort(primary)
-	killed := s.Killed()
+	away := s.away()
 	var errs []error
 	for _, p := range s.data {
-		if p.Addr() == primary || slices.Contains(killed, p) {
+		if p.Addr() == primary || slices.Contains(away, p) {
 			continue
 		}
 		// What a sentinel sends a node it reconfigures: its clients

@@ -103,10 +103,48 @@ func TestSentinelLifecycle(t *testing.T) {
 	if got := len(s.Killed()); got != 0 {
 		t.Fatalf("%d killed nodes after RestartKilled; want 0", got)
 	}
+	partition(ctx, t, s, pw)
 
 	closesClean(t, append(s.Nodes(), s.Sentinels()...), s.Close)
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// partition cuts the primary off (PartitionPrimary): the sentinels promote
+// the replica, while a client connected to the old primary still writes
+// to it (the split brain); once healed the old primary is a replica of the
+// new one, and what it took in between is gone.
+func partition(ctx context.Context, t *testing.T, s *Sentinel, pw string) {
+	t.Helper()
+	old, err := s.PrimaryAddr(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: old, Password: pw, MaxRetries: -1})
+	defer direct.Close()
+	took, err := s.PartitionPrimary(ctx)
+	if err != nil {
+		t.Fatalf("PartitionPrimary: %v", err)
+	}
+	if now, _ := s.PrimaryAddr(ctx); now == old {
+		t.Fatalf("primary still %s after the partition", old)
+	}
+	t.Logf("partition: new primary after %s", took.Round(time.Millisecond))
+	if _, err := s.PartitionPrimary(ctx); err == nil {
+		t.Error("a second partition while one is in effect: want it refused")
+	}
+	if err := direct.Set(ctx, "split brain", "v", 0).Err(); err != nil {
+		t.Fatalf("SET on the partitioned primary: %v; want it still taking writes", err)
+	}
+	if err := s.HealPartition(ctx); err != nil {
+		t.Fatalf("HealPartition: %v", err)
+	}
+	if r, err := role(ctx, s.node(old)); err != nil || r != "slave" {
+		t.Errorf("old primary after the heal: role %q, %v; want slave", r, err)
+	}
+	if err := direct.Get(ctx, "split brain").Err(); !errors.Is(err, redis.Nil) {
+		t.Errorf("GET of the split-brain write after the heal: %v; want it gone (redis: nil)", err)
 	}
 }
 

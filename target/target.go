@@ -31,7 +31,7 @@ const (
 )
 
 // Kinds lists the target kinds, in the order messages name them.
-var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindUpstashSim, KindSentinel, KindURL}
+var Kinds = []Kind{KindProcess, KindContainer, KindRemoteSim, KindUpstashSim, KindSentinel, KindCluster, KindURL}
 
 // KindList is kinds joined by sep, for messages.
 func KindList(kinds []Kind, sep string) string {
@@ -127,16 +127,33 @@ type ReplicaLagger interface {
 	CatchUpReplicas(ctx context.Context) error
 }
 
+// PrimaryPartitioner can cut the primary of a replicated target off from
+// its sentinels and replicas while clients still reach it (it says how
+// long until a replica was promoted), and heal that partition.
+type PrimaryPartitioner interface {
+	PartitionPrimary(ctx context.Context) (time.Duration, error)
+	HealPartition(ctx context.Context) error
+}
+
+// SlotMigrator can move the hash slot of a key from its primary to another
+// one (a cluster), leaving it split until the migration's Finish.
+type SlotMigrator interface {
+	MigrateSlot(ctx context.Context, key string, pace time.Duration) (*SlotMigration, error)
+}
+
 var (
-	_ ReplicaLagger = (*Sentinel)(nil)
-	_ PrimaryPauser = (*Sentinel)(nil)
-	_ Failoverer    = (*Sentinel)(nil)
-	_ PrimaryKiller = (*Sentinel)(nil)
-	_ Target        = (*Process)(nil)
-	_ Killer        = (*Process)(nil)
-	_ Pauser        = (*Process)(nil)
-	_ Restarter     = (*Process)(nil)
-	_ Stopper       = (*Process)(nil)
-	_ Configurer    = (*Process)(nil)
-	_ Target        = (*Remote)(nil)
+	_ SlotMigrator       = (*Cluster)(nil)
+	_ ReplicaLagger      = (*Sentinel)(nil)
+	_ PrimaryPartitioner = (*Sentinel)(nil)
+	_ PrimaryPauser      = (*Sentinel)(nil)
+	_ Failoverer         = (*Sentinel)(nil)
+	_ Failoverer         = (*Cluster)(nil)
+	_ PrimaryKiller      = (*Sentinel)(nil)
+	_ Target             = (*Process)(nil)
+	_ Killer             = (*Process)(nil)
+	_ Pauser             = (*Process)(nil)
+	_ Restarter          = (*Process)(nil)
+	_ Stopper            = (*Process)(nil)
+	_ Configurer         = (*Process)(nil)
+	_ Target             = (*Remote)(nil)
 )

@@ -74,7 +74,7 @@ func TestDoctorReportsRedis(t *testing.T) {
 	if code != exitcode.Go {
 		t.Fatalf("exit = %d; want 0 (stderr %q)", code, errs)
 	}
-	for _, want := range []string{"redis-server", "target process", `target sentinel +usable`, `target upstash-sim +usable`, "smoke"} {
+	for _, want := range []string{"redis-server", "target process", `target sentinel +usable`, `target upstash-sim +usable`, `target cluster +usable`, "smoke"} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}

@@ -91,11 +91,7 @@ func runDoctor(ctx context.Context, args []string, e env) (int, error) {
 	add("target upstash-sim", "", usable(redisOK, "needs redis-server with TLS (remote-sim with Upstash's quota, commands/s, request size and connection caps)"))
 	add("target sentinel", "", usable(redisOK, "needs redis-server (its sentinel mode: redis-server --sentinel, what Debian's redis-sentinel runs) and free loopback ports"))
 	_, cliErr := exec.LookPath("redis-cli")
-	if redisOK && cliErr == nil {
-		add("target cluster", "", "starts and stops (3 primaries, 3 replicas, redis-cli --cluster create); not yet for runs: the layers take a single-node or failover client, and the registry scripts are not single-slot")
-	} else {
-		add("target cluster", "", usable(false, "needs redis-server and redis-cli"))
-	}
+	add("target cluster", "", usable(redisOK && cliErr == nil, "needs redis-server, redis-cli (redis-cli --cluster create: 3 primaries, 3 replicas) and free loopback ports"))
 	add("target url", "", "usable with a redis:// or rediss:// URL")
 	if img, err := target.ContainerAvailable(ctx, ""); err != nil {
 		add("target container", "", usable(false, err.Error()))

@@ -47,7 +47,7 @@ func TestTargetFlagsBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown kind", []string{"--target", "nope"}, `--target "nope": want one of process, container, remote-sim, upstash-sim, sentinel, url`},
+		{"unknown kind", []string{"--target", "nope"}, `--target "nope": want one of process, container, remote-sim, upstash-sim, sentinel, cluster, url`},
 		{"url without --url", []string{"--target", "url"}, "--target url needs a Redis URL: --url redis://… or rediss://…, --url-env NAME, or $REDIS_URL"},
 		{"--url and --url-env", []string{"--url", p.URL(), "--url-env", "X"}, "--url and --url-env both give the URL"},
 		{"--url-env unset", []string{"--url-env", "GONOGO_UNSET"}, "--url-env GONOGO_UNSET: the variable is unset or empty"},

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,25 +83,46 @@ var prefixSeq atomic.Int64
 
 // Config returns a Config with Redis and every component enabled, pointing
 // at p, with a key prefix unique to this process.
-func Config(p *target.Process, serverID string) impl.Config {
+func Config(p *target.Process, serverID string) impl.Config { return config(p.URL(), serverID) }
+
+// ClusterConfig is Config for the Redis Cluster c.
+func ClusterConfig(c *target.Cluster, serverID string) impl.Config { return config(c.URL(), serverID) }
+
+func config(url, serverID string) impl.Config {
 	return impl.Config{
 		Enabled: true, EventBus: true, Cache: true, SSE: true,
-		URL:            p.URL(),
+		URL:            url,
 		ServerID:       serverID,
 		KeyPrefix:      fmt.Sprintf("conf%d:", prefixSeq.Add(1)),
 		ConnectTimeout: 2 * time.Second,
 	}
 }
 
-// Keys lists the keys under prefix (SCAN), sorted.
-func Keys(t testing.TB, rdb *redis.Client, prefix string) []string {
+// Keys lists the keys under prefix (SCAN; on a cluster, of every
+// primary), sorted.
+func Keys(t testing.TB, rdb redis.UniversalClient, prefix string) []string {
 	t.Helper()
+	var mu sync.Mutex
 	var out []string
-	iter := rdb.Scan(context.Background(), 0, prefix+"*", 1000).Iterator()
-	for iter.Next(context.Background()) {
-		out = append(out, iter.Val())
+	scan := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			out = append(out, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
 	}
-	require.NoError(t, iter.Err(), "SCAN")
+	var err error
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(context.Background(), scan)
+	case *redis.Client:
+		err = scan(context.Background(), c)
+	default:
+		err = fmt.Errorf("keys: a %T", rdb)
+	}
+	require.NoError(t, err, "SCAN")
 	sort.Strings(out)
 	return out
 }
@@ -139,19 +161,32 @@ func Receive(t testing.TB, ch <-chan impl.Event, timeout time.Duration) impl.Eve
 
 // suite carries what every subtest shares.
 type suite struct {
-	p        *target.Process
-	rdb      *redis.Client
+	url      string // the Redis every layer uses
+	rdb      redis.UniversalClient
 	newLayer NewLayer
 }
 
-// Run runs the suite against the profile newLayer builds.
+// Run runs the suite against the profile newLayer builds, on a
+// redis-server of its own.
 func Run(t *testing.T, newLayer NewLayer, opts ...Option) {
+	p := StartRedis(t, target.ProcessOptions{})
+	run(t, &suite{url: p.URL(), rdb: Client(t, p), newLayer: newLayer}, opts)
+}
+
+// RunCluster runs the suite on the Redis Cluster c: every layer gets c's
+// cluster URL (the suite's keys spread over its primaries).
+func RunCluster(t *testing.T, c *target.Cluster, newLayer NewLayer, opts ...Option) {
+	rdb, err := impl.NewUniversalClient(impl.Config{URL: c.URL()}, func(o *redis.Options) { o.MaxRetries = -1 })
+	require.NoError(t, err)
+	t.Cleanup(func() { rdb.Close() })
+	run(t, &suite{url: c.URL(), rdb: rdb, newLayer: newLayer}, opts)
+}
+
+func run(t *testing.T, s *suite, opts []Option) {
 	o := options{skip: map[string]string{}}
 	for _, f := range opts {
 		f(&o)
 	}
-	p := StartRedis(t, target.ProcessOptions{})
-	s := &suite{p: p, rdb: Client(t, p), newLayer: newLayer}
 	for _, c := range []struct {
 		name string
 		run  func(t *testing.T)
@@ -195,7 +230,7 @@ func checkSame(t *testing.T, got, want impl.Event) {
 
 func (s *suite) publishRetrieve(t *testing.T) {
 	ctx := ctxT(t)
-	cfg := Config(s.p, "A")
+	cfg := config(s.url, "A")
 	a := s.newLayer(t, cfg)
 	require.Equal(t, impl.ModeRedis, a.Manager.Mode(), "mode with Redis up")
 	base := time.Now().UTC().Truncate(time.Millisecond)
@@ -229,7 +264,7 @@ func (s *suite) publishRetrieve(t *testing.T) {
 
 func (s *suite) historySince(t *testing.T) {
 	ctx := ctxT(t)
-	a := s.newLayer(t, Config(s.p, "A"))
+	a := s.newLayer(t, config(s.url, "A"))
 	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
 	for i := 0; i < 4; i++ {
 		e := Event("flow-since", fmt.Sprintf("ev-%d", i), i, t0.Add(time.Duration(i)*time.Second))
@@ -253,7 +288,7 @@ func (s *suite) historySince(t *testing.T) {
 
 func (s *suite) subscribeAcross(t *testing.T) {
 	ctx := ctxT(t)
-	cfg := Config(s.p, "A")
+	cfg := config(s.url, "A")
 	a := s.newLayer(t, cfg)
 	cfg.ServerID = "B"
 	b := s.newLayer(t, cfg)
@@ -292,7 +327,7 @@ func sorted(ids []string) []string {
 
 func (s *suite) registryTwoInstances(t *testing.T) {
 	ctx := ctxT(t)
-	cfg := Config(s.p, "A")
+	cfg := config(s.url, "A")
 	a := s.newLayer(t, cfg)
 	cfg.ServerID = "B"
 	b := s.newLayer(t, cfg)
@@ -320,7 +355,7 @@ func (s *suite) registryTwoInstances(t *testing.T) {
 
 func (s *suite) cacheTTL(t *testing.T) {
 	ctx := ctxT(t)
-	cfg := Config(s.p, "A")
+	cfg := config(s.url, "A")
 	a := s.newLayer(t, cfg)
 	cfg = cfg.WithDefaults()
 	for _, c := range []struct {
@@ -367,7 +402,7 @@ func (s *suite) cacheTTL(t *testing.T) {
 
 func (s *suite) cacheInvalidate(t *testing.T) {
 	ctx := ctxT(t)
-	cfg := Config(s.p, "A")
+	cfg := config(s.url, "A")
 	a := s.newLayer(t, cfg)
 	cfg.ServerID = "B"
 	b := s.newLayer(t, cfg)
@@ -387,7 +422,7 @@ func (s *suite) cacheInvalidate(t *testing.T) {
 
 func (s *suite) cacheMetrics(t *testing.T) {
 	ctx := ctxT(t)
-	a := s.newLayer(t, Config(s.p, "A"))
+	a := s.newLayer(t, config(s.url, "A"))
 	_, err := a.Cache.Get(ctx, "flow-m")
 	require.NoError(t, err)
 	require.NoError(t, a.Cache.Set(ctx, "flow-m", map[string]any{"status": "active"}, "active", ""))
@@ -481,7 +516,7 @@ func (s *suite) featureFlags(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := Config(s.p, "A")
+			cfg := config(s.url, "A")
 			c.off(&cfg)
 			l := s.newLayer(t, cfg)
 			c.use(t, l)
@@ -491,7 +526,7 @@ func (s *suite) featureFlags(t *testing.T) {
 }
 
 func (s *suite) redisDisabled(t *testing.T) {
-	cfg := Config(s.p, "A")
+	cfg := config(s.url, "A")
 	cfg.Enabled = false
 	l := s.newLayer(t, cfg)
 	ctx := ctxT(t)
@@ -507,7 +542,7 @@ func (s *suite) redisDisabled(t *testing.T) {
 func (s *suite) redisDownAtStart(t *testing.T) {
 	port, err := target.FreePort()
 	require.NoError(t, err)
-	cfg := Config(s.p, "A")
+	cfg := config(s.url, "A")
 	cfg.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	cfg.ConnectTimeout = time.Second
 	start := time.Now()

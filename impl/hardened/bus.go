@@ -116,7 +116,7 @@ func newBus(m *manager, k keys) *Bus {
 	}
 	b.hub = newHub(b)
 	if b.redis {
-		m.listen(func(rdb *redis.Client, gen uint64) {
+		m.listen(func(rdb redis.UniversalClient, gen uint64) {
 			b.hub.up(rdb)
 			b.kick()
 		}, b.hub.down)
@@ -645,7 +645,7 @@ func (b *Bus) replayOnce() bool {
 	sent, fence := now.UnixMilli(), b.m.clock.fence(now, b.m.io)
 	cmds := make([]*redis.Cmd, len(flows))
 	var w *redis.Cmd
-	err := b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+	err := b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, f := range flows {
 				ps := make([]pending, len(groups[f]))
@@ -671,7 +671,7 @@ func (b *Bus) replayOnce() bool {
 	})
 	if isNoScript(err) {
 		// The script cache was flushed: load the scripts, then retry.
-		err = b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		err = b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			return loadScripts(ctx, rdb)
 		})
 		b.markAttempted(len(batch), sent)
@@ -809,7 +809,7 @@ func (b *Bus) History(ctx context.Context, flowID string, count int, since time.
 	var stored []impl.Event
 	err := errOffline
 	if b.redis {
-		err = b.m.call(ctx, "history", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		err = b.m.call(ctx, "history", b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			xs, err := rdb.XRevRangeN(ctx, b.k.events(flowID), "+", "-", int64(count)).Result()
 			for i := len(xs) - 1; i >= 0; i-- {
 				e, _ := parseEntry(flowID, xs[i])

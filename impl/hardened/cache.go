@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -185,7 +186,7 @@ func (c *Cache) get(ctx context.Context, flowID string) (impl.Entry, error) {
 		return impl.Entry{Lease: offlineLease}, nil
 	}
 	var vals []any
-	err := c.m.call(ctx, "cache_get", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err := c.m.call(ctx, "cache_get", c.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 		var err error
 		vals, err = rdb.MGet(ctx, c.k.state(flowID, epoch), c.k.gen(flowID)).Result()
 		return err
@@ -246,7 +247,7 @@ func (c *Cache) Set(ctx context.Context, flowID string, state map[string]any, st
 	meta, _ := json.Marshal(map[string]any{"flow_id": flowID, "status": metaStatus,
 		"cached_at": time.Now().UTC().Format(time.RFC3339Nano), "ttl": int64(ttl.Seconds())})
 	var stored int
-	err = c.m.call(ctx, "cache_set", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err = c.m.call(ctx, "cache_set", c.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 		var err error
 		stored, err = fillScript.Run(ctx, rdb, []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)},
 			lease, string(js), string(meta), ttl.Milliseconds()).Int()
@@ -272,8 +273,11 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 		return nil
 	}
 	if epoch, ok := c.serving(ctx, flowID); ok {
-		err := c.m.call(ctx, "cache_invalidate", c.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
-			return c.invalidate(ctx, rdb, flowID, epoch).Err()
+		err := c.m.call(ctx, "cache_invalidate", c.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
+			if c.m.cfg.Acks() == 0 {
+				return c.invalidate(ctx, rdb, flowID, epoch).Err()
+			}
+			return c.durably(ctx, rdb, []string{flowID}, epoch)
 		})
 		if err == nil {
 			return nil
@@ -293,15 +297,52 @@ func (c *Cache) Invalidate(ctx context.Context, flowID string) error {
 	return fmt.Errorf("hardened: cache invalidate %s: %w", flowID, ErrInvalidateDeferred)
 }
 
+// durably invalidates flows in one pipelined round trip, followed by WAIT
+// when durable acknowledgement is on (impl.Config.AckReplicas): an
+// invalidation no replica confirmed is not complete (errNotReplicated, an
+// outage: the caller queues it, and the flow is not served from Redis
+// until it is written again and confirmed). A primary that a failover or
+// a partition replaced would otherwise take with it an invalidation only
+// it had, and every instance would read the invalidated state from the
+// new primary.
+// A script cache emptied under the layer (NOSCRIPT: the replica a
+// failover promoted) costs one more pass with EVAL.
+func (c *Cache) durably(ctx context.Context, rdb redis.UniversalClient, flows []string, epoch string) error {
+	var w *redis.Cmd
+	var err error
+	for _, eval := range []func(context.Context, redis.Scripter, []string, ...any) *redis.Cmd{invalidateScript.EvalSha, invalidateScript.Eval} {
+		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, f := range flows {
+				eval(ctx, p, c.invalidateKeys(f, epoch), c.genTTL().Milliseconds())
+			}
+			w = c.m.waitAcks(ctx, p)
+			return nil
+		})
+		if !isNoScript(err) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return c.m.replicated(w)
+}
+
+// invalidate runs invalidateScript on its own: EVALSHA, then EVAL if the
+// server answers NOSCRIPT (Run).
 func (c *Cache) invalidate(ctx context.Context, s redis.Scripter, flowID, epoch string) *redis.Cmd {
-	return invalidateScript.EvalSha(ctx, s, []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)},
-		c.genTTL().Milliseconds())
+	return invalidateScript.Run(ctx, s, c.invalidateKeys(flowID, epoch), c.genTTL().Milliseconds())
+}
+
+// invalidateKeys are invalidateScript's keys for the flow.
+func (c *Cache) invalidateKeys(flowID, epoch string) []string {
+	return []string{c.k.state(flowID, epoch), c.k.meta(flowID), c.k.gen(flowID)}
 }
 
 // restore renews (or takes) the membership of a cache that was used,
 // replays the invalidations queued while Redis was unreachable, then lets
 // the cache serve.
-func (c *Cache) restore(_ *redis.Client, gen uint64) {
+func (c *Cache) restore(_ redis.UniversalClient, gen uint64) {
 	c.mu.Lock()
 	used := !c.used.IsZero()
 	c.mu.Unlock()
@@ -329,14 +370,8 @@ func (c *Cache) drain() bool {
 		if epoch == "" {
 			return false
 		}
-		err := c.m.call(c.m.ctx, "cache_invalidate", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
-			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for f := range queued {
-					c.invalidate(ctx, p, f, epoch)
-				}
-				return nil
-			})
-			return err
+		err := c.m.call(c.m.ctx, "cache_invalidate", c.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
+			return c.durably(ctx, rdb, slices.Collect(maps.Keys(queued)), epoch)
 		})
 		if err != nil {
 			return false
@@ -440,7 +475,7 @@ func (c *Cache) flushLoop() {
 		if len(d) == 0 {
 			continue
 		}
-		err := c.m.call(context.Background(), "cache_metrics", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		err := c.m.call(context.Background(), "cache_metrics", c.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				c.queueFlush(ctx, p, d)
 				return nil
@@ -460,7 +495,7 @@ func (c *Cache) Metrics(ctx context.Context, flowID string) (impl.CacheMetrics, 
 	if c.redis {
 		d := c.unflushed(flowID)
 		var vals []any
-		err := c.m.call(ctx, "cache_metrics", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		err := c.m.call(ctx, "cache_metrics", c.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			var get *redis.SliceCmd
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				c.queueFlush(ctx, p, d)

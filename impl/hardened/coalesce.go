@@ -127,7 +127,7 @@ func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bo
 // direct makes the call on its own round trip.
 func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent bool, sid string, err error) {
 	var late bool
-	err = p.m.call(ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err = p.m.call(ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 		if p.m.cfg.Acks() == 0 {
 			cmd := publishScript.Run(ctx, rdb, keys, args...)
 			sid, late = p.m.published(cmd, time.Now())
@@ -243,7 +243,7 @@ func (p *publisher) refuseQueued() {
 // instead of EVALSHA.
 func (p *publisher) flush(batch []*pubReq) {
 	results := make([]error, len(batch))
-	err := p.m.call(p.m.ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err := p.m.call(p.m.ctx, "publish", p.m.cfg.PublishBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 		var w *redis.Cmd
 		cmds, err := rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			for _, r := range batch {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/chaos"
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/target"
@@ -118,21 +119,51 @@ func TestAbandonedPublish(t *testing.T) {
 	assert.Equal(t, []string{"next", "direct"}, stream())
 }
 
+// oneLayer is a hardened layer on a redis-server of its own, and a
+// context of 20 s, both ended at cleanup.
+func oneLayer(t *testing.T) (context.Context, *target.Process, *impl.Layer) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	l, err := New(ctx, conformance.Config(p, "A"))
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return ctx, p, l
+}
+
 // TestCoalescedNoScript: a script cache flushed under the layer costs the
 // pipelined publishes an EVAL, not a fallback.
 func TestCoalescedNoScript(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	l, err := New(ctx, conformance.Config(p, "A"))
-	require.NoError(t, err)
-	defer l.Close()
+	ctx, p, l := oneLayer(t)
 	require.NoError(t, conformance.Client(t, p).ScriptFlush(ctx).Err())
 	require.NoError(t, l.Bus.Publish(ctx, conformance.Event("f", "e1", 1, time.Now().UTC())))
 	evs, err := l.Bus.History(ctx, "f", 10, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"e1"}, conformance.IDs(evs))
 	assert.Equal(t, OutboxStats{}, l.Bus.(*Bus).Outbox(), "outbox")
+}
+
+// TestNoScriptReload: a script cache emptied under the layer (a SCRIPT
+// FLUSH; on a cluster, the replica a CLUSTER FAILOVER promoted, whose
+// cache went with its full resynchronisation) fails no cache invalidation,
+// and the layer loads its scripts again, so that the pipelined calls
+// (queued invalidations, registry resync, replay) find them.
+func TestNoScriptReload(t *testing.T) {
+	ctx, p, l := oneLayer(t)
+	rdb := conformance.Client(t, p)
+	require.NoError(t, rdb.ScriptFlush(ctx).Err())
+	require.NoError(t, l.Cache.Invalidate(ctx, "f"), "invalidate with the script cache flushed")
+	reg := l.Registry.(*Registry)
+	require.NoError(t, reg.Register(ctx, impl.Conn{ID: "c1", FlowID: "f"}))
+	require.NoError(t, rdb.ScriptFlush(ctx).Err())
+	reg.resync(true) // pipelined EVALSHA: NOSCRIPT
+	require.Eventually(t, func() bool {
+		ok, err := rdb.ScriptExists(ctx, invalidateScript.Hash(), registerScript.Hash()).Result()
+		reg.mu.Lock()
+		dirty := len(reg.dirty)
+		reg.mu.Unlock()
+		return err == nil && ok[0] && ok[1] && dirty == 0
+	}, 5*time.Second, 10*time.Millisecond, "scripts loaded again, and the registry resynced")
 }
 
 // TestBehindOutbox: while Redis answers, a publish queued behind its

@@ -67,12 +67,7 @@ func TestReplayDedupe(t *testing.T) {
 // the stream's copy. The outbox copy, which has no stream cursor, used to
 // be shown as well.
 func TestHistoryOutboxOverlap(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	l, err := New(ctx, conformance.Config(p, "A"))
-	require.NoError(t, err)
-	defer l.Close()
+	ctx, _, l := oneLayer(t)
 	b := l.Bus.(*Bus)
 	for i := range 20 {
 		e := conformance.Event("f", fmt.Sprintf("e%d", i), i, time.Now().UTC())

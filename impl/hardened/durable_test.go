@@ -1,6 +1,7 @@
 package hardened_test
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -42,13 +43,7 @@ func TestDurableAck(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // replays come and fail to be confirmed
 	assert.Equal(t, 5, bus.Outbox().Pending, "events no replica confirmed wait in the outbox")
 
-	// A full sync starts at once, not after Redis's default 5 s.
-	require.NoError(t, p.ConfigSet(ctx, "repl-diskless-sync-delay", "0"))
-	host, port, _ := net.SplitHostPort(p.Addr())
-	replica, err := target.StartProcess(ctx, target.ProcessOptions{Directives: [][]string{
-		{"replicaof", host, port}}})
-	require.NoError(t, err)
-	defer replica.Close()
+	replica := startReplica(ctx, t, p)
 	t0 := time.Now()
 	require.Eventually(t, func() bool { return bus.Outbox().Pending == 0 }, 10*time.Second, 20*time.Millisecond,
 		"outbox drained once a replica confirms")
@@ -91,4 +86,55 @@ func TestAcksDefault(t *testing.T) {
 			t.Errorf("Acks(%s, AckReplicas %d) = %d; want %d", c.url, c.set, got, c.want)
 		}
 	}
+}
+
+// startReplica starts a replica of p, closed at cleanup; its full sync
+// starts at once, not after Redis's default 5 s.
+func startReplica(ctx context.Context, t *testing.T, p *target.Process) *target.Process {
+	t.Helper()
+	require.NoError(t, p.ConfigSet(ctx, "repl-diskless-sync-delay", "0"))
+	host, port, _ := net.SplitHostPort(p.Addr())
+	replica, err := target.StartProcess(ctx, target.ProcessOptions{Directives: [][]string{
+		{"replicaof", host, port}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { replica.Close() })
+	return replica
+}
+
+// TestDurableInvalidate: with AckReplicas 1 a cache invalidation is
+// complete only once a replica has it, as a publish is: a primary that a
+// failover or a partition replaces takes an invalidation it alone had with
+// it, and every instance would then read the state it invalidated from the
+// new primary. Without a replica the invalidation is deferred (queued, and
+// the flow not served from Redis meanwhile); once a replica follows the
+// server the queued one is written again and confirmed. (Found by harness
+// explore on the sentinel target: a stale read after partition_primary.)
+func TestDurableInvalidate(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	l, _, cfg := layer(t, p, "A", func(c *impl.Config) {
+		c.AckReplicas, c.AckTimeout = 1, 200*time.Millisecond
+		c.CallBudget = time.Second
+	})
+	ctx := bg(t)
+	require.NoError(t, l.Cache.Set(ctx, "f", map[string]any{"status": "active"}, "active", ""))
+	require.ErrorIs(t, l.Cache.Invalidate(ctx, "f"), impl.ErrInvalidateDeferred, "an invalidation no replica confirmed")
+	ent, err := l.Cache.Get(ctx, "f")
+	require.NoError(t, err)
+	assert.False(t, ent.Hit, "the flow is not served from Redis while its invalidation waits")
+
+	replica := startReplica(ctx, t, p)
+	// The queued invalidation is written again (the flow is served
+	// from Redis once it is confirmed), then a new one completes: the
+	// replica has the generation it wrote the moment it returns.
+	require.Eventually(t, func() bool { return l.Cache.Invalidate(ctx, "f") == nil }, 10*time.Second, 20*time.Millisecond,
+		"an invalidation the replica confirms")
+	gen := cfg.KeyPrefix + "{flow:f}:gen"
+	want, err := conformance.Client(t, p).Get(ctx, gen).Int()
+	require.NoError(t, err)
+	rdb := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	defer rdb.Close()
+	got, err := rdb.Get(ctx, gen).Int()
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "generation on the replica once the invalidation returned")
+	assert.GreaterOrEqual(t, got, 3, "the deferred invalidation, its replay and the last one")
 }

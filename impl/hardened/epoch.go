@@ -89,7 +89,7 @@ func (c *Cache) renew(ctx context.Context, force bool) error {
 		joinArg = "1"
 	}
 	var epoch string
-	err := c.m.call(ctx, "cache_lease", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+	err := c.m.call(ctx, "cache_lease", c.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 		v, err := leaseScript.Run(ctx, rdb, []string{c.k.cacheMembers(), c.k.cacheEpoch()},
 			start.UnixMilli(), start.Add(lease).UnixMilli(), c.m.cfg.ServerID, newID(), joinArg, known,
 			(2 * lease).Milliseconds()).Result()
@@ -122,7 +122,7 @@ func (c *Cache) leave() error {
 	if !joined {
 		return nil
 	}
-	err := c.m.call(context.Background(), "cache_lease", c.m.io, func(ctx context.Context, rdb *redis.Client) error {
+	err := c.m.call(context.Background(), "cache_lease", c.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 		return rdb.ZRem(ctx, c.k.cacheMembers(), c.m.cfg.ServerID).Err()
 	})
 	if err != nil {

@@ -49,7 +49,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 		}
 		close(gate)
 		wg.Wait()
-		epoch, err := rdb.Get(ctx, cfg.KeyPrefix+"cache:epoch").Result()
+		epoch, err := rdb.Get(ctx, cfg.KeyPrefix+"{cache}:epoch").Result()
 		require.NoError(t, err, "start %d: epoch key", i)
 		for _, k := range conformance.Keys(t, rdb, cfg.KeyPrefix) {
 			if _, e, ok := strings.Cut(k, "}:state:"); ok {

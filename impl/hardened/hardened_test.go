@@ -392,9 +392,9 @@ func TestHeartbeat(t *testing.T) {
 	assert.Equal(t, 1, n, "count")
 	// The cleanup loop deleted the stale entry from Redis, not only hid it.
 	rdb := conformance.Client(t, p)
-	live, err := rdb.ZCard(ctx, cfg.KeyPrefix+"sse:live").Result()
+	live, err := rdb.ZCard(ctx, cfg.KeyPrefix+"{sse}:live").Result()
 	require.NoError(t, err)
-	assert.EqualValues(t, 1, live, "entries in sse:live after cleanup")
+	assert.EqualValues(t, 1, live, "entries in {sse}:live after cleanup")
 
 	// A heartbeat on another instance than the one that registered works.
 	require.NoError(t, b.Registry.Heartbeat(ctx, "alive"))

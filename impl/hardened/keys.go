@@ -1,15 +1,27 @@
 package hardened
 
-// Key layout. Every key starts with Config.KeyPrefix. A flow's keys share
-// the hash tag {flow:<id>} so they live in one slot on a cluster target and
-// a Lua script or pipeline may touch them together. The registry's two
-// global keys (sse:live, sse:connflow) are the only keys outside a flow's
-// slot. Every script names every key it touches in KEYS (so Upstash may
-// run it with allow-key-locking; scriptkeys checks it on a Redis Cluster):
-// the scripts that reach a flow's keys from a connection (heartbeat of a
-// connection registered elsewhere, unregister, cleanup) get its flow read
-// first. The registry's scripts declare keys of two slots, so they need a
-// single-node Redis (as Upstash and the process target are).
+// Key layout. Every key starts with Config.KeyPrefix, and every script's
+// keys share one hash tag, so that each script runs on Redis Cluster (one
+// slot per script; TestScriptKeySlots, and harness scriptkeys on a real
+// cluster):
+//   - a flow's stream, channel and cache keys: {flow:<id>}, so a flow's
+//     publishes and cache calls spread over the cluster with its flows;
+//   - the whole registry: {sse}. Its scripts keep a connection's flow
+//     membership (conns, conninfo) and the instance-wide index (live for
+//     Count and Cleanup, connflow for a connection's flow) in step
+//     atomically, which a cluster allows only within one slot; so the
+//     registry lives on one primary. Its traffic is a heartbeat per
+//     connection per interval (one script call), a lookup per fan-out and
+//     a cleanup per interval: 10,000 connections heartbeating every 15 s
+//     are under 1,000 calls/s, a small share of one node. The cost: the
+//     registry does not spread over the cluster's primaries, and a failover
+//     of that one shard pauses it (the memory fallback answers meanwhile);
+//   - the cache epoch lease (members, epoch) and metrics: {cache}.
+//
+// Every script names every key it touches in KEYS (so Upstash may run it
+// with allow-key-locking): the scripts that reach a flow's registry keys
+// from a connection (heartbeat of a connection registered elsewhere,
+// unregister, cleanup) get its flow read first.
 type keys struct{ prefix string }
 
 func (k keys) flow(id, suffix string) string { return k.prefix + "{flow:" + id + "}:" + suffix }
@@ -26,18 +38,18 @@ func (k keys) channel(flow string) string { return k.flow(flow, "updates") }
 
 // conns is a ZSET of the flow's connections scored by expiry (ms since
 // epoch): last heartbeat + RegistryTTL.
-func (k keys) conns(flow string) string { return k.flow(flow, "conns") }
+func (k keys) conns(flow string) string { return k.prefix + "{sse}:conns:" + flow }
 
 // connInfo is a HASH connection ID -> JSON metadata (user, server, client
 // info, connected_at).
-func (k keys) connInfo(flow string) string { return k.flow(flow, "conninfo") }
+func (k keys) connInfo(flow string) string { return k.prefix + "{sse}:conninfo:" + flow }
 
 // live is the global ZSET connection ID -> expiry (ms), for Count and
 // Cleanup across instances.
-func (k keys) live() string { return k.prefix + "sse:live" }
+func (k keys) live() string { return k.prefix + "{sse}:live" }
 
 // connFlow is the global HASH connection ID -> flow ID.
-func (k keys) connFlow() string { return k.prefix + "sse:connflow" }
+func (k keys) connFlow() string { return k.prefix + "{sse}:connflow" }
 
 // state holds the flow state cached in a cache epoch (see Cache), meta its
 // metadata, both with the status TTL. A state of an earlier epoch is never
@@ -52,9 +64,9 @@ func (k keys) gen(flow string) string { return k.flow(flow, "gen") }
 // cacheMembers is the global ZSET server ID -> lease expiry (ms) of the
 // instances serving the cache from Redis; cacheEpoch is the global STRING
 // naming the current cache epoch.
-func (k keys) cacheMembers() string { return k.prefix + "cache:members" }
-func (k keys) cacheEpoch() string   { return k.prefix + "cache:epoch" }
+func (k keys) cacheMembers() string { return k.prefix + "{cache}:members" }
+func (k keys) cacheEpoch() string   { return k.prefix + "{cache}:epoch" }
 
 // metrics is the global HASH of cache counters, fields hits:<flow> and
 // misses:<flow> (flushed in batches, never on the read path).
-func (k keys) metrics() string { return k.prefix + "cache:metrics" }
+func (k keys) metrics() string { return k.prefix + "{cache}:metrics" }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/counter"
+	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -74,7 +75,7 @@ type manager struct {
 	streakWins uint64
 	verifying  bool
 
-	onUp    []func(rdb *redis.Client, gen uint64)
+	onUp    []func(rdb redis.UniversalClient, gen uint64)
 	onDown  []func()
 	closers []func()
 	// finals run at Close once background work stopped, while the client
@@ -84,15 +85,18 @@ type manager struct {
 	// notified is the generation the listeners last heard as up (0: down).
 	notified uint64
 
-	// network and addr are where the probe checks that Redis listens
-	// before it builds a client.
-	network, addr string
+	// network and addrs are where the probe checks that Redis listens
+	// (at one of them) before it builds a client.
+	network string
+	addrs   []string
 
 	wake chan struct{}
 	// switched is set when the sentinels announced a new primary: the
 	// next notify replays down and up (failover.go).
 	switched atomic.Bool
-	stop     chan struct{}
+	// reloading is set while reload loads the scripts.
+	reloading atomic.Bool
+	stop      chan struct{}
 	// ctx ends when the layer closes: background work runs under it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -122,7 +126,7 @@ func newManager(cfg impl.Config) *manager {
 }
 
 // listen adds transition listeners; call before start.
-func (m *manager) listen(up func(rdb *redis.Client, gen uint64), down func()) {
+func (m *manager) listen(up func(rdb redis.UniversalClient, gen uint64), down func()) {
 	if up != nil {
 		m.onUp = append(m.onUp, up)
 	}
@@ -149,15 +153,27 @@ func (m *manager) start(ctx context.Context) error {
 			_, err = m.newClient() // the config error, password redacted
 			return err
 		}
-		m.network, m.addr = "tcp", fo.SentinelAddrs[0]
+		m.network, m.addrs = "tcp", fo.SentinelAddrs[:1]
 		m.startWatch(ctx)
+	} else if impl.IsClusterURL(m.cfg.URL) {
+		// The probe dials the seed nodes in turn: a cluster serves while
+		// any of them is up.
+		co, err := redis.ParseClusterURL(m.cfg.URL)
+		if err != nil {
+			_, err = m.newClient() // the config error, password redacted
+			return err
+		}
+		if m.cfg.Acks() > 0 {
+			return exitcode.Configf("REDIS_ACK_REPLICAS=%d on a cluster: durable acknowledgement (WAIT) is not offered there (WAIT would have to follow each write to its shard's primary)", m.cfg.Acks())
+		}
+		m.network, m.addrs = "tcp", co.Addrs
 	} else {
 		opt, err := redis.ParseURL(m.cfg.URL)
 		if err != nil {
 			_, err = m.newClient() // the config error, password redacted
 			return err
 		}
-		m.network, m.addr = opt.Network, opt.Addr
+		m.network, m.addrs = opt.Network, []string{opt.Addr}
 	}
 	m.probe(ctx, m.cfg.ConnectTimeout)
 	m.notify()
@@ -179,8 +195,8 @@ func (m *manager) goroutine(fn func()) {
 // wait no longer than a budget, and no extra handshake commands. A fifth
 // of the pool is dialled ahead (TCP and TLS), so that a budgeted call on a
 // remote target rarely pays for a handshake.
-func (m *manager) newClient() (*redis.Client, error) {
-	return impl.NewClient(m.cfg, func(o *redis.Options) {
+func (m *manager) newClient() (redis.UniversalClient, error) {
+	return impl.NewUniversalClient(m.cfg, func(o *redis.Options) {
 		o.MaxRetries = -1
 		o.DialerRetries = 1
 		o.ReadTimeout = m.io
@@ -204,7 +220,7 @@ func idleConns(cfg impl.Config) int { return min(6, max(1, cfg.PoolSize/5)) }
 
 // connect PINGs a fresh client and loads the scripts; on success it
 // becomes the current client, else it is closed.
-func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.Duration) {
+func (m *manager) connect(ctx context.Context, rdb redis.UniversalClient, timeout time.Duration) {
 	cctx, cancel := context.WithTimeout(counter.WithOp(ctx, "probe"), timeout)
 	defer cancel()
 	start := time.Now()
@@ -214,7 +230,7 @@ func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.D
 		err = loadScripts(cctx, rdb)
 	}
 	if err == nil {
-		warm(cctx, rdb)
+		warm(cctx, rdb, idleConns(m.cfg))
 	}
 	if err != nil {
 		// Closing may wait on the network: never under m.mu.
@@ -240,9 +256,9 @@ func (m *manager) connect(ctx context.Context, rdb *redis.Client, timeout time.D
 // dials ahead: one pipeline per flusher, all at once, dials and readies
 // as many of its connections. Best effort: a PING that fails here only
 // leaves its connection to be readied on first use.
-func warm(ctx context.Context, rdb *redis.Client) {
+func warm(ctx context.Context, rdb redis.UniversalClient, idle int) {
 	var wg sync.WaitGroup
-	for range rdb.Options().MinIdleConns {
+	for range idle {
 		wg.Go(func() { rdb.Ping(ctx) })
 	}
 	for range flushers {
@@ -255,13 +271,13 @@ func warm(ctx context.Context, rdb *redis.Client) {
 
 // current is a client that is up and its generation.
 type current struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	gen uint64
 }
 
 // client returns the current client and its generation, or nil in memory
 // mode.
-func (m *manager) client() (*redis.Client, uint64) {
+func (m *manager) client() (redis.UniversalClient, uint64) {
 	if c := m.cur.Load(); c != nil {
 		return c.rdb, c.gen
 	}
@@ -269,7 +285,7 @@ func (m *manager) client() (*redis.Client, uint64) {
 }
 
 // rdb is the current client, or nil.
-func (m *manager) rdb() *redis.Client {
+func (m *manager) rdb() redis.UniversalClient {
 	rdb, _ := m.client()
 	return rdb
 }
@@ -280,7 +296,7 @@ func (m *manager) succeeded() { m.wins.Add(1) }
 // failed records a call on rdb that failed like an outage. It opens the
 // breaker when failures persisted over the window, else it starts a
 // verification unless one runs.
-func (m *manager) failed(rdb *redis.Client, err error) {
+func (m *manager) failed(rdb redis.UniversalClient, err error) {
 	m.mu.Lock()
 	if m.rdb() != rdb || rdb == nil {
 		m.mu.Unlock()
@@ -310,7 +326,7 @@ func (m *manager) failed(rdb *redis.Client, err error) {
 // out (a starved process misses deadlines it would otherwise meet). It
 // opens the breaker when PING failed and no call succeeded since the
 // failure.
-func (m *manager) verify(rdb *redis.Client, wins uint64) {
+func (m *manager) verify(rdb redis.UniversalClient, wins uint64) {
 	var err error
 	for range 2 {
 		ctx, cancel := context.WithTimeout(counter.WithOp(m.ctx, "probe"), m.io)
@@ -341,7 +357,7 @@ func timeout(err error) bool {
 }
 
 // fail opens the breaker if rdb is still the current client.
-func (m *manager) fail(rdb *redis.Client, err error) {
+func (m *manager) fail(rdb redis.UniversalClient, err error) {
 	m.mu.Lock()
 	if m.rdb() != rdb || rdb == nil {
 		m.mu.Unlock()
@@ -423,21 +439,27 @@ func (m *manager) probeLoop() {
 // fresh client (a refused dial costs no client and logs nothing).
 func (m *manager) probe(ctx context.Context, timeout time.Duration) {
 	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, m.network, m.addr)
+	var err error
+	for _, addr := range m.addrs {
+		var c net.Conn
+		if c, err = d.DialContext(ctx, m.network, addr); err == nil {
+			c.Close()
+			break
+		}
+	}
 	if err != nil {
 		m.mu.Lock()
 		m.lastErr = err.Error()
 		m.mu.Unlock()
 		return
 	}
-	c.Close()
 	if rdb, err := m.newClient(); err == nil {
 		m.connect(ctx, rdb, timeout)
 	}
 }
 
 // ping measures one PING on rdb; a failure is a failed call (see failed).
-func (m *manager) ping(ctx context.Context, rdb *redis.Client) (time.Duration, error) {
+func (m *manager) ping(ctx context.Context, rdb redis.UniversalClient) (time.Duration, error) {
 	cctx, cancel := context.WithTimeout(counter.WithOp(ctx, "probe"), m.io)
 	defer cancel()
 	start := time.Now()
@@ -462,7 +484,7 @@ func (m *manager) ping(ctx context.Context, rdb *redis.Client) (time.Duration, e
 // loading or refusing) is returned for the caller to fall back on, and
 // counts as evidence for the breaker (see failed); a caller whose own
 // context ended adds none.
-func (m *manager) call(ctx context.Context, op string, budget time.Duration, fn func(ctx context.Context, rdb *redis.Client) error) error {
+func (m *manager) call(ctx context.Context, op string, budget time.Duration, fn func(ctx context.Context, rdb redis.UniversalClient) error) error {
 	rdb, _ := m.client()
 	if rdb == nil {
 		return errOffline
@@ -471,12 +493,54 @@ func (m *manager) call(ctx context.Context, op string, budget time.Duration, fn 
 	defer cancel()
 	err := fn(cctx, rdb)
 	switch {
-	case err == nil || !outage(err):
+	case err == nil || !outage(err) || moving(err):
 		m.succeeded()
 	case ctx.Err() == nil:
 		m.failed(rdb, err)
 	}
+	if isNoScript(err) {
+		m.reload(rdb)
+	}
 	return err
+}
+
+// reload loads the scripts on rdb again, in the background and one load
+// at a time, after a call met NOSCRIPT: the server's script cache was
+// emptied under the layer (SCRIPT FLUSH, or on a cluster a replica that
+// a failover promoted after its cache went with a full
+// resynchronisation). The calls that use EVALSHA in a pipeline (queued
+// invalidations, registry resync, replay) then find them on their next
+// pass.
+func (m *manager) reload(rdb redis.UniversalClient) {
+	if !m.reloading.CompareAndSwap(false, true) {
+		return
+	}
+	m.goroutine(func() {
+		defer m.reloading.Store(false)
+		ctx, cancel := context.WithTimeout(counter.WithOp(m.ctx, "probe"), m.io)
+		defer cancel()
+		loadScripts(ctx, rdb)
+	})
+}
+
+// moving tells whether err is a cluster's answer that the call's keys are
+// on the move: TRYAGAIN (split between two primaries while their slot
+// moves), or MOVED or ASK passed on when the client's redirects ran out
+// (a failover or a migration in flight). The caller falls back (it is an
+// outage for these keys while it lasts), but Redis answered: no evidence
+// for the breaker, which would otherwise take every other slot's traffic
+// to memory too.
+func moving(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	for _, p := range []string{"TRYAGAIN", "MOVED ", "ASK "} {
+		if strings.HasPrefix(re.Error(), p) {
+			return true
+		}
+	}
+	return false
 }
 
 // outage tells whether err means Redis cannot serve (as opposed to a reply
@@ -495,9 +559,11 @@ func outage(err error) bool {
 // outageReply tells whether an error reply from Redis (also one a script
 // caught with pcall) means the server cannot serve now, rather than that
 // it refuses the command: loading, read-only (a replica: the primary moved
-// in a failover), no primary, busy, or not authenticated.
+// in a failover), no primary, busy, not authenticated, or on a cluster a
+// slot without a primary (CLUSTERDOWN) or on the move (TRYAGAIN, MOVED,
+// ASK: see moving).
 func outageReply(msg string) bool {
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS"} {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "BUSY", "NOAUTH", "WRONGPASS", "CLUSTERDOWN", "TRYAGAIN", "MOVED ", "ASK "} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

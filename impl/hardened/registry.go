@@ -72,7 +72,7 @@ func newRegistry(m *manager, k keys) *Registry {
 		local: map[string]*localConn{}, gone: map[string]string{}, dirty: map[string]struct{}{},
 		known: map[string]map[string]int64{}, ttlAt: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 	if r.redis {
-		m.listen(func(*redis.Client, uint64) { r.resync(true) }, nil)
+		m.listen(func(redis.UniversalClient, uint64) { r.resync(true) }, nil)
 		m.goroutine(r.resyncLoop)
 	}
 	m.goroutine(r.cleanupLoop)
@@ -120,7 +120,7 @@ func (r *Registry) Register(ctx context.Context, c impl.Conn) error {
 		return nil
 	}
 	keys, args := r.registerArgs(lc, now)
-	err = r.m.call(ctx, "reg_register", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err = r.m.call(ctx, "reg_register", r.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 		return registerScript.Run(ctx, rdb, keys, args...).Err()
 	})
 	if err == nil {
@@ -184,7 +184,7 @@ func (r *Registry) Heartbeat(ctx context.Context, connID string) error {
 		return nil
 	}
 	var found bool
-	err := r.m.call(ctx, "reg_heartbeat", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err := r.m.call(ctx, "reg_heartbeat", r.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 		if lc != nil {
 			found = true
 			return r.beat(ctx, rdb, lc, now)
@@ -205,7 +205,7 @@ func (r *Registry) Heartbeat(ctx context.Context, connID string) error {
 // beat heartbeats a connection this instance registered (beatScript),
 // refreshing its flow keys' TTL when a third of it has passed since this
 // instance last did.
-func (r *Registry) beat(ctx context.Context, rdb *redis.Client, lc *localConn, now time.Time) error {
+func (r *Registry) beat(ctx context.Context, rdb redis.UniversalClient, lc *localConn, now time.Time) error {
 	ttl := r.keyTTL()
 	r.mu.Lock()
 	refresh := now.Sub(r.ttlAt[lc.c.FlowID]) >= time.Duration(ttl)*time.Millisecond/3
@@ -233,7 +233,7 @@ const retries = 3
 // flow read first (HGET connflow), then heartbeatScript with every key it
 // touches declared; two round trips. Found is false for a connection that
 // is not registered.
-func (r *Registry) heartbeatOther(ctx context.Context, rdb *redis.Client, connID string, now time.Time) (found bool, err error) {
+func (r *Registry) heartbeatOther(ctx context.Context, rdb redis.UniversalClient, connID string, now time.Time) (found bool, err error) {
 	for i := 0; i < retries; i++ {
 		f, err := rdb.HGet(ctx, r.k.connFlow(), connID).Result()
 		if errors.Is(err, redis.Nil) {
@@ -255,7 +255,7 @@ func (r *Registry) heartbeatOther(ctx context.Context, rdb *redis.Client, connID
 // first) in Redis with removeScript, every key declared; with now set
 // (ms), only those still expired then. A connection whose flow changed in
 // between is read again. It returns how many it removed.
-func (r *Registry) remove(ctx context.Context, rdb *redis.Client, now string, conns map[string]string) (int, error) {
+func (r *Registry) remove(ctx context.Context, rdb redis.UniversalClient, now string, conns map[string]string) (int, error) {
 	total := 0
 	for i := 0; len(conns) > 0; i++ {
 		if i == retries {
@@ -322,7 +322,7 @@ func (r *Registry) Unregister(ctx context.Context, connID string) error {
 	if !r.redis {
 		return nil
 	}
-	err := r.m.call(ctx, "reg_unregister", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+	err := r.m.call(ctx, "reg_unregister", r.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 		_, err := r.remove(ctx, rdb, "", map[string]string{connID: flow})
 		return err
 	})
@@ -342,7 +342,7 @@ func (r *Registry) Unregister(ctx context.Context, connID string) error {
 func (r *Registry) Lookup(ctx context.Context, flowID string) ([]string, error) {
 	if r.redis {
 		var zs []redis.Z
-		err := r.m.call(ctx, "reg_lookup", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+		err := r.m.call(ctx, "reg_lookup", r.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 			var err error
 			zs, err = rdb.ZRangeByScoreWithScores(ctx, r.k.conns(flowID), &redis.ZRangeBy{
 				Min: "(" + strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf"}).Result()
@@ -421,7 +421,7 @@ func (r *Registry) alive(now time.Time) []live {
 func (r *Registry) Count(ctx context.Context) (int, error) {
 	if r.redis {
 		var n int64
-		err := r.m.call(ctx, "reg_count", r.m.cfg.CallBudget, func(ctx context.Context, rdb *redis.Client) error {
+		err := r.m.call(ctx, "reg_count", r.m.cfg.CallBudget, func(ctx context.Context, rdb redis.UniversalClient) error {
 			var err error
 			n, err = rdb.ZCount(ctx, r.k.live(), "("+strconv.FormatInt(time.Now().UnixMilli(), 10), "+inf").Result()
 			return err
@@ -474,7 +474,7 @@ func (r *Registry) Cleanup(ctx context.Context) (int, error) {
 	for {
 		var n int
 		var read int
-		err := r.m.call(ctx, "reg_cleanup", r.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		err := r.m.call(ctx, "reg_cleanup", r.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 			res, err := expiredScript.Run(ctx, rdb, []string{r.k.live(), r.k.connFlow()}, now, cleanupBatch).StringSlice()
 			if err != nil || len(res) == 0 {
@@ -536,7 +536,7 @@ func (r *Registry) resync(all bool) {
 	if len(conns) == 0 && len(gone) == 0 {
 		return
 	}
-	err := r.m.call(r.m.ctx, "reg_register", r.m.io, func(ctx context.Context, rdb *redis.Client) error {
+	err := r.m.call(r.m.ctx, "reg_register", r.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 		if len(conns) > 0 {
 			_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, lc := range conns {

@@ -284,8 +284,19 @@ func newScript(src string) script { return script{src: src, Script: redis.NewScr
 
 var allScripts = []script{publishScript, replayScript, registerScript, beatScript, heartbeatScript, expiredScript, removeScript, fillScript, invalidateScript, leaseScript}
 
-// loadScripts loads every script in one round trip.
-func loadScripts(ctx context.Context, rdb redis.Cmdable) error {
+// loadScripts loads every script in one round trip; on a cluster one
+// round trip per script, to every node (go-redis's ClusterClient.ScriptLoad:
+// a pipeline would send a command without keys to one node), replicas
+// included so that a replica promoted by a failover has them too.
+func loadScripts(ctx context.Context, rdb redis.UniversalClient) error {
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		for _, s := range allScripts {
+			if err := rdb.ScriptLoad(ctx, s.src).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, s := range allScripts {
 			p.ScriptLoad(ctx, s.src)

@@ -17,7 +17,14 @@ const catchUpPage = 500
 
 // hub multiplexes every flow a layer's subscribers follow onto one Redis
 // Pub/Sub connection, and fans out events acknowledged from memory to local
-// subscribers.
+// subscribers. On a Redis Cluster it stays classic SUBSCRIBE, not sharded
+// Pub/Sub: the cluster carries every PUBLISH to every node, so one
+// connection to any node serves every flow, through a failover (the
+// demoted primary still gets the messages) and a slot migration, without
+// resubscribing. The cost: while a flow's slot moves its messages come
+// from two nodes and may arrive out of stream order, and the later one
+// delivered first makes the earlier one look had
+// (scenarios/findings/delivery-320efbad.yaml).
 type hub struct {
 	b *Bus
 
@@ -50,7 +57,7 @@ func (h *hub) behind(flow, sid string) bool {
 
 // up opens the Pub/Sub connection on a new client, subscribes every
 // followed flow, and has every subscriber catch up from the stream.
-func (h *hub) up(rdb *redis.Client) {
+func (h *hub) up(rdb redis.UniversalClient) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -71,7 +78,7 @@ func (h *hub) up(rdb *redis.Client) {
 
 // subscribe sends SUBSCRIBE; the confirmation, read by read, makes the
 // flow's subscribers catch up.
-func (h *hub) subscribe(rdb *redis.Client, ps *redis.PubSub, chans ...string) {
+func (h *hub) subscribe(rdb redis.UniversalClient, ps *redis.PubSub, chans ...string) {
 	ctx, cancel := context.WithTimeout(counter.WithOp(context.Background(), "subscribe"), h.b.m.io)
 	defer cancel()
 	if err := ps.Subscribe(ctx, chans...); err != nil && outage(err) {
@@ -116,7 +123,7 @@ func (h *hub) close() {
 // read receives from ps until it fails or is closed. A failure of the
 // current connection opens the breaker (the probe reconnects, and the
 // subscribers catch up from the stream).
-func (h *hub) read(rdb *redis.Client, ps *redis.PubSub) {
+func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 	for {
 		msg, err := ps.Receive(context.Background())
 		if err != nil {
@@ -451,7 +458,7 @@ func (b *Bus) now(ctx context.Context, flowID string) position {
 	var p position
 	p.sid = fmt.Sprintf("%d-0", time.Now().UnixMilli())
 	if b.redis {
-		b.m.call(ctx, "subscribe", b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		b.m.call(ctx, "subscribe", b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			xs, err := rdb.XRevRangeN(ctx, b.k.events(flowID), "+", "-", 1).Result()
 			if err == nil {
 				p.sid = "0-0"
@@ -568,7 +575,7 @@ func (s *sub) catchUp(ctx context.Context) bool {
 		gen := s.syncGen
 		s.mu.Unlock()
 		var xs []redis.XMessage
-		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb *redis.Client) error {
+		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			var err error
 			xs, err = rdb.XRangeN(ctx, s.b.k.events(s.flow), "("+from, "+", catchUpPage).Result()
 			return err

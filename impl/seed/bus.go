@@ -54,7 +54,7 @@ func (b *bus) Publish(ctx context.Context, e impl.Event) error {
 	return nil
 }
 
-func (b *bus) publishRedis(ctx context.Context, rdb *redis.Client, e impl.Event) error {
+func (b *bus) publishRedis(ctx context.Context, rdb redis.UniversalClient, e impl.Event) error {
 	key := b.m.key(streamPrefix, e.FlowID)
 	payload := string(e.Payload)
 	if payload == "" {

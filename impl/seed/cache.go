@@ -16,7 +16,7 @@ import (
 // Redis every read misses and every write is dropped, as in the tracker.
 type cache struct{ m *manager }
 
-func (c *cache) rdb() *redis.Client { return c.m.redis(c.m.cfg.Cache) }
+func (c *cache) rdb() redis.UniversalClient { return c.m.redis(c.m.cfg.Cache) }
 
 // Get is get(): HINCRBY access, HSET last_access, GET, HINCRBY hits|misses.
 // Errors read as misses.

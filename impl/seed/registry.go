@@ -37,7 +37,7 @@ func newRegistry(m *manager) *registry {
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 
-func (r *registry) rdb() *redis.Client { return r.m.redis(r.m.cfg.SSE) }
+func (r *registry) rdb() redis.UniversalClient { return r.m.redis(r.m.cfg.SSE) }
 
 func (r *registry) connKey(id string) string { return r.m.key(registryPrefix, id) }
 
@@ -62,7 +62,7 @@ func (r *registry) Register(ctx context.Context, c impl.Conn) error {
 	return nil
 }
 
-func (r *registry) registerRedis(ctx context.Context, rdb *redis.Client, id string, d connData) error {
+func (r *registry) registerRedis(ctx context.Context, rdb redis.UniversalClient, id string, d connData) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -134,7 +134,7 @@ func (r *registry) Unregister(ctx context.Context, connID string) error {
 	return r.unregisterRedis(counter.WithOp(ctx, "reg_unregister"), rdb, connID)
 }
 
-func (r *registry) unregisterRedis(ctx context.Context, rdb *redis.Client, connID string) error {
+func (r *registry) unregisterRedis(ctx context.Context, rdb redis.UniversalClient, connID string) error {
 	key := r.connKey(connID)
 	raw, err := rdb.Get(ctx, key).Result()
 	if err != nil && err != redis.Nil {
@@ -237,7 +237,7 @@ func (r *registry) Cleanup(ctx context.Context) (int, error) {
 
 // scanConns calls f for every connection key (SCAN MATCH prefix* COUNT 100,
 // skipping flow sets).
-func (r *registry) scanConns(ctx context.Context, rdb *redis.Client, f func(key string) error) error {
+func (r *registry) scanConns(ctx context.Context, rdb redis.UniversalClient, f func(key string) error) error {
 	var cursor uint64
 	for {
 		keys, next, err := rdb.Scan(ctx, cursor, r.connKey("")+"*", 100).Result()

@@ -45,7 +45,7 @@ func New(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
 	m := &manager{cfg: cfg}
 	if cfg.Enabled {
 		// flaw (guarantee 1): no call budget; a blackholed call waits out the 3 s read timeout, retried once.
-		rdb, err := impl.NewClient(cfg, func(o *redis.Options) { o.MaxRetries = 1 })
+		rdb, err := impl.NewUniversalClient(cfg, func(o *redis.Options) { o.MaxRetries = 1 })
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +82,7 @@ func New(ctx context.Context, cfg impl.Config) (*impl.Layer, error) {
 type manager struct {
 	cfg impl.Config
 	// rdb is nil when Redis is not available; fixed after New.
-	rdb *redis.Client
+	rdb redis.UniversalClient
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -93,7 +93,7 @@ func (m *manager) key(prefix, id string) string { return m.cfg.KeyPrefix + prefi
 
 // redis returns the client when component flag on is set and Redis was
 // available at start-up, else nil (memory).
-func (m *manager) redis(on bool) *redis.Client {
+func (m *manager) redis(on bool) redis.UniversalClient {
 	if !on {
 		return nil
 	}

@@ -263,7 +263,7 @@ func Lost(h history.History, c Config) Result {
 
 // ReplicationFaults are the faults that replace a replicated target's
 // primary.
-var ReplicationFaults = []string{"failover", "primary_kill", "primary_pause"}
+var ReplicationFaults = []string{"failover", "primary_kill", "primary_pause", "partition_primary"}
 
 // replicationLag bounds how long before a primary is replaced an event it
 // acknowledged may still be missing on its replicas (loopback replication
