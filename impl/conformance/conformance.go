@@ -45,22 +45,6 @@ func Constructor(c impl.Constructor) NewLayer {
 	}
 }
 
-// Option adjusts Run.
-type Option func(*options)
-
-type options struct {
-	skip map[string]string
-}
-
-// Skip skips the named subtests, giving the reason in the test log.
-func Skip(reason string, names ...string) Option {
-	return func(o *options) {
-		for _, n := range names {
-			o.skip[n] = reason
-		}
-	}
-}
-
 // StartRedis spawns a redis-server for the test and closes it at cleanup.
 func StartRedis(t testing.TB, opts target.ProcessOptions) *target.Process {
 	t.Helper()
@@ -168,25 +152,21 @@ type suite struct {
 
 // Run runs the suite against the profile newLayer builds, on a
 // redis-server of its own.
-func Run(t *testing.T, newLayer NewLayer, opts ...Option) {
+func Run(t *testing.T, newLayer NewLayer) {
 	p := StartRedis(t, target.ProcessOptions{})
-	run(t, &suite{url: p.URL(), rdb: Client(t, p), newLayer: newLayer}, opts)
+	run(t, &suite{url: p.URL(), rdb: Client(t, p), newLayer: newLayer})
 }
 
 // RunCluster runs the suite on the Redis Cluster c: every layer gets c's
 // cluster URL (the suite's keys spread over its primaries).
-func RunCluster(t *testing.T, c *target.Cluster, newLayer NewLayer, opts ...Option) {
+func RunCluster(t *testing.T, c *target.Cluster, newLayer NewLayer) {
 	rdb, err := impl.NewUniversalClient(impl.Config{URL: c.URL()}, func(o *redis.Options) { o.MaxRetries = -1 })
 	require.NoError(t, err)
 	t.Cleanup(func() { rdb.Close() })
-	run(t, &suite{url: c.URL(), rdb: rdb, newLayer: newLayer}, opts)
+	run(t, &suite{url: c.URL(), rdb: rdb, newLayer: newLayer})
 }
 
-func run(t *testing.T, s *suite, opts []Option) {
-	o := options{skip: map[string]string{}}
-	for _, f := range opts {
-		f(&o)
-	}
+func run(t *testing.T, s *suite) {
 	for _, c := range []struct {
 		name string
 		run  func(t *testing.T)
@@ -202,12 +182,7 @@ func run(t *testing.T, s *suite, opts []Option) {
 		{"redis_disabled", s.redisDisabled},
 		{"redis_down_at_start", s.redisDownAtStart},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			if why, ok := o.skip[c.name]; ok {
-				t.Skip(why)
-			}
-			c.run(t)
-		})
+		t.Run(c.name, c.run)
 	}
 }
 
