@@ -93,9 +93,9 @@ func journalCrash(t *testing.T, dir string) (want, got []string) {
 	require.NoError(t, p.Stop(ctx))
 	want = append(want, pub(t, a, "f", 1, 3)...) // acknowledged from memory
 	require.NoError(t, p.Restart(ctx))
-	require.Eventually(t, func() bool { return a.Bus.(*Bus).Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Bus.(*Bus).Outbox().Pending == 0 }, 30*time.Second, 10*time.Millisecond)
 	if dir != "" {
-		require.Eventually(t, func() bool { return fileSize(t, dir) == 0 }, 5*time.Second, 10*time.Millisecond, "journal truncated once the outbox is replayed")
+		require.Eventually(t, func() bool { return fileSize(t, dir) == 0 }, 30*time.Second, 10*time.Millisecond, "journal truncated once the outbox is replayed")
 	}
 
 	require.NoError(t, p.Stop(ctx))
@@ -108,7 +108,7 @@ func journalCrash(t *testing.T, dir string) (want, got []string) {
 
 	b := journaled(t, p, prefix, dir)
 	defer b.Close()
-	require.Eventually(t, func() bool { return b.Manager.Mode() == "redis" && b.Bus.(*Bus).Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.Manager.Mode() == "redis" && b.Bus.(*Bus).Outbox().Pending == 0 }, 30*time.Second, 10*time.Millisecond)
 	return want, historyIDs(t, b, "f")
 }
 
@@ -138,7 +138,7 @@ func TestJournalDedupe(t *testing.T) {
 	st := b.Bus.(*Bus).Outbox()
 	assert.Equal(t, int64(3), st.Journaled, "lines read")
 	assert.Equal(t, int64(1), st.JournalUnreadable, "torn line")
-	require.Eventually(t, func() bool { return b.Bus.(*Bus).Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.Bus.(*Bus).Outbox().Pending == 0 }, 30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, append(in, "f-03"), historyIDs(t, b, "f"), "history: the journal's events once each")
 }
 
@@ -165,7 +165,7 @@ func TestJournalStop(t *testing.T) {
 
 	require.NoError(t, p.Restart(ctx))
 	b := journaled(t, p, prefix, dir)
-	require.Eventually(t, func() bool { return b.Bus.(*Bus).Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.Bus.(*Bus).Outbox().Pending == 0 }, 30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, want, historyIDs(t, b, "f"))
 	require.NoError(t, b.Close(), "Close with everything written")
 	assert.Zero(t, fileSize(t, dir), "journal empty after a clean close")
