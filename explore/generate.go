@@ -107,6 +107,13 @@ func (g Generator) Generate(seed int64, index int) Scenario {
 		// Fallback acknowledgements survive a stop or a kill.
 		s.Config.Journal = true
 	}
+	if slices.Contains(kinds, "flag") {
+		// A rollback step rebuilds the instances: as an instance stop,
+		// what they acknowledged from memory survives it only in the
+		// journal (the gates run redeploy_outage with it; without it the
+		// loss is announced, by design: scenarios/findings/lost-9f49d6e5).
+		s.Config.Journal = true
+	}
 	g.drawWorkload(r, &s, slices.Contains(kinds, "flag"))
 	for _, k := range kinds {
 		s.Faults = append(s.Faults, drawFault(r, k, &s))

@@ -82,6 +82,9 @@ func TestGeneratedValidate(t *testing.T) {
 		if s.InstanceMode == "process" {
 			process++
 		}
+		if slices.ContainsFunc(s.FaultKinds(), func(k string) bool { return k == "flag" || isInstanceFault(k) }) && !s.Config.Journal {
+			t.Errorf("scenario %d restarts instances without the outbox journal:\n%s", i, s.YAML())
+		}
 		for a := range s.Faults {
 			for b := range s.Faults[a+1:] {
 				fa, fb := s.Faults[a], s.Faults[a+1+b]

@@ -277,7 +277,9 @@ func candidates(s Scenario) []candidate {
 		})
 	}
 	if s.InstanceMode != "" && !slices.ContainsFunc(s.Faults, func(f Fault) bool { return isInstanceFault(f.Fault) }) {
-		add("in-process", func(c *Scenario) { c.InstanceMode, c.Config.Journal = "", false })
+		// In process a rollback step still needs the journal (see Generate).
+		flag := slices.ContainsFunc(s.Faults, func(f Fault) bool { return f.Fault == "flag" })
+		add("in-process", func(c *Scenario) { c.InstanceMode, c.Config.Journal = "", flag })
 	}
 	if p := w.Publish; p != nil {
 		add("publish rate", func(c *Scenario) { c.Workload.Publish.Rate = max(1, float64(int(p.Rate/2))) })
