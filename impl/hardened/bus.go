@@ -70,6 +70,9 @@ type Bus struct {
 	// The publish script's MAXLEN and TTL arguments, formatted (and boxed)
 	// once: the hot path allocates only what differs per event.
 	maxLenArg, ttlArg any
+	// gapArg turns the scripts' gap marks on ("1", on a Redis Cluster:
+	// see hub) or off ("0").
+	gapArg any
 
 	// origin names this layer in the tags of its memory-acknowledged
 	// events (see cursor.go).
@@ -109,10 +112,14 @@ func newBus(m *manager, k keys) *Bus {
 		redis:      m.cfg.Enabled && m.cfg.EventBus,
 		maxLenArg:  strconv.FormatInt(m.cfg.StreamMaxLen, 10),
 		ttlArg:     strconv.FormatInt(m.cfg.StreamTTL.Milliseconds(), 10),
+		gapArg:     "0",
 		origin:     newOrigin(),
 		ring:       map[string][]memEvent{},
 		pending:    map[string]int{},
 		wakeReplay: make(chan struct{}, 1),
+	}
+	if impl.IsClusterURL(m.cfg.URL) {
+		b.gapArg = "1"
 	}
 	b.hub = newHub(b)
 	if b.redis {
@@ -525,7 +532,7 @@ func (b *Bus) publishArgs(e impl.Event, refreshTTL bool, fence int64) ([]string,
 	if err != nil {
 		return nil, nil, err
 	}
-	return []string{b.k.events(e.FlowID)}, []any{b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(e.FlowID), js, fence}, nil
+	return []string{b.k.events(e.FlowID)}, []any{b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(e.FlowID), js, fence, b.gapArg}, nil
 }
 
 // replayArgs are replayScript's keys and arguments for outbox events of
@@ -533,7 +540,7 @@ func (b *Bus) publishArgs(e impl.Event, refreshTTL bool, fence int64) ([]string,
 func (b *Bus) replayArgs(ps []pending, refreshTTL bool, fence int64) ([]string, []any, error) {
 	flow := ps[0].e.FlowID
 	var from int64
-	args := make([]any, 5, 5+4*len(ps))
+	args := make([]any, 6, 6+4*len(ps))
 	for _, p := range ps {
 		js, err := encode(p.e)
 		if err != nil {
@@ -554,7 +561,7 @@ func (b *Bus) replayArgs(ps []pending, refreshTTL bool, fence int64) ([]string, 
 		args = append(args, needle, js, tag, p.fence)
 	}
 	args[0], args[1], args[2], args[3] = strconv.FormatInt(from, 10), b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(flow)
-	args[4] = fence
+	args[4], args[5] = fence, b.gapArg
 	return []string{b.k.events(flow)}, args, nil
 }
 

@@ -20,9 +20,20 @@ import (
 // nothing: the entry it just added is removed (the stream too, when that
 // leaves it empty) and the reply is a one-element array of its ID.
 //
+// With gap marks (ARGV[6] "1": on a Redis Cluster, see hub) the message
+// also names the entry before the new one ("<sid> ^<previous sid>"), read
+// with one XREVRANGE: a subscriber that gets a message whose previous
+// entry it has not delivered reads the stream for it first.
+//
 // KEYS: stream. ARGV: maxlen, ttl ms ("0": do not refresh), channel,
-// event JSON, fence (Redis server ms). Returns the new entry's ID.
+// event JSON, fence (Redis server ms), gap marks ("1" or "0"). Returns the
+// new entry's ID.
 var publishScript = newScript(`
+local prev = ''
+if ARGV[6] == '1' then
+  local xs = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if #xs > 0 then prev = ' ^' .. xs[1][1] end
+end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[4])
 if tonumber(string.match(id, '^%d+')) > tonumber(ARGV[5]) then
   redis.call('XDEL', KEYS[1], id)
@@ -30,7 +41,7 @@ if tonumber(string.match(id, '^%d+')) > tonumber(ARGV[5]) then
   return {id}
 end
 if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-redis.call('PUBLISH', ARGV[3], id .. '\n' .. ARGV[4])
+redis.call('PUBLISH', ARGV[3], id .. prev .. '\n' .. ARGV[4])
 return id
 `)
 
@@ -58,8 +69,12 @@ return id
 // attempt's fence (it may still land) is not written, nor is any event of
 // the call after it: the reply then holds fewer results than events.
 //
+// Gap marks as publishScript's, the first entry written naming the
+// stream's last before the call, each next one the entry written before it.
+//
 // KEYS: stream. ARGV: earliest attempt ms ("0": none), maxlen, ttl ms
-// ("0": do not refresh), channel, the call's fence, then per event: needle
+// ("0": do not refresh), channel, the call's fence, gap marks ("1" or
+// "0"), then per event: needle
 // ("" for a first attempt), event JSON, tag ("" none), the fence of its
 // earlier attempts. Returns per event written the new entry's ID, 0 if it
 // was there already, or "!" and the error that refused it.
@@ -68,7 +83,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now > tonumber(ARGV[5]) then return now end
 local found, lens, want = {}, {}, 0
-for i = 6, #ARGV, 4 do
+for i = 7, #ARGV, 4 do
   local nd = ARGV[i]
   if nd ~= '' and found[nd] == nil then
     found[nd] = false
@@ -98,8 +113,13 @@ if want > 0 then
     last = '(' .. xs[#xs][1]
   end
 end
-local out = {}
-for i = 6, #ARGV, 4 do
+local out, prev = {}, nil
+if ARGV[6] == '1' then
+  local xs = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  prev = ''
+  if #xs > 0 then prev = xs[1][1] end
+end
+for i = 7, #ARGV, 4 do
   local nd, js, tag = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if nd ~= '' and found[nd] then
     out[#out + 1] = 0
@@ -115,9 +135,13 @@ for i = 6, #ARGV, 4 do
     if type(r) == 'table' and r.err then
       out[#out + 1] = '!' .. r.err
     else
-      local sid = r
-      if tag ~= '' then sid = r .. ' ' .. tag end
-      redis.call('PUBLISH', ARGV[4], sid .. '\n' .. js)
+      local head = r
+      if tag ~= '' then head = r .. ' ' .. tag end
+      if prev ~= nil then
+        if prev ~= '' then head = head .. ' ^' .. prev end
+        prev = r
+      end
+      redis.call('PUBLISH', ARGV[4], head .. '\n' .. js)
       out[#out + 1] = r
       if nd ~= '' then found[nd] = true end
     end

@@ -23,8 +23,12 @@ const catchUpPage = 500
 // demoted primary still gets the messages) and a slot migration, without
 // resubscribing. The cost: while a flow's slot moves its messages come
 // from two nodes and may arrive out of stream order, and the later one
-// delivered first makes the earlier one look had
-// (scenarios/findings/delivery-320efbad.yaml).
+// delivered first would make the earlier one look had
+// (scenarios/findings/delivery-320efbad.yaml: 1-2 of ~600 events never
+// delivered live). So on a cluster every message names the entry before
+// its own (gap marks, see publishScript): a subscriber that has not
+// delivered that entry catches up from the stream, which gives both in
+// order, and the late message is then behind it.
 type hub struct {
 	b *Bus
 
@@ -149,8 +153,16 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 			if err != nil {
 				continue
 			}
-			sid, t, _ := strings.Cut(head, " ")
-			tag, _ := parseTag(t)
+			sid, marks, _ := strings.Cut(head, " ")
+			var tag memTag
+			var prev string
+			for _, f := range strings.Fields(marks) {
+				if p, ok := strings.CutPrefix(f, "^"); ok {
+					prev = strings.Clone(p)
+				} else {
+					tag, _ = parseTag(f)
+				}
+			}
 			// Queued events must not keep the whole message (payload
 			// included, which e holds a copy of) through their IDs.
 			e.ID, e.FlowID, e.Type = strings.Clone(e.ID), strings.Clone(e.FlowID), strings.Clone(e.Type)
@@ -164,7 +176,7 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 				h.tails[e.FlowID] = e.Cursor
 			}
 			h.mu.Unlock()
-			h.each(e.FlowID, func(s *sub) { s.push(item{e: e, tag: tag}) })
+			h.each(e.FlowID, func(s *sub) { s.push(item{e: e, tag: tag, prev: prev}) })
 		}
 	}
 }
@@ -255,6 +267,9 @@ type item struct {
 	// its Pub/Sub message may be lost (see sentRing); delivered even while
 	// the subscriber catches up.
 	own bool
+	// prev is, for a live message with a gap mark, the stream ID of the
+	// entry before it.
+	prev string
 }
 
 // sub is one subscriber. Its pump goroutine delivers, in order and once
@@ -653,6 +668,14 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 	} else {
 		switch {
 		case syncing:
+			return it.e, false
+		case it.prev != "" && cursorAfter(it.prev, s.pos.sid):
+			// The entry before it did not come (a message arrived out
+			// of stream order): the catch-up reads both, in order (and
+			// the messages after this one find the same gap until then).
+			s.needSync = true
+			s.syncGen++
+			s.poke()
 			return it.e, false
 		case cursorAfter(it.e.Cursor, s.pos.sid):
 			s.pos.sid = it.e.Cursor

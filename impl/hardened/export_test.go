@@ -1,0 +1,18 @@
+package hardened
+
+import "github.com/gonogo/harness/impl"
+
+// SetGapMarks turns the scripts' gap marks on or off for bus (on by
+// default only on a Redis Cluster), so that a test on one redis-server
+// exercises them.
+func SetGapMarks(bus impl.Bus, on bool) {
+	b := bus.(*Bus)
+	b.gapArg = "0"
+	if on {
+		b.gapArg = "1"
+	}
+}
+
+// StreamKey and Channel are the key and channel of flow's events on bus.
+func StreamKey(bus impl.Bus, flow string) string { return bus.(*Bus).k.events(flow) }
+func Channel(bus impl.Bus, flow string) string   { return bus.(*Bus).k.channel(flow) }
