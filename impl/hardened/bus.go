@@ -180,6 +180,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 	fill(&e)
 	e.Cursor = ""
 	var attempted, attemptFence int64
+	var landed string
 	var late *pubReq
 	behind := false
 	if b.redis {
@@ -223,6 +224,12 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 				// its fence.
 				attempted, attemptFence = sent, fence
 			}
+			if errors.Is(err, errNotReplicated) {
+				// Stored on the primary, not confirmed on a replica:
+				// its entry is sid, which subscribers may have had
+				// (see unseen).
+				landed = sid
+			}
 		}
 	}
 	// Behind the flow's outbox events while Redis answers, a publish
@@ -243,7 +250,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		}
 		line = js
 	}
-	synced, err := b.remember(pending{memEvent: memEvent{e: e}, attempted: attempted, fence: attemptFence, written: written, late: late}, line)
+	synced, err := b.remember(pending{memEvent: memEvent{e: e}, attempted: attempted, fence: attemptFence, written: written, late: late, landed: landed}, line)
 	if err != nil {
 		return err
 	}
@@ -697,7 +704,20 @@ func (b *Bus) replayOnce() bool {
 		c := cmds[i]
 		if c == nil || (c.Err() != nil && outage(c.Err())) || errors.Is(err, errNotReplicated) {
 			// Not confirmed on a replica: the next replay finds it
-			// (or not) wherever the primary is then.
+			// (or not) wherever the primary is then. What the call
+			// wrote, subscribers may have had (see unseen).
+			if c == nil || c.Err() != nil || !errors.Is(err, errNotReplicated) {
+				continue
+			}
+			if res, ok := c.Val().([]any); ok {
+				for j, k := range groups[f] {
+					if j < len(res) {
+						if r, ok := res[j].(string); ok && !strings.HasPrefix(r, "!") {
+							sids[k] = strings.TrimPrefix(r, "=")
+						}
+					}
+				}
+			}
 			continue
 		}
 		if ms, ok := c.Val().(int64); ok && c.Err() == nil {
@@ -715,14 +735,11 @@ func (b *Bus) replayOnce() bool {
 			}
 			status[k] = refused // an error answer for the whole call refuses its events
 			if c.Err() == nil && j < len(res) {
-				r, ok := res[j].(string)
+				r, _ := res[j].(string)
 				switch {
-				case !ok || !strings.HasPrefix(r, "!"):
+				case !strings.HasPrefix(r, "!"):
 					status[k] = written
-					sids[k] = r // "" when it was there already
-					if !ok {
-						sids[k] = batch[k].landed
-					}
+					sids[k] = strings.TrimPrefix(r, "=") // "=": an earlier attempt's entry, found
 				case outageReply(r[1:]):
 					// Caught in the script, but an outage all the
 					// same: READONLY from a primary a failover
@@ -739,6 +756,12 @@ func (b *Bus) replayOnce() bool {
 		if status[i] == unknown {
 			if p.attempted == 0 {
 				p.attempted = sent
+			}
+			if sids[i] != "" && p.landed == "" {
+				if p.maybe {
+					b.unresolved.Add(-1)
+				}
+				p.landed = sids[i]
 			}
 			p.fence = max(p.fence, fence)
 			keep = append(keep, p)

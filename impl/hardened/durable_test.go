@@ -138,3 +138,43 @@ func TestDurableInvalidate(t *testing.T) {
 	assert.Equal(t, want, got, "generation on the replica once the invalidation returned")
 	assert.GreaterOrEqual(t, got, 3, "the deferred invalidation, its replay and the last one")
 }
+
+// TestResumeAfterUnconfirmed: a publish whose WAIT no replica answered
+// (a lagging replica: explore's delivery-e0a2a808, sentinel, replica_lag)
+// stored its entry on the primary, where another instance's subscriber
+// got it live from the stream; the publishing instance acknowledged it
+// from memory and keeps it in its outbox. A client that moves to the
+// publishing instance with the cursor of that entry had it: the memory
+// copy is not handed to it again (it was, three events twice).
+func TestResumeAfterUnconfirmed(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	durable := func(c *impl.Config) { c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, 50*time.Millisecond, time.Second }
+	a, _, cfg := layer(t, p, "A", durable)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, durable))
+	ctx := bg(t)
+	onB, err := b.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	time.Sleep(200 * time.Millisecond) // B follows the flow
+	var cursor string
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, a.Bus.Publish(ctx, ev("f", i))) // no replica: acknowledged from memory
+		e := conformance.Receive(t, onB, 5*time.Second)
+		require.Equal(t, ev("f", i).ID, e.ID)
+		cursor = e.Cursor
+	}
+	require.Equal(t, 3, a.Bus.(*hardened.Bus).Outbox().Pending, "unconfirmed: in A's outbox")
+	onA, err := a.Bus.Subscribe(ctx, "f", cursor)
+	require.NoError(t, err)
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 4)))
+	var ids []string
+	for len(ids) < 4 {
+		select {
+		case e := <-onA:
+			ids = append(ids, e.ID)
+			continue
+		case <-time.After(time.Second):
+		}
+		break
+	}
+	assert.Equal(t, []string{"f-004"}, ids, "moved to A after f-003 (had from the stream on B)")
+}

@@ -76,8 +76,9 @@ return id
 // ("0": do not refresh), channel, the call's fence, gap marks ("1" or
 // "0"), then per event: needle
 // ("" for a first attempt), event JSON, tag ("" none), the fence of its
-// earlier attempts. Returns per event written the new entry's ID, 0 if it
-// was there already, or "!" and the error that refused it.
+// earlier attempts. Returns per event written the new entry's ID, "=" and
+// the ID of the entry an earlier attempt wrote if it was there already, or
+// "!" and the error that refused it.
 var replayScript = newScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -103,7 +104,7 @@ if want > 0 then
         for l in pairs(lens) do
           local p = string.sub(f[2], 1, l)
           if found[p] == false then
-            found[p] = true
+            found[p] = x[1]
             want = want - 1
           end
         end
@@ -122,7 +123,7 @@ end
 for i = 7, #ARGV, 4 do
   local nd, js, tag = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if nd ~= '' and found[nd] then
-    out[#out + 1] = 0
+    out[#out + 1] = '=' .. found[nd]
   elseif nd ~= '' and now <= tonumber(ARGV[i + 3]) then
     break
   else
@@ -143,7 +144,7 @@ for i = 7, #ARGV, 4 do
       end
       redis.call('PUBLISH', ARGV[4], head .. '\n' .. js)
       out[#out + 1] = r
-      if nd ~= '' then found[nd] = true end
+      if nd ~= '' then found[nd] = r end
     end
   end
 end
