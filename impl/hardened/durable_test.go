@@ -148,7 +148,9 @@ func TestDurableInvalidate(t *testing.T) {
 // copy is not handed to it again (it was, three events twice).
 func TestResumeAfterUnconfirmed(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
-	durable := func(c *impl.Config) { c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, 50*time.Millisecond, time.Second }
+	durable := func(c *impl.Config) {
+		c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, 50*time.Millisecond, time.Second
+	}
 	a, _, cfg := layer(t, p, "A", durable)
 	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, durable))
 	ctx := bg(t)
@@ -166,15 +168,6 @@ func TestResumeAfterUnconfirmed(t *testing.T) {
 	onA, err := a.Bus.Subscribe(ctx, "f", cursor)
 	require.NoError(t, err)
 	require.NoError(t, a.Bus.Publish(ctx, ev("f", 4)))
-	var ids []string
-	for len(ids) < 4 {
-		select {
-		case e := <-onA:
-			ids = append(ids, e.ID)
-			continue
-		case <-time.After(time.Second):
-		}
-		break
-	}
+	ids := collect(onA, 1)
 	assert.Equal(t, []string{"f-004"}, ids, "moved to A after f-003 (had from the stream on B)")
 }

@@ -51,15 +51,7 @@ func gapDelivery(t *testing.T, marks bool) []string {
 	sid, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: hardened.StreamKey(l.Bus, "f"), Values: []any{"event", js}}).Result()
 	require.NoError(t, err)
 	require.NoError(t, l.Bus.Publish(ctx, ev("f", 3)))
-	for len(ids) < 3 {
-		select {
-		case e := <-live:
-			ids = append(ids, e.ID)
-			continue
-		case <-time.After(time.Second):
-		}
-		break
-	}
+	ids = append(ids, collect(live, 2)...)
 	// f-002's own message, late.
 	require.NoError(t, rdb.Publish(ctx, hardened.Channel(l.Bus, "f"), sid+"\n"+js).Err())
 	select {
