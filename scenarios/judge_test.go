@@ -25,6 +25,7 @@ func TestJudgeSavedRuns(t *testing.T) {
 		{"long_heartbeat-seed", verdict.Fail, "registry", check.ErrVanished},
 		{"kill_no_aof-seed", verdict.Fail, "lost", check.ErrLost},
 		{"kill_no_aof-hardened", verdict.Pass, "lost", nil},
+		{"stop_before_wipe-hardened", verdict.Pass, "acked_on_stop", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
@@ -54,6 +55,36 @@ func TestJudgeSavedRuns(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStopLossWithoutWipe: the saved run of stop_before_wipe judged as if
+// its kill had kept Redis's data: the event inst-1 acknowledged before its
+// stop is missing, and acked_on_stop says so (the exemption is what made
+// it PASS above, not a check that sees nothing).
+func TestStopLossWithoutWipe(t *testing.T) {
+	dir := filepath.Join("testdata", "stop_before_wipe-hardened")
+	h, err := history.Load(filepath.Join(dir, "history.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "scenario.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := Parse(filepath.Join(dir, "scenario.yaml"), src, DefaultKnown(profiles.Default()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range spec.Faults {
+		spec.Faults[i].Wipes = false
+	}
+	res, err := Judge(h, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(res[0].Err, check.ErrStopLost) {
+		t.Errorf("acked_on_stop without the wipe: got %v (%s); want %v", res[0].Err, res[0].Verdict, check.ErrStopLost)
 	}
 }
 

@@ -186,9 +186,9 @@ func Judge(h history.History, s Spec) ([]Result, error) {
 	out := make([]Result, len(s.Checks))
 	for i, c := range s.Checks {
 		r := res[i]
-		if r.Check == "lost" && !errors.Is(r.Err, check.ErrLowLoad) {
+		if judge := wipeExempt[r.Check]; judge != nil && !errors.Is(r.Err, check.ErrLowLoad) {
 			if wh, ok := exemptWiped(h, s); ok {
-				r = check.Lost(wh, cfg)
+				r = judge(wh, cfg)
 				r.Evidence = append(r.Evidence, fmt.Sprintf("not judged: %d publishes Redis acknowledged before a fault that wiped its data", len(h.Ops)-len(wh.Ops)))
 			}
 		}
@@ -245,6 +245,15 @@ func Fold(rs []Result) verdict.Verdict {
 	}
 	return verdict.Fold(vs...)
 }
+
+// wipeExempt are the checks that judge acknowledged events against the
+// final history read, so that a fault that wiped Redis's data afterwards
+// (exemptWiped) is not blamed on the layer: loss, and the loss an
+// instance's stop or kill caused (an event an instance acknowledged from
+// Redis before it stopped, wiped by a later kill of a server without
+// persistence: explore's acked_on_stop-290f75e7).
+var wipeExempt = map[string]func(history.History, check.Config) check.Result{
+	"lost": check.Lost, "acked_on_stop": check.AckedOnStop, "lost_on_crash": check.LostOnCrash}
 
 // wipeSlack is how long after a wiping fault's recorded start a publish
 // that Redis acknowledged may still return to its client.
