@@ -29,19 +29,7 @@ func TestJudgeSavedRuns(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {
-			dir := filepath.Join("testdata", tt.dir)
-			h, err := history.Load(filepath.Join(dir, "history.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			src, err := os.ReadFile(filepath.Join(dir, "scenario.yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			spec, err := Parse(filepath.Join(dir, "scenario.yaml"), src, known)
-			if err != nil {
-				t.Fatal(err)
-			}
+			h, spec := savedRun(t, tt.dir, known)
 			res, err := Judge(h, spec)
 			if err != nil {
 				t.Fatal(err)
@@ -63,19 +51,7 @@ func TestJudgeSavedRuns(t *testing.T) {
 // stop is missing, and acked_on_stop says so (the exemption is what made
 // it PASS above, not a check that sees nothing).
 func TestStopLossWithoutWipe(t *testing.T) {
-	dir := filepath.Join("testdata", "stop_before_wipe-hardened")
-	h, err := history.Load(filepath.Join(dir, "history.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(dir, "scenario.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := Parse(filepath.Join(dir, "scenario.yaml"), src, DefaultKnown(profiles.Default()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, spec := savedRun(t, "stop_before_wipe-hardened", DefaultKnown(profiles.Default()))
 	for i := range spec.Faults {
 		spec.Faults[i].Wipes = false
 	}
@@ -86,6 +62,25 @@ func TestStopLossWithoutWipe(t *testing.T) {
 	if !errors.Is(res[0].Err, check.ErrStopLost) {
 		t.Errorf("acked_on_stop without the wipe: got %v (%s); want %v", res[0].Err, res[0].Verdict, check.ErrStopLost)
 	}
+}
+
+// savedRun loads the history and scenario saved in testdata/dir.
+func savedRun(t *testing.T, dir string, known Known) (history.History, Spec) {
+	t.Helper()
+	dir = filepath.Join("testdata", dir)
+	h, err := history.Load(filepath.Join(dir, "history.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "scenario.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := Parse(filepath.Join(dir, "scenario.yaml"), src, known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, spec
 }
 
 func TestVerdictFold(t *testing.T) {
