@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/gonogo/harness/chaos/certs"
 	"github.com/gonogo/harness/target"
@@ -36,11 +38,9 @@ type tlsServer interface {
 // TLS, and its client connections are dropped so clients reconnect into
 // the fault; clients keep the target's TLS()/URL(). handshake_stall instead
 // holds every new connection at the proxy without an answer. Use it through
-// a pointer: it keeps the state Undo restores.
+// a pointer: a server's active faults are kept by identity (tlsLayers).
 type TLSFault struct {
 	Kind string
-
-	saved *target.TLSState
 }
 
 // Name is "tls_" + Kind.
@@ -82,23 +82,24 @@ func (f *TLSFault) check(env Env) (tlsServer, error) {
 	return s, nil
 }
 
-// Inject saves the server's TLS state and applies the fault.
-func (f *TLSFault) Inject(ctx context.Context, env Env) error {
-	s, err := f.check(env)
-	if err != nil {
-		return err
-	}
-	if s == nil {
-		l, _ := limiter(env, false)
-		l.SetHandshakeStall(true)
-		return nil
-	}
-	set, err := s.Certs()
-	if err != nil {
-		return err
-	}
-	old := s.TLSState()
-	st := old
+// tlsLayers are the TLS faults active on one server, over the state it had
+// before the first of them: its state is always base with each active
+// fault's change applied in turn. Two TLS faults that overlap (or meet: the
+// next one injected before the last one is undone) then leave it as it
+// was; each restoring the state it found did not (explore's lost-eb39654f:
+// the server still demanded client certificates after the run).
+type tlsLayers struct {
+	base   target.TLSState
+	faults []*TLSFault
+}
+
+var tlsActive = struct {
+	sync.Mutex
+	m map[tlsServer]*tlsLayers
+}{m: map[tlsServer]*tlsLayers{}}
+
+// change is the fault's change to a server's TLS state.
+func (f *TLSFault) change(st target.TLSState, set *certs.Set) target.TLSState {
 	switch f.Kind {
 	case TLSUntrusted:
 		st.Cert = set.Untrusted
@@ -113,11 +114,47 @@ func (f *TLSFault) Inject(ctx context.Context, env Env) error {
 	case TLSTLSToPlain:
 		st.On = false
 	}
-	f.saved = &old
-	return s.SetTLSState(ctx, st)
+	return st
 }
 
-// Undo restores the saved state, or ends the stall.
+// compose is the state of a server with layers active.
+func (l *tlsLayers) compose(set *certs.Set) target.TLSState {
+	st := l.base
+	for _, f := range l.faults {
+		st = f.change(st, set)
+	}
+	return st
+}
+
+// Inject applies the fault over the TLS faults already active on the
+// server.
+func (f *TLSFault) Inject(ctx context.Context, env Env) error {
+	s, err := f.check(env)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		l, _ := limiter(env, false)
+		l.SetHandshakeStall(true)
+		return nil
+	}
+	set, err := s.Certs()
+	if err != nil {
+		return err
+	}
+	tlsActive.Lock()
+	defer tlsActive.Unlock()
+	l := tlsActive.m[s]
+	if l == nil {
+		l = &tlsLayers{base: s.TLSState()}
+		tlsActive.m[s] = l
+	}
+	l.faults = append(l.faults, f)
+	return s.SetTLSState(ctx, l.compose(set))
+}
+
+// Undo takes the fault off the server (back to the state before the first
+// active TLS fault once none is left), or ends the stall.
 func (f *TLSFault) Undo(ctx context.Context, env Env) error {
 	if f.Kind == TLSHandshakeStall {
 		l, err := limiter(env, false)
@@ -127,14 +164,24 @@ func (f *TLSFault) Undo(ctx context.Context, env Env) error {
 		l.SetHandshakeStall(false)
 		return nil
 	}
-	if f.saved == nil {
-		return nil
-	}
 	s, err := ability[tlsServer](env, "change its TLS settings")
 	if err != nil {
 		return err
 	}
-	saved := *f.saved
-	f.saved = nil
-	return s.SetTLSState(ctx, saved)
+	tlsActive.Lock()
+	defer tlsActive.Unlock()
+	l := tlsActive.m[s]
+	if l == nil || !slices.Contains(l.faults, f) {
+		return nil
+	}
+	l.faults = slices.DeleteFunc(l.faults, func(g *TLSFault) bool { return g == f })
+	if len(l.faults) == 0 {
+		delete(tlsActive.m, s)
+		return s.SetTLSState(ctx, l.base)
+	}
+	set, err := s.Certs()
+	if err != nil {
+		return err
+	}
+	return s.SetTLSState(ctx, l.compose(set))
 }

@@ -83,3 +83,38 @@ func TestGoodChainDirectAndWithClientCert(t *testing.T) {
 		t.Fatalf("plain PING to the TLS port: got %v; want EOF or reset", err)
 	}
 }
+
+// TestTLSFaultsOverlap: two TLS faults on one server, the second injected
+// before the first is undone (faults that meet: explore's lost-eb39654f),
+// leave it as it was whatever order they are undone in; while one is
+// left, its own change stays. Before, each restored the state it found,
+// and the server demanded client certificates after the run.
+func TestTLSFaultsOverlap(t *testing.T) {
+	for _, order := range []string{"first undone first", "last undone first"} {
+		t.Run(order, func(t *testing.T) {
+			r, p, env := setup(t, target.ProcessOptions{TLS: true})
+			a, b := &TLSFault{Kind: TLSClientCert}, &TLSFault{Kind: TLSExpired}
+			inject(t, env, a)
+			inject(t, env, b)
+			first, second := a, b
+			if order == "last undone first" {
+				first, second = b, a
+			}
+			undo(t, env, first)
+			if pingErr(t, p.Listen(), r.TLS()) == nil {
+				t.Fatalf("PING with %s still active succeeded", second.Name())
+			}
+			st := r.TLSState()
+			if second == a && !st.AuthClients {
+				t.Error("client certificates no longer required while tls_clientcert is active")
+			}
+			undo(t, env, second)
+			if err := pingErr(t, p.Listen(), r.TLS()); err != nil {
+				t.Fatalf("PING after both undone: %v", err)
+			}
+			if st := r.TLSState(); st.AuthClients || !st.On {
+				t.Errorf("server TLS after both undone: %+v; want TLS on, no client certificates", st)
+			}
+		})
+	}
+}

@@ -106,15 +106,37 @@ var stored = []string{history.Read, history.ServerRead}
 // finalReads returns each flow's final read: its last successful read of
 // Redis by the harness itself when there is one (what Redis holds, whatever
 // the layer would answer), else its last history read through the layer.
+//
+// When the harness's own read of a flow failed after the layer's last read
+// of it (Redis unreachable once the faults ended: a fault left the server
+// broken), the flow has no final read: the layer's answer, from its memory
+// then, says nothing of what Redis holds (see failedServerReads).
 func finalReads(h history.History) map[string]history.Op {
 	final := map[string]history.Op{}
 	for _, o := range reads(h, history.Read) {
 		final[o.Flow] = o
 	}
+	for flow, f := range failedServerReads(h) {
+		if o, ok := final[flow]; ok && f.Call >= o.Call {
+			delete(final, flow)
+		}
+	}
 	for _, o := range reads(h, history.ServerRead) {
 		final[o.Flow] = o
 	}
 	return final
+}
+
+// failedServerReads are, per flow, the harness's last read of its stream
+// that failed.
+func failedServerReads(h history.History) map[string]history.Op {
+	out := map[string]history.Op{}
+	for _, o := range sortedOps(h) {
+		if o.Kind == history.ServerRead && !o.OK {
+			out[o.Flow] = o
+		}
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -176,12 +198,17 @@ func Lost(h history.History, c Config) Result {
 	var lost, async, judged, memOnly, server, layer int
 	var unread, notes []string
 	modes := newJudgedModes()
+	failed := failedServerReads(h)
 	for _, flow := range sortedKeys(acked) {
 		rd, ok := final[flow]
 		switch {
 		case !ok:
 			unread = append(unread, flow)
-			notes = append(notes, fmt.Sprintf("flow %s: %d acknowledged events, no final history read", flow, len(acked[flow])))
+			why := "no final history read"
+			if f, ok := failed[flow]; ok {
+				why = fmt.Sprintf("the harness's own read of its stream at %s failed (%s): Redis unreachable after the faults, and what the layer answers then is its memory", secs(f.Call), f.Err)
+			}
+			notes = append(notes, fmt.Sprintf("flow %s: %d acknowledged events, %s", flow, len(acked[flow]), why))
 			continue
 		case rd.Call < recovered:
 			unread = append(unread, flow)

@@ -94,6 +94,14 @@ func TestLostServerRead(t *testing.T) {
 		{name: "through the layer only: judged, and said so", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2")),
 			verdict: verdict.Pass, evidence: []string{"1 of 1 flows judged on the layer's own history read, not on Redis"},
 			metrics: map[string]float64{"flows_read_from_redis": 0, "flows_read_through_layer": 1}},
+		// explore's lost-eb39654f: two TLS faults one after the other left
+		// the server demanding client certificates; the layer answered
+		// from memory, and the harness could not read the stream.
+		{name: "redis unreadable after the faults: the layer's read is no evidence", h: hist(kill(), p1, p2, rd("f1", 5, "p0-2"), srvFailed(5.1)),
+			verdict: verdict.Inconclusive, err: ErrNoData,
+			evidence: []string{"flow f1: 2 acknowledged events, the harness's own read of its stream at 5.100s failed (tls: client certificate required)"}},
+		{name: "a failed read before the layer's: the layer's stands", h: hist(kill(), p1, p2, srvFailed(4.5), rd("f1", 5, "p0-2")),
+			verdict: verdict.Fail, err: ErrLost},
 	})
 	runTable(t, "duplicated", Duplicated, []tc{
 		{name: "twice in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-1", "p0-2", "p0-2")),
@@ -103,6 +111,11 @@ func TestLostServerRead(t *testing.T) {
 		{name: "out of order in the stream", h: hist(kill(), p1, p2, rd("f1", 5, "p0-1", "p0-2"), srv(5.5, "p0-2", "p0-1")),
 			verdict: verdict.Fail, err: ErrReordered, evidence: []string{"of the Redis stream (the harness's own read) at 5.500s"}},
 	})
+}
+
+// srvFailed is a failed read of f1's stream by the harness at second at.
+func srvFailed(at float64) history.Op {
+	return history.Op{Client: "harness", Kind: history.ServerRead, Flow: "f1", Call: s(at), Return: s(at + 0.01), Err: "tls: client certificate required"}
 }
 
 // TestStreamBounds: the stream's length is judged only where more events
