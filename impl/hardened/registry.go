@@ -370,9 +370,11 @@ func (r *Registry) Lookup(ctx context.Context, flowID string) ([]string, error) 
 
 // remembered is the memory answer of Lookup (flowID set) and Count (flowID
 // ""): this instance's live connections and the other instances' ones its
-// last lookup of their flow saw, until their expiry then; sorted.
+// last lookup of their flow saw, until their expiry then + graceMs;
+// sorted.
 func (r *Registry) remembered(flowID string) []string {
 	now := time.Now()
+	grace := r.graceMs()
 	ids := []string{}
 	for _, lc := range r.alive(now) {
 		if flowID == "" || lc.c.FlowID == flowID {
@@ -385,7 +387,7 @@ func (r *Registry) remembered(flowID string) []string {
 			continue
 		}
 		for id, exp := range known {
-			if _, here := r.local[id]; !here && exp > now.UnixMilli() {
+			if _, here := r.local[id]; !here && exp+grace > now.UnixMilli() {
 				ids = append(ids, id)
 			}
 		}
@@ -394,6 +396,15 @@ func (r *Registry) remembered(flowID string) []string {
 	slices.Sort(ids)
 	return slices.Compact(ids)
 }
+
+// graceMs is how long past the expiry its last lookup saw an instance
+// without Redis lists another instance's connection: one cleanup interval.
+// A heartbeat made after that lookup, which the instance cannot see, moved
+// the real expiry on by up to a heartbeat interval (less than the cleanup
+// interval at production's ratios); and a connection stays listed that
+// long after its last heartbeat in Redis too, until the cleanup removes it
+// (explore's registry-1d43f7ca).
+func (r *Registry) graceMs() int64 { return r.m.cfg.CleanupInterval.Milliseconds() }
 
 // live is a local connection and when it last heartbeated.
 type live struct {
@@ -460,8 +471,9 @@ func (r *Registry) Cleanup(ctx context.Context) (int, error) {
 			local++
 		}
 	}
+	grace := r.graceMs()
 	for f, known := range r.known { // bounded: a flow whose connections all expired is forgotten
-		maps.DeleteFunc(known, func(_ string, exp int64) bool { return exp <= now.UnixMilli() })
+		maps.DeleteFunc(known, func(_ string, exp int64) bool { return exp+grace <= now.UnixMilli() })
 		if len(known) == 0 {
 			delete(r.known, f)
 		}
