@@ -209,6 +209,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			case err == nil:
 				if sid != "" {
 					b.sent.add(e, sid)
+					b.hub.wrote(e, sid)
 				}
 				return nil
 			case ctx.Err() != nil:

@@ -112,6 +112,26 @@ func (h *hub) down() {
 	}
 }
 
+// wrote hands this layer's write e (stream entry sid), acknowledged from
+// Redis, to the flow's subscribers when the Pub/Sub connection is down:
+// its message may have been lost with the connection, and a subscriber
+// that went to fallback before the write's reply came did not get it from
+// handOwn, so the memory events acknowledged next came first (explore's
+// session_chain-7fa019ca: a proxy closing every connection after 16 KB,
+// one event in four delivered after the next two). A subscriber that got
+// it another way skips it (see fresh).
+func (h *hub) wrote(e impl.Event, sid string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ps != nil || h.closed {
+		return
+	}
+	e.Cursor = sid
+	for s := range h.subs[e.FlowID] {
+		s.push(item{e: e, own: true})
+	}
+}
+
 // close is run when the layer closes: it unblocks the reader.
 func (h *hub) close() {
 	h.mu.Lock()
@@ -196,7 +216,19 @@ func (h *hub) each(flow string, f func(*sub)) {
 }
 
 // local delivers an event acknowledged from memory to local subscribers.
+// When the breaker opened before the Pub/Sub reader noticed the outage,
+// the subscribers go to fallback first: this layer's last writes, whose
+// messages may be lost with the connection, come before this event
+// (explore's session_chain-7fa019ca).
 func (h *hub) local(me memEvent) {
+	if rdb, _ := h.b.m.client(); rdb == nil {
+		h.mu.Lock()
+		up := h.ps != nil
+		h.mu.Unlock()
+		if up {
+			h.down()
+		}
+	}
 	h.each(me.e.FlowID, func(s *sub) { s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe}) })
 }
 
