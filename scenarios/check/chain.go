@@ -115,7 +115,9 @@ func DetectableRate(n int) float64 {
 // its connections to one flow, across reconnects, instances and modes):
 // every acknowledged event of the flow whose publish was called at or after
 // the chain's first connect, and acknowledged at least Config.DeliveryGrace
-// before its last connection ended, must be received (ErrChainMissing):
+// before its last connection ended (when published inside a fault window,
+// that connection ended Resync + DeliveryGrace after the window's end or
+// later: see recoveredBy), must be received (ErrChainMissing):
 // events published while the client was away arrive by Last-Event-ID
 // catch-up. With Config.SkipFaultWindows, an event published inside a fault
 // window is expected only when a connection of the chain began after that
@@ -165,7 +167,7 @@ func SessionChain(h history.History, c Config) Result {
 			owed = min(owed, reachedUpTo(got, pubs, ch.key.flow))
 		}
 		for _, p := range acked[ch.key.flow] {
-			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) {
+			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) || !recoveredBy(p.Call, end, ws, c) {
 				continue
 			}
 			judged++
@@ -245,6 +247,23 @@ func reachedUpTo(got *received, pubs map[eventKey]history.Op, flow string) time.
 // chain as far as faults go: always, unless Config.SkipFaultWindows and t
 // falls in a fault window; then only when a connection began after the
 // window ended.
+// recoveredBy reports whether an event published at t can be owed to a
+// chain whose last connection ended at end: one published inside a fault
+// window only when the chain lasted Config.Resync + Config.DeliveryGrace
+// past the window's end. Until then an instance cut off from Redis cannot
+// hand it on to another instance's subscribers (explore's
+// session_chain-15f4ff3b: a blackhole lasting to the end of the traffic,
+// the clients closed as it ended, events acknowledged from memory on the
+// other instance counted never received).
+func recoveredBy(t, end time.Duration, ws []window, c Config) bool {
+	for _, w := range ws {
+		if t >= w.Start && t < w.End {
+			return end >= w.End+c.Resync+c.DeliveryGrace
+		}
+	}
+	return true
+}
+
 func (ch *chain) resumedAfter(t time.Duration, ws []window, c Config) bool {
 	if !c.SkipFaultWindows {
 		return true

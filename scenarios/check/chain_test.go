@@ -107,6 +107,14 @@ func TestSessionChainFaultWindows(t *testing.T) {
 		{name: "without the option everything is owed",
 			h:       hist(out, during, sconn("c", 1, "inst-1", "", 1, 8)),
 			verdict: verdict.Fail, err: ErrChainMissing},
+		// explore's session_chain-15f4ff3b: the clients closed as the
+		// fault ended; nothing acknowledged in it could reach them.
+		{name: "chain ended with the fault: not owed",
+			h:       hist(out, during, pub("p0", "f1", 2, 1.5, 1.51, true), sconn("c", 1, "inst-1", "", 1, 4.1), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_judged": 1}},
+		{name: "chain lasted resync + grace past the fault: owed",
+			h:       hist(out, during, pub("p0", "f1", 2, 1.5, 1.51, true), sconn("c", 1, "inst-1", "", 1, 5), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
 	})
 }
 
