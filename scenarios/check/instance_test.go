@@ -98,6 +98,17 @@ func TestAckedOnStop(t *testing.T) {
 	if r := AckedOnStop(stopHistory(ExitKill, exitOp("inst-1", "", 2, false)), Config{}); r.Verdict != verdict.Inconclusive || !errors.Is(r.Err, ErrNoData) {
 		t.Errorf("a kill only: %s (%v); want INCONCLUSIVE, no data", r.Verdict, r.Err)
 	}
+	// p-2 and p-3 acknowledged with the event bus off (a rollback): memory
+	// only by design, not the stop's to keep.
+	rolled := stopHistory(ExitStop, exitOp("inst-1", "", 2, true), "p-1", "q-1", "p-4")
+	rolled.Faults = []history.Fault{{Name: FlagFault, Params: map[string]string{"event_bus": "false"}, Start: s(0.8), End: s(2.05)}}
+	if r := AckedOnStop(rolled, Config{}); r.Verdict != verdict.Pass || r.Metrics["stop_acked"] != 1 {
+		t.Errorf("loss of what a rollback acknowledged from memory: %s (%v), %g judged; want PASS, 1 judged", r.Verdict, r.Err, r.Metrics["stop_acked"])
+	}
+	rolled.Faults[0].Params = map[string]string{"cache": "false"}
+	if r := AckedOnStop(rolled, Config{}); r.Verdict != verdict.Fail {
+		t.Errorf("the same loss in a rollback of the cache only: %s; want FAIL", r.Verdict)
+	}
 	early := stopHistory(ExitStop, exitOp("inst-1", "", 2, true), all...)
 	early.Ops[len(early.Ops)-1] = rd("f", 1.5, all...)
 	if r := AckedOnStop(early, Config{}); r.Verdict != verdict.Inconclusive {
