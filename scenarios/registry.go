@@ -74,7 +74,7 @@ func (r *run) connection(ctx context.Context, c impl.Conn, inst int, rng *rand.R
 			wasDown = false
 			kind, do = history.RegRegister, func(ctx context.Context, reg impl.Registry) error { return reg.Register(ctx, c) }
 		}
-		op := history.Op{Client: client, Kind: kind, Flow: c.FlowID, Value: c.ID, Call: r.rec.Now()}
+		op := history.Op{Client: client, Kind: kind, Flow: c.FlowID, Value: c.ID, Instance: instanceID(inst), Call: r.rec.Now()}
 		r.record(ctx, op, l, do(counter.WithOp(ctx, kind), l.Registry))
 	}
 	call(history.RegRegister, func(ctx context.Context, reg impl.Registry) error { return reg.Register(ctx, c) })
@@ -104,7 +104,7 @@ func (r *run) lookups(ctx context.Context, client string, inst int, rng *rand.Ra
 		}
 		for f := 0; f < w.Flows && ctx.Err() == nil; f++ {
 			flow := fmt.Sprintf("reg-%d", f)
-			op := history.Op{Client: client, Kind: history.RegLookup, Flow: flow, Call: r.rec.Now()}
+			op := history.Op{Client: client, Kind: history.RegLookup, Flow: flow, Instance: instanceID(inst), Call: r.rec.Now()}
 			ids, err := l.Registry.Lookup(counter.WithOp(ctx, history.RegLookup), flow)
 			op.Values = ids
 			r.record(ctx, op, l, err)

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/internal/history"
 )
 
@@ -135,6 +136,13 @@ type conn struct {
 	// unregDone the Return of the first successful one (forever if none),
 	// unregDoneCall its Call.
 	unreg, unregDone, unregDoneCall time.Duration
+	// inst is the instance its register and heartbeat calls went through
+	// (Op.Instance, "" when not recorded); registers are the calls of its
+	// registers; stops are the calls of that instance's graceful stops
+	// (instance_exit "stop"), each of which ends the connection until it
+	// registers again: the stop closes it (see mustAppear).
+	inst             string
+	registers, stops []time.Duration
 }
 
 // mark is an instant and the latest instant known by then.
@@ -205,6 +213,12 @@ func conns(h history.History, c Config) map[string][]*conn {
 			continue
 		}
 		cn.tried = append(cn.tried, mark{at: o.Call, latest: o.Return})
+		if o.Instance != "" {
+			cn.inst = o.Instance
+		}
+		if o.Kind == history.RegRegister {
+			cn.registers = append(cn.registers, o.Call)
+		}
 		if o.OK {
 			at := max(o.Return, effective(ws, c.Resync, o.Call))
 			cn.refreshed = append(cn.refreshed, mark{at: at, latest: o.Call})
@@ -213,11 +227,20 @@ func conns(h history.History, c Config) map[string][]*conn {
 			}
 		}
 	}
+	stops := map[string][]time.Duration{}
+	for _, o := range sortedOps(h) {
+		if o.Kind == history.InstanceExit && o.Value == ExitStop {
+			stops[o.Instance] = append(stops[o.Instance], o.Call)
+		}
+	}
 	m := map[string][]*conn{}
 	sort.Strings(order)
 	for _, id := range order {
 		cn := byID[id]
 		cn.refreshed, cn.tried = marks(cn.refreshed), marks(cn.tried)
+		if cn.inst != "" {
+			cn.stops = stops[cn.inst]
+		}
 		m[cn.flow] = append(m[cn.flow], cn)
 	}
 	return m
@@ -228,7 +251,63 @@ func conns(h history.History, c Config) map[string][]*conn {
 // keeps it alive.
 func (cn *conn) mustAppear(o history.Op, c Config) (last time.Duration, must bool) {
 	last, ok := latestBy(cn.refreshed, o.Call)
-	return last, ok && cn.isReg && cn.registered <= o.Call && cn.unreg >= o.Return && o.Return-last < c.RegistryTTL
+	return last, ok && cn.isReg && cn.registered <= o.Call && cn.unreg >= o.Return && o.Return-last < c.RegistryTTL && !cn.stopped(o)
+}
+
+// blindLookups are the lookups answered from memory by an instance that
+// had not read the flow from Redis since it last started: it can know only
+// its own connections (a process that starts while Redis is unreachable
+// has seen no other instance's; explore's registry-cdb77ee7). Their other
+// instances' connections are not judged for ErrVanished.
+func blindLookups(h history.History) map[lookupKey]bool {
+	out := map[lookupKey]bool{}
+	started := map[string]time.Duration{} // instance → return of its last exit
+	read := map[[2]string]time.Duration{} // instance, flow → call of its last lookup from Redis
+	for _, o := range sortedOps(h) {
+		switch {
+		case o.Kind == history.InstanceExit:
+			started[o.Instance] = o.Return
+		case o.Kind == history.RegLookup && o.OK && o.Instance != "":
+			k := [2]string{o.Instance, o.Flow}
+			if o.Mode == impl.ModeMemory {
+				if at, ok := read[k]; !ok || at < started[o.Instance] {
+					out[keyOf(o)] = true
+				}
+				continue
+			}
+			read[k] = o.Call
+		}
+	}
+	return out
+}
+
+// lookupKey names a lookup op.
+type lookupKey struct {
+	client, flow string
+	call         time.Duration
+}
+
+func keyOf(o history.Op) lookupKey { return lookupKey{o.Client, o.Flow, o.Call} }
+
+// stopped reports whether a graceful stop of cn's instance, called before
+// o returned and after cn's last register called before it, closed cn:
+// the stop unregisters its connections (docs/http.md), and cn lives again
+// only once it registers on the instance back (explore's registry-cdb77ee7:
+// lookups after inst-1's stop were held to list its connections until
+// their TTL).
+func (cn *conn) stopped(o history.Op) bool {
+	var reg time.Duration
+	for _, t := range cn.registers {
+		if t < o.Call {
+			reg = t
+		}
+	}
+	for _, s := range cn.stops {
+		if s >= reg && s < o.Return {
+			return true
+		}
+	}
+	return false
 }
 
 // expired reports whether a registry read o must not see cn (ErrLingered's
@@ -285,6 +364,7 @@ func Registry(h history.History, c Config) Result {
 	byFlow := conns(h, c)
 	var vanished, lingered, ghosts findings
 	var lookups, judged int
+	blind := blindLookups(h)
 	for _, l := range sortedOps(h) {
 		if l.Kind != history.RegLookup || !l.OK {
 			continue
@@ -299,6 +379,9 @@ func Registry(h history.History, c Config) Result {
 		}
 		counted := false
 		for _, cn := range byFlow[l.Flow] {
+			if blind[keyOf(l)] && cn.inst != l.Instance {
+				continue
+			}
 			if last, must := cn.mustAppear(l, c); must {
 				counted = true
 				if !seen[cn.id] {

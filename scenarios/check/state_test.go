@@ -1,6 +1,7 @@
 package check
 
 import (
+	"github.com/gonogo/harness/impl"
 	"testing"
 	"time"
 
@@ -191,6 +192,41 @@ func TestRegistryEdges(t *testing.T) {
 			h: mk(failedLate, with(at(1.7, 1.71), "c1")), verdict: verdict.Inconclusive, err: ErrNoData},
 		{name: "an attempt called after the lookup returned does not count", c: c,
 			h: mk(reg(history.RegHeartbeat, "c1", "f1", 1.72, 1.73), with(at(1.7, 1.71), "c1")), verdict: verdict.Fail, err: ErrLingered},
+	})
+}
+
+// TestRegistryInstances: a graceful stop of a connection's instance closes
+// it until it registers again there; an instance that answers from memory
+// without having read the flow from Redis since it started is held to its
+// own connections only (explore's registry-cdb77ee7). The same lookups on
+// an instance that did read it, or with no stop, are judged as before.
+func TestRegistryInstances(t *testing.T) {
+	c := Config{RegistryTTL: time.Second, CleanupInterval: 250 * time.Millisecond}
+	on := func(inst string, o history.Op) history.Op { o.Instance = inst; return o }
+	mem := func(o history.Op) history.Op { o.Mode = impl.ModeMemory; return o }
+	stop := history.Op{Kind: history.InstanceExit, Value: ExitStop, Instance: "inst-1", Call: s(0.5), Return: s(0.55), OK: true}
+	c1 := []history.Op{on("inst-1", reg(history.RegRegister, "c1", "f1", 0, 0.01)), on("inst-1", reg(history.RegHeartbeat, "c1", "f1", 0.3, 0.31))}
+	c0 := []history.Op{on("inst-0", reg(history.RegRegister, "c0", "f1", 0, 0.01)), on("inst-0", reg(history.RegHeartbeat, "c0", "f1", 0.3, 0.31))}
+	mk := func(ops ...history.Op) history.History {
+		return hist(nil, append(append(append([]history.Op(nil), c1...), c0...), ops...)...)
+	}
+	runTable(t, "registry", Registry, []tc{
+		{name: "stopped with its instance", c: c,
+			h:       mk(stop, on("inst-0", lookup("i0", "f1", 0.7, "c0"))),
+			verdict: verdict.Pass},
+		{name: "no stop: still owed", c: c,
+			h:       mk(on("inst-0", lookup("i0", "f1", 0.7, "c0"))),
+			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c1 missing"}},
+		{name: "registered again after the stop: owed again", c: c,
+			h:       mk(stop, on("inst-1", reg(history.RegRegister, "c1", "f1", 0.6, 0.61)), on("inst-0", lookup("i0", "f1", 0.7, "c0"))),
+			verdict: verdict.Fail, err: ErrVanished},
+		{name: "a restarted instance without Redis knows its own only", c: c,
+			h: mk(stop, on("inst-1", reg(history.RegRegister, "c1", "f1", 0.6, 0.61)),
+				mem(on("inst-1", lookup("i1", "f1", 0.7, "c1")))),
+			verdict: verdict.Pass, metrics: map[string]float64{"lookups": 1}},
+		{name: "an instance without Redis that read the flow since it started owes the others'", c: c,
+			h:       mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), mem(on("inst-1", lookup("i1", "f1", 0.7, "c1")))),
+			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c0 missing"}},
 	})
 }
 
