@@ -276,6 +276,13 @@ func (s *Spec) validateFault(i int, f FaultStep, k Known) []error {
 	if f.Fault == check.FlagFault {
 		errs = append(errs, s.validateFlag(i, f)...)
 	}
+	if ServerProcessFault(f.Fault) {
+		for j, g := range s.Faults[:i] {
+			if ServerProcessFault(g.Fault) && g.At < s.stepEnd(f) && f.At < s.stepEnd(g) {
+				bad("%s overlaps faults[%d] (%s): the server is one process, which one kill, pause or restart holds at a time", f.Fault, j, g.Fault)
+			}
+		}
+	}
 	if isInstanceFault(f.Fault) {
 		if s.InstanceMode != InstancesProcess {
 			bad("%s needs instance_mode: process (instances the harness runs as processes)", f.Fault)
@@ -293,6 +300,19 @@ func (s *Spec) validateFault(i int, f FaultStep, k Known) []error {
 // boundedChecks are the checks that measure without a bound of their own:
 // a scenario naming one must bound its metric with a threshold.
 var boundedChecks = map[string]string{"lost_on_crash": "lost_on_crash", "memory": "rss_max_mib"}
+
+// stepEnd is when st is undone: without for, at the end of the workload.
+func (s *Spec) stepEnd(st FaultStep) Duration {
+	if st.For == 0 {
+		return s.Workload.Duration
+	}
+	return st.At + st.For
+}
+
+// ServerProcessFault reports whether fault k acts on the redis-server
+// process of a single-server target (one at a time: a paused or killed
+// server cannot be killed or paused again).
+func ServerProcessFault(k string) bool { return k == "kill" || k == "pause" || k == "restart" }
 
 // validateFlag checks what a rollback step needs of the rest of the spec.
 func (s *Spec) validateFlag(i int, f FaultStep) []error {
@@ -312,14 +332,8 @@ func (s *Spec) validateFlag(i int, f FaultStep) []error {
 	if f.Redis != "" {
 		bad("redis %q: a rollback leaves Redis as it is", f.Redis)
 	}
-	end := func(st FaultStep) Duration {
-		if st.For == 0 {
-			return s.Workload.Duration
-		}
-		return st.At + st.For
-	}
 	for j, g := range s.Faults[:i] {
-		if g.Fault == check.FlagFault && g.At < end(f) && f.At < end(g) {
+		if g.Fault == check.FlagFault && g.At < s.stepEnd(f) && f.At < s.stepEnd(g) {
 			bad("overlaps faults[%d], another rollback", j)
 		}
 	}
