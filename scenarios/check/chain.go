@@ -140,6 +140,7 @@ func SessionChain(h history.History, c Config) Result {
 	}
 	fs := faultsOf(h)
 	ws := windowsOf(fs)
+	cut := windowsOf(redisSide(fs))
 	acked := ackedByFlow(h)
 	pubs := publishes(h)
 	dels := deliveries(h)
@@ -167,7 +168,7 @@ func SessionChain(h history.History, c Config) Result {
 			owed = min(owed, reachedUpTo(got, pubs, ch.key.flow))
 		}
 		for _, p := range acked[ch.key.flow] {
-			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) || !recoveredBy(p.Call, end, ws, c) {
+			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) || !recoveredBy(p.Call, end, cut, c) {
 				continue
 			}
 			judged++
@@ -248,13 +249,15 @@ func reachedUpTo(got *received, pubs map[eventKey]history.Op, flow string) time.
 // falls in a fault window; then only when a connection began after the
 // window ended.
 // recoveredBy reports whether an event published at t can be owed to a
-// chain whose last connection ended at end: one published inside a fault
-// window only when the chain lasted Config.Resync + Config.DeliveryGrace
-// past the window's end. Until then an instance cut off from Redis cannot
-// hand it on to another instance's subscribers (explore's
-// session_chain-15f4ff3b: a blackhole lasting to the end of the traffic,
-// the clients closed as it ended, events acknowledged from memory on the
-// other instance counted never received).
+// chain whose last connection ended at end: one published inside a window
+// of faults on the Redis side (ws: redisSide) only when the chain lasted
+// Config.Resync + Config.DeliveryGrace past the window's end. Until then
+// an instance cut off from Redis cannot hand it on to another instance's
+// subscribers (explore's session_chain-15f4ff3b: a blackhole lasting to
+// the end of the traffic, the clients closed as it ended, events
+// acknowledged from memory on the other instance counted never received).
+// Instance faults and rollbacks leave Redis reachable: what the instances
+// that run acknowledge stays owed.
 func recoveredBy(t, end time.Duration, ws []window, c Config) bool {
 	for _, w := range ws {
 		if t >= w.Start && t < w.End {
@@ -262,6 +265,18 @@ func recoveredBy(t, end time.Duration, ws []window, c Config) bool {
 		}
 	}
 	return true
+}
+
+// redisSide are the faults of fs that can cut instances off from Redis:
+// all but the instance faults and the rollback step.
+func redisSide(fs []history.Fault) []history.Fault {
+	var out []history.Fault
+	for _, f := range fs {
+		if !strings.HasPrefix(f.Name, "instance_") && f.Name != FlagFault {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func (ch *chain) resumedAfter(t time.Duration, ws []window, c Config) bool {
