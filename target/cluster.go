@@ -53,9 +53,14 @@ type Cluster struct {
 	// moving are the slots a MigrateSlot split and its Finish has not
 	// handed over yet.
 	moving map[int]bool
+	// killed are the primaries KillPrimary killed, until RestartKilled.
+	killed []*Process
 }
 
-var _ Target = (*Cluster)(nil)
+var (
+	_ Target        = (*Cluster)(nil)
+	_ PrimaryKiller = (*Cluster)(nil)
+)
 
 func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
 	if o.Binary == "" {
@@ -232,6 +237,105 @@ func (c *Cluster) Failover(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	return 0, fmt.Errorf("replica %s not a primary within %s", replica.Addr(), time.Since(start).Round(time.Millisecond))
+}
+
+// KillTag is the hash tag whose slot KillPrimary takes the primary of:
+// flow-0's, the first flow of every scenario's workload.
+const KillTag = "flow:flow-0"
+
+// KillPrimary kills, with SIGKILL, the primary that serves KillTag's slot,
+// waits until the cluster has promoted its replica (the other primaries
+// vote once it has been unreachable for cluster-node-timeout) and every
+// live node says the cluster is ok, and returns how long that took from
+// the kill. What the primary acknowledged and had not replicated is lost.
+// RestartKilled brings it back; it rejoins as a replica of its successor.
+func (c *Cluster) KillPrimary(ctx context.Context) (time.Duration, error) {
+	slot, err := c.keySlot(ctx, KillTag)
+	if err != nil {
+		return 0, err
+	}
+	var p *Process
+	for _, q := range c.nodes {
+		if q.Pid() != 0 {
+			if p, err = c.owner(ctx, q, slot); err == nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := p.Kill(ctx); err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.killed = append(c.killed, p)
+	c.mu.Unlock()
+	deadline := start.Add(5*c.opts.NodeTimeout + 5*time.Second)
+	for time.Now().Before(deadline) {
+		if q, err := c.liveOwner(ctx, slot); err == nil && q != p {
+			if r, err := role(ctx, q); err == nil && r == "master" && c.clusterOK(ctx) == nil {
+				return time.Since(start), nil
+			}
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
+			return 0, ctx.Err()
+		}
+	}
+	return 0, fmt.Errorf("slot %d: no replica of %s promoted within %s", slot, p.Addr(), time.Since(start).Round(time.Millisecond))
+}
+
+// liveOwner is who serves slot, as the first live node sees it.
+func (c *Cluster) liveOwner(ctx context.Context, slot int) (*Process, error) {
+	for _, q := range c.nodes {
+		if q.Pid() != 0 {
+			return c.owner(ctx, q, slot)
+		}
+	}
+	return nil, errors.New("no live node")
+}
+
+// clusterOK is nil when every live node says cluster_state:ok.
+func (c *Cluster) clusterOK(ctx context.Context) error {
+	for _, p := range c.nodes {
+		if p.Pid() == 0 {
+			continue
+		}
+		v, err := p.adminDo(ctx, "CLUSTER", "INFO")
+		if err != nil {
+			return err
+		}
+		text, _ := v.(string)
+		if f := parseInfo(text); f["cluster_state"] != "ok" {
+			return fmt.Errorf("node %s: cluster_state %s", p.Addr(), f["cluster_state"])
+		}
+	}
+	return nil
+}
+
+// RestartKilled starts the nodes KillPrimary killed again, on their port
+// and directory (their nodes.conf): each learns it was failed over and
+// becomes a replica of its successor. It waits until the cluster is ready
+// (every primary with an online replica).
+func (c *Cluster) RestartKilled(ctx context.Context) error {
+	c.mu.Lock()
+	killed := c.killed
+	c.killed = nil
+	c.mu.Unlock()
+	if len(killed) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, p := range killed {
+		if err := p.Restart(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("restarting %s: %w", p.Addr(), err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return c.waitReady(ctx)
 }
 
 // Nodes are the cluster's nodes.

@@ -58,7 +58,57 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 	}
 	migrate(ctx, t, c, rdb, pw)
+	killPrimary(ctx, t, c, rdb)
 	closesClean(t, c.Nodes(), c.Close)
+}
+
+// killPrimary kills the primary of flow-0's slot (primary_kill on a
+// cluster): its replica is promoted, the cluster client writes that slot
+// again, and the restarted node rejoins as a replica; the cluster is back
+// to three primaries with a replica each.
+func killPrimary(ctx context.Context, t *testing.T, c *Cluster, rdb *redis.ClusterClient) {
+	t.Helper()
+	key := "{" + KillTag + "}:k"
+	slot, err := c.keySlot(ctx, KillTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.liveOwner(ctx, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took, err := c.KillPrimary(ctx)
+	if err != nil {
+		t.Fatalf("KillPrimary: %v", err)
+	}
+	t.Logf("primary %s killed: its replica a primary, cluster ok, after %s", before.Addr(), took.Round(time.Millisecond))
+	if before.Pid() != 0 {
+		t.Errorf("the killed primary %s still runs", before.Addr())
+	}
+	if after, err := c.liveOwner(ctx, slot); err != nil || after == before {
+		t.Errorf("slot %d served by %v (%v) after the kill; want the promoted replica", slot, after, err)
+	}
+	// go-redis's cluster client keeps routing the slot to the dead node
+	// (connection refused) until its periodic reload, 60 s by default
+	// (redis/go-redis#3979): reload it, as hardened does on a dial error.
+	rdb.ReloadState(ctx)
+	t0 := time.Now()
+	for time.Since(t0) < 10*time.Second {
+		if err = rdb.Set(ctx, key, "v", 0).Err(); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("SET %s after the kill: %v", key, err)
+	}
+	t.Logf("the cluster client wrote the slot again %s after the promotion", time.Since(t0).Round(time.Millisecond))
+	if err := c.RestartKilled(ctx); err != nil {
+		t.Fatalf("RestartKilled: %v", err)
+	}
+	if r, err := role(ctx, before); err != nil || r != "slave" {
+		t.Errorf("the restarted node is %q (%v); want a replica", r, err)
+	}
 }
 
 // migrate moves the slot of {flow:m}, holding three keys, to another

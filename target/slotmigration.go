@@ -33,15 +33,11 @@ type SlotMigration struct {
 // migrations of one slot at once (which redis-cli never starts) would
 // leave copies of a key on two primaries.
 func (c *Cluster) MigrateSlot(ctx context.Context, key string, pace time.Duration) (*SlotMigration, error) {
-	v, err := c.nodes[0].adminDo(ctx, "CLUSTER", "KEYSLOT", key)
+	n, err := c.keySlot(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("CLUSTER KEYSLOT: %w", err)
+		return nil, err
 	}
-	n, ok := v.(int64)
-	if !ok {
-		return nil, fmt.Errorf("CLUSTER KEYSLOT: unexpected reply %v", v)
-	}
-	m := &SlotMigration{c: c, slot: int(n)}
+	m := &SlotMigration{c: c, slot: n}
 	c.mu.Lock()
 	busy := c.moving[m.slot]
 	if !busy {
@@ -71,7 +67,7 @@ func (c *Cluster) MigrateSlot(ctx context.Context, key string, pace time.Duratio
 // pick finds the slot's primary (as the first node sees it) and the
 // primary after it in node order, and their IDs.
 func (m *SlotMigration) pick(ctx context.Context) error {
-	src, err := m.owner(ctx, m.c.nodes[0])
+	src, err := m.c.owner(ctx, m.c.nodes[0], m.slot)
 	if err != nil {
 		return err
 	}
@@ -95,9 +91,30 @@ func (m *SlotMigration) pick(ctx context.Context) error {
 	return err
 }
 
+// keySlot is the hash slot of key (CLUSTER KEYSLOT on a live node).
+func (c *Cluster) keySlot(ctx context.Context, key string) (int, error) {
+	var why error
+	for _, p := range c.nodes {
+		if p.Pid() == 0 {
+			continue
+		}
+		v, err := p.adminDo(ctx, "CLUSTER", "KEYSLOT", key)
+		if err != nil {
+			why = fmt.Errorf("CLUSTER KEYSLOT: %w", err)
+			continue
+		}
+		n, ok := v.(int64)
+		if !ok {
+			return 0, fmt.Errorf("CLUSTER KEYSLOT: unexpected reply %v", v)
+		}
+		return int(n), nil
+	}
+	return 0, why
+}
+
 // owner is node p's view of who serves the slot (CLUSTER SHARDS is
 // Redis 7 only; CLUSTER SLOTS is older and enough).
-func (m *SlotMigration) owner(ctx context.Context, p *Process) (*Process, error) {
+func (c *Cluster) owner(ctx context.Context, p *Process, slot int) (*Process, error) {
 	v, err := p.adminDo(ctx, "CLUSTER", "SLOTS")
 	if err != nil {
 		return nil, fmt.Errorf("CLUSTER SLOTS on %s: %w", p.Addr(), err)
@@ -110,7 +127,7 @@ func (m *SlotMigration) owner(ctx context.Context, p *Process) (*Process, error)
 		}
 		lo, _ := f[0].(int64)
 		hi, _ := f[1].(int64)
-		if int64(m.slot) < lo || int64(m.slot) > hi {
+		if int64(slot) < lo || int64(slot) > hi {
 			continue
 		}
 		node, _ := f[2].([]any)
@@ -118,13 +135,13 @@ func (m *SlotMigration) owner(ctx context.Context, p *Process) (*Process, error)
 			break
 		}
 		port, _ := node[1].(int64)
-		for _, q := range m.c.nodes {
+		for _, q := range c.nodes {
 			if q.port == int(port) {
 				return q, nil
 			}
 		}
 	}
-	return nil, fmt.Errorf("slot %d: not in CLUSTER SLOTS of %s", m.slot, p.Addr())
+	return nil, fmt.Errorf("slot %d: not in CLUSTER SLOTS of %s", slot, p.Addr())
 }
 
 // nodeID is CLUSTER MYID of p.
