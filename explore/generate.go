@@ -143,19 +143,20 @@ func (g Generator) Generate(seed int64, index int) Scenario {
 	return s
 }
 
-// oneProcessFault drops, from faults sorted by start, a fault on the
-// server process that would begin while an earlier one holds it (a kill
-// of a paused or killed server fails to inject: explore runs 24 and 42 of
-// seed 3030 were not judged), as scenarios.Parse refuses.
+// oneProcessFault drops, from faults sorted by start, a fault on a
+// process (the server, an instance: scenarios.ProcessHeld) that would
+// begin while an earlier one holds it (a kill of a paused or killed
+// server fails to inject: explore runs 24 and 42 of seed 3030 were not
+// judged), as scenarios.Parse refuses.
 func oneProcessFault(fs []Fault, d Dur) []Fault {
 	out := fs[:0]
-	var busy Dur
+	busy := map[string]Dur{}
 	for _, f := range fs {
-		if scenarios.ServerProcessFault(f.Fault) {
-			if f.At < busy {
+		if k := scenarios.ProcessHeld(f.Fault, f.Params); k != "" {
+			if f.At < busy[k] {
 				continue
 			}
-			busy = f.end(d)
+			busy[k] = f.end(d)
 		}
 		out = append(out, f)
 	}

@@ -344,6 +344,9 @@ func TestParseInstanceFaults(t *testing.T) {
 		{"bad mode", "instance_mode: container\nchecks: [{name: lost}]\n", "instance_mode \"container\""},
 		{"memory unbounded", "instance_mode: process\nchecks: [{name: memory}]\n", "needs a threshold on rss_max_mib"},
 		{"crash unbounded", "instance_mode: process\nchecks: [{name: lost_on_crash}]\n", "needs a threshold on lost_on_crash"},
+		// explore's error_rate-9fc0a562: a kill of a paused instance.
+		{"one instance, two faults at once", "instance_mode: process\nfaults: [{at: 1s, for: 1s, fault: instance_pause, params: {instance: \"1\"}}, {at: 1500ms, for: 1s, fault: instance_kill, params: {instance: \"1\"}}]\nchecks: [{name: lost}]\n",
+			"faults[1]: instance_kill overlaps faults[0] (instance_pause): instance 1 is one process"},
 	}
 	for _, tt := range tests {
 		_, err := Parse("t.yaml", []byte(head+tt.body), known)
@@ -354,6 +357,10 @@ func TestParseInstanceFaults(t *testing.T) {
 	ok := head + "instance_mode: process\nfaults: [{at: 1s, fault: instance_restart, params: {instance: \"1\", how: kill, server_id: new}}]\nchecks: [{name: memory, thresholds: {rss_max_mib: \"< 100\"}}]\n"
 	if _, err := Parse("t.yaml", []byte(ok), known); err != nil {
 		t.Errorf("valid spec: %v", err)
+	}
+	apart := strings.Replace(head, "instances: 2", "instances: 3", 1) + "instance_mode: process\nfaults: [{at: 1s, for: 1s, fault: instance_pause, params: {instance: \"1\"}}, {at: 1500ms, for: 1s, fault: instance_kill, params: {instance: \"2\"}}]\nchecks: [{name: lost}]\n"
+	if _, err := Parse("t.yaml", []byte(apart), known); err != nil {
+		t.Errorf("faults on two instances at once: %v", err)
 	}
 }
 

@@ -226,7 +226,7 @@ checks:
 		{"registry", `  publish: {rate: 50}`, "  publish: {rate: 50}\n  registry: {connections: 2}", `faults[0]: flag: a restart drops SSE streams and registry connections`},
 		{"overlap", "checks:", "  - {at: 1500ms, for: 1s, fault: flag, params: {cache: \"false\"}}\nchecks:", `faults[1]: flag: overlaps faults[0], another rollback`},
 		{"server faults overlap", "checks:", "  - {at: 2500ms, for: 1s, fault: kill}\n  - {at: 3s, fault: pause}\nchecks:",
-			`faults[2]: pause overlaps faults[1] (kill): the server is one process, which one kill, pause or restart holds at a time`},
+			`faults[2]: pause overlaps faults[1] (kill): the server is one process, which one kill, pause, stop or restart holds at a time`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
