@@ -179,6 +179,7 @@ func SessionChain(h history.History, c Config) Result {
 			}
 		}
 		order := newOrder(pubs, ch.key.flow)
+		order.cut = cut
 		for _, id := range got.order {
 			ds := got.byID[id]
 			if len(ds) > 1 {

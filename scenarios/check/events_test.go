@@ -281,6 +281,20 @@ func TestReorderedRealTimeScope(t *testing.T) {
 			verdict: verdict.Fail, err: ErrReordered,
 			evidence: []string{"flow f1: event p0-1 delivered to s0 as its 2nd event (acknowledged at 0.110s) follows p1-1, whose publish was called later (0.200s)"},
 			metrics:  map[string]float64{"delivery_reordered": 1, "reordered": 0}},
+		// explore's reordered-9816b2f2: inst-1, cut off from Pub/Sub by a
+		// fault, delivers its own event live ahead of inst-0's earlier one.
+		{name: "deliveries out of order across instances inside a Redis fault",
+			h:       hist([]history.Fault{fault("limit_data", 0.15, 0.3)}, redA, redB, del("s0", "p1-1", 1), del("s0", "p0-1", 1.1)),
+			verdict: verdict.Pass},
+		{name: "the same through one instance inside the fault",
+			h:       hist([]history.Fault{fault("limit_data", 0.15, 0.3)}, redA, on(redB, "inst-0", "redis"), del("s0", "p1-1", 1), del("s0", "p0-1", 1.1)),
+			verdict: verdict.Fail, err: ErrReordered},
+		{name: "the same across instances inside an instance fault",
+			h:       hist([]history.Fault{fault("instance_pause", 0.15, 0.3)}, redA, redB, del("s0", "p1-1", 1), del("s0", "p0-1", 1.1)),
+			verdict: verdict.Fail, err: ErrReordered},
+		{name: "the stream keeps the rule inside the fault",
+			h:       hist([]history.Fault{fault("limit_data", 0.15, 0.3)}, redA, redB, rd("f1", 5, "p1-1", "p0-1")),
+			verdict: verdict.Fail, err: ErrReordered},
 	})
 }
 
