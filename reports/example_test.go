@@ -48,6 +48,9 @@ func Example() {
 			{Name: "rollback_instances", Verdict: verdict.Pass, Checks: []reports.Check{
 				{Name: "stale_read", Guarantee: 6, Verdict: verdict.Pass},
 			}},
+			{Name: "rollback_restart", Verdict: verdict.Pass, Checks: []reports.Check{
+				{Name: "stale_read", Guarantee: 6, Verdict: verdict.Pass},
+			}},
 		},
 	}
 	run.Judge(gate)
@@ -70,6 +73,6 @@ func Example() {
 	fmt.Println(string(line))
 	fmt.Println("exit code", run.Verdict.ExitCode())
 	// Output:
-	// # NO-GO — local gate (1 of 12 criteria failed)
+	// # NO-GO — local gate (1 of 13 criteria failed)
 	// exit code 1
 }

@@ -125,6 +125,22 @@ type run struct {
 	// restart is held shared by every layer call of the workload, alone
 	// while the flag step restarts the layers.
 	restart sync.RWMutex
+	// flagsOff are the flags the flag step has off now (nil outside its
+	// window): an instance restarted inside the window starts with them
+	// off too, as a deploy during a rollback keeps the rollback's
+	// configuration.
+	flagsMu  sync.Mutex
+	flagsOff []string
+}
+
+// currentConfig is the configuration an instance starts with now: the
+// run's, with the flags the flag step has off.
+func (r *run) currentConfig() impl.Config {
+	cfg := r.cfg
+	r.flagsMu.Lock()
+	turnOff(&cfg, r.flagsOff)
+	r.flagsMu.Unlock()
+	return cfg
 }
 
 type notes struct {

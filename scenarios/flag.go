@@ -135,6 +135,9 @@ func (r *run) restartAll(ctx context.Context, off []string) (held, built time.Du
 	r.restart.Lock()
 	defer r.restart.Unlock()
 	held = r.rec.Now()
+	r.flagsMu.Lock()
+	r.flagsOff = off
+	r.flagsMu.Unlock()
 	what := "the scenario's configuration"
 	if len(off) > 0 {
 		what = strings.Join(off, "=false, ") + "=false"

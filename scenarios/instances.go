@@ -603,7 +603,7 @@ func (r *run) restartChild(ctx context.Context, c *child, newID bool) error {
 	if newID {
 		c.id = fmt.Sprintf("%s-%d", instanceID(c.i), c.gen)
 	}
-	cfg := r.cfg
+	cfg := r.currentConfig()
 	cfg.ServerID = c.id
 	c.mu.Unlock()
 	l, err := r.startChild(ctx, c, cfg)
