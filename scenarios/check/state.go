@@ -255,12 +255,14 @@ func (cn *conn) mustAppear(o history.Op, c Config) (last time.Duration, must boo
 }
 
 // blindLookups are the lookups answered from memory by an instance that
-// had not read the flow from Redis since it last started: it can know only
-// its own connections (a process that starts while Redis is unreachable
-// has seen no other instance's; explore's registry-cdb77ee7). Their other
-// instances' connections are not judged for ErrVanished.
-func blindLookups(h history.History) map[lookupKey]bool {
-	out := map[lookupKey]bool{}
+// had not read the flow from Redis since it last started, each with that
+// start (the return of the instance's last exit): it can know only the
+// connections registered on it since (a process that starts while Redis
+// is unreachable has seen no other instance's, nor those of the process it
+// replaced: explore's registry-cdb77ee7, registry-6b1dddf5). The others
+// are not judged for ErrVanished in them.
+func blindLookups(h history.History) map[lookupKey]time.Duration {
+	out := map[lookupKey]time.Duration{}
 	started := map[string]time.Duration{} // instance → return of its last exit
 	read := map[[2]string]time.Duration{} // instance, flow → call of its last lookup from Redis
 	for _, o := range sortedOps(h) {
@@ -271,7 +273,7 @@ func blindLookups(h history.History) map[lookupKey]bool {
 			k := [2]string{o.Instance, o.Flow}
 			if o.Mode == impl.ModeMemory {
 				if at, ok := read[k]; !ok || at < started[o.Instance] {
-					out[keyOf(o)] = true
+					out[keyOf(o)] = started[o.Instance]
 				}
 				continue
 			}
@@ -279,6 +281,18 @@ func blindLookups(h history.History) map[lookupKey]bool {
 		}
 	}
 	return out
+}
+
+// lastRegister is the call of cn's last register called before t (0 if
+// none).
+func (cn *conn) lastRegister(t time.Duration) time.Duration {
+	var reg time.Duration
+	for _, r := range cn.registers {
+		if r < t {
+			reg = r
+		}
+	}
+	return reg
 }
 
 // lookupKey names a lookup op.
@@ -296,12 +310,7 @@ func keyOf(o history.Op) lookupKey { return lookupKey{o.Client, o.Flow, o.Call} 
 // lookups after inst-1's stop were held to list its connections until
 // their TTL).
 func (cn *conn) stopped(o history.Op) bool {
-	var reg time.Duration
-	for _, t := range cn.registers {
-		if t < o.Call {
-			reg = t
-		}
-	}
+	reg := cn.lastRegister(o.Call)
 	for _, s := range cn.stops {
 		if s >= reg && s < o.Return {
 			return true
@@ -379,7 +388,7 @@ func Registry(h history.History, c Config) Result {
 		}
 		counted := false
 		for _, cn := range byFlow[l.Flow] {
-			if blind[keyOf(l)] && cn.inst != l.Instance {
+			if started, ok := blind[keyOf(l)]; ok && (cn.inst != l.Instance || cn.lastRegister(l.Call) < started) {
 				continue
 			}
 			if last, must := cn.mustAppear(l, c); must {
