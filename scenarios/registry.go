@@ -61,6 +61,7 @@ func (r *run) startRegistry(ctx context.Context, g *errgroup.Group) {
 func (r *run) connection(ctx context.Context, c impl.Conn, inst int, rng *rand.Rand, end string, stopAt time.Time) {
 	client := "reg-" + c.ID
 	wasDown := false
+	var on *impl.Layer // the instance process it registered on
 	call := func(kind string, do func(ctx context.Context, reg impl.Registry) error) {
 		// The connection lives on its instance: while that is down it
 		// makes no call (it stops heartbeating, and its entry must expire).
@@ -70,10 +71,16 @@ func (r *run) connection(ctx context.Context, c impl.Conn, inst int, rng *rand.R
 			wasDown = true
 			return
 		}
-		if wasDown && kind == history.RegHeartbeat {
+		// An instance that went down, or was replaced between two calls
+		// (killed and started again), lost the connection with its
+		// process: it registers again, as a client whose stream ended
+		// reconnects (explore's error_rate-571253af: heartbeats of a
+		// connection the new process never saw were refused).
+		if (wasDown || on != nil && l != on) && kind == history.RegHeartbeat {
 			wasDown = false
 			kind, do = history.RegRegister, func(ctx context.Context, reg impl.Registry) error { return reg.Register(ctx, c) }
 		}
+		on = l
 		op := history.Op{Client: client, Kind: kind, Flow: c.FlowID, Value: c.ID, Instance: instanceID(inst), Call: r.rec.Now()}
 		r.record(ctx, op, l, do(counter.WithOp(ctx, kind), l.Registry))
 	}

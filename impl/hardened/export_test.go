@@ -16,3 +16,7 @@ func SetGapMarks(bus impl.Bus, on bool) {
 // StreamKey and Channel are the key and channel of flow's events on bus.
 func StreamKey(bus impl.Bus, flow string) string { return bus.(*Bus).k.events(flow) }
 func Channel(bus impl.Bus, flow string) string   { return bus.(*Bus).k.channel(flow) }
+
+// ConnsKey is the key of flow's connections (a sorted set by expiry) of
+// reg.
+func ConnsKey(reg impl.Registry, flow string) string { return reg.(*Registry).k.conns(flow) }

@@ -12,6 +12,7 @@ import (
 	"github.com/gonogo/harness/impl/hardened"
 	"github.com/gonogo/harness/internal/counter"
 	"github.com/gonogo/harness/target"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -623,4 +624,28 @@ func registryPair(t *testing.T, ttl, cleanup time.Duration) (*target.Process, *i
 	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, reg))
 	require.NoError(t, a.Registry.Register(bg(t), impl.Conn{ID: "a1", FlowID: "f"}))
 	return p, a, b
+}
+
+// TestRegistryKeyOutlivesEntries: a heartbeat refreshes its flow's key TTL
+// only when a third of it has passed, so the key's TTL must outlast every
+// entry's expiry in between: a key TTL of TTL + cleanup let the key of a
+// flow whose connections were all on a paused instance expire up to 200 ms
+// before their last heartbeat's expiry, and lookups on the other instance
+// missed them (instance_pause, 1 run in 4 on a loaded machine).
+func TestRegistryKeyOutlivesEntries(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	l, _, _ := layer(t, p, "A", func(c *impl.Config) { c.RegistryTTL, c.CleanupInterval = time.Second, 200*time.Millisecond })
+	ctx := bg(t)
+	require.NoError(t, l.Registry.Register(ctx, impl.Conn{ID: "c1", FlowID: "f"}))
+	time.Sleep(300 * time.Millisecond)
+	require.NoError(t, l.Registry.Heartbeat(ctx, "c1"))
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer rdb.Close()
+	key := hardened.ConnsKey(l.Registry, "f")
+	score, err := rdb.ZScore(ctx, key, "c1").Result()
+	require.NoError(t, err)
+	pttl, err := rdb.PTTL(ctx, key).Result()
+	require.NoError(t, err)
+	now := time.Now().UnixMilli()
+	assert.GreaterOrEqual(t, now+pttl.Milliseconds(), int64(score), "the key expires (in %s) before its entry (in %d ms)", pttl, int64(score)-now)
 }

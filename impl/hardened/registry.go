@@ -89,8 +89,14 @@ func (r *Registry) expiry(t time.Time) int64 {
 
 // keyTTL outlives every member's expiry so a flow's keys vanish only after
 // all its connections stopped.
+//
+// Twice the registry TTL plus the cleanup interval: a heartbeat refreshes
+// it only when a third of it has passed, and the key must outlast the
+// expiry of every entry written in between (at TTL + cleanup the key of a
+// flow whose connections were all on a paused instance expired up to
+// 200 ms before their last heartbeat's expiry: TestRegistryKeyOutlivesEntries).
 func (r *Registry) keyTTL() int64 {
-	return (r.m.cfg.RegistryTTL + r.m.cfg.CleanupInterval).Milliseconds()
+	return (2*r.m.cfg.RegistryTTL + r.m.cfg.CleanupInterval).Milliseconds()
 }
 
 func (r *Registry) registerArgs(lc *localConn, now time.Time) ([]string, []any) {
