@@ -287,6 +287,9 @@ type memEvent struct {
 	// sid is its stream entry once the replay wrote it (or found an
 	// earlier attempt's, when known): set in the ring only (see stored).
 	sid string
+	// was is, in the ring once replayed, the entry an earlier attempt
+	// wrote when it was known (pending.landed).
+	was string
 }
 
 // pending is an outbox event (a direct publish is one with a zero tag).
@@ -394,11 +397,11 @@ func (b *Bus) recent(flow string) []memEvent {
 
 // stored records that the flow's memory event t is stream entry sid (the
 // replay wrote it, or found an earlier attempt's entry). Callers hold b.mu.
-func (b *Bus) stored(flow string, t memTag, sid string) {
+func (b *Bus) stored(flow string, t memTag, sid, landed string) {
 	r := b.ring[flow]
 	i := sort.Search(len(r), func(i int) bool { return r[i].tag.n >= t.n })
 	if i < len(r) && r[i].tag == t {
-		r[i].sid = sid
+		r[i].sid, r[i].was = sid, landed
 	}
 }
 
@@ -425,7 +428,11 @@ func (b *Bus) unseen(flow string, pos position) []memEvent {
 		return out
 	}
 	for _, me := range b.recent(flow) {
-		if me.sid != "" && cursorAfter(me.sid, pos.sid) {
+		// A position past the entry an earlier attempt wrote had the
+		// event there (on a timeline a failover may since have
+		// discarded: the replay wrote it again, and the catch-up hands
+		// that copy when it lies past the position).
+		if me.sid != "" && cursorAfter(me.sid, pos.sid) && (me.was == "" || cursorAfter(me.was, pos.sid)) {
 			keep(me)
 		}
 	}
@@ -548,7 +555,7 @@ func (b *Bus) publishArgs(e impl.Event, refreshTTL bool, fence int64) ([]string,
 func (b *Bus) replayArgs(ps []pending, refreshTTL bool, fence int64) ([]string, []any, error) {
 	flow := ps[0].e.FlowID
 	var from int64
-	args := make([]any, 6, 6+4*len(ps))
+	args := make([]any, 6, 6+5*len(ps))
 	for _, p := range ps {
 		js, err := encode(p.e)
 		if err != nil {
@@ -566,7 +573,11 @@ func (b *Bus) replayArgs(ps []pending, refreshTTL bool, fence int64) ([]string, 
 				from = p.attempted
 			}
 		}
-		args = append(args, needle, js, tag, p.fence)
+		was := argEmpty
+		if p.landed != "" {
+			was = p.landed
+		}
+		args = append(args, needle, js, tag, p.fence, was)
 	}
 	args[0], args[1], args[2], args[3] = strconv.FormatInt(from, 10), b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(flow)
 	args[4], args[5] = fence, b.gapArg
@@ -775,7 +786,7 @@ func (b *Bus) replayOnce() bool {
 		if status[i] == written {
 			replayed++
 			if sid := sids[i]; p.tag.origin != "" && sid != "" {
-				b.stored(p.e.FlowID, p.tag, sid)
+				b.stored(p.e.FlowID, p.tag, sid, p.landed)
 			}
 		} else {
 			dropped++

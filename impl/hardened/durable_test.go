@@ -2,6 +2,7 @@ package hardened_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"testing"
 	"time"
@@ -147,16 +148,8 @@ func TestDurableInvalidate(t *testing.T) {
 // publishing instance with the cursor of that entry had it: the memory
 // copy is not handed to it again (it was, three events twice).
 func TestResumeAfterUnconfirmed(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	durable := func(c *impl.Config) {
-		c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, 50*time.Millisecond, time.Second
-	}
-	a, _, cfg := layer(t, p, "A", durable)
-	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, durable))
+	_, a, _, onB := unconfirmedPair(t)
 	ctx := bg(t)
-	onB, err := b.Bus.Subscribe(ctx, "f", "")
-	require.NoError(t, err)
-	time.Sleep(200 * time.Millisecond) // B follows the flow
 	var cursor string
 	for i := 1; i <= 3; i++ {
 		require.NoError(t, a.Bus.Publish(ctx, ev("f", i))) // no replica: acknowledged from memory
@@ -170,4 +163,61 @@ func TestResumeAfterUnconfirmed(t *testing.T) {
 	require.NoError(t, a.Bus.Publish(ctx, ev("f", 4)))
 	ids := collect(onA, 1)
 	assert.Equal(t, []string{"f-004"}, ids, "moved to A after f-003 (had from the stream on B)")
+}
+
+// TestReplayAtLostID: a failover discards a write no replica had; a
+// client had it live (cursor at its entry, L). The publishing instance
+// replays the event to the new primary at L itself, which nothing on the
+// new timeline passed, so the client resuming with that cursor does not
+// get it again (explore's duplicated-dd7bba8d: events delivered twice
+// across a SENTINEL FAILOVER to clients moving between instances). Here
+// the new primary is the same server with the stream rewritten as the
+// promoted replica would hold it.
+func TestReplayAtLostID(t *testing.T) {
+	p, a, b, onB := unconfirmedPair(t)
+	ctx := bg(t)
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer rdb.Close()
+	key := a.Bus.(*hardened.Bus).StreamKey("f")
+	js, err := json.Marshal(ev("f", 0))
+	require.NoError(t, err)
+	first, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"event", string(js)}}).Result()
+	require.NoError(t, err)
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 1))) // no replica: acknowledged from memory
+	var had impl.Event
+	for had.ID != "f-001" {
+		had = conformance.Receive(t, onB, 5*time.Second)
+	}
+	lost := had.Cursor
+	// The failover: the new primary has the stream up to what it had.
+	require.NoError(t, rdb.Del(ctx, key).Err())
+	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: first, Values: []any{"event", string(js)}}).Err())
+	startReplica(ctx, t, p)
+	require.Eventually(t, func() bool { return a.Bus.(*hardened.Bus).Outbox().Pending == 0 }, 20*time.Second, 20*time.Millisecond,
+		"the replay writes f-001 to the new primary once a replica confirms")
+	xs, err := rdb.XRange(ctx, key, "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, xs, 2)
+	assert.Equal(t, lost, xs[1].ID, "f-001 written again at the ID its lost entry had")
+	resumed, err := b.Bus.Subscribe(ctx, "f", lost)
+	require.NoError(t, err)
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 2)))
+	assert.Equal(t, []string{"f-002"}, collect(resumed, 1), "resumed after f-001's lost entry")
+}
+
+// unconfirmedPair starts a redis-server without replicas and two layers A
+// and B of one service on it that ask for durable acknowledgement (so
+// every write of theirs goes unconfirmed), and B's subscription to flow f.
+func unconfirmedPair(t *testing.T) (*target.Process, *impl.Layer, *impl.Layer, <-chan impl.Event) {
+	t.Helper()
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	durable := func(c *impl.Config) {
+		c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, 50*time.Millisecond, time.Second
+	}
+	a, _, cfg := layer(t, p, "A", durable)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, durable))
+	onB, err := b.Bus.Subscribe(bg(t), "f", "")
+	require.NoError(t, err)
+	time.Sleep(200 * time.Millisecond) // B follows the flow
+	return p, a, b, onB
 }

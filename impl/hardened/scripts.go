@@ -76,7 +76,13 @@ return id
 // ("0": do not refresh), channel, the call's fence, gap marks ("1" or
 // "0"), then per event: needle
 // ("" for a first attempt), event JSON, tag ("" none), the fence of its
-// earlier attempts. Returns per event written the new entry's ID, "=" and
+// earlier attempts, and the entry ID an earlier attempt got ("" unknown).
+// An event whose earlier attempt's entry is gone (a failover discarded the
+// writes no replica had) is written again at that ID when the stream has
+// nothing past it: a client whose cursor passed that ID had the event (on
+// the discarded timeline: no entry at or past it exists on this one) and
+// skips it, one before it gets it in its place; else it gets a new ID.
+// Returns per event written the new entry's ID, "=" and
 // the ID of the entry an earlier attempt wrote if it was there already, or
 // "!" and the error that refused it.
 var replayScript = newScript(`
@@ -84,7 +90,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now > tonumber(ARGV[5]) then return now end
 local found, lens, want = {}, {}, 0
-for i = 7, #ARGV, 4 do
+for i = 7, #ARGV, 5 do
   local nd = ARGV[i]
   if nd ~= '' and found[nd] == nil then
     found[nd] = false
@@ -120,18 +126,22 @@ if ARGV[6] == '1' then
   prev = ''
   if #xs > 0 then prev = xs[1][1] end
 end
-for i = 7, #ARGV, 4 do
-  local nd, js, tag = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 7, #ARGV, 5 do
+  local nd, js, tag, was = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 4]
   if nd ~= '' and found[nd] then
     out[#out + 1] = '=' .. found[nd]
   elseif nd ~= '' and now <= tonumber(ARGV[i + 3]) then
     break
   else
+    local fields = {'event', js}
+    if tag ~= '' then fields = {'event', js, 'mem', tag} end
     local r
-    if tag == '' then
-      r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', js)
-    else
-      r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', js, 'mem', tag)
+    if was ~= '' then
+      r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], was, unpack(fields))
+      if type(r) == 'table' and r.err then r = nil end
+    end
+    if r == nil then
+      r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
     end
     if type(r) == 'table' and r.err then
       out[#out + 1] = '!' .. r.err
