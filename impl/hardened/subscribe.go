@@ -93,6 +93,17 @@ func (h *hub) subscribe(rdb redis.UniversalClient, ps *redis.PubSub, chans ...st
 // down drops the Pub/Sub connection; subscribers keep getting local events
 // and catch up from the stream when Redis is back.
 func (h *hub) down() {
+	if ps := h.detach(); ps != nil {
+		ps.Close()
+	}
+}
+
+// detach takes the hub off its Pub/Sub connection and puts every
+// subscriber in fallback; it returns the connection, for the caller to
+// close (nil when there was none). Closing can wait for the connection's
+// reader, which may be dialling (up to ConnectTimeout: a TLS handshake
+// that gets no answer), so a publish does not close it itself.
+func (h *hub) detach() *redis.PubSub {
 	h.mu.Lock()
 	ps := h.ps
 	h.ps = nil
@@ -107,9 +118,7 @@ func (h *hub) down() {
 		s.fallback()
 		s.resync()
 	}
-	if ps != nil {
-		ps.Close()
-	}
+	return ps
 }
 
 // wrote hands this layer's write e (stream entry sid), acknowledged from
@@ -226,7 +235,12 @@ func (h *hub) local(me memEvent) {
 		up := h.ps != nil
 		h.mu.Unlock()
 		if up {
-			h.down()
+			// The publish must not wait for the close (tls_mismatch:
+			// 985 ms publishes while the reader dialled a server that
+			// no longer spoke TLS).
+			if ps := h.detach(); ps != nil {
+				h.b.m.goroutine(func() { ps.Close() })
+			}
 		}
 	}
 	h.each(me.e.FlowID, func(s *sub) { s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe}) })
