@@ -148,15 +148,27 @@ func (g Generator) Generate(seed int64, index int) Scenario {
 // begin while an earlier one holds it (a kill of a paused or killed
 // server fails to inject: explore runs 24 and 42 of seed 3030 were not
 // judged), as scenarios.Parse refuses.
+//
+// Likewise a fault that reconfigures the server (scenarios.NeedsRunningServer)
+// and one that kills, pauses or restarts it never overlap.
 func oneProcessFault(fs []Fault, d Dur) []Fault {
+	const server = "the server"
 	out := fs[:0]
 	busy := map[string]Dur{}
+	var configuring Dur // end of the latest fault that needs the server running
 	for _, f := range fs {
-		if k := scenarios.ProcessHeld(f.Fault, f.Params); k != "" {
-			if f.At < busy[k] {
-				continue
-			}
+		k := scenarios.ProcessHeld(f.Fault, f.Params)
+		switch {
+		case k != "" && (f.At < busy[k] || k == server && f.At < configuring):
+			continue
+		case scenarios.NeedsRunningServer(f.Fault) && f.At < busy[server]:
+			continue
+		}
+		if k != "" {
 			busy[k] = f.end(d)
+		}
+		if scenarios.NeedsRunningServer(f.Fault) {
+			configuring = max(configuring, f.end(d))
 		}
 		out = append(out, f)
 	}

@@ -277,6 +277,17 @@ func (s *Spec) validateFault(i int, f FaultStep, k Known) []error {
 	if f.Fault == check.FlagFault {
 		errs = append(errs, s.validateFlag(i, f)...)
 	}
+	if NeedsRunningServer(f.Fault) || ProcessHeld(f.Fault, f.Params) == serverHeld {
+		for j, g := range s.Faults[:i] {
+			a, b := f, g
+			if NeedsRunningServer(g.Fault) {
+				a, b = g, f
+			}
+			if NeedsRunningServer(a.Fault) && ProcessHeld(b.Fault, b.Params) == serverHeld && g.At < s.stepEnd(f) && f.At < s.stepEnd(g) {
+				bad("%s overlaps faults[%d] (%s): %s reconfigures the server (CONFIG SET), which %s leaves unable to answer", f.Fault, j, g.Fault, a.Fault, b.Fault)
+			}
+		}
+	}
 	if k := ProcessHeld(f.Fault, f.Params); k != "" {
 		for j, g := range s.Faults[:i] {
 			if ProcessHeld(g.Fault, g.Params) == k && g.At < s.stepEnd(f) && f.At < s.stepEnd(g) {
@@ -310,6 +321,17 @@ func (s *Spec) stepEnd(st FaultStep) Duration {
 	return st.At + st.For
 }
 
+// serverHeld is ProcessHeld's name of the redis-server.
+const serverHeld = "the server"
+
+// NeedsRunningServer reports whether fault k reconfigures the server with
+// CONFIG SET when injected and undone (the TLS faults but the proxy's
+// handshake stall, maxmemory): a killed or paused server cannot take it
+// (explore seed 4040: two runs not judged).
+func NeedsRunningServer(k string) bool {
+	return k == "maxmemory" || strings.HasPrefix(k, "tls_") && k != "tls_handshake_stall"
+}
+
 // ProcessHeld names the process a fault of kind k with params holds for
 // its window, "" for none: the redis-server of a single-server target
 // (kill, pause, restart) or an instance (the instance_* faults, by their
@@ -319,7 +341,7 @@ func (s *Spec) stepEnd(st FaultStep) Duration {
 func ProcessHeld(k string, params map[string]string) string {
 	switch {
 	case k == "kill" || k == "pause" || k == "restart":
-		return "the server"
+		return serverHeld
 	case isInstanceFault(k):
 		return "instance " + cmp.Or(params["instance"], "(default)")
 	}

@@ -227,6 +227,8 @@ checks:
 		{"overlap", "checks:", "  - {at: 1500ms, for: 1s, fault: flag, params: {cache: \"false\"}}\nchecks:", `faults[1]: flag: overlaps faults[0], another rollback`},
 		{"server faults overlap", "checks:", "  - {at: 2500ms, for: 1s, fault: kill}\n  - {at: 3s, fault: pause}\nchecks:",
 			`faults[2]: pause overlaps faults[1] (kill): the server is one process, which one kill, pause, stop or restart holds at a time`},
+		{"CONFIG SET over a killed server", "checks:", "  - {at: 2500ms, for: 1s, fault: kill}\n  - {at: 3s, for: 500ms, fault: maxmemory}\nchecks:",
+			`faults[2]: maxmemory overlaps faults[1] (kill): maxmemory reconfigures the server (CONFIG SET), which kill leaves unable to answer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
