@@ -82,10 +82,10 @@ func TestGateHoldsReads(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	g := &gate{}
-	g.until.Store(time.Now().Add(300 * time.Millisecond).UnixNano())
+	start := time.Now() // before the gate's deadline is set: elapsed is then at least 300 ms
+	g.until.Store(start.Add(300 * time.Millisecond).UnixNano())
 	c := &throttled{Conn: a, gate: g, closed: make(chan struct{})}
 	go b.Write([]byte("x"))
-	start := time.Now()
 	buf := make([]byte, 1)
 	if n, err := c.Read(buf); n != 1 || err != nil {
 		t.Fatalf("read: %d, %v; want 1 byte", n, err)
