@@ -55,7 +55,19 @@ func (c *Cluster) MigrateSlot(ctx context.Context, key string, pace time.Duratio
 		return nil, err
 	}
 	s := strconv.Itoa(m.slot)
-	if _, err := m.dst.adminDo(ctx, "CLUSTER", "SETSLOT", s, "IMPORTING", m.srcID); err != nil {
+	// Right after a failover the destination may not know yet that the
+	// source is a primary ("Target node is not a master"): its view
+	// converges by gossip within a few hundred milliseconds.
+	for try := 0; try < 40; try++ {
+		if _, err = m.dst.adminDo(ctx, "CLUSTER", "SETSLOT", s, "IMPORTING", m.srcID); err == nil || !strings.Contains(err.Error(), "not a master") {
+			break
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			break
+		}
+	}
+	if err != nil {
+		m.release()
 		return nil, fmt.Errorf("SETSLOT IMPORTING on %s: %w", m.dst.Addr(), err)
 	}
 	if _, err := m.src.adminDo(ctx, "CLUSTER", "SETSLOT", s, "MIGRATING", m.dstID); err != nil {
