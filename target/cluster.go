@@ -54,7 +54,7 @@ type Cluster struct {
 	// handed over yet.
 	moving map[int]bool
 	// killed are the primaries KillPrimary killed, until RestartKilled.
-	killed []*Process
+	killed killedNodes
 }
 
 var (
@@ -161,24 +161,19 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 }
 
 func (c *Cluster) ready(ctx context.Context) error {
+	if err := c.clusterOK(ctx); err != nil {
+		return err
+	}
 	primaries := 0
 	for _, p := range c.nodes {
 		if p.Pid() == 0 {
 			continue
 		}
-		v, err := p.adminDo(ctx, "CLUSTER", "INFO")
+		v, err := p.adminDo(ctx, "INFO", "replication")
 		if err != nil {
 			return err
 		}
 		text, _ := v.(string)
-		if f := parseInfo(text); f["cluster_state"] != "ok" {
-			return fmt.Errorf("node %s: cluster_state %s", p.Addr(), f["cluster_state"])
-		}
-		v, err = p.adminDo(ctx, "INFO", "replication")
-		if err != nil {
-			return err
-		}
-		text, _ = v.(string)
 		f := parseInfo(text)
 		if f["role"] != "master" {
 			continue
@@ -254,24 +249,14 @@ func (c *Cluster) KillPrimary(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	var p *Process
-	for _, q := range c.nodes {
-		if q.Pid() != 0 {
-			if p, err = c.owner(ctx, q, slot); err == nil {
-				break
-			}
-		}
-	}
+	p, err := c.liveOwner(ctx, slot)
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	if err := p.Kill(ctx); err != nil {
+	if err := c.killed.kill(ctx, p); err != nil {
 		return 0, err
 	}
-	c.mu.Lock()
-	c.killed = append(c.killed, p)
-	c.mu.Unlock()
 	deadline := start.Add(5*c.opts.NodeTimeout + 5*time.Second)
 	for time.Now().Before(deadline) {
 		if q, err := c.liveOwner(ctx, slot); err == nil && q != p {
@@ -319,20 +304,10 @@ func (c *Cluster) clusterOK(ctx context.Context) error {
 // becomes a replica of its successor. It waits until the cluster is ready
 // (every primary with an online replica).
 func (c *Cluster) RestartKilled(ctx context.Context) error {
-	c.mu.Lock()
-	killed := c.killed
-	c.killed = nil
-	c.mu.Unlock()
-	if len(killed) == 0 {
+	if len(c.killed.list()) == 0 {
 		return nil
 	}
-	var errs []error
-	for _, p := range killed {
-		if err := p.Restart(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("restarting %s: %w", p.Addr(), err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := c.killed.restart(ctx, nil); err != nil {
 		return err
 	}
 	return c.waitReady(ctx)

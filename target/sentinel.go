@@ -62,8 +62,9 @@ type Sentinel struct {
 	data      []*Process // data nodes; data[0] the first primary
 	sentinels []*Process
 
-	mu     sync.Mutex
-	killed []*Process // data nodes KillPrimary killed, to restart
+	killed killedNodes // data nodes KillPrimary killed, to restart
+
+	mu sync.Mutex
 	// lagging are the replicas LagReplicas cut off, to reconnect.
 	lagging []*Process
 	// partitioned is the primary PartitionPrimary cut off, to heal.
@@ -392,12 +393,9 @@ func (s *Sentinel) KillPrimary(ctx context.Context) (time.Duration, error) {
 	}
 	old := p.Addr()
 	start := time.Now()
-	if err := p.Kill(ctx); err != nil {
+	if err := s.killed.kill(ctx, p); err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	s.killed = append(s.killed, p)
-	s.mu.Unlock()
 	return s.waitSwitched(ctx, old, start)
 }
 
@@ -633,22 +631,14 @@ func (s *Sentinel) away() []*Process {
 }
 
 // Killed lists the data nodes KillPrimary killed that are not restarted.
-func (s *Sentinel) Killed() []*Process {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*Process(nil), s.killed...)
-}
+func (s *Sentinel) Killed() []*Process { return s.killed.list() }
 
 // RestartKilled starts every node KillPrimary killed again, as a replica
 // of the current primary (what a supervisor restarting it with the
 // configuration the sentinels rewrote does), and waits until it is in
 // sync.
 func (s *Sentinel) RestartKilled(ctx context.Context) error {
-	s.mu.Lock()
-	killed := s.killed
-	s.killed = nil
-	s.mu.Unlock()
-	if len(killed) == 0 {
+	if len(s.killed.list()) == 0 {
 		return nil
 	}
 	primary, err := s.PrimaryAddr(ctx)
@@ -656,16 +646,11 @@ func (s *Sentinel) RestartKilled(ctx context.Context) error {
 		return err
 	}
 	host, port, _ := net.SplitHostPort(primary)
-	var errs []error
-	for _, p := range killed {
+	if err := s.killed.restart(ctx, func(p *Process) {
 		p.mu.Lock()
 		p.opts.Directives = replicaOf(host, port, s.opts.Password)
 		p.mu.Unlock()
-		if err := p.Restart(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("restarting %s: %w", p.Addr(), err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	}); err != nil {
 		return err
 	}
 	return s.waitSync(ctx)

@@ -76,10 +76,10 @@ func (c *Cluster) MigrateSlot(ctx context.Context, key string, pace time.Duratio
 	return m, m.move(ctx, pace)
 }
 
-// pick finds the slot's primary (as the first node sees it) and the
+// pick finds the slot's primary (as the first live node sees it) and the
 // primary after it in node order, and their IDs.
 func (m *SlotMigration) pick(ctx context.Context) error {
-	src, err := m.c.owner(ctx, m.c.nodes[0], m.slot)
+	src, err := m.c.liveOwner(ctx, m.slot)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func (m *SlotMigration) pick(ctx context.Context) error {
 
 // keySlot is the hash slot of key (CLUSTER KEYSLOT on a live node).
 func (c *Cluster) keySlot(ctx context.Context, key string) (int, error) {
-	var why error
+	why := errors.New("CLUSTER KEYSLOT: no live node")
 	for _, p := range c.nodes {
 		if p.Pid() == 0 {
 			continue
