@@ -140,7 +140,8 @@ func SessionChain(h history.History, c Config) Result {
 	}
 	fs := faultsOf(h)
 	ws := windowsOf(fs)
-	cut := windowsOf(redisSide(fs))
+	cutFaults := redisSide(fs)
+	cut := windowsOf(cutFaults)
 	acked := ackedByFlow(h)
 	pubs := publishes(h)
 	dels := deliveries(h)
@@ -179,7 +180,7 @@ func SessionChain(h history.History, c Config) Result {
 			}
 		}
 		order := newOrder(pubs, ch.key.flow)
-		order.cut = cut
+		order.cut = cutFaults
 		for _, id := range got.order {
 			ds := got.byID[id]
 			if len(ds) > 1 {
@@ -260,40 +261,28 @@ func reachedUpTo(got *received, pubs map[eventKey]history.Op, flow string) time.
 // Instance faults and rollbacks leave Redis reachable: what the instances
 // that run acknowledge stays owed.
 func recoveredBy(t, end time.Duration, ws []window, c Config) bool {
-	for _, w := range ws {
-		if t >= w.Start && t < w.End {
-			return end >= w.End+c.Resync+c.DeliveryGrace
-		}
-	}
-	return true
+	w, in := windowAt(ws, t)
+	return !in || end >= w.End+c.Resync+c.DeliveryGrace
 }
 
 // redisSide are the faults of fs that can cut instances off from Redis:
 // all but the instance faults and the rollback step.
 func redisSide(fs []history.Fault) []history.Fault {
-	var out []history.Fault
-	for _, f := range fs {
-		if !strings.HasPrefix(f.Name, "instance_") && f.Name != FlagFault {
-			out = append(out, f)
-		}
-	}
-	return out
+	return only(fs, func(f history.Fault) bool { return !strings.HasPrefix(f.Name, "instance_") && f.Name != FlagFault })
 }
 
 func (ch *chain) resumedAfter(t time.Duration, ws []window, c Config) bool {
 	if !c.SkipFaultWindows {
 		return true
 	}
-	for _, w := range ws {
-		if t < w.Start || t >= w.End {
-			continue
-		}
-		for _, o := range ch.conns {
-			if o.Call >= w.End {
-				return true
-			}
-		}
-		return false
+	w, in := windowAt(ws, t)
+	if !in {
+		return true
 	}
-	return true
+	for _, o := range ch.conns {
+		if o.Call >= w.End {
+			return true
+		}
+	}
+	return false
 }

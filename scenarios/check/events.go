@@ -189,12 +189,7 @@ func Lost(h history.History, c Config) Result {
 	final := finalReads(h)
 	fs := faultsOf(h)
 	recovered := lastFaultEnd(fs)
-	var rollback []history.Fault
-	for _, f := range fs {
-		if memoryOnly(f) {
-			rollback = append(rollback, f)
-		}
-	}
+	rollback := only(fs, memoryOnly)
 	var lost, async, judged, memOnly, server, layer int
 	var unread, notes []string
 	modes := newJudgedModes()
@@ -500,7 +495,7 @@ func Reordered(h history.History, c Config) Result {
 	}
 	badDel := 0
 	dels := deliveries(h)
-	cut := windowsOf(redisSide(faultsOf(h)))
+	cut := redisSide(faultsOf(h))
 	for _, k := range sortedSubKeys(dels) {
 		o := newOrder(pubs, k.flow)
 		o.cut = cut
@@ -554,11 +549,11 @@ type order struct {
 	anyRedis    bool
 	// byRealTime: the last violation was seen only by the real-time rule.
 	byRealTime bool
-	// cut, set for what a subscriber received, are the windows of faults
-	// on the Redis side: two publishes through different instances, one of
-	// them made inside such a window, are not bound by the real-time rule
-	// there (see Reordered).
-	cut []window
+	// cut, set for what a subscriber received, are the faults on the Redis
+	// side: two publishes through different instances, one of them made
+	// inside such a fault, are not bound by the real-time rule there (see
+	// Reordered).
+	cut []history.Fault
 }
 
 func newOrder(pubs map[eventKey]history.Op, flow string) *order {
@@ -601,7 +596,7 @@ func (o *order) next(id string) (why string, ok bool) {
 		if l, ok := o.latest[p.Value]; ok && p.Return < l.Call {
 			why = realTime(p, l)
 		} else if l := o.latestRedis; p.Mode == impl.ModeRedis && o.anyRedis && p.Return < l.Call &&
-			(p.Value == l.Value || !inWindows(o.cut, p.Call) && !inWindows(o.cut, l.Call)) {
+			(p.Value == l.Value || !inAny(o.cut, p.Call) && !inAny(o.cut, l.Call)) {
 			why = realTime(p, l)
 		}
 		o.byRealTime = why != ""
@@ -613,16 +608,6 @@ func (o *order) next(id string) (why string, ok bool) {
 		o.latestRedis, o.anyRedis = p, true
 	}
 	return why, true
-}
-
-// inWindows reports whether t lies inside one of ws.
-func inWindows(ws []window, t time.Duration) bool {
-	for _, w := range ws {
-		if t >= w.Start && t < w.End {
-			return true
-		}
-	}
-	return false
 }
 
 func realTime(p, before history.Op) string {

@@ -74,12 +74,7 @@ type ended struct {
 // the instance, was blamed on the stop).
 func endedInstances(h history.History, how string, maxEvidence int) []ended {
 	ops := sortedOps(h)
-	var rollback []history.Fault
-	for _, f := range faultsOf(h) {
-		if memoryOnly(f) {
-			rollback = append(rollback, f)
-		}
-	}
+	rollback := only(faultsOf(h), memoryOnly)
 	final := finalReads(h)
 	seen := map[string]map[string]bool{}
 	inFinal := func(flow, id string) (bool, bool) {

@@ -64,6 +64,27 @@ type window struct {
 	Names      []string
 }
 
+// windowAt is the window of ws that holds t, if one does.
+func windowAt(ws []window, t time.Duration) (window, bool) {
+	for _, w := range ws {
+		if t >= w.Start && t < w.End {
+			return w, true
+		}
+	}
+	return window{}, false
+}
+
+// only is the faults of fs that keep holds for.
+func only(fs []history.Fault, keep func(history.Fault) bool) []history.Fault {
+	var out []history.Fault
+	for _, f := range fs {
+		if keep(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // windowsOf merges overlapping or touching fault windows.
 func windowsOf(fs []history.Fault) []window {
 	var ws []window
