@@ -277,22 +277,9 @@ func (s *Spec) validateFault(i int, f FaultStep, k Known) []error {
 	if f.Fault == check.FlagFault {
 		errs = append(errs, s.validateFlag(i, f)...)
 	}
-	if NeedsRunningServer(f.Fault) || ProcessHeld(f.Fault, f.Params) == serverHeld {
-		for j, g := range s.Faults[:i] {
-			a, b := f, g
-			if NeedsRunningServer(g.Fault) {
-				a, b = g, f
-			}
-			if NeedsRunningServer(a.Fault) && ProcessHeld(b.Fault, b.Params) == serverHeld && g.At < s.stepEnd(f) && f.At < s.stepEnd(g) {
-				bad("%s overlaps faults[%d] (%s): %s reconfigures the server (CONFIG SET), which %s leaves unable to answer", f.Fault, j, g.Fault, a.Fault, b.Fault)
-			}
-		}
-	}
-	if k := ProcessHeld(f.Fault, f.Params); k != "" {
-		for j, g := range s.Faults[:i] {
-			if ProcessHeld(g.Fault, g.Params) == k && g.At < s.stepEnd(f) && f.At < s.stepEnd(g) {
-				bad("%s overlaps faults[%d] (%s): %s is one process, which one kill, pause, stop or restart holds at a time", f.Fault, j, g.Fault, k)
-			}
+	for j, g := range s.Faults[:i] {
+		if why := Conflict(g.Fault, g.Params, f.Fault, f.Params); why != "" && s.overlap(f, g) {
+			bad("%s overlaps faults[%d] (%s): %s", f.Fault, j, g.Fault, why)
 		}
 	}
 	if isInstanceFault(f.Fault) {
@@ -321,29 +308,51 @@ func (s *Spec) stepEnd(st FaultStep) Duration {
 	return st.At + st.For
 }
 
-// serverHeld is ProcessHeld's name of the redis-server.
+// overlap reports whether the windows of steps a and b overlap.
+func (s *Spec) overlap(a, b FaultStep) bool {
+	return a.At < s.stepEnd(b) && b.At < s.stepEnd(a)
+}
+
+// serverHeld is processHeld's name of the redis-server.
 const serverHeld = "the server"
 
-// NeedsRunningServer reports whether fault k reconfigures the server with
+// needsRunningServer reports whether fault k reconfigures the server with
 // CONFIG SET when injected and undone (the TLS faults but the proxy's
-// handshake stall, maxmemory): a killed or paused server cannot take it
-// (explore seed 4040: two runs not judged).
-func NeedsRunningServer(k string) bool {
+// handshake stall, maxmemory): a killed or paused server cannot take it.
+func needsRunningServer(k string) bool {
 	return k == "maxmemory" || strings.HasPrefix(k, "tls_") && k != "tls_handshake_stall"
 }
 
-// ProcessHeld names the process a fault of kind k with params holds for
+// processHeld names the process a fault of kind k with params holds for
 // its window, "" for none: the redis-server of a single-server target
 // (kill, pause, restart) or an instance (the instance_* faults, by their
-// instance parameter). One fault at a time: a paused or killed process
-// cannot be killed or paused again (explore runs of seeds 3030 and 4040
-// failed to inject, or routed calls to an instance killed while paused).
-func ProcessHeld(k string, params map[string]string) string {
+// instance parameter).
+func processHeld(k string, params map[string]string) string {
 	switch {
 	case k == "kill" || k == "pause" || k == "restart":
 		return serverHeld
 	case isInstanceFault(k):
 		return "instance " + cmp.Or(params["instance"], "(default)")
+	}
+	return ""
+}
+
+// Conflict says why faults a and b (kinds, with their params) cannot be
+// in force at once, "" when they can: one process is held by one kill,
+// pause, stop or restart at a time (a paused or killed process cannot be
+// killed or paused again), and a fault that reconfigures the server needs
+// it running. Parse refuses such steps when their windows overlap; explore
+// does not draw them (explore runs of seeds 3030 and 4040 failed to inject
+// them, or routed calls to an instance killed while paused).
+func Conflict(a string, aParams map[string]string, b string, bParams map[string]string) string {
+	ka, kb := processHeld(a, aParams), processHeld(b, bParams)
+	switch {
+	case ka != "" && ka == kb:
+		return ka + " is one process, which one kill, pause, stop or restart holds at a time"
+	case needsRunningServer(a) && kb == serverHeld:
+		return fmt.Sprintf("%s reconfigures the server (CONFIG SET), which %s leaves unable to answer", a, b)
+	case needsRunningServer(b) && ka == serverHeld:
+		return fmt.Sprintf("%s reconfigures the server (CONFIG SET), which %s leaves unable to answer", b, a)
 	}
 	return ""
 }
@@ -367,7 +376,7 @@ func (s *Spec) validateFlag(i int, f FaultStep) []error {
 		bad("redis %q: a rollback leaves Redis as it is", f.Redis)
 	}
 	for j, g := range s.Faults[:i] {
-		if g.Fault == check.FlagFault && g.At < s.stepEnd(f) && f.At < s.stepEnd(g) {
+		if g.Fault == check.FlagFault && s.overlap(f, g) {
 			bad("overlaps faults[%d], another rollback", j)
 		}
 	}
