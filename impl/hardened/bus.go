@@ -714,19 +714,16 @@ func (b *Bus) replayOnce() bool {
 	sids := make([]string, len(batch)) // entry written or found, when known
 	for i, f := range flows {
 		c := cmds[i]
-		if c == nil || (c.Err() != nil && outage(c.Err())) || errors.Is(err, errNotReplicated) {
+		unconfirmed := errors.Is(err, errNotReplicated)
+		if c == nil || (c.Err() != nil && outage(c.Err())) || unconfirmed {
 			// Not confirmed on a replica: the next replay finds it
 			// (or not) wherever the primary is then. What the call
 			// wrote, subscribers may have had (see unseen).
-			if c == nil || c.Err() != nil || !errors.Is(err, errNotReplicated) {
-				continue
-			}
-			if res, ok := c.Val().([]any); ok {
+			if unconfirmed && c != nil && c.Err() == nil {
+				res, _ := c.Val().([]any)
 				for j, k := range groups[f] {
 					if j < len(res) {
-						if r, ok := res[j].(string); ok && !strings.HasPrefix(r, "!") {
-							sids[k] = strings.TrimPrefix(r, "=")
-						}
+						sids[k], _ = replayEntry(res[j])
 					}
 				}
 			}
@@ -748,11 +745,9 @@ func (b *Bus) replayOnce() bool {
 			status[k] = refused // an error answer for the whole call refuses its events
 			if c.Err() == nil && j < len(res) {
 				r, _ := res[j].(string)
-				switch {
-				case !strings.HasPrefix(r, "!"):
-					status[k] = written
-					sids[k] = strings.TrimPrefix(r, "=") // "=": an earlier attempt's entry, found
-				case outageReply(r[1:]):
+				if id, ok := replayEntry(r); ok {
+					status[k], sids[k] = written, id
+				} else if outageReply(r[1:]) {
 					// Caught in the script, but an outage all the
 					// same: READONLY from a primary a failover
 					// demoted. The next replay tries again.
@@ -814,6 +809,17 @@ func (b *Bus) replayOnce() bool {
 	b.stats.Dropped += int64(dropped)
 	b.mu.Unlock()
 	return replayed+dropped > 0 && len(keep) == 0
+}
+
+// replayEntry reads replayScript's reply for one event: the ID of the
+// entry that holds it (written now, or "=" and an earlier attempt's
+// entry, found), and false for "!" and an error.
+func replayEntry(v any) (string, bool) {
+	r, _ := v.(string)
+	if strings.HasPrefix(r, "!") {
+		return "", false
+	}
+	return strings.TrimPrefix(r, "="), true
 }
 
 // markAttempted records that the first n outbox events were sent at ms

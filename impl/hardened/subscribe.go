@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gonogo/harness/impl"
@@ -36,6 +37,9 @@ type hub struct {
 	subs   map[string]map[*sub]struct{} // by flow
 	ps     *redis.PubSub                // nil while Redis is unreachable
 	closed bool
+	// attached is ps != nil, readable without mu: every publish asks it
+	// (wrote, local), and almost always the hub is attached.
+	attached atomic.Bool
 	// tails is, per followed flow, the stream ID of the latest live
 	// message heard, but for this layer's replays (see behind).
 	tails map[string]string
@@ -69,6 +73,7 @@ func (h *hub) up(rdb redis.UniversalClient) {
 	}
 	ps := rdb.Subscribe(counter.WithOp(context.Background(), "subscribe"))
 	h.ps = ps
+	h.attached.Store(true)
 	var chans []string
 	for flow := range h.subs {
 		chans = append(chans, h.b.k.channel(flow))
@@ -107,6 +112,7 @@ func (h *hub) detach() *redis.PubSub {
 	h.mu.Lock()
 	ps := h.ps
 	h.ps = nil
+	h.attached.Store(false)
 	var subs []*sub
 	for _, set := range h.subs {
 		for s := range set {
@@ -130,6 +136,9 @@ func (h *hub) detach() *redis.PubSub {
 // one event in four delivered after the next two). A subscriber that got
 // it another way skips it (see fresh).
 func (h *hub) wrote(e impl.Event, sid string) {
+	if h.attached.Load() {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ps != nil || h.closed {
@@ -147,6 +156,7 @@ func (h *hub) close() {
 	h.closed = true
 	ps := h.ps
 	h.ps = nil
+	h.attached.Store(false)
 	h.mu.Unlock()
 	if ps != nil {
 		ps.Close()
@@ -230,17 +240,12 @@ func (h *hub) each(flow string, f func(*sub)) {
 // messages may be lost with the connection, come before this event
 // (explore's session_chain-7fa019ca).
 func (h *hub) local(me memEvent) {
-	if rdb, _ := h.b.m.client(); rdb == nil {
-		h.mu.Lock()
-		up := h.ps != nil
-		h.mu.Unlock()
-		if up {
-			// The publish must not wait for the close (tls_mismatch:
-			// 985 ms publishes while the reader dialled a server that
-			// no longer spoke TLS).
-			if ps := h.detach(); ps != nil {
-				h.b.m.goroutine(func() { ps.Close() })
-			}
+	if rdb, _ := h.b.m.client(); rdb == nil && h.attached.Load() {
+		// The publish must not wait for the close (tls_mismatch: 985 ms
+		// publishes while the reader dialled a server that no longer
+		// spoke TLS).
+		if ps := h.detach(); ps != nil {
+			h.b.m.goroutine(func() { ps.Close() })
 		}
 	}
 	h.each(me.e.FlowID, func(s *sub) { s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe}) })
