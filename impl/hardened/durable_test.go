@@ -218,6 +218,13 @@ func unconfirmedPair(t *testing.T) (*target.Process, *impl.Layer, *impl.Layer, <
 	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, durable))
 	onB, err := b.Bus.Subscribe(bg(t), "f", "")
 	require.NoError(t, err)
-	time.Sleep(200 * time.Millisecond) // B follows the flow
+	// B follows the flow once Redis counts its subscription.
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer rdb.Close()
+	ch := hardened.Channel(b.Bus, "f")
+	require.Eventually(t, func() bool {
+		n, err := rdb.PubSubNumSub(bg(t), ch).Result()
+		return err == nil && n[ch] > 0
+	}, 5*time.Second, 10*time.Millisecond, "B subscribed to %s", ch)
 	return p, a, b, onB
 }
