@@ -57,7 +57,7 @@ test: deps fastapi-deps
 # seed, with their numbers in the test log, then the production-ha gate
 # (hardened GO). About 5 minutes; make test runs the short TestFailover.
 test-ha: deps build
-	GONOGO_HA=1 $(GO) test -count=1 -timeout 10m -v -run 'TestFailoverHA|TestFailover$$|TestSentinel|TestCluster|TestResubscribeAfterSwitch' ./scenarios/ ./target/ ./impl/hardened/
+	GONOGO_HA=1 $(GO) test -count=1 -timeout 10m -v -run 'TestFailoverHA|TestFailover$$|TestSentinel|TestCluster' ./scenarios/ ./target/ ./impl/hardened/
 	./$(BIN) run --gate production-ha --profile hardened --report-dir reports
 
 # The quota scenarios, 10 runs each, against a layer that takes the first
