@@ -468,6 +468,27 @@ func (b *Bus) resolve(flow, id, sid string) {
 	}
 }
 
+// landedAt records that this layer's replay wrote its memory event t as
+// entry sid (its own message says so), before the replay's reply: while a
+// replica has not confirmed that write (WAIT) the event stays in the
+// outbox, and a client whose stream position passed sid had it (see
+// unseen). The replay's batch is at the head of the outbox.
+func (b *Bus) landedAt(flow string, t memTag, sid string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.outbox[:min(len(b.outbox), replayBatch)] {
+		if p := &b.outbox[i]; p.tag == t && p.e.FlowID == flow {
+			if p.landed == "" {
+				if p.maybe {
+					b.unresolved.Add(-1)
+				}
+				p.landed = sid
+			}
+			return
+		}
+	}
+}
+
 // fill gives an event the fields every event carries (docs/http.md): a
 // payload ({} when empty) and a source ("system" when empty).
 func fill(e *impl.Event) {
@@ -584,22 +605,27 @@ func (b *Bus) replayArgs(ps []pending, refreshTTL bool, fence int64) ([]string, 
 	return []string{b.k.events(flow)}, args, nil
 }
 
-// parseEntry turns a stream entry back into an event and the tag it was
-// acknowledged from memory with (zero if it was not). An entry that is not
+// parseEntry turns a stream entry back into an item: its event, the tag it
+// was acknowledged from memory with (zero if it was not), and the ID of the
+// lost entry of its earlier attempt if it names one (see replayScript). An entry that is not
 // an event's JSON (written by something else) becomes an event with only
 // its cursor and flow, which the checkers report rather than hide.
-func parseEntry(flow string, x redis.XMessage) (impl.Event, memTag) {
-	var e impl.Event
+func parseEntry(flow string, x redis.XMessage) item {
+	var it item
 	if s, ok := x.Values["event"].(string); ok {
-		e, _ = decodeEvent(s)
+		it.e, _ = decodeEvent(s)
 	}
-	e.FlowID, e.Cursor = flow, x.ID
-	fill(&e)
-	var tag memTag
+	it.e.FlowID, it.e.Cursor = flow, x.ID
+	fill(&it.e)
 	if s, ok := x.Values["mem"].(string); ok {
-		tag, _ = parseTag(s)
+		it.tag, _ = parseTag(s)
 	}
-	return e, tag
+	if s, ok := x.Values["was"].(string); ok {
+		if _, _, valid := parseCursor(s); valid {
+			it.was = s
+		}
+	}
+	return it
 }
 
 // kick wakes the replayer.
@@ -860,7 +886,7 @@ func (b *Bus) History(ctx context.Context, flowID string, count int, since time.
 		err = b.m.call(ctx, "history", b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			xs, err := rdb.XRevRangeN(ctx, b.k.events(flowID), "+", "-", int64(count)).Result()
 			for i := len(xs) - 1; i >= 0; i-- {
-				e, _ := parseEntry(flowID, xs[i])
+				e := parseEntry(flowID, xs[i]).e
 				stored = append(stored, e)
 			}
 			return err

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Cursors (what SSE sends as id: and a client sends back as Last-Event-ID)
@@ -41,6 +42,20 @@ import (
 // read it (see sentRing): the stream ID stays where the client had every
 // entry, so that whichever instance it resumes on delivers the other
 // layers' entries it has not had and skips those writes.
+//
+// A failover can discard entries a subscriber had (asynchronous
+// replication: the new primary never got them), and the replay of an
+// event among them (acknowledged from memory, the write unconfirmed) may
+// have to take a new ID past the subscriber's stream ID when the new
+// primary took other writes first: such an entry names the ID it had
+// ("was", see replayScript). A catch-up that does not find the entry at
+// its stream ID records it as lost (.d.<stream ID>): the subscriber had
+// that timeline up to there, so a replay whose earlier entry was at or
+// before it is skipped, wherever it resumes. It is dropped once the
+// stream position is lostHorizon past it. (The stream ID of a
+// subscription begun without Redis is the local clock, not an entry; such
+// a subscriber skips the replay of an event whose lost entry was written
+// before it subscribed, which it was not owed.)
 
 // memTag names an event acknowledged from memory: the layer that
 // acknowledged it and its memory sequence there (from 1).
@@ -92,6 +107,14 @@ const maxMaybe = 32
 // maybeKey marks an event hash in a cursor (an origin is originLen long).
 const maybeKey = "h"
 
+// lostKey marks the lost stream ID in a cursor.
+const lostKey = "d"
+
+// lostHorizon is how long (in stream time) a position remembers a lost
+// stream ID: the replays of a failover's discarded writes run as soon as
+// their layer reaches the new primary.
+const lostHorizon = 5 * time.Minute
+
 // position is what a subscriber has delivered: every stream entry up to
 // sid and, per origin, every memory-acknowledged event up to n, and the
 // hashes of maybe events whose stream copy it has not passed.
@@ -99,6 +122,9 @@ type position struct {
 	sid   string
 	tags  []memTag
 	maybe []string
+	// lost is a stream ID the stream no longer held when a catch-up read
+	// from it (see above), or "".
+	lost string
 }
 
 // idHash names an event ID in a cursor: FNV-1a 64, base 36.
@@ -115,11 +141,15 @@ func validHash(s string) bool {
 }
 
 func (p position) String() string {
-	if len(p.tags) == 0 && len(p.maybe) == 0 {
+	if len(p.tags) == 0 && len(p.maybe) == 0 && p.lost == "" {
 		return p.sid
 	}
 	var b strings.Builder
 	b.WriteString(p.sid)
+	if p.lost != "" {
+		b.WriteString("." + lostKey + ".")
+		b.WriteString(p.lost)
+	}
 	for _, t := range p.tags {
 		b.WriteByte('.')
 		b.WriteString(t.String())
@@ -135,7 +165,7 @@ func (p position) String() string {
 // one (a plain stream ID is one).
 func parsePosition(c string) (position, bool) {
 	parts := strings.Split(c, ".")
-	if len(parts)%2 != 1 || len(parts) > 1+2*(maxTags+maxMaybe) {
+	if len(parts)%2 != 1 || len(parts) > 1+2*(1+maxTags+maxMaybe) {
 		return position{}, false
 	}
 	if _, _, ok := parseCursor(parts[0]); !ok {
@@ -143,6 +173,13 @@ func parsePosition(c string) (position, bool) {
 	}
 	p := position{sid: parts[0]}
 	for i := 1; i < len(parts); i += 2 {
+		if parts[i] == lostKey {
+			if _, _, ok := parseCursor(parts[i+1]); !ok || p.lost != "" {
+				return position{}, false
+			}
+			p.lost = parts[i+1]
+			continue
+		}
 		if parts[i] == maybeKey {
 			if !validHash(parts[i+1]) || len(p.maybe) == maxMaybe {
 				return position{}, false
@@ -233,6 +270,33 @@ func (p *position) settle(id string) bool {
 	}
 	p.maybe = append(p.maybe[:i:i], p.maybe[i+1:]...)
 	return true
+}
+
+// advance moves the stream position to sid (after it), forgetting the
+// lost stream ID past lostHorizon.
+func (p *position) advance(sid string) {
+	p.sid = sid
+	if p.lost == "" {
+		return
+	}
+	now, _, _ := parseCursor(sid)
+	then, _, _ := parseCursor(p.lost)
+	if now > then+uint64(lostHorizon.Milliseconds()) {
+		p.lost = ""
+	}
+}
+
+// lose records that the stream no longer holds the entry at sid.
+func (p *position) lose(sid string) {
+	if sid != "0-0" && cursorAfter(sid, p.lost) {
+		p.lost = sid
+	}
+}
+
+// lostPast reports whether the position had, on a discarded timeline, the
+// entry at was.
+func (p position) lostPast(was string) bool {
+	return p.lost != "" && !cursorAfter(was, p.lost)
 }
 
 // parseCursor splits a stream ID "ms-seq"; ok is false for anything else.

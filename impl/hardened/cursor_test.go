@@ -25,7 +25,8 @@ func TestCursors(t *testing.T) {
 			t.Errorf("parseCursor(%q): got ok; want not ok", bad)
 		}
 	}
-	for _, c := range []string{"5-0", "5-0.abcdefgh.3", "5-1.abcdefgh.3.0123456z.12", "5-0.h." + idHash("e1"), "5-0.abcdefgh.3.h.1.h.zz"} {
+	for _, c := range []string{"5-0", "5-0.abcdefgh.3", "5-1.abcdefgh.3.0123456z.12", "5-0.h." + idHash("e1"), "5-0.abcdefgh.3.h.1.h.zz",
+		"5-0.d.4-2", "5-0.d.4-2.abcdefgh.3.h.1"} {
 		p, ok := parsePosition(c)
 		if !ok || p.String() != c {
 			t.Errorf("parsePosition(%q): got %q, %v; want it back", c, p.String(), ok)
@@ -33,7 +34,8 @@ func TestCursors(t *testing.T) {
 	}
 	for _, bad := range []string{"", "5", "5-0.", "5-0.abcdefgh", "5-0.abcdefgh.0", "5-0.ABCDEFGH.1", "5-0.abc.1", "5-0.abcdefgh.x",
 		"5-0.a0000000.1.a0000001.1.a0000002.1.a0000003.1.a0000004.1.a0000005.1.a0000006.1.a0000007.1.a0000008.1",
-		tooManyHashes(), "5-0.h.", "5-0.h.01", "5-0.h.A1", "5-0.h.zzzzzzzzzzzzzzzz"} {
+		tooManyHashes(), "5-0.h.", "5-0.h.01", "5-0.h.A1", "5-0.h.zzzzzzzzzzzzzzzz",
+		"5-0.d.", "5-0.d.4", "5-0.d.x-1", "5-0.d.4-1.d.4-2"} {
 		if _, ok := parsePosition(bad); ok {
 			t.Errorf("parsePosition(%q): got ok; want not ok", bad)
 		}
@@ -54,6 +56,28 @@ func TestCursors(t *testing.T) {
 	p.passed(memTag{"bbbbbbbb", 1})
 	if got := p.String(); got != ".aaaaaaaa.3" {
 		t.Errorf("after passing b's last: got %q; want %q", got, ".aaaaaaaa.3")
+	}
+	// A lost stream ID: replays whose lost entry was at or before it are
+	// had; it is forgotten once the position is lostHorizon past it.
+	var l position
+	l.lose("0-0")
+	if l.lost != "" {
+		t.Errorf("lose(0-0): got %q; want nothing (no entry)", l.lost)
+	}
+	l.lose("1000-3")
+	l.lose("900-0") // an older one does not move it back
+	for was, want := range map[string]bool{"1000-3": true, "999-9": true, "1000-4": false} {
+		if got := l.lostPast(was); got != want {
+			t.Errorf("lostPast(%s) with lost 1000-3: got %v; want %v", was, got, want)
+		}
+	}
+	l.advance("2000-0")
+	if l.String() != "2000-0.d.1000-3" {
+		t.Errorf("after advancing: got %q; want %q", l.String(), "2000-0.d.1000-3")
+	}
+	l.advance(strconv.FormatInt(1000+lostHorizon.Milliseconds()+1, 10) + "-0")
+	if l.lost != "" || l.lostPast("1-0") {
+		t.Errorf("past the horizon: got %q; want the lost ID forgotten", l.String())
 	}
 	if o := newOrigin(); !validOrigin(o) {
 		t.Errorf("newOrigin: got %q; not a valid origin", o)

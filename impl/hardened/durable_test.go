@@ -173,15 +173,32 @@ func TestResumeAfterUnconfirmed(t *testing.T) {
 // across a SENTINEL FAILOVER to clients moving between instances). Here
 // the new primary is the same server with the stream rewritten as the
 // promoted replica would hold it.
+//
+// With others, the new primary took another layer's write (f-009) past the
+// lost entry before the replay, so the replay writes f-001 at a new ID,
+// past a cursor that had it on the discarded timeline. A client that
+// resumes with that cursor, before the replay (it gets the replay live) or
+// after it (its catch-up reads it), gets f-009 and not f-001 again: the
+// entry names the ID its lost attempt had ("was"), and a position whose
+// stream ID the stream no longer holds had every entry up to it.
 func TestReplayAtLostID(t *testing.T) {
+	for _, others := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "others"}[others], func(t *testing.T) { replayAtLostID(t, others) })
+	}
+}
+
+func replayAtLostID(t *testing.T, others bool) {
 	p, a, b, onB := unconfirmedPair(t)
 	ctx := bg(t)
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer rdb.Close()
 	key := a.Bus.(*hardened.Bus).StreamKey("f")
-	js, err := json.Marshal(ev("f", 0))
-	require.NoError(t, err)
-	first, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"event", string(js)}}).Result()
+	entry := func(n int) string {
+		js, err := json.Marshal(ev("f", n))
+		require.NoError(t, err)
+		return string(js)
+	}
+	first, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"event", entry(0)}}).Result()
 	require.NoError(t, err)
 	require.NoError(t, a.Bus.Publish(ctx, ev("f", 1))) // no replica: acknowledged from memory
 	var had impl.Event
@@ -191,18 +208,87 @@ func TestReplayAtLostID(t *testing.T) {
 	lost := had.Cursor
 	// The failover: the new primary has the stream up to what it had.
 	require.NoError(t, rdb.Del(ctx, key).Err())
-	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: first, Values: []any{"event", string(js)}}).Err())
+	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: first, Values: []any{"event", entry(0)}}).Err())
+	var live <-chan impl.Event
+	if others {
+		require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"event", entry(9)}}).Err())
+		live, err = b.Bus.Subscribe(ctx, "f", lost)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"f-009"}, collect(live, 1), "resumed before the replay")
+	}
 	startReplica(ctx, t, p)
 	require.Eventually(t, func() bool { return a.Bus.(*hardened.Bus).Outbox().Pending == 0 }, 20*time.Second, 20*time.Millisecond,
 		"the replay writes f-001 to the new primary once a replica confirms")
 	xs, err := rdb.XRange(ctx, key, "-", "+").Result()
 	require.NoError(t, err)
-	require.Len(t, xs, 2)
-	assert.Equal(t, lost, xs[1].ID, "f-001 written again at the ID its lost entry had")
+	want := []string{"f-002"}
+	if others {
+		require.Len(t, xs, 3)
+		assert.Equal(t, lost, xs[2].Values["was"], "f-001's new entry names its lost one")
+		want = []string{"f-009", "f-002"}
+	} else {
+		require.Len(t, xs, 2)
+		assert.Equal(t, lost, xs[1].ID, "f-001 written again at the ID its lost entry had")
+	}
 	resumed, err := b.Bus.Subscribe(ctx, "f", lost)
 	require.NoError(t, err)
 	require.NoError(t, a.Bus.Publish(ctx, ev("f", 2)))
-	assert.Equal(t, []string{"f-002"}, collect(resumed, 1), "resumed after f-001's lost entry")
+	if others {
+		assert.Equal(t, []string{"f-002"}, collect(live, 1), "resumed before the replay, after it")
+	}
+	assert.Equal(t, want, collect(resumed, len(want)), "resumed after the replay")
+}
+
+// TestResumeDuringUnconfirmedReplay: a client that got an event from the
+// stream, written by its instance's outbox replay, resumes on that
+// instance while the replay still waits for a replica (WAIT): the instance
+// hands it nothing again. The instance learns the entry from its own
+// Pub/Sub message, before the replay's reply (explore seed 4040,
+// duplicated-dd7bba8d: a client moved there during a failover got
+// the event twice).
+func TestResumeDuringUnconfirmedReplay(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	durable := func(c *impl.Config) {
+		c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, time.Second, 3*time.Second
+	}
+	a, _, cfg := layer(t, p, "A", durable)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, durable))
+	ctx := bg(t)
+	_, err := a.Bus.Subscribe(ctx, "f", "") // A follows the flow
+	require.NoError(t, err)
+	onB, err := b.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer rdb.Close()
+	ch := hardened.Channel(b.Bus, "f")
+	require.Eventually(t, func() bool {
+		n, err := rdb.PubSubNumSub(ctx, ch).Result()
+		return err == nil && n[ch] == 2
+	}, 5*time.Second, 10*time.Millisecond, "A and B subscribed to %s", ch)
+	// f-001 goes unconfirmed (no replica) and stays in A's outbox; f-002
+	// queues behind it, so the replay is what writes it.
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 1)))
+	go a.Bus.Publish(ctx, ev("f", 2))
+	until := func(ch <-chan impl.Event, id string) impl.Event {
+		for {
+			if e := conformance.Receive(t, ch, 5*time.Second); e.ID == id {
+				return e
+			}
+		}
+	}
+	got := until(onB, "f-002")
+	// A's hub reads its own message about when B's does (A's subscriber
+	// got f-002 from memory before): the resume must come after that and
+	// within the WAIT.
+	require.Eventually(t, func() bool { return hardened.Landed(a.Bus, "f", "f-002") == got.Cursor },
+		time.Second, time.Millisecond, "A learned where f-002 landed before the replay's reply")
+	resumed, err := a.Bus.Subscribe(ctx, "f", got.Cursor)
+	require.NoError(t, err)
+	select {
+	case e := <-resumed:
+		t.Fatalf("resumed after f-002 (%s) during the replay's WAIT: got %s (cursor %s) again", got.Cursor, e.ID, e.Cursor)
+	case <-time.After(time.Second):
+	}
 }
 
 // unconfirmedPair starts a redis-server without replicas and two layers A

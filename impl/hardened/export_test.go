@@ -20,3 +20,17 @@ func Channel(bus impl.Bus, flow string) string   { return bus.(*Bus).k.channel(f
 // ConnsKey is the key of flow's connections (a sorted set by expiry) of
 // reg.
 func ConnsKey(reg impl.Registry, flow string) string { return reg.(*Registry).k.conns(flow) }
+
+// Landed is the entry the layer knows its outbox event id of flow was
+// written at ("" if none is known, or the event is not in the outbox).
+func Landed(bus impl.Bus, flow, id string) string {
+	b := bus.(*Bus)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.outbox {
+		if p.e.FlowID == flow && p.e.ID == id {
+			return p.landed
+		}
+	}
+	return ""
+}

@@ -81,7 +81,10 @@ return id
 // writes no replica had) is written again at that ID when the stream has
 // nothing past it: a client whose cursor passed that ID had the event (on
 // the discarded timeline: no entry at or past it exists on this one) and
-// skips it, one before it gets it in its place; else it gets a new ID.
+// skips it, one before it gets it in its place; else it gets a new ID and
+// names the lost one in a field "was" and in its message ("~<ID>"), and a
+// subscriber whose position lies on the discarded timeline past that ID
+// skips it (see cursor.go).
 // Returns per event written the new entry's ID, "=" and
 // the ID of the entry an earlier attempt wrote if it was there already, or
 // "!" and the error that refused it.
@@ -135,12 +138,16 @@ for i = 7, #ARGV, 5 do
   else
     local fields = {'event', js}
     if tag ~= '' then fields = {'event', js, 'mem', tag} end
-    local r
+    local r, moved
     if was ~= '' then
       r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], was, unpack(fields))
-      if type(r) == 'table' and r.err then r = nil end
+      if type(r) == 'table' and r.err then r, moved = nil, true end
     end
     if r == nil then
+      if moved then
+        fields[#fields + 1] = 'was'
+        fields[#fields + 1] = was
+      end
       r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
     end
     if type(r) == 'table' and r.err then
@@ -152,6 +159,7 @@ for i = 7, #ARGV, 5 do
         if prev ~= '' then head = head .. ' ^' .. prev end
         prev = r
       end
+      if moved then head = head .. ' ~' .. was end
       redis.call('PUBLISH', ARGV[4], head .. '\n' .. js)
       out[#out + 1] = r
       if nd ~= '' then found[nd] = r end

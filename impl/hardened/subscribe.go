@@ -194,10 +194,12 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 			}
 			sid, marks, _ := strings.Cut(head, " ")
 			var tag memTag
-			var prev string
+			var prev, was string
 			for _, f := range strings.Fields(marks) {
 				if p, ok := strings.CutPrefix(f, "^"); ok {
 					prev = strings.Clone(p)
+				} else if w, ok := strings.CutPrefix(f, "~"); ok {
+					was = strings.Clone(w)
 				} else {
 					tag, _ = parseTag(f)
 				}
@@ -207,15 +209,18 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 			e.ID, e.FlowID, e.Type = strings.Clone(e.ID), strings.Clone(e.FlowID), strings.Clone(e.Type)
 			e.Source, e.CorrelationID = strings.Clone(e.Source), strings.Clone(e.CorrelationID)
 			e.Cursor = strings.Clone(sid)
-			if tag.origin == "" {
+			switch tag.origin {
+			case "":
 				h.b.resolve(e.FlowID, e.ID, e.Cursor)
+			case h.b.origin:
+				h.b.landedAt(e.FlowID, tag, e.Cursor)
 			}
 			h.mu.Lock()
 			if _, followed := h.subs[e.FlowID]; followed && tag.origin != h.b.origin && cursorAfter(e.Cursor, h.tails[e.FlowID]) {
 				h.tails[e.FlowID] = e.Cursor
 			}
 			h.mu.Unlock()
-			h.each(e.FlowID, func(s *sub) { s.push(item{e: e, tag: tag, prev: prev}) })
+			h.each(e.FlowID, func(s *sub) { s.push(item{e: e, tag: tag, prev: prev, was: was}) })
 		}
 	}
 }
@@ -321,6 +326,9 @@ type item struct {
 	// prev is, for a live message with a gap mark, the stream ID of the
 	// entry before it.
 	prev string
+	// was is, for a replay written at a new ID, the ID of its earlier
+	// attempt's entry, which a failover discarded (see replayScript).
+	was string
 }
 
 // sub is one subscriber. Its pump goroutine delivers, in order and once
@@ -640,22 +648,41 @@ func (s *sub) catchUp(ctx context.Context) bool {
 		from := s.pos.sid
 		gen := s.syncGen
 		s.mu.Unlock()
+		// The read includes the entry at the position (none for a
+		// subscriber that had no entry): if the stream no longer holds
+		// it, a failover discarded it (or a wipe, or the key expired) and
+		// the subscriber had that timeline up to there (position.lost).
+		start := from
+		if from == "0-0" {
+			start = "(" + from
+		}
 		var xs []redis.XMessage
 		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			var err error
-			xs, err = rdb.XRangeN(ctx, s.b.k.events(s.flow), "("+from, "+", catchUpPage).Result()
+			xs, err = rdb.XRangeN(ctx, s.b.k.events(s.flow), start, "+", catchUpPage).Result()
 			return err
 		})
 		if err != nil {
 			return false
 		}
+		full := len(xs) == catchUpPage
+		if start == from {
+			if len(xs) > 0 && xs[0].ID == from {
+				xs = xs[1:]
+			} else {
+				s.mu.Lock()
+				if s.pos.sid == from {
+					s.pos.lose(from)
+				}
+				s.mu.Unlock()
+			}
+		}
 		for _, x := range xs {
-			e, tag := parseEntry(s.flow, x)
-			if !s.deliver(ctx, item{e: e, tag: tag}, false) {
+			if !s.deliver(ctx, parseEntry(s.flow, x), false) {
 				return false
 			}
 		}
-		if len(xs) < catchUpPage {
+		if !full {
 			// A resync since this read began (the confirmation of a
 			// subscription that was not active when it read) means events
 			// written after the read may have reached neither it nor the
@@ -729,9 +756,16 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 			s.poke()
 			return it.e, false
 		case cursorAfter(it.e.Cursor, s.pos.sid):
-			s.pos.sid = it.e.Cursor
+			s.pos.advance(it.e.Cursor)
 		default:
 			// Delivered: behind what the subscriber had.
+			return it.e, false
+		}
+		if it.was != "" && s.pos.lostPast(it.was) {
+			// The replay, at a new ID, of an entry a failover discarded
+			// that the subscriber had on that timeline.
+			s.pos.settle(id)
+			delete(s.seen, id)
 			return it.e, false
 		}
 		if it.tag.origin != "" && s.pos.covers(it.tag) {
