@@ -335,7 +335,7 @@ func (b *Bus) remember(p pending, line []byte) (*jbatch, error) {
 	if b.redis {
 		b.queue(p)
 		if b.jr != nil {
-			synced = b.jr.appendRecord(me, line)
+			synced = b.jr.appendRecord(me, b.outbox[len(b.outbox)-1].landed, line)
 		}
 		if p.late != nil {
 			b.m.goroutine(func() { b.settle(p.late, e.FlowID, e.ID) })
@@ -461,10 +461,24 @@ func (b *Bus) resolve(flow, id, sid string) {
 	defer b.mu.Unlock()
 	for i := range b.outbox {
 		if p := &b.outbox[i]; p.maybe && p.landed == "" && p.e.ID == id && p.e.FlowID == flow {
-			p.landed = sid
-			b.unresolved.Add(-1)
+			b.landedAs(p, sid)
 			return
 		}
+	}
+}
+
+// landedAs records that the write of outbox event p landed at stream entry
+// sid (when not known yet), in the journal too. Callers hold b.mu.
+func (b *Bus) landedAs(p *pending, sid string) {
+	if p.landed != "" {
+		return
+	}
+	if p.maybe {
+		b.unresolved.Add(-1)
+	}
+	p.landed = sid
+	if b.jr != nil && p.tag.origin != "" {
+		b.jr.appendLanded(p.tag, sid)
 	}
 }
 
@@ -478,12 +492,7 @@ func (b *Bus) landedAt(flow string, t memTag, sid string) {
 	defer b.mu.Unlock()
 	for i := range b.outbox[:min(len(b.outbox), replayBatch)] {
 		if p := &b.outbox[i]; p.tag == t && p.e.FlowID == flow {
-			if p.landed == "" {
-				if p.maybe {
-					b.unresolved.Add(-1)
-				}
-				p.landed = sid
-			}
+			b.landedAs(p, sid)
 			return
 		}
 	}
@@ -790,11 +799,8 @@ func (b *Bus) replayOnce() bool {
 			if p.attempted == 0 {
 				p.attempted = sent
 			}
-			if sids[i] != "" && p.landed == "" {
-				if p.maybe {
-					b.unresolved.Add(-1)
-				}
-				p.landed = sids[i]
+			if sids[i] != "" {
+				b.landedAs(&p, sids[i])
 			}
 			p.fence = max(p.fence, fence)
 			keep = append(keep, p)

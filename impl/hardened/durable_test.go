@@ -148,7 +148,7 @@ func TestDurableInvalidate(t *testing.T) {
 // publishing instance with the cursor of that entry had it: the memory
 // copy is not handed to it again (it was, three events twice).
 func TestResumeAfterUnconfirmed(t *testing.T) {
-	_, a, _, onB := unconfirmedPair(t)
+	_, a, _, onB := unconfirmedPair(t, "")
 	ctx := bg(t)
 	var cursor string
 	for i := 1; i <= 3; i++ {
@@ -181,14 +181,25 @@ func TestResumeAfterUnconfirmed(t *testing.T) {
 // after it (its catch-up reads it), gets f-009 and not f-001 again: the
 // entry names the ID its lost attempt had ("was"), and a position whose
 // stream ID the stream no longer holds had every entry up to it.
+//
+// With restart, as with others, but the publishing instance stops before
+// the failover and a new process on its outbox journal replays f-001: the
+// journal kept where its write had landed (explore seed 3030,
+// duplicated-d32356de: an instance stopped and started again across a
+// failover wrote its unconfirmed events again under new IDs, and clients
+// got them twice).
 func TestReplayAtLostID(t *testing.T) {
-	for _, others := range []bool{false, true} {
-		t.Run(map[bool]string{false: "alone", true: "others"}[others], func(t *testing.T) { replayAtLostID(t, others) })
+	for _, v := range []string{"alone", "others", "restart"} {
+		t.Run(v, func(t *testing.T) { replayAtLostID(t, v != "alone", v == "restart") })
 	}
 }
 
-func replayAtLostID(t *testing.T, others bool) {
-	p, a, b, onB := unconfirmedPair(t)
+func replayAtLostID(t *testing.T, others, restart bool) {
+	journal := ""
+	if restart {
+		journal = t.TempDir()
+	}
+	p, a, b, onB := unconfirmedPair(t, journal)
 	ctx := bg(t)
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer rdb.Close()
@@ -206,6 +217,11 @@ func replayAtLostID(t *testing.T, others bool) {
 		had = conformance.Receive(t, onB, 5*time.Second)
 	}
 	lost := had.Cursor
+	if restart {
+		// Close keeps the unconfirmed f-001 in the journal (and says so).
+		var unsaved *impl.UnsavedError
+		require.ErrorAs(t, a.Close(), &unsaved)
+	}
 	// The failover: the new primary has the stream up to what it had.
 	require.NoError(t, rdb.Del(ctx, key).Err())
 	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: first, Values: []any{"event", entry(0)}}).Err())
@@ -217,6 +233,9 @@ func replayAtLostID(t *testing.T, others bool) {
 		assert.Equal(t, []string{"f-009"}, collect(live, 1), "resumed before the replay")
 	}
 	startReplica(ctx, t, p)
+	if restart {
+		a = journaledLayer(t, p, b, journal)
+	}
 	require.Eventually(t, func() bool { return a.Bus.(*hardened.Bus).Outbox().Pending == 0 }, 20*time.Second, 20*time.Millisecond,
 		"the replay writes f-001 to the new primary once a replica confirms")
 	xs, err := rdb.XRange(ctx, key, "-", "+").Result()
@@ -291,16 +310,31 @@ func TestResumeDuringUnconfirmedReplay(t *testing.T) {
 	}
 }
 
+// durable asks for durable acknowledgement with a short WAIT.
+func durable(c *impl.Config) {
+	c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, 50*time.Millisecond, time.Second
+}
+
+// journaledLayer starts A again on its outbox journal, with b's key prefix.
+func journaledLayer(t *testing.T, p *target.Process, b *impl.Layer, journal string) *impl.Layer {
+	t.Helper()
+	l, _, _ := layer(t, p, "A", shared(hardened.KeyPrefix(b.Bus), func(c *impl.Config) {
+		durable(c)
+		c.JournalDir = journal
+	}))
+	return l
+}
+
 // unconfirmedPair starts a redis-server without replicas and two layers A
 // and B of one service on it that ask for durable acknowledgement (so
 // every write of theirs goes unconfirmed), and B's subscription to flow f.
-func unconfirmedPair(t *testing.T) (*target.Process, *impl.Layer, *impl.Layer, <-chan impl.Event) {
+func unconfirmedPair(t *testing.T, journal string) (*target.Process, *impl.Layer, *impl.Layer, <-chan impl.Event) {
 	t.Helper()
 	p := conformance.StartRedis(t, target.ProcessOptions{})
-	durable := func(c *impl.Config) {
-		c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, 50*time.Millisecond, time.Second
-	}
-	a, _, cfg := layer(t, p, "A", durable)
+	a, _, cfg := layer(t, p, "A", func(c *impl.Config) {
+		durable(c)
+		c.JournalDir = journal
+	})
 	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, durable))
 	onB, err := b.Bus.Subscribe(bg(t), "f", "")
 	require.NoError(t, err)

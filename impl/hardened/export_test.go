@@ -34,3 +34,6 @@ func Landed(bus impl.Bus, flow, id string) string {
 	}
 	return ""
 }
+
+// KeyPrefix is the key prefix of bus (impl.Config.KeyPrefix).
+func KeyPrefix(bus impl.Bus) string { return bus.(*Bus).k.prefix }

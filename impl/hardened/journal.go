@@ -25,6 +25,12 @@ import (
 // and replays them as attempted publishes, so those already in the stream
 // are found there and not appended again. A torn last line (a crash in
 // the middle of a write) is skipped; its publish was never acknowledged.
+// Where an event's write landed in a stream that no replica confirmed
+// (durable acknowledgement: a failover may discard it) goes in too, on its
+// line ("<tag> <ms>@<stream ID> <event JSON>") or, learned later, on a line
+// of its own ("<tag> @<stream ID>", written with the next batch): its
+// replay then writes it at that ID, or names it (see replayScript), as the
+// instance that learned it would have.
 // <dir>/lock holds an exclusive flock while a layer uses the directory.
 type journal struct {
 	f, lock    *os.File
@@ -79,6 +85,15 @@ func (j *journal) load() ([]pending, int, error) {
 	sc := bufio.NewScanner(j.f)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	for sc.Scan() {
+		if t, sid, ok := parseLanded(sc.Bytes()); ok {
+			for i := len(out) - 1; i >= 0; i-- {
+				if out[i].tag == t {
+					out[i].landed = sid
+					break
+				}
+			}
+			continue
+		}
 		p, ok := parseRecord(sc.Bytes())
 		if !ok {
 			bad++
@@ -94,11 +109,15 @@ func (j *journal) load() ([]pending, int, error) {
 
 // appendRecord adds a line to the journal's next batch and returns that
 // batch. Callers hold Bus.mu, so lines are in outbox order.
-func (j *journal) appendRecord(me memEvent, js []byte) *jbatch {
+func (j *journal) appendRecord(me memEvent, landed string, js []byte) *jbatch {
 	j.mu.Lock()
 	j.buf = append(j.buf, me.tag.String()...)
 	j.buf = append(j.buf, ' ')
 	j.buf = strconv.AppendInt(j.buf, me.ms, 10)
+	if landed != "" {
+		j.buf = append(j.buf, '@')
+		j.buf = append(j.buf, landed...)
+	}
 	j.buf = append(j.buf, ' ')
 	j.buf = append(j.buf, js...)
 	j.buf = append(j.buf, '\n')
@@ -106,6 +125,18 @@ func (j *journal) appendRecord(me memEvent, js []byte) *jbatch {
 	j.mu.Unlock()
 	j.poke()
 	return b
+}
+
+// appendLanded records that the write of the event tagged t landed at
+// stream entry sid. Callers hold Bus.mu. Nothing waits for its sync.
+func (j *journal) appendLanded(t memTag, sid string) {
+	j.mu.Lock()
+	j.buf = append(j.buf, t.String()...)
+	j.buf = append(j.buf, " @"...)
+	j.buf = append(j.buf, sid...)
+	j.buf = append(j.buf, '\n')
+	j.mu.Unlock()
+	j.poke()
 }
 
 func (j *journal) poke() {
@@ -120,8 +151,12 @@ func parseRecord(line []byte) (pending, bool) {
 	t, rest, ok1 := bytes.Cut(line, []byte{' '})
 	ms, js, ok2 := bytes.Cut(rest, []byte{' '})
 	tag, ok3 := parseTag(string(t))
+	ms, landed, hasLanded := bytes.Cut(ms, []byte{'@'})
 	at, err := strconv.ParseInt(string(ms), 10, 64)
 	if !ok1 || !ok2 || !ok3 || err != nil {
+		return pending{}, false
+	}
+	if _, _, ok := parseCursor(string(landed)); hasLanded && !ok {
 		return pending{}, false
 	}
 	e, err := decodeEvent(string(js))
@@ -130,7 +165,15 @@ func parseRecord(line []byte) (pending, bool) {
 	}
 	me := memEvent{e: e, tag: tag, ms: at, maybe: true}
 	me.e.Cursor = position{sid: strconv.FormatInt(at, 10) + "-0", tags: []memTag{tag}}.String()
-	return pending{memEvent: me, attempted: at}, true
+	return pending{memEvent: me, attempted: at, landed: string(landed)}, true
+}
+
+// parseLanded reads a line "<tag> @<stream ID>" (see appendLanded).
+func parseLanded(line []byte) (memTag, string, bool) {
+	t, sid, ok := bytes.Cut(line, []byte(" @"))
+	tag, ok1 := parseTag(string(t))
+	_, _, ok2 := parseCursor(string(sid))
+	return tag, string(sid), ok && ok1 && ok2
 }
 
 // loop writes and syncs batches until stop, then the last one.

@@ -177,3 +177,28 @@ func fileSize(t *testing.T, dir string) int64 {
 	require.NoError(t, err)
 	return fi.Size()
 }
+
+// TestJournalLanded: a record carries where its write landed, on its line
+// or on a later one of its own; a malformed stream ID makes a line
+// unreadable rather than a wrong entry.
+func TestJournalLanded(t *testing.T) {
+	js := `{"id":"e1","flow_id":"f"}`
+	p, ok := parseRecord([]byte("abcdefgh.3 1700000000000@1700000000000-2 " + js))
+	require.True(t, ok)
+	assert.Equal(t, "1700000000000-2", p.landed)
+	p, ok = parseRecord([]byte("abcdefgh.3 1700000000000 " + js))
+	require.True(t, ok)
+	assert.Empty(t, p.landed)
+	for _, bad := range []string{"abcdefgh.3 1700000000000@ " + js, "abcdefgh.3 1700000000000@x-1 " + js, "abcdefgh.3 @1-1 " + js} {
+		_, ok := parseRecord([]byte(bad))
+		assert.False(t, ok, "parseRecord(%q)", bad)
+	}
+	tag, sid, ok := parseLanded([]byte("abcdefgh.3 @1700000000000-2"))
+	require.True(t, ok)
+	assert.Equal(t, memTag{"abcdefgh", 3}, tag)
+	assert.Equal(t, "1700000000000-2", sid)
+	for _, bad := range []string{"abcdefgh.3 @", "abcdefgh.3 @1-x", "abcdefgh @1-1", "abcdefgh.3 1700000000000 " + js} {
+		_, _, ok := parseLanded([]byte(bad))
+		assert.False(t, ok, "parseLanded(%q)", bad)
+	}
+}
