@@ -17,8 +17,9 @@ import (
 // The stream ID ("ms-seq") is the last entry of the flow's stream the
 // client got; each <origin>.<n> says it also got every event that the
 // layer instance <origin> (a random token per layer) acknowledged from
-// memory up to its n-th (memory sequences count from 1 per instance). A
-// client that never saw a memory-acknowledged event gets plain stream IDs.
+// memory up to its n-th (memory sequences count from 1 per instance), or
+// got its replayed entry from the stream (see sub.fresh). A client that
+// never saw a memory-acknowledged event gets plain stream IDs.
 //
 // An event acknowledged from memory carries its tag (origin, n) into the
 // outbox and, replayed, into its stream entry (field "mem") and its live

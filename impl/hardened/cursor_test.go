@@ -145,6 +145,25 @@ func TestFresh(t *testing.T) {
 	if !first || second {
 		t.Errorf("stream copy then a later memory copy: want exactly one delivery")
 	}
+	// A replayed entry first (its instance's reply to the replay may be
+	// lost, and a failover discard the entry): its tag goes into the
+	// cursor, so that its memory copy and a second replay at a new ID
+	// are skipped, also by another instance the client resumes on.
+	e, ok := s.fresh(stream("t", "110-0", 7), false)
+	if !ok || e.Cursor != "110-0.aaaaaaaa.7" {
+		t.Errorf("replayed entry not had before: got %q, %v; want it delivered with its tag", e.Cursor, ok)
+	}
+	moved, _ := parsePosition(e.Cursor)
+	for _, c := range []*sub{s, {b: s.b, pos: moved, seen: map[string]struct{}{}, memQueued: map[string]int{}}} {
+		m := item{e: impl.Event{ID: "t"}, mem: true, tag: memTag{o, 7}}
+		c.enqueue(m)
+		if _, ok := c.fresh(m, false); ok {
+			t.Errorf("memory copy of a replayed entry had (%s): want it skipped", c.pos)
+		}
+		if _, ok := c.fresh(stream("t", "120-0", 7), false); ok {
+			t.Errorf("second replay at a new ID (%s): want it skipped", c.pos)
+		}
+	}
 	if len(s.seen) != 0 || len(s.memQueued) != 0 {
 		t.Errorf("bookkeeping left: seen %v, memQueued %v; want empty", s.seen, s.memQueued)
 	}

@@ -730,6 +730,7 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 			delete(s.memQueued, id)
 		}
 		if s.pos.covers(it.tag) {
+			delete(s.seen, id)
 			return it.e, false
 		}
 	} else if it.own {
@@ -808,8 +809,15 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 	if it.mem || s.memQueued[id] > 0 {
 		s.seen[strings.Clone(id)] = struct{}{} // not the message it was sliced from (see recentIDs.add)
 	}
-	if it.mem {
+	if it.tag.origin != "" {
+		// A replayed entry's tag stays in the position too: a failover
+		// may discard the entry and the replay write the event again
+		// where its instance does not know the entry (the reply was
+		// lost), or that instance hand its memory copy to a client
+		// resuming there meanwhile; the tag says the client had it.
 		s.pos.see(it.tag)
+	}
+	if it.mem {
 		if it.maybe {
 			s.pos.expect(idHash(id))
 		}
