@@ -95,7 +95,7 @@ const historyEvents = 100
 
 // rawOp builds a raw baseline. Keys carry prefix. The returned op tags its
 // traffic with the op name.
-func rawOp(ctx context.Context, name string, rdb *redis.Client, prefix string, workers int) (Op, error) {
+func rawOp(ctx context.Context, name string, rdb redis.UniversalClient, prefix string, workers int) (Op, error) {
 	key := func(w int) string { return prefix + "bench:raw:" + strconv.Itoa(w) }
 	value := strings.Repeat("v", StateBytes)
 	var do func(ctx context.Context, c Call) error

@@ -52,10 +52,12 @@ var errNoCommandstats = errors.New("the target's INFO has no commandstats sectio
 
 // serverMeter reads the server's command statistics and client list with
 // its own single connection, whose own commands it subtracts: nothing it
-// sends is counted against an op.
+// sends is counted against an op. On a Redis Cluster it has one connection
+// to each primary and sums them (a replica executes its primary's writes
+// again: counting it would count them twice).
 type serverMeter struct {
-	rdb  *redis.Client
-	hook *counter.Hook
+	nodes []*redis.Client
+	hook  *counter.Hook
 }
 
 // newServerMeter opens the meter on tg. guard, when not nil, budgets its
@@ -68,21 +70,38 @@ func newServerMeter(ctx context.Context, tg target.Target, guard *Guard) (*serve
 	if guard != nil {
 		hooks = []redis.Hook{guard, h}
 	}
-	rdb, err := impl.NewClient(impl.Config{URL: tg.URL(), TLS: tg.TLS(), Hooks: hooks, PoolSize: 1, ClientName: meterName},
-		func(o *redis.Options) { o.MaxRetries, o.ConnMaxIdleTime = -1, -1 })
-	if err != nil {
-		return nil, err
+	urls := []string{tg.URL()}
+	if c, ok := tg.(*target.Cluster); ok {
+		var err error
+		if urls, err = c.PrimaryURLs(ctx); err != nil {
+			return nil, err
+		}
 	}
-	m := &serverMeter{rdb: rdb, hook: h}
+	m := &serverMeter{hook: h}
+	for _, u := range urls {
+		rdb, err := impl.NewClient(impl.Config{URL: u, TLS: tg.TLS(), Hooks: hooks, PoolSize: 1, ClientName: meterName},
+			func(o *redis.Options) { o.MaxRetries, o.ConnMaxIdleTime = -1, -1 })
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		m.nodes = append(m.nodes, rdb)
+	}
 	if _, err := m.read(ctx); err != nil {
-		rdb.Close()
+		m.Close()
 		return nil, err
 	}
 	return m, nil
 }
 
-// Close closes the meter's connection.
-func (m *serverMeter) Close() error { return m.rdb.Close() }
+// Close closes the meter's connections.
+func (m *serverMeter) Close() error {
+	var errs []error
+	for _, rdb := range m.nodes {
+		errs = append(errs, rdb.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // commandCounts is executed calls per command: the top-level command name
 // in lower case (CLIENT SETINFO and CLIENT LIST are both "client", as the
@@ -96,13 +115,19 @@ type commandCounts map[string]int64
 func (m *serverMeter) read(ctx context.Context) (commandCounts, error) {
 	ctx, cancel := context.WithTimeout(counter.WithOp(ctx, "meter"), meterCallTimeout)
 	defer cancel()
-	text, err := m.rdb.Info(ctx, "commandstats").Result()
-	if err != nil {
-		return nil, fmt.Errorf("info commandstats: %w", err)
-	}
-	calls, err := parseCommandstats(text)
-	if err != nil {
-		return nil, err
+	calls := commandCounts{}
+	for _, rdb := range m.nodes {
+		text, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			return nil, fmt.Errorf("info commandstats: %w", err)
+		}
+		node, err := parseCommandstats(text)
+		if err != nil {
+			return nil, err
+		}
+		for name, n := range node {
+			calls[name] += n
+		}
 	}
 	for op, c := range m.hook.Snapshot() {
 		if op == counter.ConnInit {
@@ -112,7 +137,7 @@ func (m *serverMeter) read(ctx context.Context) (commandCounts, error) {
 			calls[name] -= n
 		}
 	}
-	calls["info"]++ // this INFO: counted by the hook, not yet by the server
+	calls["info"] += int64(len(m.nodes)) // these INFOs: counted by the hook, not yet by the servers
 	return calls, nil
 }
 
@@ -166,11 +191,15 @@ func (c commandCounts) total() int64 {
 func (m *serverMeter) connections(ctx context.Context, name string) (int, error) {
 	ctx, cancel := context.WithTimeout(counter.WithOp(ctx, "meter"), meterCallTimeout)
 	defer cancel()
-	text, err := m.rdb.ClientList(ctx).Result()
-	if err != nil {
-		return 0, fmt.Errorf("client list: %w", err)
+	n := 0
+	for _, rdb := range m.nodes {
+		text, err := rdb.ClientList(ctx).Result()
+		if err != nil {
+			return 0, fmt.Errorf("client list: %w", err)
+		}
+		n += countNamed(text, name)
 	}
-	return countNamed(text, name), nil
+	return n, nil
 }
 
 // countNamed counts CLIENT LIST lines whose name field is name.

@@ -262,3 +262,38 @@ func TestNoServerSideWithoutInfo(t *testing.T) {
 		t.Errorf("row %+v: want 100 ops and no server side", r)
 	}
 }
+
+// TestServerAccountingCluster: on a Redis Cluster the meter sums its
+// primaries (the raw stream's key is on one of three, a publish's flows
+// spread over them): the server executed at least what the clients sent,
+// and one XADD per raw XADD.
+func TestServerAccountingCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	const n = 200
+	rep, err := Run(context.Background(), Config{
+		Target: target.KindCluster, Layers: profiles.Default(), Profiles: []string{"hardened"}, Ops: []string{OpXAdd, OpPublish},
+		Load: Load{Workers: 4, Ops: n}, CallBudget: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rep.Results {
+		if row.Inconclusive != "" || row.Ops != n || row.Errors != 0 {
+			t.Fatalf("%s/%s: ops %d errors %d (%s), inconclusive %q", row.Op, row.Profile, row.Ops, row.Errors, row.FirstErr, row.Inconclusive)
+		}
+		if row.ServerCommandsPerOp == nil || *row.ServerCommandsPerOp < row.CommandsPerOp-0.05 {
+			t.Fatalf("%s/%s: server commands per op %v; want at least the %.2f the client sent", row.Op, row.Profile, row.ServerCommandsPerOp, row.CommandsPerOp)
+		}
+		// Besides, the set-up of connections the cluster client opened
+		// in the phase (HELLO, CLIENT SETINFO, CLUSTER SLOTS).
+		if x := row.ServerByCommand["xadd"]; row.Op == OpXAdd && (x < 0.99 || x > 1.01) {
+			t.Errorf("xadd: %.3f server XADDs per op; want 1", x)
+		}
+		if c := row.Connections; c == nil || c.Load == nil || *c.Load < 1 {
+			t.Errorf("%s/%s: connections %+v; want those under load counted on the nodes", row.Op, row.Profile, c)
+		}
+		t.Logf("%s/%s on a cluster: %.0f ops/s, client %.2f, server %.2f commands per op %v", row.Op, row.Profile, row.OpsPerSec, row.CommandsPerOp, *row.ServerCommandsPerOp, row.ServerByCommand)
+	}
+}

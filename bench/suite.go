@@ -207,8 +207,8 @@ func (c *Config) validate() error {
 		c.Profiles = c.Layers.Names()
 	}
 	switch {
-	case c.Target != target.KindProcess && c.Target != target.KindRemoteSim && c.Target != target.KindURL && c.Target != target.KindSentinel:
-		return exitcode.Configf("unknown target %q (want process, remote-sim, sentinel or url)", c.Target)
+	case c.Target != target.KindProcess && c.Target != target.KindRemoteSim && c.Target != target.KindURL && c.Target != target.KindSentinel && c.Target != target.KindCluster:
+		return exitcode.Configf("unknown target %q (want process, remote-sim, sentinel, cluster or url)", c.Target)
 	case c.AckReplicas < -1 || c.AckReplicas > impl.MaxAckReplicas:
 		return exitcode.Configf("ack-replicas %d: want -1 (off), 0 (auto) or 1 to %d", c.AckReplicas, impl.MaxAckReplicas)
 	case c.Target == target.KindURL && c.URL == "":
@@ -523,7 +523,7 @@ func (s *session) drive(ctx context.Context, st Step, profile, id string, hook *
 	}
 	switch {
 	case profile == Raw:
-		var rdb *redis.Client
+		var rdb redis.UniversalClient
 		rdb, err = s.rawClient(hooks, st.Load.Workers, sm.clientName())
 		if err != nil {
 			return nil, err
@@ -668,8 +668,8 @@ func (s *session) layerConfig(hooks []redis.Hook) impl.Config {
 
 // rawClient is a client for the raw ops: a pool as large as the workers,
 // no retries (so counts are exact).
-func (s *session) rawClient(hooks []redis.Hook, workers int, name string) (*redis.Client, error) {
-	return impl.NewClient(impl.Config{URL: s.tg.URL(), TLS: s.tg.TLS(), Hooks: hooks, PoolSize: max(workers, 10), ClientName: name},
+func (s *session) rawClient(hooks []redis.Hook, workers int, name string) (redis.UniversalClient, error) {
+	return impl.NewUniversalClient(impl.Config{URL: s.tg.URL(), TLS: s.tg.TLS(), Hooks: hooks, PoolSize: max(workers, 10), ClientName: name},
 		func(o *redis.Options) { o.MaxRetries = -1 })
 }
 

@@ -12,7 +12,8 @@ import (
 // for Upstash: a TLS redis-server behind a proxy adding cfg.RTT. sentinel
 // is a primary with a replica and three sentinels: the layers reach it by
 // go-redis's failover client, and publish with durable acknowledgement
-// unless cfg.AckReplicas is -1.
+// unless cfg.AckReplicas is -1. cluster is three primaries with a replica
+// each: the layers and the raw ops reach it by go-redis's cluster client.
 func openTarget(ctx context.Context, cfg *Config) (target.Target, error) {
 	switch cfg.Target {
 	case target.KindURL:
@@ -25,6 +26,12 @@ func openTarget(ctx context.Context, cfg *Config) (target.Target, error) {
 			return nil, err
 		}
 		return s, nil
+	case target.KindCluster:
+		c, err := target.StartCluster(ctx, target.ClusterOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	p, err := target.StartProcess(ctx, target.ProcessOptions{})
 	if err != nil {

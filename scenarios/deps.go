@@ -73,8 +73,8 @@ type TargetOptions struct {
 // NewDeps returns the real constructors with the target o chooses. Each
 // run gets its own target, set up as its spec's target section says:
 // AOF, maxmemory and policy on the targets the harness owns (on a url
-// target the engine reports them unavailable), TLS on process and
-// container (remote-sim is always TLS; a url target is TLS when its
+// target the engine reports them unavailable), TLS on process, container
+// and sentinel (remote-sim is always TLS; a url target is TLS when its
 // scheme is rediss://).
 func NewDeps(o TargetOptions) *Deps {
 	d := &Deps{
@@ -131,8 +131,7 @@ func (o TargetOptions) start(ctx context.Context, t Target) (target.Target, erro
 	case target.KindURL:
 		return started(target.OpenURL(ctx, o.URL, o.URLOptions))
 	case target.KindSentinel:
-		// TLS is not offered: the engine reports it unavailable.
-		return started(target.StartSentinel(ctx, target.SentinelOptions{AOF: t.AOF}))
+		return started(target.StartSentinel(ctx, target.SentinelOptions{AOF: t.AOF, TLS: t.TLS}))
 	case target.KindCluster:
 		// Neither TLS nor AOF is offered: the engine reports them
 		// unavailable.

@@ -103,7 +103,7 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 
 func (c *Cluster) start(ctx context.Context) error {
 	o := c.opts
-	node := ProcessOptions{Binary: o.Binary, Password: o.Password, Directives: append(dataDirectives(o.Password),
+	node := ProcessOptions{Binary: o.Binary, Password: o.Password, Directives: append(dataDirectives(o.Password, false),
 		[]string{"cluster-enabled", "yes"}, []string{"cluster-config-file", "nodes.conf"},
 		[]string{"cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10)})}
 	args := []string{"--cluster", "create"}
@@ -279,6 +279,29 @@ func (c *Cluster) liveOwner(ctx context.Context, slot int) (*Process, error) {
 		}
 	}
 	return nil, errors.New("no live node")
+}
+
+// PrimaryURLs are the URLs of the live nodes that are primaries now
+// (ROLE), each reached directly, not through the cluster: the server-side
+// accounting of a cluster sums its primaries.
+func (c *Cluster) PrimaryURLs(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, p := range c.nodes {
+		if p.Pid() == 0 {
+			continue
+		}
+		v, err := p.adminDo(ctx, "ROLE")
+		if err != nil {
+			return nil, fmt.Errorf("node %s: ROLE: %w", p.Addr(), err)
+		}
+		if r, _ := v.([]any); len(r) > 0 && r[0] == "master" {
+			out = append(out, p.URL())
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("cluster: no live primary")
+	}
+	return out, nil
 }
 
 // clusterOK is nil when every live node says cluster_state:ok.

@@ -57,6 +57,10 @@ type ProcessOptions struct {
 	// Cluster starts the server cluster-enabled, its cluster bus on a
 	// free loopback port of its own, owning no slot (see StartCluster).
 	Cluster bool
+	// Certs, with TLS, is the TLS material to serve with instead of
+	// generating its own: the nodes of a replicated target share one CA,
+	// so that replicas and sentinels trust the primary. Default: its own.
+	Certs *certs.Set
 }
 
 // Process is a redis-server the harness spawned on a free loopback port with
@@ -147,7 +151,7 @@ func StartProcess(ctx context.Context, opts ProcessOptions) (*Process, error) {
 		os.RemoveAll(dir)
 		return nil, exitcode.Harness(err)
 	}
-	p := &Process{opts: opts, dir: dir}
+	p := &Process{opts: opts, dir: dir, certs: opts.Certs}
 	if opts.TLS {
 		set, err := p.Certs()
 		if err != nil {

@@ -40,6 +40,12 @@ type SentinelOptions struct {
 	// Password is requirepass of every node, sentinels included, and the
 	// masterauth and auth-pass they use. Default: none.
 	Password string
+	// TLS makes every node, sentinels included, listen TLS-only with
+	// certificates of one CA generated at start, replicate over TLS and
+	// the sentinels reach the data nodes and each other over TLS. TLS()
+	// then returns a client configuration trusting that CA, and URL uses
+	// rediss://. Default: plain TCP.
+	TLS bool
 	// DownAfter is the sentinels' down-after-milliseconds: how long the
 	// primary must not answer before it is judged down. Default 1s.
 	DownAfter time.Duration
@@ -125,16 +131,23 @@ func StartSentinel(ctx context.Context, opts SentinelOptions) (*Sentinel, error)
 
 func (s *Sentinel) start(ctx context.Context) error {
 	o := s.opts
-	node := ProcessOptions{Binary: o.Binary, AOF: o.AOF, Password: o.Password, Directives: sentinelData(o.Password)}
+	node := ProcessOptions{Binary: o.Binary, AOF: o.AOF, Password: o.Password, TLS: o.TLS, Directives: sentinelData(o.Password, o.TLS)}
 	primary, err := StartProcess(ctx, node)
 	if err != nil {
 		return err
 	}
 	s.data = append(s.data, primary)
+	if o.TLS {
+		// Every node serves with the primary's material (one CA); the
+		// files stay until Close removes every node's directory.
+		if node.Certs, err = primary.Certs(); err != nil {
+			return err
+		}
+	}
 	host, port, _ := net.SplitHostPort(primary.Addr())
 	for range o.Replicas {
 		r := node
-		r.Directives = replicaOf(host, port, o.Password)
+		r.Directives = replicaOf(host, port, o.Password, o.TLS)
 		p, err := StartProcess(ctx, r)
 		if err != nil {
 			return err
@@ -153,7 +166,10 @@ func (s *Sentinel) start(ctx context.Context) error {
 		// own, which PartitionPrimary turns off on the primary.
 		d = append(d, []string{"sentinel", "auth-user", MasterName, sentinelUser},
 			[]string{"sentinel", "auth-pass", MasterName, sentinelPass(o.Password)})
-		p, err := StartProcess(ctx, ProcessOptions{Binary: o.Binary, Password: o.Password, Sentinel: true, Directives: d})
+		if o.TLS {
+			d = append(d, tlsReplication)
+		}
+		p, err := StartProcess(ctx, ProcessOptions{Binary: o.Binary, Password: o.Password, Sentinel: true, TLS: o.TLS, Certs: node.Certs, Directives: d})
 		if err != nil {
 			return fmt.Errorf("sentinel: %w", err)
 		}
@@ -164,15 +180,23 @@ func (s *Sentinel) start(ctx context.Context) error {
 
 // dataDirectives are every data node's: a full sync starts at once
 // (Redis waits 5 s by default for more replicas to share a diskless
-// transfer), and the password to authenticate to a primary with, since
-// every node may become a replica after a failover.
-func dataDirectives(password string) [][]string {
+// transfer), the password to authenticate to a primary with, since every
+// node may become a replica after a failover, and with TLS replication
+// over TLS.
+func dataDirectives(password string, tls bool) [][]string {
 	d := [][]string{{"repl-diskless-sync-delay", "0"}}
 	if password != "" {
 		d = append(d, []string{"masterauth", password})
 	}
+	if tls {
+		d = append(d, tlsReplication)
+	}
 	return d
 }
+
+// tlsReplication makes a node's outgoing connections TLS: a replica's to
+// its primary, a sentinel's to the data nodes and the other sentinels.
+var tlsReplication = []string{"tls-replication", "yes"}
 
 // sentinelUser is the ACL user the sentinels log in to the data nodes as
 // (with sentinelPass): PartitionPrimary cuts them off the primary by
@@ -190,14 +214,14 @@ func sentinelPass(password string) string {
 
 // sentinelData are the directives of a sentinel target's data node:
 // dataDirectives and sentinelUser, allowed everything.
-func sentinelData(password string) [][]string {
-	return append(dataDirectives(password), []string{"user", sentinelUser, "on", ">" + sentinelPass(password), "~*", "&*", "+@all"})
+func sentinelData(password string, tls bool) [][]string {
+	return append(dataDirectives(password, tls), []string{"user", sentinelUser, "on", ">" + sentinelPass(password), "~*", "&*", "+@all"})
 }
 
 // replicaOf are the directives that make a data node a replica of
 // host:port.
-func replicaOf(host, port, password string) [][]string {
-	return append(sentinelData(password), []string{"replicaof", host, port})
+func replicaOf(host, port, password string, tls bool) [][]string {
+	return append(sentinelData(password, tls), []string{"replicaof", host, port})
 }
 
 // waitSettled waits until primary has every replica online and every
@@ -648,7 +672,7 @@ func (s *Sentinel) RestartKilled(ctx context.Context) error {
 	host, port, _ := net.SplitHostPort(primary)
 	if err := s.killed.restart(ctx, func(p *Process) {
 		p.mu.Lock()
-		p.opts.Directives = replicaOf(host, port, s.opts.Password)
+		p.opts.Directives = replicaOf(host, port, s.opts.Password, s.opts.TLS)
 		p.mu.Unlock()
 	}); err != nil {
 		return err
@@ -729,6 +753,9 @@ func (s *Sentinel) Addr() string { return s.sentinels[0].Addr() }
 // both as the sentinels' (user info) and the data nodes' (password=).
 func (s *Sentinel) URL() string {
 	u := url.URL{Scheme: "redis", Host: s.Addr(), Path: "/0"}
+	if s.opts.TLS {
+		u.Scheme = "rediss"
+	}
 	q := url.Values{}
 	q.Set("master_name", MasterName)
 	for _, sn := range s.sentinels[1:] {
@@ -745,8 +772,14 @@ func (s *Sentinel) URL() string {
 // Redacted masks the password.
 func (s *Sentinel) Redacted() string { return redact.URL(s.URL()) }
 
-// TLS is nil: the sentinel target speaks plain TCP.
-func (s *Sentinel) TLS() *tls.Config { return nil }
+// TLS is nil for a plain target; with TLS, a client configuration
+// trusting the nodes' CA and verifying certs.ServerName.
+func (s *Sentinel) TLS() *tls.Config {
+	if !s.opts.TLS {
+		return nil
+	}
+	return s.data[0].TLS()
+}
 
 // Owned is true.
 func (s *Sentinel) Owned() bool { return true }

@@ -197,3 +197,66 @@ func TestSentinelMissingBinary(t *testing.T) {
 		t.Fatalf("err = %v; want a harness failure saying not found", err)
 	}
 }
+
+// TestSentinelTLS: with TLS every node and sentinel speaks TLS only, with
+// one CA: go-redis's failover client (rediss:// URL, the target's TLS
+// configuration) finds the primary, a write reaches the replica (replication
+// over TLS), a failover moves the primary (the sentinels reach the nodes
+// and each other over TLS) and the client follows; a plain-TCP client gets
+// nothing.
+func TestSentinelTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := StartSentinel(ctx, SentinelOptions{TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.TLS() == nil || !strings.HasPrefix(s.URL(), "rediss://") {
+		t.Fatalf("TLS() %v, URL %s: want a TLS configuration and rediss://", s.TLS(), s.Redacted())
+	}
+	fo, err := redis.ParseFailoverURL(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fo.TLSConfig = s.TLS()
+	rdb := redis.NewFailoverClient(fo)
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET over TLS: %v", err)
+	}
+	if n, err := rdb.Wait(ctx, 1, 2*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("WAIT 1 (replication over TLS): %d replicas, %v", n, err)
+	}
+	plain := redis.NewClient(&redis.Options{Addr: s.Nodes()[0].Addr(), DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
+	defer plain.Close()
+	if err := plain.Ping(ctx).Err(); err == nil {
+		t.Fatal("a plain-TCP PING got an answer; want TLS only")
+	}
+	old, err := s.PrimaryAddr(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took, err := s.Failover(ctx)
+	if err != nil {
+		t.Fatalf("failover over TLS: %v", err)
+	}
+	now, err := s.PrimaryAddr(ctx)
+	if err != nil || now == old {
+		t.Fatalf("after the failover the primary is %s (%v); want another than %s", now, err, old)
+	}
+	t.Logf("failover over TLS in %s", took.Round(time.Millisecond))
+	for i := 0; ; i++ {
+		v, err := rdb.Get(ctx, "k").Result()
+		if err == nil && v == "v" {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("GET after the failover: %q, %v", v, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

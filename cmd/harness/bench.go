@@ -25,7 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-const benchSynopsis = `bench [--target process|remote-sim|sentinel|url] [--ack-replicas N] [--url URL | --url-env NAME] [--profile seed,hardened]
+const benchSynopsis = `bench [--target process|remote-sim|sentinel|cluster|url] [--ack-replicas N] [--url URL | --url-env NAME] [--profile seed,hardened]
        [--preset standard|task011|publish|baseline] [--op xadd,publish,...]
        [--workers N] [--ops N | --duration D] [--rate R] [--warmup D]
        [--rtt D] [--max-commands N] [--plan NAME] [--plans FILE] [--plan-commands-month N] [--event-rate R] [--rounds N]
@@ -136,7 +136,7 @@ func writeShard(dir string, rep *bench.Report, cfg bench.Config) error {
 // configuration; asJSON is --json. Every error is bad input.
 func benchConfig(args []string, e env) (cfg bench.Config, o benchOut, err error) {
 	fs := newFlags("bench", benchSynopsis, e)
-	tgt := fs.String("target", string(target.KindProcess), "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT), sentinel (a primary, a replica, three sentinels) or url")
+	tgt := fs.String("target", string(target.KindProcess), "where Redis comes from: process (spawned redis-server), remote-sim (TLS + injected RTT), sentinel (a primary, a replica, three sentinels), cluster (three primaries with a replica each) or url")
 	acks := fs.Int("ack-replicas", 0, "the layers' durable acknowledgement: replicas a publish waits for (WAIT) before it is acknowledged; 0 auto (1 on --target sentinel, else none), -1 off")
 	rawURL := fs.String("url", "", "redis:// or rediss:// URL for --target url (not given: --url-env, else $"+redisURLEnv+"); never printed")
 	urlEnv := fs.String("url-env", "", "read the URL of --target url from the environment `variable` NAME, so that its password is not on the command line")
