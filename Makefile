@@ -9,7 +9,7 @@ PKGS    := ./...
 
 build: $(BIN)
 
-$(BIN): $(shell find . -name '*.go' -not -path './reports/*/*' 2>/dev/null) go.mod go.sum
+$(BIN): $(shell find . \( -name '*.go' -o -name '*.yaml' \) -not -path './reports/*/*' 2>/dev/null) go.mod go.sum
 	$(GO) build -o $(BIN) ./cmd/harness
 
 deps:

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -186,6 +187,7 @@ func (g *gate) serve(client net.Conn) {
 		tc.SetDeadline(time.Time{})
 		client = tc
 	}
+	cr := bufio.NewReader(client)
 	switch g.admit(client) {
 	case hold:
 		io.Copy(io.Discard, client) // until the client gives up or the stall ends
@@ -194,8 +196,13 @@ func (g *gate) serve(client net.Conn) {
 		g.mu.Unlock()
 		return
 	case reject:
-		g.refuse(client)
-		return
+		first, ok := g.refuse(client, cr)
+		if !ok {
+			return
+		}
+		// Admitted once the limit is lifted, from the command that found
+		// it lifted on.
+		cr = bufio.NewReader(io.MultiReader(bytes.NewReader(first), cr))
 	}
 	defer func() {
 		g.mu.Lock()
@@ -211,7 +218,6 @@ func (g *gate) serve(client net.Conn) {
 		return
 	}
 	defer g.untrack(up)
-	cr := bufio.NewReader(client)
 	if b, err := cr.Peek(1); err != nil || b[0] == 0x16 && g.tlsConf == nil { // TLS record: opaque
 		pipe(client, cr, up, bufio.NewReader(up))
 		return
@@ -241,9 +247,11 @@ func pipe(client net.Conn, cr io.Reader, up net.Conn, ur io.Reader) {
 	<-done
 }
 
-// refuse answers every command of a connection past the connection limit.
-func (g *gate) refuse(client net.Conn) {
-	r := bufio.NewReader(client)
+// refuse answers every command of a connection opened past the connection
+// limit, until the limit is lifted: then it counts the connection as
+// admitted and returns the command it read (ok), which the connection is
+// served from. ok is false when the connection ended first.
+func (g *gate) refuse(client net.Conn, r *bufio.Reader) (first []byte, ok bool) {
 	reply := []byte("-" + ConnLimitError + "\r\n")
 	var buf []byte
 	for {
@@ -251,13 +259,22 @@ func (g *gate) refuse(client net.Conn) {
 		var err error
 		buf, name, err = readCommand(r, buf[:0])
 		if err != nil {
-			return
+			return nil, false
 		}
 		if name == "" {
 			continue
 		}
+		g.mu.Lock()
+		lifted := g.connLimit == 0
+		if lifted {
+			g.admitted++
+		}
+		g.mu.Unlock()
+		if lifted {
+			return buf, true
+		}
 		if _, err := client.Write(reply); err != nil {
-			return
+			return nil, false
 		}
 	}
 }

@@ -159,6 +159,14 @@ func TestConnLimit(t *testing.T) {
 			t.Fatalf("PING after undo: got %q; want +PONG", got)
 		}
 	}
+	// The refusal lasts until Undo: the connection refused above is
+	// served now (explore seed 5050, lost-6cdcb167: a connection a client
+	// kept in its pool was refused for good, and the layer never wrote to
+	// Redis again).
+	c.send(t, "PING", "ECHO x")
+	if got := c.replies(t, 2); got[0] != "+PONG\r\n" || got[1] != "$1\r\nx\r\n" {
+		t.Fatalf("PING, ECHO x after undo on a connection refused before: got %q; want +PONG, x", got)
+	}
 }
 
 func TestHandshakeStall(t *testing.T) {
