@@ -244,6 +244,13 @@ func (h *hub) each(flow string, f func(*sub)) {
 // the subscribers go to fallback first: this layer's last writes, whose
 // messages may be lost with the connection, come before this event
 // (explore's session_chain-7fa019ca).
+//
+// With the breaker closed and the hub attached (a publish fell back past
+// its budget on a slow link, or under a provider's limit) the Pub/Sub
+// connection stays, but this layer's writes whose messages have not come
+// yet still go first (handOwn; their messages are skipped when they come):
+// explore's reordered-e9a58bf1, 8 B/s downstream under a quota, got the
+// memory event ahead of three earlier writes of its publisher.
 func (h *hub) local(me memEvent) {
 	if rdb, _ := h.b.m.client(); rdb == nil && h.attached.Load() {
 		// The publish must not wait for the close (tls_mismatch: 985 ms
@@ -252,6 +259,14 @@ func (h *hub) local(me memEvent) {
 		if ps := h.detach(); ps != nil {
 			h.b.m.goroutine(func() { ps.Close() })
 		}
+	} else if h.attached.Load() {
+		h.each(me.e.FlowID, func(s *sub) {
+			if s.handOwn() {
+				// The ring no longer covers the position: the catch-up
+				// delivers those writes, and the memory events after.
+				s.resync()
+			}
+		})
 	}
 	h.each(me.e.FlowID, func(s *sub) { s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe}) })
 }
@@ -450,14 +465,14 @@ func (s *sub) release(it item) {
 // position (see sentRing) ahead of everything queued: they were acknowledged
 // before any event the layer acknowledges from memory from now on. When the
 // ring no longer holds all of them, it holds the queue for the catch-up
-// instead: handing the rest would skip the dropped ones.
-func (s *sub) handOwn() {
+// instead (held): handing the rest would skip the dropped ones.
+func (s *sub) handOwn() (held bool) {
 	s.mu.Lock()
 	var es []impl.Event
 	if !s.over {
 		var complete bool
 		if es, complete = s.b.sent.after(s.flow, s.pos.sid); !complete {
-			es, s.hold = nil, true
+			es, s.hold, held = nil, true, true
 		}
 	}
 	if len(es) > 0 {
@@ -473,6 +488,7 @@ func (s *sub) handOwn() {
 	if len(es) > 0 {
 		s.poke()
 	}
+	return held
 }
 
 // fallback sets what the subscriber gets while Redis is unreachable: when
