@@ -179,6 +179,7 @@ func Judge(h history.History, s Spec) ([]Result, error) {
 		names[i] = c.Name
 	}
 	cfg := s.CheckConfig()
+	cfg.Wipes = wipeStarts(h, s)
 	res, err := check.Run(h, names, cfg)
 	if err != nil {
 		return nil, err
@@ -255,18 +256,10 @@ func Fold(rs []Result) verdict.Verdict {
 var wipeExempt = map[string]func(history.History, check.Config) check.Result{
 	"lost": check.Lost, "acked_on_stop": check.AckedOnStop, "lost_on_crash": check.LostOnCrash}
 
-// wipeSlack is how long after a wiping fault's recorded start a publish
-// that Redis acknowledged may still return to its client.
-const wipeSlack = 500 * time.Millisecond
-
-// exemptWiped drops from h the publishes acknowledged before a fault that
-// wipes Redis's data (FaultStep.Wipes): whether Redis acknowledged them or
-// the layer replayed them to Redis before the fault, no layer can make
-// them readable afterwards. A publish that returned up to wipeSlack after
-// the fault's start counts too when the layer was on Redis ("redis" mode):
-// Redis answered it before it died. Faults are matched to steps by name,
-// in time order.
-func exemptWiped(h history.History, s Spec) (history.History, bool) {
+// wipeStarts are the recorded starts of the faults of h whose steps wipe
+// Redis's data (FaultStep.Wipes). Faults are matched to steps by name, in
+// time order.
+func wipeStarts(h history.History, s Spec) []time.Duration {
 	var wipes []time.Duration
 	seen := map[string]int{}
 	byName := map[string][]history.Fault{}
@@ -283,6 +276,21 @@ func exemptWiped(h history.History, s Spec) (history.History, bool) {
 			wipes = append(wipes, byName[st.Fault][i].Start)
 		}
 	}
+	return wipes
+}
+
+// wipeSlack is how long after a wiping fault's recorded start a publish
+// that Redis acknowledged may still return to its client.
+const wipeSlack = 500 * time.Millisecond
+
+// exemptWiped drops from h the publishes acknowledged before a fault that
+// wipes Redis's data (FaultStep.Wipes): whether Redis acknowledged them or
+// the layer replayed them to Redis before the fault, no layer can make
+// them readable afterwards. A publish that returned up to wipeSlack after
+// the fault's start counts too when the layer was on Redis ("redis" mode):
+// Redis answered it before it died.
+func exemptWiped(h history.History, s Spec) (history.History, bool) {
+	wipes := wipeStarts(h, s)
 	if len(wipes) == 0 {
 		return h, false
 	}

@@ -63,13 +63,16 @@ func (r *run) inject(ctx context.Context, af *activeFault) error {
 		}
 		return exitcode.Harnessf("injecting %s: %w", af.step.Fault, err)
 	}
-	af.start = r.rec.Now()
+	// The fault began when Inject did: a restart's outage is over when it
+	// returns, a failover's switch done (explore seed 5050,
+	// registry-4934ebb3: a restart's window began when the server was
+	// back, so a heartbeat answered from memory during the outage was
+	// held as one that had reached Redis).
+	af.start = before
 	if w, ok := af.fault.(windowed); ok {
 		af.start, _ = w.Window()
 	}
 	if sw, ok := af.fault.(switcher); ok {
-		// The fault began when Inject did: it returns after the switch.
-		af.start = before
 		who := "the sentinels named the new primary"
 		if r.target.Kind() == target.KindCluster {
 			who = "the replica was a primary"

@@ -234,6 +234,12 @@ type Config struct {
 	// impl's 250ms probe interval, a 50ms call budget and 150ms of slack).
 	Resync time.Duration
 
+	// Wipes are the starts of the faults that lost Redis's data (a kill or
+	// restart of a server without persistence): a registry register or
+	// heartbeat that held before one holds no lookup after it; the
+	// connection is owed again from its next one, which writes it back.
+	Wipes []time.Duration
+
 	// Budget is the call budget per op kind. Default 50ms for publish and
 	// every cache and registry kind (impl PublishBudget and CallBudget).
 	Budget map[string]time.Duration

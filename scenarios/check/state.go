@@ -251,6 +251,11 @@ func conns(h history.History, c Config) map[string][]*conn {
 // keeps it alive.
 func (cn *conn) mustAppear(o history.Op, c Config) (last time.Duration, must bool) {
 	last, ok := latestBy(cn.refreshed, o.Call)
+	for _, w := range c.Wipes {
+		if last < w && w <= o.Call {
+			return last, false // Redis lost it since: owed from its next refresh
+		}
+	}
 	return last, ok && cn.isReg && cn.registered <= o.Call && cn.unreg >= o.Return && o.Return-last < c.RegistryTTL && !cn.stopped(o)
 }
 

@@ -70,6 +70,12 @@ func lookup(client, flow string, at float64, ids ...string) history.Op {
 	return history.Op{Client: client, Kind: history.RegLookup, Flow: flow, Values: ids, Call: s(at), Return: s(at + 0.01), OK: true}
 }
 
+// wiped is c with Redis's data lost at t seconds.
+func wiped(c Config, t float64) Config {
+	c.Wipes = []time.Duration{s(t)}
+	return c
+}
+
 func TestRegistry(t *testing.T) {
 	// c1 registers at 0, heartbeats every 0.3s until 3.0s, then stops.
 	ops := []history.Op{reg(history.RegRegister, "c1", "f1", 0, 0.01)}
@@ -89,6 +95,16 @@ func TestRegistry(t *testing.T) {
 			verdict: verdict.Fail, err: ErrVanished,
 			evidence: []string{"connection c1 missing from 2 lookups while heartbeating; first: lookup of f1 by i1 at 2.500s (no fault) returned at 2.510s: last heartbeat called at 2.400s, 110ms before (TTL 1s)"},
 			metrics:  map[string]float64{"vanished": 1}},
+		// Redis loses its data at 1.25s (a restart without persistence):
+		// the heartbeat at 1.2s holds no lookup after it, the next one
+		// (1.5s) writes c1 back and holds again.
+		{name: "wiped: owed again from the next heartbeat", c: wiped(c, 1.25),
+			h:       mk(nil, lookup("i1", "f1", 1.3), lookup("i1", "f1", 1.6, "c1")),
+			verdict: verdict.Pass},
+		{name: "wiped and not written back", c: wiped(c, 1.25),
+			h:       mk(nil, lookup("i1", "f1", 1.3), lookup("i1", "f1", 1.6)),
+			verdict: verdict.Fail, err: ErrVanished,
+			evidence: []string{"connection c1 missing from 1 lookups while heartbeating; first: lookup of f1 by i1 at 1.600s (no fault) returned at 1.610s: last heartbeat called at 1.500s, 110ms before (TTL 1s)"}},
 		{name: "lingered past TTL + cleanup", c: c,
 			h:       mk(nil, lookup("i1", "f1", 5.5, "c1")),
 			verdict: verdict.Fail, err: ErrLingered,
