@@ -169,7 +169,7 @@ func SessionChain(h history.History, c Config) Result {
 			owed = min(owed, reachedUpTo(got, pubs, ch.key.flow))
 		}
 		for _, p := range acked[ch.key.flow] {
-			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) || !recoveredBy(p.Call, end, cut, c) {
+			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) || !recoveredBy(p, end, cut, c) {
 				continue
 			}
 			judged++
@@ -250,8 +250,10 @@ func reachedUpTo(got *received, pubs map[eventKey]history.Op, flow string) time.
 // chain as far as faults go: always, unless Config.SkipFaultWindows and t
 // falls in a fault window; then only when a connection began after the
 // window ended.
-// recoveredBy reports whether an event published at t can be owed to a
-// chain whose last connection ended at end: one published inside a window
+// recoveredBy reports whether the event of publish p can be owed to a
+// chain whose last connection ended at end: one published, or acknowledged
+// (a publish called just before a hang began returns from memory at its
+// budget, inside it: explore's session_chain-28a7c57a), inside a window
 // of faults on the Redis side (ws: redisSide) only when the chain lasted
 // Config.Resync + Config.DeliveryGrace past the window's end. Until then
 // an instance cut off from Redis cannot hand it on to another instance's
@@ -260,8 +262,11 @@ func reachedUpTo(got *received, pubs map[eventKey]history.Op, flow string) time.
 // acknowledged from memory on the other instance counted never received).
 // Instance faults and rollbacks leave Redis reachable: what the instances
 // that run acknowledge stays owed.
-func recoveredBy(t, end time.Duration, ws []window, c Config) bool {
-	w, in := windowAt(ws, t)
+func recoveredBy(p history.Op, end time.Duration, ws []window, c Config) bool {
+	w, in := windowAt(ws, p.Call)
+	if !in {
+		w, in = windowAt(ws, p.Return)
+	}
 	return !in || end >= w.End+c.Resync+c.DeliveryGrace
 }
 
