@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,12 +198,18 @@ func (c *Cache) get(ctx context.Context, flowID string) (impl.Entry, error) {
 		}
 		return impl.Entry{}, fmt.Errorf("hardened: cache get %s: %w", flowID, err)
 	}
-	if s, ok := vals[0].(string); ok {
-		return decodeState(flowID, []byte(s))
-	}
 	lease := "0"
 	if g, ok := vals[1].(string); ok {
 		lease = g
+	}
+	// A state filled at another generation is one an invalidation since
+	// dropped, in another epoch: two instances serve two epochs for a
+	// while when a failover lost the epoch key and one of them renewed
+	// first (explore's stale_read-7b643316). A miss then.
+	if s, ok := vals[0].(string); ok {
+		if g, js, ok := strings.Cut(s, "\n"); ok && g == lease {
+			return decodeState(flowID, []byte(js))
+		}
 	}
 	return impl.Entry{Lease: lease}, nil
 }

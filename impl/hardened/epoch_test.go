@@ -81,3 +81,39 @@ func TestInvalidateDeferred(t *testing.T) {
 	assert.ErrorIs(t, a.Cache.Invalidate(ctx, "f"), hardened.ErrInvalidateDeferred, "first to join, Redis down")
 	assert.ErrorIs(t, b.Cache.Invalidate(ctx, "g"), hardened.ErrInvalidateDeferred, "second to join, Redis down")
 }
+
+// TestInvalidateAcrossEpochs: a failover can take the cache's membership
+// and epoch keys with it (asynchronous replication); the next instance to
+// renew finds no live member and starts a fresh epoch, while another
+// instance serves the old one until its own renewal. An invalidation made
+// in the new epoch must still keep the old epoch's state from being served
+// (explore seed 5050, stale_read-7b643316: six reads of version 46 for
+// 70 ms after version 47's invalidation completed, after a SENTINEL
+// FAILOVER): a state is served only while the flow's generation is the
+// one it was filled at.
+func TestInvalidateAcrossEpochs(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	rdb := conformance.Client(t, p)
+	ctx := bg(t)
+	a, _, cfg := layer(t, p, "A", func(c *impl.Config) { c.HealthInterval = 100 * time.Millisecond })
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, func(c *impl.Config) { c.HealthInterval = 30 * time.Second }))
+	miss, err := b.Cache.Get(ctx, "f")
+	require.NoError(t, err)
+	require.False(t, miss.Hit)
+	require.NoError(t, b.Cache.Set(ctx, "f", map[string]any{"v": 1}, "active", miss.Lease))
+	got, err := a.Cache.Get(ctx, "f")
+	require.NoError(t, err)
+	require.True(t, got.Hit, "A serves B's fill: one epoch")
+	old, err := rdb.Get(ctx, cfg.KeyPrefix+"{cache}:epoch").Result()
+	require.NoError(t, err)
+	require.NoError(t, rdb.Del(ctx, cfg.KeyPrefix+"{cache}:members", cfg.KeyPrefix+"{cache}:epoch").Err())
+	require.Eventually(t, func() bool {
+		a.Cache.Get(ctx, "f") // keeps A's cache in use: it renews
+		e, err := rdb.Get(ctx, cfg.KeyPrefix+"{cache}:epoch").Result()
+		return err == nil && e != old
+	}, 10*time.Second, 20*time.Millisecond, "A starts a fresh epoch")
+	require.NoError(t, a.Cache.Invalidate(ctx, "f"))
+	got, err = b.Cache.Get(ctx, "f")
+	require.NoError(t, err)
+	assert.False(t, got.Hit, "B, still in the old epoch, served the state invalidated in the new one: %v", got.State)
+}

@@ -292,15 +292,17 @@ return out
 
 // fillScript caches a flow's state unless the lease is stale: a non-empty
 // lease must equal the flow's current generation ("0" when it has none).
-// Returns 1 when stored, 0 when refused.
+// The state is stored after the generation it was filled at
+// ("<generation>\n<state JSON>"): a read serves it only while the flow is
+// still at that generation, so an invalidation holds in every cache epoch,
+// not only in the one it was made in (see Cache.get). Returns 1 when
+// stored, 0 when refused.
 //
 // KEYS: state, meta, gen. ARGV: lease, state JSON, meta JSON, ttl ms.
 var fillScript = newScript(`
-if ARGV[1] ~= '' then
-  local g = redis.call('GET', KEYS[3]) or '0'
-  if g ~= ARGV[1] then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+local g = redis.call('GET', KEYS[3]) or '0'
+if ARGV[1] ~= '' and g ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], g .. '\n' .. ARGV[2], 'PX', ARGV[4])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 1
 `)
