@@ -269,7 +269,7 @@ func replayAtLostID(t *testing.T, others, restart bool) {
 func TestResumeDuringUnconfirmedReplay(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
 	durable := func(c *impl.Config) {
-		c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, time.Second, 3*time.Second
+		c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, 800*time.Millisecond, 2*time.Second
 	}
 	a, _, cfg := layer(t, p, "A", durable)
 	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, durable))
@@ -299,16 +299,17 @@ func TestResumeDuringUnconfirmedReplay(t *testing.T) {
 	got := until(onB, "f-002")
 	// A's hub reads its own message about when B's does (A's subscriber
 	// got f-002 from memory before): the resume must come after that and
-	// within the WAIT.
+	// within the WAIT (800 ms: the reply, which also says where f-002
+	// landed, comes no sooner, so half of it tells the two apart).
 	sid, _, _ := strings.Cut(got.Cursor, ".")
 	require.Eventually(t, func() bool { return hardened.Landed(a.Bus, "f", "f-002") == sid },
-		time.Second, time.Millisecond, "A learned where f-002 landed before the replay's reply")
+		400*time.Millisecond, time.Millisecond, "A learned where f-002 landed before the replay's reply")
 	resumed, err := a.Bus.Subscribe(ctx, "f", got.Cursor)
 	require.NoError(t, err)
 	select {
 	case e := <-resumed:
 		t.Fatalf("resumed after f-002 (%s) during the replay's WAIT: got %s (cursor %s) again", got.Cursor, e.ID, e.Cursor)
-	case <-time.After(time.Second):
+	case <-time.After(300 * time.Millisecond): // the hand-off is made at Subscribe
 	}
 }
 
