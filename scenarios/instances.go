@@ -146,6 +146,14 @@ type child struct {
 	addr  string // host:port, kept across restarts
 	token string // its control API's HARNESS_CONTROL_TOKEN, random
 
+	// op serializes the instance faults' Inject and Undo on this child:
+	// their windows do not overlap, but a graceful stop can outlast its
+	// window (the process writes its outbox to Redis first), and a restart
+	// that began meanwhile started a second process on the same journal
+	// (explore seed 3030's duplicated-d32356de: "journal directory in use
+	// by another instance", 1 replay in 3).
+	op sync.Mutex
+
 	mu    sync.Mutex
 	id    string // SERVER_ID of the current process
 	gen   int    // processes started so far
@@ -540,6 +548,8 @@ func (f *instanceFault) Inject(ctx context.Context, _ chaos.Env) error {
 	if err != nil {
 		return err
 	}
+	c.op.Lock()
+	defer c.op.Unlock()
 	f.mark(true)
 	defer f.mark(false)
 	f.r.takeOut(f.i)
@@ -572,6 +582,8 @@ func (f *instanceFault) Undo(ctx context.Context, _ chaos.Env) error {
 	if err != nil {
 		return nil
 	}
+	c.op.Lock()
+	defer c.op.Unlock()
 	defer f.mark(false)
 	switch f.name {
 	case FaultInstancePause:

@@ -307,3 +307,29 @@ func TestSubscribeNotStarted(t *testing.T) {
 	assert.Contains(t, err.Error(), "unavailable subscribe failed: redis down")
 	assert.Equal(t, time.Second, got)
 }
+
+// TestResetSamePrefixJournal: a service with an outbox journal reset twice
+// to the same key prefix (the harness resets an instance process again to
+// its scenario's prefix) builds the new layer on the journal directory the
+// current one holds: the current layer must let it go first. The second
+// reset failed with "journal directory in use by another instance" (explore
+// seed 3030's duplicated-d32356de, 1 replay in 3 INCONCLUSIVE).
+func TestResetSamePrefixJournal(t *testing.T) {
+	ctx := context.Background()
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	base := conformance.Config(p, "J")
+	base.JournalDir = t.TempDir()
+	l0, err := hardened.New(ctx, base)
+	require.NoError(t, err)
+	_, url := servicetest.Start(t, l0, service.Options{Control: &service.Control{Base: base, New: hardened.New, Token: token}})
+	s, err := httplayer.Dial(ctx, url, token)
+	require.NoError(t, err)
+	defer s.Close()
+	run := conformance.Config(p, "J")
+	run.KeyPrefix = "run:"
+	for i := range 2 {
+		l, err := s.Layer(ctx, run, 0)
+		require.NoError(t, err, "reset %d to the same prefix", i+1)
+		require.NoError(t, l.Bus.Publish(ctx, conformance.Event("f", fmt.Sprintf("e%d", i), i, time.Now())))
+	}
+}

@@ -286,24 +286,42 @@ func (s *Service) reset(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	l, err := c.New(context.WithoutCancel(r.Context()), req.Apply(c.Base))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "reset: "+err.Error())
-		return
-	}
+	cfg := req.Apply(c.Base)
 	heartbeat := s.opts.HeartbeatInterval
 	if req.HeartbeatIntervalMS > 0 {
 		heartbeat = time.Duration(req.HeartbeatIntervalMS) * time.Millisecond
 	}
+	// A reset to the key prefix the current layer serves builds its layer
+	// on the journal the current one holds (one layer per directory): the
+	// current one lets it go first (its streams end, what its outbox holds
+	// is written to Redis or kept in the journal for the new one).
+	// Requests until the new layer serves get the closed one's errors.
+	var closed *impl.Layer
+	if cfg.JournalDir != "" && c.reset && cfg.KeyPrefix == c.prefix {
+		closed = s.current()
+		s.closeFor(closed, "reset: closing the layer for its journal")
+	}
+	l, err := c.New(context.WithoutCancel(r.Context()), cfg)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reset: "+err.Error())
+		return
+	}
 	old := s.swap(l, heartbeat, c.StreamWait)
-	c.prefix, c.reset = req.Apply(c.Base).KeyPrefix, true
-	if err := old.Close(); err != nil {
-		s.opts.Logger.Warn("reset: closing the replaced layer", "err", err)
+	c.prefix, c.reset = cfg.KeyPrefix, true
+	if old != closed {
+		s.closeFor(old, "reset: closing the replaced layer")
 	}
 	if s.opts.Counter != nil {
 		s.opts.Counter.Reset()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"profile": l.Profile, "mode": l.Manager.Mode(), "key_prefix": req.KeyPrefix})
+}
+
+// closeFor closes l, logging an error with why.
+func (s *Service) closeFor(l *impl.Layer, why string) {
+	if err := l.Close(); err != nil {
+		s.opts.Logger.Warn(why, "err", err)
+	}
 }
 
 // swap makes l the current layer, ends every open stream and waits (at
