@@ -180,6 +180,7 @@ func Judge(h history.History, s Spec) ([]Result, error) {
 	}
 	cfg := s.CheckConfig()
 	cfg.Wipes = wipeStarts(h, s)
+	wiped, exempt := exemptWiped(h, cfg.Wipes)
 	res, err := check.Run(h, names, cfg)
 	if err != nil {
 		return nil, err
@@ -188,9 +189,9 @@ func Judge(h history.History, s Spec) ([]Result, error) {
 	for i, c := range s.Checks {
 		r := res[i]
 		if judge := wipeExempt[r.Check]; judge != nil && !errors.Is(r.Err, check.ErrLowLoad) {
-			if wh, ok := exemptWiped(h, s); ok {
-				r = judge(wh, cfg)
-				r.Evidence = append(r.Evidence, fmt.Sprintf("not judged: %d publishes Redis acknowledged before a fault that wiped its data", len(h.Ops)-len(wh.Ops)))
+			if exempt {
+				r = judge(wiped, cfg)
+				r.Evidence = append(r.Evidence, fmt.Sprintf("not judged: %d publishes Redis acknowledged before a fault that wiped its data", len(h.Ops)-len(wiped.Ops)))
 			}
 		}
 		out[i] = Result{Result: r, ReportOnly: c.ReportOnly}
@@ -284,13 +285,12 @@ func wipeStarts(h history.History, s Spec) []time.Duration {
 const wipeSlack = 500 * time.Millisecond
 
 // exemptWiped drops from h the publishes acknowledged before a fault that
-// wipes Redis's data (FaultStep.Wipes): whether Redis acknowledged them or
+// wipes Redis's data (wipes: wipeStarts): whether Redis acknowledged them or
 // the layer replayed them to Redis before the fault, no layer can make
 // them readable afterwards. A publish that returned up to wipeSlack after
 // the fault's start counts too when the layer was on Redis ("redis" mode):
 // Redis answered it before it died.
-func exemptWiped(h history.History, s Spec) (history.History, bool) {
-	wipes := wipeStarts(h, s)
+func exemptWiped(h history.History, wipes []time.Duration) (history.History, bool) {
 	if len(wipes) == 0 {
 		return h, false
 	}

@@ -268,11 +268,11 @@ func replayAtLostID(t *testing.T, others, restart bool) {
 // the event twice).
 func TestResumeDuringUnconfirmedReplay(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
-	durable := func(c *impl.Config) {
+	slowAck := func(c *impl.Config) {
 		c.AckReplicas, c.AckTimeout, c.PublishBudget = 1, 800*time.Millisecond, 2*time.Second
 	}
-	a, _, cfg := layer(t, p, "A", durable)
-	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, durable))
+	a, _, cfg := layer(t, p, "A", slowAck)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, slowAck))
 	ctx := bg(t)
 	_, err := a.Bus.Subscribe(ctx, "f", "") // A follows the flow
 	require.NoError(t, err)

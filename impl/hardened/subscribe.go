@@ -259,16 +259,16 @@ func (h *hub) local(me memEvent) {
 		if ps := h.detach(); ps != nil {
 			h.b.m.goroutine(func() { ps.Close() })
 		}
-	} else if h.attached.Load() {
-		h.each(me.e.FlowID, func(s *sub) {
-			if s.handOwn() {
-				// The ring no longer covers the position: the catch-up
-				// delivers those writes, and the memory events after.
-				s.resync()
-			}
-		})
 	}
-	h.each(me.e.FlowID, func(s *sub) { s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe}) })
+	attached := h.attached.Load()
+	h.each(me.e.FlowID, func(s *sub) {
+		if attached && s.handOwn() {
+			// The ring no longer covers the position: the catch-up
+			// delivers those writes, and the memory events after.
+			s.resync()
+		}
+		s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe})
+	})
 }
 
 // register adds s; it reports whether s is its flow's first subscriber,
