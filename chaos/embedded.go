@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
@@ -63,7 +65,10 @@ func (e *Embedded) NewProxy(name, upstream string) (*EmbeddedProxy, error) {
 		g.close()
 		return nil, fmt.Errorf("proxy %s: %w", name, err)
 	}
-	p := &EmbeddedProxy{gate: g, tp: tp, name: name, owner: e}
+	tp.Lock()
+	listen := tp.Listen
+	tp.Unlock()
+	p := &EmbeddedProxy{gate: g, tp: tp, name: name, owner: e, listen: listen}
 	e.proxies[name] = p
 	return p, nil
 }
@@ -90,30 +95,82 @@ func (e *Embedded) Close() error {
 // SetHandshakeStall).
 type EmbeddedProxy struct {
 	*gate
-	tp    *toxiproxy.Proxy
-	name  string
-	owner *Embedded
-	once  sync.Once
+	tp     *toxiproxy.Proxy
+	name   string
+	listen string
+	owner  *Embedded
+	once   sync.Once
+	// stuck is a call into Toxiproxy that outlasted stuckAfter and has
+	// not returned yet; calls fail at once while it is there.
+	stuck atomic.Pointer[stuckCall]
+}
+
+// stuckCall is a call into Toxiproxy abandoned by its caller; done
+// closes when it returns after all.
+type stuckCall struct {
+	what string
+	done chan struct{}
+}
+
+// stuckAfter bounds every call into the embedded Toxiproxy. Toxiproxy
+// (v2.5.0, Shopify/toxiproxy#558 and #428) changes a proxy's toxics while
+// holding the proxy's toxic lock, and each change waits for every link of
+// the proxy to hand over its data; a link whose client stopped reading
+// (a paused process) holds the change for as long as it does not read,
+// and one whose client then closed holds it for good, and with it every
+// later change, new connection and Stop of that proxy. A harness must not
+// hang on that: past stuckAfter the call is abandoned (ErrStuck) and the
+// proxy refuses calls until it returns.
+var stuckAfter = 30 * time.Second
+
+// ErrStuck is a call into the embedded Toxiproxy that did not return in
+// time: the proxy cannot be changed until it does.
+var ErrStuck = errors.New("the embedded Toxiproxy did not return (a link whose client stopped reading holds it: Shopify/toxiproxy#558)")
+
+// call runs f, a call into Toxiproxy, bounded by stuckAfter. A context
+// is no bound: a change abandoned while Toxiproxy still makes it would
+// race the next one (a remove and an add of one toxic).
+func (p *EmbeddedProxy) call(what string, f func() error) error {
+	if sc := p.stuck.Load(); sc != nil {
+		select {
+		case <-sc.done:
+			p.stuck.CompareAndSwap(sc, nil)
+		default:
+			return fmt.Errorf("proxy %s: %s: %s has not returned: %w", p.name, what, sc.what, ErrStuck)
+		}
+	}
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = f()
+	}()
+	t := time.NewTimer(stuckAfter)
+	defer t.Stop()
+	select {
+	case <-done:
+		return err
+	case <-t.C:
+		p.stuck.Store(&stuckCall{what: what, done: done})
+		return fmt.Errorf("proxy %s: %s did not return in %s: %w", p.name, what, stuckAfter, ErrStuck)
+	}
 }
 
 // Listen is the address clients dial: the Toxiproxy listener.
-func (p *EmbeddedProxy) Listen() string {
-	p.tp.Lock()
-	defer p.tp.Unlock()
-	return p.tp.Listen
-}
+func (p *EmbeddedProxy) Listen() string { return p.listen }
 
 // SetEnabled starts or stops the listener (on the same port); stopping
 // drops every connection.
 func (p *EmbeddedProxy) SetEnabled(ctx context.Context, on bool) error {
 	if !on {
-		p.tp.Stop()
+		return p.call("disable", func() error { p.tp.Stop(); return nil })
+	}
+	return p.call("enable", func() error {
+		if err := p.tp.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
+			return fmt.Errorf("proxy %s: enable: %w", p.name, err)
+		}
 		return nil
-	}
-	if err := p.tp.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
-		return fmt.Errorf("proxy %s: enable: %w", p.name, err)
-	}
-	return nil
+	})
 }
 
 // AddToxic adds t to the proxy's chain.
@@ -122,27 +179,33 @@ func (p *EmbeddedProxy) AddToxic(ctx context.Context, t Toxic) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.tp.Toxics.AddToxicJson(bytes.NewReader(body)); err != nil {
-		return fmt.Errorf("proxy %s: add toxic %s: %w", p.name, t.Name, err)
-	}
-	return nil
+	return p.call("add toxic "+t.Name, func() error {
+		if _, err := p.tp.Toxics.AddToxicJson(bytes.NewReader(body)); err != nil {
+			return fmt.Errorf("proxy %s: add toxic %s: %w", p.name, t.Name, err)
+		}
+		return nil
+	})
 }
 
 // RemoveToxic removes the named toxic; one that is not there is no error.
 func (p *EmbeddedProxy) RemoveToxic(ctx context.Context, name string) error {
-	err := p.tp.Toxics.RemoveToxic(ctx, name)
-	if err != nil && !errors.Is(err, toxiproxy.ErrToxicNotFound) {
-		return fmt.Errorf("proxy %s: remove toxic %s: %w", p.name, name, err)
-	}
-	return nil
+	return p.call("remove toxic "+name, func() error {
+		err := p.tp.Toxics.RemoveToxic(context.WithoutCancel(ctx), name)
+		if err != nil && !errors.Is(err, toxiproxy.ErrToxicNotFound) {
+			return fmt.Errorf("proxy %s: remove toxic %s: %w", p.name, name, err)
+		}
+		return nil
+	})
 }
 
-// Close stops the proxy and its gate. Safe to call more than once.
+// Close stops the proxy and its gate. Safe to call more than once. A
+// stuck proxy (ErrStuck) is left to its goroutines: its gate closes, its
+// listener stays bound until they return or the process ends.
 func (p *EmbeddedProxy) Close() error {
 	var err error
 	p.once.Do(func() {
-		p.tp.Stop()
-		err = p.gate.close()
+		err = p.call("stop", func() error { p.tp.Stop(); return nil })
+		err = errors.Join(err, p.gate.close())
 		p.owner.mu.Lock()
 		delete(p.owner.proxies, p.name)
 		p.owner.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,6 +132,27 @@ type run struct {
 	// configuration.
 	flagsMu  sync.Mutex
 	flagsOff []string
+
+	// broken is the first harness failure met where no caller returns
+	// it (an Undo on a stuck proxy): the run cannot be judged.
+	brokenMu sync.Mutex
+	broken   error
+}
+
+// breakRun records err as the reason the run cannot be judged (the first
+// one stays).
+func (r *run) breakRun(err error) {
+	r.brokenMu.Lock()
+	defer r.brokenMu.Unlock()
+	if r.broken == nil {
+		r.broken = err
+	}
+}
+
+func (r *run) brokenErr() error {
+	r.brokenMu.Lock()
+	defer r.brokenMu.Unlock()
+	return r.broken
 }
 
 // currentConfig is the configuration an instance starts with now: the
@@ -214,6 +236,9 @@ func Run(ctx context.Context, spec Spec, opts Options) (Outcome, error) {
 	}
 	if ctx.Err() != nil {
 		return out, exitcode.Harnessf("scenario %s: interrupted: %w", spec.Name, ctx.Err())
+	}
+	if err := r.brokenErr(); err != nil {
+		return out, err
 	}
 	r.phase("recover")
 	r.recover(ctx)
@@ -404,11 +429,25 @@ func (r *run) layerConfig() (impl.Config, error) {
 	return cfg, nil
 }
 
+// Bounds of the traffic phase: it must end trafficGrace after its
+// workload's duration, or interruptGrace after the run's context ends,
+// else the run is abandoned as a harness failure (see traffic).
+var (
+	trafficGrace   = 2 * time.Minute
+	interruptGrace = 45 * time.Second
+)
+
 // traffic runs the workload and the fault timeline together under one
-// context for the workload's duration.
+// context for the workload's duration. Faults and workload calls honour
+// that context, but a fault's Inject or Undo can block where none does
+// (explore seed 6060: a toxic change held for good by the embedded
+// Toxiproxy): a phase that outlives its bounds is abandoned, its
+// goroutines left behind, and the run is a harness failure naming what
+// was still in progress.
 func (r *run) traffic(ctx context.Context) error {
 	r.phase("traffic")
-	tctx, cancel := context.WithTimeout(ctx, r.spec.Workload.Duration.D())
+	d := r.spec.Workload.Duration.D()
+	tctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	g, gctx := errgroup.WithContext(tctx)
 	r.startWorkload(gctx, g)
@@ -416,13 +455,47 @@ func (r *run) traffic(ctx context.Context) error {
 	if r.processMode() {
 		g.Go(func() error { r.sampleRSS(gctx); return nil })
 	}
-	err := g.Wait()
-	// Faults whose window outlasts the traffic end now.
-	r.undoAll()
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	done := make(chan error, 1)
+	go func() {
+		err := g.Wait()
+		// Faults whose window outlasts the traffic end now.
+		r.undoAll()
+		done <- err
+	}()
+	limit := (d + trafficGrace).String()
+	timer := time.NewTimer(d + trafficGrace)
+	defer timer.Stop()
+	interrupted := ctx.Done()
+	for {
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			return nil
+		case <-interrupted:
+			interrupted = nil
+			limit = interruptGrace.String() + " of the interrupt"
+			timer.Reset(interruptGrace)
+		case <-timer.C:
+			return exitcode.Harnessf("scenario %s: the workload and fault timeline did not end within %s (faults in progress: %s); the run is abandoned",
+				r.spec.Name, limit, r.busyFaults())
+		}
 	}
-	return nil
+}
+
+// busyFaults names the faults whose Inject or Undo has not returned.
+func (r *run) busyFaults() string {
+	var out []string
+	for _, af := range r.faults {
+		if op := af.busy.Load(); op != nil {
+			out = append(out, af.step.Fault+" "+*op)
+		}
+	}
+	if len(out) == 0 {
+		return "none, the workload did not stop"
+	}
+	return strings.Join(out, ", ")
 }
 
 // recover waits, bounded by spec.Recovery, for every layer to serve from
@@ -543,7 +616,7 @@ func (r *run) redisState(s string) {
 
 // teardown releases everything in reverse order, bounded in time.
 func (r *run) teardown() {
-	r.undoAll()
+	bounded(interruptGrace, func() error { r.undoAll(); return nil })
 	for _, stop := range r.stops {
 		bounded(5*time.Second, stop)
 	}
@@ -554,7 +627,7 @@ func (r *run) teardown() {
 		}
 	}
 	if r.proxy != nil {
-		r.proxy.Close()
+		bounded(interruptGrace, r.proxy.Close)
 	}
 	if r.target != nil {
 		r.target.Close()

@@ -2,8 +2,10 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -26,7 +28,12 @@ type activeFault struct {
 	mu       sync.Mutex
 	injected bool
 	start    time.Duration
+	// busy names the call in progress ("injecting", "undoing"), for a
+	// run abandoned because one does not return.
+	busy atomic.Pointer[string]
 }
+
+var injecting, undoing = "injecting", "undoing"
 
 func (af *activeFault) down() bool {
 	if af.step.Redis != "" {
@@ -57,7 +64,10 @@ func (r *run) inject(ctx context.Context, af *activeFault) error {
 	// Mark first: Undo must follow even a partial Inject.
 	af.injected = true
 	before := r.rec.Now()
-	if err := af.fault.Inject(ctx, r.env()); err != nil {
+	af.busy.Store(&injecting)
+	err := af.fault.Inject(ctx, r.env())
+	af.busy.Store(nil)
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -97,7 +107,13 @@ func (r *run) undo(af *activeFault) {
 	af.injected = false
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := af.fault.Undo(ctx, r.env()); err != nil {
+	af.busy.Store(&undoing)
+	err := af.fault.Undo(ctx, r.env())
+	af.busy.Store(nil)
+	if errors.Is(err, chaos.ErrStuck) {
+		r.breakRun(exitcode.Harnessf("undoing %s: %w", af.step.Fault, err))
+	}
+	if err != nil {
 		r.notes.add("undoing %s: %v", af.step.Fault, err)
 	}
 	end := r.rec.Now()

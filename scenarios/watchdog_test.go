@@ -1,0 +1,102 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gonogo/harness/chaos"
+	"github.com/gonogo/harness/impl/profiles"
+	"github.com/gonogo/harness/internal/exitcode"
+)
+
+// hangingFault blocks in Inject (or fails Undo as a stuck proxy does)
+// whatever its context says: a fault that never returns is what the
+// watchdog is for, not Redis behaviour.
+type hangingFault struct {
+	hangInject bool
+	release    chan struct{}
+}
+
+func (f *hangingFault) Name() string                  { return "latency" }
+func (f *hangingFault) Available(env chaos.Env) error { return nil }
+
+func (f *hangingFault) Inject(ctx context.Context, env chaos.Env) error {
+	if f.hangInject {
+		<-f.release
+	}
+	return nil
+}
+
+func (f *hangingFault) Undo(ctx context.Context, env chaos.Env) error {
+	if f.hangInject {
+		return nil
+	}
+	return fmt.Errorf("proxy redis: remove toxic latency did not return in 30s: %w", chaos.ErrStuck)
+}
+
+// TestStuckRunIsAbandoned: a run whose fault timeline does not end is
+// abandoned as a harness failure naming the fault (explore seed 6060 hung
+// 16 minutes in one), also when interrupted; an Undo that leaves the proxy
+// stuck makes the run a harness failure, not a verdict.
+func TestStuckRunIsAbandoned(t *testing.T) {
+	needRedis(t)
+	defer func(g, i time.Duration) { trafficGrace, interruptGrace = g, i }(trafficGrace, interruptGrace)
+	trafficGrace, interruptGrace = 2*time.Second, time.Second
+	reg := profiles.Default()
+	spec, err := Parse("stuck.yaml", []byte(`name: stuck
+workload:
+  duration: 1s
+  publish: {rate: 20}
+faults:
+  - {at: 200ms, for: 300ms, fault: latency, params: {latency: 10ms}}
+checks:
+  - name: lost
+`), DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		hang      bool
+		interrupt bool
+		want      string
+	}{
+		{"inject never returns", true, false, "did not end within 3s (faults in progress: latency injecting)"},
+		{"interrupted while it does not", true, true, "did not end within 1s of the interrupt (faults in progress: latency injecting)"},
+		{"undo leaves the proxy stuck", false, false, "undoing latency: proxy redis: remove toxic latency did not return"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Released after 20 s at the latest: without a watchdog the run
+			// is judged then, and the test fails instead of hanging.
+			f := &hangingFault{hangInject: tt.hang, release: make(chan struct{})}
+			var once sync.Once
+			release := func() { once.Do(func() { close(f.release) }) }
+			defer release()
+			time.AfterFunc(20*time.Second, release)
+			deps := DefaultDeps()
+			deps.Fault = func(string, map[string]string) (chaos.Fault, error) { return f, nil }
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if tt.interrupt {
+				time.AfterFunc(500*time.Millisecond, cancel)
+			}
+			start := time.Now()
+			o, err := Run(ctx, spec, Options{Profile: "hardened", Profiles: reg, Seed: 1, Deps: deps})
+			t.Logf("after %s: %v", time.Since(start).Round(time.Millisecond), err)
+			if err == nil {
+				t.Fatalf("Run judged the run (%s); want a harness failure", o.Verdict)
+			}
+			if code := exitcode.Of(err); code != exitcode.Failure {
+				t.Fatalf("exit code %d; want %d (harness failure)", code, exitcode.Failure)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q; want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
