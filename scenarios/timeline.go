@@ -63,7 +63,15 @@ func (r *run) inject(ctx context.Context, af *activeFault) error {
 	defer af.mu.Unlock()
 	// Mark first: Undo must follow even a partial Inject.
 	af.injected = true
+	// The fault began when Inject did: a restart's outage is over when it
+	// returns, a failover's switch done (explore seed 5050,
+	// registry-4934ebb3: a restart's window began when the server was
+	// back, so a heartbeat answered from memory during the outage was
+	// held as one that had reached Redis); an Inject the end of the
+	// traffic cut short began then too (delivery-cb942c16: its window
+	// began at 0).
 	before := r.rec.Now()
+	af.start = before
 	af.busy.Store(&injecting)
 	err := af.fault.Inject(ctx, r.env())
 	af.busy.Store(nil)
@@ -73,12 +81,6 @@ func (r *run) inject(ctx context.Context, af *activeFault) error {
 		}
 		return exitcode.Harnessf("injecting %s: %w", af.step.Fault, err)
 	}
-	// The fault began when Inject did: a restart's outage is over when it
-	// returns, a failover's switch done (explore seed 5050,
-	// registry-4934ebb3: a restart's window began when the server was
-	// back, so a heartbeat answered from memory during the outage was
-	// held as one that had reached Redis).
-	af.start = before
 	if w, ok := af.fault.(windowed); ok {
 		af.start, _ = w.Window()
 	}

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/gonogo/harness/chaos"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
+	"github.com/gonogo/harness/internal/history"
+	"github.com/gonogo/harness/internal/verdict"
 )
 
 // hangingFault blocks in Inject (or fails Undo as a stuck proxy does)
@@ -19,6 +22,9 @@ import (
 type hangingFault struct {
 	hangInject bool
 	release    chan struct{}
+	// untilDone: Inject returns only when its context ends (a switch of
+	// primary that outlasts the traffic).
+	untilDone bool
 }
 
 func (f *hangingFault) Name() string                  { return "latency" }
@@ -28,11 +34,15 @@ func (f *hangingFault) Inject(ctx context.Context, env chaos.Env) error {
 	if f.hangInject {
 		<-f.release
 	}
+	if f.untilDone {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	return nil
 }
 
 func (f *hangingFault) Undo(ctx context.Context, env chaos.Env) error {
-	if f.hangInject {
+	if f.hangInject || f.untilDone {
 		return nil
 	}
 	return fmt.Errorf("proxy redis: remove toxic latency did not return in 30s: %w", chaos.ErrStuck)
@@ -98,5 +108,53 @@ checks:
 				t.Fatalf("error %q; want it to say %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestInjectCutByTrafficEnd: a fault whose Inject is still waiting when
+// the traffic ends (a failover not done by then) began when its Inject
+// did, not at the start of the run (explore's delivery-cb942c16: its
+// window began at 0, so the load before the first fault could not be
+// measured and every check was INCONCLUSIVE).
+func TestInjectCutByTrafficEnd(t *testing.T) {
+	needRedis(t)
+	reg := profiles.Default()
+	spec, err := Parse("cut.yaml", []byte(`name: cut
+workload:
+  duration: 1500ms
+  publish: {rate: 20}
+faults:
+  - {at: 1s, fault: latency, params: {latency: 10ms}}
+checks:
+  - name: lost
+`), DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := DefaultDeps()
+	deps.Fault = func(string, map[string]string) (chaos.Fault, error) { return &hangingFault{untilDone: true}, nil }
+	dir := t.TempDir()
+	o, err := Run(context.Background(), spec, Options{Profile: "hardened", Profiles: reg, Seed: 1, Deps: deps, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := history.Load(filepath.Join(dir, "history.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Faults) != 1 {
+		t.Fatalf("faults recorded: %+v; want 1", h.Faults)
+	}
+	var first time.Duration = -1
+	for _, op := range h.Ops {
+		if op.Kind == history.Publish && (first < 0 || op.Call < first) {
+			first = op.Call
+		}
+	}
+	if f := h.Faults[0]; f.Start < first+500*time.Millisecond {
+		t.Fatalf("fault window %s–%s, first publish at %s: want it to begin about 1s into the traffic", f.Start, f.End, first)
+	}
+	if o.Verdict == verdict.Inconclusive {
+		t.Fatalf("verdict %s: %v", o.Verdict, o.Results)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -693,7 +694,15 @@ func sortedSubKeys[V any](m map[subKey]V) []subKey {
 // window, ErrDeliveryLate. Latency (publish call → receive, or the deliver
 // op's own Call when the publish is not recorded) is measured over the first
 // receipt of every event. Clients named with SlowClientPrefix read slowly
-// on purpose and are left out (SessionChain judges them).
+// on purpose and are left out (SessionChain judges them). Where the
+// history says which instance served a publish and a subscription (their
+// ops' Value), an event acknowledged through another instance inside a
+// window of Redis-side faults, or one acknowledged while the subscriber's
+// own instance was frozen (instance_pause), is expected only when the
+// subscription lasted Config.Resync + Config.DeliveryGrace past that
+// window: until then nothing can carry it to the subscriber (see
+// recoveredBy). Its own instance's events stay expected through an
+// outage: local subscribers get them from memory.
 func Delivery(h history.History, c Config) Result {
 	c = c.withDefaults()
 	r := result("delivery", strings.Join([]string{ErrDeliveryLost.Error(), ErrDeliveryDuplicate.Error(), ErrDeliveryLate.Error()}, "; "))
@@ -708,6 +717,7 @@ func Delivery(h history.History, c Config) Result {
 		return r.noData("no subscription")
 	}
 	fs := faultsOf(h)
+	cut := windowsOf(redisSide(fs))
 	acked := ackedByFlow(h)
 	pubs := publishes(h)
 	dels := deliveries(h)
@@ -727,7 +737,7 @@ func Delivery(h history.History, c Config) Result {
 		}
 		for _, p := range acked[k.flow] {
 			w, ok := expectedIn(windows[k], p, c, fs)
-			if !ok {
+			if !ok || !reachable(p, w, fs, cut, c) {
 				continue
 			}
 			expectedN++
@@ -801,6 +811,20 @@ func subEnd(s history.Op) time.Duration {
 		return forever
 	}
 	return s.Return
+}
+
+// reachable reports whether publish p can reach subscription w by its
+// end, as far as faults go (see Delivery).
+func reachable(p, w history.Op, fs []history.Fault, cut []window, c Config) bool {
+	end := subEnd(w)
+	if p.Value != "" && w.Value != "" && p.Value != w.Value && !recoveredBy(p, end, cut, c) {
+		return false
+	}
+	frozen := windowsOf(only(fs, func(f history.Fault) bool {
+		i, err := strconv.Atoi(f.Params["instance"])
+		return f.Name == "instance_pause" && err == nil && w.Value == "inst-"+strconv.Itoa(i)
+	}))
+	return recoveredBy(p, end, frozen, c)
 }
 
 // expectedIn returns the window among subs that expects publish p.

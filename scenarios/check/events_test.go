@@ -310,7 +310,37 @@ func TestDelivery(t *testing.T) {
 		return hist(faults, append(append([]history.Op(nil), p...), ops...)...)
 	}
 	outage := []history.Fault{fault("down", 1.9, 2.5)}
+	// Instances: the subscriber on inst-0, p0-2 published through inst-1
+	// or inst-0. Redis is cut off, or the subscriber's instance frozen,
+	// from 1.9 s to 9.5 s: less than Resync + DeliveryGrace before the
+	// subscription ends (explore seed 6060, delivery-cb942c16: a failover
+	// named the new primary as the clients closed).
+	on := func(o history.Op, inst string) history.Op { o.Value = inst; return o }
+	s1i := on(s1, "inst-0")
+	fromOther := []history.Op{on(p[0], "inst-0"), on(p[1], "inst-1"), on(p[2], "inst-0")}
+	fromOwn := []history.Op{on(p[0], "inst-0"), on(p[1], "inst-0"), on(p[2], "inst-0")}
+	toEnd := []history.Fault{fault("partition_primary", 1.9, 9.5)}
+	paused := func(inst string, end float64) []history.Fault {
+		f := fault("instance_pause", 1.9, end)
+		f.Params = map[string]string{"instance": inst}
+		return []history.Fault{f}
+	}
+	mkOn := func(faults []history.Fault, pubs []history.Op, ops ...history.Op) history.History {
+		return hist(faults, append(append([]history.Op(nil), pubs...), ops...)...)
+	}
 	runTable(t, "delivery", Delivery, []tc{
+		{name: "another instance's event while Redis is away to the end: not expected", h: mkOn(toEnd, fromOther, s1i, all[0], all[2]),
+			verdict: verdict.Pass, metrics: map[string]float64{"delivery_expected": 2}},
+		{name: "own instance's event while Redis is away to the end: expected", h: mkOn(toEnd, fromOwn, s1i, all[0], all[2]),
+			verdict: verdict.Fail, err: ErrDeliveryLost, evidence: []string{"p0-2 (during fault partition_primary)"}},
+		{name: "another instance's event, Redis back in time: expected", h: mkOn(outage, fromOther, s1i, all[0], all[2]),
+			verdict: verdict.Fail, err: ErrDeliveryLost},
+		{name: "subscriber's instance frozen to the end: not expected", h: mkOn(paused("0", 9.5), fromOther, s1i, all[0], all[2]),
+			verdict: verdict.Pass, metrics: map[string]float64{"delivery_expected": 1}},
+		{name: "subscriber's instance frozen, resumed in time: expected", h: mkOn(paused("0", 2.5), fromOther, s1i, all[0], all[2]),
+			verdict: verdict.Fail, err: ErrDeliveryLost},
+		{name: "another instance frozen to the end: expected", h: mkOn(paused("1", 9.5), fromOther, s1i, all[0], all[2]),
+			verdict: verdict.Fail, err: ErrDeliveryLost},
 		{name: "all delivered", h: mk(nil, append([]history.Op{s1}, all...)...), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_expected": 3, "delivery_lost": 0, "delivery_p50_ms": 20, "delivery_p99_ms": 30, "delivery_max_ms": 30}},
 		{name: "one never delivered", h: mk(nil, s1, all[0], all[2]), verdict: verdict.Fail, err: ErrDeliveryLost,
