@@ -108,6 +108,10 @@ const maxMaybe = 32
 // maybeKey marks an event hash in a cursor (an origin is originLen long).
 const maybeKey = "h"
 
+// ownKey marks, in a cursor, the own writes one layer handed ahead of the
+// stream: "w.<origin><stream ID>" (see position.own).
+const ownKey = "w"
+
 // lostKey marks the lost stream ID in a cursor.
 const lostKey = "d"
 
@@ -126,6 +130,15 @@ type position struct {
 	// lost is a stream ID the stream no longer held when a catch-up read
 	// from it (see above), or "".
 	lost string
+	// ownOrigin and ownTo: the layer ownOrigin handed the subscriber
+	// every write of its own to the flow after sid up to stream ID ownTo
+	// ahead of the stream (handOwn), while it could not read it. Hashes
+	// name at most maxMaybe of them; that layer knows them all (its
+	// sentRing) and skips them, from its ring and from the stream, past
+	// that bound too (explore's duplicated-c50b9f28: 90 writes handed
+	// twice). Dropped once sid passes ownTo. Another layer knows only the
+	// hashes.
+	ownOrigin, ownTo string
 }
 
 // idHash names an event ID in a cursor: FNV-1a 64, base 36.
@@ -142,7 +155,7 @@ func validHash(s string) bool {
 }
 
 func (p position) String() string {
-	if len(p.tags) == 0 && len(p.maybe) == 0 && p.lost == "" {
+	if len(p.tags) == 0 && len(p.maybe) == 0 && p.lost == "" && p.ownTo == "" {
 		return p.sid
 	}
 	var b strings.Builder
@@ -155,6 +168,10 @@ func (p position) String() string {
 		b.WriteByte('.')
 		b.WriteString(t.String())
 	}
+	if p.ownTo != "" {
+		b.WriteString("." + ownKey + ".")
+		b.WriteString(p.ownOrigin + p.ownTo)
+	}
 	for _, h := range p.maybe {
 		b.WriteString("." + maybeKey + ".")
 		b.WriteString(h)
@@ -166,7 +183,7 @@ func (p position) String() string {
 // one (a plain stream ID is one).
 func parsePosition(c string) (position, bool) {
 	parts := strings.Split(c, ".")
-	if len(parts)%2 != 1 || len(parts) > 1+2*(1+maxTags+maxMaybe) {
+	if len(parts)%2 != 1 || len(parts) > 1+2*(2+maxTags+maxMaybe) {
 		return position{}, false
 	}
 	if _, _, ok := parseCursor(parts[0]); !ok {
@@ -179,6 +196,17 @@ func parsePosition(c string) (position, bool) {
 				return position{}, false
 			}
 			p.lost = parts[i+1]
+			continue
+		}
+		if parts[i] == ownKey {
+			v := parts[i+1]
+			if len(v) <= originLen || p.ownTo != "" || !validOrigin(v[:originLen]) {
+				return position{}, false
+			}
+			if _, _, ok := parseCursor(v[originLen:]); !ok {
+				return position{}, false
+			}
+			p.ownOrigin, p.ownTo = v[:originLen], v[originLen:]
 			continue
 		}
 		if parts[i] == maybeKey {
@@ -273,10 +301,29 @@ func (p *position) settle(id string) bool {
 	return true
 }
 
+// handed records that layer origin handed the subscriber its own write
+// at stream ID sid ahead of the stream. A mark of another layer is
+// replaced (that layer's hashes stay).
+func (p *position) handed(origin, sid string) {
+	if p.ownOrigin != origin || cursorAfter(sid, p.ownTo) {
+		p.ownOrigin, p.ownTo = origin, sid
+	}
+}
+
+// handedBy reports whether layer origin handed the subscriber its own
+// write at stream ID sid (after the stream position) ahead of the stream;
+// the caller knows sid is one of its writes.
+func (p position) handedBy(origin, sid string) bool {
+	return p.ownTo != "" && p.ownOrigin == origin && cursorAfter(sid, p.sid) && !cursorAfter(sid, p.ownTo)
+}
+
 // advance moves the stream position to sid (after it), forgetting the
-// lost stream ID past lostHorizon.
+// lost stream ID past lostHorizon and the own mark once sid passes it.
 func (p *position) advance(sid string) {
 	p.sid = sid
+	if p.ownTo != "" && !cursorAfter(p.ownTo, sid) {
+		p.ownOrigin, p.ownTo = "", ""
+	}
 	if p.lost == "" {
 		return
 	}

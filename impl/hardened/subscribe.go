@@ -756,10 +756,11 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 		// position names the event instead (as a maybe event's), so that
 		// a catch-up from there, on this instance or any other the
 		// client resumes on, skips its stream copy and delivers the rest.
-		if !cursorAfter(it.e.Cursor, s.pos.sid) || s.streamed.has(id) || s.pos.expects(id) {
+		if !cursorAfter(it.e.Cursor, s.pos.sid) || s.streamed.has(id) || s.pos.expects(id) || s.pos.handedBy(s.b.origin, it.e.Cursor) {
 			return it.e, false
 		}
 		s.pos.expect(idHash(id))
+		s.pos.handed(s.b.origin, it.e.Cursor)
 	} else {
 		switch {
 		case syncing:
@@ -771,6 +772,13 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 			s.needSync = true
 			s.syncGen++
 			s.poke()
+			return it.e, false
+		case s.pos.handedBy(s.b.origin, it.e.Cursor) && s.b.sent.has(s.flow, it.e.Cursor):
+			// The stream copy of an own write handed ahead (its hash may
+			// have left the position).
+			s.pos.settle(id)
+			s.pos.advance(it.e.Cursor)
+			delete(s.seen, id)
 			return it.e, false
 		case cursorAfter(it.e.Cursor, s.pos.sid):
 			s.pos.advance(it.e.Cursor)
