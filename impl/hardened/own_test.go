@@ -2,6 +2,7 @@ package hardened_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,19 +55,7 @@ func TestOwnWritesPastRing(t *testing.T) {
 	ctx := bg(t)
 	live, cursor := followed(ctx, t, l)
 	const n = 300 // more than the ring holds
-	for i := 1; i <= n; i++ {
-		require.NoError(t, l.Bus.Publish(ctx, ev("f", i)))
-	}
-	receive(t, live, n)
-	require.NoError(t, p.Pause(ctx))
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed {
-			p.Resume(context.Background())
-		}
-	})
-	require.NoError(t, l.Bus.Publish(ctx, ev("f", n+1)))
-	waitMode(t, l, "memory", 4*time.Second)
+	resume := pausedAfter(ctx, t, p, l, live, n)
 	ch, err := l.Bus.Subscribe(ctx, "f", cursor)
 	require.NoError(t, err)
 	var ids, want []string
@@ -75,8 +64,7 @@ func TestOwnWritesPastRing(t *testing.T) {
 		ids = append(ids, e.ID)
 	case <-time.After(300 * time.Millisecond):
 	}
-	require.NoError(t, p.Resume(ctx))
-	resumed = true
+	resume()
 	for len(ids) < n+1 {
 		ids = append(ids, conformance.Receive(t, ch, 10*time.Second).ID)
 	}
@@ -84,6 +72,24 @@ func TestOwnWritesPastRing(t *testing.T) {
 		want = append(want, ev("f", i).ID)
 	}
 	assert.Equal(t, want, ids, "resumed after f-000 with the ring past it")
+}
+
+// pausedAfter publishes f-001 to f-<n> on l (live receives them), pauses
+// Redis and publishes f-<n+1>, acknowledged from memory; the returned
+// function resumes Redis (the test's end does, if it did not).
+func pausedAfter(ctx context.Context, t *testing.T, p *target.Process, l *impl.Layer, live <-chan impl.Event, n int) (resume func()) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		require.NoError(t, l.Bus.Publish(ctx, ev("f", i)))
+	}
+	receive(t, live, n)
+	require.NoError(t, p.Pause(ctx))
+	var once sync.Once
+	resume = func() { once.Do(func() { require.NoError(t, p.Resume(context.Background())) }) }
+	t.Cleanup(resume)
+	require.NoError(t, l.Bus.Publish(ctx, ev("f", n+1)))
+	waitMode(t, l, "memory", 4*time.Second)
+	return resume
 }
 
 // followed subscribes to flow f on l, publishes f-000 there and returns
@@ -109,19 +115,7 @@ func TestOwnWritesPastMaybe(t *testing.T) {
 	ctx := bg(t)
 	live, cursor := followed(ctx, t, l)
 	const n = 40
-	for i := 1; i <= n; i++ {
-		require.NoError(t, l.Bus.Publish(ctx, ev("f", i)))
-	}
-	receive(t, live, n)
-	require.NoError(t, p.Pause(ctx))
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed {
-			p.Resume(context.Background())
-		}
-	})
-	require.NoError(t, l.Bus.Publish(ctx, ev("f", n+1)))
-	waitMode(t, l, "memory", 4*time.Second)
+	resume := pausedAfter(ctx, t, p, l, live, n)
 
 	first, err := l.Bus.Subscribe(ctx, "f", cursor)
 	require.NoError(t, err)
@@ -132,8 +126,7 @@ func TestOwnWritesPastMaybe(t *testing.T) {
 	require.NoError(t, err)
 	noMore(t, again, 300*time.Millisecond)
 
-	require.NoError(t, p.Resume(ctx))
-	resumed = true
+	resume()
 	waitMode(t, l, "redis", 10*time.Second)
 	after, err := l.Bus.Subscribe(ctx, "f", last)
 	require.NoError(t, err)
