@@ -577,7 +577,7 @@ func (b *Bus) publishArgs(e impl.Event, refreshTTL bool, fence int64) ([]string,
 	if err != nil {
 		return nil, nil, err
 	}
-	return []string{b.k.events(e.FlowID)}, []any{b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(e.FlowID), js, fence, b.gapArg}, nil
+	return []string{b.k.events(e.FlowID)}, []any{b.maxLenArg, b.ttlFor(refreshTTL), b.k.channel(e.FlowID), js, fence, b.gapArg, b.origin}, nil
 }
 
 // replayArgs are replayScript's keys and arguments for outbox events of
@@ -633,6 +633,9 @@ func parseEntry(flow string, x redis.XMessage) item {
 		if _, _, valid := parseCursor(s); valid {
 			it.was = s
 		}
+	}
+	if s, ok := x.Values["o"].(string); ok && validOrigin(s) {
+		it.writer = s
 	}
 	return it
 }

@@ -100,9 +100,10 @@ const maxTags = 8
 // maxMaybe bounds the event hashes one position carries (see above): the
 // maybe events and the own writes handed ahead of the stream (handOwn) a
 // client got but whose stream copies it has not passed. Past it the
-// oldest is dropped and its stream copy may be delivered again on
+// oldest is dropped: the own writes stay named by the position's own
+// mark (ownTo), a maybe event's stream copy may be delivered again on
 // another instance (once; never lost). 32 hashes keep a cursor under
-// about 600 bytes.
+// about 650 bytes.
 const maxMaybe = 32
 
 // maybeKey marks an event hash in a cursor (an origin is originLen long).
@@ -130,22 +131,29 @@ type position struct {
 	// lost is a stream ID the stream no longer held when a catch-up read
 	// from it (see above), or "".
 	lost string
-	// ownOrigin and ownTo: the layer ownOrigin handed the subscriber
-	// every write of its own to the flow after sid up to stream ID ownTo
-	// ahead of the stream (handOwn), while it could not read it. Hashes
-	// name at most maxMaybe of them; that layer knows them all (its
-	// sentRing) and skips them, from its ring and from the stream, past
-	// that bound too (explore's duplicated-c50b9f28: 90 writes handed
-	// twice). Dropped once sid passes ownTo. Another layer knows only the
-	// hashes.
+	// ownOrigin, ownTo and ownSum: the layer ownOrigin handed the
+	// subscriber writes of its own to the flow after sid, up to stream ID
+	// ownTo, ahead of the stream (handOwn), while it could not read it;
+	// ownSum is the XOR of their idSums. Hashes name at most maxMaybe of
+	// them (explore's duplicated-c50b9f28: 90 writes handed twice, each
+	// handed again pushing a later one's hash out). That layer knows them
+	// (its sentRing); any layer finds them in the stream, where each entry
+	// names its writer (field o): when the writer's entries after sid up
+	// to ownTo sum to ownSum they are the ones handed, and are skipped;
+	// else (a publish whose reply was lost wrote one more) only the
+	// hashes count. Dropped once sid passes ownTo.
 	ownOrigin, ownTo string
+	ownSum           uint64
 }
 
 // idHash names an event ID in a cursor: FNV-1a 64, base 36.
-func idHash(id string) string {
+func idHash(id string) string { return strconv.FormatUint(idSum(id), 36) }
+
+// idSum is FNV-1a 64 of an event ID.
+func idSum(id string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(id))
-	return strconv.FormatUint(h.Sum64(), 36)
+	return h.Sum64()
 }
 
 // validHash reports whether s can be an idHash.
@@ -170,7 +178,7 @@ func (p position) String() string {
 	}
 	if p.ownTo != "" {
 		b.WriteString("." + ownKey + ".")
-		b.WriteString(p.ownOrigin + p.ownTo)
+		b.WriteString(p.ownOrigin + p.ownTo + "_" + strconv.FormatUint(p.ownSum, 36))
 	}
 	for _, h := range p.maybe {
 		b.WriteString("." + maybeKey + ".")
@@ -199,14 +207,15 @@ func parsePosition(c string) (position, bool) {
 			continue
 		}
 		if parts[i] == ownKey {
-			v := parts[i+1]
-			if len(v) <= originLen || p.ownTo != "" || !validOrigin(v[:originLen]) {
+			v, sum, _ := strings.Cut(parts[i+1], "_")
+			if len(v) <= originLen || p.ownTo != "" || !validOrigin(v[:originLen]) || !validHash(sum) {
 				return position{}, false
 			}
 			if _, _, ok := parseCursor(v[originLen:]); !ok {
 				return position{}, false
 			}
 			p.ownOrigin, p.ownTo = v[:originLen], v[originLen:]
+			p.ownSum, _ = strconv.ParseUint(sum, 36, 64)
 			continue
 		}
 		if parts[i] == maybeKey {
@@ -302,13 +311,21 @@ func (p *position) settle(id string) bool {
 }
 
 // handed records that layer origin handed the subscriber its own write
-// at stream ID sid ahead of the stream. A mark of another layer is
-// replaced (that layer's hashes stay).
-func (p *position) handed(origin, sid string) {
-	if p.ownOrigin != origin || cursorAfter(sid, p.ownTo) {
-		p.ownOrigin, p.ownTo = origin, sid
+// of event id at stream ID sid ahead of the stream. A mark of another
+// layer is replaced (that layer's hashes stay).
+func (p *position) handed(origin, sid, id string) {
+	if p.ownOrigin != origin || p.ownTo == "" {
+		p.ownOrigin, p.ownTo, p.ownSum = origin, sid, 0
 	}
+	if cursorAfter(sid, p.ownTo) {
+		p.ownTo = sid
+	}
+	p.ownSum ^= idSum(id)
 }
+
+// passedOwn records that the stream position reached the handed write of
+// event id (at or before ownTo).
+func (p *position) passedOwn(id string) { p.ownSum ^= idSum(id) }
 
 // handedBy reports whether layer origin handed the subscriber its own
 // write at stream ID sid (after the stream position) ahead of the stream;
@@ -322,7 +339,7 @@ func (p position) handedBy(origin, sid string) bool {
 func (p *position) advance(sid string) {
 	p.sid = sid
 	if p.ownTo != "" && !cursorAfter(p.ownTo, sid) {
-		p.ownOrigin, p.ownTo = "", ""
+		p.ownOrigin, p.ownTo, p.ownSum = "", "", 0
 	}
 	if p.lost == "" {
 		return

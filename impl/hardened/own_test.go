@@ -2,12 +2,17 @@ package hardened_test
 
 import (
 	"context"
+	"hash/fnv"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/impl/hardened"
 	"github.com/gonogo/harness/target"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -111,7 +116,7 @@ func followed(ctx context.Context, t *testing.T, l *impl.Layer) (<-chan impl.Eve
 // later one out of the cursor), nor from the stream once Redis is back.
 func TestOwnWritesPastMaybe(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
-	l, _, _ := layer(t, p, "A", nil)
+	l, _, cfg := layer(t, p, "A", nil)
 	ctx := bg(t)
 	live, cursor := followed(ctx, t, l)
 	const n = 40
@@ -128,8 +133,60 @@ func TestOwnWritesPastMaybe(t *testing.T) {
 
 	resume()
 	waitMode(t, l, "redis", 10*time.Second)
+	// Another layer knows only the hashes, and reads in the stream which
+	// entries the marking layer wrote (field o) and whether they are the
+	// ones it handed (the mark's checksum).
 	after, err := l.Bus.Subscribe(ctx, "f", last)
 	require.NoError(t, err)
 	require.NoError(t, l.Bus.Publish(ctx, ev("f", n+2)))
 	assert.Equal(t, ev("f", n+2).ID, conformance.Receive(t, after, 5*time.Second).ID, "resumed with Redis back: only the new event")
+	other, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	elsewhere, err := other.Bus.Subscribe(ctx, "f", last)
+	require.NoError(t, err)
+	require.NoError(t, l.Bus.Publish(ctx, ev("f", n+3)))
+	var ids []string
+	for _, e := range receive(t, elsewhere, 2) {
+		ids = append(ids, e.ID)
+	}
+	assert.Equal(t, []string{ev("f", n+2).ID, ev("f", n+3).ID}, ids, "resumed on another layer: only what came after the cursor")
+	noMore(t, elsewhere, 200*time.Millisecond)
+}
+
+// TestOwnMarkMismatch: a cursor's own mark says which writes of one layer
+// it was handed (their checksum); when that layer's entries in the stream
+// up to the mark are more than that (a publish whose reply was lost wrote
+// one the client never got), another layer must not skip them: it
+// delivers what the hashes do not name, the unhanded write among them.
+func TestOwnMarkMismatch(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, _, cfg := layer(t, p, "A", nil)
+	ctx := bg(t)
+	_, cursor := followed(ctx, t, a)
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, a.Bus.Publish(ctx, ev("f", i)))
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	xs, err := rdb.XRange(ctx, hardened.StreamKey(a.Bus, "f"), "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, xs, 4)
+	origin, ok := xs[3].Values["o"].(string)
+	require.True(t, ok, "entries name their writer: %v", xs[3].Values)
+	// Handed f-001 and f-003, not f-002.
+	sum := fnvSum(ev("f", 1).ID) ^ fnvSum(ev("f", 3).ID)
+	mark := cursor + ".w." + origin + xs[3].ID + "_" + strconv.FormatUint(sum, 36)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	ch, err := b.Bus.Subscribe(ctx, "f", mark)
+	require.NoError(t, err)
+	var ids []string
+	for _, e := range receive(t, ch, 3) {
+		ids = append(ids, e.ID)
+	}
+	assert.Contains(t, ids, ev("f", 2).ID, "the write the mark does not account for")
+}
+
+func fnvSum(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
 }

@@ -25,16 +25,21 @@ import (
 // with one XREVRANGE: a subscriber that gets a message whose previous
 // entry it has not delivered reads the stream for it first.
 //
+// The entry names the layer that wrote it (field o, its origin): a layer
+// that handed a client its own writes ahead of the stream marks them in
+// the client's cursor, and another layer tells them apart in the stream
+// by it (see position.ownTo).
+//
 // KEYS: stream. ARGV: maxlen, ttl ms ("0": do not refresh), channel,
-// event JSON, fence (Redis server ms), gap marks ("1" or "0"). Returns the
-// new entry's ID.
+// event JSON, fence (Redis server ms), gap marks ("1" or "0"), origin.
+// Returns the new entry's ID.
 var publishScript = newScript(`
 local prev = ''
 if ARGV[6] == '1' then
   local xs = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   if #xs > 0 then prev = ' ^' .. xs[1][1] end
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[4], 'o', ARGV[7])
 if tonumber(string.match(id, '^%d+')) > tonumber(ARGV[5]) then
   redis.call('XDEL', KEYS[1], id)
   if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end

@@ -16,6 +16,9 @@ import (
 // catchUpPage is how many stream entries one catch-up XRANGE reads.
 const catchUpPage = 500
 
+// maxOwnCheck bounds the pages checkOwn reads.
+const maxOwnCheck = 4
+
 // hub multiplexes every flow a layer's subscribers follow onto one Redis
 // Pub/Sub connection, and fans out events acknowledged from memory to local
 // subscribers. On a Redis Cluster it stays classic SUBSCRIBE, not sharded
@@ -344,6 +347,9 @@ type item struct {
 	// was is, for a replay written at a new ID, the ID of its earlier
 	// attempt's entry, which a failover discarded (see replayScript).
 	was string
+	// writer is, for a stream entry a publish wrote, the origin of the
+	// layer that wrote it (see publishScript).
+	writer string
 }
 
 // sub is one subscriber. Its pump goroutine delivers, in order and once
@@ -391,6 +397,10 @@ type sub struct {
 	// after; after a failover the replay may write it to the new primary's
 	// stream again.
 	streamed recentIDs
+	// ownTried and ownOK: the own mark (origin and stream ID) checkOwn
+	// read the stream for, and the one it found to be the writes handed
+	// (ownOK under mu; ownTried the pump's own).
+	ownTried, ownOK string
 }
 
 // streamedCap bounds sub.streamed.
@@ -672,6 +682,7 @@ func (s *sub) catchUp(ctx context.Context) bool {
 		if from == "0-0" {
 			start = "(" + from
 		}
+		s.checkOwn(ctx)
 		var xs []redis.XMessage
 		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			var err error
@@ -713,6 +724,65 @@ func (s *sub) catchUp(ctx context.Context) bool {
 				return true
 			}
 		}
+	}
+}
+
+// handedAhead reports whether stream item it is a write the position's
+// own mark names (see position.ownTo): known to this layer's ring when
+// the mark is this layer's, or a write of the marking layer whose
+// entries the catch-up found to be the ones handed (checkOwn).
+func (s *sub) handedAhead(it item) bool {
+	p := &s.pos
+	if !p.handedBy(p.ownOrigin, it.e.Cursor) {
+		return false
+	}
+	if p.ownOrigin == s.b.origin && s.b.sent.has(s.flow, it.e.Cursor) {
+		return true
+	}
+	return it.writer == p.ownOrigin && s.ownOK == p.ownOrigin+p.ownTo
+}
+
+// checkOwn reads the stream after the position up to its own mark, once
+// per mark, and records whether the marking layer's entries there are
+// the writes it handed (their idSums XOR to the mark's sum): only then
+// are they skipped (handedAhead). Past maxOwnCheck pages it gives up:
+// the hashes alone then say which were handed.
+func (s *sub) checkOwn(ctx context.Context) {
+	s.mu.Lock()
+	p := s.pos
+	s.mu.Unlock()
+	mark := p.ownOrigin + p.ownTo
+	if p.ownTo == "" || s.ownTried == mark {
+		return
+	}
+	s.ownTried = mark
+	from := "(" + p.sid
+	var sum uint64
+	for range maxOwnCheck {
+		var xs []redis.XMessage
+		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
+			var err error
+			xs, err = rdb.XRangeN(ctx, s.b.k.events(s.flow), from, p.ownTo, catchUpPage).Result()
+			return err
+		})
+		if err != nil {
+			s.ownTried = ""
+			return
+		}
+		for _, x := range xs {
+			if it := parseEntry(s.flow, x); it.writer == p.ownOrigin {
+				sum ^= idSum(it.e.ID)
+			}
+		}
+		if len(xs) < catchUpPage {
+			if sum == p.ownSum {
+				s.mu.Lock()
+				s.ownOK = mark
+				s.mu.Unlock()
+			}
+			return
+		}
+		from = "(" + xs[len(xs)-1].ID
 	}
 }
 
@@ -760,7 +830,7 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 			return it.e, false
 		}
 		s.pos.expect(idHash(id))
-		s.pos.handed(s.b.origin, it.e.Cursor)
+		s.pos.handed(s.b.origin, it.e.Cursor, id)
 	} else {
 		switch {
 		case syncing:
@@ -773,10 +843,11 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 			s.syncGen++
 			s.poke()
 			return it.e, false
-		case s.pos.handedBy(s.b.origin, it.e.Cursor) && s.b.sent.has(s.flow, it.e.Cursor):
+		case s.handedAhead(it):
 			// The stream copy of an own write handed ahead (its hash may
 			// have left the position).
 			s.pos.settle(id)
+			s.pos.passedOwn(id)
 			s.pos.advance(it.e.Cursor)
 			delete(s.seen, id)
 			return it.e, false
