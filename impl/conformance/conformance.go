@@ -54,6 +54,35 @@ func StartRedis(t testing.TB, opts target.ProcessOptions) *target.Process {
 	return p
 }
 
+// Pause freezes p (SIGSTOP); the returned function resumes it, once,
+// and the test's end does if the test did not.
+func Pause(t testing.TB, p *target.Process) (resume func()) {
+	t.Helper()
+	require.NoError(t, p.Pause(context.Background()))
+	var once sync.Once
+	resume = func() { once.Do(func() { require.NoError(t, p.Resume(context.Background())) }) }
+	t.Cleanup(resume)
+	return resume
+}
+
+// IDsAcross receives n events from ch, in order: the first of them if it
+// comes within wait while a fault lasts, then, after end() ended the
+// fault, the rest; it returns their IDs.
+func IDsAcross(t testing.TB, ch <-chan impl.Event, wait time.Duration, end func(), n int) []string {
+	t.Helper()
+	var ids []string
+	select {
+	case e := <-ch:
+		ids = append(ids, e.ID)
+	case <-time.After(wait):
+	}
+	end()
+	for len(ids) < n {
+		ids = append(ids, Receive(t, ch, 10*time.Second).ID)
+	}
+	return ids
+}
+
 // Client returns a plain go-redis client to p (closed at cleanup), for
 // checking what a layer left in Redis.
 func Client(t testing.TB, p *target.Process) *redis.Client {

@@ -25,10 +25,12 @@ import (
 // with one XREVRANGE: a subscriber that gets a message whose previous
 // entry it has not delivered reads the stream for it first.
 //
-// The entry names the layer that wrote it (field o, its origin): a layer
-// that handed a client its own writes ahead of the stream marks them in
-// the client's cursor, and another layer tells them apart in the stream
-// by it (see position.ownTo).
+// The entry names the layer that wrote it (field o, its origin), and so
+// does its message ("@<origin>"): a layer that handed a client its own
+// writes ahead of the stream marks them in the client's cursor, and
+// another layer tells them apart in the stream by it (see position.ownTo);
+// a layer's hub knows which writes it heard are other layers' (see
+// hub.behind).
 //
 // KEYS: stream. ARGV: maxlen, ttl ms ("0": do not refresh), channel,
 // event JSON, fence (Redis server ms), gap marks ("1" or "0"), origin.
@@ -46,7 +48,7 @@ if tonumber(string.match(id, '^%d+')) > tonumber(ARGV[5]) then
   return {id}
 end
 if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-redis.call('PUBLISH', ARGV[3], id .. prev .. '\n' .. ARGV[4])
+redis.call('PUBLISH', ARGV[3], id .. prev .. ' @' .. ARGV[7] .. '\n' .. ARGV[4])
 return id
 `)
 

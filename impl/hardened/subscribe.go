@@ -44,21 +44,37 @@ type hub struct {
 	// (wrote, local), and almost always the hub is attached.
 	attached atomic.Bool
 	// tails is, per followed flow, the stream ID of the latest live
-	// message heard, but for this layer's replays (see behind).
+	// message heard of another layer's write (see behind).
 	tails map[string]string
 	// follows serializes the SUBSCRIBE and UNSUBSCRIBE a flow's first
 	// and last subscribers send (see follow).
 	follows sync.Mutex
+	// idle is, per followed flow without subscribers, when its last one
+	// left: the hub follows it followLinger longer (see remove).
+	idle map[string]time.Time
 }
+
+// followLinger is how long the hub keeps following a flow after its last
+// subscriber left: a client that reconnects meanwhile, while Redis is
+// unreachable, is held for the catch-up when another layer wrote past its
+// cursor (behind) rather than handed this layer's later writes and memory
+// events ahead of that write (explore's session_chain-30340d92: the
+// instance had stopped following the flow between two connections of one
+// client and knew nothing of the other layer's write). As long as the
+// layer's own ring of writes (sentWindow).
+const followLinger = sentWindow
 
 func newHub(b *Bus) *hub {
-	return &hub{b: b, subs: map[string]map[*sub]struct{}{}, tails: map[string]string{}}
+	return &hub{b: b, subs: map[string]map[*sub]struct{}{}, tails: map[string]string{}, idle: map[string]time.Time{}}
 }
 
-// behind reports whether the latest write to flow this layer heard live
-// lies after stream ID sid and is not its own: a client at sid then has a
-// backlog that only Redis holds. (Its own writes are told apart here, not
-// as they are heard: a write's message can arrive before its reply.)
+// behind reports whether the latest write of another layer to flow that
+// this layer heard live lies after stream ID sid: a client at sid then has
+// a backlog that only Redis holds. (A message names its writer; one that
+// does not, an older layer's, is told apart from this layer's own writes
+// by its ring. The latest write heard used to be taken, own or not: an own
+// write after another layer's hid it, and the own write was handed ahead
+// of it, explore's session_chain-30340d92.)
 func (h *hub) behind(flow, sid string) bool {
 	h.mu.Lock()
 	t, ok := h.tails[flow]
@@ -197,12 +213,14 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 			}
 			sid, marks, _ := strings.Cut(head, " ")
 			var tag memTag
-			var prev, was string
+			var prev, was, writer string
 			for _, f := range strings.Fields(marks) {
 				if p, ok := strings.CutPrefix(f, "^"); ok {
 					prev = strings.Clone(p)
 				} else if w, ok := strings.CutPrefix(f, "~"); ok {
 					was = strings.Clone(w)
+				} else if o, ok := strings.CutPrefix(f, "@"); ok {
+					writer = o
 				} else {
 					tag, _ = parseTag(f)
 				}
@@ -219,7 +237,7 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 				h.b.landedAt(e.FlowID, tag, e.Cursor)
 			}
 			h.mu.Lock()
-			if _, followed := h.subs[e.FlowID]; followed && tag.origin != h.b.origin && cursorAfter(e.Cursor, h.tails[e.FlowID]) {
+			if _, followed := h.subs[e.FlowID]; followed && tag.origin != h.b.origin && writer != h.b.origin && cursorAfter(e.Cursor, h.tails[e.FlowID]) {
 				h.tails[e.FlowID] = e.Cursor
 			}
 			h.mu.Unlock()
@@ -279,12 +297,13 @@ func (h *hub) local(me memEvent) {
 func (h *hub) register(s *sub) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	first := len(h.subs[s.flow]) == 0
-	if first {
+	_, followed := h.subs[s.flow]
+	if !followed {
 		h.subs[s.flow] = map[*sub]struct{}{}
 	}
+	delete(h.idle, s.flow)
 	h.subs[s.flow][s] = struct{}{}
-	return first
+	return !followed
 }
 
 // follow brings the flow's channel subscription in line with its
@@ -300,7 +319,8 @@ func (h *hub) follow(changed bool, flow string) {
 	h.follows.Lock()
 	defer h.follows.Unlock()
 	h.mu.Lock()
-	want, ps := len(h.subs[flow]) > 0, h.ps
+	_, want := h.subs[flow]
+	ps := h.ps
 	h.mu.Unlock()
 	rdb, _ := h.b.m.client()
 	switch {
@@ -314,17 +334,34 @@ func (h *hub) follow(changed bool, flow string) {
 	}
 }
 
-// remove unregisters s; the last subscriber of a flow unsubscribes it.
+// remove unregisters s; followLinger after the last subscriber of a flow
+// left, unless another came, the flow is unsubscribed (unfollow).
 func (h *hub) remove(s *sub) {
 	h.mu.Lock()
 	delete(h.subs[s.flow], s)
 	last := len(h.subs[s.flow]) == 0
 	if last {
-		delete(h.subs, s.flow)
-		delete(h.tails, s.flow)
+		h.idle[s.flow] = time.Now()
 	}
 	h.mu.Unlock()
-	h.follow(last, s.flow)
+	if last {
+		time.AfterFunc(followLinger, func() { h.unfollow(s.flow) })
+	}
+}
+
+// unfollow stops following flow if it has been without subscribers for
+// followLinger.
+func (h *hub) unfollow(flow string) {
+	h.mu.Lock()
+	since, idle := h.idle[flow]
+	gone := idle && !h.closed && len(h.subs[flow]) == 0 && time.Since(since) >= followLinger
+	if gone {
+		delete(h.subs, flow)
+		delete(h.tails, flow)
+		delete(h.idle, flow)
+	}
+	h.mu.Unlock()
+	h.follow(gone, flow)
 }
 
 // item is one event on its way to a subscriber: from the stream (cursor
