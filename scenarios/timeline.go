@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -112,10 +111,13 @@ func (r *run) undo(af *activeFault) {
 	af.busy.Store(&undoing)
 	err := af.fault.Undo(ctx, r.env())
 	af.busy.Store(nil)
-	if errors.Is(err, chaos.ErrStuck) {
-		r.breakRun(exitcode.Harnessf("undoing %s: %w", af.step.Fault, err))
-	}
 	if err != nil {
+		// The target is not known to be as the scenario left it (a
+		// stuck proxy, a node that did not come back): a verdict on
+		// what followed would judge the harness (explore seed 7070,
+		// lost-1394624c: two undos timed out, and every event
+		// acknowledged after them was charged to the layer as lost).
+		r.breakRun(exitcode.Harnessf("undoing %s: %w; the run is not judged", af.step.Fault, err))
 		r.notes.add("undoing %s: %v", af.step.Fault, err)
 	}
 	end := r.rec.Now()

@@ -323,6 +323,17 @@ func needsRunningServer(k string) bool {
 	return k == "maxmemory" || strings.HasPrefix(k, "tls_") && k != "tls_handshake_stall"
 }
 
+// primaryHeld is processHeld's name of a replicated target's primary.
+const primaryHeld = "the primary"
+
+// needsRunningPrimary reports whether fault k acts through the primary of
+// a replicated target (a failover's REPLICAOF, a partition's CONFIG SET, a
+// pause of the process): a killed primary cannot take it. (Two pauses may
+// overlap: the second freezes the node promoted meanwhile.)
+func needsRunningPrimary(k string) bool {
+	return k == "failover" || k == "partition_primary" || k == "primary_pause"
+}
+
 // processHeld names the process a fault of kind k with params holds for
 // its window, "" for none: the redis-server of a single-server target
 // (kill, pause, restart) or an instance (the instance_* faults, by their
@@ -331,6 +342,8 @@ func processHeld(k string, params map[string]string) string {
 	switch {
 	case k == "kill" || k == "pause" || k == "restart":
 		return serverHeld
+	case k == "primary_kill":
+		return primaryHeld
 	case isInstanceFault(k):
 		return "instance " + cmp.Or(params["instance"], "(default)")
 	}
@@ -341,9 +354,14 @@ func processHeld(k string, params map[string]string) string {
 // in force at once, "" when they can: one process is held by one kill,
 // pause, stop or restart at a time (a paused or killed process cannot be
 // killed or paused again), and a fault that reconfigures the server needs
-// it running. Parse refuses such steps when their windows overlap; explore
-// does not draw them (explore runs of seeds 3030 and 4040 failed to inject
-// them, or routed calls to an instance killed while paused).
+// it running; a replicated target's killed primary (primary_kill) cannot be
+// killed, paused, failed over or partitioned, nor a paused one failed over
+// (REPLICAOF on every data node). Parse
+// refuses such steps when their windows overlap; explore does not draw
+// them (explore runs of seeds 3030 and 4040 failed to inject them, or
+// routed calls to an instance killed while paused; seed 7070 failed to
+// pause a killed primary, and killed the promoted node while the first was
+// down: both copies gone, every acknowledged event charged as lost).
 func Conflict(a string, aParams map[string]string, b string, bParams map[string]string) string {
 	ka, kb := processHeld(a, aParams), processHeld(b, bParams)
 	switch {
@@ -353,6 +371,12 @@ func Conflict(a string, aParams map[string]string, b string, bParams map[string]
 		return fmt.Sprintf("%s reconfigures the server (CONFIG SET), which %s leaves unable to answer", a, b)
 	case needsRunningServer(b) && ka == serverHeld:
 		return fmt.Sprintf("%s reconfigures the server (CONFIG SET), which %s leaves unable to answer", b, a)
+	case needsRunningPrimary(a) && kb == primaryHeld:
+		return fmt.Sprintf("%s acts through the primary, which %s leaves unable to answer", a, b)
+	case needsRunningPrimary(b) && ka == primaryHeld:
+		return fmt.Sprintf("%s acts through the primary, which %s leaves unable to answer", b, a)
+	case a == "failover" && b == "primary_pause", a == "primary_pause" && b == "failover":
+		return "failover reconfigures every data node (REPLICAOF), which primary_pause leaves unable to answer"
 	}
 	return ""
 }

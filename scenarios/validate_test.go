@@ -279,3 +279,35 @@ func TestParseSSEClients(t *testing.T) {
 		}
 	}
 }
+
+// TestPrimaryFaultConflicts: on a replicated target a killed primary is
+// not killed, paused, failed over or partitioned again while it is down,
+// nor a paused one failed over (explore seed 7070 failed to inject those,
+// and killed both data nodes without persistence); two pauses, or a pause
+// inside a partition, act on whichever node is primary and may overlap.
+func TestPrimaryFaultConflicts(t *testing.T) {
+	k := DefaultKnown(profiles.Default())
+	const head = "name: p\ntarget: {kind: sentinel}\nworkload:\n  duration: 6s\n  publish: {rate: 50}\nfaults:\n"
+	tests := []struct{ faults, want string }{
+		{"  - {at: 1s, for: 2s, fault: primary_kill}\n  - {at: 2s, for: 1s, fault: primary_kill}\n",
+			"faults[1]: primary_kill overlaps faults[0] (primary_kill): the primary is one process"},
+		{"  - {at: 1s, for: 2s, fault: primary_kill}\n  - {at: 2s, for: 1s, fault: primary_pause}\n",
+			"faults[1]: primary_pause overlaps faults[0] (primary_kill): primary_pause acts through the primary, which primary_kill leaves unable to answer"},
+		{"  - {at: 1s, for: 2s, fault: primary_kill}\n  - {at: 2s, for: 1s, fault: partition_primary}\n",
+			"partition_primary acts through the primary, which primary_kill leaves unable to answer"},
+		{"  - {at: 1s, for: 2s, fault: primary_pause}\n  - {at: 2s, for: 1s, fault: failover}\n",
+			"failover reconfigures every data node (REPLICAOF), which primary_pause leaves unable to answer"},
+		{"  - {at: 1s, for: 2s, fault: primary_pause}\n  - {at: 2s, for: 1s, fault: primary_pause}\n", ""},
+		{"  - {at: 1s, for: 2s, fault: partition_primary}\n  - {at: 1500ms, for: 1s, fault: primary_pause}\n", ""},
+		{"  - {at: 1s, for: 1s, fault: primary_kill}\n  - {at: 3s, for: 1s, fault: primary_kill}\n", ""},
+	}
+	for _, tt := range tests {
+		_, err := Parse("p.yaml", []byte(head+tt.faults+"checks:\n  - name: lost\n"), k)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v; want it valid", tt.faults, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || exitcode.Of(err) != exitcode.BadInput):
+			t.Errorf("%s: %v; want exit %d with %q", tt.faults, err, exitcode.BadInput, tt.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 // watchdog is for, not Redis behaviour.
 type hangingFault struct {
 	hangInject bool
+	undoErr    error
 	release    chan struct{}
 	// untilDone: Inject returns only when its context ends (a switch of
 	// primary that outlasts the traffic).
@@ -45,13 +47,14 @@ func (f *hangingFault) Undo(ctx context.Context, env chaos.Env) error {
 	if f.hangInject || f.untilDone {
 		return nil
 	}
-	return fmt.Errorf("proxy redis: remove toxic latency did not return in 30s: %w", chaos.ErrStuck)
+	return f.undoErr
 }
 
 // TestStuckRunIsAbandoned: a run whose fault timeline does not end is
 // abandoned as a harness failure naming the fault (explore seed 6060 hung
-// 16 minutes in one), also when interrupted; an Undo that leaves the proxy
-// stuck makes the run a harness failure, not a verdict.
+// 16 minutes in one), also when interrupted; an Undo that fails (a stuck
+// proxy, a node that did not come back) makes the run a harness failure,
+// not a verdict.
 func TestStuckRunIsAbandoned(t *testing.T) {
 	needRedis(t)
 	defer func(g, i time.Duration) { trafficGrace, interruptGrace = g, i }(trafficGrace, interruptGrace)
@@ -69,21 +72,24 @@ checks:
 	if err != nil {
 		t.Fatal(err)
 	}
+	stuck := fmt.Errorf("proxy redis: remove toxic latency did not return in 30s: %w", chaos.ErrStuck)
 	tests := []struct {
 		name      string
 		hang      bool
+		undoErr   error
 		interrupt bool
 		want      string
 	}{
-		{"inject never returns", true, false, "did not end within 3s (faults in progress: latency injecting)"},
-		{"interrupted while it does not", true, true, "did not end within 1s of the interrupt (faults in progress: latency injecting)"},
-		{"undo leaves the proxy stuck", false, false, "undoing latency: proxy redis: remove toxic latency did not return"},
+		{"inject never returns", true, nil, false, "did not end within 3s (faults in progress: latency injecting)"},
+		{"interrupted while it does not", true, nil, true, "did not end within 1s of the interrupt (faults in progress: latency injecting)"},
+		{"undo leaves the proxy stuck", false, stuck, false, "undoing latency: proxy redis: remove toxic latency did not return"},
+		{"undo fails", false, errors.New("REPLICAOF on 127.0.0.1:1: i/o timeout"), false, "undoing latency: REPLICAOF on 127.0.0.1:1: i/o timeout; the run is not judged"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Released after 20 s at the latest: without a watchdog the run
 			// is judged then, and the test fails instead of hanging.
-			f := &hangingFault{hangInject: tt.hang, release: make(chan struct{})}
+			f := &hangingFault{hangInject: tt.hang, undoErr: tt.undoErr, release: make(chan struct{})}
 			var once sync.Once
 			release := func() { once.Do(func() { close(f.release) }) }
 			defer release()
