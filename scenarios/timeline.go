@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -111,13 +112,17 @@ func (r *run) undo(af *activeFault) {
 	af.busy.Store(&undoing)
 	err := af.fault.Undo(ctx, r.env())
 	af.busy.Store(nil)
-	if err != nil {
-		// The target is not known to be as the scenario left it (a
-		// stuck proxy, a node that did not come back): a verdict on
-		// what followed would judge the harness (explore seed 7070,
-		// lost-1394624c: two undos timed out, and every event
-		// acknowledged after them was charged to the layer as lost).
+	if errors.Is(err, chaos.ErrStuck) {
+		// The proxy can no longer be changed: what follows is not the
+		// scenario's.
 		r.breakRun(exitcode.Harnessf("undoing %s: %w; the run is not judged", af.step.Fault, err))
+	}
+	if err != nil {
+		// Other undo errors are noted and the run judged: the third
+		// overlapping pause of sentinel_frozen_nodes ends with a CLIENT
+		// command that a node may reset while it rejoins, and its
+		// verdict stands. (The undos that timed out in explore's
+		// lost-1394624c came from a schedule Parse now refuses.)
 		r.notes.add("undoing %s: %v", af.step.Fault, err)
 	}
 	end := r.rec.Now()

@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -52,9 +51,8 @@ func (f *hangingFault) Undo(ctx context.Context, env chaos.Env) error {
 
 // TestStuckRunIsAbandoned: a run whose fault timeline does not end is
 // abandoned as a harness failure naming the fault (explore seed 6060 hung
-// 16 minutes in one), also when interrupted; an Undo that fails (a stuck
-// proxy, a node that did not come back) makes the run a harness failure,
-// not a verdict.
+// 16 minutes in one), also when interrupted; an Undo that leaves the proxy
+// stuck makes the run a harness failure, not a verdict.
 func TestStuckRunIsAbandoned(t *testing.T) {
 	needRedis(t)
 	defer func(g, i time.Duration) { trafficGrace, interruptGrace = g, i }(trafficGrace, interruptGrace)
@@ -83,7 +81,6 @@ checks:
 		{"inject never returns", true, nil, false, "did not end within 3s (faults in progress: latency injecting)"},
 		{"interrupted while it does not", true, nil, true, "did not end within 1s of the interrupt (faults in progress: latency injecting)"},
 		{"undo leaves the proxy stuck", false, stuck, false, "undoing latency: proxy redis: remove toxic latency did not return"},
-		{"undo fails", false, errors.New("REPLICAOF on 127.0.0.1:1: i/o timeout"), false, "undoing latency: REPLICAOF on 127.0.0.1:1: i/o timeout; the run is not judged"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
