@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gonogo/harness/chaos"
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/profiles"
 	"github.com/gonogo/harness/internal/exitcode"
 	"github.com/gonogo/harness/internal/history"
@@ -58,18 +59,7 @@ func TestStuckRunIsAbandoned(t *testing.T) {
 	defer func(g, i time.Duration) { trafficGrace, interruptGrace = g, i }(trafficGrace, interruptGrace)
 	trafficGrace, interruptGrace = 2*time.Second, time.Second
 	reg := profiles.Default()
-	spec, err := Parse("stuck.yaml", []byte(`name: stuck
-workload:
-  duration: 1s
-  publish: {rate: 20}
-faults:
-  - {at: 200ms, for: 300ms, fault: latency, params: {latency: 10ms}}
-checks:
-  - name: lost
-`), DefaultKnown(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec := latencySpec(t, reg, "1s", "{at: 200ms, for: 300ms")
 	stuck := fmt.Errorf("proxy redis: remove toxic latency did not return in 30s: %w", chaos.ErrStuck)
 	tests := []struct {
 		name      string
@@ -122,18 +112,7 @@ checks:
 func TestInjectCutByTrafficEnd(t *testing.T) {
 	needRedis(t)
 	reg := profiles.Default()
-	spec, err := Parse("cut.yaml", []byte(`name: cut
-workload:
-  duration: 1500ms
-  publish: {rate: 20}
-faults:
-  - {at: 1s, fault: latency, params: {latency: 10ms}}
-checks:
-  - name: lost
-`), DefaultKnown(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec := latencySpec(t, reg, "1500ms", "{at: 1s")
 	deps := DefaultDeps()
 	deps.Fault = func(string, map[string]string) (chaos.Fault, error) { return &hangingFault{untilDone: true}, nil }
 	dir := t.TempDir()
@@ -160,4 +139,17 @@ checks:
 	if o.Verdict == verdict.Inconclusive {
 		t.Fatalf("verdict %s: %v", o.Verdict, o.Results)
 	}
+}
+
+// latencySpec is a scenario of duration publishing 20 events/s, judged
+// by lost, with one latency step whose timing is step ("{at: 1s" and, for a
+// window, ", for: 2s"); the tests here replace the fault it builds.
+func latencySpec(t *testing.T, reg *impl.Profiles, duration, step string) Spec {
+	t.Helper()
+	spec, err := Parse("latency.yaml", []byte("name: latency\nworkload:\n  duration: "+duration+
+		"\n  publish: {rate: 20}\nfaults:\n  - "+step+", fault: latency, params: {latency: 10ms}}\nchecks:\n  - name: lost\n"), DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
 }

@@ -125,6 +125,16 @@ func receive(t *testing.T, ch <-chan impl.Event, n int) []impl.Event {
 	return out
 }
 
+// receiveIDs is receive's event IDs.
+func receiveIDs(t *testing.T, ch <-chan impl.Event, n int) []string {
+	t.Helper()
+	var ids []string
+	for _, e := range receive(t, ch, n) {
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
 // noMore fails if ch delivers anything within d.
 func noMore(t *testing.T, ch <-chan impl.Event, d time.Duration) {
 	t.Helper()

@@ -39,10 +39,7 @@ func TestOwnWritesFirst(t *testing.T) {
 	}
 	resumed, err := l.Bus.Subscribe(ctx, "f", cursor)
 	require.NoError(t, err)
-	var ids []string
-	for _, e := range receive(t, resumed, 5) {
-		ids = append(ids, e.ID)
-	}
+	ids := receiveIDs(t, resumed, 5)
 	assert.Equal(t, []string{"f-001", "f-002", "f-003", "f-004", "f-005"}, ids, "resumed during the outage after f-000")
 	noMore(t, resumed, 200*time.Millisecond)
 }
@@ -133,10 +130,7 @@ func TestOwnWritesPastMaybe(t *testing.T) {
 	elsewhere, err := other.Bus.Subscribe(ctx, "f", last)
 	require.NoError(t, err)
 	require.NoError(t, l.Bus.Publish(ctx, ev("f", n+3)))
-	var ids []string
-	for _, e := range receive(t, elsewhere, 2) {
-		ids = append(ids, e.ID)
-	}
+	ids := receiveIDs(t, elsewhere, 2)
 	assert.Equal(t, []string{ev("f", n+2).ID, ev("f", n+3).ID}, ids, "resumed on another layer: only what came after the cursor")
 	noMore(t, elsewhere, 200*time.Millisecond)
 }
@@ -167,10 +161,7 @@ func TestOwnMarkMismatch(t *testing.T) {
 	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
 	ch, err := b.Bus.Subscribe(ctx, "f", mark)
 	require.NoError(t, err)
-	var ids []string
-	for _, e := range receive(t, ch, 3) {
-		ids = append(ids, e.ID)
-	}
+	ids := receiveIDs(t, ch, 3)
 	assert.Contains(t, ids, ev("f", 2).ID, "the write the mark does not account for")
 }
 
