@@ -104,7 +104,15 @@ type Bus struct {
 	sent sentRing
 	// heard are the stream IDs of the last untagged messages (see resolve).
 	heard heardRing
+	// acks numbers this layer's acknowledgements, from memory or from
+	// Redis, in the order they were made (see acked).
+	acks atomic.Uint64
 }
+
+// acked numbers an acknowledgement about to be made: a subscriber's
+// queue keeps the memory events it holds and the writes handed ahead of
+// the stream in that order (see handOwn).
+func (b *Bus) acked() uint64 { return b.acks.Add(1) }
 
 func newBus(m *manager, k keys) *Bus {
 	b := &Bus{
@@ -208,8 +216,9 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			switch {
 			case err == nil:
 				if sid != "" {
-					b.sent.add(e, sid)
-					b.hub.wrote(e, sid)
+					ack := b.acked()
+					b.sent.add(e, sid, ack)
+					b.hub.wrote(e, sid, ack)
 				}
 				return nil
 			case ctx.Err() != nil:
@@ -284,6 +293,8 @@ type memEvent struct {
 	ms  int64
 	// maybe: a publish of it may have reached Redis (see cursor.go).
 	maybe bool
+	// ack is its acknowledgement's number (see acked).
+	ack uint64
 	// sid is its stream entry once the replay wrote it (or found an
 	// earlier attempt's, when known): set in the ring only (see stored).
 	sid string
@@ -327,7 +338,7 @@ func (b *Bus) remember(p pending, line []byte) (*jbatch, error) {
 		return nil, fmt.Errorf("hardened: publish %s: %w (cap %d)", e.ID, ErrOutboxFull, b.m.cfg.OutboxCap)
 	}
 	b.memN++
-	me := memEvent{e: e, tag: memTag{b.origin, b.memN}, ms: time.Now().UnixMilli(), maybe: p.attempted > 0}
+	me := memEvent{e: e, tag: memTag{b.origin, b.memN}, ms: time.Now().UnixMilli(), maybe: p.attempted > 0, ack: b.acked()}
 	// strconv, not fmt: the critical section stays short.
 	me.e.Cursor = position{sid: strconv.FormatInt(me.ms, 10) + "-0", tags: []memTag{me.tag}}.String()
 	p.memEvent = me

@@ -27,8 +27,9 @@ const (
 )
 
 type sentEvent struct {
-	e  impl.Event // Cursor: its stream ID
-	at time.Time
+	e   impl.Event // Cursor: its stream ID
+	at  time.Time
+	ack uint64 // its acknowledgement's number (see Bus.acked)
 }
 
 // sentRing holds a layer's recent writes per flow, in stream order.
@@ -51,8 +52,9 @@ func (r *sentRing) drop(flow, sid string) {
 	}
 }
 
-// add records e, written to the stream as entry sid.
-func (r *sentRing) add(e impl.Event, sid string) {
+// add records e, written to the stream as entry sid and acknowledged as
+// number ack.
+func (r *sentRing) add(e impl.Event, sid string, ack uint64) {
 	now := time.Now()
 	e.Cursor = sid
 	r.mu.Lock()
@@ -84,20 +86,20 @@ func (r *sentRing) add(e impl.Event, sid string) {
 	}
 	es = append(es, sentEvent{})
 	copy(es[i+1:], es[i:])
-	es[i] = sentEvent{e: e, at: now}
+	es[i] = sentEvent{e: e, at: now, ack: ack}
 	r.byFlow[e.FlowID] = es
 }
 
 // after returns the flow's recent writes after stream ID sid, in order;
 // complete is false when the ring dropped some of its writes after sid
 // (the stream alone then has them all).
-func (r *sentRing) after(flow, sid string) (out []impl.Event, complete bool) {
+func (r *sentRing) after(flow, sid string) (out []sentEvent, complete bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	es, gone := within(r.byFlow[flow], time.Now())
 	for _, s := range es {
 		if cursorAfter(s.e.Cursor, sid) {
-			out = append(out, s.e)
+			out = append(out, s)
 		}
 	}
 	for _, d := range []string{gone, r.dropped[flow]} {

@@ -36,7 +36,7 @@ func TestMemoryAfterSlowMessages(t *testing.T) {
 		require.NoError(t, err)
 		sid, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js)}}).Result()
 		require.NoError(t, err)
-		b.sent.add(e, sid)
+		b.sent.add(e, sid, b.acked())
 	}
 	// e3 falls back to memory with the breaker closed.
 	_, err := b.remember(pending{memEvent: memEvent{e: conformance.Event("f", "e3", 0, time.Now().UTC())}}, nil)
@@ -78,7 +78,7 @@ func TestResumeBehindOtherWrite(t *testing.T) {
 	require.Equal(t, "o1", conformance.Receive(t, live, 5*time.Second).ID)
 	// This layer's own write, acknowledged, its message not come.
 	e2, sid2 := write("e2")
-	b.sent.add(e2, sid2)
+	b.sent.add(e2, sid2, b.acked())
 
 	resume := conformance.Pause(t, p)
 	ch, err := b.Subscribe(ctx, "f", cursor)
@@ -115,4 +115,104 @@ func attached(ctx context.Context, t *testing.T) (*target.Process, *Bus, <-chan 
 	e := conformance.Receive(t, ch, 5*time.Second)
 	require.Equal(t, "e0", e.ID)
 	return p, b, ch, e.Cursor
+}
+
+// TestSlowConsumerOwnAfterMemory: a consumer that reads slowly still has
+// queued another layer's write o1 and memory event m2 when this layer's
+// write e3, acknowledged from Redis after them, is handed ahead of the
+// stream (its message never came, and the next publish, m4, falls back to
+// memory). e3 must come after o1 and m2: it was handed ahead of everything
+// queued (explore seed 8080, reordered-cef7265f: a slow consumer got two
+// publishers' seq 82 before their seq 80 and 81; the catalogue's
+// slow_consumer_outage_order then, a write handed ahead of the messages of
+// replayed memory events and the memory event behind them).
+func TestSlowConsumerOwnAfterMemory(t *testing.T) {
+	ctx := bgCtx(t)
+	p, b, ch, _ := attached(ctx, t)
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer rdb.Close()
+	queued := func(n int) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			ok := true
+			b.hub.each("f", func(s *sub) {
+				s.mu.Lock()
+				ok = ok && len(s.queue) == n
+				s.mu.Unlock()
+			})
+			return ok
+		}, 5*time.Second, time.Millisecond)
+	}
+	mem := func(id string) {
+		t.Helper()
+		_, err := b.remember(pending{memEvent: memEvent{e: conformance.Event("f", id, 0, time.Now().UTC())}}, nil)
+		require.NoError(t, err)
+	}
+	write := func(id string, origin string) (impl.Event, string) {
+		t.Helper()
+		e := conformance.Event("f", id, 0, time.Now().UTC())
+		js, err := appendEvent(nil, e)
+		require.NoError(t, err)
+		sid, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js), "o", origin}}).Result()
+		require.NoError(t, err)
+		if origin != b.origin {
+			require.NoError(t, rdb.Publish(ctx, b.k.channel("f"), sid+" @"+origin+"\n"+string(js)).Err())
+		}
+		return e, sid
+	}
+	mem("m1")
+	queued(0) // the pump has m1 in hand, waiting for the consumer
+	write("o1", "zzzzzzzz")
+	queued(1)
+	mem("m2")
+	e3, sid := write("e3", b.origin)
+	b.sent.add(e3, sid, b.acked())
+	mem("m4")
+	var ids []string
+	for range 5 {
+		ids = append(ids, conformance.Receive(t, ch, 5*time.Second).ID)
+	}
+	assert.Equal(t, []string{"m1", "o1", "m2", "e3", "m4"}, ids, "acknowledgement order")
+}
+
+// TestResumeOwnAfterMemory: a client resumes while Redis is unreachable
+// with a cursor before memory events m1 and m2 and this layer's write e3,
+// acknowledged from Redis after them. It must get m1, m2, e3 in that
+// order: the writes were handed ahead of the memory backlog (explore seed
+// 8080, reordered-cef7265f once the queue kept that order: a slow consumer
+// reconnecting got seq 82 before seq 80).
+func TestResumeOwnAfterMemory(t *testing.T) {
+	ctx := bgCtx(t)
+	p, b, _, cursor := attached(ctx, t)
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer rdb.Close()
+	for _, id := range []string{"m1", "m2"} {
+		_, err := b.remember(pending{memEvent: memEvent{e: conformance.Event("f", id, 0, time.Now().UTC())}}, nil)
+		require.NoError(t, err)
+	}
+	e3 := conformance.Event("f", "e3", 0, time.Now().UTC())
+	js, err := appendEvent(nil, e3)
+	require.NoError(t, err)
+	sid, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js)}}).Result()
+	require.NoError(t, err)
+	b.sent.add(e3, sid, b.acked())
+
+	resume := conformance.Pause(t, p)
+	require.Eventually(t, func() bool {
+		rdb, _ := b.m.client()
+		return rdb == nil
+	}, 10*time.Second, 10*time.Millisecond, "the layer saw Redis paused")
+	ch, err := b.Subscribe(ctx, "f", cursor)
+	require.NoError(t, err)
+	var ids []string
+	for range 3 {
+		ids = append(ids, conformance.Receive(t, ch, 5*time.Second).ID)
+	}
+	resume()
+	assert.Equal(t, []string{"m1", "m2", "e3"}, ids, "resumed after e0 during the pause")
+	select {
+	case e := <-ch:
+		t.Errorf("%s delivered again after the pause", e.ID)
+	case <-time.After(500 * time.Millisecond):
+	}
 }

@@ -154,7 +154,7 @@ func (h *hub) detach() *redis.PubSub {
 // session_chain-7fa019ca: a proxy closing every connection after 16 KB,
 // one event in four delivered after the next two). A subscriber that got
 // it another way skips it (see fresh).
-func (h *hub) wrote(e impl.Event, sid string) {
+func (h *hub) wrote(e impl.Event, sid string, ack uint64) {
 	if h.attached.Load() {
 		return
 	}
@@ -165,7 +165,7 @@ func (h *hub) wrote(e impl.Event, sid string) {
 	}
 	e.Cursor = sid
 	for s := range h.subs[e.FlowID] {
-		s.push(item{e: e, own: true})
+		s.push(item{e: e, own: true, ack: ack})
 	}
 }
 
@@ -288,7 +288,7 @@ func (h *hub) local(me memEvent) {
 			// delivers those writes, and the memory events after.
 			s.resync()
 		}
-		s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe})
+		s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe, ack: me.ack})
 	})
 }
 
@@ -374,6 +374,9 @@ type item struct {
 	// maybe: a memory item whose publish may have reached the stream
 	// untagged (see cursor.go).
 	maybe bool
+	// ack is, for a memory item or an own write, its acknowledgement's
+	// number (see Bus.acked).
+	ack uint64
 	// own: a write of this layer (stream ID as cursor) handed over when
 	// its Pub/Sub message may be lost (see sentRing); delivered even while
 	// the subscriber catches up.
@@ -509,33 +512,61 @@ func (s *sub) release(it item) {
 }
 
 // handOwn puts this layer's recent writes after the subscriber's stream
-// position (see sentRing) ahead of everything queued: they were acknowledged
-// before any event the layer acknowledges from memory from now on. When the
+// position (see sentRing) in the queue: they were acknowledged before any
+// event the layer acknowledges from memory from now on, so they go ahead
+// of everything queued but the memory events acknowledged before them,
+// which a slow consumer may not have taken yet (explore's
+// reordered-cef7265f: a write handed ahead of two such events). When the
 // ring no longer holds all of them, it holds the queue for the catch-up
 // instead (held): handing the rest would skip the dropped ones.
 func (s *sub) handOwn() (held bool) {
 	s.mu.Lock()
-	var es []impl.Event
+	var es []sentEvent
 	if !s.over {
 		var complete bool
 		if es, complete = s.b.sent.after(s.flow, s.pos.sid); !complete {
 			es, s.hold, held = nil, true, true
 		}
 	}
-	if len(es) > 0 {
+	handing := len(es) > 0
+	if handing {
 		q := make([]item, 0, len(es)+len(s.queue))
-		for _, e := range es {
-			q = append(q, item{e: e, own: true})
-			s.held++
-			s.heldBytes += int64(len(e.Payload))
+		for _, it := range s.queue {
+			for len(es) > 0 && handFirst(es[0], it) {
+				q = append(q, s.handed(es[0]))
+				es = es[1:]
+			}
+			q = append(q, it)
 		}
-		s.queue = append(q, s.queue...)
+		for _, e := range es {
+			q = append(q, s.handed(e))
+		}
+		s.queue = q
 	}
 	s.mu.Unlock()
-	if len(es) > 0 {
+	if handing {
 		s.poke()
 	}
 	return held
+}
+
+// handFirst reports whether own write e goes ahead of queued item it: a
+// memory event or own write acknowledged after it, or a stream entry
+// written after it. (An own write delivered ahead of an earlier entry
+// leaves the stream position where it was: the entry is still delivered.)
+func handFirst(e sentEvent, it item) bool {
+	if it.mem || it.own {
+		return it.ack > e.ack
+	}
+	return cursorAfter(it.e.Cursor, e.e.Cursor)
+}
+
+// handed counts own write e as held and returns its item. Callers hold
+// s.mu.
+func (s *sub) handed(e sentEvent) item {
+	s.held++
+	s.heldBytes += int64(len(e.e.Payload))
+	return item{e: e.e, own: true, ack: e.ack}
 }
 
 // fallback sets what the subscriber gets while Redis is unreachable: when
@@ -636,15 +667,17 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	// subscribers: each memory event is in the backlog or pushed, in order.
 	b.mu.Lock()
 	if resume {
+		for _, me := range b.unseen(flowID, pos) {
+			s.enqueue(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe, ack: me.ack})
+		}
 		if rdb, _ := b.m.client(); b.redis && rdb != nil {
 			// The stream gives the order: what this layer holds in
 			// memory for the client comes after the catch-up.
 			s.hold = true
 		} else if b.redis {
+			// After the backlog: this layer's writes go among its
+			// memory events in acknowledgement order (see handOwn).
 			s.fallback()
-		}
-		for _, me := range b.unseen(flowID, pos) {
-			s.enqueue(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe})
 		}
 		// A publish that timed out after Redis ran it is in the stream
 		// untagged and was acknowledged from memory too: the client got
