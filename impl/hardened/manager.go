@@ -559,7 +559,7 @@ func outage(err error) bool {
 // outageReply tells whether an error reply from Redis (also one a script
 // caught with pcall) means the server cannot serve now, rather than that
 // it refuses the command: loading, read-only (a replica: the primary moved
-// in a failover), no primary, busy, not authenticated, or on a cluster a
+// in a failover), no primary, busy, not logged in, or on a cluster a
 // slot without a primary (CLUSTERDOWN) or on the move (TRYAGAIN, MOVED,
 // ASK: see moving).
 func outageReply(msg string) bool {
@@ -568,8 +568,11 @@ func outageReply(msg string) bool {
 			return true
 		}
 	}
-	// Upstash's quota and connection limits.
-	return strings.Contains(msg, "max requests limit") || strings.Contains(msg, "max concurrent connections")
+	// A connection Redis did not let log in gets NOAUTH for a short
+	// command and this for a longer one (a publish script's); Upstash's
+	// quota and connection limits.
+	return strings.HasPrefix(msg, "ERR Protocol error: unauthenticated") ||
+		strings.Contains(msg, "max requests limit") || strings.Contains(msg, "max concurrent connections")
 }
 
 // Mode is "redis" while the breaker is closed, else "memory".
