@@ -237,8 +237,9 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			if errors.Is(err, errNotReplicated) {
 				// Stored on the primary, not confirmed on a replica:
 				// its entry is sid, which subscribers may have had
-				// (see unseen).
-				landed = sid
+				// (see unseen). The call returned: it cannot land
+				// later, so its replay need not wait for a fence.
+				landed, attemptFence = sid, 0
 			}
 		}
 	}
@@ -761,18 +762,40 @@ func (b *Bus) replayOnce() bool {
 	const unknown, written, refused, held = 0, 1, 2, 3
 	status := make([]int, len(batch))
 	sids := make([]string, len(batch)) // entry written or found, when known
+	noScript := false
 	for i, f := range flows {
 		c := cmds[i]
+		if c != nil && isNoScript(c.Err()) {
+			// The script did not run (a primary promoted after the
+			// scripts were loaded): nothing written, nothing that may
+			// land later.
+			noScript = true
+			for _, k := range groups[f] {
+				status[k] = held
+			}
+			continue
+		}
 		unconfirmed := errors.Is(err, errNotReplicated)
 		if c == nil || (c.Err() != nil && outage(c.Err())) || unconfirmed {
-			// Not confirmed on a replica: the next replay finds it
-			// (or not) wherever the primary is then. What the call
-			// wrote, subscribers may have had (see unseen).
-			if unconfirmed && c != nil && c.Err() == nil {
-				res, _ := c.Val().([]any)
+			// Not confirmed on a replica, or the connection broke: the
+			// next replay finds it (or not) wherever the primary is
+			// then. What the call wrote, subscribers may have had (see
+			// unseen).
+			var res []any
+			ran := false
+			if c != nil {
+				res, ran = c.Val().([]any)
+			}
+			if ran {
+				// The script's reply was read whole (the connection
+				// may have broken before the WAIT's: a failover drops
+				// the demoted primary's clients): it wrote the events
+				// it returned an entry for, and none after them.
 				for j, k := range groups[f] {
 					if j < len(res) {
 						sids[k], _ = replayEntry(res[j])
+					} else {
+						status[k] = held
 					}
 				}
 			}
@@ -814,9 +837,15 @@ func (b *Bus) replayOnce() bool {
 				p.attempted = sent
 			}
 			if sids[i] != "" {
+				// Written by a call that returned: no fence to wait
+				// for (explore's and sentinel_fanout_failover's late
+				// deliveries: after a switch the replay held every
+				// later event of the flow until the fence of writes
+				// the demoted primary had taken, about a second).
 				b.landedAs(&p, sids[i])
+			} else {
+				p.fence = max(p.fence, fence)
 			}
-			p.fence = max(p.fence, fence)
 			keep = append(keep, p)
 			continue
 		}
@@ -854,6 +883,11 @@ func (b *Bus) replayOnce() bool {
 	b.stats.Replayed += int64(replayed)
 	b.stats.Dropped += int64(dropped)
 	b.mu.Unlock()
+	if noScript {
+		return b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
+			return loadScripts(ctx, rdb)
+		}) == nil
+	}
 	return replayed+dropped > 0 && len(keep) == 0
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/target"
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -316,4 +317,45 @@ func TestHeldAttemptAfterReplay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"e1"}, conformance.IDs(evs), "the stream holds the event once")
 	require.GreaterOrEqual(t, time.Since(sent), a.m.cfg.PublishBudget+fenceGrace, "the replay waited for the held request's fence")
+}
+
+// TestReplayNoScriptNoFence: after a failover the promoted replica has no
+// scripts loaded, and with durable acknowledgement on no replica confirms
+// anything yet. A replay that met NOSCRIPT ran nothing: it must not set a
+// fence on its events (the next replay would hold them, and every later
+// event of the flow, until Redis's clock passed it: sentinel_fanout_failover
+// delivered a second's events to the other instance's subscribers all at
+// once, 1.1 s late). The events are written by the next replay, fence-free.
+func TestReplayNoScriptNoFence(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := conformance.Config(p, "A")
+	cfg.AckReplicas = 1 // no replica: every replay stays unconfirmed
+	l, err := New(ctx, cfg)
+	require.NoError(t, err)
+	defer l.Close()
+	b := l.Bus.(*Bus)
+	rdb := conformance.Client(t, p)
+	require.NoError(t, rdb.ScriptFlush(ctx).Err())
+	// e1 and e2 were written to a primary a failover demoted (their
+	// entries are gone): attempted, their entries known, no fence.
+	attempt := time.Now().Add(-time.Second).UnixMilli()
+	b.mu.Lock()
+	for i, id := range []string{"e1", "e2"} {
+		e := conformance.Event("f", id, i, time.Now().UTC())
+		b.outbox = append(b.outbox, pending{memEvent: memEvent{e: e}, attempted: attempt, landed: fmt.Sprintf("%d-%d", attempt, i)})
+	}
+	b.pending["f"] += 2
+	b.mu.Unlock()
+	b.kick()
+	require.Eventually(t, func() bool {
+		n, err := rdb.XLen(ctx, b.k.events("f")).Result()
+		return err == nil && n == 2
+	}, 10*time.Second, 10*time.Millisecond, "both written again")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, q := range b.outbox {
+		assert.Zero(t, q.fence, "%s: a fence set by a replay that ran nothing", q.e.ID)
+	}
 }

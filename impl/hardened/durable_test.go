@@ -223,16 +223,28 @@ func replayAtLostID(t *testing.T, others, restart bool) {
 		var unsaved *impl.UnsavedError
 		require.ErrorAs(t, a.Close(), &unsaved)
 	}
-	// The failover: the new primary has the stream up to what it had.
-	require.NoError(t, rdb.Del(ctx, key).Err())
-	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: first, Values: []any{"event", entry(0)}}).Err())
+	// The failover: the new primary has the stream up to what it had
+	// (one transaction: the replay, which retries at once a write whose
+	// call returned, must not write in between). A replay whose WAIT
+	// began before it must end before a replica follows, or the replica
+	// would confirm what the rewrite discarded: WAIT ends within
+	// AckTimeout on the server.
+	_, err = rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		tx.Del(ctx, key)
+		tx.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: first, Values: []any{"event", entry(0)}})
+		if others {
+			tx.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"event", entry(9)}})
+		}
+		return nil
+	})
+	require.NoError(t, err)
 	var live <-chan impl.Event
 	if others {
-		require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"event", entry(9)}}).Err())
 		live, err = b.Bus.Subscribe(ctx, "f", lost)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"f-009"}, collect(live, 1), "resumed before the replay")
 	}
+	time.Sleep(4 * 50 * time.Millisecond) // see durable's AckTimeout
 	startReplica(ctx, t, p)
 	if restart {
 		a = journaledLayer(t, p, b, journal)
