@@ -24,8 +24,32 @@ import (
 // acknowledged) and counted in OutboxStats.Overflow.
 var ErrOutboxFull = errors.New("hardened: outbox full, event refused")
 
-// replayBatch is how many outbox events one replay round trip carries.
-const replayBatch = 100
+// replayBatch is how many outbox events one replay round trip carries, and
+// replayBytes how many payload bytes (past the first event): Redis runs a
+// round trip's script whole, and every other call waits meanwhile (explore
+// seed 9090, registry-26a5b9cc: after a quota lifted, 100 events of 16 KB
+// at a time held Redis while a lookup's 50 ms budget ran out, and the
+// instance answered from memory that had forgotten the other instance's
+// connections).
+const (
+	replayBatch = 100
+	replayBytes = 128 << 10
+)
+
+// batchLen is how many events at the head of outbox one replay round trip
+// carries: at most replayBatch, and replayBytes of payload unless the first
+// alone is more.
+func batchLen(outbox []pending) int {
+	n, size := 0, 0
+	for _, p := range outbox[:min(len(outbox), replayBatch)] {
+		size += len(p.e.Payload)
+		if n > 0 && size > replayBytes {
+			break
+		}
+		n++
+	}
+	return n
+}
 
 // OutboxStats describes the outbox of events acknowledged while Redis was
 // unreachable.
@@ -694,7 +718,7 @@ func (b *Bus) replayOnce() bool {
 	// An event whose earlier attempt a flusher still has in hand could be
 	// stored by it after the replay looked for it: the batch ends before
 	// it (settle kicks the replay when it ended).
-	n := min(len(b.outbox), replayBatch)
+	n := batchLen(b.outbox)
 	for i, p := range b.outbox[:n] {
 		if p.late != nil && !closed(p.late.settled) {
 			n = i

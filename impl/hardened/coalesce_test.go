@@ -214,3 +214,32 @@ func TestBehindOutbox(t *testing.T) {
 	assert.Equal(t, want, conformance.IDs(evs), "stream")
 	assert.Equal(t, "redis", l.Manager.Mode())
 }
+
+// TestBatchLen: a replay round trip carries at most replayBatch events and
+// replayBytes of payload, and always the first event.
+func TestBatchLen(t *testing.T) {
+	of := func(sizes ...int) []pending {
+		out := make([]pending, len(sizes))
+		for i, n := range sizes {
+			out[i].e.Payload = make([]byte, n)
+		}
+		return out
+	}
+	many := make([]int, 3*replayBatch)
+	for i := range many {
+		many[i] = 10
+	}
+	for _, c := range []struct {
+		name  string
+		sizes []int
+		want  int
+	}{
+		{"empty", nil, 0},
+		{"small events: by count", many, replayBatch},
+		{"16 KB events: by bytes", []int{16 << 10, 16 << 10, 16 << 10, 16 << 10, 16 << 10, 16 << 10, 16 << 10, 16 << 10, 16 << 10, 16 << 10}, 8},
+		{"one event past the bound alone", []int{replayBytes + 1, 1}, 1},
+		{"exactly the bound", []int{replayBytes / 2, replayBytes / 2, 1}, 2},
+	} {
+		assert.Equal(t, c.want, batchLen(of(c.sizes...)), c.name)
+	}
+}
