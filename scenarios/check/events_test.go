@@ -325,6 +325,11 @@ func TestDelivery(t *testing.T) {
 		f.Params = map[string]string{"instance": inst}
 		return []history.Fault{f}
 	}
+	// edge publishes p0-2 through inst at 1.895 s, 5 ms before a fault.
+	edge := func(inst string) []history.Op {
+		return []history.Op{on(p[0], "inst-0"), on(pub("p0", "f1", 2, 1.895, 1.899, true), inst), on(p[2], "inst-0")}
+	}
+	cutAt19 := []history.Fault{fault("down", 1.9, 3.0)}
 	mkOn := func(faults []history.Fault, pubs []history.Op, ops ...history.Op) history.History {
 		return hist(faults, append(append([]history.Op(nil), pubs...), ops...)...)
 	}
@@ -341,6 +346,17 @@ func TestDelivery(t *testing.T) {
 			verdict: verdict.Fail, err: ErrDeliveryLost},
 		{name: "another instance frozen to the end: expected", h: mkOn(paused("1", 9.5), fromOther, s1i, all[0], all[2]),
 			verdict: verdict.Fail, err: ErrDeliveryLost},
+		// explore seed 10101, delivery-d25a301c: events acknowledged 6 ms
+		// before the subscriber's instance froze for 1.8 s came when it
+		// resumed; no instance delivers while frozen. Owed, not on time.
+		{name: "acknowledged just before the subscriber's instance froze: not late", h: mkOn(paused("0", 3.0), edge("inst-0"), s1i, all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
+			verdict: verdict.Pass, metrics: map[string]float64{"delivery_late": 0}},
+		{name: "the same with another instance frozen: late", h: mkOn(paused("1", 3.0), edge("inst-0"), s1i, all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
+			verdict: verdict.Fail, err: ErrDeliveryLate},
+		{name: "another instance's event just before Redis was cut off: not late", h: mkOn(cutAt19, edge("inst-1"), s1i, all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
+			verdict: verdict.Pass, metrics: map[string]float64{"delivery_late": 0}},
+		{name: "own instance's event just before Redis was cut off: late", h: mkOn(cutAt19, edge("inst-0"), s1i, all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
+			verdict: verdict.Fail, err: ErrDeliveryLate},
 		{name: "all delivered", h: mk(nil, append([]history.Op{s1}, all...)...), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_expected": 3, "delivery_lost": 0, "delivery_p50_ms": 20, "delivery_p99_ms": 30, "delivery_max_ms": 30}},
 		{name: "one never delivered", h: mk(nil, s1, all[0], all[2]), verdict: verdict.Fail, err: ErrDeliveryLost,
