@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,24 @@ func Client(t testing.TB, p *target.Process) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
+}
+
+// Calls returns how many times Redis ran each command (INFO
+// commandstats), by lower-case name: what the server did, not what a
+// client believes it sent.
+func Calls(t testing.TB, rdb redis.UniversalClient) map[string]int64 {
+	t.Helper()
+	text, err := rdb.Info(context.Background(), "commandstats").Result()
+	require.NoError(t, err)
+	out := map[string]int64{}
+	for _, line := range strings.Split(text, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if n, ok2 := strings.CutPrefix(name, "cmdstat_"); ok && ok2 {
+			v, _ := strconv.ParseInt(strings.TrimPrefix(strings.Split(rest, ",")[0], "calls="), 10, 64)
+			out[n] = v
+		}
+	}
+	return out
 }
 
 var prefixSeq atomic.Int64

@@ -769,14 +769,6 @@ func (b *Bus) replayOnce() bool {
 		}
 		return err
 	})
-	if isNoScript(err) {
-		// The script cache was flushed: load the scripts, then retry.
-		err = b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
-			return loadScripts(ctx, rdb)
-		})
-		b.markAttempted(len(batch), sent)
-		return err == nil
-	}
 	// Per event: written (or found there), refused by Redis with an error
 	// that is not an outage (dropped, counted), unknown: an outage
 	// stopped the call, which may or may not have run, so the event stays
@@ -790,9 +782,9 @@ func (b *Bus) replayOnce() bool {
 	for i, f := range flows {
 		c := cmds[i]
 		if c != nil && isNoScript(c.Err()) {
-			// The script did not run (a primary promoted after the
-			// scripts were loaded): nothing written, nothing that may
-			// land later.
+			// The script did not run (the script cache was flushed,
+			// or a primary promoted after the scripts were loaded):
+			// nothing written, nothing that may land later.
 			noScript = true
 			for _, k := range groups[f] {
 				status[k] = held
@@ -908,6 +900,7 @@ func (b *Bus) replayOnce() bool {
 	b.stats.Dropped += int64(dropped)
 	b.mu.Unlock()
 	if noScript {
+		// Load the scripts, then retry at once.
 		return b.m.call(context.Background(), "replay", b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			return loadScripts(ctx, rdb)
 		}) == nil
@@ -924,19 +917,6 @@ func replayEntry(v any) (string, bool) {
 		return "", false
 	}
 	return strings.TrimPrefix(r, "="), true
-}
-
-// markAttempted records that the first n outbox events were sent at ms
-// (unless an earlier attempt was recorded): a replay may have reached
-// Redis even though it failed.
-func (b *Bus) markAttempted(n int, ms int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i := range b.outbox[:min(n, len(b.outbox))] {
-		if b.outbox[i].attempted == 0 {
-			b.outbox[i].attempted = ms
-		}
-	}
 }
 
 // closed reports whether ch is closed.

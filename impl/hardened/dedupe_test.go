@@ -325,13 +325,20 @@ func TestHeldAttemptAfterReplay(t *testing.T) {
 // fence on its events (the next replay would hold them, and every later
 // event of the flow, until Redis's clock passed it: sentinel_fanout_failover
 // delivered a second's events to the other instance's subscribers all at
-// once, 1.1 s late). The events are written by the next replay, fence-free.
+// once, 1.1 s late). The events are written by the next replay, fence-free,
+// and once; without durable acknowledgement the outbox then drains.
 func TestReplayNoScriptNoFence(t *testing.T) {
+	for _, acks := range []int{1, 0} {
+		t.Run(fmt.Sprintf("ack replicas %d", acks), func(t *testing.T) { replayNoScript(t, acks) })
+	}
+}
+
+func replayNoScript(t *testing.T, acks int) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cfg := conformance.Config(p, "A")
-	cfg.AckReplicas = 1 // no replica: every replay stays unconfirmed
+	cfg.AckReplicas = acks // 1, with no replica: every replay stays unconfirmed
 	l, err := New(ctx, cfg)
 	require.NoError(t, err)
 	defer l.Close()
@@ -353,6 +360,13 @@ func TestReplayNoScriptNoFence(t *testing.T) {
 		n, err := rdb.XLen(ctx, b.k.events("f")).Result()
 		return err == nil && n == 2
 	}, 10*time.Second, 10*time.Millisecond, "both written again")
+	if acks == 0 {
+		require.Eventually(t, func() bool { return b.Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond, "outbox drained")
+		n, err := rdb.XLen(ctx, b.k.events("f")).Result()
+		require.NoError(t, err)
+		assert.EqualValues(t, 2, n, "each written once")
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, q := range b.outbox {

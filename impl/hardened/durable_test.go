@@ -227,8 +227,11 @@ func replayAtLostID(t *testing.T, others, restart bool) {
 	// (one transaction: the replay, which retries at once a write whose
 	// call returned, must not write in between). A replay whose WAIT
 	// began before it must end before a replica follows, or the replica
-	// would confirm what the rewrite discarded: WAIT ends within
-	// AckTimeout on the server.
+	// would confirm what the rewrite discarded. Only A's replays WAIT
+	// here (none once A stopped), one after the other: two WAITs done
+	// since the rewrite are the one under way then, if any, and one
+	// begun after it.
+	waits := conformance.Calls(t, rdb)["wait"]
 	_, err = rdb.TxPipelined(ctx, func(tx redis.Pipeliner) error {
 		tx.Del(ctx, key)
 		tx.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: first, Values: []any{"event", entry(0)}})
@@ -244,7 +247,10 @@ func replayAtLostID(t *testing.T, others, restart bool) {
 		require.NoError(t, err)
 		assert.Equal(t, []string{"f-009"}, collect(live, 1), "resumed before the replay")
 	}
-	time.Sleep(4 * 50 * time.Millisecond) // see durable's AckTimeout
+	if !restart {
+		require.Eventually(t, func() bool { return conformance.Calls(t, rdb)["wait"] >= waits+2 }, 10*time.Second, 5*time.Millisecond,
+			"a replay's WAIT after the rewrite")
+	}
 	startReplica(ctx, t, p)
 	if restart {
 		a = journaledLayer(t, p, b, journal)

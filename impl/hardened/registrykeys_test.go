@@ -3,7 +3,6 @@ package hardened
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -68,21 +67,7 @@ func TestBeat(t *testing.T) {
 	if err := l.Registry.Register(ctx, impl.Conn{ID: "c", FlowID: "f"}); err != nil {
 		t.Fatal(err)
 	}
-	calls := func() map[string]int64 {
-		text, err := rdb.Info(ctx, "commandstats").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]int64{}
-		for _, line := range strings.Split(text, "\n") {
-			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-			if n, ok2 := strings.CutPrefix(name, "cmdstat_"); ok && ok2 {
-				v, _ := strconv.ParseInt(strings.TrimPrefix(strings.Split(rest, ",")[0], "calls="), 10, 64)
-				out[n] = v
-			}
-		}
-		return out
-	}
+	calls := func() map[string]int64 { return conformance.Calls(t, rdb) }
 	before := calls()
 	if err := l.Registry.Heartbeat(ctx, "c"); err != nil {
 		t.Fatal(err)

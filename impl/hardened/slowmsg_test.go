@@ -30,17 +30,10 @@ func TestMemoryAfterSlowMessages(t *testing.T) {
 	// (the sent ring has them) but no message for them came.
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer rdb.Close()
-	for _, id := range []string{"e1", "e2"} {
-		e := conformance.Event("f", id, 0, time.Now().UTC())
-		js, err := appendEvent(nil, e)
-		require.NoError(t, err)
-		sid, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js)}}).Result()
-		require.NoError(t, err)
-		b.sent.add(e, sid, b.acked())
-	}
+	stored(ctx, t, rdb, b, "e1", "")
+	stored(ctx, t, rdb, b, "e2", "")
 	// e3 falls back to memory with the breaker closed.
-	_, err := b.remember(pending{memEvent: memEvent{e: conformance.Event("f", "e3", 0, time.Now().UTC())}}, nil)
-	require.NoError(t, err)
+	remembered(t, b, "e3")
 	var ids []string
 	for range 3 {
 		ids = append(ids, conformance.Receive(t, ch, 5*time.Second).ID)
@@ -62,33 +55,52 @@ func TestResumeBehindOtherWrite(t *testing.T) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer rdb.Close()
-	write := func(id string) (impl.Event, string) {
-		e := conformance.Event("f", id, 0, time.Now().UTC())
-		js, err := appendEvent(nil, e)
-		require.NoError(t, err)
-		sid, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js), "o", "zzzzzzzz"}}).Result()
-		require.NoError(t, err)
-		return e, sid
-	}
 	// Another layer's write, heard.
-	o1, sid := write("o1")
-	js, err := appendEvent(nil, o1)
-	require.NoError(t, err)
-	require.NoError(t, rdb.Publish(ctx, b.k.channel("f"), sid+" @zzzzzzzz\n"+string(js)).Err())
+	stored(ctx, t, rdb, b, "o1", other)
 	require.Equal(t, "o1", conformance.Receive(t, live, 5*time.Second).ID)
 	// This layer's own write, acknowledged, its message not come.
-	e2, sid2 := write("e2")
-	b.sent.add(e2, sid2, b.acked())
+	stored(ctx, t, rdb, b, "e2", b.origin)
 
 	resume := conformance.Pause(t, p)
 	ch, err := b.Subscribe(ctx, "f", cursor)
 	require.NoError(t, err)
 	require.True(t, b.hub.attached.Load(), "hub on its Pub/Sub connection")
-	_, err = b.remember(pending{memEvent: memEvent{e: conformance.Event("f", "e3", 0, time.Now().UTC())}}, nil)
-	require.NoError(t, err)
+	remembered(t, b, "e3")
 	ids := conformance.IDsAcross(t, ch, 300*time.Millisecond, resume, 3)
 	assert.Equal(t, []string{"o1", "e2", "e3"}, ids, "resumed after e0")
 }
+
+// stored writes event id to flow f's stream as the layer origin would
+// ("" writes no writer field). Another layer's write is announced on the
+// flow's channel, as its publish would; this layer's is acknowledged (the
+// sent ring has it) and its message never comes.
+func stored(ctx context.Context, t *testing.T, rdb *redis.Client, b *Bus, id, origin string) {
+	t.Helper()
+	e := conformance.Event("f", id, 0, time.Now().UTC())
+	js, err := appendEvent(nil, e)
+	require.NoError(t, err)
+	fields := []any{"event", string(js)}
+	if origin != "" {
+		fields = append(fields, "o", origin)
+	}
+	sid, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: fields}).Result()
+	require.NoError(t, err)
+	if origin != "" && origin != b.origin {
+		require.NoError(t, rdb.Publish(ctx, b.k.channel("f"), sid+" @"+origin+"\n"+string(js)).Err())
+		return
+	}
+	b.sent.add(e, sid, b.acked())
+}
+
+// remembered acknowledges event id of flow f from memory.
+func remembered(t *testing.T, b *Bus, id string) {
+	t.Helper()
+	_, err := b.remember(pending{memEvent: memEvent{e: conformance.Event("f", id, 0, time.Now().UTC())}}, nil)
+	require.NoError(t, err)
+}
+
+// other is the origin of another layer's writes in these tests.
+const other = "zzzzzzzz"
 
 // bgCtx is a context for one test, cancelled at its end.
 func bgCtx(t *testing.T) context.Context {
@@ -143,31 +155,13 @@ func TestSlowConsumerOwnAfterMemory(t *testing.T) {
 			return ok
 		}, 5*time.Second, time.Millisecond)
 	}
-	mem := func(id string) {
-		t.Helper()
-		_, err := b.remember(pending{memEvent: memEvent{e: conformance.Event("f", id, 0, time.Now().UTC())}}, nil)
-		require.NoError(t, err)
-	}
-	write := func(id string, origin string) (impl.Event, string) {
-		t.Helper()
-		e := conformance.Event("f", id, 0, time.Now().UTC())
-		js, err := appendEvent(nil, e)
-		require.NoError(t, err)
-		sid, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js), "o", origin}}).Result()
-		require.NoError(t, err)
-		if origin != b.origin {
-			require.NoError(t, rdb.Publish(ctx, b.k.channel("f"), sid+" @"+origin+"\n"+string(js)).Err())
-		}
-		return e, sid
-	}
-	mem("m1")
+	remembered(t, b, "m1")
 	queued(0) // the pump has m1 in hand, waiting for the consumer
-	write("o1", "zzzzzzzz")
+	stored(ctx, t, rdb, b, "o1", other)
 	queued(1)
-	mem("m2")
-	e3, sid := write("e3", b.origin)
-	b.sent.add(e3, sid, b.acked())
-	mem("m4")
+	remembered(t, b, "m2")
+	stored(ctx, t, rdb, b, "e3", b.origin)
+	remembered(t, b, "m4")
 	var ids []string
 	for range 5 {
 		ids = append(ids, conformance.Receive(t, ch, 5*time.Second).ID)
@@ -186,16 +180,9 @@ func TestResumeOwnAfterMemory(t *testing.T) {
 	p, b, _, cursor := attached(ctx, t)
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer rdb.Close()
-	for _, id := range []string{"m1", "m2"} {
-		_, err := b.remember(pending{memEvent: memEvent{e: conformance.Event("f", id, 0, time.Now().UTC())}}, nil)
-		require.NoError(t, err)
-	}
-	e3 := conformance.Event("f", "e3", 0, time.Now().UTC())
-	js, err := appendEvent(nil, e3)
-	require.NoError(t, err)
-	sid, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js)}}).Result()
-	require.NoError(t, err)
-	b.sent.add(e3, sid, b.acked())
+	remembered(t, b, "m1")
+	remembered(t, b, "m2")
+	stored(ctx, t, rdb, b, "e3", b.origin)
 
 	resume := conformance.Pause(t, p)
 	require.Eventually(t, func() bool {

@@ -288,7 +288,7 @@ func (h *hub) local(me memEvent) {
 			// delivers those writes, and the memory events after.
 			s.resync()
 		}
-		s.push(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe, ack: me.ack})
+		s.push(memItem(me))
 	})
 }
 
@@ -390,6 +390,11 @@ type item struct {
 	// writer is, for a stream entry a publish wrote, the origin of the
 	// layer that wrote it (see publishScript).
 	writer string
+}
+
+// memItem is the queue item of memory event me.
+func memItem(me memEvent) item {
+	return item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe, ack: me.ack}
 }
 
 // sub is one subscriber. Its pump goroutine delivers, in order and once
@@ -668,7 +673,7 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	b.mu.Lock()
 	if resume {
 		for _, me := range b.unseen(flowID, pos) {
-			s.enqueue(item{e: me.e, mem: true, tag: me.tag, maybe: me.maybe, ack: me.ack})
+			s.enqueue(memItem(me))
 		}
 		if rdb, _ := b.m.client(); b.redis && rdb != nil {
 			// The stream gives the order: what this layer holds in
