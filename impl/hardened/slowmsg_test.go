@@ -143,22 +143,37 @@ func TestSlowConsumerOwnAfterMemory(t *testing.T) {
 	p, b, ch, _ := attached(ctx, t)
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer rdb.Close()
-	queued := func(n int) {
+	// queued waits until event id is in the subscriber's queue, or not.
+	// (Other items may be: a copy of e0 that came both ways.)
+	queued := func(id string, want bool) {
 		t.Helper()
 		require.Eventually(t, func() bool {
-			ok := true
+			in := false
 			b.hub.each("f", func(s *sub) {
 				s.mu.Lock()
-				ok = ok && len(s.queue) == n
+				for _, it := range s.queue {
+					in = in || it.e.ID == id
+				}
 				s.mu.Unlock()
 			})
-			return ok
-		}, 5*time.Second, time.Millisecond)
+			return in == want
+		}, 5*time.Second, time.Millisecond, "%s queued: %v", id, want)
 	}
+	// Settled: a catch-up still due (the subscription's confirmation
+	// after e0) would deliver e3 from the stream ahead of the queue.
+	require.Eventually(t, func() bool {
+		settled := true
+		b.hub.each("f", func(s *sub) {
+			s.mu.Lock()
+			settled = settled && !s.needSync
+			s.mu.Unlock()
+		})
+		return settled
+	}, 5*time.Second, time.Millisecond, "subscriber in sync")
 	remembered(t, b, "m1")
-	queued(0) // the pump has m1 in hand, waiting for the consumer
+	queued("m1", false) // the pump has m1 in hand, waiting for the consumer
 	stored(ctx, t, rdb, b, "o1", other)
-	queued(1)
+	queued("o1", true)
 	remembered(t, b, "m2")
 	stored(ctx, t, rdb, b, "e3", b.origin)
 	remembered(t, b, "m4")
