@@ -84,6 +84,16 @@ func IDsAcross(t testing.TB, ch <-chan impl.Event, wait time.Duration, end func(
 	return ids
 }
 
+// NoMore fails if ch delivers anything within d.
+func NoMore(t testing.TB, ch <-chan impl.Event, d time.Duration) {
+	t.Helper()
+	select {
+	case e := <-ch:
+		t.Errorf("extra delivery %s (cursor %s)", e.ID, e.Cursor)
+	case <-time.After(d):
+	}
+}
+
 // Client returns a plain go-redis client to p (closed at cleanup), for
 // checking what a layer left in Redis.
 func Client(t testing.TB, p *target.Process) *redis.Client {

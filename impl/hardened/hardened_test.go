@@ -135,16 +135,6 @@ func receiveIDs(t *testing.T, ch <-chan impl.Event, n int) []string {
 	return ids
 }
 
-// noMore fails if ch delivers anything within d.
-func noMore(t *testing.T, ch <-chan impl.Event, d time.Duration) {
-	t.Helper()
-	select {
-	case e := <-ch:
-		t.Errorf("extra delivery %s (cursor %s)", e.ID, e.Cursor)
-	case <-time.After(d):
-	}
-}
-
 // TestOutageReplay kills Redis, publishes through the outage, restarts it:
 // every acknowledged event is in history once and in order, local
 // subscribers got them live and get nothing twice, and clients resuming
@@ -194,7 +184,7 @@ func TestOutageReplay(t *testing.T) {
 
 	after := receive(t, local, 5)
 	assert.Equal(t, want[30:], conformance.IDs(after), "local delivery after recovery")
-	noMore(t, local, 200*time.Millisecond)
+	conformance.NoMore(t, local, 200*time.Millisecond)
 
 	for _, c := range []struct {
 		name  string
@@ -209,7 +199,7 @@ func TestOutageReplay(t *testing.T) {
 			ch, err := c.l.Bus.Subscribe(ctx, "f", c.after)
 			require.NoError(t, err)
 			assert.Equal(t, c.want, conformance.IDs(receive(t, ch, len(c.want))), "resumed after %s", c.after)
-			noMore(t, ch, 200*time.Millisecond)
+			conformance.NoMore(t, ch, 200*time.Millisecond)
 		})
 	}
 }
@@ -495,7 +485,7 @@ func TestLiveAcrossOutage(t *testing.T) {
 	waitMode(t, a, "redis", 5*time.Second)
 	publish(11, 15)
 	assert.Equal(t, want[5:], conformance.IDs(receive(t, ch, 10)), "B after the outage")
-	noMore(t, ch, 200*time.Millisecond)
+	conformance.NoMore(t, ch, 200*time.Millisecond)
 }
 
 // TestStallKeepsBreaker freezes Redis for about one budget, as a GC pause

@@ -41,7 +41,7 @@ func TestOwnWritesFirst(t *testing.T) {
 	require.NoError(t, err)
 	ids := receiveIDs(t, resumed, 5)
 	assert.Equal(t, []string{"f-001", "f-002", "f-003", "f-004", "f-005"}, ids, "resumed during the outage after f-000")
-	noMore(t, resumed, 200*time.Millisecond)
+	conformance.NoMore(t, resumed, 200*time.Millisecond)
 }
 
 // TestOwnWritesPastRing: the layer keeps its last 256 writes per flow to
@@ -115,7 +115,7 @@ func TestOwnWritesPastMaybe(t *testing.T) {
 	last := got[n].Cursor
 	again, err := l.Bus.Subscribe(ctx, "f", last)
 	require.NoError(t, err)
-	noMore(t, again, 300*time.Millisecond)
+	conformance.NoMore(t, again, 300*time.Millisecond)
 
 	resume()
 	waitMode(t, l, "redis", 10*time.Second)
@@ -132,7 +132,7 @@ func TestOwnWritesPastMaybe(t *testing.T) {
 	require.NoError(t, l.Bus.Publish(ctx, ev("f", n+3)))
 	ids := receiveIDs(t, elsewhere, 2)
 	assert.Equal(t, []string{ev("f", n+2).ID, ev("f", n+3).ID}, ids, "resumed on another layer: only what came after the cursor")
-	noMore(t, elsewhere, 200*time.Millisecond)
+	conformance.NoMore(t, elsewhere, 200*time.Millisecond)
 }
 
 // TestOwnMarkMismatch: a cursor's own mark says which writes of one layer
@@ -179,10 +179,66 @@ func fnvSum(id string) uint64 {
 // catch-up rather than hand its own write ahead of it (explore seed 7070,
 // session_chain-30340d92: a 100 ms flap as the client reconnected).
 func TestResumeAfterLastSubscriberLeft(t *testing.T) {
+	ctx := bg(t)
+	a, cursor, resume := leftThenPaused(ctx, t)
+	ch, err := a.Bus.Subscribe(ctx, "f", cursor)
+	require.NoError(t, err)
+	ids := conformance.IDsAcross(t, ch, 300*time.Millisecond, resume, 3)
+	assert.Equal(t, []string{ev("f", 1).ID, ev("f", 2).ID, ev("f", 3).ID}, ids, "resumed after f-000 on the instance its last subscriber had left")
+}
+
+// TestResumeHeardDuringOutage: the client of
+// TestResumeAfterLastSubscriberLeft must get the other instance's write
+// before Redis is back, not only from the catch-up: the instance heard
+// every message of the flow since its subscription, before the client's
+// cursor, so what it heard after the cursor is what the stream holds
+// there (explore seed 10101, session_chain-65a6b11d: the client's session
+// ended before a wrong-host TLS outage did, and the write never reached
+// it). Once Redis is back the catch-up delivers none of them again.
+func TestResumeHeardDuringOutage(t *testing.T) {
+	ctx := bg(t)
+	a, cursor, resume := leftThenPaused(ctx, t)
+	ch, err := a.Bus.Subscribe(ctx, "f", cursor)
+	require.NoError(t, err)
+	ids := receiveIDs(t, ch, 3)
+	assert.Equal(t, []string{ev("f", 1).ID, ev("f", 2).ID, ev("f", 3).ID}, ids, "resumed after f-000 while Redis is paused")
+	resume()
+	waitMode(t, a, "redis", 10*time.Second)
+	conformance.NoMore(t, ch, 500*time.Millisecond)
+}
+
+// TestResumeHeardIncomplete: an instance that began to follow the flow
+// after another instance's write did not hear it; a client resuming
+// before that write, during an outage, must not get the writes it heard
+// ahead of it: it is held for the catch-up.
+func TestResumeHeardIncomplete(t *testing.T) {
 	p := conformance.StartRedis(t, target.ProcessOptions{})
 	a, _, cfg := layer(t, p, "A", nil)
 	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
 	ctx := bg(t)
+	_, cursor := followed(ctx, t, b)
+	require.NoError(t, b.Bus.Publish(ctx, ev("f", 1)))
+	live, err := a.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	require.NoError(t, b.Bus.Publish(ctx, ev("f", 2)))
+	assert.Equal(t, ev("f", 2).ID, conformance.Receive(t, live, 5*time.Second).ID)
+	resume := conformance.Pause(t, p)
+	require.NoError(t, a.Bus.Publish(ctx, ev("f", 3)))
+	waitMode(t, a, "memory", 4*time.Second)
+	ch, err := a.Bus.Subscribe(ctx, "f", cursor)
+	require.NoError(t, err)
+	ids := conformance.IDsAcross(t, ch, 300*time.Millisecond, resume, 3)
+	assert.Equal(t, []string{ev("f", 1).ID, ev("f", 2).ID, ev("f", 3).ID}, ids, "resumed after f-000 on an instance that did not hear f-001")
+}
+
+// leftThenPaused: a client of layer A gets f-000 and leaves; B writes
+// f-001, A f-002; Redis is paused and A acknowledges f-003 from memory. It
+// returns A, f-000's cursor and the function that resumes Redis.
+func leftThenPaused(ctx context.Context, t *testing.T) (*impl.Layer, string, func()) {
+	t.Helper()
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, _, cfg := layer(t, p, "A", nil)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
 	sctx, leave := context.WithCancel(ctx)
 	live, err := a.Bus.Subscribe(sctx, "f", "")
 	require.NoError(t, err)
@@ -198,8 +254,5 @@ func TestResumeAfterLastSubscriberLeft(t *testing.T) {
 	resume := conformance.Pause(t, p)
 	require.NoError(t, a.Bus.Publish(ctx, ev("f", 3)))
 	waitMode(t, a, "memory", 4*time.Second)
-	ch, err := a.Bus.Subscribe(ctx, "f", cursor)
-	require.NoError(t, err)
-	ids := conformance.IDsAcross(t, ch, 300*time.Millisecond, resume, 3)
-	assert.Equal(t, []string{ev("f", 1).ID, ev("f", 2).ID, ev("f", 3).ID}, ids, "resumed after f-000 on the instance its last subscriber had left")
+	return a, cursor, resume
 }

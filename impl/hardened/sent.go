@@ -17,27 +17,37 @@ import (
 // flow), each with its stream ID, and hands a subscriber the ones after
 // its position when the connection drops, or when it subscribes while
 // Redis is unreachable, ahead of any memory event.
+//
+// A hub keeps the messages it heard on the flows it follows the same way
+// (hub.heard), to hand a client resuming during an outage the other
+// layers' writes after its position when it heard every one of them.
 const (
 	sentWindow = 5 * time.Second
 	sentCap    = 256
+	// sentBytes bounds a flow's payload bytes in a ring.
+	sentBytes = 1 << 20
 	// sentSweep: past this many flows an add sweeps every flow's expired
 	// writes (at most once a sentWindow), so flows that stopped publishing
 	// do not hold theirs.
 	sentSweep = 1024
 )
 
+// sentEvent is a write in a ring: as the queue item of a stream entry
+// (e.Cursor its stream ID; for an own write, ack its acknowledgement's
+// number, see Bus.acked) and when it was added.
 type sentEvent struct {
-	e   impl.Event // Cursor: its stream ID
-	at  time.Time
-	ack uint64 // its acknowledgement's number (see Bus.acked)
+	item
+	at time.Time
 }
 
-// sentRing holds a layer's recent writes per flow, in stream order.
+// sentRing holds recent writes per flow, in stream order.
 type sentRing struct {
 	mu     sync.Mutex
 	byFlow map[string][]sentEvent
+	// bytes is, per flow, the payload bytes of its writes held.
+	bytes map[string]int
 	// dropped is, per flow, the stream ID of the latest write the ring
-	// dropped (past sentCap or sentWindow): a position before it lacks
+	// dropped (past sentCap, sentBytes or sentWindow): a position before it lacks
 	// writes the ring no longer holds. Forgotten with the flow's writes
 	// when a sweep drops them all.
 	dropped map[string]string
@@ -55,29 +65,36 @@ func (r *sentRing) drop(flow, sid string) {
 // add records e, written to the stream as entry sid and acknowledged as
 // number ack.
 func (r *sentRing) add(e impl.Event, sid string, ack uint64) {
-	now := time.Now()
 	e.Cursor = sid
+	r.put(item{e: e, ack: ack})
+}
+
+// put records the stream entry it (its event's Cursor the entry's ID).
+func (r *sentRing) put(it item) {
+	now := time.Now()
+	flow, sid := it.e.FlowID, it.e.Cursor
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byFlow == nil {
-		r.byFlow, r.dropped = map[string][]sentEvent{}, map[string]string{}
+		r.byFlow, r.dropped, r.bytes = map[string][]sentEvent{}, map[string]string{}, map[string]int{}
 	}
 	if len(r.byFlow) > sentSweep && now.Sub(r.sweptAt) >= sentWindow {
 		r.sweptAt = now
 		for f, es := range r.byFlow {
-			if es, _ = within(es, now); len(es) == 0 {
-				delete(r.byFlow, f)
-				delete(r.dropped, f)
-			} else {
-				r.byFlow[f] = es
+			if r.trim(f, es, now); len(r.byFlow[f]) == 0 {
+				r.forgetLocked(f)
 			}
 		}
 	}
-	es, gone := within(r.byFlow[e.FlowID], now)
-	r.drop(e.FlowID, gone)
-	if len(es) >= sentCap {
-		r.drop(e.FlowID, es[len(es)-sentCap].e.Cursor)
-		es = es[len(es)-sentCap+1:]
+	es := r.trim(flow, r.byFlow[flow], now)
+	n := 0
+	for n < len(es) && (len(es)-n >= sentCap || r.bytes[flow]+len(it.e.Payload) > sentBytes) {
+		r.bytes[flow] -= len(es[n].e.Payload)
+		n++
+	}
+	if n > 0 {
+		r.drop(flow, es[n-1].e.Cursor)
+		es = es[n:]
 	}
 	// Concurrent writes are acknowledged in any order: keep stream order.
 	i := len(es)
@@ -86,8 +103,39 @@ func (r *sentRing) add(e impl.Event, sid string, ack uint64) {
 	}
 	es = append(es, sentEvent{})
 	copy(es[i+1:], es[i:])
-	es[i] = sentEvent{e: e, at: now, ack: ack}
-	r.byFlow[e.FlowID] = es
+	es[i] = sentEvent{item: it, at: now}
+	r.byFlow[flow] = es
+	r.bytes[flow] += len(it.e.Payload)
+}
+
+// trim drops flow's writes es older than sentWindow, recording them as
+// dropped, and stores and returns the rest. Callers hold r.mu.
+func (r *sentRing) trim(flow string, es []sentEvent, now time.Time) []sentEvent {
+	i := 0
+	for i < len(es) && now.Sub(es[i].at) > sentWindow {
+		r.bytes[flow] -= len(es[i].e.Payload)
+		i++
+	}
+	if i == 0 {
+		return es
+	}
+	r.drop(flow, es[i-1].e.Cursor)
+	r.byFlow[flow] = es[i:]
+	return es[i:]
+}
+
+// forget drops everything the ring holds of flow.
+func (r *sentRing) forget(flow string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forgetLocked(flow)
+}
+
+// forgetLocked is forget; callers hold r.mu.
+func (r *sentRing) forgetLocked(flow string) {
+	delete(r.byFlow, flow)
+	delete(r.dropped, flow)
+	delete(r.bytes, flow)
 }
 
 // after returns the flow's recent writes after stream ID sid, in order;
@@ -96,16 +144,16 @@ func (r *sentRing) add(e impl.Event, sid string, ack uint64) {
 func (r *sentRing) after(flow, sid string) (out []sentEvent, complete bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	es, gone := within(r.byFlow[flow], time.Now())
-	for _, s := range es {
+	if r.byFlow == nil {
+		return nil, true
+	}
+	for _, s := range r.trim(flow, r.byFlow[flow], time.Now()) {
 		if cursorAfter(s.e.Cursor, sid) {
 			out = append(out, s)
 		}
 	}
-	for _, d := range []string{gone, r.dropped[flow]} {
-		if d != "" && cursorAfter(d, sid) {
-			return out, false
-		}
+	if d := r.dropped[flow]; d != "" && cursorAfter(d, sid) {
+		return out, false
 	}
 	return out, true
 }
@@ -113,27 +161,21 @@ func (r *sentRing) after(flow, sid string) (out []sentEvent, complete bool) {
 // has reports whether stream ID sid of flow is one of this layer's recent
 // writes.
 func (r *sentRing) has(flow, sid string) bool {
+	_, ok := r.ackOf(flow, sid)
+	return ok
+}
+
+// ackOf returns the acknowledgement number of the recent write at stream
+// ID sid of flow (ok false: not one).
+func (r *sentRing) ackOf(flow, sid string) (ack uint64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range r.byFlow[flow] {
 		if s.e.Cursor == sid {
-			return true
+			return s.ack, true
 		}
 	}
-	return false
-}
-
-// within drops the writes older than sentWindow from the front of es;
-// gone is the stream ID of the last one it dropped ("" if none).
-func within(es []sentEvent, now time.Time) (kept []sentEvent, gone string) {
-	i := 0
-	for i < len(es) && now.Sub(es[i].at) > sentWindow {
-		i++
-	}
-	if i > 0 {
-		gone = es[i-1].e.Cursor
-	}
-	return es[i:], gone
+	return 0, false
 }
 
 // heardCap bounds heardRing: the untagged messages of about the last

@@ -139,28 +139,83 @@ func attached(ctx context.Context, t *testing.T) (*target.Process, *Bus, <-chan 
 // slow_consumer_outage_order then, a write handed ahead of the messages of
 // replayed memory events and the memory event behind them).
 func TestSlowConsumerOwnAfterMemory(t *testing.T) {
+	ctx, _, rdb, b, ch := slowAfterM1(t)
+	stored(ctx, t, rdb, b, "o1", other)
+	queued(t, b, "o1", true)
+	remembered(t, b, "m2")
+	stored(ctx, t, rdb, b, "e3", b.origin)
+	remembered(t, b, "m4")
+	var ids []string
+	for range 5 {
+		ids = append(ids, conformance.Receive(t, ch, 5*time.Second).ID)
+	}
+	assert.Equal(t, []string{"m1", "o1", "m2", "e3", "m4"}, ids, "acknowledgement order")
+}
+
+// TestCatchUpOwnAfterMemory: a catch-up that runs while memory event m2
+// waits in a slow consumer's queue must not deliver this layer's write e3
+// from the stream ahead of it: e3 was acknowledged after m2 (1 run in 40
+// of TestSlowConsumerOwnAfterMemory before it waited for the subscriber to
+// be in sync, and under load when the probe timed out and the hub
+// resynced: the catch-up delivered the stream first, then the queue).
+func TestCatchUpOwnAfterMemory(t *testing.T) {
+	ctx, _, rdb, b, ch := slowAfterM1(t)
+	remembered(t, b, "m2")
+	stored(ctx, t, rdb, b, "e3", b.origin)
+	b.hub.each("f", func(s *sub) { s.resync() })
+	var ids []string
+	for range 3 {
+		ids = append(ids, conformance.Receive(t, ch, 5*time.Second).ID)
+	}
+	assert.Equal(t, []string{"m1", "m2", "e3"}, ids, "acknowledgement order")
+	conformance.NoMore(t, ch, 200*time.Millisecond)
+}
+
+// TestHeardOwnAfterMemory: a slow consumer still has memory event m2,
+// this layer's write e3 and another layer's write o4 queued when the
+// Pub/Sub connection drops with Redis paused, behind o4. The hub heard
+// every entry after its position (the replays of m1 and m2 among them),
+// so the consumer gets them without Redis, as the catch-up would give
+// them, and e3 after m2 (hub.heardAfter; it used to wait for Redis).
+func TestHeardAfterDrop(t *testing.T) {
+	ctx, p, rdb, b, ch := slowAfterM1(t)
+	remembered(t, b, "m2")
+	require.NoError(t, b.Publish(ctx, conformance.Event("f", "e3", 0, time.Now().UTC())))
+	queued(t, b, "e3", true)
+	stored(ctx, t, rdb, b, "o4", other)
+	queued(t, b, "o4", true)
+	// Redis unreachable, and the connection gone: the catch-up cannot run.
+	conformance.Pause(t, p)
+	if ps := b.hub.detach(); ps != nil {
+		ps.Close()
+	}
+	var ids []string
+	for range 4 {
+		ids = append(ids, conformance.Receive(t, ch, 5*time.Second).ID)
+	}
+	assert.Equal(t, []string{"m1", "m2", "e3", "o4"}, ids, "acknowledgement order, then the stream's")
+	conformance.NoMore(t, ch, 200*time.Millisecond)
+}
+
+// slowAfterM1 starts a layer with a subscriber to flow f (attached) that
+// reads nothing more once memory event m1 is in the pump's hands; it
+// returns its Redis and a plain client to it too.
+func slowAfterM1(t *testing.T) (context.Context, *target.Process, *redis.Client, *Bus, <-chan impl.Event) {
+	t.Helper()
 	ctx := bgCtx(t)
 	p, b, ch, _ := attached(ctx, t)
-	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
-	defer rdb.Close()
-	// queued waits until event id is in the subscriber's queue, or not.
-	// (Other items may be: a copy of e0 that came both ways.)
-	queued := func(id string, want bool) {
-		t.Helper()
-		require.Eventually(t, func() bool {
-			in := false
-			b.hub.each("f", func(s *sub) {
-				s.mu.Lock()
-				for _, it := range s.queue {
-					in = in || it.e.ID == id
-				}
-				s.mu.Unlock()
-			})
-			return in == want
-		}, 5*time.Second, time.Millisecond, "%s queued: %v", id, want)
-	}
+	rdb := conformance.Client(t, p)
 	// Settled: a catch-up still due (the subscription's confirmation
-	// after e0) would deliver e3 from the stream ahead of the queue.
+	// after e0) would take another path (TestCatchUpOwnAfterMemory).
+	inSync(t, b)
+	remembered(t, b, "m1")
+	queued(t, b, "m1", false) // the pump has m1 in hand, waiting for the consumer
+	return ctx, p, rdb, b, ch
+}
+
+// inSync waits until flow f's subscribers on b have no catch-up due.
+func inSync(t *testing.T, b *Bus) {
+	t.Helper()
 	require.Eventually(t, func() bool {
 		settled := true
 		b.hub.each("f", func(s *sub) {
@@ -170,18 +225,23 @@ func TestSlowConsumerOwnAfterMemory(t *testing.T) {
 		})
 		return settled
 	}, 5*time.Second, time.Millisecond, "subscriber in sync")
-	remembered(t, b, "m1")
-	queued("m1", false) // the pump has m1 in hand, waiting for the consumer
-	stored(ctx, t, rdb, b, "o1", other)
-	queued("o1", true)
-	remembered(t, b, "m2")
-	stored(ctx, t, rdb, b, "e3", b.origin)
-	remembered(t, b, "m4")
-	var ids []string
-	for range 5 {
-		ids = append(ids, conformance.Receive(t, ch, 5*time.Second).ID)
-	}
-	assert.Equal(t, []string{"m1", "o1", "m2", "e3", "m4"}, ids, "acknowledgement order")
+}
+
+// queued waits until event id is in the queue of flow f's subscriber on
+// b, or not. (Other items may be: a copy of e0 that came both ways.)
+func queued(t *testing.T, b *Bus, id string, want bool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		in := false
+		b.hub.each("f", func(s *sub) {
+			s.mu.Lock()
+			for _, it := range s.queue {
+				in = in || it.e.ID == id
+			}
+			s.mu.Unlock()
+		})
+		return in == want
+	}, 5*time.Second, time.Millisecond, "%s queued: %v", id, want)
 }
 
 // TestResumeOwnAfterMemory: a client resumes while Redis is unreachable

@@ -46,6 +46,15 @@ type hub struct {
 	// tails is, per followed flow, the stream ID of the latest live
 	// message heard of another layer's write (see behind).
 	tails map[string]string
+	// heard holds the messages of the last sentWindow on the followed
+	// flows, any layer's, as stream entries; since is, per flow
+	// subscribed on the current connection, the stream ID of the first
+	// message heard after the subscription was confirmed ("" none yet):
+	// Redis sends a connection every message published on its channels
+	// after that, in order, so the entries after it up to the last
+	// message heard are all in heard (see heardAfter).
+	heard sentRing
+	since map[string]string
 	// follows serializes the SUBSCRIBE and UNSUBSCRIBE a flow's first
 	// and last subscribers send (see follow).
 	follows sync.Mutex
@@ -65,7 +74,39 @@ type hub struct {
 const followLinger = sentWindow
 
 func newHub(b *Bus) *hub {
-	return &hub{b: b, subs: map[string]map[*sub]struct{}{}, tails: map[string]string{}, idle: map[string]time.Time{}}
+	return &hub{b: b, subs: map[string]map[*sub]struct{}{}, tails: map[string]string{}, since: map[string]string{}, idle: map[string]time.Time{}}
+}
+
+// heardAfter returns the stream entries of flow after stream ID sid that
+// this layer heard live, in stream order, when it heard every entry there
+// up to its last message of the flow (complete): the flow was subscribed
+// on the connection before sid was written, and the ring still holds
+// them all. Without Redis a client resuming at sid gets them from here:
+// they are what the catch-up would give it up to where this layer's view
+// of the stream ends (explore's session_chain-65a6b11d: a client whose
+// session ended before the outage did never got another instance's write
+// this one had heard).
+func (h *hub) heardAfter(flow, sid string) (its []item, complete bool) {
+	h.mu.Lock()
+	since := h.since[flow]
+	h.mu.Unlock()
+	if since == "" || cursorAfter(since, sid) {
+		return nil, false
+	}
+	es, complete := h.heard.after(flow, sid)
+	if !complete {
+		return nil, false
+	}
+	for _, e := range es {
+		it := e.item
+		it.heard = true
+		if it.writer == h.b.origin {
+			// Its memory events acknowledged before it go first.
+			it.ack, _ = h.b.sent.ackOf(flow, it.e.Cursor)
+		}
+		its = append(its, it)
+	}
+	return its, true
 }
 
 // behind reports whether the latest write of another layer to flow that
@@ -92,6 +133,9 @@ func (h *hub) up(rdb redis.UniversalClient) {
 	}
 	ps := rdb.Subscribe(counter.WithOp(context.Background(), "subscribe"))
 	h.ps = ps
+	// Not subscribed on this connection yet: what was heard on the last
+	// one does not join what this one hears.
+	clear(h.since)
 	h.attached.Store(true)
 	var chans []string
 	for flow := range h.subs {
@@ -199,8 +243,18 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 		}
 		switch v := msg.(type) {
 		case *redis.Subscription:
+			flow := h.flowOf(v.Channel)
+			h.mu.Lock()
+			if h.ps == ps {
+				if v.Kind == "subscribe" {
+					h.since[flow] = ""
+				} else {
+					delete(h.since, flow)
+				}
+			}
+			h.mu.Unlock()
 			if v.Kind == "subscribe" {
-				h.each(h.flowOf(v.Channel), func(s *sub) { s.resync() })
+				h.each(flow, func(s *sub) { s.resync() })
 			}
 		case *redis.Message:
 			head, js, ok := strings.Cut(v.Payload, "\n")
@@ -236,12 +290,21 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 			case h.b.origin:
 				h.b.landedAt(e.FlowID, tag, e.Cursor)
 			}
+			it := item{e: e, tag: tag, prev: prev, was: was}
 			h.mu.Lock()
 			if _, followed := h.subs[e.FlowID]; followed && tag.origin != h.b.origin && writer != h.b.origin && cursorAfter(e.Cursor, h.tails[e.FlowID]) {
 				h.tails[e.FlowID] = e.Cursor
 			}
+			if since, ok := h.since[e.FlowID]; ok && h.ps == ps {
+				if since == "" {
+					h.since[e.FlowID] = e.Cursor
+				}
+				heard := it
+				heard.writer = strings.Clone(writer)
+				h.heard.put(heard)
+			}
 			h.mu.Unlock()
-			h.each(e.FlowID, func(s *sub) { s.push(item{e: e, tag: tag, prev: prev, was: was}) })
+			h.each(e.FlowID, func(s *sub) { s.push(it) })
 		}
 	}
 }
@@ -359,8 +422,12 @@ func (h *hub) unfollow(flow string) {
 		delete(h.subs, flow)
 		delete(h.tails, flow)
 		delete(h.idle, flow)
+		delete(h.since, flow)
 	}
 	h.mu.Unlock()
+	if gone {
+		h.heard.forget(flow)
+	}
 	h.follow(gone, flow)
 }
 
@@ -381,6 +448,10 @@ type item struct {
 	// its Pub/Sub message may be lost (see sentRing); delivered even while
 	// the subscriber catches up.
 	own bool
+	// heard: a stream entry handed from what the hub heard while the
+	// subscriber cannot catch up (see hub.heardAfter); delivered even
+	// while it catches up.
+	heard bool
 	// prev is, for a live message with a gap mark, the stream ID of the
 	// entry before it.
 	prev string
@@ -535,18 +606,11 @@ func (s *sub) handOwn() (held bool) {
 	}
 	handing := len(es) > 0
 	if handing {
-		q := make([]item, 0, len(es)+len(s.queue))
-		for _, it := range s.queue {
-			for len(es) > 0 && handFirst(es[0], it) {
-				q = append(q, s.handed(es[0]))
-				es = es[1:]
-			}
-			q = append(q, it)
+		own := make([]item, len(es))
+		for i, e := range es {
+			own[i] = item{e: e.e, own: true, ack: e.ack}
 		}
-		for _, e := range es {
-			q = append(q, s.handed(e))
-		}
-		s.queue = q
+		s.merge(own)
 	}
 	s.mu.Unlock()
 	if handing {
@@ -555,37 +619,70 @@ func (s *sub) handOwn() (held bool) {
 	return held
 }
 
-// handFirst reports whether own write e goes ahead of queued item it: a
-// memory event or own write acknowledged after it, or a stream entry
-// written after it. (An own write delivered ahead of an earlier entry
-// leaves the stream position where it was: the entry is still delivered.)
-func handFirst(e sentEvent, it item) bool {
-	if it.mem || it.own {
-		return it.ack > e.ack
+// merge puts handed items hs (in stream order) in the queue, each ahead
+// of the first queued item it goes before (handFirst). Callers hold s.mu.
+func (s *sub) merge(hs []item) {
+	q := make([]item, 0, len(hs)+len(s.queue))
+	for _, it := range s.queue {
+		for len(hs) > 0 && handFirst(hs[0], it) {
+			q = append(q, s.counted(hs[0]))
+			hs = hs[1:]
+		}
+		q = append(q, it)
 	}
-	return cursorAfter(it.e.Cursor, e.e.Cursor)
+	for _, h := range hs {
+		q = append(q, s.counted(h))
+	}
+	s.queue = q
 }
 
-// handed counts own write e as held and returns its item. Callers hold
-// s.mu.
-func (s *sub) handed(e sentEvent) item {
+// handFirst reports whether handed item h, an own write or a stream entry
+// heard (see hub.heardAfter), goes ahead of queued item it: a memory event
+// acknowledged after it (a heard entry of another layer has no
+// acknowledgement here: ahead of every one, as the catch-up would put it),
+// an own write acknowledged after an own write, or a stream entry written
+// after it. (An own write delivered ahead of an earlier entry leaves the
+// stream position where it was: the entry is still delivered.)
+func handFirst(h, it item) bool {
+	if it.mem || (it.own && h.own) {
+		return it.ack > h.ack
+	}
+	return cursorAfter(it.e.Cursor, h.e.Cursor)
+}
+
+// counted counts it, handed to the queue, as held and returns it.
+// Callers hold s.mu.
+func (s *sub) counted(it item) item {
 	s.held++
-	s.heldBytes += int64(len(e.e.Payload))
-	return item{e: e.e, own: true, ack: e.ack}
+	s.heldBytes += int64(len(it.e.Payload))
+	return it
 }
 
 // fallback sets what the subscriber gets while Redis is unreachable: when
-// this layer heard another layer's write past its position, nothing until
-// the catch-up (only Redis holds those writes, acknowledged before what
-// this layer acknowledges from memory now); else this layer's own last
-// writes past its position first (handOwn), then its memory events live.
+// this layer heard another layer's write past its position, the entries
+// up to its last message heard first, ahead of the queue as the catch-up
+// would deliver them (but for this layer's writes, see handFirst), if it
+// heard them all (hub.heardAfter);
+// else nothing until the catch-up (only Redis holds those writes,
+// acknowledged before what this layer acknowledges from memory now).
+// Then this layer's own last writes past its position (handOwn), then its
+// memory events live.
 func (s *sub) fallback() {
 	s.mu.Lock()
 	sid := s.pos.sid
 	s.mu.Unlock()
 	behind := s.b.hub.behind(s.flow, sid)
+	var heard []item
+	if behind {
+		var complete bool
+		heard, complete = s.b.hub.heardAfter(s.flow, sid)
+		behind = !complete
+	}
 	s.mu.Lock()
 	s.hold = behind
+	if len(heard) > 0 && !s.over {
+		s.merge(heard)
+	}
 	s.mu.Unlock()
 	if !behind {
 		s.handOwn()
@@ -731,14 +828,23 @@ func (s *sub) pump(ctx context.Context) {
 		items := s.queue
 		s.queue = nil
 		s.mu.Unlock()
-		for _, it := range items {
-			ok := s.deliver(ctx, it, syncing)
-			s.release(it)
-			if !ok {
-				return
-			}
+		if !s.deliverAll(ctx, items, syncing) {
+			return
 		}
 	}
+}
+
+// deliverAll delivers items taken from the queue, in order; it reports
+// false when the subscription ended.
+func (s *sub) deliverAll(ctx context.Context, items []item, syncing bool) bool {
+	for _, it := range items {
+		ok := s.deliver(ctx, it, syncing)
+		s.release(it)
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // catchUp reads the stream after its stream position and delivers it; it reports
@@ -780,7 +886,8 @@ func (s *sub) catchUp(ctx context.Context) bool {
 			}
 		}
 		for _, x := range xs {
-			if !s.deliver(ctx, parseEntry(s.flow, x), false) {
+			it := parseEntry(s.flow, x)
+			if !s.ackedBefore(ctx, it) || !s.deliver(ctx, it, false) {
 				return false
 			}
 		}
@@ -800,6 +907,37 @@ func (s *sub) catchUp(ctx context.Context) bool {
 			}
 		}
 	}
+}
+
+// ackedBefore delivers, ahead of stream entry it that is this layer's
+// write, the memory events and handed writes queued that were
+// acknowledged before it: the catch-up delivers the stream ahead of the
+// queue, and a slow consumer may not have taken them yet (see
+// TestCatchUpOwnAfterMemory). It reports false when the subscription
+// ended.
+func (s *sub) ackedBefore(ctx context.Context, it item) bool {
+	if it.writer != s.b.origin {
+		return true
+	}
+	ack, ok := s.b.sent.ackOf(s.flow, it.e.Cursor)
+	if !ok {
+		return true
+	}
+	s.mu.Lock()
+	var first []item
+	rest := s.queue[:0:0]
+	for _, q := range s.queue {
+		if (q.mem || q.own) && q.ack < ack {
+			first = append(first, q)
+		} else {
+			rest = append(rest, q)
+		}
+	}
+	if len(first) > 0 {
+		s.queue = rest
+	}
+	s.mu.Unlock()
+	return s.deliverAll(ctx, first, true)
 }
 
 // handedAhead reports whether stream item it is a write the position's
@@ -908,7 +1046,7 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 		s.pos.handed(s.b.origin, it.e.Cursor, id)
 	} else {
 		switch {
-		case syncing:
+		case syncing && !it.heard:
 			return it.e, false
 		case it.prev != "" && cursorAfter(it.prev, s.pos.sid):
 			// The entry before it did not come (a message arrived out
