@@ -831,6 +831,9 @@ func (b *Bus) replayOnce() bool {
 				continue
 			}
 			status[k] = refused // an error answer for the whole call refuses its events
+			if c.Err() != nil && full(c.Err().Error()) {
+				status[k] = held
+			}
 			if c.Err() == nil && j < len(res) {
 				r, _ := res[j].(string)
 				if id, ok := replayEntry(r); ok {
@@ -840,6 +843,8 @@ func (b *Bus) replayOnce() bool {
 					// same: READONLY from a primary a failover
 					// demoted. The next replay tries again.
 					status[k] = unknown
+				} else if full(r[1:]) {
+					status[k] = held
 				}
 			}
 		}
@@ -907,6 +912,13 @@ func (b *Bus) replayOnce() bool {
 	}
 	return replayed+dropped > 0 && len(keep) == 0
 }
+
+// full tells whether an error reply from Redis is its refusal of a write
+// over maxmemory (policy noeviction, or nothing left to evict): the write
+// would have stored nothing, and may succeed once memory is freed, so a
+// replay keeps the event rather than drop it (explore's lost-b6e3287d: a
+// 1 MB maxmemory for a second dropped two acknowledged events).
+func full(msg string) bool { return strings.HasPrefix(msg, "OOM ") }
 
 // replayEntry reads replayScript's reply for one event: the ID of the
 // entry that holds it (written now, or "=" and an earlier attempt's

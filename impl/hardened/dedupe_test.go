@@ -254,6 +254,40 @@ func TestReplayRefused(t *testing.T) {
 	require.Equal(t, []string{"good0", "good2", "good4"}, conformance.IDs(evs))
 }
 
+// TestReplayOutOfMemory: Redis over its maxmemory with noeviction refuses
+// every write ("OOM command not allowed"). That refusal passes: events
+// acknowledged from memory stay in the outbox and are written once it
+// lifts (explore seed 11111, lost-b6e3287d: a 1 MB maxmemory for a second
+// after a 100 ms outage; the events queued behind the outage's were
+// dropped as refused, acknowledged and never stored).
+func TestReplayOutOfMemory(t *testing.T) {
+	ctx, rdb, la, _ := twoInstances(t)
+	a := la.Bus.(*Bus)
+	require.NoError(t, rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+	require.NoError(t, rdb.ConfigSet(ctx, "maxmemory", "1").Err())
+	t.Cleanup(func() { rdb.ConfigSet(context.Background(), "maxmemory", "0") })
+	before := conformance.Calls(t, rdb)["evalsha"] + conformance.Calls(t, rdb)["eval"]
+	now := time.Now().UTC()
+	a.mu.Lock()
+	for i := range 2 {
+		a.queue(pending{memEvent: memEvent{e: conformance.Event("f", fmt.Sprintf("e%d", i), i, now)}})
+	}
+	a.mu.Unlock()
+	a.kick()
+	require.Eventually(t, func() bool {
+		c := conformance.Calls(t, rdb)
+		return c["evalsha"]+c["eval"] > before
+	}, 10*time.Second, 10*time.Millisecond, "a replay ran on the server")
+	// The replay that met it ends before the next begins.
+	require.NoError(t, rdb.ConfigSet(ctx, "maxmemory", "0").Err())
+	a.kick()
+	require.Eventually(t, func() bool { return a.Outbox().Pending == 0 }, 10*time.Second, 10*time.Millisecond, "outbox drained")
+	require.Zero(t, a.Outbox().Dropped, "dropped while Redis was full")
+	evs, err := a.History(ctx, "f", 10, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"e0", "e1"}, conformance.IDs(evs))
+}
+
 // TestReplayWaitsForLateAttempt: a publish gave up on its budget while a
 // flusher still had its call in hand (a loaded machine, Redis up); the
 // event is acknowledged from memory and queued for replay. The replay
