@@ -455,6 +455,7 @@ func (r *run) traffic(ctx context.Context) error {
 	if r.processMode() {
 		g.Go(func() error { r.sampleRSS(gctx); return nil })
 	}
+	g.Go(func() error { r.watch(gctx); return nil })
 	done := make(chan error, 1)
 	go func() {
 		err := g.Wait()

@@ -106,6 +106,75 @@ func (s *serverReader) stored(ctx context.Context, r *run, msgs []redis.XMessage
 	return out
 }
 
+// watchEvery is how often watch reads the entries new in each flow's
+// stream.
+const watchEvery = 100 * time.Millisecond
+
+// watch records, every watchEvery until ctx ends, the entries new in each
+// flow's stream since its last look (history.StreamSeen), when some fault
+// of the run wipes Redis: the final read cannot see what a wipe took, and
+// so cannot tell an event the layer acknowledged before Redis stored it
+// (from memory, whatever the instance's mode said) from one Redis stored
+// first (explore seed 11111, reordered-cf57635a: events an instance had
+// acknowledged from its outbox while a reset's fences ran out, replayed,
+// then wiped, were judged as acknowledged from Redis). A look that fails
+// (the fault's own outage) is tried again at the next tick.
+func (r *run) watch(ctx context.Context) {
+	wipes := false
+	for _, st := range r.spec.Faults {
+		wipes = wipes || st.Wipes
+	}
+	if !wipes {
+		return
+	}
+	s := r.newServerReader()
+	if s == nil {
+		return
+	}
+	defer s.Close()
+	last := map[string]string{}
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		for _, flow := range r.flows() {
+			if id, ok := s.seen(ctx, r, flow, last[flow]); ok {
+				last[flow] = id
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// seen records the entries of flow's stream after entry ID after ("" from
+// the start), at most a page; it returns the last one's ID, ok false when
+// there was none or the look failed.
+func (s *serverReader) seen(ctx context.Context, r *run, flow, after string) (string, bool) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	op := history.Op{Client: "harness", Kind: history.StreamSeen, Flow: flow, Call: r.rec.Now()}
+	cctx, cancel := context.WithTimeout(ctx, watchEvery)
+	msgs, err := s.rdb.XRangeN(cctx, s.streams.StreamKey(flow), start, "+", 1000).Result()
+	cancel()
+	if err != nil || len(msgs) == 0 {
+		return "", false
+	}
+	if op.Stored = s.stored(ctx, r, msgs); op.Stored == nil {
+		return "", false
+	}
+	op.Return, op.OK = r.rec.Now(), true
+	for _, m := range msgs {
+		op.Values = append(op.Values, entryEventID(m))
+	}
+	r.rec.Add(op)
+	return msgs[len(msgs)-1].ID, true
+}
+
 // entryEventID is the event ID a stream entry carries.
 func entryEventID(m redis.XMessage) string {
 	if id, ok := m.Values["id"].(string); ok && id != "" {

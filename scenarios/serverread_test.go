@@ -166,23 +166,15 @@ func TestServerReadStored(t *testing.T) {
 				}
 			}
 			before, after := 0, 0
-			for _, o := range h.Ops {
-				if o.Kind != history.ServerRead {
-					continue
-				}
-				if len(o.Stored) != len(o.Values) {
-					t.Fatalf("server read of %s: %d stored times for %d entries", o.Flow, len(o.Stored), len(o.Values))
-				}
-				for i, id := range o.Values {
-					if ret, ok := acked[o.Flow+"/"+id]; ok {
-						if o.Stored[i] > ret {
-							after++
-						} else {
-							before++
-						}
+			eachStored(t, h, history.ServerRead, func(flow, id string, stored time.Duration) {
+				if ret, ok := acked[flow+"/"+id]; ok {
+					if stored > ret {
+						after++
+					} else {
+						before++
 					}
 				}
-			}
+			})
 			t.Logf("entries stored before their acknowledgement %d, after %d", before, after)
 			// A stored time is Redis's clock less an offset measured once
 			// per run, its uncertainty subtracted; on a loaded machine a
@@ -194,5 +186,23 @@ func TestServerReadStored(t *testing.T) {
 				t.Errorf("stored before the acknowledgement %d, after %d", before, after)
 			}
 		})
+	}
+}
+
+// eachStored calls f for every entry in h's ops of kind (the harness's
+// looks at streams) with the time Redis stored it; it fails t when an op's
+// stored times do not match its entries.
+func eachStored(t *testing.T, h history.History, kind string, f func(flow, id string, stored time.Duration)) {
+	t.Helper()
+	for _, o := range h.Ops {
+		if o.Kind != kind {
+			continue
+		}
+		if len(o.Stored) != len(o.Values) {
+			t.Fatalf("%s of %s at %s: %d stored times for %d entries", kind, o.Flow, o.Call, len(o.Stored), len(o.Values))
+		}
+		for i, id := range o.Values {
+			f(o.Flow, id, o.Stored[i])
+		}
 	}
 }

@@ -245,3 +245,46 @@ func TestContainerTarget(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchBeforeWipe: in a run whose fault wipes Redis (kill_no_aof),
+// the harness looks at the streams during the traffic: events
+// acknowledged before the kill, gone from Redis after it, are in its
+// looks, each with the time Redis stored it (by its entry ID), no earlier
+// than its publish was called. A run without such a fault does not look.
+func TestWatchBeforeWipe(t *testing.T) {
+	t.Parallel()
+	needRedis(t)
+	h := savedHistory(t, runOn(t, "kill_no_aof", "hardened", DefaultDeps()))
+	kill := h.Faults[0].Start
+	calls := map[string]time.Duration{}
+	before := 0
+	for _, o := range h.Ops {
+		if o.Kind == history.Publish && o.OK {
+			calls[o.EventID] = o.Call
+			if o.Return < kill {
+				before++
+			}
+		}
+	}
+	seen := 0
+	eachStored(t, h, history.StreamSeen, func(_, id string, stored time.Duration) {
+		call, ok := calls[id]
+		if !ok {
+			return
+		}
+		if stored < call-10*time.Millisecond {
+			t.Errorf("%s stored at %s, before its publish was called (%s)", id, stored, call)
+		}
+		if stored < kill {
+			seen++
+		}
+	})
+	if before == 0 || seen < before*9/10 {
+		t.Errorf("looks during the traffic saw %d events stored before the kill; %d were acknowledged before it", seen, before)
+	}
+	for _, o := range savedHistory(t, runOn(t, "basic", "hardened", DefaultDeps())).Ops {
+		if o.Kind == history.StreamSeen {
+			t.Fatalf("basic (no fault wipes Redis): a look during the traffic at %s", o.Call)
+		}
+	}
+}

@@ -34,6 +34,11 @@ const (
 	RedisState   = "redis_state"
 	ServerRead   = "server_read" // the harness's own read of a flow's Redis stream: Flow; Values = event IDs stored, in stream order; Stored = when Redis stored each
 	StreamInfo   = "stream_info" // the harness's own look at a flow's stream: Flow; Count = XLEN; Value = PTTL in ms (-1 none, -2 no key)
+	// StreamSeen is the harness's own look, during the traffic, at the
+	// entries new in a flow's Redis stream (runs with a fault that wipes
+	// Redis, whose final read cannot see what the wipe took): Flow;
+	// Values = event IDs, in stream order; Stored = when Redis stored each.
+	StreamSeen = "stream_seen"
 	// InstanceExit is an instance process that ended (instance faults):
 	// Instance names it, Value the fault ("stop", "kill"), Err its exit
 	// status, OK an exit status 0, Values the last lines it logged.

@@ -23,8 +23,10 @@ func (k eventKey) String() string { return k.flow + "/" + k.id }
 //
 // A publish the implementation acknowledged in redis mode whose stream
 // entry Redis stored only after the acknowledgement (the harness's own
-// read says when: history.Op.Stored) was acknowledged from memory,
-// whatever the instance's mode said: its Mode becomes impl.ModeMemory.
+// read says when: history.Op.Stored, in its final read or, where a fault
+// wiped Redis, its reads during the traffic) was acknowledged from
+// memory, whatever the instance's mode said: its Mode becomes
+// impl.ModeMemory.
 func publishes(h history.History) map[eventKey]history.Op {
 	m := map[eventKey]history.Op{}
 	for _, o := range h.Ops {
@@ -37,7 +39,7 @@ func publishes(h history.History) map[eventKey]history.Op {
 		}
 	}
 	for _, rd := range h.Ops {
-		if rd.Kind != history.ServerRead || len(rd.Stored) != len(rd.Values) {
+		if (rd.Kind != history.ServerRead && rd.Kind != history.StreamSeen) || len(rd.Stored) != len(rd.Values) {
 			continue
 		}
 		for i, id := range rd.Values {

@@ -261,6 +261,15 @@ func TestReorderedRealTimeScope(t *testing.T) {
 			verdict: verdict.Pass},
 		{name: "two instances on redis, both stored in time: real-time order binds", h: hist(nil, redA, redB, storedAt(srv("f1", 5, "p1-1", "p0-1"), 0.205, 0.105)),
 			verdict: verdict.Fail, err: ErrReordered, metrics: map[string]float64{"reordered_realtime": 1}},
+		// A fault wiped the stream before the final read: the harness's
+		// looks during the traffic say when Redis stored each entry
+		// (explore seed 11111, reordered-cf57635a).
+		{name: "deliveries across instances, one stored after its acknowledgement, seen before a wipe",
+			h:       hist(nil, redA, redB, seen("f1", 0.3, "p1-1"), seen("f1", 0.6, "p0-1"), del("s0", "p1-1", 1), del("s0", "p0-1", 1.1)),
+			verdict: verdict.Pass},
+		{name: "the same seen stored in time: real-time order binds",
+			h:       hist(nil, redA, redB, seen("f1", 0.105, "p0-1"), seen("f1", 0.205, "p1-1"), del("s0", "p1-1", 1), del("s0", "p0-1", 1.1)),
+			verdict: verdict.Fail, err: ErrReordered},
 		// One publisher moving between instances (explore's
 		// reordered-9e8ada40): its seq 1 waits in inst-0's outbox while its
 		// seq 2 goes through inst-1. Nothing tells inst-1 of inst-0's
@@ -428,6 +437,17 @@ func TestSensitivity(t *testing.T) {
 func srv(flow string, t float64, ids ...string) history.Op {
 	o := rd(flow, t, ids...)
 	o.Kind, o.Client = history.ServerRead, "harness"
+	return o
+}
+
+// seen is the harness's look during the traffic finding ids stored in
+// flow's stream at t (seconds).
+func seen(flow string, t float64, ids ...string) history.Op {
+	o := rd(flow, t, ids...)
+	o.Kind, o.Client = history.StreamSeen, "harness"
+	for range ids {
+		o.Stored = append(o.Stored, s(t))
+	}
 	return o
 }
 
