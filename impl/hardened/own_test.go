@@ -135,6 +135,36 @@ func TestOwnWritesPastMaybe(t *testing.T) {
 	conformance.NoMore(t, elsewhere, 200*time.Millisecond)
 }
 
+// TestHeardHandedWrites: a client that layer A handed its writes ahead of
+// the stream (its cursor marks them) resumes on layer B while Redis is
+// still unreachable. B heard those writes live and hands what it heard
+// after the cursor; it must tell the handed ones by the mark, as a
+// catch-up does from the stream, and not deliver them again (explore seed
+// 12121, duplicated-186a2286: 21 events twice to a client moving between
+// three instances during a TLS outage).
+func TestHeardHandedWrites(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, _, cfg := layer(t, p, "A", nil)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	ctx := bg(t)
+	onB, err := b.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	live, cursor := followed(ctx, t, a)
+	receive(t, onB, 1)
+	const n = 40 // more than a cursor names by hash
+	pausedAfter(ctx, t, p, a, live, n)
+	receive(t, onB, n) // sent to B before the pause
+	handed, err := a.Bus.Subscribe(ctx, "f", cursor)
+	require.NoError(t, err)
+	got := receive(t, handed, n+1)
+	require.Contains(t, got[n].Cursor, ".w.", "A's writes handed ahead, named in the cursor")
+	require.NoError(t, b.Bus.Publish(ctx, ev("g", 1))) // B finds Redis gone
+	waitMode(t, b, "memory", 4*time.Second)
+	elsewhere, err := b.Bus.Subscribe(ctx, "f", got[n].Cursor)
+	require.NoError(t, err)
+	conformance.NoMore(t, elsewhere, 500*time.Millisecond)
+}
+
 // TestOwnMarkMismatch: a cursor's own mark says which writes of one layer
 // it was handed (their checksum); when that layer's entries in the stream
 // up to the mark are more than that (a publish whose reply was lost wrote

@@ -676,7 +676,10 @@ func (s *sub) fallback() {
 	if behind {
 		var complete bool
 		heard, complete = s.b.hub.heardAfter(s.flow, sid)
-		behind = !complete
+		behind = !complete || !s.ownHeard(heard)
+		if behind {
+			heard = nil
+		}
 	}
 	s.mu.Lock()
 	s.hold = behind
@@ -687,6 +690,40 @@ func (s *sub) fallback() {
 	if !behind {
 		s.handOwn()
 	}
+}
+
+// ownHeard checks the position's own mark against heard entries, as
+// checkOwn does against the stream: when the marking layer's entries among
+// them up to the mark are the writes it handed (their checksum), they are
+// skipped (handedAhead). It reports false when the entries do not reach
+// the mark: the catch-up must read the rest (explore's
+// duplicated-186a2286: another instance's handed writes, more than the
+// cursor names by hash, delivered again from what this one heard).
+func (s *sub) ownHeard(heard []item) bool {
+	s.mu.Lock()
+	p := s.pos
+	s.mu.Unlock()
+	if p.ownTo == "" || p.ownOrigin == s.b.origin {
+		return true // none, or this layer's own (its ring knows them)
+	}
+	if len(heard) == 0 || cursorAfter(p.ownTo, heard[len(heard)-1].e.Cursor) {
+		return false
+	}
+	var sum uint64
+	for _, it := range heard {
+		if cursorAfter(it.e.Cursor, p.ownTo) {
+			break
+		}
+		if it.writer == p.ownOrigin {
+			sum ^= idSum(it.e.ID)
+		}
+	}
+	if sum == p.ownSum {
+		s.mu.Lock()
+		s.ownOK = p.ownOrigin + p.ownTo
+		s.mu.Unlock()
+	}
+	return true
 }
 
 func (s *sub) resync() {
