@@ -459,14 +459,20 @@ func memoryLayer(t *testing.T) *impl.Layer {
 	return l
 }
 
+// pair starts Redis and two layers on it, A and B, sharing its keys.
+func pair(t *testing.T) (*target.Process, *impl.Layer, *impl.Layer, context.Context) {
+	t.Helper()
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	a, _, cfg := layer(t, p, "A", nil)
+	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	return p, a, b, bg(t)
+}
+
 // TestLiveAcrossOutage: a subscriber on instance B gets A's events live,
 // misses them while Redis is down (B cannot see A's memory), and gets them
 // once, in order, when Redis is back, with nothing twice.
 func TestLiveAcrossOutage(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	a, _, cfg := layer(t, p, "A", nil)
-	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
-	ctx := bg(t)
+	p, a, b, ctx := pair(t)
 	ch, err := b.Bus.Subscribe(ctx, "f", "")
 	require.NoError(t, err)
 	var want []string

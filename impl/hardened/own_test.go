@@ -143,10 +143,7 @@ func TestOwnWritesPastMaybe(t *testing.T) {
 // 12121, duplicated-186a2286: 21 events twice to a client moving between
 // three instances during a TLS outage).
 func TestHeardHandedWrites(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	a, _, cfg := layer(t, p, "A", nil)
-	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
-	ctx := bg(t)
+	p, a, b, ctx := pair(t)
 	onB, err := b.Bus.Subscribe(ctx, "f", "")
 	require.NoError(t, err)
 	live, cursor := followed(ctx, t, a)
@@ -242,10 +239,7 @@ func TestResumeHeardDuringOutage(t *testing.T) {
 // before that write, during an outage, must not get the writes it heard
 // ahead of it: it is held for the catch-up.
 func TestResumeHeardIncomplete(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	a, _, cfg := layer(t, p, "A", nil)
-	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
-	ctx := bg(t)
+	p, a, b, ctx := pair(t)
 	_, cursor := followed(ctx, t, b)
 	require.NoError(t, b.Bus.Publish(ctx, ev("f", 1)))
 	live, err := a.Bus.Subscribe(ctx, "f", "")
@@ -266,9 +260,7 @@ func TestResumeHeardIncomplete(t *testing.T) {
 // returns A, f-000's cursor and the function that resumes Redis.
 func leftThenPaused(ctx context.Context, t *testing.T) (*impl.Layer, string, func()) {
 	t.Helper()
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	a, _, cfg := layer(t, p, "A", nil)
-	b, _, _ := layer(t, p, "B", shared(cfg.KeyPrefix, nil))
+	p, a, b, _ := pair(t)
 	sctx, leave := context.WithCancel(ctx)
 	live, err := a.Bus.Subscribe(sctx, "f", "")
 	require.NoError(t, err)
