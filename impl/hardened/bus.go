@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -385,7 +386,7 @@ func (b *Bus) remember(p pending, line []byte) (*jbatch, error) {
 // settle waits for the earlier attempt of outbox event id (a call a
 // flusher still had in hand when the publish gave up) to end: when it
 // stored the event, that is its stream copy (resolve); either way the
-// replay, which waited for it, goes on.
+// replay, which waited for it, goes on (see replayOnce).
 func (b *Bus) settle(late *pubReq, flow, id string) {
 	select {
 	case <-late.settled:
@@ -719,10 +720,16 @@ func (b *Bus) replayOnce() bool {
 	// stored by it after the replay looked for it: the batch ends before
 	// it (settle kicks the replay when it ended).
 	n := batchLen(b.outbox)
-	for i, p := range b.outbox[:n] {
+	for i := range b.outbox[:n] {
+		p := &b.outbox[i]
 		if p.late != nil && !closed(p.late.settled) {
 			n = i
 			break
+		}
+		if p.late != nil && p.late.sid == "" && (errors.Is(p.late.err, errOffline) || unsent(p.late.err)) {
+			// That attempt never left this instance: nothing to look
+			// for, no fence to wait for.
+			p.attempted, p.fence, p.late = 0, 0, nil
 		}
 	}
 	batch := slices.Clone(b.outbox[:n])
@@ -792,6 +799,14 @@ func (b *Bus) replayOnce() bool {
 			continue
 		}
 		unconfirmed := errors.Is(err, errNotReplicated)
+		if c != nil && unsent(c.Err()) {
+			// Never left this instance: nothing that may land later,
+			// no fence to wait for.
+			for _, k := range groups[f] {
+				status[k] = held
+			}
+			continue
+		}
 		if c == nil || (c.Err() != nil && outage(c.Err())) || unconfirmed {
 			// Not confirmed on a replica, or the connection broke: the
 			// next replay finds it (or not) wherever the primary is
@@ -911,6 +926,20 @@ func (b *Bus) replayOnce() bool {
 		}) == nil
 	}
 	return replayed+dropped > 0 && len(keep) == 0
+}
+
+// unsent tells whether a call's error says it never left this instance:
+// no connection could be dialled (refused, no route, a TLS handshake that
+// failed) or taken from the pool (none free, or the pool closed: the
+// breaker closed the client the call had). Such a publish or replay is no
+// attempt that may land later, and sets no fence: a graceful stop's
+// drain that met Redis down, then back, waited past its deadline for the
+// 5 s fence of a publish that had met a closed pool (explore seed 12121,
+// session_chain-f38021e2: 36 events kept in the journal of an instance
+// stopped during a failover).
+func unsent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) || (errors.As(err, &op) && op.Op == "dial")
 }
 
 // full tells whether an error reply from Redis is its refusal of a write

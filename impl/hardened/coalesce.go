@@ -49,9 +49,10 @@ type pubReq struct {
 	keys  []string
 	args  []any
 	state atomic.Int32
-	// sid is the stream entry's ID the call returned, set before done
-	// is sent.
+	// sid is the stream entry's ID the call returned, and err its error,
+	// set before done is sent.
 	sid string
+	err error
 	// done receives the call's result once; buffered so that a flusher
 	// never waits for a publisher that gave up.
 	done chan error
@@ -103,7 +104,7 @@ func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bo
 	for {
 		select {
 		case err := <-r.done:
-			return !errors.Is(err, errOffline) && !errors.Is(err, errLate), r.sid, nil, err
+			return !errors.Is(err, errOffline) && !errors.Is(err, errLate) && !unsent(err), r.sid, nil, err
 		case <-t.C:
 			select {
 			case p.slots <- struct{}{}:
@@ -156,7 +157,7 @@ func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent
 	if err == nil && late {
 		return false, "", errLate // nothing stored, as if never sent
 	}
-	return !errors.Is(err, errOffline), sid, err
+	return !errors.Is(err, errOffline) && !unsent(err), sid, err
 }
 
 // loop is one flusher: it takes the first waiting publish and every other
@@ -228,6 +229,7 @@ func (p *publisher) refuseQueued() {
 		select {
 		case r := <-p.queue:
 			if r.state.CompareAndSwap(reqQueued, reqTaken) {
+				r.err = errOffline
 				r.done <- errOffline
 				close(r.settled)
 			}
@@ -298,6 +300,7 @@ func (p *publisher) flush(batch []*pubReq) {
 		if errors.Is(err, errOffline) {
 			results[i] = errOffline
 		}
+		r.err = results[i]
 		r.done <- results[i]
 		close(r.settled)
 	}

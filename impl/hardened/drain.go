@@ -15,21 +15,31 @@ var ErrOutboxLost = errors.New("hardened: closed with acknowledged events not wr
 
 // drain writes the outbox to Redis before the layer closes (a restart,
 // such as the tracker's rollback to REDIS_ENABLED=false, must not drop
-// events it acknowledged): with the breaker open it first tries one
-// connection, and it gives up after ConnectTimeout (plus one replay round
-// trip). Close runs it once the replayer stopped, so it is the only
-// writer. What it could not write is lost, or, with the outbox journal,
-// kept there for the next layer started on it; the error says how many.
+// events it acknowledged): for up to ConnectTimeout (plus one replay round
+// trip) it connects again whenever the breaker is open, every
+// ProbeInterval, and replays while events remain. (It used to try one
+// connection: an instance stopped during a failover gave up 0.5 s before
+// the new primary was named, and kept 36 events in its journal until it
+// started again, after its clients had gone: explore seed 12121,
+// session_chain-f38021e2.) Close runs it once the replayer stopped, so it
+// is the only writer. What it could not write is lost, or, with the
+// outbox journal, kept there for the next layer started on it; the error
+// says how many.
 func (b *Bus) drain() error {
 	if !b.redis {
 		return nil
 	}
-	if b.Outbox().Pending > 0 {
-		deadline := time.Now().Add(b.m.cfg.ConnectTimeout)
-		if rdb, _ := b.m.client(); rdb == nil {
-			b.m.probe(context.Background(), b.m.cfg.ConnectTimeout)
+	deadline := time.Now().Add(b.m.cfg.ConnectTimeout)
+	for b.Outbox().Pending > 0 {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
 		}
-		for b.replayOnce() && time.Now().Before(deadline) {
+		if rdb, _ := b.m.client(); rdb == nil {
+			b.m.probe(context.Background(), left)
+		}
+		if !b.replayOnce() {
+			time.Sleep(min(b.m.cfg.ProbeInterval, time.Until(deadline)))
 		}
 	}
 	n := b.Outbox().Pending

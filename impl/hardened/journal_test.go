@@ -142,6 +142,28 @@ func TestJournalDedupe(t *testing.T) {
 	assert.Equal(t, append(in, "f-03"), historyIDs(t, b, "f"), "history: the journal's events once each")
 }
 
+// TestDrainWaitsForRedis: a graceful stop while Redis is down (a failover
+// naming a new primary, a restart) writes the outbox once Redis is back
+// within ConnectTimeout, rather than give up at its first try.
+func TestDrainWaitsForRedis(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	ctx := context.Background()
+	prefix := conformance.Config(p, "x").KeyPrefix
+	a := journaled(t, p, prefix, t.TempDir())
+	require.NoError(t, p.Stop(ctx))
+	want := pub(t, a, "f", 1, 4)
+	back := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		back <- p.Restart(ctx)
+	}()
+	require.NoError(t, a.Close(), "Close with Redis back 300 ms after it began")
+	require.NoError(t, <-back)
+	b := journaled(t, p, prefix, t.TempDir())
+	assert.Equal(t, want, historyIDs(t, b, "f"))
+	require.NoError(t, b.Close())
+}
+
 // TestJournalStop: a graceful stop with Redis down keeps the outbox in
 // the journal (Close says how many, none lost), and the directory is
 // locked while a layer uses it.
