@@ -209,10 +209,11 @@ func TestFindingsValid(t *testing.T) {
 
 // TestInProcessJournal: config journal gives in-process instances an
 // outbox journal that outlives a flag step's rebuild, as it does instance
-// processes. redeploy_outage rebuilds the instance during an outage: with
-// the journal what the instance acknowledged from memory reaches Redis;
-// without it the rebuild loses it, and lost says so (before in-process
-// instances had journals, both runs failed).
+// processes. redeploy_outage rebuilds the instance during an outage, here
+// made to outlast the rebuild's drain (which waits up to ConnectTimeout
+// for Redis): with the journal what the instance acknowledged from memory
+// reaches Redis; without it the rebuild loses it, and lost says so (before
+// in-process instances had journals, both runs failed).
 func TestInProcessJournal(t *testing.T) {
 	t.Parallel()
 	needRedis(t)
@@ -221,7 +222,8 @@ func TestInProcessJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec.Workload.Duration = Duration(time.Second)
+	spec.Workload.Duration = Duration(2500 * time.Millisecond)
+	spec.Faults[0].For = Duration(2400 * time.Millisecond)
 	for _, journal := range []bool{true, false} {
 		spec.Config.Journal = journal
 		o := runSpec(t, spec, "hardened", reg, 1)
