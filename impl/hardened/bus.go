@@ -726,7 +726,7 @@ func (b *Bus) replayOnce() bool {
 			n = i
 			break
 		}
-		if p.late != nil && p.late.sid == "" && (errors.Is(p.late.err, errOffline) || unsent(p.late.err)) {
+		if p.late != nil && p.late.sid == "" && unsent(p.late.err) {
 			// That attempt never left this instance: nothing to look
 			// for, no fence to wait for.
 			p.attempted, p.fence, p.late = 0, 0, nil
@@ -929,9 +929,10 @@ func (b *Bus) replayOnce() bool {
 }
 
 // unsent tells whether a call's error says it never left this instance:
-// no connection could be dialled (refused, no route, a TLS handshake that
-// failed) or taken from the pool (none free, or the pool closed: the
-// breaker closed the client the call had). Such a publish or replay is no
+// the breaker was open (errOffline), no connection could be dialled
+// (refused, no route, a TLS handshake that failed) or taken from the pool
+// (none free, or the pool closed: the breaker closed the client the call
+// had). Such a publish or replay is no
 // attempt that may land later, and sets no fence: a graceful stop's
 // drain that met Redis down, then back, waited past its deadline for the
 // 5 s fence of a publish that had met a closed pool (explore seed 12121,
@@ -939,7 +940,8 @@ func (b *Bus) replayOnce() bool {
 // stopped during a failover).
 func unsent(err error) bool {
 	var op *net.OpError
-	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) || (errors.As(err, &op) && op.Op == "dial")
+	return errors.Is(err, errOffline) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
+		(errors.As(err, &op) && op.Op == "dial")
 }
 
 // full tells whether an error reply from Redis is its refusal of a write

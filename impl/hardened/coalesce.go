@@ -104,7 +104,7 @@ func (p *publisher) run(ctx context.Context, keys []string, args []any) (sent bo
 	for {
 		select {
 		case err := <-r.done:
-			return !errors.Is(err, errOffline) && !errors.Is(err, errLate) && !unsent(err), r.sid, nil, err
+			return !unsent(err) && !errors.Is(err, errLate), r.sid, nil, err
 		case <-t.C:
 			select {
 			case p.slots <- struct{}{}:
@@ -157,7 +157,7 @@ func (p *publisher) direct(ctx context.Context, keys []string, args []any) (sent
 	if err == nil && late {
 		return false, "", errLate // nothing stored, as if never sent
 	}
-	return !errors.Is(err, errOffline) && !unsent(err), sid, err
+	return !unsent(err), sid, err
 }
 
 // loop is one flusher: it takes the first waiting publish and every other
