@@ -57,7 +57,7 @@ const (
 	// asyncAck acknowledges a publish at once and writes it 500 ms later:
 	// a kill loses what it acknowledged in the last 500 ms.
 	asyncAck = "mut-async-ack"
-	// leak keeps 512 KiB of touched memory per publish.
+	// leak keeps 1 MiB of touched memory per publish.
 	leak = "mut-leak"
 )
 
@@ -107,7 +107,7 @@ type leakBus struct {
 }
 
 func (b *leakBus) Publish(ctx context.Context, e impl.Event) error {
-	buf := bytes.Repeat([]byte{'x'}, 512<<10)
+	buf := bytes.Repeat([]byte{'x'}, 1<<20)
 	b.mu.Lock()
 	b.kept = append(b.kept, buf)
 	b.mu.Unlock()
@@ -313,7 +313,7 @@ checks:
     thresholds: {rss_max_mib: "<= 160"}
 `
 
-// TestInstanceMemoryBound: an instance process that keeps 512 KiB per
+// TestInstanceMemoryBound: an instance process that keeps 1 MiB per
 // publish fails the memory bound; hardened stays under it.
 func TestInstanceMemoryBound(t *testing.T) {
 	t.Parallel()

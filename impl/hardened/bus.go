@@ -160,6 +160,7 @@ func newBus(m *manager, k keys) *Bus {
 			b.hub.up(rdb)
 			b.kick()
 		}, b.hub.down)
+		m.missed(b.hub.unreachable)
 		m.closers = append(m.closers, b.hub.close)
 		m.goroutine(b.replayLoop)
 		b.pub = newPublisher(m)

@@ -75,8 +75,10 @@ type manager struct {
 	streakWins uint64
 	verifying  bool
 
-	onUp    []func(rdb redis.UniversalClient, gen uint64)
-	onDown  []func()
+	onUp   []func(rdb redis.UniversalClient, gen uint64)
+	onDown []func()
+	// onMiss run when a probe finds Redis unreachable (see missed).
+	onMiss  []func()
 	closers []func()
 	// finals run at Close once background work stopped, while the client
 	// (if any) is still open: what a component must write before the
@@ -134,6 +136,10 @@ func (m *manager) listen(up func(rdb redis.UniversalClient, gen uint64), down fu
 		m.onDown = append(m.onDown, down)
 	}
 }
+
+// missed adds a listener the probe runs each time it finds Redis
+// unreachable while the breaker is open; call before start.
+func (m *manager) missed(f func()) { m.onMiss = append(m.onMiss, f) }
 
 // beforeClose adds a final step of Close (see finals); call before start.
 func (m *manager) beforeClose(f func() error) { m.finals = append(m.finals, f) }
@@ -428,6 +434,11 @@ func (m *manager) probeLoop() {
 		switch {
 		case rdb == nil:
 			m.probe(context.Background(), timeout)
+			if m.cur.Load() == nil {
+				for _, f := range m.onMiss {
+					f()
+				}
+			}
 		case due:
 			m.ping(context.Background(), rdb)
 		}

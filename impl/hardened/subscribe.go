@@ -43,6 +43,17 @@ type hub struct {
 	// attached is ps != nil, readable without mu: every publish asks it
 	// (wrote, local), and almost always the hub is attached.
 	attached atomic.Bool
+	// doubt is set when Redis dropped the Pub/Sub connection: the breaker
+	// opened on that alone, and Redis may well be there with writes this
+	// layer never heard (a failover's sentinels kill the clients of the
+	// primary they demote; the new primary has the writes made since).
+	// Subscribers that cannot catch up hold what they are handed until
+	// the hub is up again, or a probe finds Redis unreachable (an outage:
+	// local delivery goes on, guarantee 4). Explore's reordered-129e46fb:
+	// an instance frozen through a failover thawed to a killed
+	// connection and delivered a moved publisher's next event, from
+	// memory, ahead of the 40 it had written through another instance.
+	doubt atomic.Bool
 	// tails is, per followed flow, the stream ID of the latest live
 	// message heard of another layer's write (see behind).
 	tails map[string]string
@@ -137,6 +148,7 @@ func (h *hub) up(rdb redis.UniversalClient) {
 	// one does not join what this one hears.
 	clear(h.since)
 	h.attached.Store(true)
+	h.doubt.Store(false)
 	var chans []string
 	for flow := range h.subs {
 		chans = append(chans, h.b.k.channel(flow))
@@ -145,6 +157,21 @@ func (h *hub) up(rdb redis.UniversalClient) {
 	h.b.m.goroutine(func() { h.read(rdb, ps) })
 	if len(chans) > 0 {
 		h.subscribe(rdb, ps, chans...)
+	}
+}
+
+// unreachable ends a doubt (see hub.doubt): Redis is out, and the
+// subscribers that held for a catch-up get what they were handed.
+func (h *hub) unreachable() {
+	if !h.doubt.Swap(false) {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, set := range h.subs {
+		for s := range set {
+			s.poke()
+		}
 	}
 }
 
@@ -237,6 +264,7 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 			current := h.ps == ps
 			h.mu.Unlock()
 			if current {
+				h.doubt.Store(true)
 				h.b.m.fail(rdb, fmt.Errorf("pubsub: %w", err))
 			}
 			return
@@ -857,7 +885,7 @@ func (s *sub) pump(ctx context.Context) {
 			syncing = !s.catchUp(ctx)
 		}
 		s.mu.Lock()
-		if syncing && s.hold {
+		if syncing && (s.hold || s.b.hub.doubt.Load()) {
 			s.mu.Unlock()
 			continue
 		}

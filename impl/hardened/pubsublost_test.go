@@ -1,0 +1,65 @@
+package hardened
+
+import (
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gonogo/harness/chaos"
+	"github.com/gonogo/harness/impl/conformance"
+	"github.com/gonogo/harness/target"
+)
+
+// TestPubSubLostMovedPublisher: Redis drops layer A's Pub/Sub connection
+// (a failover's sentinels kill the clients of the primary they demote;
+// explore seed 12121, reordered-129e46fb: an instance frozen through a
+// failover found its connections killed when it thawed) and A's breaker
+// opens while Redis is still there, so A's next reconnect succeeds but
+// takes a while. Meanwhile a publisher that moved writes f-002 through B
+// (stored in Redis), then f-003 through A (from memory). A's subscriber
+// must get f-002 before f-003 (guarantee 3): A had not heard f-002 and
+// Redis holds it, so A's memory event waits for the catch-up. It got
+// f-003 live first, f-002 after the reconnect.
+func TestPubSubLostMovedPublisher(t *testing.T) {
+	ctx := bgCtx(t)
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	e := chaos.NewEmbedded(ctx)
+	defer e.Close()
+	proxy, err := e.NewProxy("redis", p.Addr())
+	require.NoError(t, err)
+	cfg := conformance.Config(p, "A")
+	cfg.URL = "redis://" + proxy.Listen()
+	// The probe answers slowly, not never: its timeout outlasts it.
+	cfg.ProbeInterval, cfg.ConnectTimeout = 5*time.Second, 5*time.Second
+	a, err := New(ctx, cfg)
+	require.NoError(t, err)
+	defer a.Close()
+	cfgB := conformance.Config(p, "B")
+	cfgB.KeyPrefix = cfg.KeyPrefix
+	b, err := New(ctx, cfgB)
+	require.NoError(t, err)
+	defer b.Close()
+
+	ch, err := a.Bus.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	require.NoError(t, b.Bus.Publish(ctx, conformance.Event("f", "f-001", 1, time.Now().UTC())))
+	require.Equal(t, "f-001", conformance.Receive(t, ch, 5*time.Second).ID)
+
+	require.NoError(t, proxy.AddToxic(ctx, chaos.Toxic{Name: "slow", Type: "latency", Attributes: map[string]any{"latency": 150}}))
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer rdb.Close()
+	killed, err := rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, killed, "A's Pub/Sub connection killed")
+	require.Eventually(t, func() bool { return a.Manager.Mode() == "memory" }, 5*time.Second, 5*time.Millisecond, "A's breaker open")
+
+	require.NoError(t, b.Bus.Publish(ctx, conformance.Event("f", "f-002", 2, time.Now().UTC())))
+	require.NoError(t, a.Bus.Publish(ctx, conformance.Event("f", "f-003", 3, time.Now().UTC())))
+	require.Equal(t, "memory", a.Manager.Mode(), "f-003 acknowledged from memory (the reconnect still under way)")
+	got := []string{conformance.Receive(t, ch, 5*time.Second).ID, conformance.Receive(t, ch, 5*time.Second).ID}
+	assert.Equal(t, []string{"f-002", "f-003"}, got)
+	conformance.NoMore(t, ch, 200*time.Millisecond)
+}
