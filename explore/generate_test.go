@@ -189,3 +189,35 @@ func TestHashIgnoresName(t *testing.T) {
 		t.Errorf("no checks in\n%s", s.YAML())
 	}
 }
+
+// TestEvictionReportOnly: under an evicting maxmemory policy Redis may
+// drop a flow's stream, which no layer can prevent: every check that
+// judges a loss reports it without deciding (explore seed 13131,
+// acked_on_stop-8b74ee1e: an event stored from Redis and evicted under
+// allkeys-lru was blamed on an instance's graceful stop). Under
+// noeviction each of them decides.
+func TestEvictionReportOnly(t *testing.T) {
+	losses := []string{"lost", "reordered", "session_chain", "registry", "acked_on_stop", "lost_on_crash"}
+	for _, policy := range []string{"allkeys-lru", "noeviction"} {
+		s := Scenario{Instances: 2, InstanceMode: "process", Workload: Workload{
+			Publish: &Publish{Rate: 4}, SSE: &SSE{Clients: 1}, Registry: &Registry{Connections: 1}},
+			Faults: []Fault{{At: Dur(100 * time.Millisecond), For: Dur(100 * time.Millisecond), Fault: "maxmemory", Params: map[string]string{"bytes": "1mb", "policy": policy}},
+				{At: Dur(200 * time.Millisecond), For: Dur(100 * time.Millisecond), Fault: "instance_stop", Params: map[string]string{"instance": "1"}},
+				{At: Dur(400 * time.Millisecond), For: Dur(100 * time.Millisecond), Fault: "instance_kill", Params: map[string]string{"instance": "0"}}}}
+		got := map[string]bool{}
+		for _, c := range checksFor(s) {
+			got[c.Name] = c.ReportOnly
+		}
+		for _, name := range losses {
+			only, ok := got[name]
+			if !ok {
+				t.Errorf("%s: no %s check", policy, name)
+			} else if only != (policy != "noeviction") {
+				t.Errorf("%s: %s report_only = %v", policy, name, only)
+			}
+		}
+		if got["duplicated"] {
+			t.Errorf("%s: duplicated is report only; eviction duplicates nothing", policy)
+		}
+	}
+}

@@ -815,14 +815,18 @@ func (b *Bus) replayOnce() bool {
 			// unseen).
 			var res []any
 			ran := false
-			if c != nil {
+			if c != nil && c.Err() == nil {
 				res, ran = c.Val().([]any)
 			}
 			if ran {
 				// The script's reply was read whole (the connection
 				// may have broken before the WAIT's: a failover drops
 				// the demoted primary's clients): it wrote the events
-				// it returned an entry for, and none after them.
+				// it returned an entry for, and none after them. A
+				// reply cut short is no answer (go-redis then holds a
+				// typed nil array): explore's duplicated-38222286, a
+				// batch read as "none written" and written again by
+				// every replay, 21 times.
 				for j, k := range groups[f] {
 					if j < len(res) {
 						sids[k], _ = replayEntry(res[j])
