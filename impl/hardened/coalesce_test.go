@@ -173,21 +173,12 @@ func TestNoScriptReload(t *testing.T) {
 // Without the wait every such publish is acknowledged from memory at once
 // and the outbox overflows within milliseconds.
 func TestBehindOutbox(t *testing.T) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	e := chaos.NewEmbedded(ctx)
-	defer e.Close()
-	proxy, err := e.NewProxy("redis", p.Addr())
-	require.NoError(t, err)
+	ctx := bgCtx(t)
+	_, proxy, l, _ := proxied(ctx, t, func(cfg *impl.Config) {
+		cfg.OutboxCap = 100
+		cfg.PublishBudget = time.Second
+	})
 	require.NoError(t, proxy.AddToxic(ctx, chaos.Toxic{Name: "slow", Type: "latency", Attributes: map[string]any{"latency": 5}}))
-	cfg := conformance.Config(p, "A")
-	cfg.URL = "redis://" + proxy.Listen()
-	cfg.OutboxCap = 100
-	cfg.PublishBudget = time.Second
-	l, err := New(ctx, cfg)
-	require.NoError(t, err)
-	defer l.Close()
 	b := l.Bus.(*Bus)
 
 	// The flow has an event waiting for replay (its publish fell back).

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gonogo/harness/chaos"
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
-	"github.com/gonogo/harness/target"
 )
 
 // TestReplayReplyCut: the replay's script runs and writes its events, but
@@ -24,17 +24,7 @@ import (
 // wrote them again. Each event must be stored once.
 func TestReplayReplyCut(t *testing.T) {
 	ctx := bgCtx(t)
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	e := chaos.NewEmbedded(ctx)
-	defer e.Close()
-	proxy, err := e.NewProxy("redis", p.Addr())
-	require.NoError(t, err)
-	cfg := conformance.Config(p, "A")
-	cfg.URL = "redis://" + proxy.Listen()
-	cfg.ProbeInterval = 50 * time.Millisecond
-	l, err := New(ctx, cfg)
-	require.NoError(t, err)
-	defer l.Close()
+	p, proxy, l, _ := proxied(ctx, t, func(cfg *impl.Config) { cfg.ProbeInterval = 50 * time.Millisecond })
 	b := l.Bus.(*Bus)
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer rdb.Close()

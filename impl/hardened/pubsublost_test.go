@@ -1,6 +1,7 @@
 package hardened
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gonogo/harness/chaos"
+	"github.com/gonogo/harness/impl"
 	"github.com/gonogo/harness/impl/conformance"
 	"github.com/gonogo/harness/target"
 )
@@ -25,18 +27,10 @@ import (
 // f-003 live first, f-002 after the reconnect.
 func TestPubSubLostMovedPublisher(t *testing.T) {
 	ctx := bgCtx(t)
-	p := conformance.StartRedis(t, target.ProcessOptions{})
-	e := chaos.NewEmbedded(ctx)
-	defer e.Close()
-	proxy, err := e.NewProxy("redis", p.Addr())
-	require.NoError(t, err)
-	cfg := conformance.Config(p, "A")
-	cfg.URL = "redis://" + proxy.Listen()
-	// The probe answers slowly, not never: its timeout outlasts it.
-	cfg.ProbeInterval, cfg.ConnectTimeout = 5*time.Second, 5*time.Second
-	a, err := New(ctx, cfg)
-	require.NoError(t, err)
-	defer a.Close()
+	p, proxy, a, cfg := proxied(ctx, t, func(cfg *impl.Config) {
+		// The probe answers slowly, not never: its timeout outlasts it.
+		cfg.ProbeInterval, cfg.ConnectTimeout = 5*time.Second, 5*time.Second
+	})
 	cfgB := conformance.Config(p, "B")
 	cfgB.KeyPrefix = cfg.KeyPrefix
 	b, err := New(ctx, cfgB)
@@ -62,4 +56,23 @@ func TestPubSubLostMovedPublisher(t *testing.T) {
 	got := []string{conformance.Receive(t, ch, 5*time.Second).ID, conformance.Receive(t, ch, 5*time.Second).ID}
 	assert.Equal(t, []string{"f-002", "f-003"}, got)
 	conformance.NoMore(t, ch, 200*time.Millisecond)
+}
+
+// proxied starts Redis and layer A on it through an embedded Toxiproxy
+// (config changed by mod): it returns the server, the proxy, the layer
+// and its config.
+func proxied(ctx context.Context, t *testing.T, mod func(*impl.Config)) (*target.Process, *chaos.EmbeddedProxy, *impl.Layer, impl.Config) {
+	t.Helper()
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	e := chaos.NewEmbedded(ctx)
+	t.Cleanup(func() { e.Close() })
+	proxy, err := e.NewProxy("redis", p.Addr())
+	require.NoError(t, err)
+	cfg := conformance.Config(p, "A")
+	cfg.URL = "redis://" + proxy.Listen()
+	mod(&cfg)
+	l, err := New(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return p, proxy, l, cfg
 }
