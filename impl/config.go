@@ -37,6 +37,12 @@ type Config struct {
 	PoolSize int
 	// ConnectTimeout bounds dialling. Default 5s.
 	ConnectTimeout time.Duration
+	// DrainTimeout bounds how long a graceful stop waits for Redis to take
+	// the events acknowledged from memory (hardened: it connects again
+	// every ProbeInterval meanwhile). Default twice ConnectTimeout (10s):
+	// long enough for a failover or a restart, well inside a platform's
+	// grace period (30s on Kubernetes) with the SSE streams' close.
+	DrainTimeout time.Duration
 	// PublishBudget bounds one Publish (hardened). Default 50ms.
 	PublishBudget time.Duration
 	// CallBudget bounds one cache or registry call (hardened). Default 50ms.
@@ -129,6 +135,7 @@ func (c Config) withDefaults() Config {
 		c.PoolSize = 50
 	}
 	def(&c.ConnectTimeout, 5*time.Second)
+	def(&c.DrainTimeout, 2*c.ConnectTimeout)
 	def(&c.PublishBudget, 50*time.Millisecond)
 	def(&c.CallBudget, 50*time.Millisecond)
 	def(&c.AckTimeout, c.PublishBudget/2)
@@ -158,9 +165,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// MaxDrainTimeout bounds DrainTimeout: a stop that waits longer is a hang.
+const MaxDrainTimeout = 10 * time.Minute
+
 // ConfigFromEnv reads the tracker's variables (REDIS_ENABLED, REDIS_URL,
-// REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID) and
-// OUTBOX_JOURNAL_DIR. The component flags
+// REDIS_EVENT_BUS, REDIS_CACHE, REDIS_SSE, SERVER_ID), OUTBOX_JOURNAL_DIR
+// and OUTBOX_DRAIN_TIMEOUT (a Go duration). The component flags
 // default to true when REDIS_ENABLED is true (the tracker defaults them to
 // false, which would make REDIS_ENABLED=true a no-op).
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
@@ -187,6 +197,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.ServerID = getenv("SERVER_ID")
 	c.JournalDir = getenv("OUTBOX_JOURNAL_DIR")
+	if v := strings.TrimSpace(getenv("OUTBOX_DRAIN_TIMEOUT")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond || d > MaxDrainTimeout {
+			return c, fmt.Errorf("OUTBOX_DRAIN_TIMEOUT=%q: want a duration from 1ms to %s, such as 25s", v, MaxDrainTimeout)
+		}
+		c.DrainTimeout = d
+	}
 	return c.withDefaults(), nil
 }
 

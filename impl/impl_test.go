@@ -139,6 +139,17 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Errorf("REDIS_ACK_REPLICAS=%s: %v; want an error naming it", bad, err)
 		}
 	}
+	if c.DrainTimeout != 2*c.ConnectTimeout {
+		t.Errorf("drain timeout %s by default; want twice the connect timeout %s", c.DrainTimeout, c.ConnectTimeout)
+	}
+	if c, err := ConfigFromEnv(env(map[string]string{"OUTBOX_DRAIN_TIMEOUT": "25s"})); err != nil || c.DrainTimeout != 25*time.Second {
+		t.Errorf("OUTBOX_DRAIN_TIMEOUT=25s: %s, %v; want 25s", c.DrainTimeout, err)
+	}
+	for _, bad := range []string{"x", "-1s", "0", "11m", "25"} {
+		if _, err := ConfigFromEnv(env(map[string]string{"OUTBOX_DRAIN_TIMEOUT": bad})); err == nil || !strings.Contains(err.Error(), "OUTBOX_DRAIN_TIMEOUT") {
+			t.Errorf("OUTBOX_DRAIN_TIMEOUT=%s: %v; want an error naming it", bad, err)
+		}
+	}
 }
 
 // TestNewClientFailoverURL: a URL with master_name gives go-redis's

@@ -65,6 +65,7 @@ var limits = []limit{
 
 	num("config.pool_size", 1, 1000, "connections"),
 	dur("config.connect_timeout", time.Millisecond, time.Minute),
+	dur("config.drain_timeout", time.Millisecond, impl.MaxDrainTimeout),
 	dur("config.publish_budget", time.Millisecond, time.Minute),
 	dur("config.call_budget", time.Millisecond, time.Minute),
 	dur("config.probe_interval", time.Millisecond, time.Hour),

@@ -92,6 +92,7 @@ func (s Spec) LayerConfig() impl.Config {
 		SSE:             flag(c.SSE),
 		PoolSize:        c.PoolSize,
 		ConnectTimeout:  c.ConnectTimeout.D(),
+		DrainTimeout:    c.DrainTimeout.D(),
 		PublishBudget:   c.PublishBudget.D(),
 		CallBudget:      c.CallBudget.D(),
 		ProbeInterval:   c.ProbeInterval.D(),

@@ -102,6 +102,7 @@ type Config struct {
 
 	PoolSize        int      `yaml:"pool_size"`
 	ConnectTimeout  Duration `yaml:"connect_timeout"`
+	DrainTimeout    Duration `yaml:"drain_timeout"`
 	PublishBudget   Duration `yaml:"publish_budget"`
 	CallBudget      Duration `yaml:"call_budget"`
 	ProbeInterval   Duration `yaml:"probe_interval"`

@@ -177,6 +177,7 @@ func TimingOf(cfg impl.Config, u Uses) Timing {
 	set("publish_budget", cfg.PublishBudget, prod.PublishBudget)
 	set("call_budget", cfg.CallBudget, prod.CallBudget)
 	set("connect_timeout", cfg.ConnectTimeout, prod.ConnectTimeout)
+	set("drain_timeout", cfg.DrainTimeout, prod.DrainTimeout)
 	set("stream_ttl", cfg.StreamTTL, prod.StreamTTL)
 
 	runs := func(names ...string) string {

@@ -15,13 +15,13 @@ var ErrOutboxLost = errors.New("hardened: closed with acknowledged events not wr
 
 // drain writes the outbox to Redis before the layer closes (a restart,
 // such as the tracker's rollback to REDIS_ENABLED=false, must not drop
-// events it acknowledged): for up to ConnectTimeout (plus one replay round
+// events it acknowledged): for up to DrainTimeout (plus one replay round
 // trip) it connects again whenever the breaker is open, every
 // ProbeInterval, and replays while events remain. (It used to try one
-// connection: an instance stopped during a failover gave up 0.5 s before
-// the new primary was named, and kept 36 events in its journal until it
-// started again, after its clients had gone: explore seed 12121,
-// session_chain-f38021e2.) Close runs it once the replayer stopped, so it
+// connection, then to wait ConnectTimeout: an instance stopped during a
+// failover gave up before the new primary was named, and kept 36 events
+// in its journal until it started again, after its clients had gone:
+// explore seed 12121, session_chain-f38021e2.) Close runs it once the replayer stopped, so it
 // is the only writer. What it could not write is lost, or, with the
 // outbox journal, kept there for the next layer started on it; the error
 // says how many.
@@ -29,7 +29,7 @@ func (b *Bus) drain() error {
 	if !b.redis {
 		return nil
 	}
-	deadline := time.Now().Add(b.m.cfg.ConnectTimeout)
+	deadline := time.Now().Add(b.m.cfg.DrainTimeout)
 	for b.Outbox().Pending > 0 {
 		left := time.Until(deadline)
 		if left <= 0 {

@@ -62,6 +62,7 @@ type Reset struct {
 
 	PoolSize            int   `json:"pool_size,omitempty"`
 	ConnectTimeoutMS    int64 `json:"connect_timeout_ms,omitempty"`
+	DrainTimeoutMS      int64 `json:"drain_timeout_ms,omitempty"`
 	PublishBudgetMS     int64 `json:"publish_budget_ms,omitempty"`
 	CallBudgetMS        int64 `json:"call_budget_ms,omitempty"`
 	ProbeIntervalMS     int64 `json:"probe_interval_ms,omitempty"`
@@ -90,6 +91,7 @@ func ResetFor(cfg impl.Config, heartbeat time.Duration) Reset {
 		Enabled:   &cfg.Enabled, EventBus: &cfg.EventBus, Cache: &cfg.Cache, SSE: &cfg.SSE,
 		PoolSize:            cfg.PoolSize,
 		ConnectTimeoutMS:    ms(cfg.ConnectTimeout),
+		DrainTimeoutMS:      ms(cfg.DrainTimeout),
 		PublishBudgetMS:     ms(cfg.PublishBudget),
 		CallBudgetMS:        ms(cfg.CallBudget),
 		ProbeIntervalMS:     ms(cfg.ProbeInterval),
@@ -128,6 +130,7 @@ func (r Reset) ranges() []resetRange {
 	return []resetRange{
 		{"pool_size", int64(r.PoolSize), 1, 500},
 		{"connect_timeout_ms", r.ConnectTimeoutMS, 1, 60 * second},
+		{"drain_timeout_ms", r.DrainTimeoutMS, 1, int64(impl.MaxDrainTimeout / time.Millisecond)},
 		{"publish_budget_ms", r.PublishBudgetMS, 1, 60 * second},
 		{"call_budget_ms", r.CallBudgetMS, 1, 60 * second},
 		{"probe_interval_ms", r.ProbeIntervalMS, 10, hour},
@@ -184,7 +187,7 @@ func (r Reset) Apply(base impl.Config) impl.Config {
 		ms  int64
 		dst *time.Duration
 	}{
-		{r.ConnectTimeoutMS, &c.ConnectTimeout}, {r.PublishBudgetMS, &c.PublishBudget},
+		{r.ConnectTimeoutMS, &c.ConnectTimeout}, {r.DrainTimeoutMS, &c.DrainTimeout}, {r.PublishBudgetMS, &c.PublishBudget},
 		{r.CallBudgetMS, &c.CallBudget}, {r.ProbeIntervalMS, &c.ProbeInterval},
 		{r.HealthIntervalMS, &c.HealthInterval}, {r.StreamTTLMS, &c.StreamTTL},
 		{r.RegistryTTLMS, &c.RegistryTTL}, {r.CleanupIntervalMS, &c.CleanupInterval},
