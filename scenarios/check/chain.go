@@ -145,6 +145,10 @@ func SessionChain(h history.History, c Config) Result {
 	acked := ackedByFlow(h)
 	pubs := publishes(h)
 	dels := deliveries(h)
+	subs := map[string][]history.Op{} // every client's connections, by flow
+	for _, ch := range chs {
+		subs[ch.key.flow] = append(subs[ch.key.flow], ch.conns...)
+	}
 	var judged, missing, dups, reordered, conns, fails, never int
 	var missEv, dupEv, reoEv []string
 	for _, ch := range chs {
@@ -169,7 +173,8 @@ func SessionChain(h history.History, c Config) Result {
 			owed = min(owed, reachedUpTo(got, pubs, ch.key.flow))
 		}
 		for _, p := range acked[ch.key.flow] {
-			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) || !recoveredBy(p, end, cut, c) {
+			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) || !recoveredBy(p, end, cut, c) ||
+				ch.unheard(p, end, cut, subs[ch.key.flow], c) {
 				continue
 			}
 			judged++
@@ -268,6 +273,46 @@ func recoveredBy(p history.Op, end time.Duration, ws []window, c Config) bool {
 		w, in = windowAt(ws, p.Return)
 	}
 	return !in || end >= w.End+c.Resync+c.DeliveryGrace
+}
+
+// unheard reports whether the event of publish p could reach the chain
+// only from Redis while Redis was out of reach until the chain ended: p was
+// acknowledged before a window of Redis-side faults (cut) that the chain
+// did not outlast by Resync + DeliveryGrace, and every connection of the
+// chain after it began inside that window on an instance that did not
+// acknowledge p and had no connection of p's flow open (any client's) when
+// p was acknowledged: such an instance did not follow the flow then and
+// heard nothing of it (explore seed 14141, session_chain-f0fb7f76: an
+// event acknowledged 5 ms before the primary was killed, while the client
+// was between connections; it resumed on instances that heard nothing of
+// the flow). An instance that followed the flow, or wrote the event, must
+// hand it (catalogue resume_heard_outage).
+func (ch *chain) unheard(p history.Op, end time.Duration, cut []window, subs []history.Op, c Config) bool {
+	var w window
+	found := false
+	for _, x := range cut {
+		if x.Start >= p.Return && (!found || x.Start < w.Start) {
+			w, found = x, true
+		}
+	}
+	if !found || end >= w.End+c.Resync+c.DeliveryGrace || p.Value == "" {
+		return false
+	}
+	followed := map[string]bool{p.Value: true}
+	for _, o := range subs {
+		if o.OK && o.Call <= p.Return && p.Return < subEnd(o) {
+			followed[o.Value] = true
+		}
+	}
+	for _, o := range ch.conns {
+		if subEnd(o) <= p.Return {
+			continue
+		}
+		if o.Call < w.Start || o.Value == "" || followed[o.Value] {
+			return false
+		}
+	}
+	return true
 }
 
 // redisSide are the faults of fs that can cut instances off from Redis:

@@ -126,6 +126,32 @@ func TestSessionChainFaultWindows(t *testing.T) {
 		{name: "chain lasted resync + grace past the fault: owed",
 			h:       hist(out, during, pub("p0", "f1", 2, 1.5, 1.51, true), sconn("c", 1, "inst-1", "", 1, 5), got("c", 1, "p0-2", 1.52)),
 			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+		// explore seed 14141, session_chain-f0fb7f76: acknowledged through
+		// inst-0 5 ms before the primary was killed, while the client was
+		// between connections; it resumed on instances that did not hear
+		// it and could not reach Redis until its session ended.
+		{name: "acknowledged just before the fault, client away, resumed elsewhere: not owed",
+			h: hist(out, onInst(pub("p0", "f1", 1, 1.99, 1.995, true), "inst-0", "redis"), pub("p0", "f1", 2, 1.5, 1.51, true),
+				sconn("c", 1, "inst-0", "", 1, 1.9), sconn("c", 2, "inst-1", "x", 2.05, 4.1), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_judged": 1}},
+		{name: "acknowledged just before the fault, resumed on its instance: owed",
+			h: hist(out, onInst(pub("p0", "f1", 1, 1.99, 1.995, true), "inst-0", "redis"), pub("p0", "f1", 2, 1.5, 1.51, true),
+				sconn("c", 1, "inst-0", "", 1, 1.9), sconn("c", 2, "inst-1", "x", 2.05, 3), sconn("c", 3, "inst-0", "x", 3.1, 4.1),
+				got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+		{name: "acknowledged just before the fault, client connected: owed",
+			h: hist(out, onInst(pub("p0", "f1", 1, 1.99, 1.995, true), "inst-0", "redis"), pub("p0", "f1", 2, 1.5, 1.51, true),
+				sconn("c", 1, "inst-1", "", 1, 4.1), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+		{name: "acknowledged before the fault, client away, resumed on an instance that followed the flow: owed",
+			h: hist(out, onInst(pub("p0", "f1", 1, 1.2, 1.21, true), "inst-0", "redis"), pub("p0", "f1", 2, 1.0, 1.01, true),
+				sconn("c", 1, "inst-0", "", 0.5, 1.1), sconn("c", 2, "inst-1", "x", 2.05, 4.1), got("c", 1, "p0-2", 1.02),
+				sconn("d", 1, "inst-1", "", 0.5, 4.1), got("d", 1, "p0-2", 1.02), got("d", 1, "p0-1", 1.22)),
+			verdict: verdict.Fail, err: ErrChainMissing, evidence: []string{"client c: event f1/p0-1"}, metrics: map[string]float64{"chain_judged": 4, "chain_missing": 1}},
+		{name: "acknowledged before the fault, resumed before it: owed",
+			h: hist(out, onInst(pub("p0", "f1", 1, 1.2, 1.21, true), "inst-0", "redis"), pub("p0", "f1", 2, 1.0, 1.01, true),
+				sconn("c", 1, "inst-0", "", 0.5, 1.1), sconn("c", 2, "inst-1", "x", 1.9, 4.1), got("c", 1, "p0-2", 1.02)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
 	})
 }
 
