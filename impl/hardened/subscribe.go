@@ -1,6 +1,7 @@
 package hardened
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -72,6 +73,17 @@ type hub struct {
 	// idle is, per followed flow without subscribers, when its last one
 	// left: the hub follows it followLinger longer (see remove).
 	idle map[string]time.Time
+	// page is how many entries a catch-up's next XRANGE reads (0:
+	// catchUpPage), for every subscriber of the layer: a client that
+	// reconnects keeps what the link taught the last one. A read that
+	// missed its socket deadline reads a quarter as many next time (at
+	// least two: the entry at the position, and one more), one back
+	// within a quarter of it twice as many: on a slow link a page must
+	// arrive within one deadline (explore seed 14141,
+	// session_chain-abe67e71: 500 entries at 8 KB/s never did, and
+	// clients reconnecting every 500 ms got nothing while the link
+	// stayed slow).
+	page atomic.Int64
 }
 
 // followLinger is how long the hub keeps following a flow after its last
@@ -864,10 +876,13 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	return s.out, nil
 }
 
-// pump is the subscriber's goroutine.
+// pump is the subscriber's goroutine. A catch-up that failed is tried
+// again every ProbeInterval, not only when an event comes: a quiet flow's
+// subscriber would otherwise wait for the next one.
 func (s *sub) pump(ctx context.Context) {
 	defer close(s.out)
 	defer s.b.hub.remove(s)
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -877,12 +892,17 @@ func (s *sub) pump(ctx context.Context) {
 		case <-s.overflow:
 			return
 		case <-s.wake:
+		case <-retry:
 		}
+		retry = nil
 		s.mu.Lock()
 		syncing := s.needSync
 		s.mu.Unlock()
 		if syncing {
 			syncing = !s.catchUp(ctx)
+		}
+		if syncing {
+			retry = time.After(s.b.m.cfg.ProbeInterval)
 		}
 		s.mu.Lock()
 		if syncing && (s.hold || s.b.hub.doubt.Load()) {
@@ -915,6 +935,9 @@ func (s *sub) deliverAll(ctx context.Context, items []item, syncing bool) bool {
 // catchUp reads the stream after its stream position and delivers it; it reports
 // whether the subscriber is now in sync.
 func (s *sub) catchUp(ctx context.Context) bool {
+	// read is the last entry this catch-up read: a page that starts there
+	// does not read it again (on a slow link, pages of two entries).
+	var read string
 	for {
 		s.mu.Lock()
 		from := s.pos.sid
@@ -925,20 +948,31 @@ func (s *sub) catchUp(ctx context.Context) bool {
 		// it, a failover discarded it (or a wipe, or the key expired) and
 		// the subscriber had that timeline up to there (position.lost).
 		start := from
-		if from == "0-0" {
+		if from == "0-0" || from == read {
 			start = "(" + from
 		}
 		s.checkOwn(ctx)
+		n := cmp.Or(int(s.b.hub.page.Load()), catchUpPage)
+		began := time.Now()
 		var xs []redis.XMessage
 		err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
 			var err error
-			xs, err = rdb.XRangeN(ctx, s.b.k.events(s.flow), start, "+", catchUpPage).Result()
+			xs, err = rdb.XRangeN(ctx, s.b.k.events(s.flow), start, "+", int64(n)).Result()
 			return err
 		})
 		if err != nil {
+			if timeout(err) {
+				s.b.hub.page.Store(int64(max(2, n/4))) // the entry at the position, and one more
+			}
 			return false
 		}
-		full := len(xs) == catchUpPage
+		if time.Since(began) < s.b.m.io/4 {
+			s.b.hub.page.Store(int64(min(catchUpPage, 2*n)))
+		}
+		full := len(xs) == n
+		if len(xs) > 0 {
+			read = xs[len(xs)-1].ID
+		}
 		if start == from {
 			if len(xs) > 0 && xs[0].ID == from {
 				xs = xs[1:]
