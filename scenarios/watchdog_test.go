@@ -53,7 +53,8 @@ func (f *hangingFault) Undo(ctx context.Context, env chaos.Env) error {
 // TestStuckRunIsAbandoned: a run whose fault timeline does not end is
 // abandoned as a harness failure naming the fault (explore seed 6060 hung
 // 16 minutes in one), also when interrupted; an Undo that leaves the proxy
-// stuck makes the run a harness failure, not a verdict.
+// stuck, or runs out of time, makes the run a harness failure, not a
+// verdict.
 func TestStuckRunIsAbandoned(t *testing.T) {
 	needRedis(t)
 	defer func(g, i time.Duration) { trafficGrace, interruptGrace = g, i }(trafficGrace, interruptGrace)
@@ -71,6 +72,11 @@ func TestStuckRunIsAbandoned(t *testing.T) {
 		{"inject never returns", true, nil, false, "did not end within 3s (faults in progress: latency injecting)"},
 		{"interrupted while it does not", true, nil, true, "did not end within 1s of the interrupt (faults in progress: latency injecting)"},
 		{"undo leaves the proxy stuck", false, stuck, false, "undoing latency: proxy redis: remove toxic latency did not return"},
+		// explore seed 14141, lost-a22f5789: a killed primary did not
+		// come back in sync within the undo's 15 s, and the harness's own
+		// read of the streams then found a node without them.
+		{"undo runs out of time", false, fmt.Errorf("restart its killed primary: %w", context.DeadlineExceeded), false,
+			"undoing latency: restart its killed primary: context deadline exceeded; the run is not judged"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
