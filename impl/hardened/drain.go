@@ -21,8 +21,8 @@ var ErrOutboxLost = errors.New("hardened: closed with acknowledged events not wr
 // connection, then to wait ConnectTimeout: an instance stopped during a
 // failover gave up before the new primary was named, and kept 36 events
 // in its journal until it started again, after its clients had gone:
-// explore seed 12121, session_chain-f38021e2.) Close runs it once the replayer stopped, so it
-// is the only writer. What it could not write is lost, or, with the
+// explore seed 12121, session_chain-f38021e2.) Close runs it once the
+// replayer stopped, so it is the only writer. What it could not write is lost, or, with the
 // outbox journal, kept there for the next layer started on it; the error
 // says how many.
 func (b *Bus) drain() error {
