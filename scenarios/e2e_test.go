@@ -210,8 +210,9 @@ func TestFindingsValid(t *testing.T) {
 // TestInProcessJournal: config journal gives in-process instances an
 // outbox journal that outlives a flag step's rebuild, as it does instance
 // processes. redeploy_outage rebuilds the instance during an outage, here
-// made to outlast the rebuild's drain (which waits up to ConnectTimeout
-// for Redis): with the journal what the instance acknowledged from memory
+// made to outlast the rebuild's drain (which waits up to its drain
+// timeout for Redis, set to 1 s: the outage ends 2.1 s after the rebuild
+// began): with the journal what the instance acknowledged from memory
 // reaches Redis; without it the rebuild loses it, and lost says so (before
 // in-process instances had journals, both runs failed).
 func TestInProcessJournal(t *testing.T) {
@@ -224,6 +225,7 @@ func TestInProcessJournal(t *testing.T) {
 	}
 	spec.Workload.Duration = Duration(2500 * time.Millisecond)
 	spec.Faults[0].For = Duration(2400 * time.Millisecond)
+	spec.Config.DrainTimeout = Duration(time.Second)
 	for _, journal := range []bool{true, false} {
 		spec.Config.Journal = journal
 		o := runSpec(t, spec, "hardened", reg, 1)
