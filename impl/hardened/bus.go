@@ -216,7 +216,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 	var attempted, attemptFence int64
 	var landed string
 	var late *pubReq
-	behind := false
+	behind, broke := false, false
 	if b.redis {
 		// A flow with events in the outbox queues behind them: its order
 		// is the outbox's until the replay caught up.
@@ -260,6 +260,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 				// its fence.
 				attempted, attemptFence = sent, fence
 			}
+			broke = !errors.Is(err, errNotReplicated) && !timeout(err) && !unsent(err)
 			if errors.Is(err, errNotReplicated) {
 				// Stored on the primary, not confirmed on a replica:
 				// its entry is sid, which subscribers may have had
@@ -287,7 +288,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		}
 		line = js
 	}
-	synced, err := b.remember(pending{memEvent: memEvent{e: e}, attempted: attempted, fence: attemptFence, written: written, late: late, landed: landed}, line)
+	synced, err := b.remember(pending{memEvent: memEvent{e: e}, attempted: attempted, fence: attemptFence, written: written, late: late, landed: landed, broke: broke}, line)
 	if err != nil {
 		return err
 	}
@@ -347,6 +348,9 @@ type pending struct {
 	// late is the earlier attempt while a flusher still has it in hand:
 	// the replay waits for it (see replayOnce).
 	late *pubReq
+	// broke: the publish fell back because its connection broke (see
+	// hub.local).
+	broke bool
 }
 
 // remember acknowledges e from memory: a memory cursor, the flow's ring,
@@ -380,7 +384,7 @@ func (b *Bus) remember(p pending, line []byte) (*jbatch, error) {
 		}
 	}
 	b.keep(me)
-	b.hub.local(me)
+	b.hub.local(me, p.broke)
 	return synced, nil
 }
 

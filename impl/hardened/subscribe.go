@@ -375,7 +375,18 @@ func (h *hub) each(flow string, f func(*sub)) {
 // yet still go first (handOwn; their messages are skipped when they come):
 // explore's reordered-e9a58bf1, 8 B/s downstream under a quota, got the
 // memory event ahead of three earlier writes of its publisher.
-func (h *hub) local(me memEvent) {
+//
+// A publish that fell back because its connection broke (EOF, reset: not a
+// timeout) while the hub looks attached holds the subscribers for a
+// catch-up instead: Redis dropped this layer's connections (a failover's
+// sentinels kill the clients of the primary they demote), the Pub/Sub one
+// most likely with them, its reader not at the EOF yet, and the stream may
+// hold other layers' writes this one never heard (catalogue
+// sentinel_thaw_moved_publisher: a thawed instance's first publish met its
+// killed connection 4 ms before its reader did). With the breaker closed
+// the catch-up reads them; if Redis is out the breaker opens and fallback
+// decides again.
+func (h *hub) local(me memEvent, broke bool) {
 	if rdb, _ := h.b.m.client(); rdb == nil && h.attached.Load() {
 		// The publish must not wait for the close (tls_mismatch: 985 ms
 		// publishes while the reader dialled a server that no longer
@@ -386,7 +397,12 @@ func (h *hub) local(me memEvent) {
 	}
 	attached := h.attached.Load()
 	h.each(me.e.FlowID, func(s *sub) {
-		if attached && s.handOwn() {
+		if attached && broke {
+			s.mu.Lock()
+			s.hold = true
+			s.mu.Unlock()
+			s.resync()
+		} else if attached && s.handOwn() {
 			// The ring no longer covers the position: the catch-up
 			// delivers those writes, and the memory events after.
 			s.resync()
