@@ -161,6 +161,7 @@ func newBus(m *manager, k keys) *Bus {
 			b.kick()
 		}, b.hub.down)
 		m.missed(b.hub.unreachable)
+		m.goroutine(b.hub.watchClock)
 		m.closers = append(m.closers, b.hub.close)
 		m.goroutine(b.replayLoop)
 		b.pub = newPublisher(m)

@@ -98,3 +98,25 @@ func TestBrokenPublishUnheardWrite(t *testing.T) {
 	got := []string{conformance.Receive(t, ch, 5*time.Second).ID, conformance.Receive(t, ch, 5*time.Second).ID}
 	assert.Equal(t, []string{"o1", "m2"}, got)
 }
+
+// TestThawedUnheardWrite: right after this process was frozen (its clock
+// watch has not run for 2 s) a publish is acknowledged from memory, the
+// hub still attached. Another layer's write o1 is in the stream, its
+// message never heard (it went to a connection Redis dropped meanwhile,
+// or still waits unread). The memory event m2 must come after o1
+// (explore seed 12121, reordered-129e46fb; sentinel_thaw_moved_publisher
+// at seed 6, where the publish was queued behind the outbox rather than
+// broken). It was delivered live, ahead of o1.
+func TestThawedUnheardWrite(t *testing.T) {
+	ctx := bgCtx(t)
+	p, b, ch, _ := attached(ctx, t)
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer rdb.Close()
+	js, err := appendEvent(nil, conformance.Event("f", "o1", 0, time.Now().UTC()))
+	require.NoError(t, err)
+	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js), "o", other}}).Err())
+	b.hub.ticked.Store(int64(time.Since(b.hub.base) - 2*time.Second))
+	remembered(t, b, "m2")
+	got := []string{conformance.Receive(t, ch, 5*time.Second).ID, conformance.Receive(t, ch, 5*time.Second).ID}
+	assert.Equal(t, []string{"o1", "m2"}, got)
+}

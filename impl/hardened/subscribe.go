@@ -84,6 +84,62 @@ type hub struct {
 	// clients reconnecting every 500 ms got nothing while the link
 	// stayed slow).
 	page atomic.Int64
+	// ticked is when watchClock last ran and thawed when it last found
+	// that it had not run for frozenAfter (the process was frozen: a
+	// SIGSTOP, a VM stall), both as time since base (monotonic).
+	base           time.Time
+	ticked, thawed atomic.Int64
+}
+
+// Clock watch: watchClock runs every clockTick; a gap past frozenAfter
+// means the process was frozen, and for thawSettle after it (or while
+// watchClock has not run since) the hub's view is stale (see frozen).
+const (
+	clockTick   = 50 * time.Millisecond
+	frozenAfter = 500 * time.Millisecond
+	thawSettle  = time.Second
+)
+
+// watchClock notes each tick; on a gap it holds every subscriber for a
+// catch-up (see frozen). It runs until the layer closes.
+func (h *hub) watchClock() {
+	t := time.NewTicker(clockTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.b.m.stop:
+			return
+		case <-t.C:
+		}
+		now := int64(time.Since(h.base))
+		if last := h.ticked.Swap(now); now-last > int64(frozenAfter) {
+			h.thawed.Store(now)
+			if h.attached.Load() {
+				h.mu.Lock()
+				for _, set := range h.subs {
+					for s := range set {
+						s.holdForCatchUp()
+					}
+				}
+				h.mu.Unlock()
+			}
+		}
+	}
+}
+
+// frozen reports whether this process was frozen just now (see
+// watchClock): what the hub heard may miss what Redis sent meanwhile,
+// still unread in its socket or lost with a connection Redis dropped
+// (explore seed 12121, reordered-129e46fb: an instance frozen through a
+// failover delivered its memory events ahead of 40 writes of another
+// instance it never heard).
+func (h *hub) frozen() bool {
+	ticked := h.ticked.Load()
+	if ticked == 0 {
+		return false // not watching (no Redis event bus)
+	}
+	now := int64(time.Since(h.base))
+	return now-ticked > int64(frozenAfter) || (h.thawed.Load() > 0 && now-h.thawed.Load() < int64(thawSettle))
 }
 
 // followLinger is how long the hub keeps following a flow after its last
@@ -97,7 +153,8 @@ type hub struct {
 const followLinger = sentWindow
 
 func newHub(b *Bus) *hub {
-	return &hub{b: b, subs: map[string]map[*sub]struct{}{}, tails: map[string]string{}, since: map[string]string{}, idle: map[string]time.Time{}}
+	return &hub{b: b, subs: map[string]map[*sub]struct{}{}, tails: map[string]string{}, since: map[string]string{}, idle: map[string]time.Time{},
+		base: time.Now()}
 }
 
 // heardAfter returns the stream entries of flow after stream ID sid that
@@ -385,7 +442,8 @@ func (h *hub) each(flow string, f func(*sub)) {
 // sentinel_thaw_moved_publisher: a thawed instance's first publish met its
 // killed connection 4 ms before its reader did). With the breaker closed
 // the catch-up reads them; if Redis is out the breaker opens and fallback
-// decides again.
+// decides again. So does a memory event acknowledged right after this
+// process was frozen (frozen): its connections may be as stale.
 func (h *hub) local(me memEvent, broke bool) {
 	if rdb, _ := h.b.m.client(); rdb == nil && h.attached.Load() {
 		// The publish must not wait for the close (tls_mismatch: 985 ms
@@ -397,11 +455,8 @@ func (h *hub) local(me memEvent, broke bool) {
 	}
 	attached := h.attached.Load()
 	h.each(me.e.FlowID, func(s *sub) {
-		if attached && broke {
-			s.mu.Lock()
-			s.hold = true
-			s.mu.Unlock()
-			s.resync()
+		if attached && (broke || h.frozen()) {
+			s.holdForCatchUp()
 		} else if attached && s.handOwn() {
 			// The ring no longer covers the position: the catch-up
 			// delivers those writes, and the memory events after.
@@ -780,6 +835,14 @@ func (s *sub) ownHeard(heard []item) bool {
 		s.mu.Unlock()
 	}
 	return true
+}
+
+// holdForCatchUp keeps the queue undelivered until the next catch-up.
+func (s *sub) holdForCatchUp() {
+	s.mu.Lock()
+	s.hold = true
+	s.mu.Unlock()
+	s.resync()
 }
 
 func (s *sub) resync() {
