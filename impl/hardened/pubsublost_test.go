@@ -53,8 +53,7 @@ func TestPubSubLostMovedPublisher(t *testing.T) {
 	require.NoError(t, b.Bus.Publish(ctx, conformance.Event("f", "f-002", 2, time.Now().UTC())))
 	require.NoError(t, a.Bus.Publish(ctx, conformance.Event("f", "f-003", 3, time.Now().UTC())))
 	require.Equal(t, "memory", a.Manager.Mode(), "f-003 acknowledged from memory (the reconnect still under way)")
-	got := []string{conformance.Receive(t, ch, 5*time.Second).ID, conformance.Receive(t, ch, 5*time.Second).ID}
-	assert.Equal(t, []string{"f-002", "f-003"}, got)
+	assert.Equal(t, []string{"f-002", "f-003"}, receiveN(t, ch, 2))
 	conformance.NoMore(t, ch, 200*time.Millisecond)
 }
 
@@ -86,6 +85,16 @@ func proxied(ctx context.Context, t *testing.T, mod func(*impl.Config)) (*target
 // its message never heard. The memory event m2 must come after o1: the
 // subscriber catches up first. It was delivered live, ahead of o1.
 func TestBrokenPublishUnheardWrite(t *testing.T) {
+	b, ch := unheardWrite(t)
+	_, err := b.remember(pending{memEvent: memEvent{e: conformance.Event("f", "m2", 0, time.Now().UTC())}, broke: true}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"o1", "m2"}, receiveN(t, ch, 2))
+}
+
+// unheardWrite starts a layer with a subscriber of flow f (see attached)
+// and writes another layer's event o1 to the stream without its message.
+func unheardWrite(t *testing.T) (*Bus, <-chan impl.Event) {
+	t.Helper()
 	ctx := bgCtx(t)
 	p, b, ch, _ := attached(ctx, t)
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
@@ -93,10 +102,17 @@ func TestBrokenPublishUnheardWrite(t *testing.T) {
 	js, err := appendEvent(nil, conformance.Event("f", "o1", 0, time.Now().UTC()))
 	require.NoError(t, err)
 	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js), "o", other}}).Err())
-	_, err = b.remember(pending{memEvent: memEvent{e: conformance.Event("f", "m2", 0, time.Now().UTC())}, broke: true}, nil)
-	require.NoError(t, err)
-	got := []string{conformance.Receive(t, ch, 5*time.Second).ID, conformance.Receive(t, ch, 5*time.Second).ID}
-	assert.Equal(t, []string{"o1", "m2"}, got)
+	return b, ch
+}
+
+// receiveN is the IDs of the next n events on ch.
+func receiveN(t *testing.T, ch <-chan impl.Event, n int) []string {
+	t.Helper()
+	var ids []string
+	for range n {
+		ids = append(ids, conformance.Receive(t, ch, 5*time.Second).ID)
+	}
+	return ids
 }
 
 // TestThawedUnheardWrite: right after this process was frozen (its clock
@@ -108,15 +124,8 @@ func TestBrokenPublishUnheardWrite(t *testing.T) {
 // at seed 6, where the publish was queued behind the outbox rather than
 // broken). It was delivered live, ahead of o1.
 func TestThawedUnheardWrite(t *testing.T) {
-	ctx := bgCtx(t)
-	p, b, ch, _ := attached(ctx, t)
-	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
-	defer rdb.Close()
-	js, err := appendEvent(nil, conformance.Event("f", "o1", 0, time.Now().UTC()))
-	require.NoError(t, err)
-	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js), "o", other}}).Err())
+	b, ch := unheardWrite(t)
 	b.hub.ticked.Store(int64(time.Since(b.hub.base) - 2*time.Second))
 	remembered(t, b, "m2")
-	got := []string{conformance.Receive(t, ch, 5*time.Second).ID, conformance.Receive(t, ch, 5*time.Second).ID}
-	assert.Equal(t, []string{"o1", "m2"}, got)
+	assert.Equal(t, []string{"o1", "m2"}, receiveN(t, ch, 2))
 }
