@@ -3,7 +3,9 @@ package hardened
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,6 +231,16 @@ func (h *hub) up(rdb redis.UniversalClient) {
 	}
 }
 
+// dropped tells whether err, the read error of the Pub/Sub connection of
+// client rdb, is Redis dropping it (see hub.doubt), not this layer closing
+// it: the breaker, opened on other evidence, closes the client it left
+// (with a sentinel client, its Pub/Sub connection too) before the hub is
+// taken off (catalogue sentinel_pause_handed_writes: memory events held
+// 250 ms, past a client's connection, once that was taken for doubt).
+func (h *hub) dropped(rdb redis.UniversalClient, err error) bool {
+	return h.b.m.rdb() == rdb && !errors.Is(err, net.ErrClosed) && !errors.Is(err, redis.ErrClosed)
+}
+
 // unreachable ends a doubt (see hub.doubt): Redis is out, and the
 // subscribers that held for a catch-up get what they were handed.
 func (h *hub) unreachable() {
@@ -333,7 +345,9 @@ func (h *hub) read(rdb redis.UniversalClient, ps *redis.PubSub) {
 			current := h.ps == ps
 			h.mu.Unlock()
 			if current {
-				h.doubt.Store(true)
+				if h.dropped(rdb, err) {
+					h.doubt.Store(true)
+				}
 				h.b.m.fail(rdb, fmt.Errorf("pubsub: %w", err))
 			}
 			return
