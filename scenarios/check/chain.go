@@ -174,7 +174,7 @@ func SessionChain(h history.History, c Config) Result {
 		}
 		for _, p := range acked[ch.key.flow] {
 			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) || !recoveredBy(p, end, cut, c) ||
-				ch.unheard(p, end, cut, subs[ch.key.flow], c) {
+				ch.unheard(p, end, cut, subs[ch.key.flow], c) || ch.frozenOut(p, fs, c) {
 				continue
 			}
 			judged++
@@ -251,10 +251,6 @@ func reachedUpTo(got *received, pubs map[eventKey]history.Op, flow string) time.
 	return t
 }
 
-// resumedAfter reports whether an event published at t is expected of the
-// chain as far as faults go: always, unless Config.SkipFaultWindows and t
-// falls in a fault window; then only when a connection began after the
-// window ended.
 // recoveredBy reports whether the event of publish p can be owed to a
 // chain whose last connection ended at end: one published, or acknowledged
 // (a publish called just before a hang began returns from memory at its
@@ -315,12 +311,44 @@ func (ch *chain) unheard(p history.Op, end time.Duration, cut []window, subs []h
 	return true
 }
 
+// frozenOut reports whether no connection of the chain could carry the
+// event of publish p: each one open after p was called was on an instance
+// frozen (instance_pause) when it would have carried it (p's publish or
+// acknowledgement, or the connect when later) and ended before that
+// freeze's end + Resync + DeliveryGrace, as Delivery holds one
+// subscription (explore seed 16161, session_chain-298fc667: the client's
+// own instance frozen until its session ended). An event acknowledged just
+// before a freeze may be on its way and stays owed.
+func (ch *chain) frozenOut(p history.Op, fs []history.Fault, c Config) bool {
+	open := 0
+	for _, o := range ch.conns {
+		end := subEnd(o)
+		if end <= p.Call {
+			continue
+		}
+		open++
+		ws := frozen(o, fs)
+		w, in := windowAt(ws, max(o.Call, p.Call))
+		if !in {
+			w, in = windowAt(ws, max(o.Call, p.Return))
+		}
+		if !in || end >= w.End+c.Resync+c.DeliveryGrace {
+			return false
+		}
+	}
+	return open > 0
+}
+
 // redisSide are the faults of fs that can cut instances off from Redis:
 // all but the instance faults and the rollback step.
 func redisSide(fs []history.Fault) []history.Fault {
 	return only(fs, func(f history.Fault) bool { return !strings.HasPrefix(f.Name, "instance_") && f.Name != FlagFault })
 }
 
+// resumedAfter reports whether an event published at t is expected of the
+// chain as far as faults go: always, unless Config.SkipFaultWindows and t
+// falls in a fault window; then only when a connection began after the
+// window ended.
 func (ch *chain) resumedAfter(t time.Duration, ws []window, c Config) bool {
 	if !c.SkipFaultWindows {
 		return true

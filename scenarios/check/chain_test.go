@@ -155,6 +155,40 @@ func TestSessionChainFaultWindows(t *testing.T) {
 	})
 }
 
+// TestSessionChainFrozenInstance: an event that reaches the chain only
+// through a connection whose instance is frozen (instance_pause) is owed
+// only when that connection outlasts the freeze by Resync + DeliveryGrace,
+// or another connection of the chain can carry it (explore seed 16161,
+// session_chain-298fc667: the client's own instance frozen to the end).
+func TestSessionChainFrozenInstance(t *testing.T) {
+	pause := func(inst string, from, to float64) history.Fault {
+		f := fault("instance_pause", from, to)
+		f.Params = map[string]string{"instance": inst}
+		return f
+	}
+	frozen := []history.Fault{pause("1", 2, 4)}
+	during := onInst(pub("p0", "f1", 1, 3, 3.01, true), "inst-0", "redis")
+	before := onInst(pub("p0", "f1", 2, 1.5, 1.51, true), "inst-0", "redis")
+	runTable(t, "session_chain", SessionChain, []tc{
+		{name: "its instance frozen to the chain's end: not owed",
+			h:       hist(frozen, during, before, sconn("c", 1, "inst-1", "", 1, 4.1), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_judged": 1}},
+		{name: "connection outlasted the freeze: owed",
+			h:       hist(frozen, during, before, sconn("c", 1, "inst-1", "", 1, 5), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+		{name: "another instance frozen: owed",
+			h:       hist([]history.Fault{pause("0", 2, 4)}, during, before, sconn("c", 1, "inst-1", "", 1, 4.1), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+		{name: "resumed on a running instance during the freeze: owed",
+			h: hist(frozen, during, before, sconn("c", 1, "inst-1", "", 1, 3.2), sconn("c", 2, "inst-0", "x", 3.3, 4.1),
+				got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+		{name: "acknowledged before the freeze: owed",
+			h:       hist([]history.Fault{pause("1", 3.1, 4)}, during, before, sconn("c", 1, "inst-1", "", 1, 4.1), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+	})
+}
+
 // TestDeliveryLeavesSlowClientsOut: a client named as a slow consumer is
 // judged by the session chain, not by live delivery.
 func TestDeliveryLeavesSlowClientsOut(t *testing.T) {
