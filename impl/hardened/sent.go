@@ -158,6 +158,23 @@ func (r *sentRing) after(flow, sid string) (out []sentEvent, complete bool) {
 	return out, true
 }
 
+// sum returns the XOR of the idSums of the flow's recent writes after
+// stream ID from up to to; complete is false when the ring dropped some of
+// its writes after from.
+func (r *sentRing) sum(flow, from, to string) (sum uint64, complete bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := r.dropped[flow]; d != "" && cursorAfter(d, from) {
+		return 0, false
+	}
+	for _, s := range r.byFlow[flow] {
+		if cursorAfter(s.e.Cursor, from) && !cursorAfter(s.e.Cursor, to) {
+			sum ^= idSum(s.e.ID)
+		}
+	}
+	return sum, true
+}
+
 // has reports whether stream ID sid of flow is one of this layer's recent
 // writes.
 func (r *sentRing) has(flow, sid string) bool {

@@ -924,8 +924,7 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	if flowID == "" {
 		return nil, fmt.Errorf("hardened: subscribe without flow id")
 	}
-	s := &sub{b: b, flow: flowID, out: make(chan impl.Event), wake: make(chan struct{}, 1), overflow: make(chan struct{}),
-		seen: map[string]struct{}{}, memQueued: map[string]int{}, needSync: b.redis}
+	s := b.newSub(flowID)
 	// Resuming: the events this layer holds in memory that the position
 	// does not cover come first (then the stream after its stream ID).
 	pos, resume := parsePosition(after)
@@ -967,6 +966,12 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 	s.poke()
 	b.m.goroutine(func() { s.pump(ctx) })
 	return s.out, nil
+}
+
+// newSub is a subscriber of flow, not registered yet.
+func (b *Bus) newSub(flow string) *sub {
+	return &sub{b: b, flow: flow, out: make(chan impl.Event), wake: make(chan struct{}, 1), overflow: make(chan struct{}),
+		seen: map[string]struct{}{}, memQueued: map[string]int{}, needSync: b.redis}
 }
 
 // pump is the subscriber's goroutine. A catch-up that failed is tried
@@ -1141,10 +1146,27 @@ func (s *sub) handedAhead(it item) bool {
 	if !p.handedBy(p.ownOrigin, it.e.Cursor) {
 		return false
 	}
-	if p.ownOrigin == s.b.origin && s.b.sent.has(s.flow, it.e.Cursor) {
+	if p.ownOrigin == s.b.origin && s.b.sent.has(s.flow, it.e.Cursor) && s.ownHanded(it.e.Cursor) {
 		return true
 	}
 	return it.writer == p.ownOrigin && s.ownOK == p.ownOrigin+p.ownTo
+}
+
+// ownHanded reports whether this layer's write at stream ID sid is one the
+// position's own mark names as handed: the mark is this layer's, reaches
+// sid, and sums to this layer's writes in its ring after the stream
+// position up to the mark. Writes are handed in acknowledgement order,
+// which two publishes at once can invert against stream order: a mark
+// past a write not handed yet must not name it (explore seed 17171,
+// session_chain-db01bb1d: a write skipped from the stream and the queue,
+// TestCatchUpOwnAckOrder). Callers hold s.mu.
+func (s *sub) ownHanded(sid string) bool {
+	p := &s.pos
+	if !p.handedBy(s.b.origin, sid) {
+		return false
+	}
+	sum, complete := s.b.sent.sum(s.flow, p.sid, p.ownTo)
+	return complete && sum == p.ownSum
 }
 
 // checkOwn reads the stream after the position up to its own mark, once
@@ -1231,7 +1253,7 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 		// position names the event instead (as a maybe event's), so that
 		// a catch-up from there, on this instance or any other the
 		// client resumes on, skips its stream copy and delivers the rest.
-		if !cursorAfter(it.e.Cursor, s.pos.sid) || s.streamed.has(id) || s.pos.expects(id) || s.pos.handedBy(s.b.origin, it.e.Cursor) {
+		if !cursorAfter(it.e.Cursor, s.pos.sid) || s.streamed.has(id) || s.pos.expects(id) || s.ownHanded(it.e.Cursor) {
 			return it.e, false
 		}
 		s.pos.expect(idHash(id))
