@@ -103,3 +103,32 @@ func proxiedBus(ctx context.Context, t *testing.T) (*chaos.EmbeddedProxy, *Bus, 
 	t.Cleanup(func() { rdb.Close() })
 	return proxy, l.Bus.(*Bus), rdb
 }
+
+// TestNextPage: after a read that missed its deadline the catch-up reads
+// two entries, the least that moves it on; it grows back only on reads
+// well within the deadline (explore seed 14141, session_chain-abe67e71: a
+// quarter as many after each miss took four deadlines, about a second at
+// 8.6 KB/s, to reach a page that fits, and reconnecting clients missed
+// events acknowledged just before the link slowed).
+func TestNextPage(t *testing.T) {
+	const io = 250 * time.Millisecond
+	missed := fmt.Errorf("read: %w", context.DeadlineExceeded)
+	for _, tt := range []struct {
+		name string
+		n    int
+		took time.Duration
+		err  error
+		want int
+	}{
+		{"missed the deadline", catchUpPage, io, missed, 2},
+		{"missed again", 2, io, missed, 2},
+		{"quick read", 2, io / 8, nil, 4},
+		{"quick read at the cap", catchUpPage, io / 8, nil, catchUpPage},
+		{"read within the deadline, not quick", 2, io / 2, nil, 2},
+		{"failed otherwise", 8, time.Millisecond, redis.ErrClosed, 8},
+	} {
+		if got := nextPage(tt.n, tt.took, io, tt.err); got != tt.want {
+			t.Errorf("%s: nextPage(%d, %s) = %d; want %d", tt.name, tt.n, tt.took, got, tt.want)
+		}
+	}
+}

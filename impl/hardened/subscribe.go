@@ -77,14 +77,12 @@ type hub struct {
 	idle map[string]time.Time
 	// page is how many entries a catch-up's next XRANGE reads (0:
 	// catchUpPage), for every subscriber of the layer: a client that
-	// reconnects keeps what the link taught the last one. A read that
-	// missed its socket deadline reads a quarter as many next time (at
-	// least two: the entry at the position, and one more), one back
-	// within a quarter of it twice as many: on a slow link a page must
-	// arrive within one deadline (explore seed 14141,
-	// session_chain-abe67e71: 500 entries at 8 KB/s never did, and
-	// clients reconnecting every 500 ms got nothing while the link
-	// stayed slow).
+	// reconnects keeps what the link taught the last one (nextPage): on
+	// a slow link a page must arrive within one deadline (explore seed
+	// 14141, session_chain-abe67e71: 500 entries at 8 KB/s never did,
+	// and clients reconnecting every 500 ms got nothing while the link
+	// stayed slow; a quarter as many after each miss, 500, 125, 31, 7,
+	// took four deadlines to reach a page that fits).
 	page atomic.Int64
 	// ticked is when watchClock last ran and thawed when it last found
 	// that it had not run for frozenAfter (the process was frozen: a
@@ -1058,14 +1056,11 @@ func (s *sub) catchUp(ctx context.Context) bool {
 			xs, err = rdb.XRangeN(ctx, s.b.k.events(s.flow), start, "+", int64(n)).Result()
 			return err
 		})
-		if err != nil {
-			if timeout(err) {
-				s.b.hub.page.Store(int64(max(2, n/4))) // the entry at the position, and one more
-			}
-			return false
+		if m := nextPage(n, time.Since(began), s.b.m.io, err); m != n {
+			s.b.hub.page.Store(int64(m))
 		}
-		if time.Since(began) < s.b.m.io/4 {
-			s.b.hub.page.Store(int64(min(catchUpPage, 2*n)))
+		if err != nil {
+			return false
 		}
 		full := len(xs) == n
 		if len(xs) > 0 {
@@ -1104,6 +1099,20 @@ func (s *sub) catchUp(ctx context.Context) bool {
 			}
 		}
 	}
+}
+
+// nextPage is the catch-up page after a read of n entries that took took
+// against socket deadline io and failed with err (nil: read): two after a
+// missed deadline (the entry at the position, and one more), twice as
+// many after a read within a quarter of the deadline (see hub.page).
+func nextPage(n int, took, io time.Duration, err error) int {
+	switch {
+	case err != nil && timeout(err):
+		return 2
+	case err == nil && took < io/4:
+		return min(catchUpPage, 2*n)
+	}
+	return n
 }
 
 // ackedBefore delivers, ahead of stream entry it that is this layer's
