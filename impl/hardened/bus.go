@@ -942,12 +942,11 @@ func (b *Bus) replayOnce() bool {
 // the breaker was open (errOffline), no connection could be dialled
 // (refused, no route, a TLS handshake that failed) or taken from the pool
 // (none free, or the pool closed: the breaker closed the client the call
-// had). Such a publish or replay is no
-// attempt that may land later, and sets no fence: a graceful stop's
-// drain that met Redis down, then back, waited past its deadline for the
-// 5 s fence of a publish that had met a closed pool (explore seed 12121,
-// session_chain-f38021e2: 36 events kept in the journal of an instance
-// stopped during a failover).
+// had). Such a publish or replay is no attempt that may land later, and
+// sets no fence: a graceful stop's drain that met Redis down, then back,
+// waited past its deadline for the 5 s fence of a publish that had met a
+// closed pool (explore seed 12121, session_chain-f38021e2: 36 events kept
+// in the journal of an instance stopped during a failover).
 func unsent(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, errOffline) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
