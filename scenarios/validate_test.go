@@ -227,6 +227,8 @@ checks:
 		{"overlap", "checks:", "  - {at: 1500ms, for: 1s, fault: flag, params: {cache: \"false\"}}\nchecks:", `faults[1]: flag: overlaps faults[0], another rollback`},
 		{"server faults overlap", "checks:", "  - {at: 2500ms, for: 1s, fault: kill}\n  - {at: 3s, fault: pause}\nchecks:",
 			`faults[2]: pause overlaps faults[1] (kill): the server is one process, which one kill, pause, stop or restart holds at a time`},
+		{"the same toxic twice", "checks:", "  - {at: 2500ms, for: 1s, fault: limit_data, params: {bytes: \"4096\"}}\n  - {at: 3s, for: 500ms, fault: limit_data, params: {bytes: \"4096\"}}\nchecks:",
+			`faults[2]: limit_data overlaps faults[1] (limit_data): two limit_data steps with the same settings are one toxic`},
 		{"CONFIG SET over a killed server", "checks:", "  - {at: 2500ms, for: 1s, fault: kill}\n  - {at: 3s, for: 500ms, fault: maxmemory}\nchecks:",
 			`faults[2]: maxmemory overlaps faults[1] (kill): maxmemory reconfigures the server (CONFIG SET), which kill leaves unable to answer`},
 	}

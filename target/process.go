@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -394,6 +395,27 @@ func (p *Process) adminDo(ctx context.Context, args ...string) (any, error) {
 	}
 	defer c.Close()
 	return c.do(args...)
+}
+
+// adminRetry is adminDo for a command that is safe to run twice
+// (REPLICAOF, CLIENT KILL, CONFIG SET, a read), tried up to three times
+// while the connection is dropped under it: a sentinel that reconfigures
+// a node, or another fault's rejoin, kills its normal clients, the
+// harness's own among them (explore seed 17171: two overlapping
+// failovers, one's CLIENT KILL reset by the other's, the run not judged).
+func (p *Process) adminRetry(ctx context.Context, args ...string) (v any, err error) {
+	for range 3 {
+		if v, err = p.adminDo(ctx, args...); !dropped(err) || ctx.Err() != nil {
+			return v, err
+		}
+	}
+	return v, err
+}
+
+// dropped reports whether err is the connection closing under a call
+// (reset, broken pipe, EOF), not an answer or a timeout.
+func dropped(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // Certs returns the TLS material of this target, generating it under Dir()

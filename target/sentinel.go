@@ -619,7 +619,7 @@ func (s *Sentinel) LagReplicas(ctx context.Context) error {
 		if p.Addr() == primary || slices.Contains(away, p) || p.Pid() == 0 {
 			continue
 		}
-		if _, err := p.adminDo(ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(nowhere)); err != nil {
+		if _, err := p.adminRetry(ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(nowhere)); err != nil {
 			return fmt.Errorf("REPLICAOF on %s: %w", p.Addr(), err)
 		}
 		s.mu.Lock()
@@ -701,7 +701,7 @@ func (s *Sentinel) rejoin(ctx context.Context) error {
 		// the sentinels.
 		for _, cmd := range [][]string{{"REPLICAOF", host, port}, {"CLIENT", "KILL", "TYPE", "normal"}, {"CLIENT", "KILL", "TYPE", "pubsub"}} {
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			_, err := p.adminDo(cctx, cmd...)
+			_, err := p.adminRetry(cctx, cmd...)
 			cancel()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s on %s: %w", cmd[0], p.Addr(), err))
