@@ -662,8 +662,20 @@ func (s *Sentinel) Killed() []*Process { return s.killed.list() }
 // configuration the sentinels rewrote does), and waits until it is in
 // sync.
 func (s *Sentinel) RestartKilled(ctx context.Context) error {
-	if len(s.killed.list()) == 0 {
+	ps := s.killed.list()
+	if len(ps) == 0 {
 		return nil
+	}
+	// The switch may still be under way (a kill's Inject that the end of
+	// the traffic cut short): until every sentinel names another primary,
+	// one may still name the killed node, which would come back, empty, as
+	// a replica of itself; the sentinels then kept it as the primary, or
+	// promoted it, and every write made before the kill was gone (explore
+	// seed 15151, lost-ba198e20; TestRestartKilledMidFailover).
+	for _, p := range ps {
+		if _, err := s.waitNamed(ctx, p.Addr(), time.Now()); err != nil {
+			return fmt.Errorf("restarting %s: %w", p.Addr(), err)
+		}
 	}
 	primary, err := s.PrimaryAddr(ctx)
 	if err != nil {

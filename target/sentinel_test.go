@@ -260,3 +260,59 @@ func TestSentinelTLS(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRestartKilledMidFailover: a primary_kill whose Inject the end of the
+// traffic cut short is undone while the sentinels are still switching.
+// The killed node, restarted without its data, must come back as a replica
+// of the primary the sentinels switch to, not of the primary a sentinel
+// that has not heard of the switch still names (itself): the sentinels
+// then promoted the empty node and every write made before the kill was
+// gone (explore seed 15151, lost-ba198e20: 360 of 990 events).
+func TestRestartKilledMidFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := StartSentinel(ctx, SentinelOptions{DownAfter: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := s.Nodes()[0]
+	rdb := redis.NewClient(&redis.Options{Addr: old.Addr()})
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "before", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.Wait(ctx, 1, 2*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("WAIT 1: %d replicas, %v", n, err)
+	}
+	// The kill's wait for the switch cut short before the sentinels even
+	// judged the primary down (the undo then runs at once).
+	cut, stop := context.WithTimeout(ctx, 20*time.Millisecond)
+	_, err = s.KillPrimary(cut)
+	stop()
+	if !errors.Is(err, context.DeadlineExceeded) || len(s.Killed()) != 1 {
+		t.Fatalf("KillPrimary cut short: %v, %d killed; want the deadline, the primary killed", err, len(s.Killed()))
+	}
+	if err := s.RestartKilled(ctx); err != nil {
+		t.Fatalf("RestartKilled: %v", err)
+	}
+	now, err := s.PrimaryAddr(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now == old.Addr() {
+		t.Errorf("the sentinels name the killed node %s as primary again", now)
+	}
+	v, err := old.adminDo(ctx, "ROLE")
+	if role, _ := v.([]any); err != nil || len(role) < 3 || role[0] != "slave" || role[1] == "127.0.0.1" && role[2] == int64(old.port) {
+		t.Errorf("the restarted node's ROLE: %v, %v; want a replica of %s", v, err, now)
+	}
+	p := redis.NewClient(&redis.Options{Addr: now})
+	defer p.Close()
+	if got, err := p.Get(ctx, "before").Result(); err != nil || got != "v" {
+		t.Errorf("GET before on the primary %s: %q, %v; want the write made before the kill", now, got, err)
+	}
+}
