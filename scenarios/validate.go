@@ -357,7 +357,8 @@ func processHeld(k string, params map[string]string) string {
 // killed or paused again), and a fault that reconfigures the server needs
 // it running; a replicated target's killed primary (primary_kill) cannot be
 // killed, paused, failed over or partitioned, nor a paused one failed over
-// (REPLICAOF on every data node); two toxics alike cannot stack. Parse
+// (REPLICAOF on every data node), nor a partition's replicas held back by a
+// replica lag; two toxics alike cannot stack. Parse
 // refuses such steps when their windows overlap; explore does not draw
 // them (explore runs of seeds 3030 and 4040 failed to inject them, or
 // routed calls to an instance killed while paused; seed 7070 failed to
@@ -378,6 +379,8 @@ func Conflict(a string, aParams map[string]string, b string, bParams map[string]
 		return fmt.Sprintf("%s acts through the primary, which %s leaves unable to answer", b, a)
 	case a == "failover" && b == "primary_pause", a == "primary_pause" && b == "failover":
 		return "failover reconfigures every data node (REPLICAOF), which primary_pause leaves unable to answer"
+	case a == "replica_lag" && b == "partition_primary", a == "partition_primary" && b == "replica_lag":
+		return "partition_primary points the replicas away from the primary, as replica_lag does, and each puts them back when it ends: one at a time"
 	case a == b && toxicFault(a) && maps.Equal(aParams, bParams):
 		return fmt.Sprintf("two %s steps with the same settings are one toxic, which the proxy holds once: let one window cover both, or change a setting", a)
 	}

@@ -299,6 +299,11 @@ func TestPrimaryFaultConflicts(t *testing.T) {
 			"partition_primary acts through the primary, which primary_kill leaves unable to answer"},
 		{"  - {at: 1s, for: 2s, fault: primary_pause}\n  - {at: 2s, for: 1s, fault: failover}\n",
 			"failover reconfigures every data node (REPLICAOF), which primary_pause leaves unable to answer"},
+		// explore seed 18181: replica_lag's undo waited 15 s for replicas
+		// the partition held.
+		{"  - {at: 1s, for: 3s, fault: partition_primary}\n  - {at: 1400ms, for: 1800ms, fault: replica_lag}\n",
+			"faults[1]: replica_lag overlaps faults[0] (partition_primary): partition_primary points the replicas away"},
+		{"  - {at: 1s, for: 1s, fault: partition_primary}\n  - {at: 2500ms, for: 1s, fault: replica_lag}\n", ""},
 		{"  - {at: 1s, for: 2s, fault: primary_pause}\n  - {at: 2s, for: 1s, fault: primary_pause}\n", ""},
 		{"  - {at: 1s, for: 2s, fault: partition_primary}\n  - {at: 1500ms, for: 1s, fault: primary_pause}\n", ""},
 		{"  - {at: 1s, for: 1s, fault: primary_kill}\n  - {at: 3s, for: 1s, fault: primary_kill}\n", ""},
