@@ -69,6 +69,15 @@ func TestExploreSeed(t *testing.T) {
 	if b, err := os.ReadFile(f.Report); err != nil || json.Unmarshal(b, &rep) != nil || rep.Checker != f.Checker {
 		t.Errorf("report %s: %v, checker %q", f.Report, err, rep.Checker)
 	}
+	// Every finding keeps a failing run's history, a flaky one (no run
+	// but the one that found it failed) too.
+	for _, g := range sum.Failures {
+		for _, name := range []string{"history.json", "result.json"} {
+			if _, err := os.Stat(filepath.Join(g.Dir, name)); g.Dir == "" || err != nil {
+				t.Errorf("failure %s (%s): its failing run's %s: dir %q, %v", g.Checker, g.Status(), name, g.Dir, err)
+			}
+		}
+	}
 	for _, name := range []string{SummaryJSON, SummaryMD} {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
 			t.Error(err)

@@ -196,7 +196,13 @@ func (x *explorer) one(ctx context.Context, i int) error {
 	}
 	kinds := s.FaultKinds()
 	seed := RunSeed(x.o.Seed, i)
-	t, err := x.o.Engine.Run(ctx, s, seed, "", x.o.Events.Phase)
+	// The run's directory is kept until its failures are recorded: a
+	// finding that does not repeat (flaky) has no other failing run to
+	// show.
+	x.runs++
+	dir := filepath.Join(x.work, strconv.Itoa(x.runs))
+	defer os.RemoveAll(dir)
+	t, err := x.o.Engine.Run(ctx, s, seed, dir, x.o.Events.Phase)
 	var names []string
 	for _, r := range t.Failed() {
 		names = append(names, r.Check)
@@ -238,12 +244,12 @@ func (x *explorer) one(ctx context.Context, i int) error {
 		if ctx.Err() != nil || !time.Now().Before(x.deadline) {
 			// No time to shrink: report it as found.
 			if err := x.record(s, seed, i, found, key, r, Shrunk{Minimal: narrow(s, r.Check), Reproduced: 1, Tries: 1, Partial: true,
-				Last: Outcome{Failed: true, Error: r.Error, Evidence: r.Evidence}}); err != nil {
+				Last: Outcome{Failed: true, Error: r.Error, Evidence: r.Evidence, Dir: dir}}); err != nil {
 				return err
 			}
 			continue
 		}
-		sh := x.shrink(ctx, s, seed, r)
+		sh := x.shrink(ctx, s, seed, r, dir)
 		if err := x.record(s, seed, i, found, key, r, sh); err != nil {
 			return err
 		}
@@ -252,8 +258,8 @@ func (x *explorer) one(ctx context.Context, i int) error {
 }
 
 // shrink shrinks s for r's checker, running candidates with the same
-// workload seed.
-func (x *explorer) shrink(ctx context.Context, s Scenario, seed int64, r Result) Shrunk {
+// workload seed; dir is the directory of the run that found it.
+func (x *explorer) shrink(ctx context.Context, s Scenario, seed int64, r Result, dir string) Shrunk {
 	sh := Shrinker{
 		Valid:    x.o.Engine.Validate,
 		Confirm:  x.o.Confirm,
@@ -281,7 +287,7 @@ func (x *explorer) shrink(ctx context.Context, s Scenario, seed int64, r Result)
 			x.o.Events.Shrink(r.Check, runs, steps, what, c, ok)
 		}
 	}
-	found := Outcome{Failed: true, Error: r.Error, Evidence: r.Evidence}
+	found := Outcome{Failed: true, Error: r.Error, Evidence: r.Evidence, Dir: dir}
 	return sh.Shrink(ctx, s, r.Check, found)
 }
 
@@ -310,9 +316,11 @@ func (x *explorer) record(orig Scenario, seed int64, index int, found time.Durat
 		return err
 	}
 	if sh.Last.Dir != "" {
+		// Copied, not moved: the run that found it may have failed
+		// other checkers too, each recorded with it.
 		f.Dir = filepath.Join(x.o.Out, name)
 		os.RemoveAll(f.Dir)
-		if err := os.Rename(sh.Last.Dir, f.Dir); err != nil {
+		if err := os.CopyFS(f.Dir, os.DirFS(sh.Last.Dir)); err != nil {
 			return exitcode.Harnessf("explore: %w", err)
 		}
 	}
