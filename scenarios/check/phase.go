@@ -74,6 +74,17 @@ func windowAt(ws []window, t time.Duration) (window, bool) {
 	return window{}, false
 }
 
+// overlapsAny reports whether op o's span [Call, Return] meets a window of
+// ws.
+func overlapsAny(ws []window, o history.Op) bool {
+	for _, w := range ws {
+		if o.Call < w.End && o.Return >= w.Start {
+			return true
+		}
+	}
+	return false
+}
+
 // only is the faults of fs that keep holds for.
 func only(fs []history.Fault, keep func(history.Fault) bool) []history.Fault {
 	var out []history.Fault

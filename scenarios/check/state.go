@@ -265,18 +265,25 @@ func (cn *conn) mustAppear(o history.Op, c Config) (last time.Duration, must boo
 // connections registered on it since (a process that starts while Redis
 // is unreachable has seen no other instance's, nor those of the process it
 // replaced: explore's registry-cdb77ee7, registry-6b1dddf5). The others
-// are not judged for ErrVanished in them.
+// are not judged for ErrVanished in them. A lookup that overlaps a window
+// of Redis-side faults may have been answered from memory whatever mode it
+// reports: the mode is the layer's when it answered, and a lookup that
+// misses its budget answers from memory before the layer changes mode
+// (explore seed 18181, registry-2ac417fc: a process restarted 100 ms
+// before a hang listed none of the other instance's connections, mode
+// redis).
 func blindLookups(h history.History) map[lookupKey]time.Duration {
 	out := map[lookupKey]time.Duration{}
 	started := map[string]time.Duration{} // instance → return of its last exit
 	read := map[[2]string]time.Duration{} // instance, flow → call of its last lookup from Redis
+	cut := windowsOf(redisSide(faultsOf(h)))
 	for _, o := range sortedOps(h) {
 		switch {
 		case o.Kind == history.InstanceExit:
 			started[o.Instance] = o.Return
 		case o.Kind == history.RegLookup && o.OK && o.Instance != "":
 			k := [2]string{o.Instance, o.Flow}
-			if o.Mode == impl.ModeMemory {
+			if o.Mode == impl.ModeMemory || overlapsAny(cut, o) {
 				if at, ok := read[k]; !ok || at < started[o.Instance] {
 					out[keyOf(o)] = started[o.Instance]
 				}

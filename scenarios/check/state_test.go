@@ -243,6 +243,16 @@ func TestRegistryInstances(t *testing.T) {
 		{name: "a restarted instance without Redis does not know what its killed process registered", c: c,
 			h:       mk(history.Op{Kind: history.InstanceExit, Value: ExitKill, Instance: "inst-1", Call: s(0.5), Return: s(0.55)}, mem(on("inst-1", lookup("i1", "f1", 0.7)))),
 			verdict: verdict.Inconclusive, err: ErrNoData},
+		// explore seed 18181, registry-2ac417fc: the lookup missed its
+		// budget in a Redis hang and answered from memory, while the
+		// service's mode header still said redis.
+		{name: "a restarted instance in a Redis-side fault knows its own only, whatever its mode header", c: c,
+			h: hist([]history.Fault{fault("timeout", 0.65, 0.8)}, append(append(append([]history.Op(nil), c1...), c0...), stop,
+				on("inst-1", reg(history.RegRegister, "c1", "f1", 0.6, 0.61)), on("inst-1", lookup("i1", "f1", 0.7, "c1")))...),
+			verdict: verdict.Pass, metrics: map[string]float64{"lookups": 1}},
+		{name: "a restarted instance outside any fault answers from Redis: owes the others'", c: c,
+			h:       mk(stop, on("inst-1", reg(history.RegRegister, "c1", "f1", 0.6, 0.61)), on("inst-1", lookup("i1", "f1", 0.7, "c1"))),
+			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c0 missing"}},
 		{name: "an instance without Redis that read the flow since it started owes the others'", c: c,
 			h:       mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), mem(on("inst-1", lookup("i1", "f1", 0.7, "c1")))),
 			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c0 missing"}},
