@@ -123,6 +123,19 @@ func TestSessionChainFaultWindows(t *testing.T) {
 			h: hist([]history.Fault{fault("instance_restart", 2, 4)}, during, pub("p0", "f1", 2, 1.5, 1.51, true),
 				sconn("c", 1, "inst-1", "", 1, 4.1), got("c", 1, "p0-2", 1.52)),
 			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+		// explore seed 18181, session_chain-f36927de: acknowledged 220 ms
+		// after a partition healed, on one instance, to a client on the
+		// other, still reconnecting to the new primary; the client left
+		// 520 ms later.
+		{name: "acknowledged within resync after the fault, chain ended before resync + grace: not owed",
+			h:       hist(out, onInst(pub("p0", "f1", 1, 4.2, 4.22, true), "inst-0", "redis"), pub("p0", "f1", 2, 1.5, 1.51, true), sconn("c", 1, "inst-1", "", 1, 4.75), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_judged": 1}},
+		{name: "acknowledged within resync after the fault, chain lasted resync + grace: owed",
+			h:       hist(out, onInst(pub("p0", "f1", 1, 4.2, 4.22, true), "inst-0", "redis"), pub("p0", "f1", 2, 1.5, 1.51, true), sconn("c", 1, "inst-1", "", 1, 4.96), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+		{name: "acknowledged past resync after the fault: owed",
+			h:       hist(out, onInst(pub("p0", "f1", 1, 4.5, 4.52, true), "inst-0", "redis"), pub("p0", "f1", 2, 1.5, 1.51, true), sconn("c", 1, "inst-1", "", 1, 5.05), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
 		{name: "chain lasted resync + grace past the fault: owed",
 			h:       hist(out, during, pub("p0", "f1", 2, 1.5, 1.51, true), sconn("c", 1, "inst-1", "", 1, 5), got("c", 1, "p0-2", 1.52)),
 			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
