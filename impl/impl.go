@@ -149,6 +149,46 @@ const (
 	ModeMemory = "memory"
 )
 
+// ModeNote is where one call says the mode it was answered in, when a
+// layer knows better than its manager's mode: a publish it acknowledged
+// from memory (its outbox: the publish missed its budget, or no replica
+// confirmed the write) while the manager still says redis (explore seed
+// 18181, reordered-fa5c52d7: such a write, taken for one acknowledged from
+// Redis, bound the publisher's next events on another instance). The
+// service sends it as the reply's X-Layer-Mode; the harness records it as
+// the op's mode, and its HTTP client notes the reply's header in it.
+type ModeNote struct {
+	mu   sync.Mutex
+	mode string
+}
+
+type modeNoteKey struct{}
+
+// WithModeNote returns ctx carrying a new note, and the note.
+func WithModeNote(ctx context.Context) (context.Context, *ModeNote) {
+	n := &ModeNote{}
+	return context.WithValue(ctx, modeNoteKey{}, n), n
+}
+
+// NoteMode records mode in ctx's note, if it carries one.
+func NoteMode(ctx context.Context, mode string) {
+	if n, ok := ctx.Value(modeNoteKey{}).(*ModeNote); ok && mode != "" {
+		n.mu.Lock()
+		n.mode = mode
+		n.mu.Unlock()
+	}
+}
+
+// Or is the mode noted, or fallback when none was.
+func (n *ModeNote) Or(fallback string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mode == "" {
+		return fallback
+	}
+	return n.mode
+}
+
 // Health is the Redis part of GET /health (TASK-004).
 type Health struct {
 	// Status is "healthy", "unhealthy", "unavailable" or "disabled".

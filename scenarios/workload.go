@@ -103,7 +103,8 @@ func (r *run) use(i int) (l *impl.Layer, release func()) {
 	return l, release
 }
 
-// record fills an op's return time, result and mode and adds it. A call
+// record fills an op's return time, result and mode (the layer's, unless
+// the op says how it was answered) and adds it. A call
 // that failed because the run's traffic ended is not recorded: it says
 // nothing about the layer.
 func (r *run) record(ctx context.Context, op history.Op, l *impl.Layer, err error) {
@@ -115,7 +116,7 @@ func (r *run) record(ctx context.Context, op history.Op, l *impl.Layer, err erro
 	if err != nil {
 		op.Err = err.Error()
 	}
-	if l != nil {
+	if l != nil && op.Mode == "" {
 		op.Mode = l.Manager.Mode()
 	}
 	r.rec.Add(op)
@@ -151,9 +152,14 @@ func (r *run) publisher(ctx context.Context, client string, home int, rng *rand.
 			return // no instance up: no call made
 		}
 		op := history.Op{Client: client, Kind: history.Publish, Flow: flow, EventID: e.ID, Seq: seq[flow], Value: r.instanceName(inst), Call: r.rec.Now()}
-		err := l.Bus.Publish(counter.WithOp(ctx, history.Publish), e)
+		pctx, note := impl.WithModeNote(counter.WithOp(ctx, history.Publish))
+		err := l.Bus.Publish(pctx, e)
 		if err == nil {
 			r.ack(flow, e.ID)
+			// How the layer acknowledged it, when it says (the reply's
+			// X-Layer-Mode through HTTP): from memory while its manager
+			// still said redis, say.
+			op.Mode = note.Or("")
 		}
 		r.record(ctx, op, l, err)
 	})

@@ -247,6 +247,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 					b.sent.add(e, sid, ack)
 					b.hub.wrote(e, sid, ack)
 				}
+				impl.NoteMode(ctx, impl.ModeRedis)
 				return nil
 			case ctx.Err() != nil:
 				return fmt.Errorf("hardened: publish %s: %w", e.ID, ctx.Err())
@@ -294,11 +295,14 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 		return err
 	}
 	b.kick()
+	// Acknowledged from memory, unless the replay took it to Redis first.
+	mode := impl.ModeMemory
 	if written != nil {
 		t := time.NewTimer(b.m.cfg.PublishBudget)
 		defer t.Stop()
 		select {
 		case <-written:
+			mode = impl.ModeRedis
 		case <-t.C:
 		case <-ctx.Done():
 		}
@@ -310,6 +314,7 @@ func (b *Bus) Publish(ctx context.Context, e impl.Event) error {
 			return fmt.Errorf("hardened: publish %s: %w", e.ID, err)
 		}
 	}
+	impl.NoteMode(ctx, mode)
 	return nil
 }
 

@@ -278,3 +278,25 @@ func leftThenPaused(ctx context.Context, t *testing.T) (*impl.Layer, string, fun
 	waitMode(t, a, "memory", 4*time.Second)
 	return a, cursor, resume
 }
+
+// TestPublishNotesMode: a publish says how it was acknowledged. One that
+// misses its budget while Redis hangs is kept in memory (the outbox) and
+// says memory, whatever the manager's mode when it returned (explore seed
+// 18181, reordered-fa5c52d7: a write no replica confirmed, kept in the
+// outbox, was recorded as acknowledged from Redis, and so bound the
+// publisher's next events on another instance); one Redis took says
+// redis.
+func TestPublishNotesMode(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	l, _, _ := layer(t, p, "A", func(c *impl.Config) { c.PublishBudget = 100 * time.Millisecond })
+	ctx := bg(t)
+	publish := func(i int) string {
+		t.Helper()
+		nctx, note := impl.WithModeNote(ctx)
+		require.NoError(t, l.Bus.Publish(nctx, ev("f", i)))
+		return note.Or("(none)")
+	}
+	assert.Equal(t, impl.ModeRedis, publish(1), "taken by Redis")
+	conformance.Pause(t, p)
+	assert.Equal(t, impl.ModeMemory, publish(2), "missed its budget: kept in the outbox")
+}

@@ -264,6 +264,7 @@ func (s *Service) call(ctx context.Context, c *client, method, path string, in, 
 	if c != nil {
 		c.noteMode(resp.Header.Get("X-Layer-Mode"))
 	}
+	impl.NoteMode(ctx, resp.Header.Get("X-Layer-Mode"))
 	return decodeReply(resp, method, path, out, want)
 }
 

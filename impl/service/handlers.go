@@ -164,9 +164,13 @@ func (s *Service) publish(w http.ResponseWriter, r *http.Request) {
 	if req.Timestamp != nil {
 		e.Timestamp = req.Timestamp.UTC()
 	}
-	if err := s.current().Bus.Publish(r.Context(), e); err != nil {
+	ctx, note := impl.WithModeNote(r.Context())
+	if err := s.current().Bus.Publish(ctx, e); err != nil {
 		s.unavailable(w, "publish failed", err)
 		return
+	}
+	if m := note.Or(""); m != "" {
+		w.Header().Set("X-Layer-Mode", m) // how it was acknowledged (modeWriter keeps it)
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": e.ID, "flow_id": flow})
 }

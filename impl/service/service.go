@@ -189,7 +189,9 @@ type modeWriter struct {
 func (m *modeWriter) WriteHeader(code int) {
 	if !m.wrote {
 		m.wrote = true
-		m.Header().Set("X-Layer-Mode", m.s.current().Manager.Mode())
+		if m.Header().Get("X-Layer-Mode") == "" {
+			m.Header().Set("X-Layer-Mode", m.s.current().Manager.Mode())
+		}
 	}
 	m.ResponseWriter.WriteHeader(code)
 }

@@ -524,3 +524,25 @@ func TestControlAPI(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, code, "%s %s: %v", c.method, c.path, body)
 	}
 }
+
+// TestPublishReplyMode: a publish's X-Layer-Mode says how the event was
+// acknowledged. One that missed its budget while Redis hung was kept in
+// the outbox: memory, though the layer may still say redis when it
+// answers (explore seed 18181, reordered-fa5c52d7).
+func TestPublishReplyMode(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	cfg := conformance.Config(p, "A")
+	cfg.PublishBudget = 100 * time.Millisecond
+	in := start(t, "hardened", cfg, service.Options{})
+	mode := func(id string) string {
+		t.Helper()
+		resp, err := http.Post(in.url+"/flows/f/events", "application/json", strings.NewReader(fmt.Sprintf(`{"id":%q,"event_type":"STEP","payload":{}}`, id)))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusCreated, resp.StatusCode)
+		return resp.Header.Get("X-Layer-Mode")
+	}
+	assert.Equal(t, impl.ModeRedis, mode("e1"))
+	conformance.Pause(t, p)
+	assert.Equal(t, impl.ModeMemory, mode("e2"), "kept in the outbox")
+}
