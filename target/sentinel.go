@@ -366,8 +366,12 @@ func (s *Sentinel) node(addr string) *Process {
 	return nil
 }
 
-// Primary is the data node the sentinels name as primary.
+// Primary is the data node the sentinels name as primary, once none of
+// them names a node KillPrimary killed (see afterKills).
 func (s *Sentinel) Primary(ctx context.Context) (*Process, error) {
+	if err := s.afterKills(ctx); err != nil {
+		return nil, err
+	}
 	a, err := s.PrimaryAddr(ctx)
 	if err != nil {
 		return nil, err
@@ -379,11 +383,30 @@ func (s *Sentinel) Primary(ctx context.Context) (*Process, error) {
 	return p, nil
 }
 
+// afterKills waits until no sentinel names a node KillPrimary killed as
+// the primary: a fault that acts on the primary while the switch after a
+// kill is under way (the kill's Inject cut short, or the next step due
+// before the switch) would act on the dead node (explore seeds 17171 and
+// 18181: a pause and a partition drawn 0.7 s after a kill found
+// redis-server not running, the runs not judged), and the killed node's
+// restart would make it a replica of itself (lost-ba198e20).
+func (s *Sentinel) afterKills(ctx context.Context) error {
+	for _, p := range s.killed.list() {
+		if _, err := s.waitNamed(ctx, p.Addr(), time.Now()); err != nil {
+			return fmt.Errorf("waiting for the switch from the killed %s: %w", p.Addr(), err)
+		}
+	}
+	return nil
+}
+
 // Failover asks a sentinel for a failover (SENTINEL FAILOVER: the primary
 // is demoted without losing writes it already replicated, a replica
 // promoted) and waits until every sentinel names another primary and that
 // node is one. It returns how long the switch took.
 func (s *Sentinel) Failover(ctx context.Context) (time.Duration, error) {
+	if err := s.afterKills(ctx); err != nil {
+		return 0, err
+	}
 	old, err := s.PrimaryAddr(ctx)
 	if err != nil {
 		return 0, err
@@ -606,6 +629,9 @@ const partitionPass = "gonogo-partitioned"
 // receiving the replication stream for it.) CatchUpReplicas reconnects
 // them to the current primary.
 func (s *Sentinel) LagReplicas(ctx context.Context) error {
+	if err := s.afterKills(ctx); err != nil {
+		return err
+	}
 	primary, err := s.PrimaryAddr(ctx)
 	if err != nil {
 		return err
@@ -662,8 +688,7 @@ func (s *Sentinel) Killed() []*Process { return s.killed.list() }
 // configuration the sentinels rewrote does), and waits until it is in
 // sync.
 func (s *Sentinel) RestartKilled(ctx context.Context) error {
-	ps := s.killed.list()
-	if len(ps) == 0 {
+	if len(s.killed.list()) == 0 {
 		return nil
 	}
 	// The switch may still be under way (a kill's Inject that the end of
@@ -672,10 +697,8 @@ func (s *Sentinel) RestartKilled(ctx context.Context) error {
 	// a replica of itself; the sentinels then kept it as the primary, or
 	// promoted it, and every write made before the kill was gone (explore
 	// seed 15151, lost-ba198e20; TestRestartKilledMidFailover).
-	for _, p := range ps {
-		if _, err := s.waitNamed(ctx, p.Addr(), time.Now()); err != nil {
-			return fmt.Errorf("restarting %s: %w", p.Addr(), err)
-		}
+	if err := s.afterKills(ctx); err != nil {
+		return err
 	}
 	primary, err := s.PrimaryAddr(ctx)
 	if err != nil {
