@@ -595,7 +595,6 @@ func runAll(c *respConn, addr string, cmds [][]string) error {
 func (s *Sentinel) HealPartition(ctx context.Context) error {
 	s.mu.Lock()
 	p := s.partitioned
-	s.partitioned = nil
 	s.lagging = nil
 	s.mu.Unlock()
 	if p == nil {
@@ -615,6 +614,13 @@ func (s *Sentinel) HealPartition(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Only now is the node back among the others: a rejoin that ran
+	// meanwhile (another fault's) would have met its partition password
+	// (explore seed 19191: a failover's REPLICAOF got NOAUTH, the run not
+	// judged).
+	s.mu.Lock()
+	s.partitioned = nil
+	s.mu.Unlock()
 	return s.rejoin(ctx)
 }
 
