@@ -131,7 +131,17 @@ func (f *flagFault) Window() (start, end time.Duration) {
 // meanwhile. held is when it held them, built when the last was built. A
 // Close error (a layer reporting what it could not keep) is a note; a
 // layer that cannot be built is a harness failure.
+//
+// Instance processes are held against the instance faults too (their op
+// locks, taken before run.restart as the faults take them): a kill that
+// came while a process started made the start fail (explore seeds 19191
+// and 20202, runs not judged). A process such a fault has ended stays
+// down: the fault's undo starts it, with the flags then in force.
 func (r *run) restartAll(ctx context.Context, off []string) (held, built time.Duration, err error) {
+	for _, c := range r.children {
+		c.op.Lock()
+		defer c.op.Unlock()
+	}
 	r.restart.Lock()
 	defer r.restart.Unlock()
 	held = r.rec.Now()
@@ -142,10 +152,15 @@ func (r *run) restartAll(ctx context.Context, off []string) (held, built time.Du
 	if len(off) > 0 {
 		what = strings.Join(off, "=false, ") + "=false"
 	}
+	n := 0
 	for i, l := range r.layers {
 		cfg := r.cfg
 		cfg.ServerID = instanceID(i)
 		turnOff(&cfg, off)
+		if r.faultDown(i) {
+			r.notes.add("flag: %s is down (an instance fault): its undo starts it with %s", cfg.ServerID, what)
+			continue
+		}
 		if l.Close != nil {
 			if err := l.Close(); err != nil {
 				r.notes.add("flag: closing %s to restart it with %s: %v", cfg.ServerID, what, err)
@@ -156,9 +171,10 @@ func (r *run) restartAll(ctx context.Context, off []string) (held, built time.Du
 			return held, r.rec.Now(), exitcode.Harnessf("flag: restarting %s with %s: %w", cfg.ServerID, what, err)
 		}
 		r.layers[i] = nl
+		n++
 	}
 	built = r.rec.Now()
-	r.notes.add("flag: every instance (%d) restarted with %s at %s, in %s", len(r.layers), what,
+	r.notes.add("flag: %d of %d instances restarted with %s at %s, in %s", n, len(r.layers), what,
 		held.Round(time.Millisecond), (built - held).Round(time.Millisecond))
 	return held, built, nil
 }

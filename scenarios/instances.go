@@ -604,6 +604,18 @@ func (f *instanceFault) Undo(ctx context.Context, _ chaos.Env) error {
 	return nil
 }
 
+// faultDown reports whether instance i is a process an instance fault
+// ended (stopped or killed, not yet started again).
+func (r *run) faultDown(i int) bool {
+	if i >= len(r.children) {
+		return false
+	}
+	c := r.children[i]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
+}
+
 // restartChild starts c again on its address, with a new SERVER_ID when
 // asked, and puts it back in the rotation.
 func (r *run) restartChild(ctx context.Context, c *child, newID bool) error {

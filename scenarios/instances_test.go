@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -547,4 +548,54 @@ func TestInstanceCatalogue(t *testing.T) {
 			t.Errorf("seed: check acked_on_stop: %s (%v); want FAIL: %v", r.Verdict, r.Err, check.ErrStopLost)
 		}
 	})
+}
+
+// flagOverKillSpec rolls the layer back (a flag step) while instance 1 is
+// killed, and ends the rollback before the kill's undo.
+const flagOverKillSpec = `name: flag_over_kill
+description: a flag step over a killed instance
+instances: 2
+instance_mode: process
+workload:
+  duration: 5s
+  publish: {rate: 100, flows: 2, publishers: 2}
+faults:
+  - {at: 1s, for: 2s, fault: instance_kill, params: {instance: "1"}}
+  - {at: 1500ms, for: 1s, fault: flag, params: {redis_enabled: "false"}}
+checks:
+  - name: error_rate
+`
+
+// TestFlagOverInstanceKill: a flag step leaves an instance an instance
+// fault ended to that fault (it waits for the fault's Inject, and the
+// kill's undo starts it with the flags then in force), and the instance
+// serves again after the undo. The flag used to start the killed process
+// itself, so the undo found it running and never put it back in the
+// rotation (no call reached it again), and a kill that came while the
+// flag started a process failed the run (explore seeds 19191 and 20202).
+func TestFlagOverInstanceKill(t *testing.T) {
+	t.Parallel()
+	needRedis(t)
+	reg := childProfiles()
+	spec, err := Parse("flag_over_kill", []byte(flagOverKillSpec), DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, h := runInstances(t, spec, "hardened", reg)
+	if r, _ := result(o, "error_rate"); r.Verdict != verdict.Pass {
+		t.Errorf("error_rate: %s (%v)", r.Verdict, r.Err)
+	}
+	var after int
+	for _, op := range h.Ops {
+		if op.Kind == history.Publish && op.Value == "inst-1" && op.Call > 3500*time.Millisecond {
+			after++
+		}
+	}
+	if after == 0 {
+		t.Errorf("no publish reached inst-1 after its kill's undo (3 s); notes: %q", o.Notes)
+	}
+	if !slices.ContainsFunc(o.Notes, func(n string) bool { return strings.Contains(n, "inst-1 is down (an instance fault)") }) {
+		t.Errorf("notes %q: want the flag step to leave the killed inst-1 to its undo", o.Notes)
+	}
+	assertNothingLeft(t, h)
 }

@@ -362,15 +362,16 @@ func (p *Process) ping(ctx context.Context) error {
 	return c.ping()
 }
 
-// ConfigSet runs CONFIG SET key value.
+// ConfigSet runs CONFIG SET key value (again when the connection is
+// dropped under it: see adminRetry).
 func (p *Process) ConfigSet(ctx context.Context, key, value string) error {
-	_, err := p.adminDo(ctx, "CONFIG", "SET", key, value)
+	_, err := p.adminRetry(ctx, "CONFIG", "SET", key, value)
 	return err
 }
 
 // ConfigGet returns the value of CONFIG GET key.
 func (p *Process) ConfigGet(ctx context.Context, key string) (string, error) {
-	return configGet(ctx, p.adminDo, key)
+	return configGet(ctx, p.adminRetry, key)
 }
 
 // configGet runs CONFIG GET key through do and returns the value.
