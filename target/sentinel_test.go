@@ -327,3 +327,57 @@ func TestRestartKilledMidFailover(t *testing.T) {
 		t.Errorf("GET before on the primary %s: %q, %v; want the write made before the kill", now, got, err)
 	}
 }
+
+// TestPauseDuringFailover: a pause of the primary asked for while a
+// failover runs waits for it, and freezes the node it promoted (explore
+// seed 18181, run 68: the pause froze the old primary under the failover,
+// whose REPLICAOF to it then timed out, and the run was not judged).
+func TestPauseDuringFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := StartSentinel(ctx, SentinelOptions{DownAfter: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := s.Nodes()[0].Addr()
+	failed := make(chan error, 1)
+	go func() {
+		_, err := s.Failover(ctx)
+		failed <- err
+	}()
+	// Until the failover holds the target's switch (it holds it from its
+	// first step), the pause could come first.
+	for s.switching.TryLock() {
+		s.switching.Unlock()
+		if !sleep(ctx, time.Millisecond) {
+			t.Fatal("the failover never began")
+		}
+	}
+	resume, err := s.PausePrimary(ctx)
+	if err != nil {
+		t.Fatalf("PausePrimary during a failover: %v", err)
+	}
+	if err := <-failed; err != nil {
+		t.Errorf("Failover with a pause asked for meanwhile: %v", err)
+	}
+	now, err := s.PrimaryAddr(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused := ""
+	for _, p := range s.Nodes() {
+		if p.ping(ctx) != nil { // a frozen node accepts, never answers
+			paused = p.Addr()
+		}
+	}
+	if paused != now || now == old {
+		t.Errorf("paused %q with %s the primary (%s before the failover); want the new primary paused", paused, now, old)
+	}
+	if err := resume(ctx); err != nil {
+		t.Errorf("resume: %v", err)
+	}
+}
