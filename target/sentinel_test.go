@@ -270,16 +270,7 @@ func TestSentinelTLS(t *testing.T) {
 // then promoted the empty node and every write made before the kill was
 // gone (explore seed 15151, lost-ba198e20: 360 of 990 events).
 func TestRestartKilledMidFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s, err := StartSentinel(ctx, SentinelOptions{DownAfter: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ctx, s := fastSentinel(t)
 	old := s.Nodes()[0]
 	rdb := redis.NewClient(&redis.Options{Addr: old.Addr()})
 	defer rdb.Close()
@@ -292,7 +283,7 @@ func TestRestartKilledMidFailover(t *testing.T) {
 	// The kill's wait for the switch cut short before the sentinels even
 	// judged the primary down (the undo then runs at once).
 	cut, stop := context.WithTimeout(ctx, 20*time.Millisecond)
-	_, err = s.KillPrimary(cut)
+	_, err := s.KillPrimary(cut)
 	stop()
 	if !errors.Is(err, context.DeadlineExceeded) || len(s.Killed()) != 1 {
 		t.Fatalf("KillPrimary cut short: %v, %d killed; want the deadline, the primary killed", err, len(s.Killed()))
@@ -333,16 +324,7 @@ func TestRestartKilledMidFailover(t *testing.T) {
 // seed 18181, run 68: the pause froze the old primary under the failover,
 // whose REPLICAOF to it then timed out, and the run was not judged).
 func TestPauseDuringFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs redis-server")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s, err := StartSentinel(ctx, SentinelOptions{DownAfter: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ctx, s := fastSentinel(t)
 	old := s.Nodes()[0].Addr()
 	failed := make(chan error, 1)
 	go func() {
@@ -380,4 +362,21 @@ func TestPauseDuringFailover(t *testing.T) {
 	if err := resume(ctx); err != nil {
 		t.Errorf("resume: %v", err)
 	}
+}
+
+// fastSentinel starts a sentinel target whose sentinels judge a node down
+// after 500 ms, closed (and ctx cancelled) with the test.
+func fastSentinel(t *testing.T) (context.Context, *Sentinel) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs redis-server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	s, err := StartSentinel(ctx, SentinelOptions{DownAfter: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return ctx, s
 }
