@@ -306,6 +306,15 @@ func TestPrimaryFaultConflicts(t *testing.T) {
 		{"  - {at: 1s, for: 1s, fault: partition_primary}\n  - {at: 2500ms, for: 1s, fault: replica_lag}\n", ""},
 		{"  - {at: 1s, for: 2s, fault: primary_pause}\n  - {at: 2s, for: 1s, fault: primary_pause}\n", ""},
 		{"  - {at: 1s, for: 2s, fault: partition_primary}\n  - {at: 1500ms, for: 1s, fault: primary_pause}\n", ""},
+		// explore seed 19191: the partition's ACL SETUSER timed out on
+		// the node the pause had frozen. Listed in either order, started
+		// together too.
+		{"  - {at: 1s, for: 2s, fault: primary_pause}\n  - {at: 1500ms, for: 1s, fault: partition_primary}\n",
+			"faults[1]: partition_primary overlaps faults[0] (primary_pause): partition_primary changes the primary's users"},
+		{"  - {at: 1500ms, for: 1s, fault: partition_primary}\n  - {at: 1s, for: 2s, fault: primary_pause}\n",
+			"faults[1]: primary_pause overlaps faults[0] (partition_primary): partition_primary changes the primary's users"},
+		{"  - {at: 1s, for: 1s, fault: partition_primary}\n  - {at: 1s, for: 2s, fault: primary_pause}\n",
+			"partition_primary changes the primary's users"},
 		{"  - {at: 1s, for: 1s, fault: primary_kill}\n  - {at: 3s, for: 1s, fault: primary_kill}\n", ""},
 	}
 	for _, tt := range tests {
