@@ -281,16 +281,12 @@ func wipeStarts(h history.History, s Spec) []time.Duration {
 	return wipes
 }
 
-// wipeSlack is how long after a wiping fault's recorded start a publish
-// that Redis acknowledged may still return to its client.
-const wipeSlack = 500 * time.Millisecond
-
 // exemptWiped drops from h the publishes acknowledged before a fault that
 // wipes Redis's data (wipes: wipeStarts): whether Redis acknowledged them or
 // the layer replayed them to Redis before the fault, no layer can make
-// them readable afterwards. A publish that returned up to wipeSlack after
-// the fault's start counts too when the layer was on Redis ("redis" mode):
-// Redis answered it before it died.
+// them readable afterwards. A publish that returned up to check.WipeSlack
+// after the fault's start counts too when the layer was on Redis ("redis"
+// mode): Redis answered it before it died.
 func exemptWiped(h history.History, wipes []time.Duration) (history.History, bool) {
 	if len(wipes) == 0 {
 		return h, false
@@ -298,7 +294,7 @@ func exemptWiped(h history.History, wipes []time.Duration) (history.History, boo
 	last := slices.Max(wipes)
 	ops := make([]history.Op, 0, len(h.Ops))
 	for _, o := range h.Ops {
-		if o.Kind == history.Publish && o.OK && (o.Return < last || o.Mode == impl.ModeRedis && o.Return < last+wipeSlack) {
+		if o.Kind == history.Publish && o.OK && (o.Return < last || o.Mode == impl.ModeRedis && o.Return < last+check.WipeSlack) {
 			continue
 		}
 		ops = append(ops, o)

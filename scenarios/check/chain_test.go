@@ -3,6 +3,7 @@ package check
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/gonogo/harness/internal/history"
 	"github.com/gonogo/harness/internal/verdict"
@@ -165,6 +166,45 @@ func TestSessionChainFaultWindows(t *testing.T) {
 			h: hist(out, onInst(pub("p0", "f1", 1, 1.2, 1.21, true), "inst-0", "redis"), pub("p0", "f1", 2, 1.0, 1.01, true),
 				sconn("c", 1, "inst-0", "", 0.5, 1.1), sconn("c", 2, "inst-1", "x", 1.9, 4.1), got("c", 1, "p0-2", 1.02)),
 			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+	})
+}
+
+// TestSessionChainWiped: an event Redis acknowledged before a fault wiped
+// its data, while the client was between connections, is owed only when a
+// connection could have had it: one open when it was acknowledged (live),
+// or a resume before the wipe; and not when the final read of its stream
+// holds it (it survived). Explore seed 20202, session_chain-0462ef68: a
+// hard restart without persistence 5 ms after the acknowledgement, the
+// client away from 2.432 s to 2.534 s.
+func TestSessionChainWiped(t *testing.T) {
+	wipe := []history.Fault{fault("restart", 2.452, 2.551)}
+	c := Config{Wipes: []time.Duration{s(2.452)}}
+	ev := onInst(pub("p0", "f1", 1, 2.445, 2.4466, true), "inst-0", "redis")
+	before := pub("p0", "f1", 2, 1.5, 1.51, true)
+	final := func(ids ...string) history.Op {
+		o := rd("f1", 3.6, ids...)
+		o.Kind, o.Client = history.ServerRead, "harness"
+		return o
+	}
+	away := []history.Op{sconn("c", 1, "inst-0", "", 1, 2.432), sconn("c", 2, "inst-0", "x", 2.534, 3.5), got("c", 1, "p0-2", 1.52)}
+	runTable(t, "session_chain", SessionChain, []tc{
+		{name: "away when acknowledged, resumed after the wipe: not owed", c: c,
+			h:       hist(wipe, append([]history.Op{ev, before, final("p0-2")}, away...)...),
+			verdict: verdict.Pass, metrics: map[string]float64{"chain_judged": 1}},
+		{name: "the final read holds it: owed", c: c,
+			h:       hist(wipe, append([]history.Op{ev, before, final("p0-2", "p0-1")}, away...)...),
+			verdict: verdict.Fail, err: ErrChainMissing, metrics: map[string]float64{"chain_judged": 2}},
+		{name: "no wipe: owed",
+			h:       hist(wipe, append([]history.Op{ev, before, final("p0-2")}, away...)...),
+			verdict: verdict.Fail, err: ErrChainMissing},
+		{name: "connected when acknowledged: owed", c: c,
+			h: hist(wipe, ev, before, final("p0-2"), sconn("c", 1, "inst-0", "", 1, 2.45), sconn("c", 2, "inst-0", "x", 2.534, 3.5),
+				got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing},
+		{name: "resumed between the acknowledgement and the wipe: owed", c: c,
+			h: hist(wipe, ev, before, final("p0-2"), sconn("c", 1, "inst-0", "", 1, 2.44), sconn("c", 2, "inst-1", "x", 2.448, 2.45),
+				sconn("c", 3, "inst-0", "x", 2.534, 3.5), got("c", 1, "p0-2", 1.52)),
+			verdict: verdict.Fail, err: ErrChainMissing},
 	})
 }
 
