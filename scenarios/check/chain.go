@@ -148,6 +148,7 @@ func SessionChain(h history.History, c Config) Result {
 	pubs := publishes(h)
 	dels := deliveries(h)
 	final := finalReads(h)
+	flight := inFlight(pubs, dels, c)
 	subs := map[string][]history.Op{} // every client's connections, by flow
 	for _, ch := range chs {
 		subs[ch.key.flow] = append(subs[ch.key.flow], ch.conns...)
@@ -177,7 +178,7 @@ func SessionChain(h history.History, c Config) Result {
 		}
 		for _, p := range acked[ch.key.flow] {
 			if p.Call < first || p.Return > owed || !ch.resumedAfter(p.Call, ws, c) || !recoveredBy(p, end, cut, c) ||
-				ch.unheard(p, end, cut, subs[ch.key.flow], c) || ch.frozenOut(p, fs, c) || ch.wipedOut(p, final, c.Wipes) {
+				ch.unheard(p, end, cut, subs[ch.key.flow], c) || ch.frozenOut(p, fs, flight, c) || ch.wipedOut(p, final, c.Wipes) {
 				continue
 			}
 			judged++
@@ -328,9 +329,10 @@ func (ch *chain) unheard(p history.Op, end time.Duration, cut []window, subs []h
 // acknowledgement, or the connect when later) and ended before that
 // freeze's end + Resync + DeliveryGrace, as Delivery holds one
 // subscription (explore seed 16161, session_chain-298fc667: the client's
-// own instance frozen until its session ended). An event acknowledged just
-// before a freeze may be on its way and stays owed.
-func (ch *chain) frozenOut(p history.Op, fs []history.Fault, c Config) bool {
+// own instance frozen until its session ended). A freeze counts from
+// flight before it (inFlight): an event acknowledged that shortly before
+// may have been inside the process.
+func (ch *chain) frozenOut(p history.Op, fs []history.Fault, flight time.Duration, c Config) bool {
 	open := 0
 	for _, o := range ch.conns {
 		end := subEnd(o)
@@ -338,7 +340,7 @@ func (ch *chain) frozenOut(p history.Op, fs []history.Fault, c Config) bool {
 			continue
 		}
 		open++
-		ws := frozen(o, fs)
+		ws := frozenFrom(o, fs, flight)
 		w, in := windowAt(ws, max(o.Call, p.Call))
 		if !in {
 			w, in = windowAt(ws, max(o.Call, p.Return))

@@ -360,6 +360,15 @@ func TestDelivery(t *testing.T) {
 		// resumed; no instance delivers while frozen. Owed, not on time.
 		{name: "acknowledged just before the subscriber's instance froze: not late", h: mkOn(paused("0", 3.0), edge("inst-0"), s1i, all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
 			verdict: verdict.Pass, metrics: map[string]float64{"delivery_late": 0}},
+		// explore seed 20202, delivery-1b299285: acknowledged 4 ms before
+		// the subscriber's instance froze until the subscription ended,
+		// while the run's slowest delivery took 48 ms: it may have been
+		// inside the frozen process.
+		{name: "acknowledged within the slowest delivery before a freeze to the end: not expected", h: mkOn(paused("0", 9.5), edge("inst-0"), s1i, all[0], all[2]),
+			verdict: verdict.Pass, metrics: map[string]float64{"delivery_expected": 1}},
+		{name: "acknowledged before the slowest delivery before a freeze to the end: expected",
+			h:       mkOn(paused("0", 9.5), []history.Op{on(p[0], "inst-0"), on(pub("p0", "f1", 2, 1.8, 1.805, true), "inst-0"), on(p[2], "inst-0")}, s1i, all[0], all[2]),
+			verdict: verdict.Fail, err: ErrDeliveryLost, metrics: map[string]float64{"delivery_expected": 2}},
 		{name: "the same with another instance frozen: late", h: mkOn(paused("1", 3.0), edge("inst-0"), s1i, all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
 			verdict: verdict.Fail, err: ErrDeliveryLate},
 		{name: "another instance's event just before Redis was cut off: not late", h: mkOn(cutAt19, edge("inst-1"), s1i, all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
