@@ -23,9 +23,12 @@ import (
 //
 // An event acknowledged from memory carries its tag (origin, n) into the
 // outbox and, replayed, into its stream entry (field "mem") and its live
-// Pub/Sub message. One instance replays its outbox in order, so once a
-// subscriber passes the stream entry of (origin, n) every earlier event of
-// that origin is behind its stream position too and the tag is dropped. A
+// Pub/Sub message. The tag stays in the position once the subscriber
+// passed its stream entry (at most maxTags origins): a failover may
+// discard that entry, and the replay write the event again at a new ID
+// that names neither it nor anything the position knows (an origin killed
+// before it learned where its replay landed replays from its journal:
+// explore's duplicated-f1f117e5). A
 // resume after a cursor delivers the stream entries after its stream ID
 // except the tagged ones it covers, and the events this instance still
 // holds in memory that it does not cover: on this instance or another,
@@ -266,18 +269,6 @@ func (p *position) see(t memTag) {
 		p.tags = p.tags[1:]
 	}
 	p.tags = append(p.tags, t)
-}
-
-// passed records that the stream position reached the entry of t, which
-// the position covers: with t its origin's last covered event, every
-// covered event of that origin is behind the stream position now.
-func (p *position) passed(t memTag) {
-	for i, x := range p.tags {
-		if x.origin == t.origin && x.n == t.n {
-			p.tags = append(p.tags[:i:i], p.tags[i+1:]...)
-			return
-		}
-	}
 }
 
 // expect adds the hash of a maybe event the subscriber got from memory.

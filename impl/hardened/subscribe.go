@@ -1302,8 +1302,11 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 		}
 		if it.tag.origin != "" && s.pos.covers(it.tag) {
 			// The replay of an event delivered from memory (here or
-			// before the client resumed).
-			s.pos.passed(it.tag)
+			// before the client resumed). The tag stays: a failover
+			// may discard this entry, and the origin replay the event
+			// again at a new ID without naming it (explore's
+			// duplicated-f1f117e5: killed before it learned where this
+			// replay landed, it replayed from its journal).
 			s.pos.settle(id)
 			delete(s.seen, id)
 			return it.e, false
@@ -1331,9 +1334,6 @@ func (s *sub) fresh(it item, syncing bool) (impl.Event, bool) {
 		// not confirmed on a replica), and from the new primary's
 		// stream, where the replay wrote it again; none of the
 		// positions above relates copies on two primaries' streams.
-		if it.tag.origin != "" {
-			s.pos.passed(it.tag)
-		}
 		return it.e, false
 	}
 	s.streamed.add(id)
