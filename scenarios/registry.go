@@ -112,8 +112,15 @@ func (r *run) lookups(ctx context.Context, client string, inst int, rng *rand.Ra
 		for f := 0; f < w.Flows && ctx.Err() == nil; f++ {
 			flow := fmt.Sprintf("reg-%d", f)
 			op := history.Op{Client: client, Kind: history.RegLookup, Flow: flow, Instance: instanceID(inst), Call: r.rec.Now()}
-			ids, err := l.Registry.Lookup(counter.WithOp(ctx, history.RegLookup), flow)
+			lctx, note := impl.WithModeNote(counter.WithOp(ctx, history.RegLookup))
+			ids, err := l.Registry.Lookup(lctx, flow)
 			op.Values = ids
+			if err == nil {
+				// Where this answer came from, when the layer says
+				// (the reply's X-Layer-Mode through HTTP): memory past
+				// its budget while its manager still said redis.
+				op.Mode = note.Or("")
+			}
 			r.record(ctx, op, l, err)
 		}
 		if ctx.Err() != nil {

@@ -300,3 +300,28 @@ func TestPublishNotesMode(t *testing.T) {
 	conformance.Pause(t, p)
 	assert.Equal(t, impl.ModeMemory, publish(2), "missed its budget: kept in the outbox")
 }
+
+// TestLookupNotesMode: a registry lookup says where its answer came from:
+// Redis, or this instance's memory when Redis did not answer within the
+// call budget (while the layer's mode still said redis), which knows the
+// other instances' connections only from its own last lookups (explore
+// seed 21212, registry-c3c4e133: a lookup at start-up missed its budget
+// and listed none of the other instances' connections; recorded as redis,
+// the check could not tell it was answered blind).
+func TestLookupNotesMode(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	l, _, _ := layer(t, p, "A", nil)
+	ctx := bg(t)
+	require.NoError(t, l.Registry.Register(ctx, impl.Conn{ID: "c1", FlowID: "f"}))
+	lookup := func() string {
+		t.Helper()
+		nctx, note := impl.WithModeNote(ctx)
+		ids, err := l.Registry.Lookup(nctx, "f")
+		require.NoError(t, err)
+		assert.Equal(t, []string{"c1"}, ids)
+		return note.Or("(none)")
+	}
+	assert.Equal(t, impl.ModeRedis, lookup(), "answered by Redis")
+	conformance.Pause(t, p)
+	assert.Equal(t, impl.ModeMemory, lookup(), "missed its budget: answered from memory")
+}

@@ -345,6 +345,8 @@ func (r *Registry) Unregister(ctx context.Context, connID string) error {
 // ZRANGEBYSCORE (with the expiries, kept for the fallback). While Redis
 // is unreachable, or past CallBudget: this instance's live connections and
 // the other instances' ones the last lookup saw, until their expiry then.
+// It notes which answered (impl.NoteMode): from memory also while the
+// layer's mode still says redis.
 func (r *Registry) Lookup(ctx context.Context, flowID string) ([]string, error) {
 	if r.redis {
 		var zs []redis.Z
@@ -365,12 +367,14 @@ func (r *Registry) Lookup(ctx context.Context, flowID string) ([]string, error) 
 			r.known[flowID] = seen
 			r.mu.Unlock()
 			slices.Sort(ids)
+			impl.NoteMode(ctx, impl.ModeRedis)
 			return ids, nil
 		}
 		if err = r.answer(err); err != nil {
 			return nil, err
 		}
 	}
+	impl.NoteMode(ctx, impl.ModeMemory)
 	return r.remembered(flowID), nil
 }
 

@@ -395,13 +395,17 @@ func (s *Service) regLookup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ids, err := s.current().Registry.Lookup(r.Context(), flow)
+	ctx, note := impl.WithModeNote(r.Context())
+	ids, err := s.current().Registry.Lookup(ctx, flow)
 	if err != nil {
 		s.unavailable(w, "lookup", err)
 		return
 	}
 	if ids == nil {
 		ids = []string{}
+	}
+	if m := note.Or(""); m != "" {
+		w.Header().Set("X-Layer-Mode", m) // where this answer came from (modeWriter keeps it)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"flow_id": flow, "connections": ids})
 }

@@ -253,7 +253,11 @@ func TestHeaderValuesCapped(t *testing.T) {
 // controlInstance is a hardened service over a real redis-server with the
 // control API guarded by tok.
 func controlInstance(t *testing.T, tok string) (*instance, *impl.Layer) {
-	p := conformance.StartRedis(t, target.ProcessOptions{})
+	return controlOn(t, conformance.StartRedis(t, target.ProcessOptions{}), tok)
+}
+
+// controlOn is controlInstance on the server p.
+func controlOn(t *testing.T, p *target.Process, tok string) (*instance, *impl.Layer) {
 	cfg := conformance.Config(p, "A")
 	newHardened := func(ctx context.Context, c impl.Config) (*impl.Layer, error) {
 		return profiles.Default().New(ctx, "hardened", c)

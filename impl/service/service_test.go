@@ -546,3 +546,26 @@ func TestPublishReplyMode(t *testing.T) {
 	conformance.Pause(t, p)
 	assert.Equal(t, impl.ModeMemory, mode("e2"), "kept in the outbox")
 }
+
+// TestLookupReplyMode: a control API lookup's X-Layer-Mode says where that
+// answer came from: memory when Redis missed the call budget, while the
+// layer's mode still says redis (explore seed 21212, registry-c3c4e133).
+func TestLookupReplyMode(t *testing.T) {
+	p := conformance.StartRedis(t, target.ProcessOptions{})
+	const tok = "lookup-mode-token-0123456789"
+	in, _ := controlOn(t, p, tok)
+	mode := func() string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, in.url+"/_harness/registry/flows/f", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		return resp.Header.Get("X-Layer-Mode")
+	}
+	assert.Equal(t, impl.ModeRedis, mode())
+	conformance.Pause(t, p)
+	assert.Equal(t, impl.ModeMemory, mode(), "answered from memory past the budget")
+}
