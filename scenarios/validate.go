@@ -368,17 +368,19 @@ func conflictAt(g, f FaultStep) string {
 // later than b) cannot be in force at once, "" when they can: one process
 // is held by one kill, pause, stop or restart at a time (a paused or
 // killed process cannot be killed or paused again), and a fault that
-// reconfigures the server needs it running; a replicated target's killed primary (primary_kill) cannot be
-// killed, paused, failed over or partitioned, nor a paused one failed over
-// (REPLICAOF on every data node) or partitioned after it was paused (ACL
-// SETUSER on the frozen node: explore seed 19191, not judged; a pause
-// after the partition freezes the node promoted), nor a partition's
-// replicas held back by a replica lag; two toxics alike cannot stack. Parse
-// refuses such steps when their windows overlap; explore does not draw
-// them (explore runs of seeds 3030 and 4040 failed to inject them, or
-// routed calls to an instance killed while paused; seed 7070 failed to
-// pause a killed primary, and killed the promoted node while the first was
-// down: both copies gone, every acknowledged event charged as lost).
+// reconfigures the server needs it running; a replicated target's killed
+// primary (primary_kill) cannot be killed, paused, failed over or
+// partitioned, nor a paused one failed over or its replicas held back
+// (REPLICAOF on the data nodes: explore seed 21212, a replica_lag's undo
+// timed out) or partitioned after it was paused (ACL SETUSER on the frozen
+// node: explore seed 19191, not judged; a pause after the partition
+// freezes the node promoted), nor a partition's replicas held back by a
+// replica lag; two toxics alike cannot stack. Parse refuses such steps
+// when their windows overlap; explore does not draw them (explore runs of
+// seeds 3030 and 4040 failed to inject them, or routed calls to an
+// instance killed while paused; seed 7070 failed to pause a killed
+// primary, and killed the promoted node while the first was down: both
+// copies gone, every acknowledged event charged as lost).
 func Conflict(a string, aParams map[string]string, b string, bParams map[string]string) string {
 	ka, kb := processHeld(a, aParams), processHeld(b, bParams)
 	switch {
@@ -394,6 +396,8 @@ func Conflict(a string, aParams map[string]string, b string, bParams map[string]
 		return fmt.Sprintf("%s acts through the primary, which %s leaves unable to answer", b, a)
 	case a == "failover" && b == "primary_pause", a == "primary_pause" && b == "failover":
 		return "failover reconfigures every data node (REPLICAOF), which primary_pause leaves unable to answer"
+	case a == "replica_lag" && b == "primary_pause", a == "primary_pause" && b == "replica_lag":
+		return "replica_lag reconfigures every data node but the primary (REPLICAOF), and primary_pause leaves one unable to answer once the sentinels promote another"
 	case a == "primary_pause" && b == "partition_primary":
 		return "partition_primary changes the primary's users (ACL SETUSER), which a primary_pause begun before it leaves unable to answer"
 	case a == "replica_lag" && b == "partition_primary", a == "partition_primary" && b == "replica_lag":

@@ -299,6 +299,12 @@ func TestPrimaryFaultConflicts(t *testing.T) {
 			"partition_primary acts through the primary, which primary_kill leaves unable to answer"},
 		{"  - {at: 1s, for: 2s, fault: primary_pause}\n  - {at: 2s, for: 1s, fault: failover}\n",
 			"failover reconfigures every data node (REPLICAOF), which primary_pause leaves unable to answer"},
+		// explore seed 21212: a replica_lag during a pause to the end; its
+		// undo's REPLICAOF to the frozen node timed out.
+		{"  - {at: 1s, for: 4s, fault: primary_pause}\n  - {at: 2s, for: 1s, fault: replica_lag}\n",
+			"faults[1]: replica_lag overlaps faults[0] (primary_pause): replica_lag reconfigures every data node but the primary"},
+		{"  - {at: 1s, for: 2s, fault: replica_lag}\n  - {at: 2s, for: 1s, fault: primary_pause}\n",
+			"replica_lag reconfigures every data node but the primary"},
 		// explore seed 18181: replica_lag's undo waited 15 s for replicas
 		// the partition held.
 		{"  - {at: 1s, for: 3s, fault: partition_primary}\n  - {at: 1400ms, for: 1800ms, fault: replica_lag}\n",

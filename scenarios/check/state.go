@@ -259,21 +259,48 @@ func (cn *conn) mustAppear(o history.Op, c Config) (last time.Duration, must boo
 	return last, ok && cn.isReg && cn.registered <= o.Call && cn.unreg >= o.Return && o.Return-last < c.RegistryTTL && !cn.stopped(o)
 }
 
-// blindLookups are the lookups answered from memory by an instance that
-// had not read the flow from Redis since it last started, each with that
-// start (the return of the instance's last exit): it can know only the
-// connections registered on it since (a process that starts while Redis
-// is unreachable has seen no other instance's, nor those of the process it
-// replaced: explore's registry-cdb77ee7, registry-6b1dddf5). The others
-// are not judged for ErrVanished in them. A lookup that overlaps a window
-// of Redis-side faults may have been answered from memory whatever mode it
-// reports: the mode is the layer's when it answered, and a lookup that
-// misses its budget answers from memory before the layer changes mode
+// memLookup is what an instance that may have answered a lookup from
+// memory can know of the flow's connections: blind, it has not read the
+// flow from Redis since it last started (at started), and knows only the
+// connections registered on it since; else its last read from Redis was
+// called at read, and it knows the other instances' connections as that
+// read saw them.
+type memLookup struct {
+	blind         bool
+	started, read time.Duration
+}
+
+// owes reports whether lookup l, answered from memory, must list cn as far
+// as what its instance can know goes (mustAppear judges the rest).
+func (m memLookup) owes(cn *conn, l history.Op, c Config) bool {
+	switch {
+	case m.blind:
+		return cn.inst == l.Instance && cn.lastRegister(l.Call) >= m.started
+	case cn.inst == l.Instance:
+		return true
+	}
+	asOf := l
+	asOf.Call = m.read
+	_, must := cn.mustAppear(asOf, c)
+	return must
+}
+
+// memLookups are the lookups that may have been answered from memory, with
+// what their instance could know (memLookup). A process that starts while
+// Redis is unreachable has seen no other instance's connections, nor those
+// of the process it replaced (explore's registry-cdb77ee7,
+// registry-6b1dddf5); one that read the flow before knows another
+// instance's connection until the expiry that read saw, not the heartbeats
+// that went to Redis since (registry-26a5b9cc-3; explore seed 21212,
+// registry-c3c4e133). A lookup says it answered from memory (mode memory)
+// or overlaps a window of Redis-side faults, where it may have whatever
+// mode it reports: a lookup that misses its budget answers from memory
+// before the layer changes mode, and a layer need not say which answered
 // (explore seed 18181, registry-2ac417fc: a process restarted 100 ms
 // before a hang listed none of the other instance's connections, mode
 // redis).
-func blindLookups(h history.History) map[lookupKey]time.Duration {
-	out := map[lookupKey]time.Duration{}
+func memLookups(h history.History) map[lookupKey]memLookup {
+	out := map[lookupKey]memLookup{}
 	started := map[string]time.Duration{} // instance → return of its last exit
 	read := map[[2]string]time.Duration{} // instance, flow → call of its last lookup from Redis
 	cut := windowsOf(redisSide(faultsOf(h)))
@@ -284,9 +311,8 @@ func blindLookups(h history.History) map[lookupKey]time.Duration {
 		case o.Kind == history.RegLookup && o.OK && o.Instance != "":
 			k := [2]string{o.Instance, o.Flow}
 			if o.Mode == impl.ModeMemory || overlapsAny(cut, o) {
-				if at, ok := read[k]; !ok || at < started[o.Instance] {
-					out[keyOf(o)] = started[o.Instance]
-				}
+				at, ok := read[k]
+				out[keyOf(o)] = memLookup{blind: !ok || at < started[o.Instance], started: started[o.Instance], read: at}
 				continue
 			}
 			read[k] = o.Call
@@ -385,7 +411,7 @@ func Registry(h history.History, c Config) Result {
 	byFlow := conns(h, c)
 	var vanished, lingered, ghosts findings
 	var lookups, judged int
-	blind := blindLookups(h)
+	mem := memLookups(h)
 	for _, l := range sortedOps(h) {
 		if l.Kind != history.RegLookup || !l.OK {
 			continue
@@ -400,7 +426,7 @@ func Registry(h history.History, c Config) Result {
 		}
 		counted := false
 		for _, cn := range byFlow[l.Flow] {
-			if started, ok := blind[keyOf(l)]; ok && (cn.inst != l.Instance || cn.lastRegister(l.Call) < started) {
+			if m, ok := mem[keyOf(l)]; ok && !m.owes(cn, l, c) {
 				continue
 			}
 			if last, must := cn.mustAppear(l, c); must {

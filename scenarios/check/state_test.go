@@ -256,6 +256,22 @@ func TestRegistryInstances(t *testing.T) {
 		{name: "an instance without Redis that read the flow since it started owes the others'", c: c,
 			h:       mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), mem(on("inst-1", lookup("i1", "f1", 0.7, "c1")))),
 			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c0 missing"}},
+		// registry-26a5b9cc-3 and explore seed 21212, registry-c3c4e133:
+		// its memory knows another instance's connection only as its last
+		// read from Redis saw it, which expires 1.3 s; the heartbeat at
+		// 1.2 s went to Redis, which this lookup missed.
+		{name: "an instance without Redis owes the others' only as its last read saw them", c: c,
+			h: mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), on("inst-0", reg(history.RegHeartbeat, "c0", "f1", 1.2, 1.21)),
+				on("inst-1", reg(history.RegHeartbeat, "c1", "f1", 1.2, 1.21)), mem(on("inst-1", lookup("i1", "f1", 1.5, "c1")))),
+			verdict: verdict.Pass},
+		{name: "and its own as ever", c: c,
+			h: mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), on("inst-0", reg(history.RegHeartbeat, "c0", "f1", 1.2, 1.21)),
+				on("inst-1", reg(history.RegHeartbeat, "c1", "f1", 1.2, 1.21)), mem(on("inst-1", lookup("i1", "f1", 1.5)))),
+			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c1 missing"}},
+		{name: "the same answered from Redis owes the others'", c: c,
+			h: mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), on("inst-0", reg(history.RegHeartbeat, "c0", "f1", 1.2, 1.21)),
+				on("inst-1", reg(history.RegHeartbeat, "c1", "f1", 1.2, 1.21)), on("inst-1", lookup("i1", "f1", 1.5, "c1"))),
+			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c0 missing"}},
 	})
 }
 
