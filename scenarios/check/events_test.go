@@ -375,6 +375,17 @@ func TestDelivery(t *testing.T) {
 			verdict: verdict.Pass, metrics: map[string]float64{"delivery_late": 0}},
 		{name: "own instance's event just before Redis was cut off: late", h: mkOn(cutAt19, edge("inst-0"), s1i, all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
 			verdict: verdict.Fail, err: ErrDeliveryLate},
+		// explore seed 21212, delivery-707ec9a3: another instance's event,
+		// published while the subscriber was between connections, 250 ms
+		// before a failover; its next connection got it after the switch.
+		{name: "another instance's event in a reconnect gap just before Redis was cut off: not late",
+			h: mkOn(cutAt19, edge("inst-1"), on(subscribe("s1", "f1", 0, 1.89), "inst-0"), on(subscribe("s1", "f1", 1.95, 10), "inst-0"),
+				all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
+			verdict: verdict.Pass, metrics: map[string]float64{"delivery_late": 0}},
+		{name: "the same without the fault: late",
+			h: mkOn(nil, edge("inst-1"), on(subscribe("s1", "f1", 0, 1.89), "inst-0"), on(subscribe("s1", "f1", 1.95, 10), "inst-0"),
+				all[0], dlv("s1", "f1", "p0-2", 3.1, 3.1), all[2]),
+			verdict: verdict.Fail, err: ErrDeliveryLate},
 		{name: "all delivered", h: mk(nil, append([]history.Op{s1}, all...)...), verdict: verdict.Pass,
 			metrics: map[string]float64{"delivery_expected": 3, "delivery_lost": 0, "delivery_p50_ms": 20, "delivery_p99_ms": 30, "delivery_max_ms": 30}},
 		{name: "one never delivered", h: mk(nil, s1, all[0], all[2]), verdict: verdict.Fail, err: ErrDeliveryLost,
