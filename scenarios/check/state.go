@@ -292,18 +292,25 @@ func (m memLookup) owes(cn *conn, l history.Op, c Config) bool {
 // registry-6b1dddf5); one that read the flow before knows another
 // instance's connection until the expiry that read saw, not the heartbeats
 // that went to Redis since (registry-26a5b9cc-3; explore seed 21212,
-// registry-c3c4e133). A lookup says it answered from memory (mode memory)
-// or overlaps a window of Redis-side faults, where it may have whatever
-// mode it reports: a lookup that misses its budget answers from memory
-// before the layer changes mode, and a layer need not say which answered
-// (explore seed 18181, registry-2ac417fc: a process restarted 100 ms
-// before a hang listed none of the other instance's connections, mode
-// redis).
-func memLookups(h history.History) map[lookupKey]memLookup {
+// registry-b1809e93), which holds in a window of Redis-side faults or less
+// than Config.Resync after one: later, a layer still answering from memory
+// has not noticed Redis is back, and owes what Redis holds
+// (TestRegistryResyncCaught). A lookup says it answered from memory (mode
+// memory) or overlaps a window of Redis-side faults, where it may have
+// whatever mode it reports: a lookup that misses its budget answers from
+// memory before the layer changes mode, and a layer need not say which
+// answered (explore seed 18181, registry-2ac417fc: a process restarted
+// 100 ms before a hang listed none of the other instance's connections,
+// mode redis).
+func memLookups(h history.History, c Config) map[lookupKey]memLookup {
 	out := map[lookupKey]memLookup{}
 	started := map[string]time.Duration{} // instance → return of its last exit
 	read := map[[2]string]time.Duration{} // instance, flow → call of its last lookup from Redis
 	cut := windowsOf(redisSide(faultsOf(h)))
+	resync := slices.Clone(cut)
+	for i := range resync {
+		resync[i].End += c.Resync
+	}
 	for _, o := range sortedOps(h) {
 		switch {
 		case o.Kind == history.InstanceExit:
@@ -312,7 +319,9 @@ func memLookups(h history.History) map[lookupKey]memLookup {
 			k := [2]string{o.Instance, o.Flow}
 			if o.Mode == impl.ModeMemory || overlapsAny(cut, o) {
 				at, ok := read[k]
-				out[keyOf(o)] = memLookup{blind: !ok || at < started[o.Instance], started: started[o.Instance], read: at}
+				if blind := !ok || at < started[o.Instance]; blind || overlapsAny(resync, o) {
+					out[keyOf(o)] = memLookup{blind: blind, started: started[o.Instance], read: at}
+				}
 				continue
 			}
 			read[k] = o.Call
@@ -411,7 +420,7 @@ func Registry(h history.History, c Config) Result {
 	byFlow := conns(h, c)
 	var vanished, lingered, ghosts findings
 	var lookups, judged int
-	mem := memLookups(h)
+	mem := memLookups(h, c)
 	for _, l := range sortedOps(h) {
 		if l.Kind != history.RegLookup || !l.OK {
 			continue

@@ -226,6 +226,14 @@ func TestRegistryInstances(t *testing.T) {
 	mk := func(ops ...history.Op) history.History {
 		return hist(nil, append(append(append([]history.Op(nil), c1...), c0...), ops...)...)
 	}
+	// afterHang: inst-1 reads f1 from Redis at 0.35 s, both connections
+	// heartbeat at 1.2 s, Redis hangs from 1.3 s to 1.4 s, and inst-1
+	// answers a lookup at "at" from memory with ids.
+	afterHang := func(at float64, ids ...string) history.History {
+		return hist([]history.Fault{fault("timeout", 1.3, 1.4)}, append(append(append([]history.Op(nil), c1...), c0...),
+			on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), on("inst-0", reg(history.RegHeartbeat, "c0", "f1", 1.2, 1.21)),
+			on("inst-1", reg(history.RegHeartbeat, "c1", "f1", 1.2, 1.21)), mem(on("inst-1", lookup("i1", "f1", at, ids...))))...)
+	}
 	runTable(t, "registry", Registry, []tc{
 		{name: "stopped with its instance", c: c,
 			h:       mk(stop, on("inst-0", lookup("i0", "f1", 0.7, "c0"))),
@@ -256,22 +264,24 @@ func TestRegistryInstances(t *testing.T) {
 		{name: "an instance without Redis that read the flow since it started owes the others'", c: c,
 			h:       mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), mem(on("inst-1", lookup("i1", "f1", 0.7, "c1")))),
 			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c0 missing"}},
-		// registry-26a5b9cc-3 and explore seed 21212, registry-c3c4e133:
-		// its memory knows another instance's connection only as its last
-		// read from Redis saw it, which expires 1.3 s; the heartbeat at
-		// 1.2 s went to Redis, which this lookup missed.
+		// registry-26a5b9cc-3 and explore seed 21212, registry-b1809e93:
+		// in a Redis-side fault, or less than Resync after it, its memory
+		// knows another instance's connection only as its last read from
+		// Redis saw it, which expires 1.3 s; the heartbeat at 1.2 s went
+		// to Redis, which this lookup missed.
 		{name: "an instance without Redis owes the others' only as its last read saw them", c: c,
-			h: mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), on("inst-0", reg(history.RegHeartbeat, "c0", "f1", 1.2, 1.21)),
-				on("inst-1", reg(history.RegHeartbeat, "c1", "f1", 1.2, 1.21)), mem(on("inst-1", lookup("i1", "f1", 1.5, "c1")))),
-			verdict: verdict.Pass},
+			h: afterHang(1.5, "c1"), verdict: verdict.Pass},
 		{name: "and its own as ever", c: c,
-			h: mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), on("inst-0", reg(history.RegHeartbeat, "c0", "f1", 1.2, 1.21)),
-				on("inst-1", reg(history.RegHeartbeat, "c1", "f1", 1.2, 1.21)), mem(on("inst-1", lookup("i1", "f1", 1.5)))),
-			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c1 missing"}},
+			h: afterHang(1.5), verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c1 missing"}},
 		{name: "the same answered from Redis owes the others'", c: c,
-			h: mk(on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), on("inst-0", reg(history.RegHeartbeat, "c0", "f1", 1.2, 1.21)),
-				on("inst-1", reg(history.RegHeartbeat, "c1", "f1", 1.2, 1.21)), on("inst-1", lookup("i1", "f1", 1.5, "c1"))),
+			h: hist([]history.Fault{fault("timeout", 1.3, 1.4)}, append(append(append([]history.Op(nil), c1...), c0...),
+				on("inst-1", lookup("i1", "f1", 0.35, "c0", "c1")), on("inst-0", reg(history.RegHeartbeat, "c0", "f1", 1.2, 1.21)),
+				on("inst-1", reg(history.RegHeartbeat, "c1", "f1", 1.2, 1.21)), on("inst-1", lookup("i1", "f1", 1.9, "c1")))...),
 			verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c0 missing"}},
+		// A layer still answering from memory Resync after the fault has
+		// not noticed Redis is back (TestRegistryResyncCaught's mutant).
+		{name: "from memory past resync after the fault: owes the others'", c: c,
+			h: afterHang(1.9, "c1"), verdict: verdict.Fail, err: ErrVanished, evidence: []string{"connection c0 missing"}},
 	})
 }
 
