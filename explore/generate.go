@@ -144,16 +144,14 @@ func (g Generator) Generate(seed int64, index int) Scenario {
 }
 
 // oneProcessFault drops, from faults sorted by start, a fault whose window
-// overlaps an earlier kept one it conflicts with (scenarios.Conflict: one
-// process held by two faults, a CONFIG SET over a killed server; in either
-// order for two that start together), as scenarios.Parse refuses.
+// overlaps an earlier kept one it conflicts with (scenarios.ConflictAt: one
+// process held by two faults, a CONFIG SET over a killed server), as
+// scenarios.Parse refuses.
 func oneProcessFault(fs []Fault, d Dur) []Fault {
 	var out []Fault
 	for _, f := range fs {
 		if !slices.ContainsFunc(out, func(g Fault) bool {
-			conflict := scenarios.Conflict(g.Fault, g.Params, f.Fault, f.Params) != "" ||
-				(f.At == g.At && scenarios.Conflict(f.Fault, f.Params, g.Fault, g.Params) != "")
-			return f.At < g.end(d) && g.At < f.end(d) && conflict
+			return f.At < g.end(d) && g.At < f.end(d) && scenarios.ConflictAt(g.Fault, g.Params, time.Duration(g.At), f.Fault, f.Params, time.Duration(f.At)) != ""
 		}) {
 			out = append(out, f)
 		}

@@ -351,15 +351,20 @@ func processHeld(k string, params map[string]string) string {
 	return ""
 }
 
-// conflictAt is Conflict of two steps, the one that starts first first
-// (either order when they start together).
+// conflictAt is ConflictAt of two steps.
 func conflictAt(g, f FaultStep) string {
-	if f.At < g.At {
-		g, f = f, g
+	return ConflictAt(g.Fault, g.Params, g.At.D(), f.Fault, f.Params, f.At.D())
+}
+
+// ConflictAt is Conflict of faults a and b starting at aAt and bAt, the one
+// that starts first first (either order when they start together).
+func ConflictAt(a string, aParams map[string]string, aAt time.Duration, b string, bParams map[string]string, bAt time.Duration) string {
+	if bAt < aAt {
+		a, aParams, b, bParams = b, bParams, a, aParams
 	}
-	why := Conflict(g.Fault, g.Params, f.Fault, f.Params)
-	if why == "" && f.At == g.At {
-		why = Conflict(f.Fault, f.Params, g.Fault, g.Params)
+	why := Conflict(a, aParams, b, bParams)
+	if why == "" && aAt == bAt {
+		why = Conflict(b, bParams, a, aParams)
 	}
 	return why
 }

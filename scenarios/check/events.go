@@ -836,10 +836,10 @@ func reachable(p, w history.Op, fs []history.Fault, cut []window, flight time.Du
 // subscriptions, the slowest deliveries 48 and 73 ms). Zero when the late
 // check is off.
 func inFlight(pubs map[eventKey]history.Op, dels map[subKey]*received, c Config) time.Duration {
-	var slowest time.Duration
 	if c.DeliveryLate <= 0 {
 		return 0
 	}
+	var slowest time.Duration
 	for k, got := range dels {
 		for id, ds := range got.byID {
 			p, ok := pubs[eventKey{k.flow, id}]
