@@ -941,8 +941,16 @@ func (b *Bus) Subscribe(ctx context.Context, flowID, after string) (<-chan impl.
 		}
 		if rdb, _ := b.m.client(); b.redis && rdb != nil {
 			// The stream gives the order: what this layer holds in
-			// memory for the client comes after the catch-up.
+			// memory for the client comes after the catch-up. So do
+			// its own writes after the position, in acknowledgement
+			// order among the memory events: those the catch-up
+			// delivers are skipped then, and one that a restart
+			// without persistence or a failover took from the stream
+			// still goes ahead of the memory events acknowledged after
+			// it (explore's reordered-8d55309d: handed with the next
+			// memory event, after eight).
 			s.hold = true
+			s.handOwn()
 		} else if b.redis {
 			// After the backlog: this layer's writes go among its
 			// memory events in acknowledgement order (see handOwn).
@@ -1071,10 +1079,14 @@ func (s *sub) catchUp(ctx context.Context) bool {
 				xs = xs[1:]
 			} else {
 				s.mu.Lock()
-				if s.pos.sid == from {
+				lost := s.pos.sid == from
+				if lost {
 					s.pos.lose(from)
 				}
 				s.mu.Unlock()
+				if lost {
+					s.discarded(ctx, from)
+				}
 			}
 		}
 		for _, x := range xs {
@@ -1098,6 +1110,51 @@ func (s *sub) catchUp(ctx context.Context) bool {
 				return true
 			}
 		}
+	}
+}
+
+// maxDiscarded bounds the events discarded names in a position, newest
+// first: a publish whose reply was lost wrote one of the last entries
+// before its connection dropped.
+const maxDiscarded = maxMaybe / 2
+
+// discarded names in the position (as maybe events) the events of the
+// entries up to stream ID from, which the stream no longer holds, that
+// this layer heard live: the subscriber had them, on the timeline a
+// failover (or a wipe) discarded. A publish among them whose reply was
+// lost was acknowledged from memory, and its layer, which never learned
+// where the attempt landed, replays it at a new ID naming no lost entry
+// (explore's duplicated-707ec9a3: a client that had the entry live
+// resumed and got the replay too). A layer that did not follow the flow
+// then cannot name them.
+func (s *sub) discarded(ctx context.Context, from string) {
+	var xs []redis.XMessage
+	err := s.b.m.call(ctx, "subscribe", s.b.m.io, func(ctx context.Context, rdb redis.UniversalClient) error {
+		var err error
+		xs, err = rdb.XRevRangeN(ctx, s.b.k.events(s.flow), from, "-", 1).Result()
+		return err
+	})
+	if err != nil {
+		return
+	}
+	kept := "0-0"
+	if len(xs) > 0 {
+		kept = xs[0].ID
+	}
+	es, _ := s.b.hub.heard.after(s.flow, kept)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, e := range es {
+		if cursorAfter(e.e.Cursor, from) {
+			break
+		}
+		if e.tag.origin == "" || !s.pos.covers(e.tag) {
+			names = append(names, idHash(e.e.ID))
+		}
+	}
+	for _, h := range names[max(0, len(names)-maxDiscarded):] {
+		s.pos.expect(h)
 	}
 }
 
