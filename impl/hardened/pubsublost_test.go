@@ -151,3 +151,53 @@ func TestOwnCloseNoDoubt(t *testing.T) {
 	b.m.fail(rdb, errors.New("verification: i/o timeout"))
 	assert.False(t, b.hub.dropped(rdb, io.EOF), "EOF after the breaker left the client")
 }
+
+// TestDeafHubHolds: the hub's Pub/Sub connection stops carrying messages
+// (a link that stalls before it breaks) while this layer's writes still
+// go through: the messages of w1, of another layer's write o1, and of w2,
+// written 150 ms after w1, never come. Then Redis goes away, and the
+// layer acknowledges m3 from memory. Its subscriber must not get w2 or m3
+// before o1 (guarantee 3): Redis acknowledged w2 long after w1, whose
+// message the hub never heard, so it cannot know what else it missed,
+// and waits for the catch-up. It handed w1, w2 and m3 during the outage
+// and o1 after it (explore seed 23232, reordered-da4c267d: a limit_data cut
+// left the hub deaf for 250 ms before its connection dropped; 25 events
+// of a publisher that moved came after its later ones).
+func TestDeafHubHolds(t *testing.T) {
+	ctx := bgCtx(t)
+	p, proxy, l, _ := proxied(ctx, t, func(cfg *impl.Config) { cfg.ProbeInterval = 50 * time.Millisecond })
+	b := l.Bus.(*Bus)
+	ch, err := b.Subscribe(ctx, "f", "")
+	require.NoError(t, err)
+	require.NoError(t, b.Publish(ctx, conformance.Event("f", "e0", 0, time.Now().UTC())))
+	require.Equal(t, "e0", conformance.Receive(t, ch, 5*time.Second).ID)
+
+	b.hub.mu.Lock()
+	ps := b.hub.ps
+	b.hub.mu.Unlock()
+	require.NoError(t, ps.Unsubscribe(ctx, b.k.channel("f")), "the hub goes deaf")
+	require.Eventually(t, func() bool {
+		b.hub.mu.Lock()
+		defer b.hub.mu.Unlock()
+		_, ok := b.hub.since["f"]
+		return !ok
+	}, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, b.Publish(ctx, conformance.Event("f", "w1", 1, time.Now().UTC())))
+	require.Equal(t, "redis", b.m.Mode(), "w1 written to Redis")
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer rdb.Close()
+	js, err := appendEvent(nil, conformance.Event("f", "o1", 0, time.Now().UTC()))
+	require.NoError(t, err)
+	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js), "o", other}}).Err())
+	time.Sleep(deafAfter + 50*time.Millisecond)
+	require.NoError(t, b.Publish(ctx, conformance.Event("f", "w2", 2, time.Now().UTC())))
+	require.Equal(t, "redis", b.m.Mode(), "w2 written to Redis")
+
+	require.NoError(t, proxy.SetEnabled(ctx, false))
+	require.Eventually(t, func() bool { return b.m.Mode() == "memory" }, 5*time.Second, 5*time.Millisecond, "breaker open")
+	require.NoError(t, b.Publish(ctx, conformance.Event("f", "m3", 3, time.Now().UTC())))
+	require.Eventually(t, func() bool { return !b.hub.doubt.Load() }, 5*time.Second, 5*time.Millisecond, "a probe found Redis unreachable")
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, proxy.SetEnabled(ctx, true))
+	assert.Equal(t, []string{"w1", "o1", "w2", "m3"}, receiveN(t, ch, 4))
+}

@@ -203,6 +203,46 @@ func (h *hub) behind(flow, sid string) bool {
 	return ok && cursorAfter(t, sid) && !h.b.sent.has(flow, t)
 }
 
+// deafAfter is how long Redis may go on acknowledging this layer's writes
+// after one whose message the hub did not hear (Redis sends a write's
+// reply and its message at once): past it, the Pub/Sub connection had
+// stopped carrying messages (see deaf).
+const deafAfter = 100 * time.Millisecond
+
+// deaf reports whether this layer's writes to flow after stream ID sid
+// show the hub deaf: Redis acknowledged one deafAfter or more after
+// another whose message the hub never heard. Its connection had stalled
+// while the writes went through (a link that stops carrying data before
+// it breaks), and it cannot know what other layers wrote meanwhile: a
+// client at sid may have a backlog only Redis holds (explore's
+// reordered-da4c267d: a hub deaf for 250 ms before its connection
+// dropped handed its writes and memory events ahead of another
+// instance's writes it never heard). The message of a write made just
+// before an outage, lost with the connection, is not deafness: no write
+// is acknowledged long after it.
+func (h *hub) deaf(flow, sid string) bool {
+	own, _ := h.b.sent.after(flow, sid)
+	var unheard, last time.Time
+	for _, e := range own {
+		if e.at.After(last) {
+			last = e.at
+		}
+		if (unheard.IsZero() || e.at.Before(unheard)) && !h.heard.has(flow, e.e.Cursor) {
+			unheard = e.at
+		}
+	}
+	return !unheard.IsZero() && last.Sub(unheard) >= deafAfter
+}
+
+// deafBehind reports whether the hub is deaf (see hub.deaf) to writes
+// after the subscriber's position.
+func (s *sub) deafBehind() bool {
+	s.mu.Lock()
+	sid := s.pos.sid
+	s.mu.Unlock()
+	return s.b.hub.deaf(s.flow, sid)
+}
+
 // up opens the Pub/Sub connection on a new client, subscribes every
 // followed flow, and has every subscriber catch up from the stream.
 func (h *hub) up(rdb redis.UniversalClient) {
@@ -455,7 +495,8 @@ func (h *hub) each(flow string, f func(*sub)) {
 // killed connection 4 ms before its reader did). With the breaker closed
 // the catch-up reads them; if Redis is out the breaker opens and fallback
 // decides again. So does a memory event acknowledged right after this
-// process was frozen (frozen): its connections may be as stale.
+// process was frozen (frozen), or while the hub is deaf (deaf): its
+// connections may be as stale.
 func (h *hub) local(me memEvent, broke bool) {
 	if rdb, _ := h.b.m.client(); rdb == nil && h.attached.Load() {
 		// The publish must not wait for the close (tls_mismatch: 985 ms
@@ -467,7 +508,7 @@ func (h *hub) local(me memEvent, broke bool) {
 	}
 	attached := h.attached.Load()
 	h.each(me.e.FlowID, func(s *sub) {
-		if attached && (broke || h.frozen()) {
+		if attached && (broke || h.frozen() || s.deafBehind()) {
 			s.holdForCatchUp()
 		} else if attached && s.handOwn() {
 			// The ring no longer covers the position: the catch-up
@@ -794,9 +835,10 @@ func (s *sub) fallback() {
 	s.mu.Lock()
 	sid := s.pos.sid
 	s.mu.Unlock()
-	behind := s.b.hub.behind(s.flow, sid)
+	deaf := s.b.hub.deaf(s.flow, sid)
+	behind := deaf || s.b.hub.behind(s.flow, sid)
 	var heard []item
-	if behind {
+	if behind && !deaf {
 		var complete bool
 		heard, complete = s.b.hub.heardAfter(s.flow, sid)
 		behind = !complete || !s.ownHeard(heard)
