@@ -138,6 +138,14 @@ func (f *flagFault) Window() (start, end time.Duration) {
 // and 20202, runs not judged). A process such a fault has ended stays
 // down: the fault's undo starts it, with the flags then in force.
 func (r *run) restartAll(ctx context.Context, off []string) (held, built time.Duration, err error) {
+	// The instances closed are built again even when the traffic ends
+	// meanwhile (its context cancelled): closing one whose outbox cannot
+	// drain takes seconds, and an instance left down never writes what
+	// its journal kept (explore seed 23232, lost-7ef3dfe9: the start was
+	// cancelled, the process killed, and the undo took it for one an
+	// instance fault had ended).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flagBuild)
+	defer cancel()
 	for _, c := range r.children {
 		c.op.Lock()
 		defer c.op.Unlock()
@@ -178,6 +186,10 @@ func (r *run) restartAll(ctx context.Context, off []string) (held, built time.Du
 		held.Round(time.Millisecond), (built - held).Round(time.Millisecond))
 	return held, built, nil
 }
+
+// flagBuild bounds a flag step's restart of every instance, which the end
+// of the traffic does not cut short.
+const flagBuild = time.Minute
 
 // turnOff clears the named flags in cfg.
 func turnOff(cfg *impl.Config, off []string) {
