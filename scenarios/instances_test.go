@@ -575,13 +575,7 @@ checks:
 // flag started a process failed the run (explore seeds 19191 and 20202).
 func TestFlagOverInstanceKill(t *testing.T) {
 	t.Parallel()
-	needRedis(t)
-	reg := childProfiles()
-	spec, err := Parse("flag_over_kill", []byte(flagOverKillSpec), DefaultKnown(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, h := runInstances(t, spec, "hardened", reg)
+	o, h := runHardenedSpec(t, "flag_over_kill", flagOverKillSpec)
 	if r, _ := result(o, "error_rate"); r.Verdict != verdict.Pass {
 		t.Errorf("error_rate: %s (%v)", r.Verdict, r.Err)
 	}
@@ -625,13 +619,7 @@ checks:
 // 23232, lost-7ef3dfe9: 3 acknowledged events missing, a false NO-GO).
 func TestFlagPastTraffic(t *testing.T) {
 	t.Parallel()
-	needRedis(t)
-	reg := childProfiles()
-	spec, err := Parse("flag_past_traffic", []byte(flagPastTrafficSpec), DefaultKnown(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, h := runInstances(t, spec, "hardened", reg)
+	o, h := runHardenedSpec(t, "flag_past_traffic", flagPastTrafficSpec)
 	if r, _ := result(o, "lost"); r.Verdict != verdict.Pass {
 		t.Errorf("lost: %s (%v); notes %q", r.Verdict, r.Err, o.Notes)
 	}
@@ -639,4 +627,16 @@ func TestFlagPastTraffic(t *testing.T) {
 		t.Errorf("notes %q: no instance fault ended inst-0", o.Notes)
 	}
 	assertNothingLeft(t, h)
+}
+
+// runHardenedSpec parses spec and runs it against hardened instance processes.
+func runHardenedSpec(t *testing.T, name, spec string) (Outcome, history.History) {
+	t.Helper()
+	needRedis(t)
+	reg := childProfiles()
+	sp, err := Parse(name, []byte(spec), DefaultKnown(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runInstances(t, sp, "hardened", reg)
 }
