@@ -496,9 +496,15 @@ func (h *hub) each(flow string, f func(*sub)) {
 // the catch-up reads them; if Redis is out the breaker opens and fallback
 // decides again. So does a memory event acknowledged right after this
 // process was frozen (frozen), or while the hub is deaf (deaf): its
-// connections may be as stale.
+// connections may be as stale. And one acknowledged while Redis answers
+// but the hub does not follow the flow on its connection (it is coming
+// up, its SUBSCRIBE not confirmed): what other layers wrote meanwhile
+// reaches the subscriber only through the catch-up, which Redis can
+// serve (explore's reordered-4fa47489: a memory event 5 ms behind another
+// instance's write came first, just after an outage).
 func (h *hub) local(me memEvent, broke bool) {
-	if rdb, _ := h.b.m.client(); rdb == nil && h.attached.Load() {
+	rdb, _ := h.b.m.client()
+	if rdb == nil && h.attached.Load() {
 		// The publish must not wait for the close (tls_mismatch: 985 ms
 		// publishes while the reader dialled a server that no longer
 		// spoke TLS).
@@ -507,8 +513,12 @@ func (h *hub) local(me memEvent, broke bool) {
 		}
 	}
 	attached := h.attached.Load()
+	h.mu.Lock()
+	_, following := h.since[me.e.FlowID]
+	h.mu.Unlock()
+	unheard := rdb != nil && !following
 	h.each(me.e.FlowID, func(s *sub) {
-		if attached && (broke || h.frozen() || s.deafBehind()) {
+		if unheard || attached && (broke || h.frozen() || s.deafBehind()) {
 			s.holdForCatchUp()
 		} else if attached && s.handOwn() {
 			// The ring no longer covers the position: the catch-up
