@@ -390,7 +390,7 @@ func (b *Bus) remember(p pending, line []byte) (*jbatch, error) {
 		}
 	}
 	b.keep(me)
-	b.hub.local(me, p.broke)
+	b.hub.local(me, p.broke || p.written != nil)
 	return synced, nil
 }
 

@@ -487,7 +487,7 @@ func (h *hub) each(flow string, f func(*sub)) {
 //
 // A publish that fell back because its connection broke (EOF, reset: not a
 // timeout) while the hub looks attached holds the subscribers for a
-// catch-up instead: Redis dropped this layer's connections (a failover's
+// catch-up instead (hold): Redis dropped this layer's connections (a failover's
 // sentinels kill the clients of the primary they demote), the Pub/Sub one
 // most likely with them, its reader not at the EOF yet, and the stream may
 // hold other layers' writes this one never heard (catalogue
@@ -496,13 +496,18 @@ func (h *hub) each(flow string, f func(*sub)) {
 // the catch-up reads them; if Redis is out the breaker opens and fallback
 // decides again. So does a memory event acknowledged right after this
 // process was frozen (frozen), or while the hub is deaf (deaf): its
-// connections may be as stale. And one acknowledged while Redis answers
-// but the hub does not follow the flow on its connection (it is coming
-// up, its SUBSCRIBE not confirmed): what other layers wrote meanwhile
-// reaches the subscriber only through the catch-up, which Redis can
-// serve (explore's reordered-4fa47489: a memory event 5 ms behind another
-// instance's write came first, just after an outage).
-func (h *hub) local(me memEvent, broke bool) {
+// connections may be as stale. So does one acknowledged behind the
+// flow's outbox while Redis answers (hold: the publish waits for the
+// replay to write it): other layers' writes just before it may have
+// messages the reader has not taken yet, and the catch-up, which Redis
+// can serve, gives the stream's order (explore's reordered-4fa47489: a
+// memory event acknowledged 0.4 ms after another instance's write, whose
+// message the reader took after it, came first). And one acknowledged
+// while Redis answers but the hub does not follow the flow on its
+// connection (it is coming up, its SUBSCRIBE not confirmed): what other
+// layers wrote meanwhile reaches the subscriber only through the
+// catch-up.
+func (h *hub) local(me memEvent, hold bool) {
 	rdb, _ := h.b.m.client()
 	if rdb == nil && h.attached.Load() {
 		// The publish must not wait for the close (tls_mismatch: 985 ms
@@ -518,7 +523,7 @@ func (h *hub) local(me memEvent, broke bool) {
 	h.mu.Unlock()
 	unheard := rdb != nil && !following
 	h.each(me.e.FlowID, func(s *sub) {
-		if unheard || attached && (broke || h.frozen() || s.deafBehind()) {
+		if unheard || attached && (hold || h.frozen() || s.deafBehind()) {
 			s.holdForCatchUp()
 		} else if attached && s.handOwn() {
 			// The ring no longer covers the position: the catch-up
