@@ -165,7 +165,10 @@ func TestOwnCloseNoDoubt(t *testing.T) {
 // of a publisher that moved came after its later ones).
 func TestDeafHubHolds(t *testing.T) {
 	ctx := bgCtx(t)
-	p, proxy, l, _ := proxied(ctx, t, func(cfg *impl.Config) { cfg.ProbeInterval = 50 * time.Millisecond })
+	p, proxy, l, _ := proxied(ctx, t, func(cfg *impl.Config) {
+		// A loaded machine must not take w1 or w2 to memory.
+		cfg.ProbeInterval, cfg.PublishBudget = 50*time.Millisecond, 2*time.Second
+	})
 	b := l.Bus.(*Bus)
 	ch, err := b.Subscribe(ctx, "f", "")
 	require.NoError(t, err)
@@ -173,16 +176,14 @@ func TestDeafHubHolds(t *testing.T) {
 	require.Equal(t, "e0", conformance.Receive(t, ch, 5*time.Second).ID)
 
 	stopFollowing(t, b) // the hub goes deaf
-	require.NoError(t, b.Publish(ctx, conformance.Event("f", "w1", 1, time.Now().UTC())))
-	require.Equal(t, "redis", b.m.Mode(), "w1 written to Redis")
+	written(ctx, t, b, "w1")
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer rdb.Close()
 	js, err := appendEvent(nil, conformance.Event("f", "o1", 0, time.Now().UTC()))
 	require.NoError(t, err)
 	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js), "o", other}}).Err())
 	time.Sleep(deafAfter + 50*time.Millisecond)
-	require.NoError(t, b.Publish(ctx, conformance.Event("f", "w2", 2, time.Now().UTC())))
-	require.Equal(t, "redis", b.m.Mode(), "w2 written to Redis")
+	written(ctx, t, b, "w2")
 
 	require.NoError(t, proxy.SetEnabled(ctx, false))
 	require.Eventually(t, func() bool { return b.m.Mode() == "memory" }, 5*time.Second, 5*time.Millisecond, "breaker open")
@@ -237,4 +238,13 @@ func TestBehindOutboxHolds(t *testing.T) {
 	_, err := b.remember(pending{memEvent: memEvent{e: conformance.Event("f", "m2", 0, time.Now().UTC())}, written: make(chan struct{})}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"o1", "m2"}, receiveN(t, ch, 2))
+}
+
+// written publishes event id to flow f through b and requires that Redis
+// acknowledged it.
+func written(ctx context.Context, t *testing.T, b *Bus, id string) {
+	t.Helper()
+	nctx, note := impl.WithModeNote(ctx)
+	require.NoError(t, b.Publish(nctx, conformance.Event("f", id, 0, time.Now().UTC())))
+	require.Equal(t, impl.ModeRedis, note.Or(""), "%s written to Redis", id)
 }
