@@ -153,16 +153,18 @@ func TestOwnCloseNoDoubt(t *testing.T) {
 }
 
 // TestDeafHubHolds: the hub's Pub/Sub connection stops carrying messages
-// (a link that stalls before it breaks) while this layer's writes still
-// go through: the messages of w1, of another layer's write o1, and of w2,
-// written 150 ms after w1, never come. Then Redis goes away, and the
-// layer acknowledges m3 from memory. Its subscriber must not get w2 or m3
+// (a link that stalls before it breaks) while writes still go through:
+// the messages of another layer's write o1, of w1 and of w2, written 150
+// ms after w1, never come. Then Redis goes away, and the layer
+// acknowledges m3 from memory. Its subscriber must not get w1, w2 or m3
 // before o1 (guarantee 3): Redis acknowledged w2 long after w1, whose
 // message the hub never heard, so it cannot know what else it missed,
 // and waits for the catch-up. It handed w1, w2 and m3 during the outage
-// and o1 after it (explore seed 23232, reordered-da4c267d: a limit_data cut
-// left the hub deaf for 250 ms before its connection dropped; 25 events
-// of a publisher that moved came after its later ones).
+// and o1 after it (explore seed 23232, reordered-da4c267d: a limit_data
+// cut left the hub deaf for 250 ms before its connection dropped; 25
+// events of a publisher that moved came after its later ones). o1 comes
+// first so that a catch-up at any moment (a starved process's clock
+// watch) cannot make the right order look wrong.
 func TestDeafHubHolds(t *testing.T) {
 	ctx := bgCtx(t)
 	p, proxy, l, _ := proxied(ctx, t, func(cfg *impl.Config) {
@@ -176,12 +178,12 @@ func TestDeafHubHolds(t *testing.T) {
 	require.Equal(t, "e0", conformance.Receive(t, ch, 5*time.Second).ID)
 
 	stopFollowing(t, b) // the hub goes deaf
-	written(ctx, t, b, "w1")
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
 	defer rdb.Close()
 	js, err := appendEvent(nil, conformance.Event("f", "o1", 0, time.Now().UTC()))
 	require.NoError(t, err)
 	require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: b.k.events("f"), Values: []any{"event", string(js), "o", other}}).Err())
+	written(ctx, t, b, "w1")
 	time.Sleep(deafAfter + 50*time.Millisecond)
 	written(ctx, t, b, "w2")
 
@@ -191,7 +193,7 @@ func TestDeafHubHolds(t *testing.T) {
 	require.Eventually(t, func() bool { return !b.hub.doubt.Load() }, 5*time.Second, 5*time.Millisecond, "a probe found Redis unreachable")
 	time.Sleep(200 * time.Millisecond)
 	require.NoError(t, proxy.SetEnabled(ctx, true))
-	assert.Equal(t, []string{"w1", "o1", "w2", "m3"}, receiveN(t, ch, 4))
+	assert.Equal(t, []string{"o1", "w1", "w2", "m3"}, receiveN(t, ch, 4))
 }
 
 // TestUnsubscribedHolds: Redis answers but the hub does not follow the

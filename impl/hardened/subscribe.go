@@ -89,9 +89,6 @@ type hub struct {
 	// SIGSTOP, a VM stall), both as time since base (monotonic).
 	base           time.Time
 	ticked, thawed atomic.Int64
-	// upAt is when the current Pub/Sub connection was opened, as time
-	// since base (see deaf).
-	upAt atomic.Int64
 }
 
 // Clock watch: watchClock runs every clockTick; a gap past frozenAfter
@@ -212,33 +209,38 @@ func (h *hub) behind(flow, sid string) bool {
 // stopped carrying messages (see deaf).
 const deafAfter = 100 * time.Millisecond
 
-// deaf reports whether this layer's recent writes to flow show the hub
-// deaf: Redis acknowledged one deafAfter or more after another, made on
-// the hub's current connection, whose message the hub never heard. That
-// connection had stalled while the writes went through (a link that
-// stops carrying data before it breaks), and the hub cannot know what
-// other layers wrote meanwhile: a client may have a backlog only Redis
-// holds, whatever its position (a catch-up may have taken it past the
-// first unheard write; explore's reordered-da4c267d: a hub deaf for 250
-// ms before its connection dropped handed its writes and memory events
-// ahead of another instance's writes it never heard). The message of a
-// write made just before an outage, lost with the connection, is not
-// deafness: no write is acknowledged long after it.
-func (h *hub) deaf(flow string) bool {
-	own, _ := h.b.sent.after(flow, "0-0")
-	since := h.base.Add(time.Duration(h.upAt.Load()))
-	var last time.Time
+// deaf reports whether this layer's writes to flow after stream ID sid
+// show the hub deaf: Redis acknowledged one deafAfter or more after
+// another whose message the hub never heard. Its connection had stalled
+// while the writes went through (a link that stops carrying data before
+// it breaks), and it cannot know what other layers wrote meanwhile: a
+// client at sid may have a backlog only Redis holds (explore's
+// reordered-da4c267d: a hub deaf for 250 ms before its connection
+// dropped handed its writes and memory events ahead of another
+// instance's writes it never heard). The message of a write made just
+// before an outage, lost with the connection, is not deafness: no write
+// is acknowledged long after it.
+func (h *hub) deaf(flow, sid string) bool {
+	own, _ := h.b.sent.after(flow, sid)
+	var unheard, last time.Time
 	for _, e := range own {
 		if e.at.After(last) {
 			last = e.at
 		}
-	}
-	for _, e := range own {
-		if !e.at.Before(since) && last.Sub(e.at) >= deafAfter && !h.heard.has(flow, e.e.Cursor) {
-			return true
+		if (unheard.IsZero() || e.at.Before(unheard)) && !h.heard.has(flow, e.e.Cursor) {
+			unheard = e.at
 		}
 	}
-	return false
+	return !unheard.IsZero() && last.Sub(unheard) >= deafAfter
+}
+
+// deafBehind reports whether the hub is deaf (see hub.deaf) to writes
+// after the subscriber's position.
+func (s *sub) deafBehind() bool {
+	s.mu.Lock()
+	sid := s.pos.sid
+	s.mu.Unlock()
+	return s.b.hub.deaf(s.flow, sid)
 }
 
 // up opens the Pub/Sub connection on a new client, subscribes every
@@ -256,7 +258,6 @@ func (h *hub) up(rdb redis.UniversalClient) {
 	clear(h.since)
 	h.attached.Store(true)
 	h.doubt.Store(false)
-	h.upAt.Store(int64(time.Since(h.base)))
 	var chans []string
 	for flow := range h.subs {
 		chans = append(chans, h.b.k.channel(flow))
@@ -520,9 +521,9 @@ func (h *hub) local(me memEvent, hold bool) {
 	h.mu.Lock()
 	_, following := h.since[me.e.FlowID]
 	h.mu.Unlock()
-	catchUp := rdb != nil && !following || attached && (hold || h.frozen() || h.deaf(me.e.FlowID))
+	unheard := rdb != nil && !following
 	h.each(me.e.FlowID, func(s *sub) {
-		if catchUp {
+		if unheard || attached && (hold || h.frozen() || s.deafBehind()) {
 			s.holdForCatchUp()
 		} else if attached && s.handOwn() {
 			// The ring no longer covers the position: the catch-up
@@ -849,7 +850,7 @@ func (s *sub) fallback() {
 	s.mu.Lock()
 	sid := s.pos.sid
 	s.mu.Unlock()
-	deaf := s.b.hub.deaf(s.flow)
+	deaf := s.b.hub.deaf(s.flow, sid)
 	behind := deaf || s.b.hub.behind(s.flow, sid)
 	var heard []item
 	if behind && !deaf {
