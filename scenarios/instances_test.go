@@ -551,13 +551,16 @@ func TestInstanceCatalogue(t *testing.T) {
 }
 
 // flagOverKillSpec rolls the layer back (a flag step) while instance 1 is
-// killed, and ends the rollback before the kill's undo.
+// killed, and ends the rollback before the kill's undo. The traffic goes
+// on 9 s past the undo: on a loaded machine the rollback's own restart
+// of instance 0 took 7 s once (a clean-clone CI run), and the kill's undo
+// waits for it.
 const flagOverKillSpec = `name: flag_over_kill
 description: a flag step over a killed instance
 instances: 2
 instance_mode: process
 workload:
-  duration: 5s
+  duration: 12s
   publish: {rate: 100, flows: 2, publishers: 2}
 faults:
   - {at: 1s, for: 2s, fault: instance_kill, params: {instance: "1"}}
